@@ -1,0 +1,3 @@
+"""blankslate: the imperative half of an impermanent NixOS server."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,3 @@
+from blankslate.cli import main
+
+main()

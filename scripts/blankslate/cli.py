@@ -1,0 +1,224 @@
+"""The `blankslate` command line: parses arguments, calls one function, prints. No logic here."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+
+from blankslate import plan as plan_module
+from blankslate.errors import BlankslateError
+
+app = typer.Typer(
+    name="blankslate",
+    help="Make a NixOS server impermanent: install, audit and seed a root reset at every boot.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+class State:
+    debug = False
+
+
+PlanFile = Annotated[
+    Path | None,
+    typer.Option("--plan", help="Plan v1 JSON file.", dir_okay=False, rich_help_panel="Plan"),
+]
+Host = Annotated[
+    str | None,
+    typer.Option("--host", help="Evaluate nixosConfigurations.HOST.", rich_help_panel="Plan"),
+]
+Flake = Annotated[
+    str, typer.Option("--flake", help="Flake reference for --host.", rich_help_panel="Plan")
+]
+DryRun = Annotated[
+    bool, typer.Option("--dry-run", help="Print the mutating commands; change nothing.")
+]
+Yes = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
+Device = Annotated[
+    str | None, typer.Option("--device", help="Main btrfs device (default: backing persistPath).")
+]
+Mountpoint = Annotated[Path, typer.Option("--mountpoint", help="Where the layout is mounted.")]
+
+
+def load_plan(plan_file: Path | None, host: str | None, flake: str) -> plan_module.Plan:
+    if plan_file is not None and host is not None:
+        raise typer.BadParameter("give either --plan or --host, not both")
+    return plan_module.load(plan_file, host, flake)
+
+
+def not_yet_implemented(command: str) -> NoReturn:
+    raise BlankslateError(f"`blankslate {command}` is not yet implemented")
+
+
+@app.callback()
+def main_options(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Do not echo commands.")] = False,
+) -> None:
+    State.debug = debug
+    level = logging.DEBUG if debug else logging.WARNING if quiet else logging.INFO
+    logging.basicConfig(level=level, format="%(message)s", stream=sys.stderr, force=True)
+
+
+@app.command("plan")
+def plan_command(plan_file: PlanFile = None, host: Host = None, flake: Flake = ".") -> None:
+    """Print the validated plan as JSON."""
+    plan = load_plan(plan_file, host, flake)
+    print(json.dumps(plan.to_json(), indent=2))
+
+
+@app.command()
+def install(
+    plan_file: PlanFile = None,
+    host: Host = None,
+    flake: Flake = ".",
+    disk: Annotated[str | None, typer.Option(help="Whole disk to install onto.")] = None,
+    image: Annotated[Path | None, typer.Option(help="Disk image file (sparse).")] = None,
+    image_size: Annotated[str, typer.Option(help="Size of a new image.")] = "20G",
+    mountpoint: Mountpoint = Path("/mnt"),
+    yes: Yes = False,
+    dry_run: DryRun = False,
+    wipe: Annotated[bool, typer.Option(help="Allow a disk that already has data.")] = False,
+    no_passwords: Annotated[bool, typer.Option(help="Do not ask for passwords.")] = False,
+    no_nixos_install: Annotated[bool, typer.Option(help="Stop before nixos-install.")] = False,
+) -> None:
+    """Partition, format and lay out a disk, seed /persist, run nixos-install."""
+    not_yet_implemented("install")
+
+
+@app.command()
+def mount(
+    plan_file: PlanFile = None,
+    host: Host = None,
+    flake: Flake = ".",
+    disk: Annotated[str | None, typer.Option(help="Disk carrying the layout.")] = None,
+    image: Annotated[Path | None, typer.Option(help="Disk image carrying the layout.")] = None,
+    mountpoint: Mountpoint = Path("/mnt"),
+) -> None:
+    """Mount an existing layout (rescue, or to continue an install)."""
+    not_yet_implemented("mount")
+
+
+@app.command()
+def unmount(mountpoint: Mountpoint = Path("/mnt")) -> None:
+    """Unmount everything below the mountpoint, swap off, detach the image."""
+    not_yet_implemented("unmount")
+
+
+class HashMethod(StrEnum):
+    yescrypt = "yescrypt"
+    sha512 = "sha-512"
+
+
+@app.command()
+def passwd(
+    user: Annotated[str, typer.Argument(help="A user of the plan.")],
+    plan_file: PlanFile = None,
+    host: Host = None,
+    flake: Flake = ".",
+    root: Annotated[Path, typer.Option(help="Prefix for the password file.")] = Path("/"),
+    output: Annotated[Path | None, typer.Option(help="Write here instead.")] = None,
+    stdin: Annotated[bool, typer.Option("--stdin", help="Read one line from stdin.")] = False,
+    method: Annotated[HashMethod, typer.Option(help="Hash scheme.")] = HashMethod.yescrypt,
+) -> None:
+    """Write a user's hashed password file."""
+    not_yet_implemented("passwd")
+
+
+class Format(StrEnum):
+    text = "text"
+    json = "json"
+    yaml = "yaml"
+
+
+@app.command()
+def diff(
+    plan_file: PlanFile = None,
+    host: Host = None,
+    flake: Flake = ".",
+    device: Device = None,
+    root: Annotated[Path | None, typer.Option(help="Walk this tree (tmpfs/none).")] = None,
+    format: Annotated[Format, typer.Option("--format", help="Output format.")] = Format.text,
+    all_entries: Annotated[bool, typer.Option("--all", help="List every status.")] = False,
+    ignore_file: Annotated[Path | None, typer.Option(help="YAML ignore rules.")] = None,
+    fail_on_lost: Annotated[bool, typer.Option(help="Exit 1 when anything is lost.")] = False,
+) -> None:
+    """What lives on / that the next boot will erase."""
+    not_yet_implemented("diff")
+
+
+@app.command()
+def ignore(
+    pattern: Annotated[str, typer.Argument(help="Exact path, dir/** or a glob.")],
+    reason: Annotated[str, typer.Option(help="Why it may be erased.")],
+    ignore_file: Annotated[Path | None, typer.Option(help="YAML ignore rules.")] = None,
+) -> None:
+    """Add an audit ignore rule."""
+    not_yet_implemented("ignore")
+
+
+@app.command()
+def seed(
+    plan_file: PlanFile = None,
+    host: Host = None,
+    flake: Flake = ".",
+    root: Annotated[Path, typer.Option(help="The live tree to copy from.")] = Path("/"),
+    dry_run: DryRun = False,
+    yes: Yes = False,
+) -> None:
+    """Copy today's data of newly persisted paths into persistPath."""
+    not_yet_implemented("seed")
+
+
+@app.command()
+def roots(
+    plan_file: PlanFile = None, host: Host = None, flake: Flake = ".", device: Device = None
+) -> None:
+    """List the kept old roots."""
+    not_yet_implemented("roots")
+
+
+@app.command()
+def recover(
+    path: Annotated[str, typer.Argument(help="Absolute path as it was on /.")],
+    plan_file: PlanFile = None,
+    host: Host = None,
+    flake: Flake = ".",
+    from_root: Annotated[str | None, typer.Option("--from", help="Old root name.")] = None,
+    to: Annotated[Path | None, typer.Option(help="Copy into this directory.")] = None,
+    device: Device = None,
+) -> None:
+    """Copy a path back out of a kept old root."""
+    not_yet_implemented("recover")
+
+
+@app.command()
+def pin(
+    output: Annotated[Path, typer.Option(help="Nix file of pins to write.")] = Path("pins.nix"),
+    impermanence_rev: Annotated[str | None, typer.Option(help="Impermanence revision.")] = None,
+    source_url: Annotated[str | None, typer.Option(help="This project's repository URL.")] = None,
+    source_rev: Annotated[str | None, typer.Option(help="This project's revision.")] = None,
+) -> None:
+    """Pin impermanence (and blankslate) for a configuration.nix without flakes."""
+    not_yet_implemented("pin")
+
+
+def main() -> None:
+    try:
+        app()
+    except BlankslateError as error:
+        if State.debug:
+            raise
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        sys.exit(130)
