@@ -1,0 +1,46 @@
+"""btrfs-progs builders and probes. One function per `btrfs` command, so tests can assert argv."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from blankslate import process
+
+
+def mkfs_btrfs(device: str, *, label: str) -> list[str]:
+    return ["mkfs.btrfs", "--force", "--label", label, device]
+
+
+def subvolume_create(path: Path) -> list[str]:
+    return ["btrfs", "subvolume", "create", str(path)]
+
+
+def subvolume_snapshot(source: Path, target: Path, *, readonly: bool = False) -> list[str]:
+    args = ["btrfs", "subvolume", "snapshot"]
+    if readonly:
+        args.append("-r")
+    return [*args, str(source), str(target)]
+
+
+def subvolume_delete(path: Path) -> list[str]:
+    return ["btrfs", "subvolume", "delete", str(path)]
+
+
+def subvolume_show(path: Path) -> list[str]:
+    return ["btrfs", "subvolume", "show", str(path)]
+
+
+def property_get_ro(path: Path) -> list[str]:
+    return ["btrfs", "property", "get", "-ts", str(path), "ro"]
+
+
+def is_subvolume(path: Path) -> bool:
+    """A btrfs subvolume's root directory always has inode number 256."""
+    try:
+        return path.is_dir() and not path.is_symlink() and path.stat().st_ino == 256
+    except OSError:
+        return False
+
+
+def is_readonly(path: Path) -> bool:
+    return process.output(property_get_ro(path)).strip() == "ro=true"

@@ -1,0 +1,123 @@
+"""Mounting, unmounting and asking the kernel what is mounted (`mount`, `umount`, `findmnt`)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import tempfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from blankslate import process
+from blankslate.errors import BlankslateError
+
+
+def mount_cmd(
+    source: str, target: Path | str, *, options: Sequence[str] = (), fstype: str | None = None
+) -> list[str]:
+    args = ["mount"]
+    if fstype:
+        args += ["-t", fstype]
+    if options:
+        args += ["-o", ",".join(options)]
+    return [*args, "--", source, str(target)]
+
+
+def umount_cmd(target: Path | str, *, recursive: bool = False, lazy: bool = False) -> list[str]:
+    args = ["umount"]
+    if recursive:
+        args.append("-R")
+    if lazy:
+        args.append("-l")
+    return [*args, "--", str(target)]
+
+
+def findmnt_cmd(*, target: Path | str | None = None, source: str | None = None) -> list[str]:
+    args = ["findmnt", "--json", "--list", "--output", "TARGET,SOURCE,FSTYPE,OPTIONS"]
+    if target is not None:
+        args += ["--mountpoint", str(target)]
+    if source is not None:
+        args += ["--source", source]
+    return args
+
+
+@dataclass(frozen=True)
+class MountEntry:
+    target: str
+    source: str
+    fstype: str
+    options: tuple[str, ...]
+
+    @property
+    def device(self) -> str:
+        """The source without a btrfs subvolume suffix: "/dev/vda3[/persist]" -> "/dev/vda3"."""
+        return self.source.split("[", 1)[0]
+
+
+def _entries(args: list[str]) -> list[MountEntry]:
+    result = process.run(args, check=False, capture=True, mutating=False)
+    if result.returncode != 0 or not result.stdout.strip():
+        return []  # findmnt exits 1 when nothing matches
+    try:
+        rows = json.loads(result.stdout)["filesystems"]
+    except (ValueError, KeyError) as error:
+        raise BlankslateError(f"findmnt: unexpected output ({error})") from None
+    return [
+        MountEntry(row["target"], row["source"], row["fstype"], tuple(row["options"].split(",")))
+        for row in rows
+    ]
+
+
+def all_mounts() -> list[MountEntry]:
+    return _entries(findmnt_cmd())
+
+
+def mount_at(target: Path | str) -> MountEntry | None:
+    """The filesystem mounted exactly at `target`, or None."""
+    entries = _entries(findmnt_cmd(target=target))
+    return entries[-1] if entries else None
+
+
+def mounts_below(directory: Path | str) -> list[MountEntry]:
+    """Mounts at or below `directory`, deepest first (the order to unmount them)."""
+    base = str(Path(directory))
+    inside = [
+        entry
+        for entry in all_mounts()
+        if entry.target == base or entry.target.startswith(base.rstrip("/") + "/")
+    ]
+    return sorted(inside, key=lambda entry: entry.target.count("/"), reverse=True)
+
+
+def backing_device(path: Path | str) -> str:
+    """The block device whose filesystem is mounted at `path` (e.g. the one holding /persist)."""
+    entry = mount_at(path)
+    if entry is None:
+        raise BlankslateError(f"{path} is not a mountpoint (give --device, or mount it first)")
+    return entry.device
+
+
+@contextlib.contextmanager
+def mounted(
+    source: str, *, options: Sequence[str] = (), fstype: str | None = None
+) -> Iterator[Path]:
+    """Mount `source` on a private temporary directory; always unmount and remove it after.
+
+    A read-only mount is a probe and happens under --dry-run too; a writable one does not.
+    """
+    probe = "ro" in options
+    with tempfile.TemporaryDirectory(prefix="blankslate.") as directory:
+        process.run(
+            mount_cmd(source, directory, options=options, fstype=fstype), mutating=not probe
+        )
+        try:
+            yield Path(directory)
+        finally:
+            process.run(umount_cmd(directory), mutating=not probe)
+
+
+def top_level(device: str, *, readonly: bool = True) -> contextlib.AbstractContextManager[Path]:
+    """The top level of a btrfs filesystem (subvolid=5), where every subvolume is visible."""
+    options = ["subvolid=5", "ro" if readonly else "rw"]
+    return mounted(device, options=options, fstype="btrfs")
