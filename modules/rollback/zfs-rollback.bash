@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# blankslate: roll a ZFS root dataset back to its blank snapshot (run once per boot).
+#
+#   zfs-rollback.bash DATASET SNAPSHOT
+#
+# Runs in the systemd initrd after the pool is imported and before sysroot.mount.
+# `zfs rollback -r` is a single atomic operation in ZFS: interrupted, the dataset is either
+# rolled back or not, and the next boot simply runs it again. It destroys the snapshots taken
+# after SNAPSHOT (-r); the dataset's children (e.g. a persist dataset) are not touched.
+
+set -o nounset -o errexit -o pipefail -o errtrace
+
+readonly prog=blankslate-rollback
+
+log() { printf '%s: %s\n' "$prog" "$*"; }
+die() { printf '%s: error: %s\n' "$prog" "$*" >&2; exit 1; }
+
+trap 'rc=$?; printf "%s: error: line %s: \`%s\` failed (exit %s)\n" "$prog" "$LINENO" "$BASH_COMMAND" "$rc" >&2' ERR
+
+if (( $# != 2 )); then
+  printf 'usage: %s DATASET SNAPSHOT\n' "${0##*/}" >&2
+  exit 2
+fi
+dataset=$1 snapshot=$2
+
+# (names never start with '-', so they cannot be taken for options)
+# pool/a/b: no leading or trailing '/', no empty component, no '@' (that names a snapshot)
+[[ $dataset =~ ^[A-Za-z0-9][A-Za-z0-9_.:-]*(/[A-Za-z0-9_.:-]+)*$ ]] \
+  || die "DATASET is not a dataset name: $(printf '%q' "$dataset")"
+[[ $snapshot =~ ^[A-Za-z0-9_][A-Za-z0-9_.:-]*$ ]] \
+  || die "SNAPSHOT is not a snapshot name (the part after '@'): $(printf '%q' "$snapshot")"
+
+target=$dataset@$snapshot
+if ! zfs list -H -t snapshot "$target" >/dev/null; then
+  die "snapshot $target not found; nothing changed"
+fi
+log "found snapshot $target"
+
+zfs rollback -r "$target"
+log "rolled $dataset back to $target"

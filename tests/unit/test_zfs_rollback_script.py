@@ -1,0 +1,127 @@
+"""modules/rollback/zfs-rollback.bash against a fake `zfs` on PATH (no ZFS needed).
+
+The fake logs its argv (one NUL-separated record per call) and answers `zfs list` with
+success only for the snapshots named in $FAKE_ZFS_SNAPSHOTS.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[2] / "modules" / "rollback" / "zfs-rollback.bash"
+
+FAKE_ZFS = r"""#!/usr/bin/env bash
+{ printf '%s\0' "$@"; printf '\n'; } >> "$FAKE_ZFS_LOG"
+if [[ $1 == list ]]; then
+  name=${!#}
+  for s in $FAKE_ZFS_SNAPSHOTS; do
+    if [[ $s == "$name" ]]; then printf '%s\t-\t-\t-\t-\n' "$name"; exit 0; fi
+  done
+  echo "cannot open '$name': dataset does not exist" >&2
+  exit 1
+fi
+if [[ $1 == rollback ]]; then exit "${FAKE_ZFS_ROLLBACK_RC:-0}"; fi
+exit 0
+"""
+
+pytestmark = pytest.mark.skipif(shutil.which("bash") is None, reason="bash not found")
+
+
+def run_script(tmp_path: Path, *args: str, snapshots: str = "", rollback_rc: int = 0):
+    bindir = tmp_path / "bin"
+    bindir.mkdir(exist_ok=True)
+    fake = bindir / "zfs"
+    fake.write_text(FAKE_ZFS)
+    fake.chmod(0o755)
+    log = tmp_path / "zfs.log"
+    env = {
+        **os.environ,
+        "PATH": f"{bindir}:{os.environ.get('PATH', '/usr/bin:/bin')}",
+        "FAKE_ZFS_LOG": str(log),
+        "FAKE_ZFS_SNAPSHOTS": snapshots,
+        "FAKE_ZFS_ROLLBACK_RC": str(rollback_rc),
+    }
+    proc = subprocess.run(
+        ["bash", str(SCRIPT), *args], env=env, capture_output=True, text=True, timeout=30
+    )
+    calls = []
+    if log.exists():
+        for record in log.read_text().split("\n"):
+            if record:
+                calls.append(record.rstrip("\0").split("\0"))
+    return proc, calls
+
+
+def test_rolls_back_existing_snapshot(tmp_path):
+    proc, calls = run_script(tmp_path, "rpool/local/root", "blank", snapshots="rpool/local/root@blank")
+    assert proc.returncode == 0, proc.stderr
+    assert calls == [
+        ["list", "-H", "-t", "snapshot", "rpool/local/root@blank"],
+        ["rollback", "-r", "rpool/local/root@blank"],
+    ]
+    lines = proc.stdout.splitlines()
+    assert lines == [
+        "blankslate-rollback: found snapshot rpool/local/root@blank",
+        "blankslate-rollback: rolled rpool/local/root back to rpool/local/root@blank",
+    ]
+
+
+def test_missing_snapshot_changes_nothing(tmp_path):
+    proc, calls = run_script(tmp_path, "rpool/local/root", "blank", snapshots="rpool/local/root@other")
+    assert proc.returncode == 1
+    assert "snapshot rpool/local/root@blank not found; nothing changed" in proc.stderr
+    assert [c[0] for c in calls] == ["list"]
+
+
+def test_failing_rollback_is_reported_with_line(tmp_path):
+    proc, calls = run_script(
+        tmp_path, "tank/root", "blank", snapshots="tank/root@blank", rollback_rc=3
+    )
+    assert proc.returncode == 3
+    assert [c[0] for c in calls] == ["list", "rollback"]
+    assert "failed (exit 3)" in proc.stderr
+    assert "line " in proc.stderr
+    assert "rolled" not in proc.stdout
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        (),
+        ("tank/root",),
+        ("tank/root", "blank", "extra"),
+    ],
+)
+def test_wrong_argument_count_is_usage_error(tmp_path, args):
+    proc, calls = run_script(tmp_path, *args)
+    assert proc.returncode == 2
+    assert "usage:" in proc.stderr
+    assert calls == []
+
+
+@pytest.mark.parametrize(
+    ("dataset", "snapshot"),
+    [
+        ("/tank/root", "blank"),
+        ("tank/root/", "blank"),
+        ("tank//root", "blank"),
+        ("-rtank", "blank"),
+        ("tank/root@x", "blank"),
+        ("tank/root", "bl@nk"),
+        ("tank/root", "-r"),
+        ("tank/root", ""),
+        ("", "blank"),
+        ("tank/ro ot", "blank"),
+        ("tank/root", "bl\nank"),
+    ],
+)
+def test_bad_names_are_rejected_before_zfs_runs(tmp_path, dataset, snapshot):
+    proc, calls = run_script(tmp_path, dataset, snapshot, snapshots=f"{dataset}@{snapshot}")
+    assert proc.returncode == 1
+    assert "error:" in proc.stderr
+    assert calls == []
