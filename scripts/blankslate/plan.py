@@ -405,13 +405,14 @@ def load(
     plan_file: Path | None = None,
     host: str | None = None,
     flake: str = ".",
-    installed: Path = INSTALLED_PLAN,
+    installed: Path | None = None,
 ) -> Plan:
     """The plan from the first source that is given or present (DESIGN.md order)."""
     if plan_file is not None:
         return from_file(plan_file)
     if host is not None:
         return from_host(host, flake)
+    installed = installed or INSTALLED_PLAN
     if installed.exists():
         return from_file(installed)
     return default()

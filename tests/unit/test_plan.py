@@ -1,0 +1,192 @@
+"""Plan v1: loading from each source, and one clear error for every kind of bad plan."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pytest_subprocess import FakeProcess
+
+from blankslate import plan
+from blankslate.errors import BlankslateError
+
+
+@pytest.fixture
+def good() -> dict[str, Any]:
+    data = json.loads(plan.default_text())
+    assert isinstance(data, dict)
+    return data
+
+
+def test_default_plan_round_trips_to_the_same_json(good: dict[str, Any]) -> None:
+    loaded = plan.default()
+    assert loaded.to_json() == good
+    assert list(loaded.to_json()) == list(good)  # key order as in the contract
+    assert loaded.btrfs is not None and loaded.btrfs.blank_snapshot == "root-blank"
+    assert loaded.disk is not None and loaded.disk.esp_bytes == 1024**3
+    assert loaded.persisted_paths == ["/var/lib/nixos", "/var/lib/systemd", "/etc/machine-id"]
+
+
+def test_plan_file_wins_over_host(tmp_path: Path, good: dict[str, Any]) -> None:
+    good["hostName"] = "from-file"
+    path = tmp_path / "plan.json"
+    path.write_text(json.dumps(good))
+    assert plan.load(path, "ignored-host").host_name == "from-file"
+
+
+def test_host_is_evaluated_with_nix(fp: FakeProcess, good: dict[str, Any]) -> None:
+    good["hostName"] = "web1"
+    fp.register(plan.nix_eval_plan("/src/flake", "web1"), stdout=json.dumps(good))
+    loaded = plan.load(None, "web1", "/src/flake", installed=Path("/nonexistent"))
+    assert loaded.host_name == "web1"
+    assert plan.nix_eval_plan("/src/flake", "web1")[-1] == (
+        "/src/flake#nixosConfigurations.web1.config.blankslate.plan"
+    )
+
+
+def test_failing_nix_eval_is_one_error_line(fp: FakeProcess) -> None:
+    fp.register(plan.nix_eval_plan(".", "nope"), returncode=1, stderr="error: no such host\n")
+    with pytest.raises(BlankslateError, match="no such host"):
+        plan.load(None, "nope")
+
+
+def test_installed_plan_before_builtin_default(tmp_path: Path, good: dict[str, Any]) -> None:
+    good["hostName"] = "installed"
+    installed = tmp_path / "plan.json"
+    installed.write_text(json.dumps(good))
+    assert plan.load(installed=installed).host_name == "installed"
+    assert plan.load(installed=tmp_path / "missing.json").host_name == "example"
+
+
+def test_unreadable_and_malformed_files(tmp_path: Path) -> None:
+    with pytest.raises(BlankslateError, match=r"^plan: cannot read .*missing\.json"):
+        plan.from_file(tmp_path / "missing.json")
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"version": 1,\n oops}')
+    with pytest.raises(BlankslateError, match=r"not valid JSON \(line 2"):
+        plan.from_file(broken)
+
+
+def _set(path: str, value: object) -> Callable[[dict[str, Any]], None]:
+    def apply(data: dict[str, Any]) -> None:
+        *parents, last = path.split(".")
+        target: Any = data
+        for part in parents:
+            target = target[int(part)] if part.isdigit() else target[part]
+        if value is _DELETE:
+            del target[last]
+        elif isinstance(target, list):
+            target[int(last)] = value
+        else:
+            target[last] = value
+
+    return apply
+
+
+_DELETE = object()
+
+BAD_PLANS = [
+    ("unknown key", _set("colour", "blue"), "plan: colour: unknown key"),
+    ("nested unknown key", _set("disk.sizee", "1G"), "plan: disk.sizee: unknown key"),
+    ("missing key", _set("persistPath", _DELETE), "plan: persistPath: missing key"),
+    ("missing nested key", _set("btrfs.subvolumes.2.name", _DELETE), "btrfs.subvolumes[2].name"),
+    ("wrong type", _set("btrfs.oldRoots.keepDays", "30"), "keepDays: expected an integer"),
+    ("bool is not int", _set("version", True), "version: expected an integer"),
+    ("list expected", _set("users", {"name": "x"}), "plan: users: expected a list"),
+    ("bad rollback kind", _set("rollback", "ext4"), 'rollback: expected one of "btrfs"'),
+    ("bad size", _set("disk.swapSize", "8 gigs"), "plan: disk.swapSize: bad size '8 gigs'"),
+    ("relative path", _set("persistPath", "persist"), "persistPath: 'persist' is not an absolute"),
+    (
+        "relative mountpoint",
+        _set("btrfs.subvolumes.1.mountpoint", "nix"),
+        "btrfs.subvolumes[1].mountpoint: 'nix' is not an absolute path",
+    ),
+    (
+        "duplicate mountpoint",
+        _set("btrfs.subvolumes.4.mountpoint", "/nix"),
+        "btrfs.subvolumes[4]: duplicate mountpoint '/nix'",
+    ),
+    (
+        "rollback without its section",
+        _set("btrfs", None),
+        "plan: btrfs: rollback 'btrfs' needs a btrfs section",
+    ),
+    ("zfs without section", _set("rollback", "zfs"), "plan: zfs: rollback 'zfs' needs a zfs"),
+    ("disk missing", _set("disk", None), "plan: disk: rollback 'btrfs' needs a disk section"),
+    ("blank equals root", _set("btrfs.blankSnapshot", "root"), "btrfs.blankSnapshot: must differ"),
+    (
+        "root subvolume unknown",
+        _set("btrfs.rootSubvolume", "rootfs"),
+        "btrfs.rootSubvolume: 'rootfs' is not a subvolume",
+    ),
+    (
+        "persisting /",
+        _set("persistence.directories.0.directory", "/"),
+        "persistence.directories[0].directory: / cannot be persisted",
+    ),
+    ("bad mode", _set("persistence.directories.0.mode", "rwx"), "mode: 'rwx' is not an octal"),
+    ("bad version", _set("version", 2), "plan: version: unsupported plan version 2"),
+    ("not an object", lambda data: data.clear() or data.update({"x": 1}), "plan: x: unknown key"),
+]
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"), [(m, msg) for _, m, msg in BAD_PLANS], ids=[i for i, _, _ in BAD_PLANS]
+)
+def test_bad_plans_get_one_clear_line(
+    good: dict[str, Any], mutate: Callable[[dict[str, Any]], None], message: str
+) -> None:
+    data = copy.deepcopy(good)
+    mutate(data)
+    with pytest.raises(BlankslateError) as error:
+        plan.from_json(data)
+    text = str(error.value)
+    assert message in text
+    assert text.startswith("plan: ")
+    assert "\n" not in text
+
+
+def test_top_level_must_be_an_object() -> None:
+    with pytest.raises(BlankslateError, match="plan: top level: expected an object"):
+        plan.from_json([])
+
+
+def test_rollback_none_needs_no_disk(good: dict[str, Any]) -> None:
+    good.update(rollback="none", disk=None, btrfs=None, persistPath="/persistent")
+    loaded = plan.from_json(good)
+    assert loaded.disk is None and loaded.rollback == "none"
+
+
+def test_tmpfs_plan_on_btrfs(good: dict[str, Any]) -> None:
+    good["rollback"] = "tmpfs"
+    good["tmpfs"] = {"size": "25%"}
+    good["btrfs"].update(rootSubvolume=None, blankSnapshot=None, oldRoots=None)
+    good["btrfs"]["subvolumes"] = good["btrfs"]["subvolumes"][1:]
+    loaded = plan.from_json(good)
+    assert loaded.tmpfs is not None and loaded.tmpfs.size == "25%"
+    assert loaded.btrfs is not None and loaded.btrfs.root_subvolume is None
+
+
+def test_user_lookup(good: dict[str, Any]) -> None:
+    loaded = plan.from_json(good)
+    assert loaded.user("admin").hashed_password_file == "/persist/passwords/admin"
+    with pytest.raises(BlankslateError, match=r"user 'bob' is not in the plan \(plan users: admin"):
+        loaded.user("bob")
+
+
+@pytest.mark.parametrize(
+    ("text", "size"),
+    [
+        ("0", 0),
+        ("512M", 512 * 1024**2),
+        ("1GiB", 1024**3),
+        ("8G", 8 * 1024**3),
+        ("2TB", 2 * 1024**4),
+    ],
+)
+def test_sizes(text: str, size: int) -> None:
+    assert plan.parse_size(text) == size

@@ -1,0 +1,70 @@
+"""The one subprocess wrapper: logging, dry-run, errors."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from pytest_subprocess import FakeProcess
+
+from blankslate import process
+from blankslate.errors import BlankslateError
+
+
+@pytest.fixture(autouse=True)
+def no_dry_run() -> Iterator[None]:
+    yield
+    process.settings.dry_run = False
+
+
+def test_run_captures_output(fp: FakeProcess) -> None:
+    fp.register(["blkid", "/dev/vda"], stdout="TYPE=btrfs\n")
+    assert process.output(["blkid", "/dev/vda"]) == "TYPE=btrfs\n"
+
+
+def test_failure_carries_the_last_stderr_line(fp: FakeProcess) -> None:
+    fp.register(["mkfs.btrfs", "/dev/vda"], returncode=1, stderr="warning\nERROR: device busy\n")
+    with pytest.raises(BlankslateError, match=r"^mkfs.btrfs /dev/vda failed: ERROR: device busy$"):
+        process.run(["mkfs.btrfs", "/dev/vda"])
+
+
+def test_unchecked_failure_returns_the_code(fp: FakeProcess) -> None:
+    fp.register(["findmnt", "/x"], returncode=1)
+    assert process.run(["findmnt", "/x"], check=False, mutating=False).returncode == 1
+
+
+def test_dry_run_prints_mutations_and_runs_probes(
+    fp: FakeProcess, caplog: pytest.LogCaptureFixture
+) -> None:
+    process.settings.dry_run = True
+    fp.register(["lsblk", "/dev/vda"], stdout="vda\n")
+    result = process.run(["wipefs", "--all", "/dev/my disk"])
+    assert result.returncode == 0
+    assert process.output(["lsblk", "/dev/vda"]) == "vda\n"
+    assert "would run: wipefs --all '/dev/my disk'" in caplog.text
+    assert fp.call_count(["wipefs", "--all", "/dev/my disk"]) == 0
+
+
+def test_secrets_travel_on_stdin(fp: FakeProcess, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("INFO", logger="blankslate")
+    fp.register(["mkpasswd", "--stdin"], stdout="$y$hash\n")
+    assert process.run(["mkpasswd", "--stdin"], input="hunter2\n", capture=True).stdout
+    assert "hunter2" not in caplog.text
+    assert "$ mkpasswd --stdin" in caplog.text
+
+
+def test_missing_program_is_a_clear_error(fp: FakeProcess) -> None:
+    fp.register(["no-such-tool"], callback=_raise_not_found)
+    with pytest.raises(BlankslateError, match="no-such-tool: command not found"):
+        process.run(["no-such-tool"])
+
+
+def _raise_not_found(_: object) -> None:
+    raise FileNotFoundError
+
+
+def test_require_tools(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(process, "which", lambda name: None if name == "sgdisk" else "/bin/x")
+    process.require_tools(["mkfs.btrfs"])
+    with pytest.raises(BlankslateError, match="missing tool: sgdisk"):
+        process.require_tools(["mkfs.btrfs", "sgdisk"])
