@@ -1,0 +1,63 @@
+# A btrfs VM (DESIGN.md "seed 1"): the layout the tool's built-in default plan
+# describes. Its config.blankslate.plan equals scripts/blankslate/default-plan.json.
+{ lib, ... }:
+{
+  imports = lib.optional (builtins.pathExists ./hardware.nix) ./hardware.nix;
+
+  networking.hostName = "example";
+
+  blankslate = {
+    enable = true;
+    rollback = "btrfs";
+    persistPath = "/persist";
+    disk = {
+      device = "/dev/vda";
+      espSize = "1GiB";
+      swapSize = "8GiB";
+      label = "nixos";
+    };
+    btrfs = {
+      rootSubvolume = "root";
+      blankSnapshot = "root-blank";
+      oldRoots = {
+        subvolume = "old_roots";
+        keepDays = 30;
+      };
+      subvolumes = [
+        {
+          name = "root";
+          mountpoint = "/";
+          neededForBoot = true;
+        }
+        {
+          name = "nix";
+          mountpoint = "/nix";
+          neededForBoot = true;
+        }
+        {
+          name = "persist";
+          mountpoint = "/persist";
+          neededForBoot = true;
+        }
+        {
+          name = "log";
+          mountpoint = "/var/log";
+          neededForBoot = true;
+        }
+        {
+          name = "home";
+          mountpoint = "/home";
+          neededForBoot = false;
+        }
+      ];
+    };
+    users.admin.authorizedKeys = [
+      # Placeholder: replace it with your own public key before installing.
+      "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPlaceholderReplaceMeWithYourOwnPublicKey0 admin@example"
+    ];
+  };
+
+  boot.loader.systemd-boot.enable = true;
+  boot.loader.efi.canTouchEfiVariables = true;
+  system.stateVersion = "25.11";
+}

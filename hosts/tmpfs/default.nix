@@ -1,0 +1,39 @@
+# / on tmpfs; btrfs subvolumes hold /nix, /persist and /var/log.
+{ lib, ... }:
+{
+  imports = lib.optional (builtins.pathExists ./hardware.nix) ./hardware.nix;
+
+  networking.hostName = "tmpfs";
+
+  blankslate = {
+    enable = true;
+    rollback = "tmpfs";
+    tmpfs.size = "2G";
+    disk = {
+      device = "/dev/vda";
+      label = "nixos";
+    };
+    btrfs.subvolumes = [
+      {
+        name = "nix";
+        mountpoint = "/nix";
+      }
+      {
+        name = "persist";
+        mountpoint = "/persist";
+      }
+      {
+        name = "log";
+        mountpoint = "/var/log";
+      }
+    ];
+    users.admin.authorizedKeys = [
+      # Placeholder: replace it with your own public key.
+      "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPlaceholderReplaceMeWithYourOwnPublicKey0 admin@tmpfs"
+    ];
+  };
+
+  boot.loader.systemd-boot.enable = true;
+  boot.loader.efi.canTouchEfiVariables = true;
+  system.stateVersion = "25.11";
+}

@@ -1,0 +1,43 @@
+# A vpsFree.cz VPS (DESIGN.md "seed 2"). The platform empties / itself: with
+# its impermanence feature on, the VPS starts on a fresh temporary dataset, the
+# store sits in a `nix` subdataset and the VPS's own dataset is mounted on
+# /persistent. Two ways to get there:
+#   - new VPS: pick an OS template with "impermanence" in its name in vpsAdmin;
+#     it comes with the subdataset and the mount already in place;
+#   - existing VPS: boot the rescue system (a distribution without /nix),
+#     create the `nix` subdataset mounted on /nix and move the old store into
+#     it, mount the VPS's dataset on /persistent, reboot, deploy this host
+#     with `nixos-rebuild boot`, and only then turn the feature on in vpsAdmin.
+# Everything not listed below is lost at the next VPS start.
+{ lib, ... }:
+{
+  imports = lib.optional (builtins.pathExists ./hardware.nix) ./hardware.nix;
+
+  networking.hostName = "vpsfree";
+
+  # vpsAdminOS runs NixOS as a container: no bootloader, no initrd.
+  boot.isContainer = true;
+
+  blankslate = {
+    enable = true;
+    rollback = "none";
+    persistPath = "/persistent";
+    disk = null;
+    # vpsAdminOS mounts the dataset; no fileSystems entry for it.
+    platform.mountsPersistPath = true;
+    persistence = {
+      directories = [
+        "/etc/nixos"
+        "/var/log"
+        "/var/lib/nixos"
+      ];
+      files = [ "/etc/machine-id" ];
+    };
+    users.admin.authorizedKeys = [
+      # Placeholder: replace it with your own public key.
+      "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPlaceholderReplaceMeWithYourOwnPublicKey0 admin@vpsfree"
+    ];
+  };
+
+  system.stateVersion = "25.11";
+}

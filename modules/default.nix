@@ -1,0 +1,17 @@
+# All blankslate modules (= the flake's nixosModules.default, minus impermanence).
+# environment.persistence comes from impermanence's nixos.nix, which the
+# caller imports next to this: the flake and ../default.nix do it for you.
+{
+  imports = [
+    ./options
+    ./plan.nix
+    ./filesystems.nix
+    ./persistence.nix
+    ./hardening.nix
+    ./assertions.nix
+    ./rollback/btrfs.nix
+    ./rollback/zfs.nix
+    ./rollback/tmpfs.nix
+    ./rollback/none.nix
+  ];
+}

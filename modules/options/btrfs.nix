@@ -1,0 +1,101 @@
+# Options of the btrfs layout (rollback "btrfs", and "tmpfs" on a btrfs disk).
+{ config, lib, ... }:
+let
+  inherit (lib) mkOption types;
+  cfg = config.blankslate;
+
+  # Mountpoints that must be mounted in the initrd, before activation.
+  bootMountpoints = [
+    "/"
+    "/nix"
+    cfg.persistPath
+    "/var/log"
+  ];
+
+  subvolume =
+    { config, ... }:
+    {
+      options = {
+        name = mkOption {
+          type = types.str;
+          description = "Subvolume name, relative to the filesystem's top level.";
+        };
+        mountpoint = mkOption { type = types.str; };
+        options = mkOption {
+          type = types.listOf types.str;
+          default = [
+            "compress=zstd"
+            "noatime"
+          ];
+          description = "Mount options added after subvol=<name>.";
+        };
+        neededForBoot = mkOption {
+          type = types.bool;
+          default = lib.elem config.mountpoint bootMountpoints;
+          defaultText = lib.literalExpression ''elem mountpoint [ "/" "/nix" persistPath "/var/log" ]'';
+        };
+      };
+    };
+
+  standardLayout =
+    lib.optional (cfg.rollback == "btrfs") {
+      name = "root";
+      mountpoint = "/";
+    }
+    ++ [
+      {
+        name = "nix";
+        mountpoint = "/nix";
+      }
+      {
+        name = "persist";
+        mountpoint = cfg.persistPath;
+      }
+      {
+        name = "log";
+        mountpoint = "/var/log";
+      }
+      {
+        name = "home";
+        mountpoint = "/home";
+      }
+    ];
+in
+{
+  options.blankslate.btrfs = {
+    rootSubvolume = mkOption {
+      type = types.nullOr types.str;
+      default = "root";
+      description = "Subvolume mounted on / and replaced at every boot.";
+    };
+    blankSnapshot = mkOption {
+      type = types.nullOr types.str;
+      default = "root-blank";
+      description = "Read-only snapshot of the empty root, taken at install time.";
+    };
+    oldRoots = {
+      subvolume = mkOption {
+        type = types.str;
+        default = "old_roots";
+        description = "Where previous roots are kept, named by the UTC time of the rollback.";
+      };
+      keepDays = mkOption {
+        type = types.ints.unsigned;
+        default = 30;
+        description = "Old roots older than this are deleted; 0 deletes them at once.";
+      };
+    };
+    cryptsetupName = mkOption {
+      type = types.nullOr types.str;
+      default = null;
+      example = "cryptroot";
+      description = "LUKS mapping the btrfs device sits on; the rollback waits for systemd-cryptsetup@<name>.";
+    };
+    subvolumes = mkOption {
+      type = types.listOf (types.submodule subvolume);
+      default = standardLayout;
+      defaultText = lib.literalMD "root (btrfs only), nix, persist, log, home";
+      description = "Subvolumes, in creation order, with their mountpoints.";
+    };
+  };
+}

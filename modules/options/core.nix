@@ -1,0 +1,81 @@
+# Top-level blankslate options: what is reset, where state lives, the disk.
+{ lib, ... }:
+let
+  inherit (lib) mkOption types;
+in
+{
+  options.blankslate = {
+    enable = lib.mkEnableOption "an impermanent root: / is reset at every boot, state lives in persistPath";
+
+    rollback = mkOption {
+      type = types.enum [
+        "btrfs"
+        "zfs"
+        "tmpfs"
+        "none"
+      ];
+      default = "btrfs";
+      description = ''
+        How / is emptied at boot: "btrfs" and "zfs" roll the root back to a blank
+        snapshot in the initrd, "tmpfs" mounts / as tmpfs, "none" leaves it to
+        the platform (for example vpsFree.cz's impermanence feature).
+      '';
+    };
+
+    persistPath = mkOption {
+      type = types.str;
+      default = "/persist";
+      description = "Mountpoint of the persistent storage; it must be mounted in the initrd.";
+    };
+
+    disk = mkOption {
+      description = "The disk layout the installer creates; null when the platform owns the disk.";
+      default = null;
+      type = types.nullOr (
+        types.submodule {
+          options = {
+            device = mkOption {
+              type = types.nullOr types.str;
+              default = null;
+              example = "/dev/vda";
+              description = "Whole disk to partition; null: the installer asks for --disk or --image.";
+            };
+            espSize = mkOption {
+              type = types.str;
+              default = "1GiB";
+              description = "Size of the EFI system partition (label BOOT).";
+            };
+            swapSize = mkOption {
+              type = types.str;
+              default = "8GiB";
+              description = ''Size of the swap partition (label swap); "0" for none.'';
+            };
+            label = mkOption {
+              type = types.str;
+              default = "nixos";
+              description = "Label of the main partition's filesystem.";
+            };
+          };
+        }
+      );
+    };
+
+    tmpfs.size = mkOption {
+      type = types.str;
+      default = "2G";
+      description = ''Size of the tmpfs root when rollback is "tmpfs".'';
+    };
+
+    audit.ignore = mkOption {
+      type = types.listOf types.str;
+      default = [ ];
+      description = "Paths `blankslate diff` does not report.";
+    };
+
+    deployment.targetHost = mkOption {
+      type = types.nullOr types.str;
+      default = null;
+      description = "SSH target used by the colmena hive; null: the host's name.";
+    };
+  };
+}

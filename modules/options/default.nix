@@ -1,0 +1,9 @@
+{
+  imports = [
+    ./core.nix
+    ./btrfs.nix
+    ./zfs.nix
+    ./persistence.nix
+    ./users.nix
+  ];
+}

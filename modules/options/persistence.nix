@@ -1,0 +1,60 @@
+# Options listing what survives a reboot (handed to impermanence).
+{ lib, ... }:
+let
+  inherit (lib) mkOption types;
+  blib = import ../lib.nix { inherit lib; };
+
+  directory = types.submodule {
+    options = {
+      directory = mkOption { type = types.str; };
+      user = mkOption {
+        type = types.str;
+        default = "root";
+      };
+      group = mkOption {
+        type = types.str;
+        default = "root";
+      };
+      mode = mkOption {
+        type = types.str;
+        default = "0755";
+      };
+    };
+  };
+
+  file = types.submodule {
+    options.file = mkOption { type = types.str; };
+  };
+in
+{
+  options.blankslate.persistence = {
+    directories = mkOption {
+      type = types.listOf (types.coercedTo types.str blib.toDirectory directory);
+      default = [ ];
+      example = [
+        "/var/lib/postgresql"
+        {
+          directory = "/var/lib/acme";
+          user = "acme";
+          group = "acme";
+          mode = "0750";
+        }
+      ];
+      description = "Directories bind-mounted from persistPath.";
+    };
+    files = mkOption {
+      type = types.listOf (types.coercedTo types.str blib.toFile file);
+      default = [ ];
+      description = "Files bind-mounted from persistPath.";
+    };
+    serverDefaults = mkOption {
+      type = types.bool;
+      default = true;
+      description = ''
+        Also persist /var/lib/nixos (uid/gid map), /var/lib/systemd (timers,
+        random seed), /var/log unless it is its own filesystem, and
+        /etc/machine-id (journal continuity).
+      '';
+    };
+  };
+}

@@ -1,0 +1,51 @@
+# Options of the ZFS layout (rollback "zfs"). Dataset names are relative to the pool.
+{ config, lib, ... }:
+let
+  inherit (lib) mkOption types;
+  cfg = config.blankslate;
+in
+{
+  options.blankslate.zfs = {
+    pool = mkOption {
+      type = types.str;
+      default = if cfg.disk != null then cfg.disk.label else "rpool";
+      defaultText = lib.literalExpression ''if disk != null then disk.label else "rpool"'';
+    };
+    rootDataset = mkOption {
+      type = types.str;
+      default = "root";
+      description = "Dataset mounted on /, rolled back at every boot.";
+    };
+    blankSnapshot = mkOption {
+      type = types.str;
+      default = "blank";
+      description = "Snapshot of the empty root dataset: <pool>/<rootDataset>@<blankSnapshot>.";
+    };
+    datasets = mkOption {
+      description = "Datasets with legacy mountpoints, mounted through fileSystems.";
+      default = [
+        {
+          name = cfg.zfs.rootDataset;
+          mountpoint = "/";
+        }
+        {
+          name = "nix";
+          mountpoint = "/nix";
+        }
+        {
+          name = "persist";
+          mountpoint = cfg.persistPath;
+        }
+      ];
+      defaultText = lib.literalMD "rootDataset on /, nix, persist";
+      type = types.listOf (
+        types.submodule {
+          options = {
+            name = mkOption { type = types.str; };
+            mountpoint = mkOption { type = types.str; };
+          };
+        }
+      );
+    };
+  };
+}

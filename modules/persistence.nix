@@ -1,0 +1,30 @@
+# What survives a reboot, handed to the real impermanence module
+# (environment.persistence must be declared: import impermanence's nixos.nix).
+{ config, lib, ... }:
+let
+  cfg = config.blankslate;
+  blib = import ./lib.nix { inherit lib; };
+  varLogIsOwnFilesystem = blib.isMountpoint "/var/log" (blib.mountpointsOf config.fileSystems);
+in
+{
+  config = lib.mkIf cfg.enable (
+    lib.mkMerge [
+      (lib.mkIf cfg.persistence.serverDefaults {
+        blankslate.persistence.directories = lib.mkAfter (
+          [
+            "/var/lib/nixos"
+            "/var/lib/systemd"
+          ]
+          ++ lib.optional (!varLogIsOwnFilesystem) "/var/log"
+        );
+        blankslate.persistence.files = lib.mkAfter [ "/etc/machine-id" ];
+      })
+      {
+        environment.persistence.${cfg.persistPath} = {
+          hideMounts = lib.mkDefault true;
+          inherit (cfg.plan.persistence) directories files;
+        };
+      }
+    ]
+  );
+}

@@ -1,0 +1,82 @@
+# rollback "btrfs": in the initrd, before / is mounted, move the root subvolume
+# to old_roots/<UTC time> and snapshot a fresh root from the blank snapshot.
+# The work is done by ./btrfs-rollback.bash (contract in DESIGN.md), the same
+# file the integration tests run against a real filesystem.
+{
+  config,
+  lib,
+  pkgs,
+  utils,
+  ...
+}:
+let
+  cfg = config.blankslate;
+  blib = import ../lib.nix { inherit lib; };
+  label = if cfg.disk != null then cfg.disk.label else "nixos";
+  device = blib.byLabel label;
+  # dev-disk-by\x2dlabel-nixos.device: the device itself, not
+  # initrd-root-device.target, which may be reached before it appears (systemd#24904).
+  deviceUnit = "${utils.escapeSystemdPath device}.device";
+  cryptUnits = lib.optional (
+    cfg.btrfs.cryptsetupName != null
+  ) "systemd-cryptsetup@${utils.escapeSystemdPath cfg.btrfs.cryptsetupName}.service";
+
+  args = [
+    device
+    cfg.btrfs.rootSubvolume
+    cfg.btrfs.blankSnapshot
+    cfg.btrfs.oldRoots.subvolume
+    (toString cfg.btrfs.oldRoots.keepDays)
+  ];
+
+  # Everything the script calls; PATH is pinned to exactly these.
+  tools = with pkgs; [
+    bash
+    coreutils
+    util-linux
+    btrfs-progs
+    findutils
+    gnugrep
+    gnused
+  ];
+in
+{
+  config = lib.mkIf (cfg.enable && cfg.rollback == "btrfs") (
+    lib.mkMerge [
+      {
+        boot.initrd.systemd.enable = lib.mkDefault true;
+        boot.initrd.supportedFilesystems = [ "btrfs" ];
+      }
+
+      (lib.mkIf config.boot.initrd.systemd.enable {
+        boot.initrd.systemd.initrdBin = tools;
+        boot.initrd.systemd.services.blankslate-rollback = {
+          description = "blankslate: reset / to the blank btrfs snapshot";
+          wantedBy = [ "initrd.target" ];
+          requires = [ deviceUnit ] ++ cryptUnits;
+          # local-fs-pre.target: a hibernation resume has been attempted by then.
+          after = [
+            deviceUnit
+            "local-fs-pre.target"
+          ]
+          ++ cryptUnits;
+          before = [ "sysroot.mount" ];
+          unitConfig.DefaultDependencies = "no";
+          serviceConfig.Type = "oneshot";
+          path = tools;
+          script = "bash ${./btrfs-rollback.bash} ${lib.escapeShellArgs args}";
+        };
+      })
+
+      # Scripted initrd: after the resume attempt, never postDeviceCommands
+      # (a resumed image would find its root replaced, impermanence#250).
+      (lib.mkIf (!config.boot.initrd.systemd.enable) {
+        boot.initrd.extraUtilsCommands = ''
+          copy_bin_and_libs ${pkgs.bash}/bin/bash
+          copy_bin_and_libs ${pkgs.findutils}/bin/find
+        '';
+        boot.initrd.postResumeCommands = lib.mkAfter (blib.inlineBash ./btrfs-rollback.bash args);
+      })
+    ]
+  );
+}

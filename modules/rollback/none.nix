@@ -1,0 +1,28 @@
+# rollback "none": the platform empties / (e.g. vpsFree.cz's impermanence
+# feature) and owns /, /nix and usually persistPath. Nothing is mounted or
+# rolled back here; persistence, hardening and the plan still apply.
+{ config, lib, ... }:
+let
+  cfg = config.blankslate;
+  blib = import ../lib.nix { inherit lib; };
+  declared = blib.fileSystemAt config.fileSystems cfg.persistPath != null;
+in
+{
+  options.blankslate.platform.mountsPersistPath = lib.mkOption {
+    type = lib.types.bool;
+    default = false;
+    description = ''
+      With rollback "none": the platform mounts persistPath itself, so no
+      fileSystems entry declares it.
+    '';
+  };
+
+  config = lib.mkIf (cfg.enable && cfg.rollback == "none") {
+    assertions = [
+      {
+        assertion = declared || cfg.platform.mountsPersistPath;
+        message = "blankslate: with rollback \"none\", declare fileSystems.\"${cfg.persistPath}\" or set blankslate.platform.mountsPersistPath = true if the platform mounts it.";
+      }
+    ];
+  };
+}

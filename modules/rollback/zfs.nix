@@ -1,0 +1,55 @@
+# rollback "zfs": in the initrd, once the pool is imported and before / is
+# mounted, roll the root dataset back to its blank snapshot (./zfs-rollback.bash).
+{
+  config,
+  lib,
+  pkgs,
+  ...
+}:
+let
+  cfg = config.blankslate;
+  blib = import ../lib.nix { inherit lib; };
+  importUnit = "zfs-import-${cfg.zfs.pool}.service";
+  args = [
+    "${cfg.zfs.pool}/${cfg.zfs.rootDataset}"
+    cfg.zfs.blankSnapshot
+  ];
+in
+{
+  config = lib.mkIf (cfg.enable && cfg.rollback == "zfs") (
+    lib.mkMerge [
+      {
+        boot.initrd.systemd.enable = lib.mkDefault true;
+        boot.initrd.supportedFilesystems = [ "zfs" ];
+        boot.supportedFilesystems = [ "zfs" ];
+        # The cache lets the pool import by its known devices after a reset.
+        blankslate.persistence.files = [ "/etc/zfs/zpool.cache" ];
+      }
+
+      (lib.mkIf config.boot.initrd.systemd.enable {
+        boot.initrd.systemd.services.blankslate-rollback = {
+          description = "blankslate: roll / back to the blank ZFS snapshot";
+          wantedBy = [ "initrd.target" ];
+          requires = [ importUnit ];
+          after = [ importUnit ];
+          before = [ "sysroot.mount" ];
+          unitConfig.DefaultDependencies = "no";
+          serviceConfig.Type = "oneshot";
+          path = [
+            pkgs.bash
+            config.boot.zfs.package
+          ];
+          script = "bash ${./zfs-rollback.bash} ${lib.escapeShellArgs args}";
+        };
+      })
+
+      # Scripted initrd: the ZFS module imports the pool in postResumeCommands; run after it.
+      (lib.mkIf (!config.boot.initrd.systemd.enable) {
+        boot.initrd.extraUtilsCommands = ''
+          copy_bin_and_libs ${pkgs.bash}/bin/bash
+        '';
+        boot.initrd.postResumeCommands = lib.mkAfter (blib.inlineBash ./zfs-rollback.bash args);
+      })
+    ]
+  );
+}
