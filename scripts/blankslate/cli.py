@@ -208,7 +208,14 @@ def pin(
     source_rev: Annotated[str | None, typer.Option(help="This project's revision.")] = None,
 ) -> None:
     """Pin impermanence (and blankslate) for a configuration.nix without flakes."""
-    not_yet_implemented("pin")
+    from blankslate import pin as pin_module
+
+    if (source_url is None) != (source_rev is None):
+        raise typer.BadParameter("give --source-url and --source-rev together, or neither")
+    pins = pin_module.pin(output, impermanence_rev, source_url, source_rev)
+    for written in pins:
+        print(f"pinned {written.name}: {written.url}")
+    print(f"wrote {output}")
 
 
 def main() -> None:
