@@ -1,0 +1,162 @@
+{
+  description = "blankslate: an impermanent NixOS server, reset to a blank root at every boot";
+
+  inputs = {
+    nixpkgs.url = "github:NixOS/nixpkgs/nixos-unstable";
+    impermanence = {
+      url = "github:nix-community/impermanence";
+      # Its home-manager input already follows its nixpkgs, hence ours too.
+      inputs.nixpkgs.follows = "nixpkgs";
+    };
+  };
+
+  outputs =
+    {
+      self,
+      nixpkgs,
+      impermanence,
+    }:
+    let
+      inherit (nixpkgs) lib;
+      systems = [
+        "x86_64-linux"
+        "aarch64-linux"
+      ];
+      forAllSystems = f: lib.genAttrs systems (system: f nixpkgs.legacyPackages.${system});
+
+      hostNames = lib.attrNames (lib.filterAttrs (_: type: type == "directory") (builtins.readDir ./hosts));
+
+      # What `blankslate` runs: disks, filesystems, passwords, nix itself.
+      runtimeTools =
+        pkgs: with pkgs; [
+          btrfs-progs
+          coreutils
+          dosfstools
+          gptfdisk
+          git
+          mkpasswd
+          nix
+          nixos-install-tools
+          openssh
+          parted
+          systemd
+          util-linux
+          zfs
+        ];
+
+      blankslateFor =
+        pkgs:
+        pkgs.python3Packages.buildPythonApplication {
+          pname = "blankslate";
+          version = "0.1.0";
+          pyproject = true;
+          src = lib.cleanSource ./.;
+          build-system = [ pkgs.python3Packages.setuptools ];
+          dependencies = with pkgs.python3Packages; [
+            typer
+            ruamel-yaml
+          ];
+          makeWrapperArgs = [
+            "--prefix"
+            "PATH"
+            ":"
+            (lib.makeBinPath (runtimeTools pkgs))
+          ];
+          # The suite runs as checks.<system>.pytest.
+          doCheck = false;
+          meta = {
+            description = "Install, audit and seed an impermanent NixOS server";
+            mainProgram = "blankslate";
+            license = lib.licenses.mit;
+          };
+        };
+
+      # `nix run .#install -- ...` is `blankslate install ...`
+      subcommand =
+        pkgs: name:
+        let
+          exe = lib.getExe self.packages.${pkgs.stdenv.hostPlatform.system}.default;
+        in
+        {
+          type = "app";
+          program = "${pkgs.writeShellScript "blankslate-${name}" ''exec ${exe} ${name} "$@"''}";
+        };
+    in
+    {
+      # impermanence's module declares environment.persistence, which ours set.
+      nixosModules.default = {
+        imports = [
+          impermanence.nixosModules.impermanence
+          ./modules
+        ];
+      };
+
+      nixosConfigurations = lib.genAttrs hostNames (
+        name:
+        lib.nixosSystem {
+          modules = [
+            self.nixosModules.default
+            ./hosts/${name}
+          ];
+        }
+      );
+
+      packages = forAllSystems (pkgs: {
+        default = blankslateFor pkgs;
+      });
+
+      apps = forAllSystems (
+        pkgs:
+        {
+          default = {
+            type = "app";
+            program = lib.getExe self.packages.${pkgs.stdenv.hostPlatform.system}.default;
+          };
+        }
+        // lib.genAttrs [
+          "install"
+          "diff"
+          "seed"
+          "passwd"
+          "mount"
+        ] (subcommand pkgs)
+      );
+
+      checks = forAllSystems (
+        pkgs:
+        let
+          system = pkgs.stdenv.hostPlatform.system;
+          python = pkgs.python3.withPackages (
+            ps: with ps; [
+              pytest
+              pytest-subprocess
+              typer
+              ruamel-yaml
+            ]
+          );
+        in
+        {
+          # Tiers that need root or nix-instantiate skip themselves in the sandbox.
+          pytest = pkgs.runCommand "blankslate-pytest" { nativeBuildInputs = [ python ]; } ''
+            cp -r ${lib.cleanSource ./.} src
+            chmod -R u+w src
+            cd src
+            PYTHONPATH=scripts python -m pytest -q -p no:cacheprovider tests
+            touch $out
+          '';
+        }
+        // lib.mapAttrs' (
+          name: host: lib.nameValuePair "host-${name}" host.config.system.build.toplevel
+        ) (lib.filterAttrs (_: host: host.pkgs.stdenv.hostPlatform.system == system) self.nixosConfigurations)
+      );
+
+      formatter = forAllSystems (pkgs: pkgs.nixfmt-tree);
+
+      colmena = import ./hive.nix {
+        inherit lib;
+        pkgs = import nixpkgs { system = "x86_64-linux"; };
+        modules = [ self.nixosModules.default ];
+        hosts = hostNames;
+      };
+    };
+}
