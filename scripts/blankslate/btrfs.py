@@ -44,3 +44,13 @@ def is_subvolume(path: Path) -> bool:
 
 def is_readonly(path: Path) -> bool:
     return process.output(property_get_ro(path)).strip() == "ro=true"
+
+
+def qgroup_show(path: Path) -> list[str]:
+    """Sizes in bytes per quota group ("0/ID rfer excl"); fails when quotas are off."""
+    return ["btrfs", "qgroup", "show", "--raw", str(path)]
+
+
+def subvolume_list(path: Path) -> list[str]:
+    """Every subvolume: "ID 257 gen 12 top level 5 path old_roots/..."."""
+    return ["btrfs", "subvolume", "list", str(path)]

@@ -1,0 +1,311 @@
+"""The kept old roots: list them (`blankslate roots`) and copy a path back out (`recover`).
+
+At every boot the rollback moves the previous root to `<oldRoots.subvolume>/<UTC time>` at the
+top level of the btrfs filesystem, named `%Y-%m-%dT%H:%M:%SZ` with a `.N` suffix when the name
+was taken. Both commands mount the top level read-only on a private directory and unmount it
+again; nothing under it is ever changed.
+
+An entry of the old roots directory whose name is not such a timestamp (a snapshot someone made
+by hand, say) is still listed, with an unknown time, after every timestamped one; `--from` can
+name it, and the search for the newest root holding a path reaches it last.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from blankslate import btrfs, copy, mounts, process
+from blankslate.errors import BlankslateError
+from blankslate.plan import Plan
+
+_ROOT_NAME = re.compile(r"^(?P<time>\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z)(?:\.(?P<sequence>\d+))?$")
+_TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """From btrfs quota groups: bytes the root refers to, and bytes only it holds."""
+
+    referenced: int
+    exclusive: int
+
+
+@dataclass(frozen=True)
+class OldRoot:
+    name: str
+    path: Path  # where it is under the mounted top level (only valid while mounted)
+    time: datetime | None  # None: the name is not a rollback timestamp
+    sequence: int  # the ".N" suffix; 0 without one
+    sizes: Sizes | None = None  # None: quotas are off, sizes are not cheap to have
+
+    def to_json(self) -> dict[str, Any]:
+        """One entry of `roots --json`; a stable contract (keys are never renamed)."""
+        return {
+            "name": self.name,
+            "time": self.time.strftime(_TIME_FORMAT) if self.time else None,
+            "referencedBytes": self.sizes.referenced if self.sizes else None,
+            "exclusiveBytes": self.sizes.exclusive if self.sizes else None,
+        }
+
+
+@dataclass(frozen=True)
+class Recovery:
+    path: str
+    root: str
+    target: Path
+
+
+def parse_root_name(name: str) -> tuple[datetime, int] | None:
+    """ "2026-11-20T08:00:00Z.2" -> (that time in UTC, 2); anything else -> None."""
+    match = _ROOT_NAME.match(name)
+    if match is None:
+        return None
+    try:
+        time = datetime.strptime(match["time"], _TIME_FORMAT).replace(tzinfo=UTC)
+    except ValueError:
+        return None  # shaped like a timestamp, but not a date (month 13)
+    return time, int(match["sequence"] or 0)
+
+
+def newest_first(roots: Sequence[OldRoot]) -> list[OldRoot]:
+    """Timestamped roots newest first (".2" after ".1" is newer), then the others by name."""
+    stamped = [root for root in roots if root.time is not None]
+    others = [root for root in roots if root.time is None]
+    stamped.sort(key=lambda root: (root.time, root.sequence), reverse=True)
+    return stamped + sorted(others, key=lambda root: root.name)
+
+
+def old_roots_subvolume(plan: Plan) -> str:
+    """The name of the old roots subvolume; the plan must roll back a btrfs root."""
+    if plan.rollback != "btrfs" or plan.btrfs is None or plan.btrfs.old_roots is None:
+        raise BlankslateError(
+            f"old roots are kept only with rollback 'btrfs' (this plan's rollback is "
+            f"{plan.rollback!r})"
+        )
+    return plan.btrfs.old_roots.subvolume
+
+
+def default_device(plan: Plan, device: str | None) -> str:
+    return device if device is not None else mounts.backing_device(plan.persist_path)
+
+
+def qgroup_sizes(top: Path) -> dict[str, Sizes]:
+    """Sizes by subvolume path (relative to the top level); empty when quotas are off.
+
+    Quotas are usually off, and then `btrfs qgroup show` fails at once; walking the trees
+    instead would take minutes on a real root, so sizes are then simply not shown.
+    """
+    shown = process.run(btrfs.qgroup_show(top), check=False, capture=True, mutating=False)
+    if shown.returncode != 0:
+        return {}
+    sizes_by_id: dict[str, Sizes] = {}
+    for line in shown.stdout.splitlines():
+        fields = line.split()
+        if len(fields) >= 3 and fields[0].startswith("0/") and fields[1].isdigit():
+            sizes_by_id[fields[0][2:]] = Sizes(int(fields[1]), int(fields[2].rstrip(",")))
+    listed = process.run(btrfs.subvolume_list(top), check=False, capture=True, mutating=False)
+    sizes: dict[str, Sizes] = {}
+    for line in listed.stdout.splitlines():
+        # "ID 257 gen 12 top level 5 path old_roots/2026-11-20T08:00:00Z"
+        match = re.match(r"^ID (\d+) .*? path (.*)$", line)
+        if match and match[1] in sizes_by_id:
+            sizes[match[2]] = sizes_by_id[match[1]]
+    return sizes
+
+
+def list_roots(top: Path, subvolume: str, *, with_sizes: bool = False) -> list[OldRoot]:
+    """The old roots under the mounted top level `top`, newest first."""
+    directory = top / subvolume
+    if not directory.is_dir():
+        raise BlankslateError(
+            f"no old roots: there is no {subvolume!r} subvolume at the top level "
+            "(has the system booted with the rollback yet?)"
+        )
+    sizes = qgroup_sizes(top) if with_sizes else {}
+    roots = []
+    for entry in directory.iterdir():
+        if entry.is_symlink() or not entry.is_dir():
+            continue  # only directories (subvolumes) can be roots
+        parsed = parse_root_name(entry.name)
+        roots.append(
+            OldRoot(
+                name=entry.name,
+                path=entry,
+                time=parsed[0] if parsed else None,
+                sequence=parsed[1] if parsed else 0,
+                sizes=sizes.get(f"{subvolume}/{entry.name}"),
+            )
+        )
+    return newest_first(roots)
+
+
+def roots(plan: Plan, device: str | None = None) -> list[OldRoot]:
+    """`blankslate roots`: the kept old roots of the plan's btrfs filesystem, newest first."""
+    subvolume = old_roots_subvolume(plan)
+    with mounts.top_level(default_device(plan, device)) as top:
+        return list_roots(top, subvolume, with_sizes=True)
+
+
+def human_size(size: int) -> str:
+    """1536 -> "1.5K", 0 -> "0"; binary units like `du -h`."""
+    value = float(size)
+    for unit in ("", "K", "M", "G", "T"):
+        if value < 1024 or unit == "T":
+            return f"{value:.0f}{unit}" if unit == "" else f"{value:.1f}{unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+def format_table(roots: Sequence[OldRoot], now: datetime | None = None) -> str:
+    """A plain text table, newest first: NAME, TIME (UTC), AGE, REFERENCED, EXCLUSIVE."""
+    now = now or datetime.now(UTC)
+    rows = [("NAME", "TIME (UTC)", "AGE", "REFERENCED", "EXCLUSIVE")]
+    for root in roots:
+        rows.append(
+            (
+                root.name,
+                root.time.strftime("%Y-%m-%d %H:%M:%S") if root.time else "unknown time",
+                _age(now - root.time) if root.time else "-",
+                human_size(root.sizes.referenced) if root.sizes else "-",
+                human_size(root.sizes.exclusive) if root.sizes else "-",
+            )
+        )
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    )
+
+
+def _age(delta: timedelta) -> str:
+    seconds = max(int(delta.total_seconds()), 0)
+    if seconds < 3600:
+        return f"{seconds // 60}m"
+    if seconds < 86400:
+        return f"{seconds // 3600}h"
+    return f"{seconds // 86400}d"
+
+
+def check_path(path: str) -> str:
+    """An absolute path as it was on /, normalised: "/var//lib/./x/" -> "/var/lib/x"."""
+    if not path.startswith("/"):
+        raise BlankslateError(f"{path!r} is not an absolute path (give it as it was on /)")
+    if "\0" in path:
+        raise BlankslateError("a path may not contain a NUL byte")
+    normal = posixpath.normpath(path)
+    if normal.startswith("//"):
+        normal = "/" + normal.lstrip("/")  # normpath keeps a leading "//" (POSIX allows it)
+    if normal == "/":
+        raise BlankslateError("cannot recover / as a whole (name a file or directory in it)")
+    return normal
+
+
+def _inside(path: Path, root: Path) -> bool:
+    """Whether `path`, its symlinks resolved, stays inside `root`."""
+    resolved_root = os.path.realpath(root)
+    resolved = os.path.realpath(path)
+    return resolved == resolved_root or resolved.startswith(resolved_root.rstrip("/") + "/")
+
+
+def _stand_in(candidate: Path, persist_path: str) -> bool:
+    """Whether `candidate` is what impermanence leaves on / for a persisted path: an empty
+    mountpoint directory, or a symlink into persistPath. The data was never in that root."""
+    if candidate.is_symlink():
+        target = os.readlink(candidate)
+        return target == persist_path or target.startswith(persist_path.rstrip("/") + "/")
+    return candidate.is_dir() and not any(candidate.iterdir())
+
+
+def find_source(
+    roots: Sequence[OldRoot], path: str, persist_path: str, name: str | None = None
+) -> tuple[OldRoot, Path]:
+    """The old root to copy `path` from and the path to copy: the named root, or the newest
+    one that really holds it (impermanence's empty stand-ins are passed over)."""
+    if name is not None:
+        chosen = [root for root in roots if root.name == name]
+        if not chosen:
+            known = ", ".join(root.name for root in roots[:5]) or "none"
+            raise BlankslateError(f"no old root named {name!r} (newest: {known})")
+        candidates = chosen
+    else:
+        candidates = list(roots)
+    relative = path.lstrip("/")
+    for root in candidates:
+        candidate = root.path / relative
+        if not os.path.lexists(candidate):
+            continue
+        # A symlink on the way (an absolute /etc -> /somewhere, say) would lead out of the old
+        # root into the live system: refuse rather than copy the wrong thing.
+        if not _inside(candidate.parent, root.path):
+            raise BlankslateError(
+                f"{path} in old root {root.name} goes through a symlink leading out of it"
+            )
+        if name is None and _stand_in(candidate, persist_path):
+            continue
+        return root, candidate
+    where = f"old root {name}" if name is not None else f"any of the {len(roots)} old roots"
+    raise BlankslateError(f"{path} is not in {where}")
+
+
+def persisted_target(plan: Plan, path: str) -> Path | None:
+    """persistPath + path when `path` is (inside) a persisted directory or a persisted file."""
+    for directory in plan.persistence.directories:
+        base = directory.directory.rstrip("/")
+        if path == base or path.startswith(base + "/"):
+            return Path(plan.persist_path + path)
+    if any(path == persisted.file for persisted in plan.persistence.files):
+        return Path(plan.persist_path + path)
+    return None
+
+
+def destination(plan: Plan, path: str, to: Path | None) -> Path:
+    """--to DIR gives DIR/<basename>; without it, a persisted path goes back to persistPath."""
+    if to is not None:
+        return to / posixpath.basename(path)
+    target = persisted_target(plan, path)
+    if target is None:
+        raise BlankslateError(
+            f"{path} is not persisted, so it has no place in {plan.persist_path} "
+            "(give --to DIR to copy it into DIR)"
+        )
+    return target
+
+
+def check_target_free(target: Path) -> None:
+    """Never overwrite. An empty directory is the one exception: impermanence creates a
+    persisted directory empty, and filling it overwrites nothing."""
+    if not os.path.lexists(target):
+        return
+    if target.is_dir() and not target.is_symlink() and not any(target.iterdir()):
+        return
+    raise BlankslateError(f"{target} already exists (move it away first; recover never overwrites)")
+
+
+def recover(
+    plan: Plan,
+    path: str,
+    *,
+    from_root: str | None = None,
+    to: Path | None = None,
+    device: str | None = None,
+) -> Recovery:
+    """`blankslate recover`: copy `path` out of a kept old root, every piece of metadata kept."""
+    path = check_path(path)
+    subvolume = old_roots_subvolume(plan)
+    target = destination(plan, path, to)
+    check_target_free(target)
+    with mounts.top_level(default_device(plan, device)) as top:
+        kept = list_roots(top, subvolume)
+        if not kept:
+            raise BlankslateError(f"no old roots: {subvolume!r} is empty")
+        root, source = find_source(kept, path, plan.persist_path, from_root)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        process.run(copy.cp_archive(source, target))
+    return Recovery(path, root.name, target)

@@ -1,0 +1,462 @@
+"""`blankslate roots` and `blankslate recover` against fake old-root trees and faked commands."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import logging
+import os
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from pytest_subprocess import FakeProcess
+from pytest_subprocess.fake_popen import FakePopen
+
+from blankslate import cli, copy, mounts, oldroots, plan
+from blankslate.errors import BlankslateError
+
+DEVICE = "/dev/vda3"
+NEWEST = "2026-11-20T08:00:00Z.1"
+MIDDLE = "2026-11-20T08:00:00Z"
+OLDEST = "2026-10-01T23:59:59Z"
+
+
+@pytest.fixture(autouse=True)
+def restore_logging() -> Iterator[None]:
+    # The CLI points logging at the captured stderr of its test; later tests must not use it.
+    handlers = logging.getLogger().handlers[:]
+    yield
+    logging.getLogger().handlers[:] = handlers
+
+
+@pytest.fixture
+def persist(tmp_path: Path) -> Path:
+    directory = tmp_path / "persist"
+    directory.mkdir()
+    return directory
+
+
+@pytest.fixture
+def the_plan(persist: Path) -> plan.Plan:
+    """The built-in plan (old roots in "old_roots"), persisting into a temporary directory."""
+    return dataclasses.replace(plan.default(), persist_path=str(persist))
+
+
+@pytest.fixture
+def top(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fake top level with three timestamped old roots and a hand-made snapshot; the
+    top-level mount yields it instead of running mount/umount (their argv is tested apart)."""
+    top = tmp_path / "top"
+    for name in (OLDEST, MIDDLE, NEWEST, "before-upgrade"):
+        (top / "old_roots" / name).mkdir(parents=True)
+    (top / "old_roots" / "stray-file").write_text("not a root\n")
+    mounted_devices: list[str] = []
+
+    @contextlib.contextmanager
+    def fake_top_level(device: str, *, readonly: bool = True) -> Iterator[Path]:
+        assert readonly
+        mounted_devices.append(device)
+        yield top
+
+    monkeypatch.setattr(mounts, "top_level", fake_top_level)
+    return top
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+@pytest.fixture
+def expect_copy(fp: FakeProcess) -> Iterator[Callable[[Path, Path], None]]:
+    """Register the archive copy of a source to a target; each must have run once at the end."""
+    expected: list[list[str]] = []
+
+    def expect(source: Path, target: Path) -> None:
+        argv = copy.cp_archive(source, target)
+        fp.register(argv)
+        expected.append(argv)
+
+    yield expect
+    for argv in expected:
+        assert fp.call_count(argv) == 1, f"expected one run of {argv}"
+
+
+# ------------------------------------------------------------------------------ names, order
+
+
+@pytest.mark.parametrize(
+    ("name", "parsed"),
+    [
+        ("2026-11-20T08:00:00Z", (datetime(2026, 11, 20, 8, 0, 0, tzinfo=UTC), 0)),
+        ("2026-11-20T08:00:00Z.12", (datetime(2026, 11, 20, 8, 0, 0, tzinfo=UTC), 12)),
+        ("2026-13-20T08:00:00Z", None),
+        ("2026-11-20T08:00:00", None),
+        ("2026-11-20T08:00:00Z.", None),
+        ("before-upgrade", None),
+    ],
+)
+def test_parse_root_name(name: str, parsed: tuple[datetime, int] | None) -> None:
+    assert oldroots.parse_root_name(name) == parsed
+
+
+def test_list_roots_newest_first_unknown_names_last(top: Path) -> None:
+    listed = oldroots.list_roots(top, "old_roots")
+    assert [root.name for root in listed] == [NEWEST, MIDDLE, OLDEST, "before-upgrade"]
+    assert listed[-1].time is None
+    assert listed[0].path == top / "old_roots" / NEWEST
+
+
+def test_list_roots_without_the_subvolume(tmp_path: Path) -> None:
+    with pytest.raises(BlankslateError, match="no old roots: there is no 'old_roots' subvolume"):
+        oldroots.list_roots(tmp_path, "old_roots")
+
+
+def test_format_table() -> None:
+    now = datetime(2026, 11, 22, 8, 0, 0, tzinfo=UTC)
+    roots = [
+        oldroots.OldRoot(MIDDLE, Path("x"), datetime(2026, 11, 20, 8, tzinfo=UTC), 0),
+        oldroots.OldRoot(
+            "x", Path("y"), None, 0, oldroots.Sizes(referenced=3 * 1024**3, exclusive=1536)
+        ),
+    ]
+    assert oldroots.format_table(roots, now).splitlines() == [
+        "NAME                  TIME (UTC)           AGE  REFERENCED  EXCLUSIVE",
+        "2026-11-20T08:00:00Z  2026-11-20 08:00:00  2d   -           -",
+        "x                     unknown time         -    3.0G        1.5K",
+    ]
+
+
+# ------------------------------------------------------------------------------ roots, real argv
+
+
+def register_findmnt_persist(fp: FakeProcess, persist_path: str) -> None:
+    fp.register(
+        mounts.findmnt_cmd(target=persist_path),
+        stdout=json.dumps(
+            {
+                "filesystems": [
+                    {
+                        "target": persist_path,
+                        "source": f"{DEVICE}[/persist]",
+                        "fstype": "btrfs",
+                        "options": "rw,noatime,compress=zstd:3,subvol=/persist",
+                    }
+                ]
+            }
+        ),
+    )
+
+
+def populate_on_mount(process: FakePopen) -> None:
+    """What the mounted top level would show: the old roots subvolume with two roots."""
+    mountpoint = Path(str(process.args[-1]))
+    (mountpoint / "old_roots" / MIDDLE).mkdir(parents=True)
+    (mountpoint / "old_roots" / OLDEST).mkdir()
+
+
+def test_roots_mounts_read_only_and_unmounts(fp: FakeProcess, the_plan: plan.Plan) -> None:
+    register_findmnt_persist(fp, the_plan.persist_path)
+    mount = fp.register(
+        ["mount", "-t", "btrfs", "-o", "subvolid=5,ro", "--", DEVICE, fp.any(min=1, max=1)],
+        callback=populate_on_mount,
+    )
+    fp.register(["btrfs", "qgroup", "show", "--raw", fp.any(min=1, max=1)], returncode=1)
+    fp.register(["umount", "--", fp.any(min=1, max=1)])
+
+    listed = oldroots.roots(the_plan)
+
+    assert [root.to_json() for root in listed] == [
+        {"name": MIDDLE, "time": MIDDLE, "referencedBytes": None, "exclusiveBytes": None},
+        {"name": OLDEST, "time": OLDEST, "referencedBytes": None, "exclusiveBytes": None},
+    ]
+    mountpoint = mount.calls[0].args[-1]
+    assert fp.calls[-1] == ["umount", "--", mountpoint]
+    assert not os.path.exists(mountpoint)  # the private directory is gone too
+
+
+def test_roots_unmounts_after_an_error(fp: FakeProcess, the_plan: plan.Plan) -> None:
+    fp.register(["mount", "-t", "btrfs", "-o", "subvolid=5,ro", "--", "/dev/vdb", fp.any()])
+    fp.register(["umount", "--", fp.any(min=1, max=1)])
+    with pytest.raises(BlankslateError, match="no old roots"):
+        oldroots.roots(the_plan, "/dev/vdb")
+    assert fp.call_count(["umount", "--", fp.any()]) == 1
+
+
+def test_roots_sizes_from_quota_groups(fp: FakeProcess, the_plan: plan.Plan, top: Path) -> None:
+    fp.register(
+        ["btrfs", "qgroup", "show", "--raw", str(top)],
+        stdout=(
+            "Qgroupid    Referenced    Exclusive   Path \n"
+            "--------    ----------    ---------   ---- \n"
+            "0/5              16384        16384   <toplevel>\n"
+            "0/260        123456789         4096   old_roots/2026-11-20T08:00:00Z.1\n"
+            "0/261             8192         8192   old_roots/before-upgrade\n"
+        ),
+    )
+    fp.register(
+        ["btrfs", "subvolume", "list", str(top)],
+        stdout=(
+            "ID 256 gen 9 top level 5 path root\n"
+            "ID 260 gen 12 top level 258 path old_roots/2026-11-20T08:00:00Z.1\n"
+            "ID 261 gen 13 top level 258 path old_roots/before-upgrade\n"
+        ),
+    )
+    by_name = {root.name: root.sizes for root in oldroots.roots(the_plan, DEVICE)}
+    assert by_name[NEWEST] == oldroots.Sizes(123456789, 4096)
+    assert by_name["before-upgrade"] == oldroots.Sizes(8192, 8192)
+    assert by_name[MIDDLE] is None
+
+
+def test_roots_needs_a_btrfs_rollback(fp: FakeProcess, the_plan: plan.Plan) -> None:
+    tmpfs_plan = dataclasses.replace(the_plan, rollback="tmpfs")
+    with pytest.raises(
+        BlankslateError, match=r"rollback 'btrfs' \(this plan's rollback is 'tmpfs'"
+    ):
+        oldroots.roots(tmpfs_plan, DEVICE)
+
+
+# ------------------------------------------------------------------------------ recover
+
+
+def test_copy_argv_keeps_metadata() -> None:
+    assert copy.cp_archive(Path("/top/old_roots/r/etc/x"), Path("/persist/etc/x")) == [
+        "cp",
+        "--archive",
+        "--reflink=auto",
+        "--no-target-directory",
+        "--",
+        "/top/old_roots/r/etc/x",
+        "/persist/etc/x",
+    ]
+
+
+def test_recover_takes_the_newest_root_holding_the_path(
+    fp: FakeProcess,
+    expect_copy: Callable[[Path, Path], None],
+    the_plan: plan.Plan,
+    top: Path,
+    tmp_path: Path,
+) -> None:
+    write(top / "old_roots" / OLDEST / "root/notes.txt", "oldest\n")
+    source = write(top / "old_roots" / MIDDLE / "root/notes.txt", "middle\n")
+    (top / "old_roots" / NEWEST / "root").mkdir()  # the newest root lacks the file
+    target = tmp_path / "rescued" / "deeper" / "notes.txt"
+    expect_copy(source, target)
+
+    done = oldroots.recover(the_plan, "/root/notes.txt", to=target.parent, device=DEVICE)
+
+    assert done == oldroots.Recovery("/root/notes.txt", MIDDLE, target)
+    assert target.parent.is_dir()  # missing parents were created for cp
+
+
+def test_recover_from_a_named_root(
+    fp: FakeProcess,
+    expect_copy: Callable[[Path, Path], None],
+    the_plan: plan.Plan,
+    top: Path,
+    tmp_path: Path,
+) -> None:
+    source = write(top / "old_roots" / OLDEST / "etc/app.conf", "old\n")
+    write(top / "old_roots" / NEWEST / "etc/app.conf", "new\n")
+    expect_copy(source, tmp_path / "app.conf")
+
+    done = oldroots.recover(
+        the_plan, "/etc//app.conf", from_root=OLDEST, to=tmp_path, device=DEVICE
+    )
+
+    assert (done.root, done.path) == (OLDEST, "/etc/app.conf")
+
+
+def test_recover_reaches_hand_made_snapshots_last(
+    fp: FakeProcess,
+    expect_copy: Callable[[Path, Path], None],
+    the_plan: plan.Plan,
+    top: Path,
+    tmp_path: Path,
+) -> None:
+    source = write(top / "old_roots" / "before-upgrade" / "srv/data", "x\n")
+    expect_copy(source, tmp_path / "data")
+    done = oldroots.recover(the_plan, "/srv/data", to=tmp_path, device=DEVICE)
+    assert done.root == "before-upgrade"
+
+
+def test_recover_persisted_path_goes_back_to_persist(
+    fp: FakeProcess,
+    expect_copy: Callable[[Path, Path], None],
+    the_plan: plan.Plan,
+    top: Path,
+    persist: Path,
+) -> None:
+    # The newest root only has impermanence's empty mountpoint: the data is in an older one.
+    (top / "old_roots" / NEWEST / "var/lib/nixos").mkdir(parents=True)
+    source = write(top / "old_roots" / MIDDLE / "var/lib/nixos/uid-map", "{}\n").parent
+    # impermanence created the persisted directory empty: filling it overwrites nothing.
+    (persist / "var/lib/nixos").mkdir(parents=True)
+    expect_copy(source, persist / "var/lib/nixos")
+
+    done = oldroots.recover(the_plan, "/var/lib/nixos", device=DEVICE)
+
+    assert (done.root, done.target) == (MIDDLE, persist / "var/lib/nixos")
+
+
+def test_recover_persisted_file_and_path_inside_persisted_directory(
+    fp: FakeProcess,
+    expect_copy: Callable[[Path, Path], None],
+    the_plan: plan.Plan,
+    top: Path,
+    persist: Path,
+) -> None:
+    machine_id = write(top / "old_roots" / NEWEST / "etc/machine-id", "abc\n")
+    inside = write(top / "old_roots" / NEWEST / "var/lib/systemd/timers/x.timer", "t\n")
+    expect_copy(machine_id, persist / "etc/machine-id")
+    expect_copy(inside, persist / "var/lib/systemd/timers/x.timer")
+
+    oldroots.recover(the_plan, "/etc/machine-id", device=DEVICE)
+    oldroots.recover(the_plan, "/var/lib/systemd/timers/x.timer", device=DEVICE)
+
+    assert (persist / "var/lib/systemd/timers").is_dir()
+
+
+def test_recover_skips_symlink_into_persist(
+    fp: FakeProcess,
+    expect_copy: Callable[[Path, Path], None],
+    the_plan: plan.Plan,
+    top: Path,
+    persist: Path,
+) -> None:
+    (top / "old_roots" / NEWEST / "etc").mkdir(parents=True)
+    (top / "old_roots" / NEWEST / "etc/machine-id").symlink_to(f"{persist}/etc/machine-id")
+    source = write(top / "old_roots" / OLDEST / "etc/machine-id", "abc\n")
+    expect_copy(source, persist / "etc/machine-id")
+    assert oldroots.recover(the_plan, "/etc/machine-id", device=DEVICE).root == OLDEST
+
+
+def test_recover_not_persisted_needs_to(fp: FakeProcess, the_plan: plan.Plan, top: Path) -> None:
+    write(top / "old_roots" / NEWEST / "root/notes.txt", "x\n")
+    with pytest.raises(BlankslateError, match=r"is not persisted.*give --to DIR"):
+        oldroots.recover(the_plan, "/root/notes.txt", device=DEVICE)
+
+
+def test_recover_never_overwrites(
+    fp: FakeProcess, the_plan: plan.Plan, top: Path, tmp_path: Path, persist: Path
+) -> None:
+    write(top / "old_roots" / NEWEST / "etc/machine-id", "old\n")
+    write(persist / "etc/machine-id", "live\n")
+    write(tmp_path / "out" / "machine-id", "mine\n")
+    (top / "old_roots" / NEWEST / "var/lib/nixos").mkdir(parents=True)
+    write(top / "old_roots" / MIDDLE / "var/lib/nixos/uid-map", "{}\n")
+    write(persist / "var/lib/nixos/gid-map", "{}\n")  # not empty: refused
+
+    with pytest.raises(BlankslateError, match=r"already exists .*recover never overwrites"):
+        oldroots.recover(the_plan, "/etc/machine-id", device=DEVICE)
+    with pytest.raises(BlankslateError, match="already exists"):
+        oldroots.recover(the_plan, "/etc/machine-id", to=tmp_path / "out", device=DEVICE)
+    with pytest.raises(BlankslateError, match="already exists"):
+        oldroots.recover(the_plan, "/var/lib/nixos", device=DEVICE)
+    assert (persist / "etc/machine-id").read_text() == "live\n"
+
+
+def test_recover_refuses_a_symlink_out_of_the_old_root(
+    fp: FakeProcess, the_plan: plan.Plan, top: Path, tmp_path: Path
+) -> None:
+    outside = write(tmp_path / "live-system" / "secret", "live\n").parent
+    (top / "old_roots" / NEWEST / "etc").symlink_to(outside)
+    with pytest.raises(BlankslateError, match="goes through a symlink leading out of it"):
+        oldroots.recover(the_plan, "/etc/secret", to=tmp_path / "out", device=DEVICE)
+
+
+@pytest.mark.parametrize(
+    ("path", "options", "complaint"),
+    [
+        ("etc/passwd", {}, "'etc/passwd' is not an absolute path"),
+        ("/", {}, "cannot recover / as a whole"),
+        ("/etc/nothing", {"to": Path("/tmp/x")}, "/etc/nothing is not in any of the 4 old roots"),
+        ("/etc/nothing", {"to": Path("/tmp/x"), "from_root": OLDEST}, f"not in old root {OLDEST}"),
+        (
+            "/etc/x",
+            {"to": Path("/tmp/x"), "from_root": "2020-01-01T00:00:00Z"},
+            "no old root named",
+        ),
+    ],
+)
+def test_recover_errors(
+    fp: FakeProcess,
+    the_plan: plan.Plan,
+    top: Path,
+    path: str,
+    options: dict[str, str | Path],
+    complaint: str,
+) -> None:
+    with pytest.raises(BlankslateError) as raised:
+        oldroots.recover(the_plan, path, device=DEVICE, **options)  # type: ignore[arg-type]
+    assert complaint in str(raised.value)
+
+
+def test_recover_with_no_old_roots(fp: FakeProcess, the_plan: plan.Plan, top: Path) -> None:
+    for entry in (top / "old_roots").iterdir():
+        if entry.is_dir():
+            entry.rmdir()
+    with pytest.raises(BlankslateError, match="no old roots: 'old_roots' is empty"):
+        oldroots.recover(the_plan, "/etc/machine-id", device=DEVICE)
+
+
+def test_recover_needs_a_btrfs_rollback(fp: FakeProcess, the_plan: plan.Plan) -> None:
+    with pytest.raises(BlankslateError, match="rollback 'btrfs'"):
+        oldroots.recover(dataclasses.replace(the_plan, rollback="none"), "/etc/x", to=Path("/x"))
+
+
+# ------------------------------------------------------------------------------ CLI
+
+
+def run_cli(monkeypatch: pytest.MonkeyPatch, *args: str) -> int:
+    monkeypatch.setattr("sys.argv", ["blankslate", "-q", *args])
+    with pytest.raises(SystemExit) as exited:
+        cli.main()
+    code = exited.value.code
+    return code if isinstance(code, int) else 1
+
+
+def plan_file(the_plan: plan.Plan, tmp_path: Path) -> str:
+    path = tmp_path / "plan.json"
+    path.write_text(json.dumps(the_plan.to_json()))
+    return str(path)
+
+
+def test_cli_roots_json(
+    fp: FakeProcess,
+    the_plan: plan.Plan,
+    top: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    fp.register(["btrfs", "qgroup", "show", "--raw", str(top)], returncode=1)
+    arguments = ["roots", "--json", "--plan", plan_file(the_plan, tmp_path), "--device", DEVICE]
+    assert run_cli(monkeypatch, *arguments) == 0
+    assert [entry["name"] for entry in json.loads(capsys.readouterr().out)] == [
+        NEWEST,
+        MIDDLE,
+        OLDEST,
+        "before-upgrade",
+    ]
+
+
+def test_cli_recover_error_is_one_line(
+    fp: FakeProcess,
+    the_plan: plan.Plan,
+    top: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    arguments = ["recover", "/root/x", "--plan", plan_file(the_plan, tmp_path), "--device", DEVICE]
+    assert run_cli(monkeypatch, *arguments) == 1
+    assert capsys.readouterr().err == (
+        f"error: /root/x is not persisted, so it has no place in {the_plan.persist_path} "
+        "(give --to DIR to copy it into DIR)\n"
+    )
