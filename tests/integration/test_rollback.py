@@ -1,0 +1,636 @@
+"""A simulated boot cycle: modules/rollback/btrfs-rollback.bash on a real btrfs filesystem.
+
+The script runs exactly as the initrd unit runs it (`bash script DEVICE root root-blank
+old_roots KEEP_DAYS`); the only difference is TMPDIR, which points into tmp_path so that the
+temporary mount of a killed run can be found and removed "as a reboot would".
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import shutil
+import signal
+import subprocess
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[2] / "modules" / "rollback" / "btrfs-rollback.bash"
+STAMP = "%Y-%m-%dT%H:%M:%SZ"
+STAMP_RE = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ)(\.[1-9]\d*)?$")
+PREFIX = "blankslate-rollback: "
+TMP_NAME = "root.blankslate-new"
+
+# names that break line-based parsing and naive quoting
+WEIRD = ["with space", "new\nline", "tab\there", "-dash", "*glob?", "ünï €", "trailing "]
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def stamp(t: datetime) -> str:
+    return t.astimezone(UTC).strftime(STAMP)
+
+
+def script_env(run_dir: Path, extra_path: Path | None = None) -> dict[str, str]:
+    env = dict(os.environ)
+    env["TMPDIR"] = str(run_dir)
+    if extra_path is not None:
+        env["PATH"] = f"{extra_path}:{env['PATH']}"
+    return env
+
+
+def rollback(device: str, keep_days: int | str, run_dir: Path, *args: str, **kw):
+    """Run the script to completion; returns the CompletedProcess."""
+    run_dir.mkdir(exist_ok=True)
+    argv = ["bash", str(SCRIPT), device, "root", "root-blank", "old_roots", str(keep_days)]
+    if args:
+        argv = ["bash", str(SCRIPT), *args]
+    return subprocess.run(
+        argv, env=script_env(run_dir, kw.get("extra_path")), capture_output=True,
+        text=True, timeout=120,
+    )
+
+
+def start_rollback(
+    device: str,
+    keep_days: int,
+    run_dir: Path,
+    extra_path: Path | None = None,
+    extra_env: dict[str, str] | None = None,
+):
+    """Start the script in its own session/process group (so it can be SIGKILLed whole,
+    and a shim's `kill -KILL 0` never reaches pytest)."""
+    run_dir.mkdir(exist_ok=True)
+    return subprocess.Popen(
+        ["bash", str(SCRIPT), device, "root", "root-blank", "old_roots", str(keep_days)],
+        env={**script_env(run_dir, extra_path), **(extra_env or {})},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )
+
+
+def reboot_cleanup(helpers, run_dir: Path) -> None:
+    """What a reboot does for a killed run: its temporary mount and directory are gone."""
+    helpers.unmount_all_under(run_dir)
+    for leftover in run_dir.iterdir():
+        # rmdir, not rmtree: a leftover must be an empty mount point, never content
+        os.rmdir(leftover)
+
+
+def assert_clean_exit(helpers, run_dir: Path, device: str) -> None:
+    assert helpers.mounts_under(run_dir) == []
+    assert list(run_dir.iterdir()) == []
+    # only the test's own top-level mount remains
+    assert len(helpers.mounts_of(device)) == 1
+
+
+def mksubvol(helpers, path: Path) -> None:
+    helpers.run(["btrfs", "subvolume", "create", path])
+
+
+def delete_tree(helpers, top: Path, rel: str) -> None:
+    """Test-side deletion of a subvolume and its nested ones (deepest first)."""
+    base = top / rel
+    nested = sorted(helpers.subvolumes_under(base), key=lambda p: p.count("/"), reverse=True)
+    for sub in nested:
+        helpers.run(["btrfs", "property", "set", "-ts", base / sub, "ro", "false"])
+    helpers.run(["btrfs", "property", "set", "-ts", base, "ro", "false"])
+    for sub in nested:
+        helpers.run(["btrfs", "subvolume", "delete", base / sub])
+    helpers.run(["btrfs", "subvolume", "delete", base])
+
+
+def populate_root(helpers, root: Path) -> None:
+    """State a running system leaves in /: files, empty files and directories, symlinks,
+    odd names, nested subvolumes three deep (one read-only), a large sparse file."""
+    (root / "etc").mkdir()
+    (root / "etc" / "machine-id").write_text("0123456789abcdef\n")
+    (root / "etc" / "empty").write_bytes(b"")
+    (root / "var" / "lib" / "empty-dir").mkdir(parents=True)
+    (root / "tmp").mkdir(mode=0o1777)
+    (root / "bin").symlink_to("/nix/store/xyz-bash/bin")
+    (root / "etc" / "relative-link").symlink_to("machine-id")
+    (root / "dangling").symlink_to("does/not/exist")
+    for name in WEIRD:
+        d = root / "weird" / name
+        d.mkdir(parents=True)
+        (d / name).write_bytes(os.urandom(257))
+    with open(root / "sparse.img", "wb") as f:
+        f.truncate(64 << 20)
+        f.write(b"head")
+    # nested subvolumes: var/lib/machines/<a b>/<c\nd>/<e f>
+    (root / "var" / "lib" / "machines").mkdir(parents=True)
+    level1 = root / "var" / "lib" / "machines" / "con tainer"
+    level2 = level1 / "nested\nsub"
+    level3 = level2 / "deep est"
+    mksubvol(helpers, level1)
+    (level1 / "file in 1").write_bytes(os.urandom(4096))
+    mksubvol(helpers, level2)
+    (level2 / "dir").mkdir()
+    (level2 / "dir" / "file in 2").write_bytes(os.urandom(100))
+    mksubvol(helpers, level3)
+    (level3 / "file\nin 3").write_bytes(os.urandom(10))
+    # a read-only subvolume holding a nested one: pruning must make it writable first
+    ro = root / "snapshots" / "ro one"
+    ro.parent.mkdir()
+    mksubvol(helpers, ro)
+    mksubvol(helpers, ro / "inner")
+    (ro / "inner" / "x").write_text("x")
+    helpers.run(["btrfs", "property", "set", "-ts", ro, "ro", "true"])
+
+
+def populate_persistent(top: Path) -> None:
+    (top / "persist" / "etc" / "ssh").mkdir(parents=True)
+    (top / "persist" / "etc" / "ssh" / "ssh_host_ed25519_key").write_bytes(os.urandom(411))
+    (top / "persist" / "passwords").mkdir()
+    (top / "persist" / "passwords" / "admin").write_text("$6$salt$hash\n")
+    (top / "persist" / "big").write_bytes(os.urandom(3 << 20))
+    (top / "persist" / "odd\nname dir").mkdir()
+    (top / "persist" / "odd\nname dir" / "empty").write_bytes(b"")
+    (top / "nix" / "store" / "abc-hello" / "bin").mkdir(parents=True)
+    (top / "nix" / "store" / "abc-hello" / "bin" / "hello").write_bytes(os.urandom(100_000))
+    (top / "nix" / "var").symlink_to("store")
+    (top / "log" / "journal").mkdir()
+    (top / "log" / "journal" / "system.journal").write_bytes(os.urandom(1 << 20))
+    (top / "home" / "admin").mkdir()
+
+
+class Baseline:
+    """What must never change: the persistent subvolumes and the blank snapshot."""
+
+    def __init__(self, helpers, top: Path):
+        self.helpers = helpers
+        self.top = top
+        self.manifests = {n: helpers.tree_manifest(top / n) for n in ("persist", "nix", "log", "home")}
+        # commit (data and the relatime updates of that first read) so Generation is stable
+        os.sync()
+        self.infos = {
+            n: helpers.subvolume_info(top / n)
+            for n in ("persist", "nix", "log", "home", "root-blank")
+        }
+        assert self.manifests["persist"], "persist must hold data for the comparison to mean something"
+
+    def check(self) -> None:
+        h, top = self.helpers, self.top
+        for name, manifest in self.manifests.items():
+            assert h.tree_manifest(top / name) == manifest, f"{name} changed"
+        os.sync()
+        for name, info in self.infos.items():
+            now = h.subvolume_info(top / name)
+            # snapshotting the blank bumps its generation; nothing else may move
+            keys = ("UUID", "Subvolume ID", "Flags") + (() if name == "root-blank" else ("Generation",))
+            for key in keys:
+                assert now[key] == info[key], f"{name}: {key} changed"
+        assert self.infos["root-blank"]["Flags"] == "readonly"
+        assert os.listdir(top / "root-blank") == []
+
+
+def assert_fresh_root(helpers, top: Path, baseline: Baseline) -> None:
+    root = top / "root"
+    assert helpers.is_subvolume(root)
+    assert os.listdir(root) == []
+    info = helpers.subvolume_info(root)
+    assert info["Flags"] == "-", "the new root must be writable"
+    assert info["Parent UUID"] == baseline.infos["root-blank"]["UUID"], "root is not a snapshot of the blank"
+    assert sorted(os.listdir(top)) == sorted(
+        ["root", "root-blank", "nix", "persist", "log", "home", "old_roots"]
+    )
+    outside = {s for s in helpers.subvolumes_under(top) if not s.startswith("old_roots/")}
+    assert outside == {"root", "root-blank", "nix", "persist", "log", "home", "old_roots"}
+    assert helpers.is_subvolume(top / "old_roots")
+    baseline.check()
+
+
+def old_root_names(top: Path) -> set[str]:
+    return {n for n in os.listdir(top / "old_roots") if STAMP_RE.match(n)}
+
+
+@pytest.fixture
+def system(helpers, layout, tmp_path):
+    """A filesystem as after a few days of uptime: populated root, persist, nix, log.
+    Yields (device, top-level mount, run dir, baseline)."""
+    with helpers.mount_top_level(layout.device) as top:
+        populate_persistent(top)
+        populate_root(helpers, top / "root")
+        baseline = Baseline(helpers, top)
+        yield layout.device, top, tmp_path / "run", baseline
+
+
+# --------------------------------------------------------------------------- boot cycle
+
+
+def test_boot_cycle_resets_root_and_keeps_old_root(helpers, system):
+    device, top, run_dir, baseline = system
+    before = helpers.tree_manifest(top / "root")
+    root_uuid = helpers.subvolume_info(top / "root")["UUID"]
+    assert sum(1 for v in before.values() if v[0] == "dir" and v[2]) == 5  # nested subvolumes
+
+    t0 = datetime.now(UTC).replace(microsecond=0)
+    proc = rollback(device, 30, run_dir)
+    t1 = datetime.now(UTC)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""
+
+    assert_fresh_root(helpers, top, baseline)
+    assert_clean_exit(helpers, run_dir, device)
+
+    (name,) = os.listdir(top / "old_roots")
+    when = datetime.strptime(name, STAMP).replace(tzinfo=UTC)
+    assert t0 <= when <= t1
+    old = top / "old_roots" / name
+    assert helpers.subvolume_info(old)["UUID"] == root_uuid, "the old root must be moved, not copied"
+    assert helpers.tree_manifest(old) == before
+    assert helpers.subvolume_info(old / "snapshots" / "ro one")["Flags"] == "readonly"
+
+    lines = proc.stdout.splitlines()
+    assert lines and all(line.startswith(PREFIX) for line in lines)
+    assert f"{PREFIX}moved root to old_roots/{name}" in lines
+    assert f"{PREFIX}created subvolume old_roots" in lines
+    assert f"{PREFIX}created root from root-blank" in lines
+
+    # the next boot: new state, second cycle keeps both old roots
+    (top / "root" / "etc").mkdir()
+    (top / "root" / "etc" / "new").write_text("day 2")
+    proc = rollback(device, 30, run_dir)
+    assert proc.returncode == 0, proc.stderr
+    assert_fresh_root(helpers, top, baseline)
+    assert_clean_exit(helpers, run_dir, device)
+    names = old_root_names(top)
+    assert len(names) == 2 and name in names
+    assert helpers.tree_manifest(top / "old_roots" / name) == before
+    (second,) = names - {name}
+    assert (top / "old_roots" / second / "etc" / "new").read_text() == "day 2"
+
+
+def test_same_second_gets_a_suffix(helpers, system):
+    device, top, run_dir, baseline = system
+    # two real runs within one second: start right after a second boundary
+    for _attempt in range(5):
+        time.sleep(1 - time.time() % 1 + 0.01)
+        before = set(os.listdir(top / "old_roots")) if (top / "old_roots").exists() else set()
+        first = rollback(device, 30, run_dir)
+        second = rollback(device, 30, run_dir)
+        assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
+        new = sorted(set(os.listdir(top / "old_roots")) - before)
+        assert len(new) == 2
+        bases = {STAMP_RE.match(n).group(1) for n in new}
+        if len(bases) == 1:
+            (base,) = bases
+            assert new == [base, base + ".1"]
+            break
+    else:
+        pytest.fail("could not run the script twice within one second in 5 attempts")
+    assert_fresh_root(helpers, top, baseline)
+
+    # taken names with .1 and .2 already there (pre-created around "now"): next is .3
+    now = datetime.now(UTC)
+    for s in range(-1, 10):
+        base = stamp(now + timedelta(seconds=s))
+        for suffix in ("", ".1", ".2"):
+            if not (top / "old_roots" / (base + suffix)).exists():
+                (top / "old_roots" / (base + suffix)).mkdir()
+    proc = rollback(device, 30, run_dir)
+    assert proc.returncode == 0, proc.stderr
+    (moved,) = re.findall(r"moved root to old_roots/(\S+)", proc.stdout)
+    assert moved.endswith(".3")
+    assert helpers.is_subvolume(top / "old_roots" / moved)
+    assert_fresh_root(helpers, top, baseline)
+
+
+def test_keep_days_zero_keeps_nothing(helpers, system):
+    device, top, run_dir, baseline = system
+    # a first boot with a long retention, then more state, then KEEP_DAYS=0
+    assert rollback(device, 30, run_dir).returncode == 0
+    populate_root(helpers, top / "root")
+    (top / "old_roots" / "not a stamp").mkdir()
+    future = stamp(datetime.now(UTC) + timedelta(days=3))
+    mksubvol(helpers, top / "old_roots" / future)
+    proc = rollback(device, 0, run_dir)
+    assert proc.returncode == 0, proc.stderr
+    assert_fresh_root(helpers, top, baseline)
+    assert_clean_exit(helpers, run_dir, device)
+    assert os.listdir(top / "old_roots") == ["not a stamp"]
+    assert helpers.subvolumes_under(top / "old_roots") == set()
+    assert sum("deleted nested subvolume" in line for line in proc.stdout.splitlines()) == 10
+    # the nested subvolumes' names were logged on one line each, quoted
+    assert all(line.startswith(PREFIX) for line in proc.stdout.splitlines())
+
+
+def test_pruning_by_name(helpers, system):
+    device, top, run_dir, baseline = system
+    now = datetime.now(UTC)
+    old_roots = top / "old_roots"
+    mksubvol(helpers, old_roots)
+
+    def old(delta: timedelta, suffix: str = "") -> str:
+        name = stamp(now - delta) + suffix
+        mksubvol(helpers, old_roots / name)
+        (old_roots / name / "etc").mkdir()
+        (old_roots / name / "etc" / "f").write_text(name)
+        return name
+
+    expired = {
+        old(timedelta(days=400)),
+        old(timedelta(days=40)),
+        old(timedelta(days=31), ".1"),
+        old(timedelta(days=30, hours=1)),
+    }
+    # an expired root with nested subvolumes three deep and a read-only one
+    deep = old(timedelta(days=35))
+    expired.add(deep)
+    populate_root(helpers, old_roots / deep / "etc")
+    kept = {
+        old(timedelta(days=29)),
+        old(timedelta(days=1)),
+        old(timedelta(days=1), ".7"),
+        old(timedelta(days=-2)),  # from the future (clock set back): kept
+    }
+    untouched_dirs = [
+        "keep me",
+        "2020-01-01",
+        "2020-01-01T00:00:00Z.x",
+        "2020-13-01T00:00:00Z",
+        "2020-01-01T00:00:00",
+        "x2020-01-01T00:00:00Z",
+        "2020-01-01T00:00:00Z\n",
+    ]
+    for d in untouched_dirs:
+        mksubvol(helpers, old_roots / d)
+    plain = stamp(now - timedelta(days=50))
+    (old_roots / plain).mkdir()  # expired name, but not a subvolume: left alone
+    (old_roots / plain / "data").write_text("mine")
+    afile = stamp(now - timedelta(days=60))
+    (old_roots / afile).write_text("a file")
+
+    proc = rollback(device, 30, run_dir)
+    assert proc.returncode == 0, proc.stderr
+    assert_fresh_root(helpers, top, baseline)
+    assert_clean_exit(helpers, run_dir, device)
+
+    (moved,) = re.findall(r"moved root to old_roots/(\S+)", proc.stdout)
+    remaining = set(os.listdir(old_roots))
+    assert remaining == kept | {moved, plain, afile, *untouched_dirs}
+    assert expired.isdisjoint(remaining)
+    for name in kept:
+        assert (old_roots / name / "etc" / "f").read_text() == name
+    assert (old_roots / plain / "data").read_text() == "mine"
+    assert (old_roots / afile).read_text() == "a file"
+    for name in expired:
+        assert f"{PREFIX}deleted old_roots/{name}" in proc.stdout.splitlines()
+    # everything below old_roots that is still a subvolume belongs to a kept entry
+    for sub in helpers.subvolumes_under(old_roots):
+        assert sub.split("/")[0] in kept | {moved, *untouched_dirs}
+
+
+def test_missing_blank_changes_nothing(helpers, system):
+    device, top, run_dir, baseline = system
+    helpers.run(["btrfs", "subvolume", "delete", top / "root-blank"])
+    before = helpers.tree_manifest(top / "root")
+    info = helpers.subvolume_info(top / "root")
+    listing = sorted(os.listdir(top))
+
+    proc = rollback(device, 0, run_dir)
+    assert proc.returncode != 0
+    assert "blank snapshot root-blank not found" in proc.stderr
+    assert "nothing changed" in proc.stderr
+    assert sorted(os.listdir(top)) == listing
+    assert not (top / "old_roots").exists()
+    assert helpers.subvolume_info(top / "root")["UUID"] == info["UUID"]
+    assert helpers.tree_manifest(top / "root") == before
+    assert_clean_exit(helpers, run_dir, device)
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        ((), 2, "usage:"),
+        (("root", "root-blank", "old_roots", "0"), 2, "usage:"),
+        (("DEV", "root", "root-blank", "old_roots", "0", "x"), 2, "usage:"),
+        (("DEV", "root", "root-blank", "old_roots", "-1"), 1, "KEEP_DAYS"),
+        (("DEV", "root", "root-blank", "old_roots", "3.5"), 1, "KEEP_DAYS"),
+        (("DEV", "root", "root-blank", "old_roots", ""), 1, "KEEP_DAYS"),
+        (("DEV", "/root", "root-blank", "old_roots", "1"), 1, "ROOT_SUBVOLUME"),
+        (("DEV", "root", "../root-blank", "old_roots", "1"), 1, "BLANK_SNAPSHOT"),
+        (("DEV", "root", "root-blank", "old_roots/", "1"), 1, "OLD_ROOTS_SUBVOLUME"),
+        (("DEV", "root", "root-blank", "a//b", "1"), 1, "OLD_ROOTS_SUBVOLUME"),
+        (("DEV", "root", "root-blank", "", "1"), 1, "OLD_ROOTS_SUBVOLUME"),
+        (("DEV", "root", "root-blank", "root/old", "1"), 1, "within"),
+        (("DEV", "root", "root", "old_roots", "1"), 1, "distinct"),
+        (("/dev/null", "root", "root-blank", "old_roots", "1"), 1, "not a block device"),
+    ],
+)
+def test_bad_arguments_touch_nothing(helpers, system, args, code, message):
+    device, top, run_dir, baseline = system
+    args = tuple(device if a == "DEV" else a for a in args)
+    before = helpers.tree_manifest(top / "root")
+    proc = rollback(device, 0, run_dir, *args) if args else subprocess.run(
+        ["bash", str(SCRIPT)], capture_output=True, text=True, env=script_env(run_dir)
+    )
+    assert proc.returncode == code, proc.stderr
+    assert message in proc.stderr
+    assert helpers.tree_manifest(top / "root") == before
+    assert not (top / "old_roots").exists()
+    if run_dir.exists():
+        assert_clean_exit(helpers, run_dir, device)
+
+
+# --------------------------------------------------------------------------- interrupted states
+
+
+def test_resumes_when_root_was_already_moved(helpers, system):
+    device, top, run_dir, baseline = system
+    mksubvol(helpers, top / "old_roots")
+    helpers.run(["mv", "-T", top / "root", top / "old_roots" / "2000-01-01T00:00:00Z"])
+    proc = rollback(device, 30, run_dir)
+    assert proc.returncode == 0, proc.stderr
+    assert "no root (an interrupted run moved it already)" in proc.stdout
+    assert_fresh_root(helpers, top, baseline)
+    # the interrupted run's old root is older than 30 days: pruned
+    assert old_root_names(top) == set()
+
+
+@pytest.mark.parametrize("root_present", [False, True])
+def test_leftover_temporary_snapshot_is_replaced(helpers, system, root_present):
+    device, top, run_dir, baseline = system
+    helpers.run(["btrfs", "subvolume", "snapshot", top / "root-blank", top / TMP_NAME])
+    (top / TMP_NAME / "garbage").write_text("must not survive")
+    mksubvol(helpers, top / TMP_NAME / "nested")
+    if not root_present:
+        mksubvol(helpers, top / "old_roots")
+        helpers.run(["mv", "-T", top / "root", top / "old_roots" / stamp(datetime.now(UTC))])
+    proc = rollback(device, 30, run_dir)
+    assert proc.returncode == 0, proc.stderr
+    assert f"{PREFIX}found {TMP_NAME} left by an interrupted run" in proc.stdout
+    assert_fresh_root(helpers, top, baseline)
+    assert len(old_root_names(top)) == 1
+
+
+def test_foreign_temporary_name_is_not_deleted(helpers, system):
+    device, top, run_dir, baseline = system
+    (top / TMP_NAME).mkdir()
+    (top / TMP_NAME / "data").write_text("not ours")
+    proc = rollback(device, 30, run_dir)
+    assert proc.returncode != 0
+    assert "nothing changed" in proc.stderr
+    assert (top / TMP_NAME / "data").read_text() == "not ours"
+    assert helpers.subvolume_info(top / "root")["Parent UUID"] == "-"  # the old root, untouched
+    assert_clean_exit(helpers, run_dir, device)
+
+
+# --------------------------------------------------------------------------- fault injection
+
+WRAPPED = ("btrfs", "mv", "mount", "umount", "date", "find", "stat", "sync", "mktemp", "rmdir")
+
+SHIM = """#!/bin/bash
+n=$(( $(<"$SHIM_STATE/count") + 1 ))
+echo "$n" > "$SHIM_STATE/count"
+echo "$n {name}" >> "$SHIM_STATE/trace"
+if [[ $n == "$SHIM_KILL_AT" && $SHIM_MODE == before ]]; then kill -KILL 0; fi
+{real} "$@"
+rc=$?
+if [[ $n == "$SHIM_KILL_AT" && $SHIM_MODE == after ]]; then kill -KILL 0; fi
+exit $rc
+"""
+
+
+@pytest.fixture
+def shims(tmp_path):
+    """A PATH directory whose btrfs, mv, mount, ... count their calls and SIGKILL the
+    script's whole process group before or after call number $SHIM_KILL_AT."""
+    bindir = tmp_path / "shims"
+    state = tmp_path / "shim-state"
+    bindir.mkdir()
+    state.mkdir()
+    for name in WRAPPED:
+        real = shutil.which(name)
+        assert real, name
+        path = bindir / name
+        path.write_text(SHIM.format(name=name, real=real))
+        path.chmod(0o755)
+    return bindir, state
+
+
+def run_with_kill(device, keep, run_dir, shims, kill_at: int, mode: str):
+    bindir, state = shims
+    (state / "count").write_text("0")
+    (state / "trace").write_text("")
+    env = {"SHIM_STATE": str(state), "SHIM_KILL_AT": str(kill_at), "SHIM_MODE": mode}
+    proc = start_rollback(device, keep, run_dir, extra_path=bindir, extra_env=env)
+    out, err = proc.communicate(timeout=120)
+    calls = int((state / "count").read_text())
+    return proc.returncode, out, err, calls
+
+
+class Cycle:
+    """One boot cycle under test: populate the root, interrupt the script, "reboot",
+    run it again and check every invariant."""
+
+    def __init__(self, helpers, device, top, run_dir, baseline, first_boot=False):
+        self.h, self.device, self.top, self.run_dir, self.baseline = (
+            helpers, device, top, run_dir, baseline,
+        )
+        # first_boot: every round starts without old_roots (the script creates it)
+        self.first_boot = first_boot
+
+    def prepare(self) -> None:
+        if not os.listdir(self.top / "root"):  # the system fixture filled the first one
+            populate_root(self.h, self.top / "root")
+        old = self.top / "old_roots"
+        if self.first_boot and old.exists():
+            assert os.listdir(old) == []
+            self.h.run(["btrfs", "subvolume", "delete", old])
+        if not self.first_boot and not old.exists():
+            mksubvol(self.h, old)
+        self.root_manifest = self.h.tree_manifest(self.top / "root")
+        self.root_uuid = self.h.subvolume_info(self.top / "root")["UUID"]
+        old = self.top / "old_roots"
+        self.before = set(os.listdir(old)) if old.exists() else set()
+
+    def recover_and_check(self, keep: int, label: str) -> None:
+        h, top = self.h, self.top
+        reboot_cleanup(h, self.run_dir)
+        # between the kill and the rerun nothing persistent may have changed
+        self.baseline.check()
+        proc = rollback(self.device, keep, self.run_dir)
+        assert proc.returncode == 0, f"{label}: rerun failed\n{proc.stdout}\n{proc.stderr}"
+        assert_fresh_root(h, top, self.baseline)
+        assert_clean_exit(h, self.run_dir, self.device)
+        assert not (top / TMP_NAME).exists()
+        new = set(os.listdir(top / "old_roots")) - self.before
+        if keep == 0:
+            assert old_root_names(top) == set(), label
+            assert h.subvolumes_under(top / "old_roots") == set(), label
+            return
+        # the interrupted root survived whole, exactly once, under old_roots
+        owners = [n for n in new if h.subvolume_info(top / "old_roots" / n)["UUID"] == self.root_uuid]
+        assert len(owners) == 1, f"{label}: old root found {len(owners)} times among {new}"
+        assert h.tree_manifest(top / "old_roots" / owners[0]) == self.root_manifest, label
+        # any other new old root is an untouched blank (the killed run had finished)
+        for n in new - set(owners):
+            assert os.listdir(top / "old_roots" / n) == [], label
+            info = h.subvolume_info(top / "old_roots" / n)
+            assert info["Parent UUID"] == self.baseline.infos["root-blank"]["UUID"], label
+        assert len(new) <= 2, label
+        for n in new:  # keep the filesystem small for the next round
+            delete_tree(h, top, f"old_roots/{n}")
+
+
+@pytest.mark.parametrize("first_boot", [False, True], ids=["steady", "first-boot"])
+@pytest.mark.parametrize("keep", [30, 0])
+def test_sigkill_at_every_step_then_rerun(helpers, system, shims, keep, first_boot):
+    device, top, run_dir, baseline = system
+    cycle = Cycle(helpers, device, top, run_dir, baseline, first_boot)
+
+    # calibration: a full run through the shims counts the steps
+    cycle.prepare()
+    rc, out, err, total = run_with_kill(device, keep, run_dir, shims, 0, "none")
+    assert rc == 0, err
+    trace = (shims[1] / "trace").read_text()
+    assert "btrfs" in trace and " mv" in trace and "mount" in trace
+    assert total >= 10
+    cycle.recover_and_check(keep, "calibration")
+
+    killed = 0
+    for kill_at in range(1, total + 1):
+        for mode in ("before", "after"):
+            label = f"keep={keep} kill {mode} call {kill_at}/{total}"
+            cycle.prepare()
+            rc, out, err, calls = run_with_kill(device, keep, run_dir, shims, kill_at, mode)
+            assert rc == -signal.SIGKILL, f"{label}: not killed (rc {rc})\n{out}\n{err}"
+            assert calls == kill_at, label
+            killed += 1
+            cycle.recover_and_check(keep, label)
+    assert killed == 2 * total
+
+
+def test_sigkill_at_random_moments_then_rerun(helpers, system):
+    device, top, run_dir, baseline = system
+    cycle = Cycle(helpers, device, top, run_dir, baseline)
+    rng = random.Random(20261121)
+
+    cycle.prepare()
+    t = time.monotonic()
+    assert rollback(device, 0, run_dir).returncode == 0
+    duration = time.monotonic() - t
+    cycle.recover_and_check(0, "timing run")
+
+    outcomes = {"killed": 0, "finished": 0}
+    for i in range(24):
+        keep = rng.choice([0, 30])
+        delay = rng.uniform(0, duration * 1.1)
+        cycle.prepare()
+        proc = start_rollback(device, keep, run_dir)
+        time.sleep(delay)
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.communicate(timeout=120)
+        assert proc.returncode in (0, -signal.SIGKILL)
+        outcomes["killed" if proc.returncode else "finished"] += 1
+        cycle.recover_and_check(keep, f"random kill {i} after {delay * 1000:.0f} ms (keep={keep})")
+    assert outcomes["killed"] >= 12, outcomes
