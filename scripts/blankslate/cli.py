@@ -152,7 +152,19 @@ def diff(
     fail_on_lost: Annotated[bool, typer.Option(help="Exit 1 when anything is lost.")] = False,
 ) -> None:
     """What lives on / that the next boot will erase."""
-    not_yet_implemented("diff")
+    from blankslate import audit, ignore_rules
+
+    plan = load_plan(plan_file, host, flake)
+    rules = ignore_rules.collect(plan.audit.ignore, host or plan.host_name, ignore_file)
+    report = audit.run_diff(plan, device=device, root=root, ignore=rules)
+    if format is Format.json:
+        sys.stdout.write(audit.render_json(report))
+    elif format is Format.yaml:
+        sys.stdout.write(audit.render_yaml(report))
+    else:
+        sys.stdout.write(audit.render_text(report, all_entries=all_entries))
+    if fail_on_lost and report.lost:
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -160,13 +172,25 @@ def ignore(
     pattern: Annotated[str, typer.Argument(help="Exact path, dir/** or a glob.")],
     reason: Annotated[str, typer.Option(help="Why it may be erased.")],
     ignore_file: Annotated[Path | None, typer.Option(help="YAML ignore rules.")] = None,
+    plan_file: PlanFile = None,
+    host: Host = None,
+    flake: Flake = ".",
 ) -> None:
     """Add an audit ignore rule."""
-    not_yet_implemented("ignore")
+    from blankslate import ignore_rules
+
+    if ignore_file is None and host is None:
+        host = load_plan(plan_file, host, flake).host_name
+    path = ignore_rules.target_file(host or "", ignore_file)
+    added = ignore_rules.add_rule(path, pattern, reason)
+    print(f"{'added' if added else 'already there'}: {pattern} in {path}")
 
 
 @app.command()
 def seed(
+    paths: Annotated[
+        list[str] | None, typer.Argument(help="Only these persisted paths (default: all).")
+    ] = None,
     plan_file: PlanFile = None,
     host: Host = None,
     flake: Flake = ".",
@@ -175,7 +199,26 @@ def seed(
     yes: Yes = False,
 ) -> None:
     """Copy today's data of newly persisted paths into persistPath."""
-    not_yet_implemented("seed")
+    from blankslate import process as process_settings
+    from blankslate import seed as seed_module
+
+    process_settings.settings.dry_run = dry_run
+    plan = load_plan(plan_file, host, flake)
+    items = seed_module.plan_seed(plan, root=root, selection=paths or ())
+    for line in seed_module.describe(items):
+        print(line)
+    copies = [item for item in items if item.action == "copy"]
+    if copies and not dry_run and not yes:
+        typer.confirm(f"Copy {len(copies)} paths into {plan.persist_path}?", abort=True)
+    done = seed_module.apply(items, persist_root=Path(plan.persist_path), live_root=root)
+    if dry_run:
+        print("Dry run: nothing was changed.")
+    else:
+        print(f"copied {len(done)} paths into {plan.persist_path}")
+    if done:
+        print(seed_module.next_step(plan))
+    if any(item.needs_attention for item in items):
+        raise BlankslateError("some paths were skipped (conflict or problem above); see each line")
 
 
 @app.command()

@@ -1,0 +1,517 @@
+"""`blankslate diff`: what lives on / that the next boot will erase.
+
+Three steps, kept apart so each can be tested alone:
+1. scan: every entry of the root as it will be thrown away (btrfs: the root subvolume as stored,
+   read from the top level; zfs: `zfs diff` against the blank snapshot; tmpfs/none: a walk of the
+   live tree on one filesystem, mounts left out), as `Raw` tuples;
+2. classify: one status per entry, `persisted`, `managed`, `ignored` or `lost`, with a reason;
+3. render: text for people, JSON or YAML (a stable contract, version 1) for programs.
+
+Paths are `str` decoded with surrogateescape (`os.fsdecode`), so any byte string survives; the
+renderers escape what is not printable UTF-8.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from json.encoder import encode_basestring_ascii
+from pathlib import Path
+from typing import Literal, NamedTuple
+
+from blankslate import mounts, process, treesearch
+from blankslate.errors import BlankslateError
+from blankslate.ignore_rules import Rule, RuleSet
+from blankslate.plan import Plan
+
+Status = Literal["lost", "ignored", "managed", "persisted"]
+STATUSES: tuple[Status, ...] = ("lost", "ignored", "managed", "persisted")
+KINDS = ("file", "dir", "symlink", "subvolume", "other")
+BTRFS_FIRST_FREE_OBJECTID = 256  # the root directory of every btrfs subvolume has this inode
+
+# Symlinks pointing here are re-created by NixOS activation at every boot.
+MANAGED_LINK_PREFIXES = ("/nix/store/", "/etc/static/", "/run/current-system/")
+MANAGED_LINK_TARGETS = {"/etc/static", "/run/current-system", "/run/booted-system"}
+
+# NixOS re-creates these at every boot; the reason says who does.
+BUILTIN_MANAGED: dict[str, str] = {
+    "/bin": "created by NixOS activation (binsh)",
+    "/usr": "created by NixOS activation (usrbinenv)",
+    "/usr/bin": "created by NixOS activation (usrbinenv)",
+    "/etc": "populated from the configuration by NixOS activation (etc)",
+    "/etc/.clean": "NixOS activation's list of the files it copied into /etc",
+    "/etc/NIXOS": "marker written by NixOS activation",
+    "/etc/mtab": "symlink to /proc/mounts, created by NixOS activation",
+    "/etc/passwd": "generated from users.users by NixOS activation",
+    "/etc/group": "generated from users.groups by NixOS activation",
+    "/etc/shadow": "generated from users.users by NixOS activation",
+    "/etc/subuid": "generated from users.users by NixOS activation",
+    "/etc/subgid": "generated from users.users by NixOS activation",
+    "/etc/.pwd.lock": "lock file of the users activation",
+    "/etc/resolv.conf": "written by resolvconf or systemd-resolved at boot",
+    "/etc/.updated": "systemd's ConditionNeedsUpdate stamp",
+    "/var/.updated": "systemd's ConditionNeedsUpdate stamp",
+    "/var": "created by NixOS activation",
+    "/var/lib": "created by NixOS activation",
+    "/var/db": "created by NixOS activation",
+    "/var/empty": "created read-only by NixOS activation",
+    "/var/run": "symlink to /run, created by systemd-tmpfiles",
+    "/var/lock": "symlink to /run/lock, created by systemd-tmpfiles",
+    "/root": "root's home, created by the users activation",
+    "/boot": "mountpoint of the boot partition",
+    "/dev": "mountpoint of devtmpfs",
+    "/proc": "mountpoint of procfs",
+    "/sys": "mountpoint of sysfs",
+    "/run": "mountpoint of the /run tmpfs",
+    "/tmp": "erased at every boot by definition",
+}
+
+
+class Raw(NamedTuple):
+    """One scanned entry: absolute path (as on /), kind, size in bytes, symlink target."""
+
+    path: str
+    kind: str
+    size: int
+    target: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    path: str
+    kind: str
+    size: int
+    status: Status
+    reason: str
+
+
+@dataclass
+class Report:
+    method: str
+    entries: list[Entry]
+    summary: dict[str, int] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        counts = Counter(entry.status for entry in self.entries)
+        self.summary = {status: counts.get(status, 0) for status in STATUSES}
+
+    @property
+    def lost(self) -> int:
+        return self.summary["lost"]
+
+
+# --------------------------------------------------------------------------- scanning
+
+
+def walk(
+    base: str, *, skip: frozenset[str] = frozenset(), one_filesystem: bool = False
+) -> tuple[list[Raw], list[str]]:
+    """Every entry below `base` as (entries, problems); paths are given as if `base` were `/`.
+
+    Symlinks are never followed. `skip` holds paths (as on /) left out with what is below them;
+    `one_filesystem` also leaves out directories on another device. Directories with inode 256
+    that are not left out are btrfs subvolumes: reported as such and descended into.
+    """
+    entries: list[Raw] = []
+    problems: list[str] = []
+    append = entries.append
+    base_dev = os.lstat(base).st_dev
+    stack: list[tuple[str, str]] = [("", base)]
+    while stack:
+        logical, real = stack.pop()
+        try:
+            iterator = os.scandir(real)
+        except OSError as error:
+            problems.append(f"cannot read {logical or '/'}: {error.strerror}")
+            continue
+        with iterator:
+            for item in iterator:
+                path = f"{logical}/{item.name}"
+                try:
+                    if item.is_dir(follow_symlinks=False):
+                        if path in skip:
+                            continue
+                        info = item.stat(follow_symlinks=False)
+                        if one_filesystem and info.st_dev != base_dev:
+                            continue
+                        subvolume = info.st_ino == BTRFS_FIRST_FREE_OBJECTID
+                        append(Raw(path, "subvolume" if subvolume else "dir", 0, None))
+                        stack.append((path, item.path))
+                    elif path in skip:
+                        continue
+                    elif item.is_file(follow_symlinks=False):
+                        info = item.stat(follow_symlinks=False)
+                        if one_filesystem and info.st_dev != base_dev:
+                            continue
+                        append(Raw(path, "file", info.st_size, None))
+                    elif item.is_symlink():
+                        target = os.readlink(item.path)
+                        append(Raw(path, "symlink", len(os.fsencode(target)), target))
+                    else:
+                        append(Raw(path, "other", 0, None))
+                except FileNotFoundError:
+                    continue  # vanished while we looked (a live tree changes)
+                except OSError as error:
+                    problems.append(f"cannot inspect {path}: {error.strerror}")
+    return entries, problems
+
+
+def zfs_diff_cmd(dataset: str, snapshot: str) -> list[str]:
+    return ["zfs", "diff", "-H", "-F", f"{dataset}@{snapshot}"]
+
+
+_ZFS_ESCAPE = re.compile(rb"\\([0-7]{4})")
+_ZFS_KINDS = {"F": "file", "/": "dir", "@": "symlink"}
+
+
+def _zfs_unescape(text: str) -> str:
+    """`zfs diff` writes spaces, backslashes and non-printable bytes as \\NNNN (octal)."""
+    raw = os.fsencode(text)
+    return os.fsdecode(_ZFS_ESCAPE.sub(lambda m: bytes([int(m.group(1), 8) & 0xFF]), raw))
+
+
+def parse_zfs_diff(output: str, mountpoint: str = "/") -> list[tuple[str, str]]:
+    """(path as on /, kind) of every entry that exists now and differs from the snapshot.
+
+    Removed entries are gone already; modified directories existed in the snapshot, so the
+    blank brings them back.
+    """
+    found: list[tuple[str, str]] = []
+    prefix = mountpoint.rstrip("/")
+    for line in output.splitlines():
+        fields = line.split("\t")
+        if len(fields) < 3:
+            continue
+        change, kind_code = fields[0], fields[1]
+        path = _zfs_unescape(fields[3] if change == "R" and len(fields) > 3 else fields[2])
+        kind = _ZFS_KINDS.get(kind_code, "other")
+        if change == "-" or (change == "M" and kind == "dir"):
+            continue
+        if prefix and (path == prefix or path.startswith(prefix + "/")):
+            path = path[len(prefix) :] or "/"
+        if path != "/":
+            found.append((path, kind))
+    return found
+
+
+def scan_zfs(plan: Plan, live_root: str = "/") -> tuple[list[Raw], list[str]]:
+    assert plan.zfs is not None
+    output = process.output(zfs_diff_cmd(plan.zfs.root, plan.zfs.blank_snapshot))
+    entries: list[Raw] = []
+    problems: list[str] = []
+    for path, kind in parse_zfs_diff(output):
+        live = os.path.join(live_root, path.lstrip("/"))
+        try:
+            info = os.lstat(live)
+            target = os.readlink(live) if kind == "symlink" else None
+        except FileNotFoundError:
+            continue
+        except OSError as error:
+            problems.append(f"cannot inspect {path}: {error.strerror}")
+            continue
+        size = info.st_size if kind in ("file", "symlink") else 0
+        entries.append(Raw(path, kind, size, target))
+    return entries, problems
+
+
+def mount_targets_below(root: str) -> frozenset[str]:
+    """Mountpoints strictly below `root`, as paths relative to it (`/persist`)."""
+    base = os.path.abspath(root).rstrip("/")
+    targets = set()
+    for entry in mounts.all_mounts():
+        if entry.target.startswith(base + "/"):
+            targets.add(entry.target[len(base) :])
+    return frozenset(targets)
+
+
+def scan_stored_root(root: str) -> tuple[list[Raw], list[str]]:
+    """A subvolume's whole tree; the fast btrfs tree search when the kernel allows it."""
+    scanned = treesearch.scan(root)
+    if scanned is not None:
+        return scanned, []
+    return walk(root)
+
+
+# --------------------------------------------------------------------------- classification
+
+
+@dataclass
+class Rules:
+    """What classification needs to know, gathered once from the plan and the scanned root."""
+
+    persisted: dict[str, str] = field(default_factory=dict)  # path -> reason
+    persisted_trees: set[str] = field(default_factory=set)  # persisted with everything below
+    persisted_parents: set[str] = field(default_factory=set)
+    managed: dict[str, str] = field(default_factory=lambda: dict(BUILTIN_MANAGED))
+    clean: set[str] = field(default_factory=set)  # files NixOS copied into /etc
+    ignore: RuleSet = field(default_factory=lambda: RuleSet(()))
+
+
+def _ancestors(path: str) -> Iterator[str]:
+    head = path.rpartition("/")[0]
+    while head:
+        yield head
+        head = head.rpartition("/")[0]
+
+
+def rules_for(plan: Plan, ignore: Sequence[Rule], etc_clean: str | None = None) -> Rules:
+    """Classification rules from the plan, the ignore rules and /etc/.clean's text."""
+    rules = Rules(ignore=RuleSet(ignore))
+
+    def persist(path: str, reason: str, tree: bool) -> None:
+        path = path.rstrip("/") or "/"
+        rules.persisted.setdefault(path, reason)
+        if tree:
+            rules.persisted_trees.add(path)
+        rules.persisted_parents.update(_ancestors(path))
+
+    persist(plan.persist_path, "persistPath", tree=True)
+    for directory in plan.persistence.directories:
+        persist(directory.directory, "persisted directory", tree=True)
+    for persisted in plan.persistence.files:
+        persist(persisted.file, "persisted file", tree=False)
+    if plan.btrfs is not None:
+        for subvolume in plan.btrfs.subvolumes:
+            if subvolume.mountpoint != "/":
+                reason = f"mountpoint of subvolume {subvolume.name!r}"
+                persist(subvolume.mountpoint, reason, tree=True)
+    if plan.zfs is not None:
+        for dataset in plan.zfs.datasets:
+            if dataset.mountpoint != "/":
+                persist(dataset.mountpoint, f"mountpoint of dataset {dataset.name!r}", tree=True)
+    if etc_clean:
+        for line in etc_clean.splitlines():
+            name = line.strip()
+            if name:
+                rules.clean.add(name if name.startswith("/") else f"/etc/{name}")
+    return rules
+
+
+def _is_managed_link(target: str) -> bool:
+    return target.startswith(MANAGED_LINK_PREFIXES) or target in MANAGED_LINK_TARGETS
+
+
+def classify(raw: Iterable[Raw], rules: Rules) -> list[Entry]:
+    """One status per entry, sorted by path.
+
+    Order of precedence: persisted (the path or one of its parents), managed, ignored, lost. A
+    directory that would be lost but holds only entries that are not lost is managed: NixOS or
+    the persisted paths' parents re-create it.
+    """
+    ordered = sorted(raw)
+    under: dict[str, str] = {}  # persisted trees seen so far -> reason for what is below
+    statuses: list[tuple[Status, str]] = []
+    persisted, trees, parents = rules.persisted, rules.persisted_trees, rules.persisted_parents
+    managed, clean, match = rules.managed, rules.clean, rules.ignore.match
+    for path, kind, _size, target in ordered:
+        parent = path[: path.rfind("/")]
+        inherited = under.get(parent) if under else None
+        if inherited is not None:
+            statuses.append(("persisted", inherited))
+            if kind in ("dir", "subvolume"):
+                under[path] = inherited
+            continue
+        reason = persisted.get(path)
+        if reason is not None:
+            statuses.append(("persisted", reason))
+            if path in trees and kind in ("dir", "subvolume"):
+                under[path] = f"under {path} ({reason})"
+            continue
+        reason = managed.get(path)
+        if reason is not None:
+            statuses.append(("managed", reason))
+        elif target is not None and _is_managed_link(target):
+            statuses.append(("managed", "symlink into the NixOS configuration"))
+        elif path in clean:
+            statuses.append(("managed", "listed in /etc/.clean (copied by NixOS activation)"))
+        elif path in parents:
+            statuses.append(("managed", "parent of a persisted path"))
+        else:
+            rule = match(path)
+            if rule is not None:
+                statuses.append(("ignored", f"{rule.reason} [{rule.pattern}]"))
+            else:
+                statuses.append(("lost", ""))
+    # Children sort after their parent: walking backwards sees every child before its parent.
+    has_child: set[str] = set()
+    has_lost: set[str] = set()
+    for index in range(len(ordered) - 1, -1, -1):
+        path, kind = ordered[index].path, ordered[index].kind
+        status = statuses[index][0]
+        if status == "lost" and kind == "dir" and path in has_child and path not in has_lost:
+            statuses[index] = ("managed", "holds only entries that are not lost")
+            status = "managed"
+        parent = path[: path.rfind("/")]
+        has_child.add(parent)
+        if status == "lost":
+            has_lost.add(parent)
+    return [
+        Entry(item.path, item.kind, item.size, status, reason)
+        for item, (status, reason) in zip(ordered, statuses, strict=True)
+    ]
+
+
+# --------------------------------------------------------------------------- the command
+
+
+def _read_text(path: str) -> str | None:
+    try:
+        return Path(path).read_text(errors="surrogateescape")
+    except OSError:
+        return None
+
+
+def run_diff(
+    plan: Plan,
+    *,
+    device: str | None = None,
+    root: Path | None = None,
+    ignore: Sequence[Rule] = (),
+) -> Report:
+    """Scan by rollback kind (a walk of `root` when given) and classify."""
+    if root is not None or plan.rollback in ("tmpfs", "none"):
+        base = str(root if root is not None else Path("/"))
+        if not os.path.isdir(base):
+            raise BlankslateError(f"{base} is not a directory (check --root)")
+        raw, problems = walk(base, skip=mount_targets_below(base), one_filesystem=True)
+        etc_clean = _read_text(os.path.join(base, "etc/.clean"))
+        method = "walk"
+    elif plan.rollback == "zfs":
+        raw, problems = scan_zfs(plan)
+        etc_clean = _read_text("/etc/.clean")
+        method = "zfs"
+    else:
+        assert plan.btrfs is not None and plan.btrfs.root_subvolume is not None
+        if device is None:
+            device = mounts.backing_device(plan.persist_path)
+        with mounts.top_level(device) as top:
+            stored = top / plan.btrfs.root_subvolume
+            if not stored.is_dir():
+                raise BlankslateError(
+                    f"subvolume {plan.btrfs.root_subvolume!r} not found on {device} "
+                    "(check --device)"
+                )
+            raw, problems = scan_stored_root(str(stored))
+            etc_clean = _read_text(str(stored / "etc/.clean"))
+        method = "btrfs"
+    entries = classify(raw, rules_for(plan, ignore, etc_clean))
+    return Report(method, entries, problems=problems)
+
+
+# --------------------------------------------------------------------------- rendering
+
+_ESCAPES = {"\n": "\\n", "\t": "\\t", "\r": "\\r", "'": "\\'", "\\": "\\\\"}
+
+
+def quote_path(path: str) -> str:
+    """`path` as is when it is printable UTF-8, else in bash's $'...' quoting."""
+    if path.isprintable():
+        return path
+    out: list[str] = []
+    for char in path:
+        if char in _ESCAPES:
+            out.append(_ESCAPES[char])
+        elif "\udc80" <= char <= "\udcff":  # an undecodable byte (surrogateescape)
+            out.append(f"\\x{ord(char) - 0xDC00:02x}")
+        elif char.isprintable():
+            out.append(char)
+        else:
+            out.extend(f"\\x{byte:02x}" for byte in char.encode("utf-8", "surrogatepass"))
+    return "$'" + "".join(out) + "'"
+
+
+def human_size(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{size} B" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+def _top_directory(path: str) -> str:
+    end = path.find("/", 1)
+    return path if end < 0 else path[:end]
+
+
+def render_text(report: Report, *, all_entries: bool = False) -> str:
+    lines: list[str] = []
+    lost = [entry for entry in report.entries if entry.status == "lost"]
+    if lost:
+        total = sum(entry.size for entry in lost)
+        lines.append(f"Lost at the next boot: {len(lost)} entries, {human_size(total)}")
+        groups: dict[str, list[Entry]] = {}
+        for entry in lost:
+            groups.setdefault(_top_directory(entry.path), []).append(entry)
+        for top, members in groups.items():
+            size = human_size(sum(entry.size for entry in members))
+            count = f"{len(members)} {'entry' if len(members) == 1 else 'entries'}"
+            lines.append(f"{quote_path(top)}  ({count}, {size})")
+            for entry in members:
+                lines.append(
+                    f"  {entry.kind:<9} {human_size(entry.size):>10}  {quote_path(entry.path)}"
+                )
+    else:
+        lines.append("Nothing is lost at the next boot.")
+    if all_entries:
+        for status in STATUSES[1:]:
+            members = [entry for entry in report.entries if entry.status == status]
+            if members:
+                lines.append("")
+                lines.append(f"{status.capitalize()} ({len(members)}):")
+                for entry in members:
+                    lines.append(f"  {entry.kind:<9} {quote_path(entry.path)}  ({entry.reason})")
+    for problem in report.problems:
+        lines.append(f"warning: {problem}")
+    lines.append("")
+    lines.append(", ".join(f"{status} {report.summary[status]}" for status in STATUSES))
+    return "\n".join(lines) + "\n"
+
+
+def _encode(text: str) -> str:
+    """A JSON (and YAML double-quoted) string; undecodable bytes become \\udcXX escapes."""
+    return encode_basestring_ascii(text)
+
+
+def render_json(report: Report) -> str:
+    """The version 1 document, one entry per line; strings are escaped ASCII."""
+    summary = ", ".join(f'"{status}": {report.summary[status]}' for status in STATUSES)
+    reasons: dict[str, str] = {}
+    rows = []
+    for entry in report.entries:
+        reason = reasons.get(entry.reason)
+        if reason is None:
+            reason = reasons[entry.reason] = _encode(entry.reason)
+        rows.append(
+            f'{{"path": {_encode(entry.path)}, "type": "{entry.kind}", "size": {entry.size}, '
+            f'"status": "{entry.status}", "reason": {reason}}}'
+        )
+    body = ",\n  ".join(rows)
+    entries = f"[\n  {body}\n]" if rows else "[]"
+    return (
+        f'{{"version": 1, "method": {_encode(report.method)}, "summary": {{{summary}}},\n'
+        f'"entries": {entries}}}\n'
+    )
+
+
+def render_yaml(report: Report) -> str:
+    """The same document as YAML; strings are double-quoted with JSON-compatible escapes."""
+    lines = ["version: 1", f"method: {report.method}", "summary:"]
+    lines += [f"  {status}: {report.summary[status]}" for status in STATUSES]
+    if not report.entries:
+        lines.append("entries: []")
+    else:
+        lines.append("entries:")
+        for entry in report.entries:
+            lines += [
+                f"  - path: {_encode(entry.path)}",
+                f"    type: {entry.kind}",
+                f"    size: {entry.size}",
+                f"    status: {entry.status}",
+                f"    reason: {_encode(entry.reason)}",
+            ]
+    return "\n".join(lines) + "\n"

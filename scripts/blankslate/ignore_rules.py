@@ -1,0 +1,291 @@
+"""Audit ignore rules: patterns of paths that may be erased at every boot, and their YAML file.
+
+A pattern is absolute (or starts with `**/`) and is one of:
+- an exact path, `/etc/adjtime`: that path only;
+- `dir/**`: the directory itself and everything below it;
+- a glob: `*` and `?` stay inside one path component, `[...]` is a character class, and a `**`
+  component matches any number of components.
+
+The ignore file is YAML, edited round-trip so the user's comments and order survive:
+
+    ignore:
+      - pattern: /var/cache/**
+        reason: services rebuild their caches
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+from blankslate.errors import BlankslateError
+
+_GLOB_CHARS = re.compile(r"[*?\[]")
+
+# Erased at every boot on any system, by definition.
+BUILTIN_IGNORES: tuple[tuple[str, str], ...] = (
+    ("/tmp/**", "temporary files are erased at every boot by definition"),
+    ("/var/tmp/**", "temporary files; blankslate roots do not keep them across boots"),
+    ("/root/.cache/**", "a cache, rebuilt on demand"),
+    ("/var/cache/**", "caches, rebuilt on demand"),
+    ("/var/lib/systemd/random-seed", "refreshed from the kernel's entropy at every boot"),
+    ("/var/lib/systemd/coredump/**", "crash dumps of the previous boot"),
+)
+
+
+@dataclass(frozen=True)
+class Rule:
+    pattern: str
+    reason: str
+    source: str  # where the rule comes from: "built-in", "plan audit.ignore", "FILE line N"
+
+
+def check_pattern(pattern: str) -> None:
+    """Raise ValueError with the reason when `pattern` is not a usable pattern."""
+    if not (pattern.startswith("/") or pattern.startswith("**/")):
+        raise ValueError(f"pattern {pattern!r} must be absolute (start with / or **/)")
+    if "\0" in pattern or "\n" in pattern:
+        raise ValueError("a pattern may not contain a newline or NUL")
+    if pattern.count("[") != pattern.count("]"):
+        raise ValueError(f"pattern {pattern!r} has an unclosed [...] class")
+    try:
+        re.compile(translate(pattern))
+    except re.error as error:
+        raise ValueError(f"pattern {pattern!r} is not a valid glob ({error})") from None
+
+
+def _component(text: str) -> str:
+    """One path component of a glob as a regular expression that never crosses `/`."""
+    out: list[str] = []
+    index = 0
+    while index < len(text):
+        char = text[index]
+        if char == "*":
+            out.append("[^/]*")
+        elif char == "?":
+            out.append("[^/]")
+        elif char == "[":
+            end = text.find("]", index + 2)
+            if end < 0:
+                out.append(re.escape(char))
+            else:
+                body = text[index + 1 : end]
+                if body.startswith("!"):
+                    body = "^" + body[1:]
+                out.append("[" + body.replace("\\", "\\\\") + "]")
+                index = end
+        else:
+            out.append(re.escape(char))
+        index += 1
+    return "".join(out)
+
+
+def translate(pattern: str) -> str:
+    """A pattern as a regular expression for `fullmatch` on an absolute path.
+
+    "/var/cache/**" -> r"/var/cache(?:/.*)?", "/home/*/.x" -> r"/home/[^/]*/\\.x".
+    """
+    parts = pattern.split("/")
+    if parts[0] == "":
+        parts = parts[1:]
+    out: list[str] = []
+    for position, part in enumerate(parts):
+        last = position == len(parts) - 1
+        if part == "**":
+            out.append("(?:/.*)?" if last else "(?:/[^/]+)*")
+        else:
+            out.append("/" + _component(part))
+    return "".join(out)
+
+
+class RuleSet:
+    """Rules compiled for fast matching: exact paths in a dict, every glob in one regex."""
+
+    def __init__(self, rules: Iterable[Rule]) -> None:
+        self.rules = list(rules)
+        self._exact: dict[str, Rule] = {}
+        globs: list[Rule] = []
+        for rule in self.rules:
+            if _GLOB_CHARS.search(rule.pattern):
+                globs.append(rule)
+            else:
+                self._exact.setdefault(rule.pattern.rstrip("/") or "/", rule)
+        self._globs = globs
+        joined = "|".join(f"(?P<r{i}>{translate(rule.pattern)})" for i, rule in enumerate(globs))
+        self._regex = re.compile(joined) if globs else None
+
+    def match(self, path: str) -> Rule | None:
+        """The first rule matching `path` (exact rules before globs), or None."""
+        rule = self._exact.get(path)
+        if rule is not None:
+            return rule
+        if self._regex is None:
+            return None
+        found = self._regex.fullmatch(path)
+        if found is None or found.lastgroup is None:
+            return None
+        return self._globs[int(found.lastgroup[1:])]
+
+
+def builtin_rules() -> list[Rule]:
+    return [Rule(pattern, reason, "built-in") for pattern, reason in BUILTIN_IGNORES]
+
+
+def plan_rules(patterns: Sequence[str]) -> list[Rule]:
+    rules = []
+    for index, pattern in enumerate(patterns):
+        try:
+            check_pattern(pattern)
+        except ValueError as error:
+            raise BlankslateError(f"plan: audit.ignore[{index}]: {error}") from None
+        rules.append(Rule(pattern, "listed in the plan's audit.ignore", "plan audit.ignore"))
+    return rules
+
+
+# --------------------------------------------------------------------------- the YAML file
+
+
+def _yaml() -> YAML:
+    yaml = YAML()  # round-trip mode: comments, order and quoting survive
+    yaml.indent(mapping=2, sequence=4, offset=2)
+    yaml.preserve_quotes = True
+    return yaml
+
+
+def _line(node: object, fallback: int = 0) -> int:
+    """1-based line of a round-trip node, or `fallback`."""
+    lc = getattr(node, "lc", None)
+    return int(lc.line) + 1 if lc is not None and lc.line is not None else fallback
+
+
+def _load_document(path: Path) -> CommentedMap:
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return CommentedMap()
+    except OSError as error:
+        raise BlankslateError(f"cannot read ignore file {path}: {error.strerror}") from None
+    try:
+        document = _yaml().load(text)
+    except MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        problem = error.problem or error.context or "not valid YAML"
+        raise BlankslateError(f"ignore file {path}{where}: {problem}") from None
+    except YAMLError as error:
+        raise BlankslateError(f"ignore file {path}: not valid YAML ({error})") from None
+    if document is None:
+        return CommentedMap()
+    if not isinstance(document, CommentedMap):
+        raise BlankslateError(f"ignore file {path} line 1: expected a mapping with key 'ignore'")
+    unknown = [key for key in document if key != "ignore"]
+    if unknown:
+        line = document.lc.key(unknown[0])[0] + 1
+        raise BlankslateError(f"ignore file {path} line {line}: unknown key {unknown[0]!r}")
+    return document
+
+
+def _rules_of(path: Path, document: CommentedMap) -> list[Rule]:
+    items = document.get("ignore")
+    if items is None:
+        return []
+    if not isinstance(items, CommentedSeq):
+        line = document.lc.value("ignore")[0] + 1
+        raise BlankslateError(f"ignore file {path} line {line}: 'ignore' must be a list")
+    rules = []
+    for index, item in enumerate(items):
+        line = items.lc.item(index)[0] + 1
+        if not isinstance(item, CommentedMap):
+            raise BlankslateError(
+                f"ignore file {path} line {line}: each rule is a mapping with pattern and reason"
+            )
+        missing = [key for key in ("pattern", "reason") if key not in item]
+        unknown = [key for key in item if key not in ("pattern", "reason")]
+        if missing or unknown:
+            what = f"missing {missing[0]!r}" if missing else f"unknown key {unknown[0]!r}"
+            raise BlankslateError(f"ignore file {path} line {line}: {what}")
+        pattern, reason = item["pattern"], item["reason"]
+        if not isinstance(pattern, str) or not isinstance(reason, str) or not reason.strip():
+            raise BlankslateError(
+                f"ignore file {path} line {line}: pattern and reason must be non-empty strings"
+            )
+        try:
+            check_pattern(pattern)
+        except ValueError as error:
+            raise BlankslateError(f"ignore file {path} line {line}: {error}") from None
+        rules.append(Rule(pattern, reason, f"{path} line {line}"))
+    return rules
+
+
+def load_file(path: Path) -> list[Rule]:
+    """The rules of an ignore file; a missing file has none."""
+    return _rules_of(path, _load_document(path))
+
+
+def add_rule(path: Path, pattern: str, reason: str) -> bool:
+    """Append a rule to the ignore file, keeping everything else as written.
+
+    Returns False (and changes nothing) when the pattern is already there.
+    """
+    try:
+        check_pattern(pattern)
+    except ValueError as error:
+        raise BlankslateError(str(error)) from None
+    if not reason.strip() or "\n" in reason:
+        raise BlankslateError("the reason must be one non-empty line")
+    document = _load_document(path)
+    existing = _rules_of(path, document)
+    if any(rule.pattern == pattern for rule in existing):
+        return False
+    items = document.get("ignore")
+    if items is None:
+        items = CommentedSeq()
+        document["ignore"] = items
+    rule = CommentedMap()
+    rule["pattern"] = pattern
+    rule["reason"] = reason
+    items.append(rule)
+    buffer = io.StringIO()
+    _yaml().dump(document, buffer)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(buffer.getvalue())
+    temporary.replace(path)
+    return True
+
+
+def default_file(host: str, checkout: Path | None = None) -> Path | None:
+    """`hosts/<host>/audit.yaml` when `checkout` (default: the working directory) is a flake
+    checkout that has that host, else None."""
+    base = checkout if checkout is not None else Path.cwd()
+    if (base / "flake.nix").is_file() and (base / "hosts" / host).is_dir():
+        return base / "hosts" / host / "audit.yaml"
+    return None
+
+
+def target_file(host: str, ignore_file: Path | None) -> Path:
+    """The file `blankslate ignore` edits: --ignore-file, else the checkout's host file."""
+    if ignore_file is not None:
+        return ignore_file
+    found = default_file(host)
+    if found is None:
+        raise BlankslateError(
+            f"no ignore file: give --ignore-file, or run from a flake checkout with hosts/{host}/"
+        )
+    return found
+
+
+def collect(plan_ignore: Sequence[str], host: str, ignore_file: Path | None) -> list[Rule]:
+    """Every rule for `diff`: the ignore file's (given or the checkout's), the plan's, built-ins."""
+    path = ignore_file if ignore_file is not None else default_file(host)
+    if ignore_file is not None and not ignore_file.exists():
+        raise BlankslateError(f"ignore file {ignore_file} not found (check --ignore-file)")
+    from_file = load_file(path) if path is not None else []
+    return [*from_file, *plan_rules(plan_ignore), *builtin_rules()]
