@@ -11,7 +11,10 @@ from typing import Annotated, NoReturn
 
 import typer
 
+from blankslate import install as install_module
+from blankslate import passwd as passwd_module
 from blankslate import plan as plan_module
+from blankslate import process
 from blankslate.errors import BlankslateError
 
 app = typer.Typer(
@@ -54,6 +57,18 @@ def load_plan(plan_file: Path | None, host: str | None, flake: str) -> plan_modu
     return plan_module.load(plan_file, host, flake)
 
 
+def print_summary(summary: install_module.Summary, headline: str) -> None:
+    print(headline)
+    for mount in summary.mounts:
+        print(f"  {mount.target:<12} {mount.source} ({mount.fstype} {','.join(mount.options)})")
+    if summary.fingerprints:
+        print("SSH host keys (compare on first login):")
+        for fingerprint in summary.fingerprints:
+            print(f"  {fingerprint}")
+    for step in summary.next_steps:
+        print(f"next: {step}")
+
+
 def not_yet_implemented(command: str) -> NoReturn:
     raise BlankslateError(f"`blankslate {command}` is not yet implemented")
 
@@ -91,7 +106,21 @@ def install(
     no_nixos_install: Annotated[bool, typer.Option(help="Stop before nixos-install.")] = False,
 ) -> None:
     """Partition, format and lay out a disk, seed /persist, run nixos-install."""
-    not_yet_implemented("install")
+    process.settings.dry_run = dry_run
+    options = install_module.InstallOptions(
+        disk=disk,
+        image=image,
+        image_size=image_size,
+        mountpoint=mountpoint,
+        assume_yes=yes,
+        wipe=wipe,
+        passwords=not no_passwords,
+        nixos_install=not no_nixos_install,
+        host=host,
+        flake=flake,
+    )
+    summary = install_module.install(load_plan(plan_file, host, flake), options)
+    print_summary(summary, "Dry run: nothing was changed." if dry_run else "Installed.")
 
 
 @app.command()
@@ -104,13 +133,16 @@ def mount(
     mountpoint: Mountpoint = Path("/mnt"),
 ) -> None:
     """Mount an existing layout (rescue, or to continue an install)."""
-    not_yet_implemented("mount")
+    options = install_module.InstallOptions(disk=disk, image=image, mountpoint=mountpoint)
+    summary = install_module.mount_existing(load_plan(plan_file, host, flake), options)
+    print_summary(summary, f"Mounted {summary.device} on {mountpoint}.")
 
 
 @app.command()
 def unmount(mountpoint: Mountpoint = Path("/mnt")) -> None:
     """Unmount everything below the mountpoint, swap off, detach the image."""
-    not_yet_implemented("unmount")
+    unmounted = install_module.unmount(mountpoint)
+    print(f"unmounted {len(unmounted)} filesystems below {mountpoint}")
 
 
 class HashMethod(StrEnum):
@@ -130,7 +162,10 @@ def passwd(
     method: Annotated[HashMethod, typer.Option(help="Hash scheme.")] = HashMethod.yescrypt,
 ) -> None:
     """Write a user's hashed password file."""
-    not_yet_implemented("passwd")
+    plan = load_plan(plan_file, host, flake)
+    target = passwd_module.target_path(plan, user, root, output)
+    passwd_module.set_password(plan, user, target, method=method.value, from_stdin=stdin)
+    print(f"wrote {target} ({method.value})")
 
 
 class Format(StrEnum):
@@ -223,10 +258,22 @@ def seed(
 
 @app.command()
 def roots(
-    plan_file: PlanFile = None, host: Host = None, flake: Flake = ".", device: Device = None
+    plan_file: PlanFile = None,
+    host: Host = None,
+    flake: Flake = ".",
+    device: Device = None,
+    json_output: Annotated[bool, typer.Option("--json", help="JSON list, newest first.")] = False,
 ) -> None:
-    """List the kept old roots."""
-    not_yet_implemented("roots")
+    """List the kept old roots, newest first (sizes only when btrfs quotas are on)."""
+    from blankslate import oldroots
+
+    kept = oldroots.roots(load_plan(plan_file, host, flake), device)
+    if json_output:
+        print(json.dumps([root.to_json() for root in kept], indent=2))
+    elif kept:
+        print(oldroots.format_table(kept))
+    else:
+        print("no old roots kept")
 
 
 @app.command()
@@ -239,8 +286,12 @@ def recover(
     to: Annotated[Path | None, typer.Option(help="Copy into this directory.")] = None,
     device: Device = None,
 ) -> None:
-    """Copy a path back out of a kept old root."""
-    not_yet_implemented("recover")
+    """Copy a path back out of a kept old root (never overwrites)."""
+    from blankslate import oldroots
+
+    plan = load_plan(plan_file, host, flake)
+    done = oldroots.recover(plan, path, from_root=from_root, to=to, device=device)
+    print(f"recovered {done.path} from old root {done.root} into {done.target}")
 
 
 @app.command()

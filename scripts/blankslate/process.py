@@ -45,8 +45,12 @@ def run(
     capture: bool = False,
     input: str | None = None,
     mutating: bool = True,
+    stream: bool = False,
 ) -> Result:
-    """Run `args`; raise BlankslateError with the command's stderr when it fails and `check`."""
+    """Run `args`; raise BlankslateError with the command's stderr when it fails and `check`.
+
+    Output is kept (and shown under --debug) unless `stream`, for long commands the user watches.
+    """
     argv = [str(arg) for arg in args]
     if mutating and settings.dry_run:
         log.warning("would run: %s", format_command(argv))
@@ -57,22 +61,29 @@ def run(
             argv,
             input=input,
             text=True,
-            stdout=subprocess.PIPE if capture else None,
-            stderr=subprocess.PIPE,
+            stdout=None if stream else subprocess.PIPE,
+            stderr=None if stream else subprocess.PIPE,
             check=False,
         )
     except FileNotFoundError as exc:
         raise BlankslateError(
             f"{argv[0]}: command not found (install it or add it to PATH)"
         ) from exc
-    result = Result(argv, completed.returncode, completed.stdout or "", completed.stderr or "")
+    stdout = completed.stdout or ""
+    result = Result(argv, completed.returncode, stdout if capture else "", completed.stderr or "")
     if check and result.returncode != 0:
-        detail = result.stderr.strip().splitlines()
-        reason = detail[-1] if detail else f"exit status {result.returncode}"
-        raise BlankslateError(f"{format_command(argv)} failed: {reason}")
-    if result.stderr.strip():
-        log.debug("%s", result.stderr.rstrip())
+        raise BlankslateError(f"{format_command(argv)} failed: {failure_reason(result)}")
+    for text in (stdout if not capture else "", result.stderr):
+        if text.strip():
+            log.debug("%s", text.rstrip())
     return result
+
+
+def failure_reason(result: Result) -> str:
+    """The line of stderr that says what went wrong: one naming an error, else the first."""
+    lines = [line.strip() for line in result.stderr.splitlines() if line.strip()]
+    errors = [line for line in lines if "error" in line.lower()]
+    return (errors or lines or [f"exit status {result.returncode}"])[0]
 
 
 def output(args: Sequence[str]) -> str:

@@ -1,0 +1,190 @@
+"""Block devices: probes (`lsblk`, `losetup`), partitioning (`sgdisk`), filesystems, swap."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import stat
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from blankslate import process
+from blankslate.errors import BlankslateError
+
+ESP_LABEL = "BOOT"
+SWAP_LABEL = "swap"
+MIN_MAIN_BYTES = 4 << 30
+
+
+def partition_path(disk: str, number: int) -> str:
+    """The node of partition `number`: sda -> sda1, nvme0n1 -> nvme0n1p1, by-id/x -> x-part1."""
+    if disk.startswith("/dev/disk/"):
+        return f"{disk}-part{number}"
+    if disk[-1].isdigit() or Path(disk).name.startswith("loop"):
+        return f"{disk}p{number}"
+    return f"{disk}{number}"
+
+
+# --- builders -------------------------------------------------------------------------------
+
+
+def sgdisk_layout(disk: str, *, esp_bytes: int, swap_bytes: int, main_label: str) -> list[str]:
+    """A fresh GPT: 1 ESP (the GPT form of parted's boot flag), 2 swap (if any), last the rest."""
+    args = ["sgdisk", "--clear"]
+    args += [f"--new=1:0:+{esp_bytes // 1024}K", "--typecode=1:ef00", "--change-name=1:ESP"]
+    main = 2
+    if swap_bytes:
+        args += [f"--new=2:0:+{swap_bytes // 1024}K", "--typecode=2:8200"]
+        args += ["--change-name=2:swap"]
+        main = 3
+    args += [f"--new={main}:0:0", f"--typecode={main}:8300", f"--change-name={main}:{main_label}"]
+    return [*args, disk]
+
+
+def wipefs_all(device: str) -> list[str]:
+    return ["wipefs", "--all", device]
+
+
+def mkfs_vfat(partition: str) -> list[str]:
+    return ["mkfs.vfat", "-F", "32", "-n", ESP_LABEL, partition]
+
+
+def mkswap(partition: str) -> list[str]:
+    return ["mkswap", "--label", SWAP_LABEL, partition]
+
+
+def swapon(partition: str) -> list[str]:
+    return ["swapon", partition]
+
+
+def swapoff(partition: str) -> list[str]:
+    return ["swapoff", partition]
+
+
+def wipefs_probe(device: str) -> list[str]:
+    """Lists signatures without erasing; unlike lsblk it reads the disk, not udev's database."""
+    return ["wipefs", "--no-act", "--json", device]
+
+
+def lsblk(device: str) -> list[str]:
+    columns = "NAME,PATH,TYPE,SIZE,MOUNTPOINTS"
+    return ["lsblk", "--json", "--bytes", "--output", columns, device]
+
+
+def losetup_attach(image: Path) -> list[str]:
+    return ["losetup", "--find", "--partscan", "--show", str(image)]
+
+
+def losetup_detach(device: str) -> list[str]:
+    return ["losetup", "--detach", device]
+
+
+def losetup_find(image: Path) -> list[str]:
+    return ["losetup", "--noheadings", "--output", "NAME", "--associated", str(image)]
+
+
+def partprobe(disk: str) -> list[str]:
+    return ["partprobe", disk]
+
+
+def udevadm_settle() -> list[str]:
+    return ["udevadm", "settle", "--timeout=10"]
+
+
+# --- probes ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BlockDevice:
+    path: str
+    type: str
+    size: int
+    mountpoints: tuple[str, ...]
+    children: tuple[BlockDevice, ...]
+
+    def walk(self) -> list[BlockDevice]:
+        return [self, *(device for child in self.children for device in child.walk())]
+
+    @property
+    def in_use(self) -> list[str]:
+        """Mountpoints ("[SWAP]" for swap) of the device and its partitions."""
+        return [point for device in self.walk() for point in device.mountpoints if point]
+
+
+def _block_device(row: dict[str, object]) -> BlockDevice:
+    points = row.get("mountpoints") or []
+    children = row.get("children") or []
+    assert isinstance(points, list) and isinstance(children, list)
+    return BlockDevice(
+        path=str(row["path"]),
+        type=str(row["type"]),
+        size=int(str(row["size"])),
+        mountpoints=tuple(str(p) for p in points if p),
+        children=tuple(_block_device(child) for child in children),
+    )
+
+
+def probe(device: str) -> BlockDevice:
+    """What lsblk knows of `device`; a clear error when it is not a block device."""
+    try:
+        mode = os.stat(device).st_mode
+    except FileNotFoundError:
+        raise BlankslateError(f"{device}: no such device") from None
+    if not stat.S_ISBLK(mode):
+        raise BlankslateError(f"{device}: not a block device")
+    text = process.output(lsblk(device))
+    try:
+        (row,) = json.loads(text)["blockdevices"]
+    except (ValueError, KeyError) as error:
+        raise BlankslateError(f"lsblk {device}: unexpected output ({error})") from None
+    return _block_device(row)
+
+
+def signatures(device: BlockDevice) -> list[str]:
+    """Partition tables and filesystems found on the device and its partitions."""
+    found = []
+    for node in device.walk():
+        text = process.output(wipefs_probe(node.path))
+        try:
+            rows = json.loads(text)["signatures"] if text.strip() else []
+        except (ValueError, KeyError) as error:
+            raise BlankslateError(f"wipefs {node.path}: unexpected output ({error})") from None
+        found += [f"{row['type']} on {node.path}" for row in rows]
+    return found
+
+
+def attached_loop(image: Path) -> str | None:
+    """The loop device already attached to `image`, if any."""
+    lines = process.output(losetup_find(image)).split()
+    return lines[0] if lines else None
+
+
+def wait_for(paths: list[str], timeout: float = 10.0) -> None:
+    """Partition nodes appear asynchronously after a table change: settle, then poll."""
+    if process.settings.dry_run:
+        return
+    if process.which("udevadm"):
+        process.run(udevadm_settle(), check=False, mutating=False)
+    deadline = time.monotonic() + timeout
+    while not all(os.path.exists(path) for path in paths):
+        if time.monotonic() > deadline:
+            missing = ", ".join(path for path in paths if not os.path.exists(path))
+            raise BlankslateError(f"partition nodes did not appear: {missing}")
+        time.sleep(0.05)
+
+
+_SWAPS = Path("/proc/swaps")
+
+
+def active_swaps() -> list[str]:
+    try:
+        lines = _SWAPS.read_text().splitlines()[1:]
+    except OSError:
+        return []
+    return [line.split()[0] for line in lines if line.strip()]
+
+
+def is_whole_disk(device: BlockDevice) -> bool:
+    return device.type in ("disk", "loop") and not re.search(r"-part\d+$", device.path)

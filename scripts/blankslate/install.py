@@ -1,0 +1,414 @@
+"""`install`, `mount`, `unmount`: from a blank disk to a layout ready for `nixos-install`.
+
+Everything is checked before the first write (disko's rule: probe, then create); the user types the
+device's name to consent; every mutating command goes through process.run, so --dry-run is exact.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from blankslate import disk, layout, mounts, passwd, plan, process, ui
+from blankslate.errors import BlankslateError
+from blankslate.plan import Plan
+
+DRY_RUN_LOOP = "/dev/loopN"
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where the layout goes: a whole disk, or a loop device over an image file."""
+
+    device: str
+    image: Path | None = None
+    attached_here: bool = False
+
+    @property
+    def is_image(self) -> bool:
+        return self.image is not None
+
+
+@dataclass(frozen=True)
+class InstallOptions:
+    disk: str | None = None
+    image: Path | None = None
+    image_size: str = "20G"
+    mountpoint: Path = Path("/mnt")
+    assume_yes: bool = False
+    wipe: bool = False
+    passwords: bool = True
+    nixos_install: bool = True
+    host: str | None = None
+    flake: str = "."
+
+
+@dataclass
+class Summary:
+    device: str
+    mounts: list[layout.Mount] = field(default_factory=list)
+    fingerprints: list[str] = field(default_factory=list)
+    next_steps: list[str] = field(default_factory=list)
+
+
+# --- builders -------------------------------------------------------------------------------
+
+
+def truncate(image: Path, size: str) -> list[str]:
+    return ["truncate", "--size", size, str(image)]
+
+
+def ssh_keygen(path: Path, key_type: str, comment: str) -> list[str]:
+    return ["ssh-keygen", "-q", "-t", key_type, "-N", "", "-C", comment, "-f", str(path)]
+
+
+def ssh_fingerprint(public_key: Path) -> list[str]:
+    return ["ssh-keygen", "-l", "-f", str(public_key)]
+
+
+def nixos_generate_config(root: Path) -> list[str]:
+    return [
+        "nixos-generate-config",
+        "--root",
+        str(root),
+        "--no-filesystems",
+        "--show-hardware-config",
+    ]
+
+
+def nixos_install(root: Path, flake: str, host: str) -> list[str]:
+    return ["nixos-install", "--root", str(root), "--flake", f"{flake}#{host}", "--no-root-passwd"]
+
+
+# --- preflight ------------------------------------------------------------------------------
+
+
+def required_tools(plan: Plan, options: InstallOptions) -> list[str]:
+    assert plan.disk is not None
+    tools = ["lsblk", "wipefs", "sgdisk", "partprobe", "mkfs.vfat", "mount", "umount", "mkdir"]
+    tools += ["zpool", "zfs"] if plan.zfs is not None else ["mkfs.btrfs", "btrfs"]
+    if plan.disk.swap_bytes:
+        tools.append("mkswap")
+    if options.image is not None:
+        tools += ["losetup", "truncate"]
+    if plan.ssh_host_keys:
+        tools.append("ssh-keygen")
+    if options.passwords and plan.users:
+        tools.append("mkpasswd")
+    return tools
+
+
+def minimum_bytes(plan: Plan) -> int:
+    assert plan.disk is not None
+    return plan.disk.esp_bytes + plan.disk.swap_bytes + disk.MIN_MAIN_BYTES
+
+
+def check_plan(plan: Plan) -> None:
+    if plan.disk is None:
+        raise BlankslateError(
+            f"the plan of host {plan.host_name!r} has no disk section "
+            f"(rollback {plan.rollback!r}: the platform owns the disk)"
+        )
+
+
+def check_image_path(image: Path, size: str) -> None:
+    if not image.parent.is_dir():
+        raise BlankslateError(f"--image {image}: directory {image.parent} does not exist")
+    if image.exists() and not image.is_file():
+        raise BlankslateError(f"--image {image}: not a regular file")
+    try:
+        plan.parse_size(size)
+    except ValueError as error:
+        raise BlankslateError(f"--image-size: {error}") from None
+
+
+def check_device(plan: Plan, device: str, *, wipe: bool) -> None:
+    """The target is a whole, unused disk that is big enough; data on it needs --wipe."""
+    found = disk.probe(device)
+    if not disk.is_whole_disk(found):
+        raise BlankslateError(f"{device} is a {found.type}, not a whole disk (give the disk)")
+    in_use = found.in_use
+    swaps = set(disk.active_swaps())
+    in_use += [f"swap {d.path}" for d in found.walk() if os.path.realpath(d.path) in swaps]
+    if in_use:
+        raise BlankslateError(
+            f"{device} is in use ({', '.join(sorted(set(in_use)))}); unmount it first "
+            "(`blankslate unmount`)"
+        )
+    if found.size < minimum_bytes(plan):
+        need = minimum_bytes(plan) >> 20
+        raise BlankslateError(
+            f"{device} is too small: {found.size >> 20} MiB, the plan needs {need} MiB "
+            "(ESP + swap + 4 GiB)"
+        )
+    found_data = disk.signatures(found)
+    if found_data and not wipe:
+        raise BlankslateError(
+            f"{device} already holds data ({', '.join(dict.fromkeys(found_data))}); "
+            "add --wipe to erase it, or run `blankslate mount` to continue an interrupted install"
+        )
+
+
+def open_target(options: InstallOptions, plan: Plan, *, create: bool) -> Target:
+    """Resolve --disk / --image / the plan's device; attach an image as a loop device."""
+    if options.disk is not None and options.image is not None:
+        raise BlankslateError("give either --disk or --image, not both")
+    if options.image is None:
+        device = options.disk or (plan.disk.device if plan.disk else None)
+        if device is None:
+            raise BlankslateError("the plan names no disk: give --disk DEV or --image FILE")
+        return Target(device)
+    image = options.image.absolute()
+    check_image_path(image, options.image_size)
+    if not image.exists():
+        if not create:
+            raise BlankslateError(f"--image {image}: no such file")
+        process.run(truncate(image, options.image_size))
+    elif (loop := disk.attached_loop(image)) is not None:
+        return Target(loop, image)
+    if process.settings.dry_run:
+        return Target(DRY_RUN_LOOP, image, attached_here=True)
+    device = process.run(disk.losetup_attach(image), capture=True).stdout.strip()
+    process.run(disk.partprobe(device))  # --partscan alone is not always seen without udev
+    return Target(device, image, attached_here=True)
+
+
+def release(target: Target) -> None:
+    """Undo an attach made by a run that then failed its checks."""
+    if target.attached_here and not process.settings.dry_run:
+        process.run(disk.losetup_detach(target.device), check=False)
+
+
+# --- install --------------------------------------------------------------------------------
+
+
+def planned_actions(plan: Plan, target: Target, parts: layout.Partitions) -> list[list[str]]:
+    assert plan.disk is not None
+    rows = [["partition table", target.device, "GPT: ESP, swap, main (everything on it erased)"]]
+    rows.append([f"ESP {plan.disk.esp_size}", parts.esp, f"vfat, label {disk.ESP_LABEL}"])
+    if parts.swap:
+        rows.append([f"swap {plan.disk.swap_size}", parts.swap, f"label {disk.SWAP_LABEL}"])
+    if plan.zfs is not None:
+        rows.append(["main", parts.main, f"zpool {plan.zfs.pool}"])
+    else:
+        assert plan.btrfs is not None
+        names = ", ".join(sub.name for sub in plan.btrfs.subvolumes)
+        rows.append(["main", parts.main, f"btrfs {plan.disk.label}: {names}"])
+        if plan.btrfs.blank_snapshot:
+            rows.append(["blank snapshot", plan.btrfs.blank_snapshot, "read-only, empty root"])
+    return rows
+
+
+def install(plan: Plan, options: InstallOptions) -> Summary:
+    check_plan(plan)
+    if os.geteuid() != 0 and not process.settings.dry_run:
+        raise BlankslateError("run as root (install partitions and formats a disk)")
+    process.require_tools(required_tools(plan, options))
+    want_passwords = options.passwords and bool(plan.users)
+    if want_passwords and not os.isatty(0) and not process.settings.dry_run:
+        raise BlankslateError(
+            "no terminal to ask for passwords: add --no-passwords, then run "
+            f"`blankslate passwd USER --root {options.mountpoint} --stdin`"
+        )
+    check_mountpoint(options.mountpoint)
+    target = open_target(options, plan, create=True)
+    try:
+        if target.device != DRY_RUN_LOOP:
+            check_device(plan, target.device, wipe=options.wipe)
+        with_esp = check_esp_mountable(options)
+        parts = layout.partitions(plan, target.device)
+        ui.table(
+            f"blankslate install: {plan.host_name}",
+            ["what", "where", "how"],
+            planned_actions(plan, target, parts),
+        )
+        if not options.assume_yes and not process.settings.dry_run:
+            ui.confirm_by_typing(target.device, f"Type {target.device} to erase it and go on: ")
+    except BaseException:
+        release(target)
+        raise
+    hashes = ask_passwords(plan) if want_passwords and not process.settings.dry_run else {}
+    layout.remember(options.mountpoint, loop=loop_of(target), swap=None)
+    summary = Summary(target.device)
+    ui.run_steps(install_steps(plan, options, target, parts, hashes, summary, with_esp))
+    if not want_passwords and plan.users:
+        ui.warn(
+            "no password files written: run `blankslate passwd USER "
+            f"--root {options.mountpoint}` for {', '.join(u.name for u in plan.users)}"
+        )
+    finish(plan, options, summary)
+    return summary
+
+
+def check_esp_mountable(options: InstallOptions) -> bool:
+    """nixos-install needs /boot; a layout-only run can leave the ESP formatted but unmounted."""
+    if layout.can_mount_esp():
+        return True
+    if options.nixos_install and options.host is not None:
+        raise BlankslateError("this kernel cannot mount vfat, so the ESP cannot go on /boot")
+    ui.warn("this kernel cannot mount vfat: the ESP is made but not mounted on /boot")
+    return False
+
+
+def check_mountpoint(mountpoint: Path) -> None:
+    if not mountpoint.is_absolute():
+        raise BlankslateError(f"--mountpoint {mountpoint}: give an absolute path")
+    busy = mounts.mounts_below(mountpoint)
+    if busy:
+        raise BlankslateError(
+            f"{busy[-1].target} is already mounted; run `blankslate unmount --mountpoint "
+            f"{mountpoint}` first"
+        )
+
+
+def ask_passwords(plan: Plan) -> dict[str, str]:
+    """Asked before the first write, so a typo cannot leave a half-made install."""
+    hashes = {}
+    for user in plan.users:
+        ui.say(f"Password for {user.name}:")
+        hashes[user.name] = passwd.hash_password(passwd.read_password(from_stdin=False), "yescrypt")
+    return hashes
+
+
+def install_steps(
+    plan: Plan,
+    options: InstallOptions,
+    target: Target,
+    parts: layout.Partitions,
+    hashes: dict[str, str],
+    summary: Summary,
+    with_esp: bool,
+) -> list[ui.Step]:
+    spec = plan.disk
+    assert spec is not None
+    nodes = [parts.esp, parts.main, *([parts.swap] if parts.swap else [])]
+
+    def partition() -> None:
+        if options.wipe:
+            for node in reversed(disk.probe(target.device).walk()):
+                process.run(disk.wipefs_all(node.path))
+        process.run(
+            disk.sgdisk_layout(
+                target.device,
+                esp_bytes=spec.esp_bytes,
+                swap_bytes=spec.swap_bytes,
+                main_label=spec.label,
+            )
+        )
+        process.run(disk.partprobe(target.device))  # sgdisk's own re-read is not always seen
+        disk.wait_for(nodes)
+
+    def mount() -> None:
+        summary.mounts = layout.mount_layout(plan, parts, options.mountpoint, with_esp=with_esp)
+        swap = enable_swap(target, parts)
+        layout.remember(options.mountpoint, loop=loop_of(target), swap=swap)
+
+    def seed() -> None:
+        summary.fingerprints = make_host_keys(plan, options.mountpoint)
+        for name, hashed in hashes.items():
+            path = options.mountpoint / plan.user(name).hashed_password_file.lstrip("/")
+            passwd.write_secret(path, hashed + "\n")
+
+    label = "datasets" if plan.zfs is not None else "subvolumes"
+    return [
+        (f"Partition {target.device}", partition),
+        ("Make filesystems", lambda: layout.create_filesystems(plan, parts)),
+        (f"Create {label} and the blank snapshot", lambda: layout.create_volumes(plan, parts)),
+        (f"Mount the layout on {options.mountpoint}", mount),
+        (f"Seed {plan.persist_path}: host keys and passwords", seed),
+    ]
+
+
+def loop_of(target: Target) -> str | None:
+    return target.device if target.attached_here else None
+
+
+def enable_swap(target: Target, parts: layout.Partitions) -> str | None:
+    """Swap on a real disk helps nixos-install; on an image it would pin the loop device."""
+    if parts.swap is None or target.is_image:
+        return None
+    process.run(disk.swapon(parts.swap))
+    return os.path.realpath(parts.swap)
+
+
+_KEY_TYPE = re.compile(r"ssh_host_(\w+?)_key$")
+
+
+def make_host_keys(plan: Plan, mountpoint: Path) -> list[str]:
+    """Host keys made before the first boot, so their fingerprints can be checked on first login."""
+    fingerprints = []
+    for key in plan.ssh_host_keys:
+        path = mountpoint / key.lstrip("/")
+        match = _KEY_TYPE.search(path.name)
+        key_type = match.group(1) if match else "ed25519"
+        if not path.exists():
+            process.run(layout.mkdir_cmd(path.parent, mode="0755"))
+            process.run(ssh_keygen(path, key_type, f"root@{plan.host_name}"))
+        if not process.settings.dry_run:
+            fingerprints.append(process.output(ssh_fingerprint(path.with_suffix(".pub"))).strip())
+    return fingerprints
+
+
+def finish(plan: Plan, options: InstallOptions, summary: Summary) -> None:
+    root = options.mountpoint
+    if options.host is None:
+        summary.next_steps.append(f"nixos-install --root {root} --flake <your flake>#<host>")
+        return
+    write_hardware_config(options.flake, options.host, root)
+    if not options.nixos_install or process.which("nixos-install") is None:
+        reason = "--no-nixos-install" if not options.nixos_install else "no nixos-install on PATH"
+        ui.say(f"Stopping before nixos-install ({reason}); the layout stays mounted on {root}.")
+        summary.next_steps.append(" ".join(nixos_install(root, options.flake, options.host)))
+        return
+    process.run(nixos_install(root, options.flake, options.host), stream=True)
+    summary.next_steps.append(f"blankslate unmount --mountpoint {root} && reboot")
+
+
+def write_hardware_config(flake: str, host: str, root: Path) -> None:
+    """hosts/<host>/hardware.nix for a flake checkout on this machine, when it is missing."""
+    host_dir = Path(flake) / "hosts" / host
+    target = host_dir / "hardware.nix"
+    if not host_dir.is_dir() or target.exists() or process.which("nixos-generate-config") is None:
+        return
+    config = process.run(nixos_generate_config(root), capture=True).stdout
+    if not process.settings.dry_run:
+        target.write_text(config)
+        ui.say(f"Wrote {target} (add it to git: flakes only see tracked files).")
+
+
+# --- mount / unmount ------------------------------------------------------------------------
+
+
+def mount_existing(plan: Plan, options: InstallOptions) -> Summary:
+    """Mount a layout `install` made, for rescue or to continue; first check it is all there."""
+    check_plan(plan)
+    if os.geteuid() != 0:
+        raise BlankslateError("run as root (mounting needs it)")
+    check_mountpoint(options.mountpoint)
+    target = open_target(options, plan, create=False)
+    try:
+        parts = layout.partitions(plan, target.device)
+        disk.wait_for([parts.main, parts.esp], timeout=5)
+        missing = layout.missing_volumes(plan, parts)
+        if missing:
+            raise BlankslateError(
+                f"{parts.main} lacks {', '.join(missing)} (not a complete blankslate layout; "
+                "`blankslate install --wipe` starts over)"
+            )
+        with_esp = layout.can_mount_esp()
+        if not with_esp:
+            ui.warn("this kernel cannot mount vfat: /boot is left unmounted")
+        planned = layout.mount_layout(plan, parts, options.mountpoint, with_esp=with_esp)
+        summary = Summary(target.device, planned)
+    except BaseException:
+        release(target)
+        raise
+    swap = enable_swap(target, parts)
+    layout.remember(options.mountpoint, loop=loop_of(target), swap=swap)
+    return summary
+
+
+def unmount(mountpoint: Path) -> list[str]:
+    return layout.unmount_all(mountpoint)

@@ -1,0 +1,41 @@
+"""ZFS builders. One function per `zpool`/`zfs` command, so tests can assert argv."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+# Sane server defaults; mountpoint=legacy because NixOS mounts datasets through fileSystems.
+POOL_OPTIONS = ["ashift=12"]
+DATASET_OPTIONS = ["compression=zstd", "acltype=posixacl", "xattr=sa", "mountpoint=legacy"]
+
+
+def zpool_create(pool: str, device: str) -> list[str]:
+    args = ["zpool", "create", "-f"]
+    for option in POOL_OPTIONS:
+        args += ["-o", option]
+    for option in DATASET_OPTIONS:
+        args += ["-O", option]
+    return [*args, pool, device]
+
+
+def zfs_create(dataset: str) -> list[str]:
+    return ["zfs", "create", "-p", dataset]
+
+
+def zfs_snapshot(dataset: str, snapshot: str) -> list[str]:
+    return ["zfs", "snapshot", f"{dataset}@{snapshot}"]
+
+
+def zfs_list(name: str, *, snapshots: bool = False) -> list[str]:
+    args = ["zfs", "list", "-H", "-o", "name"]
+    if snapshots:
+        args += ["-t", "snapshot"]
+    return [*args, name]
+
+
+def zpool_import(pool: str, *, altroot: Path) -> list[str]:
+    return ["zpool", "import", "-f", "-R", str(altroot), pool]
+
+
+def zpool_export(pool: str) -> list[str]:
+    return ["zpool", "export", pool]
