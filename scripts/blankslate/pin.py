@@ -159,11 +159,7 @@ def nix_string(text: str) -> str:
 
 def render(pins: Sequence[Pin], command: str) -> str:
     """The pins file: a header naming the command, then one fetchTarball per pin."""
-    lines = [
-        f"# Written by `{command}`; rerun it to update, do not edit by hand.",
-        "# In configuration.nix: let pins = import ./pins.nix; in",
-        '#   { imports = [ "${pins.impermanence}/nixos.nix" ]; }',
-    ]
+    lines = [f"# Written by `{command}`; rerun it to update, do not edit by hand."]
     lines += [f"# {pin.name}: {pin.revision}" for pin in pins]
     lines.append("{")
     for pin in pins:

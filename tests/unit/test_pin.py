@@ -77,8 +77,6 @@ def test_default_pins_impermanence_head_commit(fp: FakeProcess, tmp_path: Path) 
     assert output.read_text() == (
         f"# Written by `blankslate pin --output {output}`; rerun it to update, "
         "do not edit by hand.\n"
-        "# In configuration.nix: let pins = import ./pins.nix; in\n"
-        '#   { imports = [ "${pins.impermanence}/nixos.nix" ]; }\n'
         f"# impermanence: {pin.IMPERMANENCE_REPOSITORY} HEAD = {IMPERMANENCE_HEAD}\n"
         "{\n"
         "  impermanence = builtins.fetchTarball {\n"
