@@ -1,0 +1,93 @@
+"""Helpers for the nix tier: evaluate Nix expressions from the repository root.
+
+Every test here needs `nix-instantiate`; the evaluation tests also need
+`<nixpkgs/lib>` and `<impermanence>` on NIX_PATH (see ../shared/tools/nix-offline-setup).
+They skip with the reason when those are missing.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _find_file(name: str) -> str | None:
+    result = subprocess.run(
+        ["nix-instantiate", "--find-file", name], capture_output=True, text=True, check=False
+    )
+    return result.stdout.strip() if result.returncode == 0 else None
+
+
+@pytest.fixture(scope="session")
+def nix_instantiate() -> str:
+    path = shutil.which("nix-instantiate")
+    if path is None:
+        pytest.skip("nix-instantiate is not installed")
+    return path
+
+
+@pytest.fixture(scope="session")
+def nix_paths(nix_instantiate: str) -> dict[str, Path]:
+    found = {name: _find_file(name) for name in ("nixpkgs/lib", "impermanence")}
+    missing = [name for name, path in found.items() if path is None]
+    if missing:
+        pytest.skip(f"<{'>, <'.join(missing)}> not found on NIX_PATH (nix-instantiate --find-file)")
+    return {name: Path(path) for name, path in found.items() if path is not None}
+
+
+Eval = Callable[[str], Any]
+
+
+@pytest.fixture(scope="session")
+def nix_eval(nix_paths: dict[str, Path]) -> Eval:
+    """Evaluate EXPR (strictly, to JSON) with the repository root as working directory.
+
+    --readonly-mode: store paths of ./x.bash are computed, nothing is written.
+    """
+
+    def evaluate(expr: str) -> Any:
+        result = subprocess.run(
+            ["nix-instantiate", "--eval", "--strict", "--json", "--readonly-mode", "-E", expr],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise AssertionError(f"nix evaluation failed:\n{expr}\n{result.stderr}")
+        return json.loads(result.stdout)
+
+    return evaluate
+
+
+def _host_expr(host: str | None, attr: str, extra: str = "") -> str:
+    """Expression EXPR (e.g. "config.blankslate.plan"; config, options, lib and
+    failedAssertions in scope) over HOST evaluated with tests/nix/eval.nix, plus
+    EXTRA, a module written in Nix (lib in scope)."""
+    host_arg = "null" if host is None else json.dumps(host)
+    modules = f"[ ({{ lib, ... }}: {extra}) ]" if extra else "[ ]"
+    evaluated = f"import ./tests/nix/eval.nix {{ host = {host_arg}; extraModules = {modules}; }}"
+    return f"let inherit ({evaluated}) config options lib failedAssertions; in {attr}"
+
+
+@pytest.fixture(scope="session")
+def host_eval(nix_eval: Eval) -> Callable[..., Any]:
+    """host_eval("example", "config.fileSystems", extra="{ ... }") -> the value as JSON."""
+
+    def evaluate(host: str | None, attr: str, extra: str = "") -> Any:
+        return nix_eval(_host_expr(host, attr, extra))
+
+    return evaluate
+
+
+@pytest.fixture(scope="session")
+def repo() -> Path:
+    return REPO

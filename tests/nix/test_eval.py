@@ -1,0 +1,460 @@
+"""Evaluation of the modules and hosts: <nixpkgs/lib>, the real impermanence module,
+and one freeform catch-all for the NixOS options neither declares (eval.nix)."""
+
+from __future__ import annotations
+
+import json
+import shlex
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.nix
+
+REPO = Path(__file__).resolve().parents[2]
+HOSTS = sorted(path.name for path in (REPO / "hosts").iterdir() if path.is_dir())
+PLAN = "config.blankslate.plan"
+UNIT = "config.boot.initrd.systemd.services"
+# The unit minus `path`: its packages are absent without nixpkgs.
+ROLLBACK_UNIT = f'builtins.removeAttrs {UNIT}.blankslate-rollback [ "path" ]'
+
+
+def failed(host_eval: Any, host: str, extra: str = "") -> list[str]:
+    messages: list[str] = host_eval(host, "failedAssertions", extra)
+    return messages
+
+
+# --- the plan ------------------------------------------------------------------------
+
+
+def test_example_plan_is_the_default_plan(host_eval: Any) -> None:
+    default = json.loads((REPO / "scripts/blankslate/default-plan.json").read_text())
+    assert host_eval("example", PLAN) == default
+
+
+@pytest.mark.parametrize("host", HOSTS)
+def test_hosts_pass_their_assertions(host_eval: Any, host: str) -> None:
+    assert failed(host_eval, host) == []
+
+
+@pytest.mark.parametrize("host", HOSTS)
+def test_plan_json_in_etc_is_the_plan(host_eval: Any, host: str) -> None:
+    text = host_eval(host, 'config.environment.etc."blankslate/plan.json".text')
+    assert json.loads(text) == host_eval(host, PLAN)
+
+
+@pytest.mark.parametrize("host", HOSTS)
+def test_plan_shape(host_eval: Any, host: str) -> None:
+    plan = host_eval(host, PLAN)
+    assert list(plan) == sorted(
+        [
+            "version",
+            "hostName",
+            "rollback",
+            "persistPath",
+            "disk",
+            "btrfs",
+            "zfs",
+            "tmpfs",
+            "persistence",
+            "users",
+            "sshHostKeys",
+            "audit",
+        ]
+    )
+    assert plan["version"] == 1
+    assert plan["hostName"] == host
+    assert [u["name"] for u in plan["users"]] == sorted(u["name"] for u in plan["users"])
+    for user in plan["users"]:
+        assert user["hashedPasswordFile"] == f"{plan['persistPath']}/passwords/{user['name']}"
+    assert plan["sshHostKeys"] == [f"{plan['persistPath']}/etc/ssh/ssh_host_ed25519_key"]
+    for directory in plan["persistence"]["directories"]:
+        assert set(directory) == {"directory", "user", "group", "mode"}
+
+
+def test_users_sorted_and_passwords_under_persist_path(host_eval: Any) -> None:
+    extra = (
+        "{ blankslate.users.zoe = { }; "
+        'blankslate.users.bob.authorizedKeys = [ "ssh-ed25519 AAAA bob" ]; }'
+    )
+    users = host_eval("example", f"{PLAN}.users", extra)
+    assert users == [
+        {"name": name, "hashedPasswordFile": f"/persist/passwords/{name}"}
+        for name in ("admin", "bob", "zoe")
+    ]
+
+
+# --- filesystems ---------------------------------------------------------------------
+
+
+def test_example_filesystems_follow_the_plan(host_eval: Any) -> None:
+    plan = host_eval("example", PLAN)
+    file_systems = host_eval("example", "config.fileSystems")
+    label = plan["disk"]["label"]
+    for subvolume in plan["btrfs"]["subvolumes"]:
+        assert file_systems[subvolume["mountpoint"]] == {
+            "device": f"/dev/disk/by-label/{label}",
+            "fsType": "btrfs",
+            "options": [f"subvol={subvolume['name']}", *subvolume["options"]],
+            "neededForBoot": subvolume["neededForBoot"],
+        }
+    assert file_systems["/boot"]["device"] == "/dev/disk/by-label/BOOT"
+    assert file_systems["/boot"]["fsType"] == "vfat"
+    assert set(file_systems) == {"/boot"} | {s["mountpoint"] for s in plan["btrfs"]["subvolumes"]}
+    assert host_eval("example", "config.swapDevices") == [{"device": "/dev/disk/by-label/swap"}]
+
+
+def test_no_swap_when_swap_size_is_zero(host_eval: Any) -> None:
+    swap = host_eval(
+        "example", "config.swapDevices", '{ blankslate.disk.swapSize = lib.mkForce "0"; }'
+    )
+    assert not swap
+
+
+def test_filesystem_defaults_can_be_overridden(host_eval: Any) -> None:
+    extra = '{ fileSystems."/".options = [ "subvol=root" ]; }'
+    assert host_eval("example", 'config.fileSystems."/".options', extra) == ["subvol=root"]
+
+
+def test_vpsfree_leaves_the_filesystems_to_the_platform(host_eval: Any) -> None:
+    plan = host_eval("vpsfree", PLAN)
+    assert plan["rollback"] == "none"
+    assert plan["persistPath"] == "/persistent"
+    assert plan["disk"] is None and plan["btrfs"] is None and plan["zfs"] is None
+    file_systems = host_eval("vpsfree", "config.fileSystems")
+    assert "/" not in file_systems and "/nix" not in file_systems
+    assert "blankslate-rollback" not in host_eval("vpsfree", f"{UNIT} or {{ }}")
+
+
+def test_zfs_datasets_are_legacy_zfs_mounts(host_eval: Any) -> None:
+    plan = host_eval("zfs", PLAN)
+    file_systems = host_eval("zfs", "config.fileSystems")
+    for dataset in plan["zfs"]["datasets"]:
+        mount = file_systems[dataset["mountpoint"]]
+        assert mount["device"] == f"{plan['zfs']['pool']}/{dataset['name']}"
+        assert mount["fsType"] == "zfs"
+    assert file_systems["/persist"]["neededForBoot"] is True
+
+
+def test_tmpfs_root(host_eval: Any) -> None:
+    file_systems = host_eval("tmpfs", "config.fileSystems")
+    root = file_systems["/"]
+    assert root["fsType"] == "tmpfs"
+    assert "mode=755" in root["options"]
+    assert "size=2G" in root["options"]
+    assert file_systems["/nix"]["neededForBoot"] is True
+    assert file_systems["/persist"]["neededForBoot"] is True
+    assert file_systems["/nix"]["options"][0] == "subvol=nix"
+    btrfs = host_eval("tmpfs", PLAN)["btrfs"]
+    assert btrfs["rootSubvolume"] is None and btrfs["blankSnapshot"] is None
+    assert btrfs["oldRoots"] is None
+    assert "/" not in [s["mountpoint"] for s in btrfs["subvolumes"]]
+    assert "blankslate-rollback" not in host_eval("tmpfs", f"{UNIT} or {{ }}")
+
+
+# --- persistence through the real impermanence module ------------------------------
+
+
+def test_environment_persistence_comes_from_impermanence(host_eval: Any, nix_paths: Any) -> None:
+    declared = host_eval("example", "options.environment.persistence.declarations")
+    assert str(nix_paths["impermanence"] / "nixos.nix") in declared
+    persistence = 'config.environment.persistence."/persist"'
+    assert host_eval("example", f"{persistence}.hideMounts") is True
+    # dirPath and persistentStoragePath are computed by impermanence's submodule.
+    directories = host_eval(
+        "example",
+        f"map (d: {{ inherit (d) dirPath persistentStoragePath mode; }}) {persistence}.directories",
+    )
+    assert directories == [
+        {"dirPath": path, "persistentStoragePath": "/persist", "mode": "0755"}
+        for path in ("/var/lib/nixos", "/var/lib/systemd")
+    ]
+    files = host_eval("example", f"map (f: f.filePath) {persistence}.files")
+    assert files == ["/etc/machine-id"]
+
+
+def test_impermanence_generates_its_mounts(host_eval: Any) -> None:
+    where = host_eval("example", "map (m: m.where) config.systemd.mounts")
+    assert where == ["/var/lib/nixos", "/var/lib/systemd"]
+    # /var/lib/nixos is needed for boot: impermanence bind-mounts it in the initrd.
+    initrd = host_eval("example", "map (m: m.where) config.boot.initrd.systemd.mounts")
+    assert initrd == ["/sysroot/var/lib/nixos"]
+
+
+def test_var_log_persisted_only_without_its_own_filesystem(host_eval: Any) -> None:
+    dirs = "map (d: d.directory) config.blankslate.plan.persistence.directories"
+    assert "/var/log" not in host_eval("example", dirs)
+    assert "/var/log" in host_eval("vpsfree", dirs)
+
+
+def test_vpsfree_persists_at_least_the_seed_list(host_eval: Any) -> None:
+    hide = host_eval("vpsfree", 'config.environment.persistence."/persistent".hideMounts')
+    dirs = host_eval(
+        "vpsfree", 'map (d: d.directory) config.environment.persistence."/persistent".directories'
+    )
+    files = host_eval(
+        "vpsfree", 'map (f: f.file) config.environment.persistence."/persistent".files'
+    )
+    assert hide is True
+    assert {"/etc/nixos", "/var/log", "/var/lib/nixos"} <= set(dirs)
+    assert len(dirs) == len(set(dirs)), "duplicates would trip impermanence's assertion"
+    assert "/etc/machine-id" in files
+
+
+# --- rollback units ------------------------------------------------------------------
+
+
+def test_btrfs_rollback_unit(host_eval: Any) -> None:
+    unit = host_eval("example", ROLLBACK_UNIT)
+    device = "dev-disk-by\\x2dlabel-nixos.device"
+    assert unit["wantedBy"] == ["initrd.target"]
+    assert unit["requires"] == [device]
+    assert device in unit["after"] and "local-fs-pre.target" in unit["after"]
+    assert "initrd-root-device.target" not in unit["after"] + unit["requires"]
+    assert unit["before"] == ["sysroot.mount"]
+    assert unit["unitConfig"]["DefaultDependencies"] == "no"
+    assert unit["serviceConfig"]["Type"] == "oneshot"
+    if not (REPO / "modules/rollback/btrfs-rollback.bash").exists():
+        pytest.skip("modules/rollback/btrfs-rollback.bash is not written yet")
+    command = unit["script"].split()
+    assert command[0] == "bash"
+    assert command[1].startswith("/nix/store/") and command[1].endswith("-btrfs-rollback.bash")
+    assert command[2:] == ["/dev/disk/by-label/nixos", "root", "root-blank", "old_roots", "30"]
+    assert host_eval("example", "config.boot.initrd.systemd.enable") is True
+    assert "btrfs" in host_eval("example", "config.boot.initrd.supportedFilesystems")
+
+
+def test_btrfs_rollback_waits_for_cryptsetup_and_escapes_the_label(host_eval: Any) -> None:
+    extra = (
+        '{ blankslate.btrfs.cryptsetupName = "cryptroot"; '
+        'blankslate.disk.label = lib.mkForce "my-root"; }'
+    )
+    unit = host_eval("example", ROLLBACK_UNIT, extra)
+    device = "dev-disk-by\\x2dlabel-my\\x2droot.device"
+    assert unit["requires"] == [device, "systemd-cryptsetup@cryptroot.service"]
+    assert "systemd-cryptsetup@cryptroot.service" in unit["after"]
+    assert device in unit["after"]
+
+
+def test_scripted_initrd_runs_after_resume(host_eval: Any) -> None:
+    if not (REPO / "modules/rollback/btrfs-rollback.bash").exists():
+        pytest.skip("modules/rollback/btrfs-rollback.bash is not written yet")
+    extra = "{ boot.initrd.systemd.enable = lib.mkForce false; }"
+    commands = host_eval("example", "config.boot.initrd.postResumeCommands", extra)
+    words = shlex.split(commands)
+    assert words[:2] == ["bash", "-c"]
+    # The scripted initrd has no store paths: the script itself travels inline.
+    assert words[2] == (REPO / "modules/rollback/btrfs-rollback.bash").read_text()
+    assert words[3:] == [
+        "btrfs-rollback.bash",
+        "/dev/disk/by-label/nixos",
+        "root",
+        "root-blank",
+        "old_roots",
+        "30",
+    ]
+    assert "postDeviceCommands" not in host_eval(
+        "example", "builtins.attrNames config.boot.initrd", extra
+    )
+
+
+def test_zfs_rollback_unit(host_eval: Any) -> None:
+    unit = host_eval("zfs", ROLLBACK_UNIT)
+    assert unit["wantedBy"] == ["initrd.target"]
+    assert "zfs-import-rpool.service" in unit["after"]
+    assert "zfs-import-rpool.service" in unit["requires"]
+    assert unit["before"] == ["sysroot.mount"]
+    assert unit["unitConfig"]["DefaultDependencies"] == "no"
+    assert unit["serviceConfig"]["Type"] == "oneshot"
+    if (REPO / "modules/rollback/zfs-rollback.bash").exists():
+        assert unit["script"].split()[2:] == ["rpool/local/root", "blank"]
+    files = host_eval("zfs", "map (f: f.file) config.blankslate.plan.persistence.files")
+    assert "/etc/zfs/zpool.cache" in files
+
+
+# --- assertions ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("host", "extra", "expected"),
+    [
+        (
+            "example",
+            '{ blankslate.btrfs.blankSnapshot = lib.mkForce "root"; }',
+            "blankSnapshot and btrfs.rootSubvolume are both",
+        ),
+        (
+            "example",
+            '{ fileSystems."/persist".neededForBoot = lib.mkForce false; }',
+            "persistPath /persist must be on its own filesystem with neededForBoot",
+        ),
+        (
+            "example",
+            '{ blankslate.persistPath = lib.mkForce "/state"; }',
+            "persistPath /state must be on its own filesystem",
+        ),
+        (
+            "example",
+            '{ blankslate.persistence.directories = [ "/" ]; }',
+            '"/" is among the persisted directories',
+        ),
+        (
+            "zfs",
+            "{ networking.hostId = lib.mkForce null; }",
+            'rollback "zfs" needs networking.hostId',
+        ),
+        (
+            "vpsfree",
+            "{ blankslate.platform.mountsPersistPath = lib.mkForce false; }",
+            'with rollback "none", declare fileSystems."/persistent"',
+        ),
+        (
+            "tmpfs",
+            '{ blankslate.btrfs.subvolumes = [ { name = "root"; mountpoint = "/"; } ]; }',
+            "remove the btrfs subvolume mounted on /",
+        ),
+    ],
+    ids=[
+        "blank-is-root",
+        "persist-not-needed-for-boot",
+        "persist-on-root",
+        "root-persisted",
+        "zfs-without-host-id",
+        "none-without-persist-mount",
+        "tmpfs-with-root-subvolume",
+    ],
+)
+def test_assertions_fire(host_eval: Any, host: str, extra: str, expected: str) -> None:
+    messages = failed(host_eval, host, extra)
+    assert any(expected in message for message in messages), messages
+
+
+# --- hardening -----------------------------------------------------------------------
+
+
+def test_sshd_and_users(host_eval: Any) -> None:
+    openssh = host_eval("example", "config.services.openssh")
+    assert openssh["enable"] is True
+    assert openssh["settings"] == {
+        "PasswordAuthentication": False,
+        "KbdInteractiveAuthentication": False,
+        "PermitRootLogin": "no",
+        "X11Forwarding": False,
+        "AllowAgentForwarding": False,
+        "AllowStreamLocalForwarding": False,
+        "AuthenticationMethods": "publickey",
+    }
+    assert openssh["hostKeys"] == [
+        {"type": "ed25519", "path": "/persist/etc/ssh/ssh_host_ed25519_key"}
+    ]
+    users = host_eval("example", "config.users")
+    assert users["mutableUsers"] is False
+    admin = users["users"]["admin"]
+    assert admin["isNormalUser"] is True
+    assert admin["extraGroups"] == ["wheel"]
+    assert admin["hashedPasswordFile"] == "/persist/passwords/admin"
+    assert len(admin["openssh"]["authorizedKeys"]["keys"]) == 1
+    sudo = host_eval("example", "config.security.sudo")
+    assert sudo == {"enable": True, "extraConfig": "Defaults lecture = never"}
+    assert host_eval("example", "config.networking.firewall.enable") is True
+
+
+def test_hardening_defaults_can_be_overridden(host_eval: Any) -> None:
+    extra = (
+        '{ services.openssh.settings.PermitRootLogin = "prohibit-password"; '
+        "users.mutableUsers = true; }"
+    )
+    assert host_eval("example", "config.services.openssh.settings.PermitRootLogin", extra) == (
+        "prohibit-password"
+    )
+    assert host_eval("example", "config.users.mutableUsers", extra) is True
+
+
+def test_disabled_module_sets_nothing(host_eval: Any) -> None:
+    extra = "{ blankslate.enable = lib.mkForce false; }"
+    config = host_eval("example", 'builtins.removeAttrs config [ "blankslate" ]', extra)
+    assert config.get("fileSystems", {}) == {}
+    assert "openssh" not in config.get("services", {})
+    assert config.get("environment", {}).get("persistence", {}) == {}
+
+
+# --- colmena hive and flake outputs --------------------------------------------------
+
+
+def test_colmena_hive(nix_eval: Any) -> None:
+    hive = (
+        "import ./hive.nix { lib = import <nixpkgs/lib>; "
+        'pkgs = throw "no nixpkgs here"; modules = [ ]; }'
+    )
+    assert nix_eval(f"builtins.attrNames ({hive})") == sorted([*HOSTS, "meta"])
+    node = f"(import ./tests/nix/eval.nix {{ extraModules = [ ({hive}).example {{0}} ]; }})"
+    target = "config.deployment.targetHost"
+    assert nix_eval(node.replace("{0}", "") + f".{target}") == "example"
+    override = '{ blankslate.deployment.targetHost = "203.0.113.7"; }'
+    assert nix_eval(node.replace("{0}", override) + f".{target}") == "203.0.113.7"
+    assert nix_eval(node.replace("{0}", "") + ".config.blankslate.plan.hostName") == "example"
+
+
+FAKE_INPUTS = """
+let
+  lib = import <nixpkgs/lib>;
+  flake = import ./flake.nix;
+  impermanence = { nixosModules.impermanence = import <impermanence/nixos.nix>; };
+  nixpkgs = {
+    inherit lib;
+    outPath = throw "no nixpkgs here";
+    legacyPackages = lib.genAttrs [ "x86_64-linux" "aarch64-linux" ] (_: { });
+  };
+  outputs = flake.outputs { self = outputs; inherit nixpkgs impermanence; };
+in
+"""
+
+
+def test_flake_outputs(nix_eval: Any) -> None:
+    summary = nix_eval(
+        FAKE_INPUTS
+        + """{
+          top = builtins.attrNames outputs;
+          hosts = builtins.attrNames outputs.nixosConfigurations;
+          colmena = builtins.attrNames outputs.colmena;
+          apps = builtins.mapAttrs (_: builtins.attrNames) outputs.apps;
+          packages = builtins.mapAttrs (_: builtins.attrNames) outputs.packages;
+          follows = flake.inputs.impermanence.inputs.nixpkgs.follows;
+          imports = builtins.length outputs.nixosModules.default.imports;
+        }"""
+    )
+    assert {
+        "nixosModules",
+        "nixosConfigurations",
+        "packages",
+        "apps",
+        "checks",
+        "formatter",
+        "colmena",
+    } <= set(summary["top"])
+    assert summary["hosts"] == HOSTS
+    assert summary["colmena"] == sorted([*HOSTS, "meta"])
+    for system in ("x86_64-linux", "aarch64-linux"):
+        assert summary["apps"][system] == sorted(
+            ["default", "install", "diff", "seed", "passwd", "mount"]
+        )
+        assert summary["packages"][system] == ["default"]
+    assert summary["follows"] == "nixpkgs"
+    assert summary["imports"] == 2
+
+
+def test_flake_lock_pins(nix_paths: Any) -> None:
+    lock = json.loads((REPO / "flake.lock").read_text())
+    nodes = lock["nodes"]
+    assert nodes["root"]["inputs"] == {"impermanence": "impermanence", "nixpkgs": "nixpkgs"}
+    assert nodes["impermanence"]["inputs"]["nixpkgs"] == ["nixpkgs"]
+    assert nodes["home-manager"]["inputs"]["nixpkgs"] == ["impermanence", "nixpkgs"]
+    upstream_path = nix_paths["impermanence"] / "flake.lock"
+    if not upstream_path.exists():
+        pytest.skip("<impermanence> has no flake.lock to compare with")
+    upstream = json.loads(upstream_path.read_text())["nodes"]
+    if upstream["home-manager"]["locked"] != nodes["home-manager"]["locked"]:
+        pytest.skip("<impermanence> is another revision than the locked one")
+    # The nixpkgs pin is impermanence's own.
+    assert nodes["nixpkgs"]["locked"] == upstream["nixpkgs"]["locked"]
