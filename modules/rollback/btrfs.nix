@@ -11,6 +11,7 @@
 }:
 let
   cfg = config.blankslate;
+  systemdInitrd = config.boot.initrd.systemd.enable;
   blib = import ../lib.nix { inherit lib; };
   label = if cfg.disk != null then cfg.disk.label else "nixos";
   device = blib.byLabel label;
@@ -41,42 +42,41 @@ let
   ];
 in
 {
-  config = lib.mkIf (cfg.enable && cfg.rollback == "btrfs") (
-    lib.mkMerge [
-      {
-        boot.initrd.systemd.enable = lib.mkDefault true;
-        boot.initrd.supportedFilesystems = [ "btrfs" ];
-      }
+  # Conditions on boot.initrd.systemd.enable sit on the leaves they guard, so
+  # they never depend on the attribute set they define.
+  config = lib.mkIf (cfg.enable && cfg.rollback == "btrfs") {
+    boot.initrd = {
+      systemd.enable = lib.mkDefault true;
+      supportedFilesystems = [ "btrfs" ];
 
-      (lib.mkIf config.boot.initrd.systemd.enable {
-        boot.initrd.systemd.initrdBin = tools;
-        boot.initrd.systemd.services.blankslate-rollback = {
-          description = "blankslate: reset / to the blank btrfs snapshot";
-          wantedBy = [ "initrd.target" ];
-          requires = [ deviceUnit ] ++ cryptUnits;
-          # local-fs-pre.target: a hibernation resume has been attempted by then.
-          after = [
-            deviceUnit
-            "local-fs-pre.target"
-          ]
-          ++ cryptUnits;
-          before = [ "sysroot.mount" ];
-          unitConfig.DefaultDependencies = "no";
-          serviceConfig.Type = "oneshot";
-          path = tools;
-          script = "bash ${./btrfs-rollback.bash} ${lib.escapeShellArgs args}";
-        };
-      })
+      # Only read when systemd runs the initrd.
+      systemd.initrdBin = tools;
+      systemd.services.blankslate-rollback = {
+        description = "blankslate: reset / to the blank btrfs snapshot";
+        wantedBy = [ "initrd.target" ];
+        requires = [ deviceUnit ] ++ cryptUnits;
+        # local-fs-pre.target: a hibernation resume has been attempted by then.
+        after = [
+          deviceUnit
+          "local-fs-pre.target"
+        ]
+        ++ cryptUnits;
+        before = [ "sysroot.mount" ];
+        unitConfig.DefaultDependencies = "no";
+        serviceConfig.Type = "oneshot";
+        path = tools;
+        script = "bash ${./btrfs-rollback.bash} ${lib.escapeShellArgs args}";
+      };
 
       # Scripted initrd: after the resume attempt, never postDeviceCommands
       # (a resumed image would find its root replaced, impermanence#250).
-      (lib.mkIf (!config.boot.initrd.systemd.enable) {
-        boot.initrd.extraUtilsCommands = ''
-          copy_bin_and_libs ${pkgs.bash}/bin/bash
-          copy_bin_and_libs ${pkgs.findutils}/bin/find
-        '';
-        boot.initrd.postResumeCommands = lib.mkAfter (blib.inlineBash ./btrfs-rollback.bash args);
-      })
-    ]
-  );
+      extraUtilsCommands = lib.mkIf (!systemdInitrd) ''
+        copy_bin_and_libs ${pkgs.bash}/bin/bash
+        copy_bin_and_libs ${pkgs.findutils}/bin/find
+      '';
+      postResumeCommands = lib.mkIf (!systemdInitrd) (
+        lib.mkAfter (blib.inlineBash ./btrfs-rollback.bash args)
+      );
+    };
+  };
 }

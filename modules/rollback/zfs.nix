@@ -8,6 +8,7 @@
 }:
 let
   cfg = config.blankslate;
+  systemdInitrd = config.boot.initrd.systemd.enable;
   blib = import ../lib.nix { inherit lib; };
   importUnit = "zfs-import-${cfg.zfs.pool}.service";
   args = [
@@ -16,40 +17,39 @@ let
   ];
 in
 {
-  config = lib.mkIf (cfg.enable && cfg.rollback == "zfs") (
-    lib.mkMerge [
-      {
-        boot.initrd.systemd.enable = lib.mkDefault true;
-        boot.initrd.supportedFilesystems = [ "zfs" ];
-        boot.supportedFilesystems = [ "zfs" ];
-        # The cache lets the pool import by its known devices after a reset.
-        blankslate.persistence.files = [ "/etc/zfs/zpool.cache" ];
-      }
+  # Conditions on boot.initrd.systemd.enable sit on the leaves they guard.
+  config = lib.mkIf (cfg.enable && cfg.rollback == "zfs") {
+    boot.supportedFilesystems = [ "zfs" ];
+    # The cache lets the pool import by its known devices after a reset.
+    blankslate.persistence.files = [ "/etc/zfs/zpool.cache" ];
 
-      (lib.mkIf config.boot.initrd.systemd.enable {
-        boot.initrd.systemd.services.blankslate-rollback = {
-          description = "blankslate: roll / back to the blank ZFS snapshot";
-          wantedBy = [ "initrd.target" ];
-          requires = [ importUnit ];
-          after = [ importUnit ];
-          before = [ "sysroot.mount" ];
-          unitConfig.DefaultDependencies = "no";
-          serviceConfig.Type = "oneshot";
-          path = [
-            pkgs.bash
-            config.boot.zfs.package
-          ];
-          script = "bash ${./zfs-rollback.bash} ${lib.escapeShellArgs args}";
-        };
-      })
+    boot.initrd = {
+      systemd.enable = lib.mkDefault true;
+      supportedFilesystems = [ "zfs" ];
+
+      # Only read when systemd runs the initrd.
+      systemd.services.blankslate-rollback = {
+        description = "blankslate: roll / back to the blank ZFS snapshot";
+        wantedBy = [ "initrd.target" ];
+        requires = [ importUnit ];
+        after = [ importUnit ];
+        before = [ "sysroot.mount" ];
+        unitConfig.DefaultDependencies = "no";
+        serviceConfig.Type = "oneshot";
+        path = [
+          pkgs.bash
+          config.boot.zfs.package
+        ];
+        script = "bash ${./zfs-rollback.bash} ${lib.escapeShellArgs args}";
+      };
 
       # Scripted initrd: the ZFS module imports the pool in postResumeCommands; run after it.
-      (lib.mkIf (!config.boot.initrd.systemd.enable) {
-        boot.initrd.extraUtilsCommands = ''
-          copy_bin_and_libs ${pkgs.bash}/bin/bash
-        '';
-        boot.initrd.postResumeCommands = lib.mkAfter (blib.inlineBash ./zfs-rollback.bash args);
-      })
-    ]
-  );
+      extraUtilsCommands = lib.mkIf (!systemdInitrd) ''
+        copy_bin_and_libs ${pkgs.bash}/bin/bash
+      '';
+      postResumeCommands = lib.mkIf (!systemdInitrd) (
+        lib.mkAfter (blib.inlineBash ./zfs-rollback.bash args)
+      );
+    };
+  };
 }
