@@ -126,14 +126,18 @@ def _block_device(row: dict[str, object]) -> BlockDevice:
     )
 
 
+def check_block_device(path: str) -> None:
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise BlankslateError(f"{path}: no such device") from None
+    if not stat.S_ISBLK(mode):
+        raise BlankslateError(f"{path}: not a block device")
+
+
 def probe(device: str) -> BlockDevice:
     """What lsblk knows of `device`; a clear error when it is not a block device."""
-    try:
-        mode = os.stat(device).st_mode
-    except FileNotFoundError:
-        raise BlankslateError(f"{device}: no such device") from None
-    if not stat.S_ISBLK(mode):
-        raise BlankslateError(f"{device}: not a block device")
+    check_block_device(device)
     text = process.output(lsblk(device))
     try:
         (row,) = json.loads(text)["blockdevices"]

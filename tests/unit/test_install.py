@@ -1,0 +1,291 @@
+"""install / mount / unmount / passwd with every command mocked: exact argv, dry-run, refusals."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from pytest_subprocess import FakeProcess
+
+from blankslate import disk, install, layout, passwd, plan, process
+from blankslate.errors import BlankslateError
+
+FINDMNT_ALL = ["findmnt", "--json", "--list", "--output", "TARGET,SOURCE,FSTYPE,OPTIONS"]
+
+
+@pytest.fixture
+def example() -> plan.Plan:
+    return plan.default()
+
+
+@pytest.fixture(autouse=True)
+def state_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    path = tmp_path / "state" / "mounted.json"
+    monkeypatch.setattr(layout, "STATE_FILE", path)
+    yield path
+
+
+@pytest.fixture
+def as_root(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    monkeypatch.setattr(process, "which", lambda name: f"/usr/bin/{name}")
+    monkeypatch.setattr(layout, "can_mount_esp", lambda: True)
+
+
+@pytest.mark.parametrize(
+    ("device", "first", "third"),
+    [
+        ("/dev/vda", "/dev/vda1", "/dev/vda3"),
+        ("/dev/sda", "/dev/sda1", "/dev/sda3"),
+        ("/dev/nvme0n1", "/dev/nvme0n1p1", "/dev/nvme0n1p3"),
+        ("/dev/mmcblk0", "/dev/mmcblk0p1", "/dev/mmcblk0p3"),
+        ("/dev/loop7", "/dev/loop7p1", "/dev/loop7p3"),
+        ("/dev/disk/by-id/ata-X_123", "/dev/disk/by-id/ata-X_123-part1", None),
+    ],
+)
+def test_partition_names(device: str, first: str, third: str | None) -> None:
+    assert disk.partition_path(device, 1) == first
+    if third:
+        assert disk.partition_path(device, 3) == third
+
+
+def test_partitions_without_swap(example: plan.Plan) -> None:
+    assert example.disk is not None
+    no_swap = plan.from_json(
+        {**example.to_json(), "disk": {**example.to_json()["disk"], "swapSize": "0"}}
+    )
+    parts = layout.partitions(no_swap, "/dev/sda")
+    assert (parts.esp, parts.swap, parts.main) == ("/dev/sda1", None, "/dev/sda2")
+    assert "--new=2:0:0" in disk.sgdisk_layout(
+        "/dev/sda", esp_bytes=1 << 30, swap_bytes=0, main_label="x"
+    )
+
+
+def test_builders_exact_argv() -> None:
+    gpt = disk.sgdisk_layout("/dev/vda", esp_bytes=1 << 30, swap_bytes=8 << 30, main_label="nixos")
+    assert gpt == [
+        "sgdisk", "--clear",
+        "--new=1:0:+1048576K", "--typecode=1:ef00", "--change-name=1:ESP",
+        "--new=2:0:+8388608K", "--typecode=2:8200", "--change-name=2:swap",
+        "--new=3:0:0", "--typecode=3:8300", "--change-name=3:nixos",
+        "/dev/vda",
+    ]  # fmt: skip
+    assert disk.mkfs_vfat("/dev/vda1") == ["mkfs.vfat", "-F", "32", "-n", "BOOT", "/dev/vda1"]
+    assert disk.mkswap("/dev/vda2") == ["mkswap", "--label", "swap", "/dev/vda2"]
+    assert disk.losetup_attach(Path("/i/a b.img")) == [
+        "losetup", "--find", "--partscan", "--show", "/i/a b.img"
+    ]  # fmt: skip
+    assert install.ssh_keygen(Path("/mnt/k"), "ed25519", "root@h") == [
+        "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "root@h", "-f", "/mnt/k"
+    ]  # fmt: skip
+    assert install.nixos_install(Path("/mnt"), ".", "web") == [
+        "nixos-install", "--root", "/mnt", "--flake", ".#web", "--no-root-passwd"
+    ]  # fmt: skip
+    assert passwd.mkpasswd("yescrypt") == ["mkpasswd", "--method=yescrypt", "--stdin"]
+
+
+def test_planned_mounts_parents_first(example: plan.Plan) -> None:
+    mounts = layout.planned_mounts(example, layout.partitions(example, "/dev/vda"))
+    targets = [mount.target for mount in mounts]
+    assert targets[0] == "/"
+    assert targets.index("/var/log") > targets.index("/")
+    root = mounts[0]
+    assert (root.source, root.fstype, root.options) == (
+        "/dev/vda3", "btrfs", ("subvol=root", "compress=zstd", "noatime")
+    )  # fmt: skip
+    assert ("/boot", "/dev/vda1", "vfat") in [(m.target, m.source, m.fstype) for m in mounts]
+
+
+def _lsblk(fp: FakeProcess, device: str, row: dict[str, object]) -> None:
+    fp.register(disk.lsblk(device), stdout=json.dumps({"blockdevices": [row]}))
+
+
+def _fake_block_device(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(disk, "check_block_device", lambda path: None)
+
+
+def test_partition_given_as_disk_is_refused(
+    fp: FakeProcess, example: plan.Plan, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _fake_block_device(monkeypatch)
+    _lsblk(fp, "/dev/vda1", {"path": "/dev/vda1", "type": "part", "size": 1 << 40})
+    with pytest.raises(BlankslateError, match=r"^/dev/vda1 is a part, not a whole disk"):
+        install.check_device(example, "/dev/vda1", wipe=False)
+
+
+def test_mounted_disk_is_refused(
+    fp: FakeProcess, example: plan.Plan, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _fake_block_device(monkeypatch)
+    child = {"path": "/dev/vda3", "type": "part", "size": 1 << 39, "mountpoints": ["/srv"]}
+    _lsblk(
+        fp, "/dev/vda", {"path": "/dev/vda", "type": "disk", "size": 1 << 40, "children": [child]}
+    )
+    with pytest.raises(BlankslateError, match=r"/dev/vda is in use \(/srv\)"):
+        install.check_device(example, "/dev/vda", wipe=False)
+
+
+def test_small_disk_is_refused(
+    fp: FakeProcess, example: plan.Plan, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _fake_block_device(monkeypatch)
+    _lsblk(fp, "/dev/vda", {"path": "/dev/vda", "type": "disk", "size": 10 << 30})
+    with pytest.raises(BlankslateError, match=r"too small: 10240 MiB, the plan needs 13312 MiB"):
+        install.check_device(example, "/dev/vda", wipe=False)
+
+
+def test_disk_with_data_needs_wipe(
+    fp: FakeProcess, example: plan.Plan, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _fake_block_device(monkeypatch)
+    for _ in range(2):
+        _lsblk(fp, "/dev/sda", {"path": "/dev/sda", "type": "disk", "size": 1 << 40})
+    signature = {"signatures": [{"device": "sda", "type": "gpt"}]}
+    fp.register(disk.wipefs_probe("/dev/sda"), stdout=json.dumps(signature), occurrences=2)
+    with pytest.raises(
+        BlankslateError, match=r"holds data \(gpt on /dev/sda\); add --wipe .*mount"
+    ):
+        install.check_device(example, "/dev/sda", wipe=False)
+    install.check_device(example, "/dev/sda", wipe=True)
+
+
+def test_missing_device() -> None:
+    with pytest.raises(BlankslateError, match=r"^/dev/nope: no such device$"):
+        disk.probe("/dev/nope")
+
+
+def test_plan_without_disk_is_refused(example: plan.Plan) -> None:
+    data = {**example.to_json(), "rollback": "none", "disk": None, "btrfs": None}
+    with pytest.raises(BlankslateError, match="has no disk section"):
+        install.install(plan.from_json(data), install.InstallOptions(image=Path("/tmp/x.img")))
+
+
+def test_non_root_is_refused(example: plan.Plan, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    with pytest.raises(BlankslateError, match="run as root"):
+        install.install(example, install.InstallOptions(image=Path("/tmp/x.img")))
+
+
+def test_missing_tool_is_refused(
+    example: plan.Plan, as_root: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(process, "which", lambda name: None if name == "sgdisk" else "/bin/x")
+    with pytest.raises(BlankslateError, match="missing tool: sgdisk"):
+        install.install(example, install.InstallOptions(image=Path("/tmp/x.img")))
+
+
+def test_image_in_missing_directory(fp: FakeProcess, example: plan.Plan, as_root: None) -> None:
+    fp.register(FINDMNT_ALL, stdout='{"filesystems": []}')
+    options = install.InstallOptions(
+        image=Path("/no/such/dir/x.img"), mountpoint=Path("/tmp/target"), passwords=False
+    )
+    with pytest.raises(BlankslateError, match=r"directory /no/such/dir does not exist"):
+        install.install(example, options)
+
+
+def test_dry_run_on_a_new_image_changes_nothing(
+    fp: FakeProcess, example: plan.Plan, as_root: None, tmp_path: Path, state_file: Path
+) -> None:
+    process.settings.dry_run = True
+    fp.register(FINDMNT_ALL, stdout='{"filesystems": []}')
+    image = tmp_path / "disk image.img"
+    target = tmp_path / "target"
+    summary = install.install(
+        example, install.InstallOptions(image=image, mountpoint=target, nixos_install=False)
+    )
+    assert not image.exists() and not target.exists() and not state_file.exists()
+    assert summary.device == install.DRY_RUN_LOOP
+    assert [m.target for m in summary.mounts][:2] == ["/", "/nix"]
+    assert len(fp.calls) == 1  # only the read-only findmnt probe ran
+
+
+def test_typed_confirmation_must_match(monkeypatch: pytest.MonkeyPatch) -> None:
+    from blankslate import ui
+
+    monkeypatch.setattr("sys.stdin.isatty", lambda: True)
+    monkeypatch.setattr("sys.stdin.readline", lambda: "/dev/vdb\n")
+    with pytest.raises(BlankslateError, match="you typed '/dev/vdb', not '/dev/vda'; nothing"):
+        ui.confirm_by_typing("/dev/vda", "Type /dev/vda: ")
+    monkeypatch.setattr("sys.stdin.readline", lambda: "/dev/vda\n")
+    ui.confirm_by_typing("/dev/vda", "Type /dev/vda: ")
+
+
+def test_no_terminal_means_no_consent(monkeypatch: pytest.MonkeyPatch) -> None:
+    from blankslate import ui
+
+    monkeypatch.setattr("sys.stdin.isatty", lambda: False)
+    with pytest.raises(BlankslateError, match="no terminal to confirm on; nothing written"):
+        ui.confirm_by_typing("/dev/vda", "")
+
+
+def test_passwd_hashes_via_stdin_and_writes_0600(
+    fp: FakeProcess, example: plan.Plan, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    monkeypatch.setattr(os, "fchown", lambda fd, uid, gid: None)
+    monkeypatch.setattr("sys.stdin.readline", lambda: "correct horse\n")
+    fp.register(passwd.mkpasswd("yescrypt"), stdout="$y$j9T$salt$hash\n")
+    target = passwd.target_path(example, "admin", tmp_path, None)
+    passwd.set_password(example, "admin", target, method="yescrypt", from_stdin=True)
+    assert target == tmp_path / "persist/passwords/admin"
+    assert target.read_text() == "$y$j9T$salt$hash\n"
+    assert target.stat().st_mode & 0o777 == 0o600
+    assert target.parent.stat().st_mode & 0o777 == 0o700
+    assert fp.calls[0] == passwd.mkpasswd("yescrypt")  # the password is not in argv
+    assert [p.name for p in target.parent.iterdir()] == ["admin"]  # no temporary file left
+
+
+def test_passwd_refusals(
+    fp: FakeProcess, example: plan.Plan, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    with pytest.raises(BlankslateError, match="user 'mallory' is not in the plan"):
+        passwd.target_path(example, "mallory", tmp_path, None)
+    monkeypatch.setattr("sys.stdin.readline", lambda: "\n")
+    with pytest.raises(BlankslateError, match="empty password refused; nothing written"):
+        passwd.set_password(example, "admin", tmp_path / "f", method="yescrypt", from_stdin=True)
+    answers = iter(["one", "two"])
+    monkeypatch.setattr("sys.stdin.isatty", lambda: True)
+    monkeypatch.setattr("getpass.getpass", lambda prompt: next(answers))
+    with pytest.raises(BlankslateError, match="do not match; nothing written"):
+        passwd.set_password(example, "admin", tmp_path / "f", method="yescrypt", from_stdin=False)
+    assert not (tmp_path / "f").exists()
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    with pytest.raises(BlankslateError, match="run as root"):
+        passwd.set_password(example, "admin", tmp_path / "f", method="yescrypt", from_stdin=True)
+
+
+def test_unmount_deepest_first_then_swap_and_loop(
+    fp: FakeProcess, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = tmp_path / "mnt"
+    layout.remember(target, loop="/dev/loop3", swap="/dev/vda2")
+    rows = [
+        {"target": "/", "source": "/dev/vda", "fstype": "ext4", "options": "rw"},
+        {
+            "target": str(target),
+            "source": "/dev/loop3p3[/root]",
+            "fstype": "btrfs",
+            "options": "rw",
+        },
+        {
+            "target": f"{target}/var/log",
+            "source": "/dev/loop3p3",
+            "fstype": "btrfs",
+            "options": "rw",
+        },
+        {"target": f"{target}/nix", "source": "/dev/loop3p3", "fstype": "btrfs", "options": "rw"},
+        {"target": f"{target}-other", "source": "/dev/x", "fstype": "btrfs", "options": "rw"},
+    ]
+    fp.register(FINDMNT_ALL, stdout=json.dumps({"filesystems": rows}))
+    for path in (f"{target}/var/log", f"{target}/nix", str(target)):
+        fp.register(["umount", "--", path])
+    fp.register(["swapoff", "/dev/vda2"])
+    fp.register(["losetup", "--detach", "/dev/loop3"])
+    monkeypatch.setattr(disk, "active_swaps", lambda: ["/dev/vda2"])
+    assert install.unmount(target) == [f"{target}/var/log", f"{target}/nix", str(target)]
+    assert list(fp.calls)[-2:] == [["swapoff", "/dev/vda2"], ["losetup", "--detach", "/dev/loop3"]]
+    assert layout.forget(target) == {"loop": None, "swap": None}
