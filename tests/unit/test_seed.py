@@ -1,0 +1,202 @@
+"""`blankslate seed`: what it decides for each persisted path, and how it copies."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import stat
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pytest_subprocess import FakeProcess
+
+from blankslate import cli, copy, plan, process, seed
+from blankslate.errors import BlankslateError
+
+FINDMNT = ["findmnt", "--json", "--list", "--output", "TARGET,SOURCE,FSTYPE,OPTIONS"]
+
+
+def findmnt_json(*targets: str) -> str:
+    rows = [
+        {"target": target, "source": "/dev/vda3", "fstype": "btrfs", "options": "rw"}
+        for target in targets
+    ]
+    return json.dumps({"filesystems": rows})
+
+
+def make_plan(persist: Path, directories: list[str], files: list[str]) -> plan.Plan:
+    data: dict[str, Any] = json.loads(plan.default_text())
+    data["persistPath"] = str(persist)
+    data["persistence"] = {
+        "directories": [{"directory": d} for d in directories],
+        "files": [{"file": f} for f in files],
+    }
+    return plan.from_json(data)
+
+
+@pytest.fixture
+def trees(tmp_path: Path, fp: FakeProcess) -> tuple[Path, Path]:
+    """A live root and a persist directory that findmnt says is mounted."""
+    live, persist = tmp_path / "live", tmp_path / "persist"
+    live.mkdir()
+    persist.mkdir()
+    fp.register([*FINDMNT, "--mountpoint", str(persist)], stdout=findmnt_json(str(persist)))
+    fp.register(FINDMNT, stdout=findmnt_json("/", str(persist), f"{live}/mnt/bound"))
+    return live, persist
+
+
+def actions(items: list[seed.SeedItem]) -> dict[str, tuple[str, str]]:
+    return {item.path: (item.action, item.detail) for item in items}
+
+
+def test_each_persisted_path_gets_one_action(trees: tuple[Path, Path]) -> None:
+    live, persist = trees
+    (live / "var/lib/app").mkdir(parents=True)
+    (live / "var/lib/seeded").mkdir(parents=True)
+    (persist / "var/lib/seeded").mkdir(parents=True)
+    (live / "srv/conflict").mkdir(parents=True)
+    (persist / "srv").mkdir()
+    (persist / "srv/conflict").write_text("a file where the plan wants a directory")
+    (live / "mnt/bound").mkdir(parents=True)
+    (live / "etc").mkdir()
+    (live / "etc/dir-not-file").mkdir()
+    (live / "etc/dangling").symlink_to("/nonexistent/target")
+    (live / "etc/linked").symlink_to(persist / "srv/conflict")
+    (live / "etc/machine-id").write_text("abc\n")
+    the_plan = make_plan(
+        persist,
+        ["/var/lib/app", "/var/lib/seeded", "/srv/conflict", "/mnt/bound", "/var/lib/absent"],
+        ["/etc/dir-not-file", "/etc/dangling", "/etc/linked", "/etc/machine-id"],
+    )
+    assert actions(seed.plan_seed(the_plan, root=live)) == {
+        "/etc/dangling": ("problem", "dangling symlink to /nonexistent/target: nothing to copy"),
+        "/etc/dir-not-file": ("problem", "a directory on disk, but the plan persists a file"),
+        "/etc/linked": ("present", f"a symlink into persistPath ({persist}/srv/conflict)"),
+        "/etc/machine-id": ("copy", ""),
+        "/mnt/bound": ("mounted", "already a mount: persisted already"),
+        "/srv/conflict": ("conflict", f"{persist}/srv/conflict exists as a file: left as is"),
+        "/var/lib/absent": ("absent", "not on the live system: nothing to copy"),
+        "/var/lib/app": ("copy", ""),
+        "/var/lib/seeded": ("present", "already in persistPath: left as is"),
+    }
+
+
+def test_persist_path_must_be_mounted(tmp_path: Path, fp: FakeProcess) -> None:
+    fp.register([*FINDMNT, "--mountpoint", str(tmp_path)], returncode=1)
+    with pytest.raises(BlankslateError, match=f"persistPath {tmp_path} is not mounted"):
+        seed.plan_seed(make_plan(tmp_path, [], []))
+
+
+def test_selection_must_be_in_the_plan(trees: tuple[Path, Path]) -> None:
+    live, persist = trees
+    with pytest.raises(BlankslateError, match="/srv is not a persisted path of the plan"):
+        seed.plan_seed(make_plan(persist, ["/var/lib/app"], []), root=live, selection=["/srv"])
+
+
+def test_make_parents_takes_owner_and_mode_from_the_live_parents(tmp_path: Path) -> None:
+    live, persist = tmp_path / "live", tmp_path / "persist"
+    (live / "var/lib").mkdir(parents=True)
+    os.chmod(live / "var", 0o711)
+    os.chown(live / "var/lib", 1234, 5678)
+    os.chmod(live / "var/lib", 0o750)
+    persist.mkdir()
+    created = seed.make_parents(persist, "/var/lib/app/x", live)
+    assert created == [persist / "var", persist / "var/lib", persist / "var/lib/app"]
+    modes = {p.name: (stat.S_IMODE(p.stat().st_mode), p.stat().st_uid) for p in created}
+    # var/lib/app does not exist live: root-owned with the default mode.
+    assert modes == {"var": (0o711, 0), "lib": (0o750, 1234), "app": (0o755, 0)}
+    assert seed.make_parents(persist, "/var/lib/app/x", live) == []
+
+
+def test_make_parents_without_live_root_uses_the_mode(tmp_path: Path) -> None:
+    seed.make_parents(tmp_path, "etc/ssh/ssh_host_ed25519_key", mode=0o700)
+    assert stat.S_IMODE((tmp_path / "etc/ssh").stat().st_mode) == 0o700
+
+
+def test_make_parents_refuses_a_file_in_the_way(tmp_path: Path) -> None:
+    (tmp_path / "etc").write_text("")
+    with pytest.raises(BlankslateError, match="etc exists and is not a directory"):
+        seed.make_parents(tmp_path, "etc/ssh/key")
+
+
+def cp_for(source: Path, target: Path) -> list[str]:
+    return copy.cp_archive(source, target)
+
+
+def test_apply_copies_to_a_partial_name_then_renames(
+    trees: tuple[Path, Path], fp: FakeProcess
+) -> None:
+    live, persist = trees
+    (live / "var/lib/app").mkdir(parents=True)
+    (live / "var/lib/app/data").write_text("payload")
+    items = seed.plan_seed(make_plan(persist, ["/var/lib/app"], []), root=live)
+    partial = persist / "var/lib/app.blankslate-partial"
+    fp.register(
+        cp_for(live / "var/lib/app", partial),
+        callback=lambda _: shutil.copytree(live / "var/lib/app", partial, symlinks=True),
+    )
+    done = seed.apply(items, persist_root=persist, live_root=live)
+    assert [item.path for item in done] == ["/var/lib/app"]
+    assert (persist / "var/lib/app/data").read_text() == "payload"
+    assert not partial.exists()
+
+
+def test_a_failed_copy_is_removed_and_explained(trees: tuple[Path, Path], fp: FakeProcess) -> None:
+    live, persist = trees
+    (live / "srv").mkdir()
+    items = seed.plan_seed(make_plan(persist, ["/srv"], []), root=live)
+    partial = persist / "srv.blankslate-partial"
+    fp.register(
+        cp_for(live / "srv", partial),
+        returncode=1,
+        stderr="cp: error writing 'x': No space left on device\n",
+    )
+    fp.register(["rm", "-rf", "--one-file-system", "--", str(partial)])
+    with pytest.raises(BlankslateError, match=r"partial copy was removed.*No space left"):
+        seed.apply(items, persist_root=persist, live_root=live)
+    assert fp.call_count(["rm", "-rf", "--one-file-system", "--", str(partial)]) == 1
+    assert not (persist / "srv").exists()
+
+
+def test_dry_run_changes_nothing(trees: tuple[Path, Path], fp: FakeProcess) -> None:
+    live, persist = trees
+    (live / "var/lib/app").mkdir(parents=True)
+    items = seed.plan_seed(make_plan(persist, ["/var/lib/app"], []), root=live)
+    process.settings.dry_run = True
+    seed.apply(items, persist_root=persist, live_root=live)  # cp is not registered: not run
+    assert list(persist.iterdir()) == []
+
+
+def test_cli_seed_lists_asks_and_tells_the_next_step(
+    trees: tuple[Path, Path],
+    fp: FakeProcess,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    live, persist = trees
+    (live / "etc").mkdir()
+    (live / "etc/machine-id").write_text("abc\n")
+    plan_file = persist.parent / "plan.json"
+    plan_file.write_text(json.dumps(make_plan(persist, [], ["/etc/machine-id"]).to_json()))
+    partial = persist / "etc/machine-id.blankslate-partial"
+    fp.register(
+        cp_for(live / "etc/machine-id", partial),
+        callback=lambda _: shutil.copy2(live / "etc/machine-id", partial),
+    )
+    monkeypatch.setattr("sys.stdin", io.StringIO("y\n"))
+    monkeypatch.setattr(
+        "sys.argv", ["blankslate", "seed", "--plan", str(plan_file), "--root", str(live)]
+    )
+    with pytest.raises(SystemExit) as exit_:
+        cli.main()
+    assert exit_.value.code in (0, None)
+    out = capsys.readouterr().out
+    assert out.startswith(
+        f"copy  file       {live}/etc/machine-id -> {persist}/etc/machine-id\n"
+        f"Copy 1 paths into {persist}? [y/N]: "
+    )
+    assert "next: nixos-rebuild boot --flake .#example, then reboot" in out
+    assert (persist / "etc/machine-id").read_text() == "abc\n"
