@@ -5,6 +5,9 @@
 {
   host ? null,
   extraModules ? [ ],
+  # true: enter through ../../default.nix (the non-flake module, which finds
+  # impermanence itself) instead of impermanence's nixos.nix + ../../modules.
+  viaDefaultNix ? false,
 }:
 let
   lib = import <nixpkgs/lib>;
@@ -74,9 +77,16 @@ let
     specialArgs = { inherit pkgs utils; };
     modules = [
       { freeformType = lib.types.lazyAttrsOf catchAll; }
-      <impermanence/nixos.nix>
-      (repo + "/modules")
     ]
+    ++ (
+      if viaDefaultNix then
+        [ (repo + "/default.nix") ]
+      else
+        [
+          <impermanence/nixos.nix>
+          (repo + "/modules")
+        ]
+    )
     ++ lib.optional (host != null) (repo + "/hosts/${host}")
     ++ extraModules;
   };

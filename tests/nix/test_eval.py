@@ -33,6 +33,17 @@ def test_example_plan_is_the_default_plan(host_eval: Any) -> None:
     assert host_eval("example", PLAN) == default
 
 
+def test_non_flake_entry_point_gives_the_same_plan(nix_eval: Any, repo: Path) -> None:
+    if (repo / "pins.nix").exists():
+        pytest.skip("pins.nix present: default.nix would fetch impermanence")
+    expr = (
+        'let inherit (import ./tests/nix/eval.nix { host = "example"; viaDefaultNix = true; }) '
+        "config; in config.blankslate.plan"
+    )
+    default = json.loads((REPO / "scripts/blankslate/default-plan.json").read_text())
+    assert nix_eval(expr) == default
+
+
 @pytest.mark.parametrize("host", HOSTS)
 def test_hosts_pass_their_assertions(host_eval: Any, host: str) -> None:
     assert failed(host_eval, host) == []
@@ -180,6 +191,20 @@ def test_impermanence_generates_its_mounts(host_eval: Any) -> None:
     # /var/lib/nixos is needed for boot: impermanence bind-mounts it in the initrd.
     initrd = host_eval("example", "map (m: m.where) config.boot.initrd.systemd.mounts")
     assert initrd == ["/sysroot/var/lib/nixos"]
+
+
+def test_persisted_entries_are_coerced_and_deduplicated(host_eval: Any) -> None:
+    extra = (
+        '{ blankslate.persistence.directories = [ { directory = "/srv"; mode = "0700"; } '
+        '"/var/lib/nixos" ]; blankslate.persistence.files = [ "/etc/adjtime" ]; }'
+    )
+    persistence = host_eval("example", "config.blankslate.plan.persistence", extra)
+    assert persistence["directories"] == [
+        {"directory": "/srv", "user": "root", "group": "root", "mode": "0700"},
+        {"directory": "/var/lib/nixos", "user": "root", "group": "root", "mode": "0755"},
+        {"directory": "/var/lib/systemd", "user": "root", "group": "root", "mode": "0755"},
+    ]
+    assert persistence["files"] == [{"file": "/etc/adjtime"}, {"file": "/etc/machine-id"}]
 
 
 def test_var_log_persisted_only_without_its_own_filesystem(host_eval: Any) -> None:
