@@ -102,7 +102,8 @@ cleanup() {
   exit "$rc"
 }
 trap cleanup EXIT
-trap 'exit 130' INT TERM
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 mount -t btrfs -o subvolid=5 -- "$device" "$mnt"
 mounted=1
