@@ -114,12 +114,30 @@ def parse_ls_remote(text: str, ref: str) -> str | None:
     return None
 
 
+def failure_reason(stderr: str, url: str) -> str:
+    """The line that says why a download failed, without its prefix or the (known) URL.
+
+    nix-prefetch-url prints "warning: error: ...; retrying in N ms" before giving up with
+    "error: ..."; git prints "fatal: ...".
+    """
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    final = [line for line in lines if line.startswith(("error:", "fatal:"))]
+    reason = (final or lines or ["no message"])[-1]
+    reason = reason.removeprefix("error:").removeprefix("fatal:").strip()
+    return reason.replace(f"'{url}'", "it").replace(f"'{url}/'", "it")
+
+
 def resolve_commit(repository: str, revision: str) -> str:
     """A commit hash stays as given; a branch or tag (or HEAD) becomes the commit it names now."""
     if _COMMIT.match(revision):
         return revision
-    listing = process.output(git_ls_remote(repository, revision))
-    commit = parse_ls_remote(listing, revision)
+    listed = process.run(
+        git_ls_remote(repository, revision), check=False, capture=True, mutating=False
+    )
+    if listed.returncode != 0:
+        reason = failure_reason(listed.stderr, repository)
+        raise BlankslateError(f"cannot ask {repository} for {revision}: {reason}")
+    commit = parse_ls_remote(listed.stdout, revision)
     if commit is None:
         raise BlankslateError(f"{repository} has no branch or tag {revision!r}")
     return commit
@@ -127,7 +145,10 @@ def resolve_commit(repository: str, revision: str) -> str:
 
 def prefetch_sha256(url: str) -> str:
     """The sha256 (Nix base32) of the unpacked tarball, which is what fetchTarball checks."""
-    printed = process.output(nix_prefetch_url_unpack(url)).split()
+    fetched = process.run(nix_prefetch_url_unpack(url), check=False, capture=True, mutating=False)
+    if fetched.returncode != 0:
+        raise BlankslateError(f"cannot fetch {url}: {failure_reason(fetched.stderr, url)}")
+    printed = fetched.stdout.split()
     sha256 = printed[-1] if printed else ""
     if not _NIX_BASE32_SHA256.match(sha256):
         raise BlankslateError(f"nix-prefetch-url printed no sha256 for {url} (got {sha256!r})")
@@ -138,18 +159,14 @@ def _fetch_pin(name: str, url: str, revision: str, output: Path) -> Pin:
     try:
         return Pin(name, url, prefetch_sha256(url), revision)
     except BlankslateError as error:
-        raise BlankslateError(
-            f"cannot fetch {name} from {url} ({error}); {output} left unchanged"
-        ) from None
+        raise BlankslateError(f"{name}: {error} ({output} left unchanged)") from None
 
 
 def _resolve(name: str, repository: str, revision: str, output: Path) -> str:
     try:
         return resolve_commit(repository, revision)
     except BlankslateError as error:
-        raise BlankslateError(
-            f"cannot resolve {name} revision {revision} ({error}); {output} left unchanged"
-        ) from None
+        raise BlankslateError(f"{name}: {error} ({output} left unchanged)") from None
 
 
 def nix_string(text: str) -> str:
