@@ -1,0 +1,176 @@
+"""`blankslate install` for real: a sparse image, a loop device, the kernel's btrfs, real tools."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from blankslate import plan
+
+PLAN = plan.default()
+assert PLAN.btrfs is not None
+
+
+def blankslate(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "blankslate", "--quiet", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def attached_loops(image: Path) -> list[str]:
+    found = subprocess.run(
+        ["losetup", "--noheadings", "--output", "NAME", "--associated", str(image)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return found.stdout.split()
+
+
+def mount_table(mountpoint: Path) -> dict[str, tuple[str, str]]:
+    """target -> (subvolume, options) for every mount at or below `mountpoint`."""
+    found = subprocess.run(
+        ["findmnt", "--json", "--list", "--output", "TARGET,SOURCE,OPTIONS"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    rows = json.loads(found.stdout)["filesystems"]
+    table = {}
+    for row in rows:
+        target = row["target"]
+        if target == str(mountpoint) or target.startswith(f"{mountpoint}/"):
+            subvolume = row["source"].partition("[")[2].rstrip("]")
+            table["/" + target[len(str(mountpoint)) :].lstrip("/")] = (subvolume, row["options"])
+    return table
+
+
+@pytest.fixture
+def installed(tmp_path: Path, helpers) -> Iterator[tuple[Path, Path]]:  # type: ignore[no-untyped-def]
+    """The built-in plan installed on a 20 GiB sparse image; always unmounted and detached."""
+    image = tmp_path / "disk image.img"
+    mountpoint = tmp_path / "target root"
+    try:
+        result = blankslate(
+            "install", "--image", str(image), "--mountpoint", str(mountpoint),
+            "--yes", "--no-passwords", "--no-nixos-install",
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        assert "SSH host keys" in result.stdout
+        yield image, mountpoint
+    finally:
+        blankslate("unmount", "--mountpoint", str(mountpoint))
+        helpers.unmount_all_under(mountpoint)
+        for loop in attached_loops(image):
+            subprocess.run(["losetup", "--detach", loop], check=False)
+        assert attached_loops(image) == []
+        assert mount_table(mountpoint) == {}
+
+
+def test_install_lays_out_the_plan(installed: tuple[Path, Path], helpers) -> None:  # type: ignore[no-untyped-def]
+    image, mountpoint = installed
+    (loop,) = attached_loops(image)
+    printed = helpers.run(["sgdisk", "--print", loop]).stdout.splitlines()
+    rows = [line.split() for line in printed if line.strip()[:1].isdigit()]
+    # number, start, end, size, unit, code, name: ESP (EF00 = EFI system partition), swap, main
+    assert [(row[0], row[5], row[6]) for row in rows] == [
+        ("1", "EF00", "ESP"), ("2", "8200", "swap"), ("3", "8300", "nixos")
+    ]  # fmt: skip
+    assert "GPT: present" in helpers.run(["gdisk", "-l", loop]).stdout
+
+    listed = helpers.run(["btrfs", "subvolume", "list", str(mountpoint)]).stdout.splitlines()
+    assert sorted(line.split()[-1] for line in listed) == sorted(
+        [s.name for s in PLAN.btrfs.subvolumes] + [PLAN.btrfs.blank_snapshot]
+    )
+    with helpers.mount_top_level(f"{loop}p3") as top:
+        blank = top / PLAN.btrfs.blank_snapshot
+        assert helpers.run(["btrfs", "property", "get", "-ts", blank, "ro"]).stdout.strip() == (
+            "ro=true"
+        )
+        assert list(blank.iterdir()) == []
+
+    mounted = mount_table(mountpoint)
+    for sub in PLAN.btrfs.subvolumes:
+        subvolume, options = mounted[sub.mountpoint]
+        assert subvolume == f"/{sub.name}"
+        assert "compress=zstd" in options and "noatime" in options
+    key = mountpoint / "persist/etc/ssh/ssh_host_ed25519_key"
+    assert key.is_file() and stat.S_IMODE(key.stat().st_mode) == 0o600
+    assert key.with_suffix(".pub").read_text().startswith("ssh-ed25519 ")
+
+
+def test_password_file_holds_a_reproducible_yescrypt_hash(installed: tuple[Path, Path]) -> None:
+    _, mountpoint = installed
+    result = blankslate(
+        "passwd", "admin", "--root", str(mountpoint), "--stdin", stdin="s3cret pw\n"
+    )
+    assert result.returncode == 0, result.stderr
+    path = mountpoint / "persist/passwords/admin"
+    assert result.stdout.strip() == f"wrote {path} (yescrypt)"
+    assert "$y$" not in result.stdout + result.stderr  # the hash is never printed
+    info = path.stat()
+    assert (stat.S_IMODE(info.st_mode), info.st_uid, info.st_gid) == (0o600, 0, 0)
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    hashed = path.read_text().strip()
+    assert hashed.startswith("$y$")
+    setting = hashed.rsplit("$", 1)[0]  # "$y$j9T$<salt>": Debian's mkpasswd wants it whole
+    again = subprocess.run(
+        ["mkpasswd", "--method=yescrypt", "--stdin", "-S", setting],
+        input="s3cret pw\n", capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert again.stdout.strip() == hashed
+
+
+def test_second_install_onto_the_mounted_image_is_refused(installed: tuple[Path, Path]) -> None:
+    image, mountpoint = installed
+    marker = mountpoint / "persist/keep-me"
+    marker.write_text("precious")
+    for extra in ([], ["--wipe"]):
+        result = blankslate(
+            "install", "--image", str(image), "--mountpoint", str(image.parent / "elsewhere"),
+            "--yes", "--no-passwords", "--no-nixos-install", *extra,
+        )  # fmt: skip
+        assert result.returncode == 1
+        assert result.stderr.strip().splitlines()[-1].startswith("error: /dev/loop")
+        assert "is in use" in result.stderr
+    assert marker.read_text() == "precious"
+    assert len(attached_loops(image)) == 1
+
+
+def test_unmount_then_mount_gives_the_same_view(installed: tuple[Path, Path]) -> None:
+    image, mountpoint = installed
+    (mountpoint / "persist/data").write_text("kept")
+    before = mount_table(mountpoint)
+    result = blankslate("unmount", "--mountpoint", str(mountpoint))
+    assert result.returncode == 0, result.stderr
+    assert mount_table(mountpoint) == {}
+    assert attached_loops(image) == []
+    result = blankslate("mount", "--image", str(image), "--mountpoint", str(mountpoint))
+    assert result.returncode == 0, result.stderr
+    assert mount_table(mountpoint) == before
+    assert (mountpoint / "persist/data").read_text() == "kept"
+
+
+def test_install_refuses_an_image_with_data_without_wipe(installed: tuple[Path, Path]) -> None:
+    image, mountpoint = installed
+    assert blankslate("unmount", "--mountpoint", str(mountpoint)).returncode == 0
+    result = blankslate(
+        "install", "--image", str(image), "--mountpoint", str(mountpoint),
+        "--yes", "--no-passwords", "--no-nixos-install",
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert "already holds data" in result.stderr and "blankslate mount" in result.stderr
+    assert attached_loops(image) == []  # the refused run detached what it attached
+    assert os.path.getsize(image) == 20 << 30
