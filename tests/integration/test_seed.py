@@ -1,0 +1,164 @@
+"""`blankslate seed` between two subvolumes of a real btrfs filesystem."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import ExitStack
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from blankslate import plan
+
+
+@pytest.fixture
+def live_and_persist(
+    layout: Any, helpers: ModuleType, tmp_path: Path
+) -> Iterator[tuple[Path, Path]]:
+    """The root subvolume on tmp/live and the persist subvolume on tmp/persist."""
+    live, persist = tmp_path / "live", tmp_path / "persist"
+    live.mkdir()
+    persist.mkdir()
+    with ExitStack() as stack:
+        stack.enter_context(helpers.mounted(layout.device, ("subvol=root",), target=live))
+        stack.enter_context(helpers.mounted(layout.device, ("subvol=persist",), target=persist))
+        yield live, persist
+    assert helpers.mounts_of(layout.device) == []
+
+
+def write_plan(tmp_path: Path, persist: Path, directories: list[str], files: list[str]) -> Path:
+    data = json.loads(plan.default_text())
+    data["persistPath"] = str(persist)
+    data["persistence"] = {
+        "directories": [{"directory": d} for d in directories],
+        "files": [{"file": f} for f in files],
+    }
+    path = tmp_path / "plan.json"
+    path.write_text(json.dumps(data))
+    return path
+
+
+def blankslate(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "blankslate", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+
+
+def metadata(path: Path) -> tuple[object, ...]:
+    info = os.lstat(path)
+    xattrs = {
+        name: os.getxattr(path, name, follow_symlinks=False)
+        for name in sorted(os.listxattr(path, follow_symlinks=False))
+    }
+    return (info.st_mode, info.st_uid, info.st_gid, info.st_mtime_ns, info.st_size, xattrs)
+
+
+def physical_extents(path: Path) -> list[str]:
+    """Physical offsets of a file's extents, from FIEMAP via `filefrag -v`."""
+    output = subprocess.run(
+        ["filefrag", "-v", str(path)], capture_output=True, text=True, check=True
+    ).stdout
+    return re.findall(r"^\s*\d+:\s+\d+\.\.\s*\d+:\s+(\d+)\.\.", output, re.M)
+
+
+def build_live_tree(live: Path) -> Path:
+    app = live / "var/lib/app"
+    app.mkdir(parents=True)
+    os.chmod(live / "var", 0o755)
+    os.chmod(live / "var/lib", 0o711)
+    os.chown(live / "var/lib", 0, 100)
+    data = app / "data.bin"
+    data.write_bytes(os.urandom(4 << 20))
+    os.setxattr(data, "user.origin", b"seed-test")
+    (app / "link").symlink_to("data.bin")
+    (app / "sub").mkdir()
+    (app / "sub/empty").touch()
+    for path in (app, data, app / "sub", app / "sub/empty"):
+        os.chown(path, 1234, 2345)
+    os.chmod(app, 0o750)
+    os.chmod(data, 0o640)
+    subprocess.run(["setfacl", "-m", "u:4321:r--", str(data)], check=True)
+    os.utime(data, ns=(1_000_000_000_000_000_000, 1_100_000_000_000_000_000))
+    os.utime(app / "sub", ns=(1_200_000_000_000_000_000, 1_200_000_000_000_000_000))
+    os.utime(app, ns=(1_300_000_000_000_000_000, 1_300_000_000_000_000_000))
+    subprocess.run(["sync"], check=True)
+    return app
+
+
+@pytest.mark.skipif(shutil.which("setfacl") is None, reason="needs setfacl (acl package)")
+@pytest.mark.skipif(shutil.which("filefrag") is None, reason="needs filefrag (e2fsprogs)")
+def test_seed_keeps_metadata_shares_extents_and_refuses_a_conflict(
+    live_and_persist: tuple[Path, Path], tmp_path: Path
+) -> None:
+    live, persist = live_and_persist
+    app = build_live_tree(live)
+    (live / "srv/conflict").mkdir(parents=True)
+    (live / "srv/conflict/live-data").write_text("live")
+    (persist / "srv").mkdir()
+    (persist / "srv/conflict").write_text("already here")
+    plan_file = write_plan(tmp_path, persist, ["/var/lib/app", "/srv/conflict"], [])
+
+    result = blankslate("seed", "--plan", str(plan_file), "--root", str(live), "--yes")
+
+    assert result.returncode == 1, result.stderr
+    assert "error: some paths were skipped" in result.stderr
+    assert f"conflict  directory  /srv/conflict  ({persist}/srv/conflict exists as a file" in (
+        result.stdout
+    )
+    assert (persist / "srv/conflict").read_text() == "already here"
+    copy = persist / "var/lib/app"
+    for relative in (".", "data.bin", "link", "sub", "sub/empty"):
+        assert metadata(copy / relative) == metadata(app / relative), relative
+    acl = ["getfacl", "--omit-header", "--numeric"]
+    assert (
+        subprocess.run([*acl, str(copy / "data.bin")], capture_output=True, text=True).stdout
+        == subprocess.run([*acl, str(app / "data.bin")], capture_output=True, text=True).stdout
+    )
+    assert (
+        "user:4321:r--"
+        in subprocess.run([*acl, str(copy / "data.bin")], capture_output=True, text=True).stdout
+    )
+    subprocess.run(["sync"], check=True)
+    extents = physical_extents(copy / "data.bin")
+    assert extents and extents == physical_extents(app / "data.bin")
+    # Missing parents take the live parents' owner and mode.
+    assert (os.stat(persist / "var/lib").st_mode & 0o7777, os.stat(persist / "var/lib").st_gid) == (
+        0o711,
+        100,
+    )
+    assert list(persist.glob("**/*.blankslate-partial")) == []
+    assert "next: nixos-rebuild boot" in result.stdout
+
+
+def test_seed_dry_run_changes_nothing(live_and_persist: tuple[Path, Path], tmp_path: Path) -> None:
+    live, persist = live_and_persist
+    (live / "etc").mkdir()
+    (live / "etc/machine-id").write_text("0123\n")
+    plan_file = write_plan(tmp_path, persist, [], ["/etc/machine-id"])
+    result = blankslate("seed", "--plan", str(plan_file), "--root", str(live), "--dry-run")
+    assert result.returncode == 0, result.stderr
+    assert "would run: cp --archive" in result.stderr
+    assert list(persist.iterdir()) == []
+
+
+def test_seed_needs_persist_mounted(tmp_path: Path, live_and_persist: tuple[Path, Path]) -> None:
+    live, _ = live_and_persist
+    not_mounted = tmp_path / "not-mounted"
+    not_mounted.mkdir()
+    plan_file = write_plan(tmp_path, not_mounted, ["/var/lib/app"], [])
+    result = blankslate("seed", "--plan", str(plan_file), "--root", str(live), "--yes")
+    assert result.returncode == 1
+    last_line = result.stderr.splitlines()[-1]
+    assert last_line.startswith(f"error: persistPath {not_mounted} is not mounted")
