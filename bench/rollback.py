@@ -60,7 +60,9 @@ def time_rollback(device: str, keep_days: int, run_dir: Path) -> float:
     t = time.perf_counter()
     proc = subprocess.run(
         ["bash", str(SCRIPT), device, "root", "root-blank", "old_roots", str(keep_days)],
-        env=env, capture_output=True, text=True,
+        env=env,
+        capture_output=True,
+        text=True,
     )
     elapsed = (time.perf_counter() - t) * 1000
     if proc.returncode != 0:
@@ -130,7 +132,7 @@ def main() -> int:
         )
         print(f"ratio big/empty:       {b / e:8.2f}  (goal <= 1.5)")
         n_old = args.repeat * 2 + 1  # warm-up, empty and big runs
-        print(f"pruning all {n_old} old roots (KEEP_DAYS=0): {prune:8.1f} ms (not on the usual boot path)")
+        print(f"pruning all {n_old} old roots (KEEP_DAYS=0): {prune:8.1f} ms (off the boot path)")
         return 0 if b / e <= 1.5 else 1
     finally:
         for target in mount_points_under(work):

@@ -135,7 +135,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def _unescape_mountinfo(field: str) -> str:
-    raw = re.sub(rb"\\([0-7]{3})", lambda m: bytes([int(m.group(1), 8)]), field.encode("latin-1", "surrogateescape"))
+    raw = re.sub(
+        rb"\\([0-7]{3})",
+        lambda m: bytes([int(m.group(1), 8)]),
+        field.encode("latin-1", "surrogateescape"),
+    )
     return os.fsdecode(raw)
 
 
@@ -243,7 +247,9 @@ def loop_device(image: Path, size: str = DEFAULT_IMAGE_SIZE) -> Iterator[str]:
 def _leftover_loop_devices() -> list[str]:
     proc = subprocess.run(
         ["losetup", "-l", "-n", "--raw", "-O", "NAME,BACK-FILE"],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     leftovers = []
     for line in proc.stdout.splitlines():
@@ -263,10 +269,11 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         message = "integration fixtures left loop devices or mounts behind:\n  " + "\n  ".join(
             problems
         )
-        print(f"\nERROR: {message}", file=sys.stderr)
         reporter = session.config.pluginmanager.get_plugin("terminalreporter")
         if reporter is not None:
             reporter.write_line(f"ERROR: {message}", red=True, bold=True)
+        else:
+            print(f"\nERROR: {message}", file=sys.stderr)
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 

@@ -7,6 +7,7 @@ temporary mount of a killed run can be found and removed "as a reboot would".
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import re
@@ -51,8 +52,11 @@ def rollback(device: str, keep_days: int | str, run_dir: Path, *args: str, **kw)
     if args:
         argv = ["bash", str(SCRIPT), *args]
     return subprocess.run(
-        argv, env=script_env(run_dir, kw.get("extra_path")), capture_output=True,
-        text=True, timeout=120,
+        argv,
+        env=script_env(run_dir, kw.get("extra_path")),
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -69,7 +73,10 @@ def start_rollback(
     return subprocess.Popen(
         ["bash", str(SCRIPT), device, "root", "root-blank", "old_roots", str(keep_days)],
         env={**script_env(run_dir, extra_path), **(extra_env or {})},
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
     )
 
 
@@ -165,28 +172,37 @@ class Baseline:
     def __init__(self, helpers, top: Path):
         self.helpers = helpers
         self.top = top
-        self.manifests = {n: helpers.tree_manifest(top / n) for n in ("persist", "nix", "log", "home")}
+        self.manifests = {
+            n: helpers.tree_manifest(top / n) for n in ("persist", "nix", "log", "home")
+        }
         # commit (data and the relatime updates of that first read) so Generation is stable
         os.sync()
         self.infos = {
             n: helpers.subvolume_info(top / n)
             for n in ("persist", "nix", "log", "home", "root-blank")
         }
-        assert self.manifests["persist"], "persist must hold data for the comparison to mean something"
+        assert self.manifests["persist"], (
+            "persist must hold data for the comparison to mean something"
+        )
 
-    def check(self) -> None:
+    def check(self, blank: bool = True) -> None:
         h, top = self.helpers, self.top
         for name, manifest in self.manifests.items():
             assert h.tree_manifest(top / name) == manifest, f"{name} changed"
         os.sync()
         for name, info in self.infos.items():
+            if name == "root-blank" and not blank:  # the test deleted it on purpose
+                continue
             now = h.subvolume_info(top / name)
             # snapshotting the blank bumps its generation; nothing else may move
-            keys = ("UUID", "Subvolume ID", "Flags") + (() if name == "root-blank" else ("Generation",))
+            keys = ("UUID", "Subvolume ID", "Flags") + (
+                () if name == "root-blank" else ("Generation",)
+            )
             for key in keys:
                 assert now[key] == info[key], f"{name}: {key} changed"
-        assert self.infos["root-blank"]["Flags"] == "readonly"
-        assert os.listdir(top / "root-blank") == []
+        if blank:
+            assert self.infos["root-blank"]["Flags"] == "readonly"
+            assert os.listdir(top / "root-blank") == []
 
 
 def assert_fresh_root(helpers, top: Path, baseline: Baseline) -> None:
@@ -195,7 +211,9 @@ def assert_fresh_root(helpers, top: Path, baseline: Baseline) -> None:
     assert os.listdir(root) == []
     info = helpers.subvolume_info(root)
     assert info["Flags"] == "-", "the new root must be writable"
-    assert info["Parent UUID"] == baseline.infos["root-blank"]["UUID"], "root is not a snapshot of the blank"
+    assert info["Parent UUID"] == baseline.infos["root-blank"]["UUID"], (
+        "root is not a snapshot of the blank"
+    )
     assert sorted(os.listdir(top)) == sorted(
         ["root", "root-blank", "nix", "persist", "log", "home", "old_roots"]
     )
@@ -242,7 +260,9 @@ def test_boot_cycle_resets_root_and_keeps_old_root(helpers, system):
     when = datetime.strptime(name, STAMP).replace(tzinfo=UTC)
     assert t0 <= when <= t1
     old = top / "old_roots" / name
-    assert helpers.subvolume_info(old)["UUID"] == root_uuid, "the old root must be moved, not copied"
+    assert helpers.subvolume_info(old)["UUID"] == root_uuid, (
+        "the old root must be moved, not copied"
+    )
     assert helpers.tree_manifest(old) == before
     assert helpers.subvolume_info(old / "snapshots" / "ro one")["Flags"] == "readonly"
 
@@ -402,6 +422,7 @@ def test_missing_blank_changes_nothing(helpers, system):
     assert helpers.subvolume_info(top / "root")["UUID"] == info["UUID"]
     assert helpers.tree_manifest(top / "root") == before
     assert_clean_exit(helpers, run_dir, device)
+    baseline.check(blank=False)
 
 
 @pytest.mark.parametrize(
@@ -427,8 +448,12 @@ def test_bad_arguments_touch_nothing(helpers, system, args, code, message):
     device, top, run_dir, baseline = system
     args = tuple(device if a == "DEV" else a for a in args)
     before = helpers.tree_manifest(top / "root")
-    proc = rollback(device, 0, run_dir, *args) if args else subprocess.run(
-        ["bash", str(SCRIPT)], capture_output=True, text=True, env=script_env(run_dir)
+    proc = (
+        rollback(device, 0, run_dir, *args)
+        if args
+        else subprocess.run(
+            ["bash", str(SCRIPT)], capture_output=True, text=True, env=script_env(run_dir)
+        )
     )
     assert proc.returncode == code, proc.stderr
     assert message in proc.stderr
@@ -436,6 +461,7 @@ def test_bad_arguments_touch_nothing(helpers, system, args, code, message):
     assert not (top / "old_roots").exists()
     if run_dir.exists():
         assert_clean_exit(helpers, run_dir, device)
+    baseline.check()
 
 
 # --------------------------------------------------------------------------- interrupted states
@@ -479,6 +505,7 @@ def test_foreign_temporary_name_is_not_deleted(helpers, system):
     assert (top / TMP_NAME / "data").read_text() == "not ours"
     assert helpers.subvolume_info(top / "root")["Parent UUID"] == "-"  # the old root, untouched
     assert_clean_exit(helpers, run_dir, device)
+    baseline.check()
 
 
 # --------------------------------------------------------------------------- fault injection
@@ -531,7 +558,11 @@ class Cycle:
 
     def __init__(self, helpers, device, top, run_dir, baseline, first_boot=False):
         self.h, self.device, self.top, self.run_dir, self.baseline = (
-            helpers, device, top, run_dir, baseline,
+            helpers,
+            device,
+            top,
+            run_dir,
+            baseline,
         )
         # first_boot: every round starts without old_roots (the script creates it)
         self.first_boot = first_boot
@@ -566,7 +597,9 @@ class Cycle:
             assert h.subvolumes_under(top / "old_roots") == set(), label
             return
         # the interrupted root survived whole, exactly once, under old_roots
-        owners = [n for n in new if h.subvolume_info(top / "old_roots" / n)["UUID"] == self.root_uuid]
+        owners = [
+            n for n in new if h.subvolume_info(top / "old_roots" / n)["UUID"] == self.root_uuid
+        ]
         assert len(owners) == 1, f"{label}: old root found {len(owners)} times among {new}"
         assert h.tree_manifest(top / "old_roots" / owners[0]) == self.root_manifest, label
         # any other new old root is an untouched blank (the killed run had finished)
@@ -625,10 +658,8 @@ def test_sigkill_at_random_moments_then_rerun(helpers, system):
         cycle.prepare()
         proc = start_rollback(device, keep, run_dir)
         time.sleep(delay)
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         proc.communicate(timeout=120)
         assert proc.returncode in (0, -signal.SIGKILL)
         outcomes["killed" if proc.returncode else "finished"] += 1

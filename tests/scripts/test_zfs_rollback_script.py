@@ -58,7 +58,9 @@ def run_script(tmp_path: Path, *args: str, snapshots: str = "", rollback_rc: int
 
 
 def test_rolls_back_existing_snapshot(tmp_path):
-    proc, calls = run_script(tmp_path, "rpool/local/root", "blank", snapshots="rpool/local/root@blank")
+    proc, calls = run_script(
+        tmp_path, "rpool/local/root", "blank", snapshots="rpool/local/root@blank"
+    )
     assert proc.returncode == 0, proc.stderr
     assert calls == [
         ["list", "-H", "-t", "snapshot", "rpool/local/root@blank"],
@@ -72,7 +74,9 @@ def test_rolls_back_existing_snapshot(tmp_path):
 
 
 def test_missing_snapshot_changes_nothing(tmp_path):
-    proc, calls = run_script(tmp_path, "rpool/local/root", "blank", snapshots="rpool/local/root@other")
+    proc, calls = run_script(
+        tmp_path, "rpool/local/root", "blank", snapshots="rpool/local/root@other"
+    )
     assert proc.returncode == 1
     assert "snapshot rpool/local/root@blank not found; nothing changed" in proc.stderr
     assert [c[0] for c in calls] == ["list"]
