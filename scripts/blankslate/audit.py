@@ -19,6 +19,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from json.encoder import encode_basestring_ascii
+from operator import itemgetter
 from pathlib import Path
 from typing import Literal, NamedTuple
 
@@ -79,8 +80,7 @@ class Raw(NamedTuple):
     target: str | None
 
 
-@dataclass(frozen=True, slots=True)
-class Entry:
+class Entry(NamedTuple):
     path: str
     kind: str
     size: int
@@ -291,6 +291,9 @@ def rules_for(plan: Plan, ignore: Sequence[Rule], etc_clean: str | None = None) 
     return rules
 
 
+_path_of = itemgetter(0)
+
+
 def _is_managed_link(target: str) -> bool:
     return target.startswith(MANAGED_LINK_PREFIXES) or target in MANAGED_LINK_TARGETS
 
@@ -302,7 +305,7 @@ def classify(raw: Iterable[Raw], rules: Rules) -> list[Entry]:
     directory that would be lost but holds only entries that are not lost is managed: NixOS or
     the persisted paths' parents re-create it.
     """
-    ordered = sorted(raw)
+    ordered = sorted(raw, key=_path_of)
     under: dict[str, str] = {}  # persisted trees seen so far -> reason for what is below
     statuses: list[tuple[Status, str]] = []
     persisted, trees, parents = rules.persisted, rules.persisted_trees, rules.persisted_parents
@@ -350,8 +353,8 @@ def classify(raw: Iterable[Raw], rules: Rules) -> list[Entry]:
         if status == "lost":
             has_lost.add(parent)
     return [
-        Entry(item.path, item.kind, item.size, status, reason)
-        for item, (status, reason) in zip(ordered, statuses, strict=True)
+        Entry(path, kind, size, status, reason)
+        for (path, kind, size, _target), (status, reason) in zip(ordered, statuses, strict=True)
     ]
 
 

@@ -105,6 +105,13 @@ def translate(pattern: str) -> str:
     return "".join(out)
 
 
+def _literal_prefix(pattern: str) -> str:
+    """The part of a glob before its first wildcard: "/var/cache/**" -> "/var/cache"."""
+    found = _GLOB_CHARS.search(pattern)
+    literal = pattern if found is None else pattern[: found.start()]
+    return literal.rstrip("/") if literal.endswith("/") else literal
+
+
 class RuleSet:
     """Rules compiled for fast matching: exact paths in a dict, every glob in one regex."""
 
@@ -118,6 +125,9 @@ class RuleSet:
             else:
                 self._exact.setdefault(rule.pattern.rstrip("/") or "/", rule)
         self._globs = globs
+        # Most globs start with a literal directory: a C-level prefix test skips the regex.
+        prefixes = tuple(_literal_prefix(rule.pattern) for rule in globs)
+        self._prefixes = None if "" in prefixes else prefixes
         joined = "|".join(f"(?P<r{i}>{translate(rule.pattern)})" for i, rule in enumerate(globs))
         self._regex = re.compile(joined) if globs else None
 
@@ -127,6 +137,8 @@ class RuleSet:
         if rule is not None:
             return rule
         if self._regex is None:
+            return None
+        if self._prefixes is not None and not path.startswith(self._prefixes):
             return None
         found = self._regex.fullmatch(path)
         if found is None or found.lastgroup is None:

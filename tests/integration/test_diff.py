@@ -175,3 +175,29 @@ def test_diff_finds_the_device_behind_persist_path(
     assert "method: btrfs\n" in result.stdout
     assert '  - path: "/srv/odd\\udcff\\nname"\n' in result.stdout
     assert helpers.mounts_of(device) == []
+
+
+def test_tree_search_and_walk_see_the_same_entries(
+    populated: tuple[str, Path, Path], helpers: ModuleType
+) -> None:
+    from blankslate import treesearch
+
+    device, _, _ = populated
+    with helpers.mount_top_level(device) as top:
+        root = top / "root"
+        os.link(root / "etc/notes", root / "srv/hard link")  # two names, one inode
+        helpers.run(["btrfs", "subvolume", "create", root / "var/lib/machines/deeper"])
+        (root / "var/lib/machines/deeper/file").write_text("deep")
+        helpers.run(["btrfs", "filesystem", "sync", top])
+        searched = treesearch.scan(str(root))
+        walked, problems = audit.walk(str(root))
+    assert searched is not None, "the tree search was refused (not root?)"
+    assert problems == []
+    assert sorted(searched) == sorted(walked)
+    assert audit.Raw("/var/lib/machines/deeper", "subvolume", 0, None) in searched
+
+
+def test_tree_search_refuses_what_is_not_a_subvolume_root(tmp_path: Path) -> None:
+    from blankslate import treesearch
+
+    assert treesearch.scan(str(tmp_path)) is None

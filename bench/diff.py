@@ -1,0 +1,166 @@
+#!/usr/bin/env python3
+"""Speed of `blankslate diff --format json` on a root of 100,000 files.
+
+Run by hand as root (not a test):
+
+    sudo python3 bench/diff.py [--files 100000] [--repeat 5]
+
+On a sparse image attached to a loop device it lays out subvolumes root, root-blank (the
+read-only blank) and persist, fills root with --files files (and a few symlinks), and times,
+page cache warm, the median of --repeat runs of:
+
+- blankslate: `python3 -m blankslate diff --format json --device DEV` (interpreter start-up,
+  top-level mount and unmount included);
+- pipeline: the classic find-new script, written here from its description: `btrfs subvolume
+  find-new` since the blank's generation, keep the path column, sort, de-duplicate, then drop
+  symlinks and directories with a per-path test;
+- floor: `find ROOT -printf` of type, size and path, the cost of reading the metadata at all.
+
+Goals: blankslate >= 5x faster than the pipeline, and <= 3x the floor. Everything it mounts or
+attaches is removed at the end, whatever happens.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+PIPELINE = r"""
+set -o nounset -o pipefail
+top=$1
+old=$(btrfs subvolume find-new "$top/root-blank" 9999999)
+old=${old#transid marker was }
+btrfs subvolume find-new "$top/root" "$old" |
+  sed '$d' |
+  cut -f17- -d' ' |
+  sort |
+  uniq |
+  while read -r path; do
+    if [ -L "$top/root/$path" ]; then
+      :
+    elif [ -d "$top/root/$path" ]; then
+      :
+    else
+      printf '%s\n' "$path"
+    fi
+  done
+"""
+
+
+def sh(*args: str | os.PathLike[str]) -> str:
+    proc = subprocess.run([os.fspath(a) for a in args], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"command failed: {args}\n{proc.stdout}{proc.stderr}")
+    return proc.stdout
+
+
+def populate(root: Path, files: int) -> None:
+    per_dir = 100
+    for i in range(files):
+        directory = root / "srv" / f"d{i // 10000:02d}" / f"e{i // per_dir:05d}"
+        if i % per_dir == 0:
+            directory.mkdir(parents=True)
+        with open(directory / f"file {i}", "wb") as handle:
+            handle.write(b"x" * (i % 200))
+        if i % 1000 == 0:
+            (directory / f"link {i}").symlink_to(f"/nix/store/{i:032d}-x")
+
+
+def timed(run: Callable[[], None], repeat: int) -> float:
+    run()  # warm the page cache and the dentry cache
+    samples = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        run()
+        samples.append(time.perf_counter() - start)
+    return statistics.median(samples)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--files", type=int, default=100_000)
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        raise SystemExit("run as root (loop devices, mount)")
+
+    work = Path(tempfile.mkdtemp(prefix="blankslate-bench-diff-"))
+    image, top = work / "disk.img", work / "top"
+    top.mkdir()
+    device = ""
+    try:
+        sh("truncate", "-s", "8G", image)
+        device = sh("losetup", "-f", "--show", image).strip()
+        sh("mkfs.btrfs", "-q", "-f", "-L", "nixos", device)
+        sh("mount", "-o", "subvolid=5", device, top)
+        for name in ("root", "persist", "nix", "log", "home"):
+            sh("btrfs", "subvolume", "create", top / name)
+        sh("btrfs", "subvolume", "snapshot", "-r", top / "root", top / "root-blank")
+        print(f"populating {args.files} files ...", file=sys.stderr)
+        populate(top / "root", args.files)
+        sh("btrfs", "filesystem", "sync", top)
+
+        plan_file = work / "plan.json"
+        plan_file.write_text(subprocess.run(
+            [sys.executable, "-m", "blankslate", "plan"], capture_output=True, text=True,
+            check=True, cwd=work,
+        ).stdout)
+        env = {**os.environ, "PYTHONPATH": str(REPO / "scripts")}
+        diff_args = [
+            sys.executable, "-m", "blankslate", "--quiet", "diff", "--plan", str(plan_file),
+            "--device", device, "--format", "json",
+        ]
+
+        def blankslate() -> None:
+            subprocess.run(diff_args, stdout=subprocess.DEVNULL, check=True, cwd=work, env=env)
+
+        def pipeline() -> None:
+            subprocess.run(
+                ["bash", "-c", PIPELINE, "pipeline", str(top)],
+                stdout=subprocess.DEVNULL, check=True,
+            )
+
+        def floor() -> None:
+            subprocess.run(
+                ["find", str(top / "root"), "-printf", "%y %s %p\\n"],
+                stdout=subprocess.DEVNULL, check=True,
+            )
+
+        document = json.loads(subprocess.run(
+            diff_args, capture_output=True, text=True, check=True, cwd=work, env=env
+        ).stdout)
+        print(f"blankslate sees {len(document['entries'])} entries: {document['summary']}")
+
+        results = {
+            "blankslate": timed(blankslate, args.repeat),
+            "pipeline": timed(pipeline, args.repeat),
+            "floor": timed(floor, args.repeat),
+        }
+        for name, seconds in results.items():
+            print(f"{name:<11} {seconds * 1000:8.0f} ms")
+        speedup = results["pipeline"] / results["blankslate"]
+        over_floor = results["blankslate"] / results["floor"]
+        print(f"pipeline / blankslate = {speedup:.1f}x (goal >= 5x)")
+        print(f"blankslate / floor    = {over_floor:.1f}x (goal <= 3x)")
+    finally:
+        subprocess.run(["umount", "-R", str(top)], capture_output=True)
+        if device:
+            subprocess.run(["losetup", "-d", device], capture_output=True)
+        image.unlink(missing_ok=True)
+        top.rmdir()
+        (work / "plan.json").unlink(missing_ok=True)
+        work.rmdir()
+
+
+if __name__ == "__main__":
+    main()
