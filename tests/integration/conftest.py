@@ -294,13 +294,21 @@ class Layout:
 
 def make_layout(device: str) -> Layout:
     """Create subvolumes root, nix, persist, log, home and the read-only snapshot
-    ``root-blank`` of the (empty) root on the btrfs ``device``, as the installer does.
-    The single place to swap for the real install code (scripts/blankslate) later."""
+    ``root-blank`` of the (empty) root on the btrfs ``device`` with the installer's own code
+    (``blankslate.layout.create_volumes`` and the built-in plan)."""
+    from blankslate import layout as install_layout
+    from blankslate import plan
+
+    default = plan.default()
+    assert default.btrfs is not None
     layout = Layout(device=device)
-    with mount_top_level(device) as top:
-        for name in layout.subvolumes:
-            run(["btrfs", "subvolume", "create", top / name])
-        run(["btrfs", "subvolume", "snapshot", "-r", top / layout.root, top / layout.blank])
+    assert layout.subvolumes == tuple(sub.name for sub in default.btrfs.subvolumes)
+    assert (layout.root, layout.blank) == (
+        default.btrfs.root_subvolume,
+        default.btrfs.blank_snapshot,
+    )
+    parts = install_layout.Partitions(esp="", swap=None, main=device)
+    install_layout.create_volumes(default, parts)
     return layout
 
 
