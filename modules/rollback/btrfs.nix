@@ -67,6 +67,8 @@ in
         path = tools;
         script = "bash ${./btrfs-rollback.bash} ${lib.escapeShellArgs args}";
       };
+      # The script file itself must be in the initrd, not only the unit that names it.
+      systemd.storePaths = [ "${./btrfs-rollback.bash}" ];
 
       # Scripted initrd: after the resume attempt, never postDeviceCommands
       # (a resumed image would find its root replaced, impermanence#250).

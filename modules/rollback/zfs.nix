@@ -42,6 +42,8 @@ in
         ];
         script = "bash ${./zfs-rollback.bash} ${lib.escapeShellArgs args}";
       };
+      # The script file itself must be in the initrd, not only the unit that names it.
+      systemd.storePaths = [ "${./zfs-rollback.bash}" ];
 
       # Scripted initrd: the ZFS module imports the pool in postResumeCommands; run after it.
       extraUtilsCommands = lib.mkIf (!systemdInitrd) ''
