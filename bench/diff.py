@@ -111,14 +111,28 @@ def main() -> None:
         sh("btrfs", "filesystem", "sync", top)
 
         plan_file = work / "plan.json"
-        plan_file.write_text(subprocess.run(
-            [sys.executable, "-m", "blankslate", "plan"], capture_output=True, text=True,
-            check=True, cwd=work,
-        ).stdout)
+        plan_file.write_text(
+            subprocess.run(
+                [sys.executable, "-m", "blankslate", "plan"],
+                capture_output=True,
+                text=True,
+                check=True,
+                cwd=work,
+            ).stdout
+        )
         env = {**os.environ, "PYTHONPATH": str(REPO / "scripts")}
         diff_args = [
-            sys.executable, "-m", "blankslate", "--quiet", "diff", "--plan", str(plan_file),
-            "--device", device, "--format", "json",
+            sys.executable,
+            "-m",
+            "blankslate",
+            "--quiet",
+            "diff",
+            "--plan",
+            str(plan_file),
+            "--device",
+            device,
+            "--format",
+            "json",
         ]
 
         def blankslate() -> None:
@@ -127,18 +141,22 @@ def main() -> None:
         def pipeline() -> None:
             subprocess.run(
                 ["bash", "-c", PIPELINE, "pipeline", str(top)],
-                stdout=subprocess.DEVNULL, check=True,
+                stdout=subprocess.DEVNULL,
+                check=True,
             )
 
         def floor() -> None:
             subprocess.run(
                 ["find", str(top / "root"), "-printf", "%y %s %p\\n"],
-                stdout=subprocess.DEVNULL, check=True,
+                stdout=subprocess.DEVNULL,
+                check=True,
             )
 
-        document = json.loads(subprocess.run(
-            diff_args, capture_output=True, text=True, check=True, cwd=work, env=env
-        ).stdout)
+        document = json.loads(
+            subprocess.run(
+                diff_args, capture_output=True, text=True, check=True, cwd=work, env=env
+            ).stdout
+        )
         print(f"blankslate sees {len(document['entries'])} entries: {document['summary']}")
 
         results = {

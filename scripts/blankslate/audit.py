@@ -88,15 +88,21 @@ class Entry(NamedTuple):
     reason: str
 
 
+# The hot loops build plain tuples (a NamedTuple's constructor is a Python call per entry);
+# Raw and Entry have the same fields in the same order.
+RawTuple = tuple[str, str, int, str | None]
+EntryTuple = tuple[str, str, int, Status, str]
+
+
 @dataclass
 class Report:
     method: str
-    entries: list[Entry]
+    entries: list[EntryTuple]
     summary: dict[str, int] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        counts = Counter(entry.status for entry in self.entries)
+        counts = Counter(entry[3] for entry in self.entries)
         self.summary = {status: counts.get(status, 0) for status in STATUSES}
 
     @property
@@ -109,14 +115,14 @@ class Report:
 
 def walk(
     base: str, *, skip: frozenset[str] = frozenset(), one_filesystem: bool = False
-) -> tuple[list[Raw], list[str]]:
+) -> tuple[list[RawTuple], list[str]]:
     """Every entry below `base` as (entries, problems); paths are given as if `base` were `/`.
 
     Symlinks are never followed. `skip` holds paths (as on /) left out with what is below them;
     `one_filesystem` also leaves out directories on another device. Directories with inode 256
     that are not left out are btrfs subvolumes: reported as such and descended into.
     """
-    entries: list[Raw] = []
+    entries: list[RawTuple] = []
     problems: list[str] = []
     append = entries.append
     base_dev = os.lstat(base).st_dev
@@ -139,7 +145,7 @@ def walk(
                         if one_filesystem and info.st_dev != base_dev:
                             continue
                         subvolume = info.st_ino == BTRFS_FIRST_FREE_OBJECTID
-                        append(Raw(path, "subvolume" if subvolume else "dir", 0, None))
+                        append((path, "subvolume" if subvolume else "dir", 0, None))
                         stack.append((path, item.path))
                     elif path in skip:
                         continue
@@ -147,12 +153,12 @@ def walk(
                         info = item.stat(follow_symlinks=False)
                         if one_filesystem and info.st_dev != base_dev:
                             continue
-                        append(Raw(path, "file", info.st_size, None))
+                        append((path, "file", info.st_size, None))
                     elif item.is_symlink():
                         target = os.readlink(item.path)
-                        append(Raw(path, "symlink", len(os.fsencode(target)), target))
+                        append((path, "symlink", len(os.fsencode(target)), target))
                     else:
-                        append(Raw(path, "other", 0, None))
+                        append((path, "other", 0, None))
                 except FileNotFoundError:
                     continue  # vanished while we looked (a live tree changes)
                 except OSError as error:
@@ -198,10 +204,10 @@ def parse_zfs_diff(output: str, mountpoint: str = "/") -> list[tuple[str, str]]:
     return found
 
 
-def scan_zfs(plan: Plan, live_root: str = "/") -> tuple[list[Raw], list[str]]:
+def scan_zfs(plan: Plan, live_root: str = "/") -> tuple[list[RawTuple], list[str]]:
     assert plan.zfs is not None
     output = process.output(zfs_diff_cmd(plan.zfs.root, plan.zfs.blank_snapshot))
-    entries: list[Raw] = []
+    entries: list[RawTuple] = []
     problems: list[str] = []
     for path, kind in parse_zfs_diff(output):
         live = os.path.join(live_root, path.lstrip("/"))
@@ -228,7 +234,7 @@ def mount_targets_below(root: str) -> frozenset[str]:
     return frozenset(targets)
 
 
-def scan_stored_root(root: str) -> tuple[list[Raw], list[str]]:
+def scan_stored_root(root: str) -> tuple[list[RawTuple], list[str]]:
     """A subvolume's whole tree; the fast btrfs tree search when the kernel allows it."""
     scanned = treesearch.scan(root)
     if scanned is not None:
@@ -292,13 +298,15 @@ def rules_for(plan: Plan, ignore: Sequence[Rule], etc_clean: str | None = None) 
 
 
 _path_of = itemgetter(0)
+DIRECTORY_OF_KEPT_ENTRIES = "holds only entries that are not lost"
+CLEAN_REASON = "listed in /etc/.clean (copied by NixOS activation)"
 
 
 def _is_managed_link(target: str) -> bool:
     return target.startswith(MANAGED_LINK_PREFIXES) or target in MANAGED_LINK_TARGETS
 
 
-def classify(raw: Iterable[Raw], rules: Rules) -> list[Entry]:
+def classify(raw: Iterable[RawTuple], rules: Rules) -> list[EntryTuple]:
     """One status per entry, sorted by path.
 
     Order of precedence: persisted (the path or one of its parents), managed, ignored, lost. A
@@ -307,55 +315,52 @@ def classify(raw: Iterable[Raw], rules: Rules) -> list[Entry]:
     """
     ordered = sorted(raw, key=_path_of)
     under: dict[str, str] = {}  # persisted trees seen so far -> reason for what is below
-    statuses: list[tuple[Status, str]] = []
+    entries: list[EntryTuple] = []
+    append = entries.append
     persisted, trees, parents = rules.persisted, rules.persisted_trees, rules.persisted_parents
     managed, clean, match = rules.managed, rules.clean, rules.ignore.match
-    for path, kind, _size, target in ordered:
-        parent = path[: path.rfind("/")]
-        inherited = under.get(parent) if under else None
-        if inherited is not None:
-            statuses.append(("persisted", inherited))
-            if kind in ("dir", "subvolume"):
-                under[path] = inherited
-            continue
+    for path, kind, size, target in ordered:
+        if under:
+            inherited = under.get(path[: path.rfind("/")])
+            if inherited is not None:
+                append((path, kind, size, "persisted", inherited))
+                if kind == "dir" or kind == "subvolume":
+                    under[path] = inherited
+                continue
         reason = persisted.get(path)
         if reason is not None:
-            statuses.append(("persisted", reason))
-            if path in trees and kind in ("dir", "subvolume"):
+            append((path, kind, size, "persisted", reason))
+            if path in trees and (kind == "dir" or kind == "subvolume"):
                 under[path] = f"under {path} ({reason})"
             continue
         reason = managed.get(path)
         if reason is not None:
-            statuses.append(("managed", reason))
+            append((path, kind, size, "managed", reason))
         elif target is not None and _is_managed_link(target):
-            statuses.append(("managed", "symlink into the NixOS configuration"))
+            append((path, kind, size, "managed", "symlink into the NixOS configuration"))
         elif path in clean:
-            statuses.append(("managed", "listed in /etc/.clean (copied by NixOS activation)"))
+            append((path, kind, size, "managed", CLEAN_REASON))
         elif path in parents:
-            statuses.append(("managed", "parent of a persisted path"))
+            append((path, kind, size, "managed", "parent of a persisted path"))
         else:
             rule = match(path)
-            if rule is not None:
-                statuses.append(("ignored", f"{rule.reason} [{rule.pattern}]"))
+            if rule is None:
+                append((path, kind, size, "lost", ""))
             else:
-                statuses.append(("lost", ""))
+                append((path, kind, size, "ignored", f"{rule.reason} [{rule.pattern}]"))
     # Children sort after their parent: walking backwards sees every child before its parent.
     has_child: set[str] = set()
     has_lost: set[str] = set()
-    for index in range(len(ordered) - 1, -1, -1):
-        path, kind = ordered[index].path, ordered[index].kind
-        status = statuses[index][0]
-        if status == "lost" and kind == "dir" and path in has_child and path not in has_lost:
-            statuses[index] = ("managed", "holds only entries that are not lost")
-            status = "managed"
+    for index in range(len(entries) - 1, -1, -1):
+        path, kind, size, status, _reason = entries[index]
         parent = path[: path.rfind("/")]
         has_child.add(parent)
         if status == "lost":
-            has_lost.add(parent)
-    return [
-        Entry(path, kind, size, status, reason)
-        for (path, kind, size, _target), (status, reason) in zip(ordered, statuses, strict=True)
-    ]
+            if kind == "dir" and path in has_child and path not in has_lost:
+                entries[index] = (path, kind, size, "managed", DIRECTORY_OF_KEPT_ENTRIES)
+            else:
+                has_lost.add(parent)
+    return entries
 
 
 # --------------------------------------------------------------------------- the command
@@ -443,7 +448,7 @@ def _top_directory(path: str) -> str:
 
 def render_text(report: Report, *, all_entries: bool = False) -> str:
     lines: list[str] = []
-    lost = [entry for entry in report.entries if entry.status == "lost"]
+    lost = [Entry(*entry) for entry in report.entries if entry[3] == "lost"]
     if lost:
         total = sum(entry.size for entry in lost)
         lines.append(f"Lost at the next boot: {len(lost)} entries, {human_size(total)}")
@@ -462,7 +467,7 @@ def render_text(report: Report, *, all_entries: bool = False) -> str:
         lines.append("Nothing is lost at the next boot.")
     if all_entries:
         for status in STATUSES[1:]:
-            members = [entry for entry in report.entries if entry.status == status]
+            members = [Entry(*entry) for entry in report.entries if entry[3] == status]
             if members:
                 lines.append("")
                 lines.append(f"{status.capitalize()} ({len(members)}):")
@@ -485,13 +490,13 @@ def render_json(report: Report) -> str:
     summary = ", ".join(f'"{status}": {report.summary[status]}' for status in STATUSES)
     reasons: dict[str, str] = {}
     rows = []
-    for entry in report.entries:
-        reason = reasons.get(entry.reason)
+    for path, kind, size, status, reason_text in report.entries:
+        reason = reasons.get(reason_text)
         if reason is None:
-            reason = reasons[entry.reason] = _encode(entry.reason)
+            reason = reasons[reason_text] = _encode(reason_text)
         rows.append(
-            f'{{"path": {_encode(entry.path)}, "type": "{entry.kind}", "size": {entry.size}, '
-            f'"status": "{entry.status}", "reason": {reason}}}'
+            f'{{"path": {_encode(path)}, "type": "{kind}", "size": {size}, '
+            f'"status": "{status}", "reason": {reason}}}'
         )
     body = ",\n  ".join(rows)
     entries = f"[\n  {body}\n]" if rows else "[]"
@@ -509,12 +514,12 @@ def render_yaml(report: Report) -> str:
         lines.append("entries: []")
     else:
         lines.append("entries:")
-        for entry in report.entries:
+        for path, kind, size, status, reason in report.entries:
             lines += [
-                f"  - path: {_encode(entry.path)}",
-                f"    type: {entry.kind}",
-                f"    size: {entry.size}",
-                f"    status: {entry.status}",
-                f"    reason: {_encode(entry.reason)}",
+                f"  - path: {_encode(path)}",
+                f"    type: {kind}",
+                f"    size: {size}",
+                f"    status: {status}",
+                f"    reason: {_encode(reason)}",
             ]
     return "\n".join(lines) + "\n"

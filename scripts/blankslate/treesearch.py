@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from blankslate.audit import Raw
+    from blankslate.audit import RawTuple
 
 # From linux/btrfs.h: _IOWR(0x94, 17, struct btrfs_ioctl_search_args_v2) and
 # _IOWR(0x94, 18, struct btrfs_ioctl_ino_lookup_args).
@@ -149,9 +149,7 @@ def _inodes_and_refs(fd: int, tree: int) -> tuple[dict[int, tuple[int, int]], li
             min_objectid, min_type, min_offset = objectid + 1, 0, 0
 
 
-def _scan_tree(fd: int, tree: int, prefix: str, root: str, out: list[Raw]) -> None:
-    from blankslate.audit import Raw
-
+def _scan_tree(fd: int, tree: int, prefix: str, root: str, out: list[RawTuple]) -> None:
     inodes, refs = _inodes_and_refs(fd, tree)
     directories: dict[int, str] = {FIRST_FREE_OBJECTID: prefix}
     parent_of: dict[int, tuple[int, str]] = {}
@@ -183,14 +181,14 @@ def _scan_tree(fd: int, tree: int, prefix: str, root: str, out: list[Raw]) -> No
         path = f"{head}/{name}"
         mode, size = info
         if stat.S_ISREG(mode):
-            append(Raw(path, "file", size, None))
+            append((path, "file", size, None))
         elif stat.S_ISDIR(mode):
-            append(Raw(path, "dir", 0, None))
+            append((path, "dir", 0, None))
         elif stat.S_ISLNK(mode):
             target = os.readlink(root + path)
-            append(Raw(path, "symlink", len(os.fsencode(target)), target))
+            append((path, "symlink", len(os.fsencode(target)), target))
         else:
-            append(Raw(path, "other", 0, None))
+            append((path, "other", 0, None))
     # Nested subvolumes hang off directories of this tree.
     for _buf, _objectid, child, _kind, data, _length in _search(
         fd, ROOT_TREE_OBJECTID, (tree, tree), (ROOT_REF_KEY, ROOT_REF_KEY)
@@ -201,11 +199,11 @@ def _scan_tree(fd: int, tree: int, prefix: str, root: str, out: list[Raw]) -> No
         if head is None:
             continue
         path = f"{head}/{_decode(_buf[start : start + name_length])}"
-        append(Raw(path, "subvolume", 0, None))
+        append((path, "subvolume", 0, None))
         _scan_tree(fd, child, path, root, out)
 
 
-def scan(root: str) -> list[Raw] | None:
+def scan(root: str) -> list[RawTuple] | None:
     """Every entry of the subvolume whose root directory is `root`, or None (not available)."""
     try:
         fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
@@ -214,7 +212,7 @@ def scan(root: str) -> list[Raw] | None:
     try:
         if os.fstat(fd).st_ino != FIRST_FREE_OBJECTID:
             return None
-        out: list[Raw] = []
+        out: list[RawTuple] = []
         _scan_tree(fd, subvolume_id(fd), "", root.rstrip("/"), out)
         return out
     except OSError as error:

@@ -52,8 +52,8 @@ def findmnt_json(*rows: tuple[str, str]) -> str:
     )
 
 
-def statuses(entries: list[audit.Entry]) -> dict[str, tuple[str, str]]:
-    return {entry.path: (entry.status, entry.kind) for entry in entries}
+def statuses(entries: list[audit.EntryTuple]) -> dict[str, tuple[str, str]]:
+    return {path: (status, kind) for path, kind, _size, status, _reason in entries}
 
 
 # --------------------------------------------------------------------------- walking
@@ -84,13 +84,13 @@ def test_walk_leaves_out_skipped_mountpoints(tmp_path: Path) -> None:
     (tmp_path / "machine-id").touch()
     (tmp_path / "kept").touch()
     entries, _ = audit.walk(str(tmp_path), skip=frozenset({"/persist", "/machine-id"}))
-    assert [entry.path for entry in entries] == ["/kept"]
+    assert [entry[0] for entry in entries] == ["/kept"]
 
 
 def test_walk_keeps_undecodable_names(tmp_path: Path) -> None:
     os.close(os.open(os.fsencode(tmp_path) + b"/bad\xff\nname", os.O_CREAT | os.O_WRONLY))
     entries, _ = audit.walk(str(tmp_path))
-    assert [os.fsencode(entry.path) for entry in entries] == [b"/bad\xff\nname"]
+    assert [os.fsencode(entry[0]) for entry in entries] == [b"/bad\xff\nname"]
 
 
 def test_mount_targets_below_maps_to_paths_as_on_root(fp: FakeProcess, tmp_path: Path) -> None:
@@ -249,7 +249,7 @@ def test_classify_reasons_say_why() -> None:
         Raw("/srv/a", "file", 0, None),
         Raw("/home", "dir", 0, None),
     ]
-    reasons = {entry.path: entry.reason for entry in audit.classify(raw, rules)}
+    reasons = {entry[0]: entry[4] for entry in audit.classify(raw, rules)}
     assert reasons == {
         "/home": "mountpoint of subvolume 'home'",
         "/srv/a": "scratch [/srv/**]",
