@@ -118,17 +118,17 @@ def walk(
 ) -> tuple[list[RawTuple], list[str]]:
     """Every entry below `base` as (entries, problems); paths are given as if `base` were `/`.
 
-    Symlinks are never followed. `skip` holds paths (as on /) left out with what is below them;
-    `one_filesystem` also leaves out directories on another device. Directories with inode 256
-    that are not left out are btrfs subvolumes: reported as such and descended into.
+    Symlinks are never followed. `skip` holds paths (as on /) left out with what is below them
+    (the mountpoints); `one_filesystem` also leaves out what lies on another device, except
+    btrfs subvolumes (directories with inode 256), which are reported as such and descended
+    into.
     """
     entries: list[RawTuple] = []
     problems: list[str] = []
     append = entries.append
-    base_dev = os.lstat(base).st_dev
-    stack: list[tuple[str, str]] = [("", base)]
+    stack: list[tuple[str, str, int]] = [("", base, os.lstat(base).st_dev)]
     while stack:
-        logical, real = stack.pop()
+        logical, real, device = stack.pop()
         try:
             iterator = os.scandir(real)
         except OSError as error:
@@ -142,17 +142,19 @@ def walk(
                         if path in skip:
                             continue
                         info = item.stat(follow_symlinks=False)
-                        if one_filesystem and info.st_dev != base_dev:
-                            continue
                         subvolume = info.st_ino == BTRFS_FIRST_FREE_OBJECTID
+                        # A nested btrfs subvolume has its own st_dev but is no mount (those
+                        # are in `skip`): it belongs to the tree.
+                        if one_filesystem and info.st_dev != device and not subvolume:
+                            continue
                         append((path, "subvolume" if subvolume else "dir", 0, None))
-                        stack.append((path, item.path))
+                        stack.append((path, item.path, info.st_dev))
                     elif path in skip:
                         continue
                     elif item.is_file(follow_symlinks=False):
                         info = item.stat(follow_symlinks=False)
-                        if one_filesystem and info.st_dev != base_dev:
-                            continue
+                        if one_filesystem and info.st_dev != device:
+                            continue  # a file bind-mounted from elsewhere
                         append((path, "file", info.st_size, None))
                     elif item.is_symlink():
                         target = os.readlink(item.path)

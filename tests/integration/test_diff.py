@@ -201,3 +201,32 @@ def test_tree_search_refuses_what_is_not_a_subvolume_root(tmp_path: Path) -> Non
     from blankslate import treesearch
 
     assert treesearch.scan(str(tmp_path)) is None
+
+
+def test_walk_of_a_live_root_keeps_subvolumes_and_leaves_out_mounts(
+    layout: Any, helpers: ModuleType, tmp_path: Path
+) -> None:
+    live = tmp_path / "live"
+    live.mkdir()
+    data = json.loads(plan.default_text())
+    data.update(rollback="none", disk=None, btrfs=None)
+    plan_file = tmp_path / "plan.json"
+    plan_file.write_text(json.dumps(data))
+    with helpers.mounted(layout.device, ("subvol=root",), target=live):
+        (live / "srv").mkdir()
+        helpers.run(["btrfs", "subvolume", "create", live / "srv/nested"])
+        (live / "srv/nested/file").write_text("kept")
+        (live / "persist").mkdir()
+        (live / "persist/hidden-stub-content").touch()
+        with helpers.mounted(layout.device, ("subvol=persist",), target=live / "persist"):
+            (live / "persist/data").touch()
+            result = blankslate(tmp_path, "diff", "--plan", str(plan_file), "--root", str(live),
+                                "--format", "json", "--ignore-file", "/dev/null")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert document["method"] == "walk"
+    assert [(e["path"], e["type"], e["status"]) for e in document["entries"]] == [
+        ("/srv", "dir", "lost"),
+        ("/srv/nested", "subvolume", "lost"),
+        ("/srv/nested/file", "file", "lost"),
+    ]
