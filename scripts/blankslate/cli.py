@@ -7,15 +7,18 @@ import logging
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
-from blankslate import install as install_module
-from blankslate import passwd as passwd_module
 from blankslate import plan as plan_module
 from blankslate import process
 from blankslate.errors import BlankslateError
+
+if TYPE_CHECKING:
+    from blankslate.install import Summary
+
+# Command modules are imported inside their commands: start-up time is part of every run.
 
 app = typer.Typer(
     name="blankslate",
@@ -57,7 +60,7 @@ def load_plan(plan_file: Path | None, host: str | None, flake: str) -> plan_modu
     return plan_module.load(plan_file, host, flake)
 
 
-def print_summary(summary: install_module.Summary, headline: str) -> None:
+def print_summary(summary: Summary, headline: str) -> None:
     print(headline)
     for mount in summary.mounts:
         print(f"  {mount.target:<12} {mount.source} ({mount.fstype} {','.join(mount.options)})")
@@ -106,6 +109,8 @@ def install(
     no_nixos_install: Annotated[bool, typer.Option(help="Stop before nixos-install.")] = False,
 ) -> None:
     """Partition, format and lay out a disk, seed /persist, run nixos-install."""
+    from blankslate import install as install_module
+
     process.settings.dry_run = dry_run
     options = install_module.InstallOptions(
         disk=disk,
@@ -133,6 +138,8 @@ def mount(
     mountpoint: Mountpoint = Path("/mnt"),
 ) -> None:
     """Mount an existing layout (rescue, or to continue an install)."""
+    from blankslate import install as install_module
+
     options = install_module.InstallOptions(disk=disk, image=image, mountpoint=mountpoint)
     summary = install_module.mount_existing(load_plan(plan_file, host, flake), options)
     print_summary(summary, f"Mounted {summary.device} on {mountpoint}.")
@@ -141,6 +148,8 @@ def mount(
 @app.command()
 def unmount(mountpoint: Mountpoint = Path("/mnt")) -> None:
     """Unmount everything below the mountpoint, swap off, detach the image."""
+    from blankslate import install as install_module
+
     unmounted = install_module.unmount(mountpoint)
     print(f"unmounted {len(unmounted)} filesystems below {mountpoint}")
 
@@ -163,6 +172,8 @@ def passwd(
 ) -> None:
     """Write a user's hashed password file."""
     plan = load_plan(plan_file, host, flake)
+    from blankslate import passwd as passwd_module
+
     target = passwd_module.target_path(plan, user, root, output)
     passwd_module.set_password(plan, user, target, method=method.value, from_stdin=stdin)
     print(f"wrote {target} ({method.value})")
