@@ -88,8 +88,13 @@ in
       audit = { inherit (cfg.audit) ignore; };
     };
 
-    environment.etc = lib.mkIf cfg.enable {
-      "blankslate/plan.json".text = builtins.toJSON cfg.plan;
-    };
+    environment.etc = lib.mkIf cfg.enable (
+      {
+        "blankslate/plan.json".text = builtins.toJSON cfg.plan;
+      }
+      // lib.optionalAttrs (cfg.audit.ignoreFile != null) {
+        "blankslate/audit.yaml".source = cfg.audit.ignoreFile;
+      }
+    );
   };
 }

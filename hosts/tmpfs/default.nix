@@ -7,6 +7,8 @@
 
   blankslate = {
     enable = true;
+    # Rules `blankslate ignore` writes; the server's `blankslate diff` reads them from /etc.
+    audit.ignoreFile = lib.mkIf (builtins.pathExists ./audit.yaml) ./audit.yaml;
     rollback = "tmpfs";
     tmpfs.size = "2G";
     disk = {

@@ -20,6 +20,8 @@
 
   blankslate = {
     enable = true;
+    # Rules `blankslate ignore` writes; the server's `blankslate diff` reads them from /etc.
+    audit.ignoreFile = lib.mkIf (builtins.pathExists ./audit.yaml) ./audit.yaml;
     rollback = "none";
     persistPath = "/persistent";
     disk = null;

@@ -72,6 +72,15 @@ in
       description = "Paths `blankslate diff` does not report.";
     };
 
+    audit.ignoreFile = mkOption {
+      type = types.nullOr types.path;
+      default = null;
+      description = ''
+        The host's `blankslate ignore` file (hosts/<name>/audit.yaml), installed as
+        /etc/blankslate/audit.yaml so `blankslate diff` on the server knows its rules.
+      '';
+    };
+
     deployment.targetHost = mkOption {
       type = types.nullOr types.str;
       default = null;

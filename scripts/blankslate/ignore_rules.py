@@ -294,9 +294,15 @@ def target_file(host: str, ignore_file: Path | None) -> Path:
     return found
 
 
+INSTALLED_FILE = Path("/etc/blankslate/audit.yaml")
+
+
 def collect(plan_ignore: Sequence[str], host: str, ignore_file: Path | None) -> list[Rule]:
-    """Every rule for `diff`: the ignore file's (given or the checkout's), the plan's, built-ins."""
+    """Every rule for `diff`: the ignore file's (given, the checkout's, or the one the system
+    installed from `blankslate.audit.ignoreFile`), the plan's, built-ins."""
     path = ignore_file if ignore_file is not None else default_file(host)
+    if path is None and INSTALLED_FILE.exists():
+        path = INSTALLED_FILE
     if ignore_file is not None and not ignore_file.exists():
         raise BlankslateError(f"ignore file {ignore_file} not found (check --ignore-file)")
     from_file = load_file(path) if path is not None else []

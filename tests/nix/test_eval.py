@@ -55,6 +55,18 @@ def test_plan_json_in_etc_is_the_plan(host_eval: Any, host: str) -> None:
     assert json.loads(text) == host_eval(host, PLAN)
 
 
+def test_audit_ignore_file_is_installed_only_when_set(host_eval: Any, tmp_path: Path) -> None:
+    names = "builtins.attrNames config.environment.etc"
+    assert "blankslate/audit.yaml" not in host_eval("example", names)
+    rules = tmp_path / "audit.yaml"
+    rules.write_text("ignore: []\n")
+    extra = f"{{ blankslate.audit.ignoreFile = {rules}; }}"
+    source = host_eval(
+        "example", 'toString config.environment.etc."blankslate/audit.yaml".source', extra
+    )
+    assert source == str(rules)
+
+
 @pytest.mark.parametrize("host", HOSTS)
 def test_plan_shape(host_eval: Any, host: str) -> None:
     plan = host_eval(host, PLAN)

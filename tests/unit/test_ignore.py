@@ -127,6 +127,20 @@ def test_collect_orders_file_plan_builtin(tmp_path: Path) -> None:
         ignore_rules.collect([], "nohost", tmp_path / "missing.yaml")
 
 
+def test_collect_falls_back_to_the_installed_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    installed = tmp_path / "etc-audit.yaml"
+    installed.write_text("ignore:\n  - pattern: /var/cache/**\n    reason: caches\n")
+    monkeypatch.setattr(ignore_rules, "INSTALLED_FILE", installed)
+    monkeypatch.chdir(tmp_path)  # not a flake checkout
+    collected = ignore_rules.collect([], "web", None)
+    assert collected[0].source == f"{installed} line 2"
+    assert collected[0].pattern == "/var/cache/**"
+    installed.unlink()
+    assert ignore_rules.collect([], "web", None) == ignore_rules.builtin_rules()
+
+
 def test_cli_ignore_writes_the_hosts_file_of_the_checkout(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
