@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from blankslate import disk, layout, mounts, passwd, plan, process, ui
+from blankslate import disk, layout, mounts, passwd, plan, process, seed, ui
 from blankslate.errors import BlankslateError
 from blankslate.plan import Plan
 
@@ -344,7 +344,7 @@ def make_host_keys(plan: Plan, mountpoint: Path) -> list[str]:
         match = _KEY_TYPE.search(path.name)
         key_type = match.group(1) if match else "ed25519"
         if not path.exists():
-            process.run(layout.mkdir_cmd(path.parent, mode="0755"))
+            seed.make_parents(mountpoint, key)  # as `blankslate seed` makes them
             process.run(ssh_keygen(path, key_type, f"root@{plan.host_name}"))
         if not process.settings.dry_run:
             fingerprints.append(process.output(ssh_fingerprint(path.with_suffix(".pub"))).strip())
