@@ -26,7 +26,7 @@ from typing import Literal, NamedTuple
 from blankslate import mounts, process, treesearch
 from blankslate.errors import BlankslateError
 from blankslate.ignore_rules import Rule, RuleSet
-from blankslate.plan import Plan
+from blankslate.plan import Plan, format_size
 
 Status = Literal["lost", "ignored", "managed", "persisted"]
 STATUSES: tuple[Status, ...] = ("lost", "ignored", "managed", "persisted")
@@ -434,15 +434,6 @@ def quote_path(path: str) -> str:
     return "$'" + "".join(out) + "'"
 
 
-def human_size(size: int) -> str:
-    value = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return f"{size} B" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    raise AssertionError("unreachable")
-
-
 def _top_directory(path: str) -> str:
     end = path.find("/", 1)
     return path if end < 0 else path[:end]
@@ -453,17 +444,17 @@ def render_text(report: Report, *, all_entries: bool = False) -> str:
     lost = [Entry(*entry) for entry in report.entries if entry[3] == "lost"]
     if lost:
         total = sum(entry.size for entry in lost)
-        lines.append(f"Lost at the next boot: {len(lost)} entries, {human_size(total)}")
+        lines.append(f"Lost at the next boot: {len(lost)} entries, {format_size(total)}")
         groups: dict[str, list[Entry]] = {}
         for entry in lost:
             groups.setdefault(_top_directory(entry.path), []).append(entry)
         for top, members in groups.items():
-            size = human_size(sum(entry.size for entry in members))
+            size = format_size(sum(entry.size for entry in members))
             count = f"{len(members)} {'entry' if len(members) == 1 else 'entries'}"
             lines.append(f"{quote_path(top)}  ({count}, {size})")
             for entry in members:
                 lines.append(
-                    f"  {entry.kind:<9} {human_size(entry.size):>10}  {quote_path(entry.path)}"
+                    f"  {entry.kind:<9} {format_size(entry.size):>10}  {quote_path(entry.path)}"
                 )
     else:
         lines.append("Nothing is lost at the next boot.")

@@ -23,7 +23,7 @@ from typing import Any
 
 from blankslate import btrfs, copy, mounts, process
 from blankslate.errors import BlankslateError
-from blankslate.plan import Plan
+from blankslate.plan import Plan, format_size
 
 _ROOT_NAME = re.compile(r"^(?P<time>\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z)(?:\.(?P<sequence>\d+))?$")
 _TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
@@ -153,16 +153,6 @@ def roots(plan: Plan, device: str | None = None) -> list[OldRoot]:
         return list_roots(top, subvolume, with_sizes=True)
 
 
-def human_size(size: int) -> str:
-    """1536 -> "1.5K", 0 -> "0"; binary units like `du -h`."""
-    value = float(size)
-    for unit in ("", "K", "M", "G", "T"):
-        if value < 1024 or unit == "T":
-            return f"{value:.0f}{unit}" if unit == "" else f"{value:.1f}{unit}"
-        value /= 1024
-    raise AssertionError("unreachable")
-
-
 def format_table(roots: Sequence[OldRoot], now: datetime | None = None) -> str:
     """A plain text table, newest first: NAME, TIME (UTC), AGE, REFERENCED, EXCLUSIVE."""
     now = now or datetime.now(UTC)
@@ -173,8 +163,8 @@ def format_table(roots: Sequence[OldRoot], now: datetime | None = None) -> str:
                 root.name,
                 root.time.strftime("%Y-%m-%d %H:%M:%S") if root.time else "unknown time",
                 _age(now - root.time) if root.time else "-",
-                human_size(root.sizes.referenced) if root.sizes else "-",
-                human_size(root.sizes.exclusive) if root.sizes else "-",
+                format_size(root.sizes.referenced) if root.sizes else "-",
+                format_size(root.sizes.exclusive) if root.sizes else "-",
             )
         )
     widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]

@@ -127,7 +127,7 @@ def test_format_table() -> None:
     assert oldroots.format_table(roots, now).splitlines() == [
         "NAME                  TIME (UTC)           AGE  REFERENCED  EXCLUSIVE",
         "2026-11-20T08:00:00Z  2026-11-20 08:00:00  2d   -           -",
-        "x                     unknown time         -    3.0G        1.5K",
+        "x                     unknown time         -    3.0 GiB     1.5 KiB",
     ]
 
 

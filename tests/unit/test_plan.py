@@ -190,3 +190,11 @@ def test_user_lookup(good: dict[str, Any]) -> None:
 )
 def test_sizes(text: str, size: int) -> None:
     assert plan.parse_size(text) == size
+
+
+@pytest.mark.parametrize(
+    ("size", "text"),
+    [(0, "0 B"), (512, "512 B"), (2048, "2.0 KiB"), (1536 << 20, "1.5 GiB"), (3 << 40, "3.0 TiB")],
+)
+def test_format_size(size: int, text: str) -> None:
+    assert plan.format_size(size) == text
