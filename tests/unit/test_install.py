@@ -289,3 +289,75 @@ def test_unmount_deepest_first_then_swap_and_loop(
     assert install.unmount(target) == [f"{target}/var/log", f"{target}/nix", str(target)]
     assert list(fp.calls)[-2:] == [["swapoff", "/dev/vda2"], ["losetup", "--detach", "/dev/loop3"]]
     assert layout.forget(target) == {"loop": None, "swap": None}
+
+
+def _zfs_plan(example: plan.Plan) -> plan.Plan:
+    data = example.to_json()
+    data.update(
+        rollback="zfs",
+        btrfs=None,
+        zfs={
+            "pool": "rpool",
+            "rootDataset": "local/root",
+            "blankSnapshot": "blank",
+            "datasets": [
+                {"name": "local/nix", "mountpoint": "/nix"},
+                {"name": "safe/persist", "mountpoint": "/persist"},
+            ],
+        },
+    )
+    return plan.from_json(data)
+
+
+def test_zfs_layout_commands(fp: FakeProcess, example: plan.Plan) -> None:
+    zfs_plan = _zfs_plan(example)
+    parts = layout.partitions(zfs_plan, "/dev/nvme0n1")
+    expected = [
+        ["mkfs.vfat", "-F", "32", "-n", "BOOT", "/dev/nvme0n1p1"],
+        ["mkswap", "--label", "swap", "/dev/nvme0n1p2"],
+        ["zpool", "create", "-f", "-o", "ashift=12", "-O", "compression=zstd",
+         "-O", "acltype=posixacl", "-O", "xattr=sa", "-O", "mountpoint=legacy",
+         "rpool", "/dev/nvme0n1p3"],
+        ["zfs", "create", "-p", "rpool/local/root"],
+        ["zfs", "create", "-p", "rpool/local/nix"],
+        ["zfs", "create", "-p", "rpool/safe/persist"],
+        ["zfs", "snapshot", "rpool/local/root@blank"],
+    ]  # fmt: skip
+    for command in expected:
+        fp.register(command)
+    layout.create_filesystems(zfs_plan, parts)
+    layout.create_volumes(zfs_plan, parts)
+    assert list(fp.calls) == expected
+    mounts = layout.planned_mounts(zfs_plan, parts)
+    assert [(m.source, m.target, m.fstype) for m in mounts[:3]] == [
+        ("rpool/local/root", "/", "zfs"),
+        ("rpool/local/nix", "/nix", "zfs"),
+        ("rpool/safe/persist", "/persist", "zfs"),
+    ]
+
+
+def test_zfs_mount_names_what_is_missing(fp: FakeProcess, example: plan.Plan) -> None:
+    zfs_plan = _zfs_plan(example)
+    parts = layout.partitions(zfs_plan, "/dev/vda")
+    for name in ("rpool/local/root", "rpool/local/nix"):
+        fp.register(["zfs", "list", "-H", "-o", "name", name], stdout=name)
+    fp.register(["zfs", "list", "-H", "-o", "name", "rpool/safe/persist"], returncode=1)
+    blank = ["zfs", "list", "-H", "-o", "name", "-t", "snapshot", "rpool/local/root@blank"]
+    fp.register(blank, returncode=1)
+    assert layout.missing_volumes(zfs_plan, parts) == [
+        "rpool/safe/persist",
+        "rpool/local/root@blank",
+    ]
+
+
+def test_tmpfs_root_is_mounted_first_and_has_no_blank(example: plan.Plan) -> None:
+    data = example.to_json()
+    data["rollback"] = "tmpfs"
+    data["tmpfs"] = {"size": "25%"}
+    data["btrfs"].update(rootSubvolume=None, blankSnapshot=None, oldRoots=None)
+    data["btrfs"]["subvolumes"] = data["btrfs"]["subvolumes"][1:]
+    tmpfs_plan = plan.from_json(data)
+    mounts = layout.planned_mounts(tmpfs_plan, layout.partitions(tmpfs_plan, "/dev/vda"))
+    assert (mounts[0].source, mounts[0].target, mounts[0].fstype) == ("none", "/", "tmpfs")
+    assert mounts[0].options == ("mode=755", "size=25%")
+    assert all(m.options[:1] != ("subvol=root",) for m in mounts)
