@@ -245,10 +245,9 @@ def seed(
     yes: Yes = False,
 ) -> None:
     """Copy today's data of newly persisted paths into persistPath."""
-    from blankslate import process as process_settings
     from blankslate import seed as seed_module
 
-    process_settings.settings.dry_run = dry_run
+    process.settings.dry_run = dry_run
     plan = load_plan(plan_file, host, flake)
     items = seed_module.plan_seed(plan, root=root, selection=paths or ())
     for line in seed_module.describe(items):

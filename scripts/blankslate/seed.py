@@ -199,9 +199,9 @@ def apply(
     """Carry out the copies; returns the items copied."""
     done: list[SeedItem] = []
     base = Path(os.path.abspath(live_root))
-    for item in items:
-        if item.action != "copy":
-            continue
+    copies = [item for item in items if item.action == "copy"]
+    for number, item in enumerate(copies, 1):
+        log.info("[%d/%d] copying %s", number, len(copies), quote_path(item.path))
         if os.path.lexists(item.target):
             log.warning("%s appeared in the meantime: left as is", item.target)
             continue  # e.g. copied with a persisted parent directory
