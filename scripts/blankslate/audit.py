@@ -27,6 +27,7 @@ from blankslate import mounts, process, treesearch
 from blankslate.errors import BlankslateError
 from blankslate.ignore_rules import Rule, RuleSet
 from blankslate.plan import Plan, format_size
+from blankslate.process import quote_path
 
 Status = Literal["lost", "ignored", "managed", "persisted"]
 STATUSES: tuple[Status, ...] = ("lost", "ignored", "managed", "persisted")
@@ -413,25 +414,6 @@ def run_diff(
 
 
 # --------------------------------------------------------------------------- rendering
-
-_ESCAPES = {"\n": "\\n", "\t": "\\t", "\r": "\\r", "'": "\\'", "\\": "\\\\"}
-
-
-def quote_path(path: str) -> str:
-    """`path` as is when it is printable UTF-8, else in bash's $'...' quoting."""
-    if path.isprintable():
-        return path
-    out: list[str] = []
-    for char in path:
-        if char in _ESCAPES:
-            out.append(_ESCAPES[char])
-        elif "\udc80" <= char <= "\udcff":  # an undecodable byte (surrogateescape)
-            out.append(f"\\x{ord(char) - 0xDC00:02x}")
-        elif char.isprintable():
-            out.append(char)
-        else:
-            out.extend(f"\\x{byte:02x}" for byte in char.encode("utf-8", "surrogatepass"))
-    return "$'" + "".join(out) + "'"
 
 
 def _top_directory(path: str) -> str:

@@ -19,9 +19,9 @@ from pathlib import Path, PurePosixPath
 from typing import Literal
 
 from blankslate import copy, mounts, process
-from blankslate.audit import quote_path
 from blankslate.errors import BlankslateError
 from blankslate.plan import Plan
+from blankslate.process import quote_path
 
 log = logging.getLogger("blankslate")
 

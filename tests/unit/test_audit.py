@@ -12,7 +12,7 @@ import pytest
 from pytest_subprocess import FakeProcess
 from ruamel.yaml import YAML
 
-from blankslate import audit, cli, plan
+from blankslate import audit, cli, plan, process
 from blankslate.audit import Raw
 from blankslate.errors import BlankslateError
 from blankslate.ignore_rules import Rule
@@ -276,9 +276,9 @@ def sample_report() -> audit.Report:
 
 
 def test_quote_path() -> None:
-    assert audit.quote_path("/etc/plain name") == "/etc/plain name"
-    assert audit.quote_path(ODD) == "$'/srv/odd\\xff\\nname'"
-    assert audit.quote_path("/a'b\tc\x01") == "$'/a\\'b\\tc\\x01'"
+    assert process.quote_path("/etc/plain name") == "/etc/plain name"
+    assert process.quote_path(ODD) == "$'/srv/odd\\xff\\nname'"
+    assert process.quote_path("/a'b\tc\x01") == "$'/a\\'b\\tc\\x01'"
 
 
 def test_text_lists_lost_by_top_directory_then_counts() -> None:
