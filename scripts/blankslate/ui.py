@@ -48,8 +48,8 @@ def confirm_by_typing(expected: str, prompt: str) -> None:
 
 
 def say(message: str) -> None:
-    console.print(message, markup=False)
+    console.print(message, markup=False, soft_wrap=True)
 
 
 def warn(message: str) -> None:
-    console.print(f"warning: {message}", markup=False, style="yellow")
+    console.print(f"warning: {message}", markup=False, style="yellow", soft_wrap=True)
