@@ -28,12 +28,11 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from common import blankslate_env, btrfs_image, sh
 
 PIPELINE = r"""
 set -o nounset -o pipefail
@@ -55,13 +54,6 @@ btrfs subvolume find-new "$top/root" "$old" |
     fi
   done
 """
-
-
-def sh(*args: str | os.PathLike[str]) -> str:
-    proc = subprocess.run([os.fspath(a) for a in args], capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise SystemExit(f"command failed: {args}\n{proc.stdout}{proc.stderr}")
-    return proc.stdout
 
 
 def populate(root: Path, files: int) -> None:
@@ -94,18 +86,8 @@ def main() -> None:
     if os.geteuid() != 0:
         raise SystemExit("run as root (loop devices, mount)")
 
-    work = Path(tempfile.mkdtemp(prefix="blankslate-bench-diff-"))
-    image, top = work / "disk.img", work / "top"
-    top.mkdir()
-    device = ""
-    try:
-        sh("truncate", "-s", "8G", image)
-        device = sh("losetup", "-f", "--show", image).strip()
-        sh("mkfs.btrfs", "-q", "-f", "-L", "nixos", device)
-        sh("mount", "-o", "subvolid=5", device, top)
-        for name in ("root", "persist", "nix", "log", "home"):
-            sh("btrfs", "subvolume", "create", top / name)
-        sh("btrfs", "subvolume", "snapshot", "-r", top / "root", top / "root-blank")
+    with btrfs_image("diff", "8G") as image:
+        work, device, top = image.work, image.device, image.top
         print(f"populating {args.files} files ...", file=sys.stderr)
         populate(top / "root", args.files)
         sh("btrfs", "filesystem", "sync", top)
@@ -120,7 +102,7 @@ def main() -> None:
                 cwd=work,
             ).stdout
         )
-        env = {**os.environ, "PYTHONPATH": str(REPO / "scripts")}
+        env = blankslate_env()
         diff_args = [
             sys.executable,
             "-m",
@@ -170,14 +152,6 @@ def main() -> None:
         over_floor = results["blankslate"] / results["floor"]
         print(f"pipeline / blankslate = {speedup:.1f}x (goal >= 5x)")
         print(f"blankslate / floor    = {over_floor:.1f}x (goal <= 3x)")
-    finally:
-        subprocess.run(["umount", "-R", str(top)], capture_output=True)
-        if device:
-            subprocess.run(["losetup", "-d", device], capture_output=True)
-        image.unlink(missing_ok=True)
-        top.rmdir()
-        (work / "plan.json").unlink(missing_ok=True)
-        work.rmdir()
 
 
 if __name__ == "__main__":

@@ -21,18 +21,12 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
+from common import btrfs_image, sh
+
 SCRIPT = Path(__file__).resolve().parents[1] / "modules" / "rollback" / "btrfs-rollback.bash"
-
-
-def sh(*args: str | os.PathLike[str]) -> str:
-    proc = subprocess.run([os.fspath(a) for a in args], capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise SystemExit(f"command failed: {args}\n{proc.stdout}{proc.stderr}")
-    return proc.stdout
 
 
 def cold_cache() -> None:
@@ -41,17 +35,6 @@ def cold_cache() -> None:
     time.sleep(2)
     os.sync()
     Path("/proc/sys/vm/drop_caches").write_text("3\n")
-
-
-def mount_points_under(directory: Path) -> list[str]:
-    """From /proc/self/mountinfo (os.path.ismount is fooled by subvolumes), deepest first."""
-    base = os.path.realpath(directory)
-    found = []
-    for line in Path("/proc/self/mountinfo").read_text().splitlines():
-        target = line.split(" ")[4].replace("\\040", " ")
-        if target == base or target.startswith(base + "/"):
-            found.append(target)
-    return sorted(found, key=len, reverse=True)
 
 
 def time_rollback(device: str, keep_days: int, run_dir: Path) -> float:
@@ -98,20 +81,9 @@ def main() -> int:
         print("bench/rollback.py: run as root (loop devices, mount)", file=sys.stderr)
         return 2
 
-    work = Path(tempfile.mkdtemp(prefix="blankslate-bench-"))
-    image, top, run_dir = work / "disk.img", work / "top", work / "run"
-    top.mkdir()
-    run_dir.mkdir()
-    device = None
-    try:
-        sh("truncate", "-s", args.image_size, image)
-        device = sh("losetup", "-fP", "--show", image).strip()
-        sh("mkfs.btrfs", "-q", "-f", "-L", "nixos", device)
-        sh("mount", "-o", "subvolid=5", device, top)
-        for name in ("root", "nix", "persist", "log", "home"):
-            sh("btrfs", "subvolume", "create", top / name)
-        sh("btrfs", "subvolume", "snapshot", "-r", top / "root", top / "root-blank")
-
+    with btrfs_image("rollback", args.image_size) as image:
+        device, top, run_dir = image.device, image.top, image.work / "run"
+        run_dir.mkdir()
         time_rollback(device, 30, run_dir)  # warm-up: creates old_roots
         # interleaved, so that drift (background work, caches) hits both cases alike
         empty, big = [], []
@@ -134,13 +106,6 @@ def main() -> int:
         n_old = args.repeat * 2 + 1  # warm-up, empty and big runs
         print(f"pruning all {n_old} old roots (KEEP_DAYS=0): {prune:8.1f} ms (off the boot path)")
         return 0 if b / e <= 1.5 else 1
-    finally:
-        for target in mount_points_under(work):
-            if subprocess.run(["umount", target], check=False).returncode != 0:
-                subprocess.run(["umount", "-l", target], check=False)
-        if device:
-            subprocess.run(["losetup", "-d", device], check=False)
-        subprocess.run(["rm", "-rf", "--one-file-system", work], check=False)
 
 
 if __name__ == "__main__":

@@ -26,20 +26,12 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from common import blankslate_env, btrfs_image, sh
+
 CHUNK = 64 << 20
-
-
-def sh(*args: str | os.PathLike[str]) -> str:
-    proc = subprocess.run([os.fspath(a) for a in args], capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise SystemExit(f"command failed: {args}\n{proc.stdout}{proc.stderr}")
-    return proc.stdout
 
 
 def timed(run: Callable[[], None], reset: Callable[[], None], repeat: int) -> float:
@@ -61,19 +53,12 @@ def main() -> None:
     if os.geteuid() != 0:
         raise SystemExit("run as root (loop devices, mount)")
 
-    work = Path(tempfile.mkdtemp(prefix="blankslate-bench-seed-"))
-    image, top, live, persist = work / "disk.img", work / "top", work / "live", work / "persist"
-    for directory in (top, live, persist):
-        directory.mkdir()
-    device = ""
-    try:
-        size_gib = max(4, 3 * args.size_mib // 1024 + 2)
-        sh("truncate", "-s", f"{size_gib}G", image)
-        device = sh("losetup", "-f", "--show", image).strip()
-        sh("mkfs.btrfs", "-q", "-f", "-L", "nixos", device)
-        sh("mount", "-o", "subvolid=5", device, top)
-        for name in ("root", "persist"):
-            sh("btrfs", "subvolume", "create", top / name)
+    size_gib = max(4, 3 * args.size_mib // 1024 + 2)
+    with btrfs_image("seed", f"{size_gib}G", ("root", "persist"), blank=False) as image:
+        work, device = image.work, image.device
+        live, persist = work / "live", work / "persist"
+        live.mkdir()
+        persist.mkdir()
         sh("mount", "-o", "subvol=root", device, live)
         sh("mount", "-o", "subvol=persist", device, persist)
         big = live / "var/lib/big"
@@ -100,7 +85,7 @@ def main() -> None:
         plan["persistence"] = {"directories": [{"directory": "/var/lib/big"}], "files": []}
         plan_file = work / "plan.json"
         plan_file.write_text(json.dumps(plan))
-        env = {**os.environ, "PYTHONPATH": str(REPO / "scripts")}
+        env = blankslate_env()
 
         def reset() -> None:
             shutil.rmtree(persist / "var", ignore_errors=True)
@@ -126,16 +111,6 @@ def main() -> None:
         for name, seconds in results.items():
             print(f"{name:<11} {seconds * 1000:8.0f} ms")
         print(f"cp / blankslate = {results['cp'] / results['blankslate']:.1f}x (goal >= 10x)")
-    finally:
-        for target in (persist, live, top):
-            subprocess.run(["umount", str(target)], capture_output=True)
-        if device:
-            subprocess.run(["losetup", "-d", device], capture_output=True)
-        image.unlink(missing_ok=True)
-        (work / "plan.json").unlink(missing_ok=True)
-        for directory in (top, live, persist):
-            directory.rmdir()
-        work.rmdir()
 
 
 if __name__ == "__main__":
