@@ -248,7 +248,7 @@ def check_esp_mountable(options: InstallOptions) -> bool:
         return True
     if options.nixos_install and options.host is not None:
         raise BlankslateError("this kernel cannot mount vfat, so the ESP cannot go on /boot")
-    ui.warn("this kernel cannot mount vfat: the ESP is made but not mounted on /boot")
+    ui.warn("this kernel cannot mount vfat: the ESP is left unmounted, /boot stays empty")
     return False
 
 
@@ -397,9 +397,7 @@ def mount_existing(plan: Plan, options: InstallOptions) -> Summary:
                 f"{parts.main} lacks {', '.join(missing)} (not a complete blankslate layout; "
                 "`blankslate install --wipe` starts over)"
             )
-        with_esp = layout.can_mount_esp()
-        if not with_esp:
-            ui.warn("this kernel cannot mount vfat: /boot is left unmounted")
+        with_esp = check_esp_mountable(options)
         planned = layout.mount_layout(plan, parts, options.mountpoint, with_esp=with_esp)
         summary = Summary(target.device, planned)
     except BaseException:
