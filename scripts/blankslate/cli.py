@@ -7,7 +7,7 @@ import logging
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -70,10 +70,6 @@ def print_summary(summary: Summary, headline: str) -> None:
             print(f"  {fingerprint}")
     for step in summary.next_steps:
         print(f"next: {step}")
-
-
-def not_yet_implemented(command: str) -> NoReturn:
-    raise BlankslateError(f"`blankslate {command}` is not yet implemented")
 
 
 @app.callback()

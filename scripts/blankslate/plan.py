@@ -359,7 +359,7 @@ def _validate_btrfs(plan: Plan, btrfs: Btrfs) -> None:
             raise PlanError("btrfs.oldRoots.keepDays", "must be 0 or more")
 
 
-def from_json(data: object, source: str = "plan") -> Plan:
+def from_json(data: object) -> Plan:
     """Validate parsed JSON as plan v1."""
     if isinstance(data, dict) and "version" in data and data["version"] != 1:
         raise PlanError(
