@@ -114,15 +114,11 @@ def parse_ls_remote(text: str, ref: str) -> str | None:
     return None
 
 
-def failure_reason(stderr: str, url: str) -> str:
-    """The line that says why a download failed, without its prefix or the (known) URL.
-
-    nix-prefetch-url prints "warning: error: ...; retrying in N ms" before giving up with
-    "error: ..."; git prints "fatal: ...".
-    """
-    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
-    final = [line for line in lines if line.startswith(("error:", "fatal:"))]
-    reason = (final or lines or ["no message"])[-1]
+def failure_reason(result: process.Result, url: str) -> str:
+    """process.failure_reason without its "error:" prefix or the (known) URL."""
+    if not result.stderr.strip():
+        return "no message"
+    reason = process.failure_reason(result)
     reason = reason.removeprefix("error:").removeprefix("fatal:").strip()
     return reason.replace(f"'{url}'", "it").replace(f"'{url}/'", "it")
 
@@ -135,7 +131,7 @@ def resolve_commit(repository: str, revision: str) -> str:
         git_ls_remote(repository, revision), check=False, capture=True, mutating=False
     )
     if listed.returncode != 0:
-        reason = failure_reason(listed.stderr, repository)
+        reason = failure_reason(listed, repository)
         raise BlankslateError(f"cannot ask {repository} for {revision}: {reason}")
     commit = parse_ls_remote(listed.stdout, revision)
     if commit is None:
@@ -147,7 +143,7 @@ def prefetch_sha256(url: str) -> str:
     """The sha256 (Nix base32) of the unpacked tarball, which is what fetchTarball checks."""
     fetched = process.run(nix_prefetch_url_unpack(url), check=False, capture=True, mutating=False)
     if fetched.returncode != 0:
-        raise BlankslateError(f"cannot fetch {url}: {failure_reason(fetched.stderr, url)}")
+        raise BlankslateError(f"cannot fetch {url}: {failure_reason(fetched, url)}")
     printed = fetched.stdout.split()
     sha256 = printed[-1] if printed else ""
     if not _NIX_BASE32_SHA256.match(sha256):

@@ -100,8 +100,15 @@ def run(
 
 
 def failure_reason(result: Result) -> str:
-    """The line of stderr that says what went wrong: one naming an error, else the first."""
+    """The line of stderr that says what went wrong.
+
+    The last line opening with "error:" or "fatal:" (nix and git retry with warnings that also
+    say "error" before the final word), else the first naming an error, else the first line.
+    """
     lines = [line.strip() for line in result.stderr.splitlines() if line.strip()]
+    final = [line for line in lines if line.lower().startswith(("error:", "fatal:"))]
+    if final:
+        return final[-1]
     errors = [line for line in lines if "error" in line.lower()]
     return (errors or lines or [f"exit status {result.returncode}"])[0]
 

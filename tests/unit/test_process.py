@@ -68,3 +68,10 @@ def test_require_tools(monkeypatch: pytest.MonkeyPatch) -> None:
     process.require_tools(["mkfs.btrfs"])
     with pytest.raises(BlankslateError, match="missing tool: sgdisk"):
         process.require_tools(["mkfs.btrfs", "sgdisk"])
+
+
+def test_failure_reason_prefers_the_final_error_over_retry_warnings(fp: FakeProcess) -> None:
+    stderr = "warning: error: unable to download; retrying in 250 ms\nerror: unable to download\n"
+    fp.register(["nix-prefetch-url", "u"], returncode=1, stderr=stderr)
+    with pytest.raises(BlankslateError, match=r"failed: error: unable to download$"):
+        process.run(["nix-prefetch-url", "u"])
