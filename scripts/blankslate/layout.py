@@ -63,8 +63,8 @@ def inside(mountpoint: Path, target: str) -> Path:
     return mountpoint / target.lstrip("/")
 
 
-def mkdir_cmd(path: Path, *, mode: str | None = None) -> list[str]:
-    return ["mkdir", "-p", *(["--mode", mode] if mode else []), "--", str(path)]
+def mkdir_cmd(path: Path) -> list[str]:
+    return ["mkdir", "-p", "--", str(path)]
 
 
 # --- creating -------------------------------------------------------------------------------
