@@ -1,328 +1,131 @@
-"""The `blankslate` command line: parses arguments, calls one function, prints. No logic here."""
+"""The `blankslate` program: one-line errors, and a fast start for `diff` and `seed`.
+
+Loading typer (and what it loads) costs more than a tenth of a second, a large part of a
+monitoring run of `diff`. So `diff`, and `seed` with `--yes` or `--dry-run`, whose arguments are
+plain (known options, each given once, with values that need no checking) are parsed here from
+fixed tables and handed to the same functions the typer app calls. Anything else, `--help` and
+every usage error included, goes to the typer app in `blankslate.app`.
+"""
 
 from __future__ import annotations
 
-import json
-import logging
+import os
 import sys
-from enum import StrEnum
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Any
 
-import typer
-
-from blankslate import plan as plan_module
-from blankslate import process
+from blankslate import commands
 from blankslate.errors import BlankslateError
 
-if TYPE_CHECKING:
-    from blankslate.install import Summary
-
-# Command modules are imported inside their commands: start-up time is part of every run.
-
-app = typer.Typer(
-    name="blankslate",
-    help="Make a NixOS server impermanent: install, audit and seed a root reset at every boot.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    add_completion=False,
-)
+GLOBAL_FLAGS = {"--debug": "debug", "--quiet": "quiet", "-q": "quiet"}
+PLAN_OPTIONS = {"--plan": "plan_file", "--host": "host", "--flake": "flake"}
+FORMATS = ("text", "json", "yaml")
 
 
-class State:
-    debug = False
+@dataclass(frozen=True)
+class Grammar:
+    """The options of one command as `blankslate.app` declares them, with their defaults."""
+
+    options: dict[str, str]  # option -> parameter, taking a value
+    flags: dict[str, str]  # option -> parameter, set to True
+    path_parameters: frozenset[str]
+    defaults: dict[str, Any]
+    positional: str | None = None  # the parameter collecting arguments
+    required_one_of: frozenset[str] = field(default_factory=frozenset)
 
 
-PlanFile = Annotated[
-    Path | None,
-    typer.Option("--plan", help="Plan v1 JSON file.", dir_okay=False, rich_help_panel="Plan"),
-]
-Host = Annotated[
-    str | None,
-    typer.Option("--host", help="Evaluate nixosConfigurations.HOST.", rich_help_panel="Plan"),
-]
-Flake = Annotated[
-    str, typer.Option("--flake", help="Flake reference for --host.", rich_help_panel="Plan")
-]
-DryRun = Annotated[
-    bool, typer.Option("--dry-run", help="Print the mutating commands; change nothing.")
-]
-Yes = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
-Device = Annotated[
-    str | None, typer.Option("--device", help="Main btrfs device (default: backing persistPath).")
-]
-Mountpoint = Annotated[Path, typer.Option("--mountpoint", help="Where the layout is mounted.")]
+GRAMMARS = {
+    "diff": Grammar(
+        options={**PLAN_OPTIONS, "--device": "device", "--root": "root", "--format": "format",
+                 "--ignore-file": "ignore_file"},
+        flags={"--all": "all_entries", "--fail-on-lost": "fail_on_lost"},
+        path_parameters=frozenset({"plan_file", "root", "ignore_file"}),
+        defaults={"plan_file": None, "host": None, "flake": ".", "device": None, "root": None,
+                  "format": "text", "all_entries": False, "ignore_file": None,
+                  "fail_on_lost": False},
+    ),
+    "seed": Grammar(
+        options={**PLAN_OPTIONS, "--root": "root"},
+        flags={"--dry-run": "dry_run", "--yes": "yes", "-y": "yes"},
+        path_parameters=frozenset({"plan_file", "root"}),
+        defaults={"paths": (), "plan_file": None, "host": None, "flake": ".", "root": Path("/"),
+                  "dry_run": False, "yes": False},
+        positional="paths",
+        required_one_of=frozenset({"dry_run", "yes"}),  # never asks: no prompt to write here
+    ),
+}  # fmt: skip
 
 
-def load_plan(plan_file: Path | None, host: str | None, flake: str) -> plan_module.Plan:
-    if plan_file is not None and host is not None:
-        raise typer.BadParameter("give either --plan or --host, not both")
-    return plan_module.load(plan_file, host, flake)
+@dataclass(frozen=True)
+class Invocation:
+    command: str
+    debug: bool
+    quiet: bool
+    parameters: dict[str, Any]
 
 
-def print_summary(summary: Summary, headline: str) -> None:
-    print(headline)
-    for mount in summary.mounts:
-        print(f"  {mount.target:<12} {mount.source} ({mount.fstype} {','.join(mount.options)})")
-    if summary.fingerprints:
-        print("SSH host keys (compare on first login):")
-        for fingerprint in summary.fingerprints:
-            print(f"  {fingerprint}")
-    for step in summary.next_steps:
-        print(f"next: {step}")
+def parse_plain(argv: list[str]) -> Invocation | None:
+    """The invocation when `argv` is plain `diff` or `seed`; None leaves it to typer."""
+    switches = {"debug": False, "quiet": False}
+    index = 0
+    while index < len(argv) and argv[index] in GLOBAL_FLAGS:
+        switches[GLOBAL_FLAGS[argv[index]]] = True
+        index += 1
+    if index >= len(argv) or argv[index] not in GRAMMARS:
+        return None
+    command, grammar = argv[index], GRAMMARS[argv[index]]
+    given: dict[str, Any] = {}
+    arguments: list[str] = []
+    rest = iter(argv[index + 1 :])
+    for token in rest:
+        name, equals, value = token.partition("=")
+        if name in grammar.options:
+            value = value if equals else next(rest, "")
+            parameter = grammar.options[name]
+            if not value or value.startswith("-") or parameter in given:
+                return None
+            given[parameter] = Path(value) if parameter in grammar.path_parameters else value
+        elif token in grammar.flags and grammar.flags[token] not in given:
+            given[grammar.flags[token]] = True
+        elif grammar.positional is not None and token and not token.startswith("-"):
+            arguments.append(token)
+        else:
+            return None
+    if grammar.required_one_of and not grammar.required_one_of & given.keys():
+        return None
+    plan_file = given.get("plan_file")
+    if given.get("format", "text") not in FORMATS or (plan_file is not None and "host" in given):
+        return None
+    if plan_file is not None and os.path.isdir(plan_file):
+        return None  # typer says "is a directory"
+    if grammar.positional is not None:
+        given[grammar.positional] = tuple(arguments)
+    return Invocation(command, switches["debug"], switches["quiet"], {**grammar.defaults, **given})
 
 
-@app.callback()
-def main_options(
-    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Do not echo commands.")] = False,
-) -> None:
-    State.debug = debug
-    level = logging.DEBUG if debug else logging.WARNING if quiet else logging.INFO
-    logging.basicConfig(level=level, format="%(message)s", stream=sys.stderr, force=True)
+def _never_asked(question: str) -> None:
+    raise BlankslateError(f"cannot ask here: {question}")  # parse_plain requires --yes/--dry-run
 
 
-@app.command("plan")
-def plan_command(plan_file: PlanFile = None, host: Host = None, flake: Flake = ".") -> None:
-    """Print the validated plan as JSON."""
-    plan = load_plan(plan_file, host, flake)
-    print(json.dumps(plan.to_json(), indent=2))
-
-
-@app.command()
-def install(
-    plan_file: PlanFile = None,
-    host: Host = None,
-    flake: Flake = ".",
-    disk: Annotated[str | None, typer.Option(help="Whole disk to install onto.")] = None,
-    image: Annotated[Path | None, typer.Option(help="Disk image file (sparse).")] = None,
-    image_size: Annotated[str, typer.Option(help="Size of a new image.")] = "20G",
-    mountpoint: Mountpoint = Path("/mnt"),
-    yes: Yes = False,
-    dry_run: DryRun = False,
-    wipe: Annotated[bool, typer.Option(help="Allow a disk that already has data.")] = False,
-    no_passwords: Annotated[bool, typer.Option(help="Do not ask for passwords.")] = False,
-    no_nixos_install: Annotated[bool, typer.Option(help="Stop before nixos-install.")] = False,
-) -> None:
-    """Partition, format and lay out a disk, seed /persist, run nixos-install."""
-    from blankslate import install as install_module
-
-    process.settings.dry_run = dry_run
-    options = install_module.InstallOptions(
-        disk=disk,
-        image=image,
-        image_size=image_size,
-        mountpoint=mountpoint,
-        assume_yes=yes,
-        wipe=wipe,
-        passwords=not no_passwords,
-        nixos_install=not no_nixos_install,
-        host=host,
-        flake=flake,
-    )
-    summary = install_module.install(load_plan(plan_file, host, flake), options)
-    print_summary(summary, "Dry run: nothing was changed." if dry_run else "Installed.")
-
-
-@app.command()
-def mount(
-    plan_file: PlanFile = None,
-    host: Host = None,
-    flake: Flake = ".",
-    disk: Annotated[str | None, typer.Option(help="Disk carrying the layout.")] = None,
-    image: Annotated[Path | None, typer.Option(help="Disk image carrying the layout.")] = None,
-    mountpoint: Mountpoint = Path("/mnt"),
-) -> None:
-    """Mount an existing layout (rescue, or to continue an install)."""
-    from blankslate import install as install_module
-
-    options = install_module.InstallOptions(disk=disk, image=image, mountpoint=mountpoint)
-    summary = install_module.mount_existing(load_plan(plan_file, host, flake), options)
-    print_summary(summary, f"Mounted {summary.device} on {mountpoint}.")
-
-
-@app.command()
-def unmount(mountpoint: Mountpoint = Path("/mnt")) -> None:
-    """Unmount everything below the mountpoint, swap off, detach the image."""
-    from blankslate import install as install_module
-
-    unmounted = install_module.unmount(mountpoint)
-    print(f"unmounted {len(unmounted)} filesystems below {mountpoint}")
-
-
-class HashMethod(StrEnum):
-    yescrypt = "yescrypt"
-    sha512 = "sha-512"
-
-
-@app.command()
-def passwd(
-    user: Annotated[str, typer.Argument(help="A user of the plan.")],
-    plan_file: PlanFile = None,
-    host: Host = None,
-    flake: Flake = ".",
-    root: Annotated[Path, typer.Option(help="Prefix for the password file.")] = Path("/"),
-    output: Annotated[Path | None, typer.Option(help="Write here instead.")] = None,
-    stdin: Annotated[bool, typer.Option("--stdin", help="Read one line from stdin.")] = False,
-    method: Annotated[HashMethod, typer.Option(help="Hash scheme.")] = HashMethod.yescrypt,
-) -> None:
-    """Write a user's hashed password file."""
-    plan = load_plan(plan_file, host, flake)
-    from blankslate import passwd as passwd_module
-
-    target = passwd_module.target_path(plan, user, root, output)
-    passwd_module.set_password(plan, user, target, method=method.value, from_stdin=stdin)
-    print(f"wrote {target} ({method.value})")
-
-
-class Format(StrEnum):
-    text = "text"
-    json = "json"
-    yaml = "yaml"
-
-
-@app.command()
-def diff(
-    plan_file: PlanFile = None,
-    host: Host = None,
-    flake: Flake = ".",
-    device: Device = None,
-    root: Annotated[Path | None, typer.Option(help="Walk this tree (tmpfs/none).")] = None,
-    format: Annotated[Format, typer.Option("--format", help="Output format.")] = Format.text,
-    all_entries: Annotated[bool, typer.Option("--all", help="List every status.")] = False,
-    ignore_file: Annotated[Path | None, typer.Option(help="YAML ignore rules.")] = None,
-    fail_on_lost: Annotated[bool, typer.Option(help="Exit 1 when anything is lost.")] = False,
-) -> None:
-    """What lives on / that the next boot will erase."""
-    from blankslate import audit, ignore_rules
-
-    plan = load_plan(plan_file, host, flake)
-    rules = ignore_rules.collect(plan.audit.ignore, host or plan.host_name, ignore_file)
-    report = audit.run_diff(plan, device=device, root=root, ignore=rules)
-    if format is Format.json:
-        sys.stdout.write(audit.render_json(report))
-    elif format is Format.yaml:
-        sys.stdout.write(audit.render_yaml(report))
-    else:
-        sys.stdout.write(audit.render_text(report, all_entries=all_entries))
-    if fail_on_lost and report.lost:
-        raise typer.Exit(1)
-
-
-@app.command()
-def ignore(
-    pattern: Annotated[str, typer.Argument(help="Exact path, dir/** or a glob.")],
-    reason: Annotated[str, typer.Option(help="Why it may be erased.")],
-    ignore_file: Annotated[Path | None, typer.Option(help="YAML ignore rules.")] = None,
-    plan_file: PlanFile = None,
-    host: Host = None,
-    flake: Flake = ".",
-) -> None:
-    """Add an audit ignore rule."""
-    from blankslate import ignore_rules
-
-    if ignore_file is None and host is None:
-        host = load_plan(plan_file, host, flake).host_name
-    path = ignore_rules.target_file(host or "", ignore_file)
-    added = ignore_rules.add_rule(path, pattern, reason)
-    print(f"{'added' if added else 'already there'}: {pattern} in {path}")
-
-
-@app.command()
-def seed(
-    paths: Annotated[
-        list[str] | None, typer.Argument(help="Only these persisted paths (default: all).")
-    ] = None,
-    plan_file: PlanFile = None,
-    host: Host = None,
-    flake: Flake = ".",
-    root: Annotated[Path, typer.Option(help="The live tree to copy from.")] = Path("/"),
-    dry_run: DryRun = False,
-    yes: Yes = False,
-) -> None:
-    """Copy today's data of newly persisted paths into persistPath."""
-    from blankslate import seed as seed_module
-
-    process.settings.dry_run = dry_run
-    plan = load_plan(plan_file, host, flake)
-    items = seed_module.plan_seed(plan, root=root, selection=paths or ())
-    for line in seed_module.describe(items):
-        print(line)
-    copies = [item for item in items if item.action == "copy"]
-    if copies and not dry_run and not yes:
-        typer.confirm(f"Copy {len(copies)} paths into {plan.persist_path}?", abort=True)
-    done = seed_module.apply(items, persist_root=Path(plan.persist_path), live_root=root)
-    if dry_run:
-        print("Dry run: nothing was changed.")
-    else:
-        print(f"copied {len(done)} paths into {plan.persist_path}")
-    if done:
-        print(seed_module.next_step(plan))
-    if any(item.needs_attention for item in items):
-        raise BlankslateError("some paths were skipped (conflict or problem above); see each line")
-
-
-@app.command()
-def roots(
-    plan_file: PlanFile = None,
-    host: Host = None,
-    flake: Flake = ".",
-    device: Device = None,
-    json_output: Annotated[bool, typer.Option("--json", help="JSON list, newest first.")] = False,
-) -> None:
-    """List the kept old roots, newest first (sizes only when btrfs quotas are on)."""
-    from blankslate import oldroots
-
-    kept = oldroots.roots(load_plan(plan_file, host, flake), device)
-    if json_output:
-        print(json.dumps([root.to_json() for root in kept], indent=2))
-    elif kept:
-        print(oldroots.format_table(kept))
-    else:
-        print("no old roots kept")
-
-
-@app.command()
-def recover(
-    path: Annotated[str, typer.Argument(help="Absolute path as it was on /.")],
-    plan_file: PlanFile = None,
-    host: Host = None,
-    flake: Flake = ".",
-    from_root: Annotated[str | None, typer.Option("--from", help="Old root name.")] = None,
-    to: Annotated[Path | None, typer.Option(help="Copy into this directory.")] = None,
-    device: Device = None,
-) -> None:
-    """Copy a path back out of a kept old root (never overwrites)."""
-    from blankslate import oldroots
-
-    plan = load_plan(plan_file, host, flake)
-    done = oldroots.recover(plan, path, from_root=from_root, to=to, device=device)
-    print(f"recovered {done.path} from old root {done.root} into {done.target}")
-
-
-@app.command()
-def pin(
-    output: Annotated[Path, typer.Option(help="Nix file of pins to write.")] = Path("pins.nix"),
-    impermanence_rev: Annotated[str | None, typer.Option(help="Impermanence revision.")] = None,
-    source_url: Annotated[str | None, typer.Option(help="This project's repository URL.")] = None,
-    source_rev: Annotated[str | None, typer.Option(help="This project's revision.")] = None,
-) -> None:
-    """Pin impermanence (and blankslate) for a configuration.nix without flakes."""
-    from blankslate import pin as pin_module
-
-    if (source_url is None) != (source_rev is None):
-        raise typer.BadParameter("give --source-url and --source-rev together, or neither")
-    pins = pin_module.pin(output, impermanence_rev, source_url, source_rev)
-    for written in pins:
-        print(f"pinned {written.name}: {written.url}")
-    print(f"wrote {output}")
+def run_plain(invocation: Invocation) -> int:
+    commands.configure_logging(debug=invocation.debug, quiet=invocation.quiet)
+    if invocation.command == "diff":
+        return commands.diff(**invocation.parameters)
+    commands.seed(**invocation.parameters, confirm=_never_asked)
+    return 0
 
 
 def main() -> None:
     try:
+        invocation = parse_plain(sys.argv[1:])
+        if invocation is not None:
+            sys.exit(run_plain(invocation))
+        from blankslate.app import app
+
         app()
     except BlankslateError as error:
-        if State.debug:
+        if commands.State.debug:
             raise
         print(f"error: {error}", file=sys.stderr)
         sys.exit(1)

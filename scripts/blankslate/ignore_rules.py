@@ -20,12 +20,13 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-
-from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from typing import TYPE_CHECKING
 
 from blankslate.errors import BlankslateError
+
+if TYPE_CHECKING:
+    from ruamel.yaml import YAML
+    from ruamel.yaml.comments import CommentedMap
 
 _GLOB_CHARS = re.compile(r"[*?\[]")
 
@@ -162,9 +163,12 @@ def plan_rules(patterns: Sequence[str]) -> list[Rule]:
 
 
 # --------------------------------------------------------------------------- the YAML file
+# ruamel.yaml is imported only where a file is read or written: most `diff` runs have none.
 
 
 def _yaml() -> YAML:
+    from ruamel.yaml import YAML
+
     yaml = YAML()  # round-trip mode: comments, order and quoting survive
     yaml.indent(mapping=2, sequence=4, offset=2)
     yaml.preserve_quotes = True
@@ -178,6 +182,9 @@ def _line(node: object, fallback: int = 0) -> int:
 
 
 def _load_document(path: Path) -> CommentedMap:
+    from ruamel.yaml.comments import CommentedMap
+    from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
     try:
         text = path.read_text()
     except FileNotFoundError:
@@ -205,6 +212,8 @@ def _load_document(path: Path) -> CommentedMap:
 
 
 def _rules_of(path: Path, document: CommentedMap) -> list[Rule]:
+    from ruamel.yaml.comments import CommentedMap, CommentedSeq
+
     items = document.get("ignore")
     if items is None:
         return []
@@ -252,6 +261,8 @@ def add_rule(path: Path, pattern: str, reason: str) -> bool:
         raise BlankslateError(str(error)) from None
     if not reason.strip() or "\n" in reason:
         raise BlankslateError("the reason must be one non-empty line")
+    from ruamel.yaml.comments import CommentedMap, CommentedSeq
+
     document = _load_document(path)
     existing = _rules_of(path, document)
     if any(rule.pattern == pattern for rule in existing):

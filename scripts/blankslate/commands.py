@@ -1,0 +1,86 @@
+"""The bodies of `diff` and `seed`, without typer: both the typer app and the fast start call them.
+
+Like the rest of the command line they only call one function and print.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from blankslate.errors import BlankslateError
+
+
+class State:
+    debug = False
+
+
+def configure_logging(*, debug: bool, quiet: bool) -> None:
+    State.debug = debug
+    level = logging.DEBUG if debug else logging.WARNING if quiet else logging.INFO
+    logging.basicConfig(level=level, format="%(message)s", stream=sys.stderr, force=True)
+
+
+def diff(
+    *,
+    plan_file: Path | None,
+    host: str | None,
+    flake: str,
+    device: str | None,
+    root: Path | None,
+    format: str,
+    all_entries: bool,
+    ignore_file: Path | None,
+    fail_on_lost: bool,
+) -> int:
+    """Prints the report; returns the exit code."""
+    from blankslate import audit, ignore_rules
+    from blankslate import plan as plan_module
+
+    plan = plan_module.load(plan_file, host, flake)
+    rules = ignore_rules.collect(plan.audit.ignore, host or plan.host_name, ignore_file)
+    report = audit.run_diff(plan, device=device, root=root, ignore=rules)
+    if format == "json":
+        sys.stdout.write(audit.render_json(report))
+    elif format == "yaml":
+        sys.stdout.write(audit.render_yaml(report))
+    else:
+        sys.stdout.write(audit.render_text(report, all_entries=all_entries))
+    return 1 if fail_on_lost and report.lost else 0
+
+
+def seed(
+    *,
+    paths: tuple[str, ...],
+    plan_file: Path | None,
+    host: str | None,
+    flake: str,
+    root: Path,
+    dry_run: bool,
+    yes: bool,
+    confirm: Callable[[str], None],
+) -> None:
+    """`confirm` asks the question and aborts on no; it is not called with --yes or --dry-run."""
+    from blankslate import plan as plan_module
+    from blankslate import process
+    from blankslate import seed as seed_module
+
+    process.settings.dry_run = dry_run
+    plan = plan_module.load(plan_file, host, flake)
+    items = seed_module.plan_seed(plan, root=root, selection=paths)
+    for line in seed_module.describe(items):
+        print(line)
+    copies = [item for item in items if item.action == "copy"]
+    if copies and not dry_run and not yes:
+        confirm(f"Copy {len(copies)} paths into {plan.persist_path}?")
+    done = seed_module.apply(items, persist_root=Path(plan.persist_path), live_root=root)
+    if dry_run:
+        print("Dry run: nothing was changed.")
+    else:
+        print(f"copied {len(done)} paths into {plan.persist_path}")
+    if done:
+        print(seed_module.next_step(plan))
+    if any(item.needs_attention for item in items):
+        raise BlankslateError("some paths were skipped (conflict or problem above); see each line")

@@ -1,0 +1,105 @@
+"""`cli.parse_plain`: plain `diff` and `seed` arguments skip typer and mean what typer means."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from blankslate import cli, commands
+from blankslate.app import app
+
+PLAIN = [
+    ["diff"],
+    ["--quiet", "diff", "--plan", "my plan.json", "--device", "/dev/vda2", "--format", "json"],
+    ["-q", "--debug", "diff", "--format=yaml", "--all", "--fail-on-lost", "--host", "web"],
+    ["diff", "--root", "/srv/root", "--ignore-file", "audit.yaml", "--flake", "/etc/nixos"],
+    ["seed", "--yes"],
+    ["seed", "/var/lib/nixos", "--dry-run", "/etc/machine-id", "--root=/mnt/live"],
+    ["--quiet", "seed", "-y", "--plan", "plan.json", "--flake", "..", "/var/log"],
+]
+
+LEFT_TO_TYPER = [
+    ["--help"],
+    ["diff", "--help"],
+    ["plan"],
+    ["diff", "--no-fail-on-lost"],
+    ["diff", "--format", "xml"],
+    ["diff", "--format"],
+    ["diff", "--device", "--all"],
+    ["diff", "--plan", "a.json", "--plan", "b.json"],
+    ["diff", "--plan", "a.json", "--host", "web"],
+    ["diff", "--all=yes"],
+    ["diff", "stray"],
+    ["diff", "--quiet"],
+    ["diff", "--plan="],
+    ["-qv", "diff"],
+    ["seed"],  # would ask: the question is typer's
+    ["seed", "--yes", "--yes"],
+    ["seed", "--yes", "--", "/var/lib"],
+]
+
+
+def typer_parameters(monkeypatch: pytest.MonkeyPatch, argv: list[str]) -> dict[str, Any]:
+    """What the typer app hands to `commands` (and to the logging set-up) for `argv`."""
+    seen: dict[str, Any] = {}
+
+    def record(**parameters: Any) -> int:
+        seen.update(parameters)
+        return 0
+
+    def record_logging(*, debug: bool, quiet: bool) -> None:
+        seen.update(debug=debug, quiet=quiet)
+
+    monkeypatch.setattr(commands, "diff", record)
+    monkeypatch.setattr(commands, "seed", record)
+    monkeypatch.setattr(commands, "configure_logging", record_logging)
+    app(args=argv, standalone_mode=False)
+    seen.pop("confirm", None)
+    return seen
+
+
+@pytest.mark.parametrize("argv", PLAIN, ids=" ".join)
+def test_plain_arguments_mean_what_typer_means(
+    argv: list[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    invocation = cli.parse_plain(argv)
+    assert invocation is not None
+    assert invocation.command in argv
+    fast = {**invocation.parameters, "debug": invocation.debug, "quiet": invocation.quiet}
+    assert fast == typer_parameters(monkeypatch, argv)
+
+
+@pytest.mark.parametrize("argv", LEFT_TO_TYPER, ids=" ".join)
+def test_anything_else_is_left_to_typer(
+    argv: list[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert cli.parse_plain(argv) is None
+
+
+def test_a_directory_given_as_plan_is_left_to_typer(tmp_path: Path) -> None:
+    assert cli.parse_plain(["diff", "--plan", str(tmp_path)]) is None
+
+
+def test_the_fast_start_does_not_load_typer(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The point of it: the typer app stays out of a plain diff run."""
+    calls: list[dict[str, Any]] = []
+
+    def record(**parameters: Any) -> int:
+        calls.append(parameters)
+        return 1
+
+    monkeypatch.setattr(commands, "diff", record)
+    monkeypatch.setitem(sys.modules, "blankslate.app", None)  # importing it now fails
+    monkeypatch.setattr("sys.argv", ["blankslate", "--quiet", "diff", "--fail-on-lost"])
+    with pytest.raises(SystemExit) as exit_:
+        cli.main()
+    assert exit_.value.code == 1
+    assert calls[0]["fail_on_lost"] is True
+    monkeypatch.setattr("sys.argv", ["blankslate", "diff", "--help"])
+    with pytest.raises(ImportError):
+        cli.main()  # and the guard works: this one needs the app
