@@ -15,17 +15,19 @@ from __future__ import annotations
 
 import os
 import re
+from bisect import bisect_left
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from itertools import compress, repeat
 from json.encoder import encode_basestring_ascii
-from operator import itemgetter
+from operator import and_, eq, itemgetter, ne
 from pathlib import Path
 from typing import Literal, NamedTuple
 
 from blankslate import mounts, process, treesearch
 from blankslate.errors import BlankslateError
-from blankslate.ignore_rules import Rule, RuleSet
+from blankslate.ignore_rules import Rule, RuleSet, find_sorted
 from blankslate.plan import Plan, format_size
 from blankslate.process import quote_path
 
@@ -309,61 +311,86 @@ def _is_managed_link(target: str) -> bool:
     return target.startswith(MANAGED_LINK_PREFIXES) or target in MANAGED_LINK_TARGETS
 
 
+def _status_of(path: str, target: str | None, rules: Rules) -> tuple[Status, str]:
+    """The status of an entry that is not persisted: managed, ignored or lost."""
+    reason = rules.managed.get(path)
+    if reason is not None:
+        return "managed", reason
+    if target is not None and _is_managed_link(target):
+        return "managed", "symlink into the NixOS configuration"
+    if path in rules.clean:
+        return "managed", CLEAN_REASON
+    if path in rules.persisted_parents:
+        return "managed", "parent of a persisted path"
+    rule = rules.ignore.match(path)
+    if rule is not None:
+        return "ignored", f"{rule.reason} [{rule.pattern}]"
+    return "lost", ""
+
+
 def classify(raw: Iterable[RawTuple], rules: Rules) -> list[EntryTuple]:
     """One status per entry, sorted by path.
 
     Order of precedence: persisted (the path or one of its parents), managed, ignored, lost. A
     directory that would be lost but holds only entries that are not lost is managed: NixOS or
     the persisted paths' parents re-create it.
+
+    Most entries of a root are lost, so everything starts lost and only the entries some rule
+    names are looked at one by one: the rules' paths are found by bisection in the sorted paths,
+    and the entries below a persisted directory form one slice of them.
     """
     ordered = sorted(raw, key=_path_of)
-    under: dict[str, str] = {}  # persisted trees seen so far -> reason for what is below
-    entries: list[EntryTuple] = []
-    append = entries.append
-    persisted, trees, parents = rules.persisted, rules.persisted_trees, rules.persisted_parents
-    managed, clean, match = rules.managed, rules.clean, rules.ignore.match
-    for path, kind, size, target in ordered:
-        if under:
-            inherited = under.get(path[: path.rfind("/")])
-            if inherited is not None:
-                append((path, kind, size, "persisted", inherited))
-                if kind == "dir" or kind == "subvolume":
-                    under[path] = inherited
-                continue
-        reason = persisted.get(path)
-        if reason is not None:
-            append((path, kind, size, "persisted", reason))
-            if path in trees and (kind == "dir" or kind == "subvolume"):
-                under[path] = f"under {path} ({reason})"
-            continue
-        reason = managed.get(path)
-        if reason is not None:
-            append((path, kind, size, "managed", reason))
-        elif target is not None and _is_managed_link(target):
-            append((path, kind, size, "managed", "symlink into the NixOS configuration"))
-        elif path in clean:
-            append((path, kind, size, "managed", CLEAN_REASON))
-        elif path in parents:
-            append((path, kind, size, "managed", "parent of a persisted path"))
-        else:
-            rule = match(path)
-            if rule is None:
-                append((path, kind, size, "lost", ""))
-            else:
-                append((path, kind, size, "ignored", f"{rule.reason} [{rule.pattern}]"))
-    # Children sort after their parent: walking backwards sees every child before its parent.
-    has_child: set[str] = set()
-    has_lost: set[str] = set()
-    for index in range(len(entries) - 1, -1, -1):
-        path, kind, size, status, _reason = entries[index]
-        parent = path[: path.rfind("/")]
-        has_child.add(parent)
-        if status == "lost":
-            if kind == "dir" and path in has_child and path not in has_lost:
-                entries[index] = (path, kind, size, "managed", DIRECTORY_OF_KEPT_ENTRIES)
-            else:
-                has_lost.add(parent)
+    paths = [entry[0] for entry in ordered]
+    entries: list[EntryTuple] = [(path, kind, size, "lost", "") for path, kind, size, _ in ordered]
+    settled: set[int] = set()
+    for index in sorted(find_sorted(paths, rules.persisted)):
+        if index in settled:
+            continue  # below an outer persisted tree, whose reason it takes
+        path, kind, size, _target = ordered[index]
+        reason = rules.persisted[path]
+        entries[index] = (path, kind, size, "persisted", reason)
+        settled.add(index)
+        if path in rules.persisted_trees and kind in ("dir", "subvolume"):
+            below = f"under {path} ({reason})"
+            # What lies below sorts from path + "/" to path + "0" ("0" follows "/").
+            first = bisect_left(paths, path + "/", index + 1)
+            end = bisect_left(paths, path + "0", first)
+            for inner in range(first, end):
+                entry = ordered[inner]
+                entries[inner] = (entry[0], entry[1], entry[2], "persisted", below)
+            settled.update(range(first, end))
+    named = set(find_sorted(paths, [*rules.managed, *rules.clean, *rules.persisted_parents]))
+    named.update(index for index, entry in enumerate(ordered) if entry[3] is not None)
+    named.update(rules.ignore.candidates(paths))
+    for index in named - settled:
+        path, kind, size, target = ordered[index]
+        status, reason = _status_of(path, target, rules)
+        entries[index] = (path, kind, size, status, reason)
+    _keep_directories_of_kept_entries(entries, paths)
     return entries
+
+
+def _keep_directories_of_kept_entries(entries: list[EntryTuple], paths: list[str]) -> None:
+    """A lost directory whose entries are none of them lost becomes managed.
+
+    Only directories change, and children sort after their parent: walking the lost
+    directories backwards sees every child directory before its parent. The columns are built
+    with C-level maps: this runs over every entry of the root.
+    """
+    parents = list(map(itemgetter(0), map(str.rpartition, paths, repeat("/"))))
+    has_child = set(parents)
+    statuses, kinds = map(itemgetter(3), entries), map(itemgetter(1), entries)
+    lost = list(map(eq, statuses, repeat("lost")))
+    lost_file = map(and_, lost, map(ne, kinds, repeat("dir")))
+    has_lost = set(compress(parents, lost_file))
+    for index in reversed(list(compress(range(len(entries)), lost))):
+        path, kind, size, _status, _reason = entries[index]
+        if kind != "dir":
+            continue
+        if path in has_child and path not in has_lost:
+            entries[index] = (path, kind, size, "managed", DIRECTORY_OF_KEPT_ENTRIES)
+        else:
+            has_lost.add(parents[index])
 
 
 # --------------------------------------------------------------------------- the command

@@ -17,8 +17,11 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import Iterable, Sequence
+import sys
+from bisect import bisect_left
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from itertools import compress
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -113,6 +116,14 @@ def _literal_prefix(pattern: str) -> str:
     return literal.rstrip("/") if literal.endswith("/") else literal
 
 
+def find_sorted(paths: list[str], wanted: Iterable[str]) -> Iterator[int]:
+    """Where each of `wanted` sits in the sorted `paths`, for those present."""
+    for path in wanted:
+        index = bisect_left(paths, path)
+        if index < len(paths) and paths[index] == path:
+            yield index
+
+
 class RuleSet:
     """Rules compiled for fast matching: exact paths in a dict, every glob in one regex."""
 
@@ -131,6 +142,21 @@ class RuleSet:
         self._prefixes = None if "" in prefixes else prefixes
         joined = "|".join(f"(?P<r{i}>{translate(rule.pattern)})" for i, rule in enumerate(globs))
         self._regex = re.compile(joined) if globs else None
+
+    def candidates(self, paths: list[str]) -> Iterator[int]:
+        """Indices of the sorted `paths` that a rule may match: a superset, `match` decides."""
+        yield from find_sorted(paths, self._exact)
+        if self._regex is None:
+            return
+        if self._prefixes is None:
+            yield from compress(range(len(paths)), map(self._regex.fullmatch, paths))
+            return
+        for prefix in set(self._prefixes):
+            start = bisect_left(paths, prefix)
+            if ord(prefix[-1]) == sys.maxunicode:
+                yield from range(start, len(paths))
+                continue
+            yield from range(start, bisect_left(paths, prefix[:-1] + chr(ord(prefix[-1]) + 1)))
 
     def match(self, path: str) -> Rule | None:
         """The first rule matching `path` (exact rules before globs), or None."""

@@ -43,9 +43,12 @@ NR_ITEMS_OFFSET = 7 * 8 + 2 * 4
 HEADER = struct.Struct("<3Q2I")  # struct btrfs_ioctl_search_header, 32 bytes
 ARGS_SIZE = SEARCH_KEY.size + BUF_SIZE_FIELD.size
 BUFFER_SIZE = 4 << 20
-INODE_SIZE = struct.Struct("<Q")  # btrfs_inode_item.size, at offset 16
-INODE_MODE = struct.Struct("<I")  # btrfs_inode_item.mode, at offset 52
-REF = struct.Struct("<QH")  # btrfs_inode_ref: index, name_len, name
+COUNT = struct.Struct("<I")  # btrfs_ioctl_search_key.nr_items
+TYPE_AND_LENGTH = struct.Struct("<II")  # of a search header, at offset 24
+OBJECTID_AND_OFFSET = struct.Struct("<8xQQ")  # of a search header
+INODE = struct.Struct("<16xQ28xI")  # btrfs_inode_item: size at offset 16, mode at 52
+REF_NAME_LENGTH = struct.Struct("<8xH")  # btrfs_inode_ref: index, name_len, then the name
+REF_SIZE = 10
 EXTREF = struct.Struct("<QQH")  # btrfs_inode_extref: parent, index, name_len, name
 ROOT_REF = struct.Struct("<QQH")  # btrfs_root_ref: dirid, sequence, name_len, name
 
@@ -64,7 +67,7 @@ def _search(fd: int, tree: int, objectid: tuple[int, int], types: tuple[int, int
         )  # fmt: skip
         BUF_SIZE_FIELD.pack_into(args, SEARCH_KEY.size, BUFFER_SIZE)
         fcntl.ioctl(fd, IOC_TREE_SEARCH_V2, args, True)
-        count = INODE_MODE.unpack_from(args, NR_ITEMS_OFFSET)[0]
+        count = COUNT.unpack_from(args, NR_ITEMS_OFFSET)[0]
         if count == 0:
             return
         position = ARGS_SIZE
@@ -95,19 +98,69 @@ def _decode(raw: bytes | bytearray) -> str:
     return bytes(raw).decode("utf-8", "surrogateescape")
 
 
-def _inodes_and_refs(fd: int, tree: int) -> tuple[dict[int, tuple[int, int]], list[RefEntry]]:
-    """Every inode's (mode, size) and every (inode, parent, name) link of one tree.
+KIND_OF_FORMAT = {stat.S_IFREG: "file", stat.S_IFDIR: "dir", stat.S_IFLNK: "symlink"}
 
-    The hot loop of the scan: the batches hold every item of the tree (directory entries and
-    extents too), so the header loop is written out here rather than through `_search`.
+
+class _Tree:
+    """The entries of one tree, built while its items stream past.
+
+    Keys sort as (objectid, type, offset), so an inode's INODE_ITEM comes right before its
+    INODE_REFs and the entry is complete when its ref arrives. Directories mostly have lower
+    inode numbers than what they hold, so the parent's path is usually known by then; the rest
+    (directories renamed into later ones) wait in `pending` until the tree is read.
     """
-    inodes: dict[int, tuple[int, int]] = {}
-    refs: list[RefEntry] = []
+
+    def __init__(self, prefix: str, root: str, out: list[RawTuple]) -> None:
+        self.directories: dict[int, str] = {FIRST_FREE_OBJECTID: prefix}
+        self.pending: list[tuple[int, int, str, int, int]] = []  # inode, parent, name, mode, size
+        self.root = root
+        self.out = out
+
+    def add(self, inode: int, parent: int, name: str, mode: int, size: int) -> None:
+        head = self.directories.get(parent)
+        if head is None:
+            self.pending.append((inode, parent, name, mode, size))
+            return
+        path = f"{head}/{name}"
+        kind = KIND_OF_FORMAT.get(stat.S_IFMT(mode), "other")
+        if kind == "file":
+            self.out.append((path, kind, size, None))
+        elif kind == "dir":
+            self.directories[inode] = path
+            self.out.append((path, kind, 0, None))
+        elif kind == "symlink":
+            target = os.readlink(self.root + path)
+            self.out.append((path, kind, len(os.fsencode(target)), target))
+        else:
+            self.out.append((path, kind, 0, None))
+
+    def settle(self) -> None:
+        """Place the pending entries whose directories are known by now, until none is left
+        or what is left hangs off nothing (a directory being deleted)."""
+        while self.pending:
+            waiting, self.pending = self.pending, []
+            for entry in waiting:
+                self.add(*entry)
+            if len(self.pending) == len(waiting):
+                return
+
+
+def _read_tree(fd: int, tree: int, entries: _Tree) -> None:
+    """Every (inode, parent, name) link of one tree, with the inode's mode and size.
+
+    The hot loop of the scan: a batch holds every item of the tree (directory entries and
+    extents too, most of them), so only the type and length of each are read until one is
+    wanted, and the header loop is written out here rather than through `_search`.
+    """
     args = bytearray(ARGS_SIZE + BUFFER_SIZE)
-    header, header_size = HEADER.unpack_from, HEADER.size
-    mode_of, size_of, ref_of, extref_of = (
-        INODE_MODE.unpack_from, INODE_SIZE.unpack_from, REF.unpack_from, EXTREF.unpack_from,
-    )  # fmt: skip
+    kind_and_length, ids = TYPE_AND_LENGTH.unpack_from, OBJECTID_AND_OFFSET.unpack_from
+    inode_item, ref_name_length, extref = (
+        INODE.unpack_from,
+        REF_NAME_LENGTH.unpack_from,
+        EXTREF.unpack_from,
+    )
+    add = entries.add
+    inode = mode = size = -1  # the last INODE_ITEM seen
     min_objectid, min_type, min_offset = FIRST_FREE_OBJECTID, INODE_ITEM_KEY, 0
     while True:
         SEARCH_KEY.pack_into(
@@ -116,90 +169,69 @@ def _inodes_and_refs(fd: int, tree: int) -> tuple[dict[int, tuple[int, int]], li
         )  # fmt: skip
         BUF_SIZE_FIELD.pack_into(args, SEARCH_KEY.size, BUFFER_SIZE)
         fcntl.ioctl(fd, IOC_TREE_SEARCH_V2, args, True)
-        count = INODE_MODE.unpack_from(args, NR_ITEMS_OFFSET)[0]
+        count = COUNT.unpack_from(args, NR_ITEMS_OFFSET)[0]
         if count == 0:
-            return inodes, refs
+            return
         position = ARGS_SIZE
-        objectid = offset = kind = 0
         for _ in range(count):
-            _transid, objectid, offset, kind, length = header(args, position)
-            data = position + header_size
-            position = data + length
+            header = position
+            kind, length = kind_and_length(args, position + 24)
+            data = position + HEADER.size
+            end = data + length
             if kind == INODE_ITEM_KEY:
-                inodes[objectid] = (mode_of(args, data + 52)[0], size_of(args, data + 16)[0])
+                inode = ids(args, position)[0]
+                size, mode = inode_item(args, data)
             elif kind == INODE_REF_KEY:
-                if objectid == FIRST_FREE_OBJECTID:
-                    continue  # the subvolume root's ".." entry
-                while data < position:
-                    _index, name_length = ref_of(args, data)
-                    data += REF.size
-                    name = args[data : data + name_length].decode("utf-8", "surrogateescape")
-                    refs.append((objectid, offset, name))
+                objectid, parent = ids(args, position)
+                if objectid == FIRST_FREE_OBJECTID or objectid != inode:
+                    position = end
+                    continue  # the subvolume root's ".." entry (or a ref without its inode)
+                while data < end:
+                    name_length = ref_name_length(args, data)[0]
+                    data += REF_SIZE
+                    add(
+                        inode,
+                        parent,
+                        args[data : data + name_length].decode("utf-8", "surrogateescape"),
+                        mode,
+                        size,
+                    )
                     data += name_length
-            elif kind == INODE_EXTREF_KEY:
-                while data < position:
-                    parent, _index, name_length = extref_of(args, data)
+            elif kind == INODE_EXTREF_KEY and ids(args, position)[0] == inode:
+                while data < end:
+                    parent, _index, name_length = extref(args, data)
                     data += EXTREF.size
-                    name = args[data : data + name_length].decode("utf-8", "surrogateescape")
-                    refs.append((objectid, parent, name))
+                    add(
+                        inode,
+                        parent,
+                        args[data : data + name_length].decode("utf-8", "surrogateescape"),
+                        mode,
+                        size,
+                    )
                     data += name_length
+            position = end
         # Resume after the last key returned (keys compare as (objectid, type, offset)).
+        _transid, objectid, offset, kind, _length = HEADER.unpack_from(args, header)
         min_objectid, min_type, min_offset = objectid, kind, offset + 1
         if offset == U64_MAX:
             min_objectid, min_type, min_offset = objectid + 1, 0, 0
 
 
 def _scan_tree(fd: int, tree: int, prefix: str, root: str, out: list[RawTuple]) -> None:
-    inodes, refs = _inodes_and_refs(fd, tree)
-    directories: dict[int, str] = {FIRST_FREE_OBJECTID: prefix}
-    parent_of: dict[int, tuple[int, str]] = {}
-    for inode, parent, name in refs:
-        if stat.S_ISDIR(inodes.get(inode, (0, 0))[0]):
-            parent_of[inode] = (parent, name)
-
-    def directory(inode: int) -> str | None:
-        chain: list[tuple[int, str]] = []
-        while inode not in directories:
-            step = parent_of.get(inode)
-            if step is None:
-                return None  # detached (being deleted)
-            chain.append((inode, step[1]))
-            inode = step[0]
-        path = directories[inode]
-        for child, name in reversed(chain):
-            path = directories[child] = f"{path}/{name}"
-        return path
-
-    append = out.append
-    for inode, parent, name in refs:
-        info = inodes.get(inode)
-        head = directories.get(parent)
-        if head is None:
-            head = directory(parent)
-        if info is None or head is None:
-            continue
-        path = f"{head}/{name}"
-        mode, size = info
-        if stat.S_ISREG(mode):
-            append((path, "file", size, None))
-        elif stat.S_ISDIR(mode):
-            append((path, "dir", 0, None))
-        elif stat.S_ISLNK(mode):
-            target = os.readlink(root + path)
-            append((path, "symlink", len(os.fsencode(target)), target))
-        else:
-            append((path, "other", 0, None))
+    entries = _Tree(prefix, root, out)
+    _read_tree(fd, tree, entries)
+    entries.settle()
     # Nested subvolumes hang off directories of this tree.
     for _buf, _objectid, child, _kind, data, _length in _search(
         fd, ROOT_TREE_OBJECTID, (tree, tree), (ROOT_REF_KEY, ROOT_REF_KEY)
     ):
         dirid, _sequence, name_length = ROOT_REF.unpack_from(_buf, data)
         start = data + ROOT_REF.size
-        head = directory(dirid)
+        head = entries.directories.get(dirid)
         if head is None:
             continue
         path = f"{head}/{_decode(_buf[start : start + name_length])}"
-        append((path, "subvolume", 0, None))
+        out.append((path, "subvolume", 0, None))
         _scan_tree(fd, child, path, root, out)
 
 

@@ -186,6 +186,12 @@ def test_tree_search_and_walk_see_the_same_entries(
     with helpers.mount_top_level(device) as top:
         root = top / "root"
         os.link(root / "etc/notes", root / "srv/hard link")  # two names, one inode
+        # A directory renamed into one made after it: its inode number is below its parent's.
+        early = root / "srv/early"
+        (early / "sub").mkdir(parents=True)
+        (early / "sub/file").write_text("x")
+        (root / "srv/later").mkdir()
+        os.rename(early, root / "srv/later/early")
         helpers.run(["btrfs", "subvolume", "create", root / "var/lib/machines/deeper"])
         (root / "var/lib/machines/deeper/file").write_text("deep")
         helpers.run(["btrfs", "filesystem", "sync", top])
@@ -195,6 +201,7 @@ def test_tree_search_and_walk_see_the_same_entries(
     assert problems == []
     assert sorted(searched) == sorted(walked)
     assert audit.Raw("/var/lib/machines/deeper", "subvolume", 0, None) in searched
+    assert audit.Raw("/srv/later/early/sub/file", "file", 1, None) in searched
 
 
 def test_tree_search_refuses_what_is_not_a_subvolume_root(tmp_path: Path) -> None:

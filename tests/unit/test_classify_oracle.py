@@ -1,0 +1,108 @@
+"""`audit.classify` against a plain entry-by-entry statement of its rules, on random roots."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from blankslate import audit, plan
+from blankslate.audit import EntryTuple, RawTuple, Rules
+from blankslate.ignore_rules import Rule
+
+NAMES = ("etc", "var", "lib", "srv", "cache", "nixos", "a", "a-b", "a.b", "x\udcff", "ssh")
+
+
+def reference(raw: list[RawTuple], rules: Rules) -> list[EntryTuple]:
+    """The rules of `classify`, one entry at a time, in the order its docstring gives them."""
+    by_path = {entry[0]: entry for entry in raw}
+
+    def persisted_reason(path: str) -> str | None:
+        # The outermost persisted tree that holds the path, through directories, wins.
+        parts = path.split("/")
+        for depth in range(2, len(parts)):
+            head = "/".join(parts[:depth])
+            entry = by_path.get(head)
+            if entry is None or entry[1] not in ("dir", "subvolume"):
+                break
+            if head in rules.persisted_trees and head in rules.persisted:
+                return f"under {head} ({rules.persisted[head]})"
+        return rules.persisted.get(path)
+
+    statuses: dict[str, tuple[audit.Status, str]] = {}
+    for path, _kind, _size, target in raw:
+        reason = persisted_reason(path)
+        if reason is not None:
+            statuses[path] = ("persisted", reason)
+        elif path in rules.managed:
+            statuses[path] = ("managed", rules.managed[path])
+        elif target is not None and (
+            target.startswith(audit.MANAGED_LINK_PREFIXES) or target in audit.MANAGED_LINK_TARGETS
+        ):
+            statuses[path] = ("managed", "symlink into the NixOS configuration")
+        elif path in rules.clean:
+            statuses[path] = ("managed", audit.CLEAN_REASON)
+        elif path in rules.persisted_parents:
+            statuses[path] = ("managed", "parent of a persisted path")
+        else:
+            rule = rules.ignore.match(path)
+            statuses[path] = (
+                ("lost", "") if rule is None else ("ignored", f"{rule.reason} [{rule.pattern}]")
+            )
+
+    def children(path: str) -> list[str]:
+        return [other for other in by_path if other.rpartition("/")[0] == path]
+
+    def is_lost(path: str) -> bool:
+        if statuses[path][0] != "lost":
+            return False
+        if by_path[path][1] != "dir" or not children(path):
+            return True
+        return any(is_lost(child) for child in children(path))
+
+    result = []
+    for path, kind, size, _target in sorted(raw):
+        status, reason = statuses[path]
+        if status == "lost" and not is_lost(path):
+            status, reason = "managed", audit.DIRECTORY_OF_KEPT_ENTRIES
+        result.append((path, kind, size, status, reason))
+    return result
+
+
+def random_root(seed: int) -> list[RawTuple]:
+    chooser = random.Random(seed)
+    entries: dict[str, RawTuple] = {}
+    directories = [""]
+    for _ in range(chooser.randint(1, 60)):
+        parent = chooser.choice(directories)
+        path = f"{parent}/{chooser.choice(NAMES)}"
+        if path in entries:
+            continue
+        kind = chooser.choice(("file", "dir", "dir", "symlink", "subvolume", "other"))
+        target = (
+            chooser.choice(("/nix/store/x", "/srv", "/etc/static")) if kind == "symlink" else None
+        )
+        entries[path] = (path, kind, len(path), target)
+        if kind in ("dir", "subvolume"):
+            directories.append(path)
+    shuffled = list(entries.values())
+    chooser.shuffle(shuffled)
+    return shuffled
+
+
+def random_rules(seed: int) -> Rules:
+    chooser = random.Random(seed)
+    data = plan.default().to_json()
+    data["persistence"]["directories"] = [
+        {"directory": f"/{chooser.choice(NAMES)}/{chooser.choice(NAMES)}"} for _ in range(3)
+    ] + [{"directory": f"/{chooser.choice(NAMES)}"}]
+    data["persistence"]["files"] = [{"file": f"/{chooser.choice(NAMES)}/{chooser.choice(NAMES)}"}]
+    patterns = ["/srv/cache/**", "/a*", "**/nixos", f"/{chooser.choice(NAMES)}", "/etc/a?b"]
+    ignore = [Rule(pattern, "test", "test") for pattern in chooser.sample(patterns, 3)]
+    return audit.rules_for(plan.from_json(data), ignore, etc_clean="ssh\na.b\n")
+
+
+@pytest.mark.parametrize("seed", range(300))
+def test_classify_agrees_with_the_plain_statement(seed: int) -> None:
+    raw, rules = random_root(seed), random_rules(seed)
+    assert audit.classify(raw, rules) == reference(raw, rules)
