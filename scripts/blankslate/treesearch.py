@@ -1,9 +1,10 @@
 """Fast scan of a btrfs subvolume with the tree-search ioctl (BTRFS_IOC_TREE_SEARCH_V2).
 
 One pass over the subvolume's b-tree reads every inode item (mode, size) and inode ref (parent
-directory, name) in large batches: no system call per file. Nested subvolumes are found through
-their ROOT_REF items in the root tree and scanned the same way. The result is what
-`audit.walk` reports for the same tree, entry for entry.
+directory, name) in large batches: no system call per file. The inode numbers are read as two
+stretches, so that the kernel searches one while Python parses the other. Nested subvolumes
+are found through their ROOT_REF items in the root tree and scanned the same way. The result
+is what `audit.walk` reports for the same tree, entry for entry.
 
 It needs CAP_SYS_ADMIN and a btrfs subvolume's root directory; otherwise `scan` returns None
 and the caller walks the tree. Placeholder directories that a snapshot leaves where a nested
@@ -12,12 +13,15 @@ subvolume was (inode 2, no inode item) are not reported; the walk reports them a
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import fcntl
 import os
 import stat
 import struct
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
+from queue import SimpleQueue
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -52,8 +56,11 @@ REF_SIZE = 10
 EXTREF = struct.Struct("<QQH")  # btrfs_inode_extref: parent, index, name_len, name
 ROOT_REF = struct.Struct("<QQH")  # btrfs_root_ref: dirid, sequence, name_len, name
 
+LAST_FREE_OBJECTID = 2**64 - 256  # inode numbers stay below it (linux/btrfs_tree.h)
+PROBE_BUFFER_SIZE = 64 << 10  # holds any one item (at most a node)
+
 Items = Iterator[tuple[bytearray, int, int, int, int, int]]
-RefEntry = tuple[int, int, str]  # (inode, parent directory inode, name)
+AddRecord = Callable[[int, int, str, int, int], None]  # inode, parent, name, mode, size
 
 
 def _search(fd: int, tree: int, objectid: tuple[int, int], types: tuple[int, int]) -> Items:
@@ -145,81 +152,170 @@ class _Tree:
                 return
 
 
-def _read_tree(fd: int, tree: int, entries: _Tree) -> None:
-    """Every (inode, parent, name) link of one tree, with the inode's mode and size.
+class _Stretch:
+    """A stretch of inode numbers of one tree, read batch by batch into its own buffer."""
+
+    def __init__(self, tree: int, first: int, last: int) -> None:
+        self.tree, self.last = tree, last
+        self.args = bytearray(ARGS_SIZE + BUFFER_SIZE)
+        self.address = ctypes.addressof((ctypes.c_char * len(self.args)).from_buffer(self.args))
+        self.next_key = (first, INODE_ITEM_KEY, 0)
+        self.inode = (-1, -1, -1)  # objectid, mode and size of the last INODE_ITEM read
+        self.searched: SimpleQueue[int] = SimpleQueue()  # errno of each search, 0 when done
+
+    def prepare(self) -> None:
+        objectid, kind, offset = self.next_key
+        SEARCH_KEY.pack_into(
+            self.args, 0, self.tree, objectid, self.last, offset, U64_MAX, 0, U64_MAX,
+            kind, INODE_EXTREF_KEY, U32_MAX, 0, 0, 0, 0, 0,
+        )  # fmt: skip
+        BUF_SIZE_FIELD.pack_into(self.args, SEARCH_KEY.size, BUFFER_SIZE)
+
+
+class _Searcher:
+    """Runs the searches of stretches on a helper thread, so that the kernel fills one
+    stretch's buffer while this thread parses another's. The ioctl goes through ctypes, which
+    lets go of the GIL during the call (the fcntl module keeps it for buffers over 1 KiB)."""
+
+    def __init__(self, fd: int) -> None:
+        libc = ctypes.CDLL(None, use_errno=True)
+        self.ioctl = libc.ioctl
+        self.ioctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_void_p]
+        self.ioctl.restype = ctypes.c_int
+        self.fd = fd
+        self.queue: SimpleQueue[_Stretch | None] = SimpleQueue()
+        self.thread = threading.Thread(target=self._serve, name="tree-search", daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while (stretch := self.queue.get()) is not None:
+            stretch.prepare()
+            failed = self.ioctl(self.fd, IOC_TREE_SEARCH_V2, stretch.address) < 0
+            stretch.searched.put(ctypes.get_errno() if failed else 0)
+
+    def start(self, stretch: _Stretch) -> None:
+        self.queue.put(stretch)
+
+    def wait(self, stretch: _Stretch) -> None:
+        code = stretch.searched.get()
+        if code:
+            raise OSError(code, os.strerror(code))
+
+    def close(self) -> None:
+        self.queue.put(None)
+        self.thread.join()
+
+
+def _parse_batch(stretch: _Stretch, add: AddRecord) -> bool:
+    """Hand every (inode, parent, name) link of the batch to `add`, with the inode's mode and
+    size; False when the stretch has no more items.
 
     The hot loop of the scan: a batch holds every item of the tree (directory entries and
     extents too, most of them), so only the type and length of each are read until one is
     wanted, and the header loop is written out here rather than through `_search`.
     """
-    args = bytearray(ARGS_SIZE + BUFFER_SIZE)
+    args = stretch.args
+    count = COUNT.unpack_from(args, NR_ITEMS_OFFSET)[0]
+    if count == 0:
+        return False
     kind_and_length, ids = TYPE_AND_LENGTH.unpack_from, OBJECTID_AND_OFFSET.unpack_from
     inode_item, ref_name_length, extref = (
         INODE.unpack_from,
         REF_NAME_LENGTH.unpack_from,
         EXTREF.unpack_from,
     )
-    add = entries.add
-    inode = mode = size = -1  # the last INODE_ITEM seen
-    min_objectid, min_type, min_offset = FIRST_FREE_OBJECTID, INODE_ITEM_KEY, 0
-    while True:
-        SEARCH_KEY.pack_into(
-            args, 0, tree, min_objectid, U64_MAX, min_offset, U64_MAX, 0, U64_MAX,
-            min_type, INODE_EXTREF_KEY, U32_MAX, 0, 0, 0, 0, 0,
-        )  # fmt: skip
-        BUF_SIZE_FIELD.pack_into(args, SEARCH_KEY.size, BUFFER_SIZE)
-        fcntl.ioctl(fd, IOC_TREE_SEARCH_V2, args, True)
-        count = COUNT.unpack_from(args, NR_ITEMS_OFFSET)[0]
-        if count == 0:
-            return
-        position = ARGS_SIZE
-        for _ in range(count):
-            header = position
-            kind, length = kind_and_length(args, position + 24)
-            data = position + HEADER.size
-            end = data + length
-            if kind == INODE_ITEM_KEY:
-                inode = ids(args, position)[0]
-                size, mode = inode_item(args, data)
-            elif kind == INODE_REF_KEY:
-                objectid, parent = ids(args, position)
-                if objectid == FIRST_FREE_OBJECTID or objectid != inode:
-                    position = end
-                    continue  # the subvolume root's ".." entry (or a ref without its inode)
-                while data < end:
-                    name_length = ref_name_length(args, data)[0]
-                    data += REF_SIZE
-                    add(
-                        inode,
-                        parent,
-                        args[data : data + name_length].decode("utf-8", "surrogateescape"),
-                        mode,
-                        size,
-                    )
-                    data += name_length
-            elif kind == INODE_EXTREF_KEY and ids(args, position)[0] == inode:
-                while data < end:
-                    parent, _index, name_length = extref(args, data)
-                    data += EXTREF.size
-                    add(
-                        inode,
-                        parent,
-                        args[data : data + name_length].decode("utf-8", "surrogateescape"),
-                        mode,
-                        size,
-                    )
-                    data += name_length
-            position = end
-        # Resume after the last key returned (keys compare as (objectid, type, offset)).
-        _transid, objectid, offset, kind, _length = HEADER.unpack_from(args, header)
-        min_objectid, min_type, min_offset = objectid, kind, offset + 1
-        if offset == U64_MAX:
-            min_objectid, min_type, min_offset = objectid + 1, 0, 0
+    inode, mode, size = stretch.inode
+    position = header = ARGS_SIZE
+    for _ in range(count):
+        header = position
+        kind, length = kind_and_length(args, position + 24)
+        data = position + HEADER.size
+        end = data + length
+        if kind == INODE_ITEM_KEY:
+            inode = ids(args, position)[0]
+            size, mode = inode_item(args, data)
+        elif kind == INODE_REF_KEY:
+            objectid, parent = ids(args, position)
+            if objectid == FIRST_FREE_OBJECTID or objectid != inode:
+                position = end
+                continue  # the subvolume root's ".." entry (or a ref without its inode)
+            while data < end:
+                name_length = ref_name_length(args, data)[0]
+                data += REF_SIZE
+                name = args[data : data + name_length].decode("utf-8", "surrogateescape")
+                add(inode, parent, name, mode, size)
+                data += name_length
+        elif kind == INODE_EXTREF_KEY and ids(args, position)[0] == inode:
+            while data < end:
+                parent, _index, name_length = extref(args, data)
+                data += EXTREF.size
+                name = args[data : data + name_length].decode("utf-8", "surrogateescape")
+                add(inode, parent, name, mode, size)
+                data += name_length
+        position = end
+    stretch.inode = (inode, mode, size)
+    # The next batch starts after the last key returned (keys compare as (objectid, type,
+    # offset)).
+    _transid, objectid, offset, kind, _length = HEADER.unpack_from(args, header)
+    stretch.next_key = (objectid, kind, offset + 1) if offset != U64_MAX else (objectid + 1, 0, 0)
+    return True
+
+
+def _first_objectid_from(fd: int, tree: int, objectid: int) -> int | None:
+    """The lowest objectid from `objectid` on (below LAST_FREE_OBJECTID) that has an item."""
+    args = bytearray(ARGS_SIZE + PROBE_BUFFER_SIZE)
+    SEARCH_KEY.pack_into(
+        args, 0, tree, objectid, LAST_FREE_OBJECTID - 1, 0, U64_MAX, 0, U64_MAX,
+        0, 255, 1, 0, 0, 0, 0, 0,
+    )  # fmt: skip
+    BUF_SIZE_FIELD.pack_into(args, SEARCH_KEY.size, PROBE_BUFFER_SIZE)
+    fcntl.ioctl(fd, IOC_TREE_SEARCH_V2, args, True)
+    if COUNT.unpack_from(args, NR_ITEMS_OFFSET)[0] == 0:
+        return None
+    return int(OBJECTID_AND_OFFSET.unpack_from(args, ARGS_SIZE)[0])
+
+
+def _highest_inode(fd: int, tree: int) -> int:
+    """The highest objectid with an item, by bisection with one-item searches."""
+    low, high = FIRST_FREE_OBJECTID, LAST_FREE_OBJECTID  # an item at low, none from high on
+    while high - low > 1:
+        middle = (low + high) // 2
+        found = _first_objectid_from(fd, tree, middle)
+        if found is None:
+            high = middle
+        else:
+            low = found
+    return low
+
+
+def _read_tree(fd: int, tree: int, add: AddRecord) -> None:
+    """Every link of the tree, handed to `add`, read as two stretches of inode numbers whose
+    searches and parsing overlap: while one stretch's batch is parsed here, the helper thread
+    searches the other's next batch."""
+    middle = (FIRST_FREE_OBJECTID + _highest_inode(fd, tree)) // 2 + 1
+    stretches = [
+        _Stretch(tree, FIRST_FREE_OBJECTID, middle - 1),
+        _Stretch(tree, middle, LAST_FREE_OBJECTID - 1),
+    ]
+    searcher = _Searcher(fd)
+    try:
+        for stretch in stretches:
+            searcher.start(stretch)
+        while stretches:
+            unfinished = []
+            for stretch in stretches:
+                searcher.wait(stretch)
+                if _parse_batch(stretch, add):
+                    searcher.start(stretch)
+                    unfinished.append(stretch)
+            stretches = unfinished
+    finally:
+        searcher.close()
 
 
 def _scan_tree(fd: int, tree: int, prefix: str, root: str, out: list[RawTuple]) -> None:
     entries = _Tree(prefix, root, out)
-    _read_tree(fd, tree, entries)
+    _read_tree(fd, tree, entries.add)
     entries.settle()
     # Nested subvolumes hang off directories of this tree.
     for _buf, _objectid, child, _kind, data, _length in _search(

@@ -1,0 +1,27 @@
+"""The tree search's helper thread: a failed search is an error here, and the thread ends."""
+
+from __future__ import annotations
+
+import errno
+import os
+
+import pytest
+
+from blankslate import treesearch
+
+
+def test_a_failed_search_raises_and_the_helper_thread_ends() -> None:
+    reading, writing = os.pipe()  # not a btrfs directory: the ioctl is refused
+    try:
+        searcher = treesearch._Searcher(reading)
+        stretch = treesearch._Stretch(5, treesearch.FIRST_FREE_OBJECTID, 1000)
+        searcher.start(stretch)
+        with pytest.raises(OSError) as error:
+            searcher.wait(stretch)
+        searcher.close()
+    finally:
+        os.close(reading)
+        os.close(writing)
+    assert error.value.errno in (errno.ENOTTY, errno.EINVAL)
+    assert not searcher.thread.is_alive()
+
