@@ -1,3 +1,3 @@
-from blankslate.cli import main
+from blankslate.cli import run
 
-main()
+run()

@@ -103,3 +103,38 @@ def test_the_fast_start_does_not_load_typer(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setattr("sys.argv", ["blankslate", "diff", "--help"])
     with pytest.raises(ImportError):
         cli.main()  # and the guard works: this one needs the app
+
+
+class Exited(Exception):
+    pass
+
+
+@pytest.mark.parametrize(
+    ("outcome", "status", "stderr"),
+    [
+        (None, 0, ""),
+        (SystemExit(2), 2, ""),
+        (SystemExit(None), 0, ""),
+        (SystemExit("bye"), 1, "bye\n"),
+    ],
+)
+def test_run_leaves_with_the_exit_status_of_main(
+    outcome: BaseException | None,
+    status: int,
+    stderr: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    def main() -> None:
+        if outcome is not None:
+            raise outcome
+
+    def leave(code: int) -> None:
+        raise Exited(code)
+
+    monkeypatch.setattr(cli, "main", main)
+    monkeypatch.setattr(cli.os, "_exit", leave)
+    with pytest.raises(Exited) as exited:
+        cli.run()
+    assert exited.value.args == (status,)
+    assert capsys.readouterr().err == stderr

@@ -24,4 +24,3 @@ def test_a_failed_search_raises_and_the_helper_thread_ends() -> None:
         os.close(writing)
     assert error.value.errno in (errno.ENOTTY, errno.EINVAL)
     assert not searcher.thread.is_alive()
-
