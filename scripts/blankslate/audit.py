@@ -19,9 +19,8 @@ from bisect import bisect_left
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from itertools import compress, repeat
 from json.encoder import encode_basestring_ascii
-from operator import and_, eq, itemgetter, ne
+from operator import itemgetter
 from pathlib import Path
 from typing import Literal, NamedTuple
 
@@ -105,7 +104,7 @@ class Report:
     problems: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        counts = Counter(entry[3] for entry in self.entries)
+        counts = Counter(map(itemgetter(3), self.entries))
         self.summary = {status: counts.get(status, 0) for status in STATUSES}
 
     @property
@@ -371,26 +370,41 @@ def classify(raw: Iterable[RawTuple], rules: Rules) -> list[EntryTuple]:
 
 
 def _keep_directories_of_kept_entries(entries: list[EntryTuple], paths: list[str]) -> None:
-    """A lost directory whose entries are none of them lost becomes managed.
+    """A lost directory that holds entries, none of them lost, becomes managed.
 
     Only directories change, and children sort after their parent: walking the lost
-    directories backwards sees every child directory before its parent. The columns are built
-    with C-level maps: this runs over every entry of the root.
+    directories backwards sees every child directory before its parent. A directory's
+    children are read until the first lost one, which in a real root comes at once.
     """
-    parents = list(map(itemgetter(0), map(str.rpartition, paths, repeat("/"))))
-    has_child = set(parents)
-    statuses, kinds = map(itemgetter(3), entries), map(itemgetter(1), entries)
-    lost = list(map(eq, statuses, repeat("lost")))
-    lost_file = map(and_, lost, map(ne, kinds, repeat("dir")))
-    has_lost = set(compress(parents, lost_file))
-    for index in reversed(list(compress(range(len(entries)), lost))):
+    lost_directories = [
+        index for index, entry in enumerate(entries) if entry[1] == "dir" and entry[3] == "lost"
+    ]
+    for index in reversed(lost_directories):
         path, kind, size, _status, _reason = entries[index]
-        if kind != "dir":
-            continue
-        if path in has_child and path not in has_lost:
+        prefix = path + "/"
+        child = bisect_left(paths, prefix, index + 1)
+        if child == len(paths) or not paths[child].startswith(prefix):
+            continue  # empty: lost
+        if not _has_lost_child(entries, paths, prefix, child):
             entries[index] = (path, kind, size, "managed", DIRECTORY_OF_KEPT_ENTRIES)
-        else:
-            has_lost.add(parents[index])
+
+
+def _has_lost_child(entries: list[EntryTuple], paths: list[str], prefix: str, first: int) -> bool:
+    """Whether a direct child of the directory `prefix` (with its "/") is lost; `first` is
+    where what lies below the directory starts in the sorted paths."""
+    index, end = first, len(paths)
+    while index < end:
+        path = paths[index]
+        if not path.startswith(prefix):
+            return False
+        slash = path.find("/", len(prefix))
+        if slash >= 0:  # below a child directory: skip what lies below it
+            index = bisect_left(paths, path[:slash] + "0", index)
+            continue
+        if entries[index][3] == "lost":
+            return True
+        index += 1
+    return False
 
 
 # --------------------------------------------------------------------------- the command
