@@ -158,10 +158,11 @@ class _Stretch:
     def __init__(self, tree: int, first: int, last: int) -> None:
         self.tree, self.last = tree, last
         self.args = bytearray(ARGS_SIZE + BUFFER_SIZE)
-        self.address = ctypes.addressof((ctypes.c_char * len(self.args)).from_buffer(self.args))
+        # A ctypes view of the buffer, kept for as long as the thread may write through it.
+        self.view = (ctypes.c_char * len(self.args)).from_buffer(self.args)
         self.next_key = (first, INODE_ITEM_KEY, 0)
         self.inode = (-1, -1, -1)  # objectid, mode and size of the last INODE_ITEM read
-        self.searched: SimpleQueue[int] = SimpleQueue()  # errno of each search, 0 when done
+        self.searched: SimpleQueue[BaseException | None] = SimpleQueue()  # None: done
 
     def prepare(self) -> None:
         objectid, kind, offset = self.next_key
@@ -189,17 +190,23 @@ class _Searcher:
 
     def _serve(self) -> None:
         while (stretch := self.queue.get()) is not None:
-            stretch.prepare()
-            failed = self.ioctl(self.fd, IOC_TREE_SEARCH_V2, stretch.address) < 0
-            stretch.searched.put(ctypes.get_errno() if failed else 0)
+            try:
+                stretch.prepare()
+                if self.ioctl(self.fd, IOC_TREE_SEARCH_V2, ctypes.addressof(stretch.view)) < 0:
+                    code = ctypes.get_errno()
+                    raise OSError(code, os.strerror(code))
+            except BaseException as error:  # handed to the waiting thread, which raises it
+                stretch.searched.put(error)
+            else:
+                stretch.searched.put(None)
 
     def start(self, stretch: _Stretch) -> None:
         self.queue.put(stretch)
 
     def wait(self, stretch: _Stretch) -> None:
-        code = stretch.searched.get()
-        if code:
-            raise OSError(code, os.strerror(code))
+        error = stretch.searched.get()
+        if error is not None:
+            raise error
 
     def close(self) -> None:
         self.queue.put(None)

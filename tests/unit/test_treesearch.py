@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import struct
 
 import pytest
 
@@ -23,4 +24,19 @@ def test_a_failed_search_raises_and_the_helper_thread_ends() -> None:
         os.close(reading)
         os.close(writing)
     assert error.value.errno in (errno.ENOTTY, errno.EINVAL)
+    assert not searcher.thread.is_alive()
+
+
+def test_an_error_on_the_helper_thread_reaches_the_waiting_thread() -> None:
+    reading, writing = os.pipe()
+    try:
+        searcher = treesearch._Searcher(reading)
+        stretch = treesearch._Stretch(5, treesearch.FIRST_FREE_OBJECTID, -1)  # cannot be packed
+        searcher.start(stretch)
+        with pytest.raises(struct.error):
+            searcher.wait(stretch)
+        searcher.close()
+    finally:
+        os.close(reading)
+        os.close(writing)
     assert not searcher.thread.is_alive()
