@@ -13,6 +13,8 @@ renderers escape what is not printable UTF-8.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import os
 import re
 from bisect import bisect_left
@@ -425,6 +427,26 @@ def run_diff(
     ignore: Sequence[Rule] = (),
 ) -> Report:
     """Scan by rollback kind (a walk of `root` when given) and classify."""
+    with _collector_paused():
+        return _scan_and_classify(plan, device, root, ignore)
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """A scan makes hundreds of thousands of tuples and strings, and no cycles: the cyclic
+    garbage collector would only walk them over and over."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _scan_and_classify(
+    plan: Plan, device: str | None, root: Path | None, ignore: Sequence[Rule]
+) -> Report:
     if root is not None or plan.rollback in ("tmpfs", "none"):
         base = str(root if root is not None else Path("/"))
         if not os.path.isdir(base):
