@@ -232,34 +232,35 @@ def _parse_batch(stretch: _Stretch, add: AddRecord) -> bool:
         EXTREF.unpack_from,
     )
     inode, mode, size = stretch.inode
+    header_size = HEADER.size
     position = header = ARGS_SIZE
     for _ in range(count):
         header = position
         kind, length = kind_and_length(args, position + 24)
-        data = position + HEADER.size
-        end = data + length
+        position += header_size + length
+        if kind > INODE_EXTREF_KEY:
+            continue  # directory entries, extents, xattrs: most items
+        data = header + header_size
         if kind == INODE_ITEM_KEY:
-            inode = ids(args, position)[0]
+            inode = ids(args, header)[0]
             size, mode = inode_item(args, data)
         elif kind == INODE_REF_KEY:
-            objectid, parent = ids(args, position)
+            objectid, parent = ids(args, header)
             if objectid == FIRST_FREE_OBJECTID or objectid != inode:
-                position = end
                 continue  # the subvolume root's ".." entry (or a ref without its inode)
-            while data < end:
+            while data < position:
                 name_length = ref_name_length(args, data)[0]
                 data += REF_SIZE
                 name = args[data : data + name_length].decode("utf-8", "surrogateescape")
                 add(inode, parent, name, mode, size)
                 data += name_length
-        elif kind == INODE_EXTREF_KEY and ids(args, position)[0] == inode:
-            while data < end:
+        elif kind == INODE_EXTREF_KEY and ids(args, header)[0] == inode:
+            while data < position:
                 parent, _index, name_length = extref(args, data)
                 data += EXTREF.size
                 name = args[data : data + name_length].decode("utf-8", "surrogateescape")
                 add(inode, parent, name, mode, size)
                 data += name_length
-        position = end
     stretch.inode = (inode, mode, size)
     # The next batch starts after the last key returned (keys compare as (objectid, type,
     # offset)).

@@ -186,6 +186,11 @@ def test_tree_search_and_walk_see_the_same_entries(
     with helpers.mount_top_level(device) as top:
         root = top / "root"
         os.link(root / "etc/notes", root / "srv/hard link")  # two names, one inode
+        # So many long names of one inode in one directory that they overflow its INODE_REF
+        # item into INODE_EXTREF items.
+        (root / "srv/links").mkdir()
+        for number in range(120):
+            os.link(root / "etc/notes", root / "srv/links" / f"{number:03d}{'x' * 240}")
         # A directory renamed into one made after it: its inode number is below its parent's.
         early = root / "srv/early"
         (early / "sub").mkdir(parents=True)
