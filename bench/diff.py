@@ -7,7 +7,7 @@ Run by hand as root (not a test):
 
 On a sparse image attached to a loop device it lays out subvolumes root, root-blank (the
 read-only blank) and persist, fills root with --files files (and a few symlinks), and times,
-page cache warm, the median of --repeat runs of:
+page cache warm, the median of --repeat rounds (each round runs each command once, in turn) of:
 
 - blankslate: `python3 -m blankslate diff --format json --device DEV` (interpreter start-up,
   top-level mount and unmount included);
@@ -68,14 +68,18 @@ def populate(root: Path, files: int) -> None:
             (directory / f"link {i}").symlink_to(f"/nix/store/{i:032d}-x")
 
 
-def timed(run: Callable[[], None], repeat: int) -> float:
-    run()  # warm the page cache and the dentry cache
-    samples = []
+def timed_together(runs: dict[str, Callable[[], None]], repeat: int) -> dict[str, float]:
+    """The median time of each run. The runs take turns, one of each per round, so that a
+    machine that gets slower or faster meanwhile weighs on all of them alike."""
+    for run in runs.values():
+        run()  # warm the page cache and the dentry cache
+    samples: dict[str, list[float]] = {name: [] for name in runs}
     for _ in range(repeat):
-        start = time.perf_counter()
-        run()
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples)
+        for name, run in runs.items():
+            start = time.perf_counter()
+            run()
+            samples[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in samples.items()}
 
 
 def main() -> None:
@@ -141,11 +145,9 @@ def main() -> None:
         )
         print(f"blankslate sees {len(document['entries'])} entries: {document['summary']}")
 
-        results = {
-            "blankslate": timed(blankslate, args.repeat),
-            "pipeline": timed(pipeline, args.repeat),
-            "floor": timed(floor, args.repeat),
-        }
+        results = timed_together(
+            {"blankslate": blankslate, "pipeline": pipeline, "floor": floor}, args.repeat
+        )
         for name, seconds in results.items():
             print(f"{name:<11} {seconds * 1000:8.0f} ms")
         speedup = results["pipeline"] / results["blankslate"]
