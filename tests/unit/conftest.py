@@ -2,15 +2,29 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from pytest_subprocess import FakeProcess
 
-from blankslate import process
+from blankslate import cli, process
 
 
 @pytest.fixture(autouse=True)
 def no_real_commands(fp: FakeProcess) -> Iterator[FakeProcess]:
     yield fp
     process.settings.dry_run = False
+
+
+@pytest.fixture
+def run_cli(monkeypatch: pytest.MonkeyPatch) -> Callable[..., int]:
+    """Runs `blankslate ARGS...` through `cli.main`; returns its exit status."""
+
+    def run(*args: str) -> int:
+        monkeypatch.setattr("sys.argv", ["blankslate", *args])
+        with pytest.raises(SystemExit) as exited:
+            cli.main()
+        code = exited.value.code
+        return code if isinstance(code, int) else 0 if code is None else 1
+
+    return run

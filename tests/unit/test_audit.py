@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ import pytest
 from pytest_subprocess import FakeProcess
 from ruamel.yaml import YAML
 
-from blankslate import audit, cli, plan, process
+from blankslate import audit, plan, process
 from blankslate.audit import Raw
 from blankslate.errors import BlankslateError
 from blankslate.ignore_rules import Rule
@@ -335,14 +336,6 @@ def test_empty_report_renders() -> None:
 # --------------------------------------------------------------------------- the command
 
 
-def run_cli(monkeypatch: pytest.MonkeyPatch, *args: str) -> int:
-    monkeypatch.setattr("sys.argv", ["blankslate", *args])
-    with pytest.raises(SystemExit) as exit_:
-        cli.main()
-    code = exit_.value.code
-    return code if isinstance(code, int) else 0
-
-
 @pytest.mark.parametrize(("fail_on_lost", "lost", "code"), [(True, True, 1), (True, False, 0)])
 def test_cli_diff_json_and_fail_on_lost(
     fp: FakeProcess,
@@ -352,6 +345,7 @@ def test_cli_diff_json_and_fail_on_lost(
     fail_on_lost: bool,
     lost: bool,
     code: int,
+    run_cli: Callable[..., int],
 ) -> None:
     root = tmp_path / "root"
     (root / "var" / "lib" / "nixos").mkdir(parents=True)
@@ -362,7 +356,7 @@ def test_cli_diff_json_and_fail_on_lost(
     fp.register(FINDMNT, stdout=findmnt_json(("/", "/dev/sda1")))
     monkeypatch.chdir(tmp_path)
     args = ["diff", "--plan", str(plan_file), "--root", str(root), "--format", "json"]
-    assert run_cli(monkeypatch, *args, *(["--fail-on-lost"] if fail_on_lost else [])) == code
+    assert run_cli(*args, *(["--fail-on-lost"] if fail_on_lost else [])) == code
     document = json.loads(capsys.readouterr().out)
     assert document["method"] == "walk"
     assert document["summary"]["lost"] == (1 if lost else 0)

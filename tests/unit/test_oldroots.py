@@ -15,7 +15,7 @@ import pytest
 from pytest_subprocess import FakeProcess
 from pytest_subprocess.fake_popen import FakePopen
 
-from blankslate import cli, copy, mounts, oldroots, plan
+from blankslate import copy, mounts, oldroots, plan
 from blankslate.errors import BlankslateError
 
 DEVICE = "/dev/vda3"
@@ -413,14 +413,6 @@ def test_recover_needs_a_btrfs_rollback(fp: FakeProcess, the_plan: plan.Plan) ->
 # ------------------------------------------------------------------------------ CLI
 
 
-def run_cli(monkeypatch: pytest.MonkeyPatch, *args: str) -> int:
-    monkeypatch.setattr("sys.argv", ["blankslate", "-q", *args])
-    with pytest.raises(SystemExit) as exited:
-        cli.main()
-    code = exited.value.code
-    return code if isinstance(code, int) else 1
-
-
 def plan_file(the_plan: plan.Plan, tmp_path: Path) -> str:
     path = tmp_path / "plan.json"
     path.write_text(json.dumps(the_plan.to_json()))
@@ -432,12 +424,12 @@ def test_cli_roots_json(
     the_plan: plan.Plan,
     top: Path,
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
+    run_cli: Callable[..., int],
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     fp.register(["btrfs", "qgroup", "show", "--raw", str(top)], returncode=1)
     arguments = ["roots", "--json", "--plan", plan_file(the_plan, tmp_path), "--device", DEVICE]
-    assert run_cli(monkeypatch, *arguments) == 0
+    assert run_cli("-q", *arguments) == 0
     assert [entry["name"] for entry in json.loads(capsys.readouterr().out)] == [
         NEWEST,
         MIDDLE,
@@ -451,11 +443,11 @@ def test_cli_recover_error_is_one_line(
     the_plan: plan.Plan,
     top: Path,
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
+    run_cli: Callable[..., int],
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     arguments = ["recover", "/root/x", "--plan", plan_file(the_plan, tmp_path), "--device", DEVICE]
-    assert run_cli(monkeypatch, *arguments) == 1
+    assert run_cli("-q", *arguments) == 1
     assert capsys.readouterr().err == (
         f"error: /root/x is not persisted, so it has no place in {the_plan.persist_path} "
         "(give --to DIR to copy it into DIR)\n"
