@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 SUBVOLUMES = ("root", "nix", "persist", "log", "home")
@@ -71,3 +74,17 @@ def btrfs_image(
 def blankslate_env() -> dict[str, str]:
     """Runs this checkout's package, whatever is installed."""
     return {**os.environ, "PYTHONPATH": str(REPO / "scripts")}
+
+
+def default_plan(work: Path) -> dict[str, Any]:
+    """The plan `blankslate plan` prints from `work`, run from this checkout."""
+    printed = subprocess.run(
+        [sys.executable, "-m", "blankslate", "plan"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=work,
+        env=blankslate_env(),
+    ).stdout
+    plan: dict[str, Any] = json.loads(printed)
+    return plan

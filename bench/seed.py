@@ -29,7 +29,7 @@ import sys
 import time
 from collections.abc import Callable
 
-from common import blankslate_env, btrfs_image, sh
+from common import blankslate_env, btrfs_image, default_plan, sh
 
 CHUNK = 64 << 20
 
@@ -72,15 +72,7 @@ def main() -> None:
         os.chown(big, 1000, 100)
         sh("sync", "-f", live)
 
-        plan = json.loads(
-            subprocess.run(
-                [sys.executable, "-m", "blankslate", "plan"],
-                capture_output=True,
-                text=True,
-                check=True,
-                cwd=work,
-            ).stdout
-        )
+        plan = default_plan(work)
         plan["persistPath"] = str(persist)
         plan["persistence"] = {"directories": [{"directory": "/var/lib/big"}], "files": []}
         plan_file = work / "plan.json"
