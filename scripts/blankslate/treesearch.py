@@ -60,19 +60,38 @@ LAST_FREE_OBJECTID = 2**64 - 256  # inode numbers stay below it (linux/btrfs_tre
 PROBE_BUFFER_SIZE = 64 << 10  # holds any one item (at most a node)
 
 Items = Iterator[tuple[bytearray, int, int, int, int, int]]
+Key = tuple[int, int, int]  # (objectid, type, offset): the order of the items in a tree
 AddRecord = Callable[[int, int, str, int, int], None]  # inode, parent, name, mode, size
+
+
+def _pack_search(
+    args: bytearray, tree: int, start: Key, last_objectid: int, last_type: int, items: int = U32_MAX
+) -> None:
+    """Set up `args` for a search of `tree` from `start` up to (last_objectid, last_type, any
+    offset), at most `items` items, into the rest of `args`."""
+    objectid, kind, offset = start
+    SEARCH_KEY.pack_into(
+        args, 0, tree, objectid, last_objectid, offset, U64_MAX, 0, U64_MAX,
+        kind, last_type, items, 0, 0, 0, 0, 0,
+    )  # fmt: skip
+    BUF_SIZE_FIELD.pack_into(args, SEARCH_KEY.size, len(args) - ARGS_SIZE)
+
+
+def _key_after(objectid: int, kind: int, offset: int) -> Key:
+    """The first key after this one: where the next batch of a search starts."""
+    if offset < U64_MAX:
+        return objectid, kind, offset + 1
+    if kind < 255:
+        return objectid, kind + 1, 0
+    return objectid + 1, 0, 0
 
 
 def _search(fd: int, tree: int, objectid: tuple[int, int], types: tuple[int, int]) -> Items:
     """(buffer, objectid, offset, type, data offset, data length) of every item in range."""
     args = bytearray(ARGS_SIZE + BUFFER_SIZE)
-    min_objectid, min_type, min_offset = objectid[0], types[0], 0
-    while True:
-        SEARCH_KEY.pack_into(
-            args, 0, tree, min_objectid, objectid[1], min_offset, U64_MAX, 0, U64_MAX,
-            min_type, types[1], U32_MAX, 0, 0, 0, 0, 0,
-        )  # fmt: skip
-        BUF_SIZE_FIELD.pack_into(args, SEARCH_KEY.size, BUFFER_SIZE)
+    start: Key = (objectid[0], types[0], 0)
+    while start[0] <= objectid[1]:
+        _pack_search(args, tree, start, objectid[1], types[1])
         fcntl.ioctl(fd, IOC_TREE_SEARCH_V2, args, True)
         count = COUNT.unpack_from(args, NR_ITEMS_OFFSET)[0]
         if count == 0:
@@ -84,14 +103,7 @@ def _search(fd: int, tree: int, objectid: tuple[int, int], types: tuple[int, int
             position += HEADER.size
             yield args, item_objectid, offset, item_type, position, length
             position += length
-        # Resume after the last key returned (keys compare as (objectid, type, offset)).
-        min_objectid, min_type, min_offset = item_objectid, item_type, offset + 1
-        if offset == U64_MAX:
-            min_offset, min_type = 0, item_type + 1
-            if item_type == 255:
-                min_type, min_objectid = 0, item_objectid + 1
-        if min_objectid > objectid[1]:
-            return
+        start = _key_after(item_objectid, item_type, offset)
 
 
 def subvolume_id(fd: int) -> int:
@@ -165,12 +177,7 @@ class _Stretch:
         self.searched: SimpleQueue[BaseException | None] = SimpleQueue()  # None: done
 
     def prepare(self) -> None:
-        objectid, kind, offset = self.next_key
-        SEARCH_KEY.pack_into(
-            self.args, 0, self.tree, objectid, self.last, offset, U64_MAX, 0, U64_MAX,
-            kind, INODE_EXTREF_KEY, U32_MAX, 0, 0, 0, 0, 0,
-        )  # fmt: skip
-        BUF_SIZE_FIELD.pack_into(self.args, SEARCH_KEY.size, BUFFER_SIZE)
+        _pack_search(self.args, self.tree, self.next_key, self.last, INODE_EXTREF_KEY)
 
 
 class _Searcher:
@@ -262,21 +269,15 @@ def _parse_batch(stretch: _Stretch, add: AddRecord) -> bool:
                 add(inode, parent, name, mode, size)
                 data += name_length
     stretch.inode = (inode, mode, size)
-    # The next batch starts after the last key returned (keys compare as (objectid, type,
-    # offset)).
     _transid, objectid, offset, kind, _length = HEADER.unpack_from(args, header)
-    stretch.next_key = (objectid, kind, offset + 1) if offset != U64_MAX else (objectid + 1, 0, 0)
+    stretch.next_key = _key_after(objectid, kind, offset)
     return True
 
 
-def _first_objectid_from(fd: int, tree: int, objectid: int) -> int | None:
-    """The lowest objectid from `objectid` on (below LAST_FREE_OBJECTID) that has an item."""
-    args = bytearray(ARGS_SIZE + PROBE_BUFFER_SIZE)
-    SEARCH_KEY.pack_into(
-        args, 0, tree, objectid, LAST_FREE_OBJECTID - 1, 0, U64_MAX, 0, U64_MAX,
-        0, 255, 1, 0, 0, 0, 0, 0,
-    )  # fmt: skip
-    BUF_SIZE_FIELD.pack_into(args, SEARCH_KEY.size, PROBE_BUFFER_SIZE)
+def _first_objectid_from(fd: int, tree: int, objectid: int, args: bytearray) -> int | None:
+    """The lowest objectid from `objectid` on (below LAST_FREE_OBJECTID) that has an item;
+    `args` is the buffer to search with."""
+    _pack_search(args, tree, (objectid, 0, 0), LAST_FREE_OBJECTID - 1, 255, items=1)
     fcntl.ioctl(fd, IOC_TREE_SEARCH_V2, args, True)
     if COUNT.unpack_from(args, NR_ITEMS_OFFSET)[0] == 0:
         return None
@@ -285,10 +286,11 @@ def _first_objectid_from(fd: int, tree: int, objectid: int) -> int | None:
 
 def _highest_inode(fd: int, tree: int) -> int:
     """The highest objectid with an item, by bisection with one-item searches."""
+    args = bytearray(ARGS_SIZE + PROBE_BUFFER_SIZE)
     low, high = FIRST_FREE_OBJECTID, LAST_FREE_OBJECTID  # an item at low, none from high on
     while high - low > 1:
         middle = (low + high) // 2
-        found = _first_objectid_from(fd, tree, middle)
+        found = _first_objectid_from(fd, tree, middle, args)
         if found is None:
             high = middle
         else:

@@ -177,11 +177,17 @@ def test_diff_finds_the_device_behind_persist_path(
     assert helpers.mounts_of(device) == []
 
 
+@pytest.mark.parametrize("buffer_size", [None, 32 << 10], ids=["one batch", "many batches"])
 def test_tree_search_and_walk_see_the_same_entries(
-    populated: tuple[str, Path, Path], helpers: ModuleType
+    populated: tuple[str, Path, Path],
+    helpers: ModuleType,
+    monkeypatch: pytest.MonkeyPatch,
+    buffer_size: int | None,
 ) -> None:
     from blankslate import treesearch
 
+    if buffer_size is not None:  # small batches: every search resumes after its last key
+        monkeypatch.setattr(treesearch, "BUFFER_SIZE", buffer_size)
     device, _, _ = populated
     with helpers.mount_top_level(device) as top:
         root = top / "root"
