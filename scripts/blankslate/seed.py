@@ -68,8 +68,8 @@ def _under(path: Path, directory: Path) -> bool:
     return path == directory or directory in path.parents
 
 
-def check_persist_mounted(persist_path: str) -> None:
-    if mounts.mount_at(persist_path) is None:
+def check_persist_mounted(persist_path: str, mount_targets: frozenset[str]) -> None:
+    if os.path.normpath(persist_path) not in mount_targets:
         raise BlankslateError(
             f"persistPath {persist_path} is not mounted (mount it first; seeding it would "
             "write to the root that the next boot erases)"
@@ -121,9 +121,9 @@ def plan_seed(
     plan: Plan, *, root: Path = Path("/"), selection: Sequence[str] = ()
 ) -> list[SeedItem]:
     """What seeding would do with every persisted path (or those in `selection`), by path."""
-    check_persist_mounted(plan.persist_path)
-    base = Path(os.path.abspath(root))
     mount_targets = frozenset(entry.target for entry in mounts.all_mounts())
+    check_persist_mounted(plan.persist_path, mount_targets)
+    base = Path(os.path.abspath(root))
     wanted: list[tuple[str, Kind]] = [
         (directory.directory, "directory") for directory in plan.persistence.directories
     ] + [(persisted.file, "file") for persisted in plan.persistence.files]
