@@ -1,7 +1,7 @@
 """Helpers for the nix tier: evaluate Nix expressions from the repository root.
 
 Every test here needs `nix-instantiate`; the evaluation tests also need
-`<nixpkgs/lib>` and `<impermanence>` on NIX_PATH (see ../shared/tools/nix-offline-setup).
+`<nixpkgs/lib>` and `<impermanence>` on the Nix search path (see README, Development).
 They skip with the reason when those are missing.
 """
 
