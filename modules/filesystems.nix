@@ -1,62 +1,29 @@
-# fileSystems and swapDevices, derived from the same options as the plan, by label.
+# fileSystems and swapDevices, from the plan's derived layout (plan.nix).
+# `options` is a list that nixpkgs defines too (x-initrd.mount for what the
+# initrd mounts, tasks/filesystems.nix): it is set at normal priority so the
+# two concatenate; mkDefault would lose every subvol= to nixpkgs' definition.
+# Scalars stay mkDefault, so a host can replace them.
 { config, lib, ... }:
 let
-  inherit (lib) mkDefault mkIf mkMerge;
+  inherit (lib) mkDefault mkIf;
   cfg = config.blankslate;
-  inherit (cfg) plan;
-  blib = import ./lib.nix { inherit lib; };
-
-  # A missing disk is reported by an assertion; this keeps evaluation going until then.
-  label = if cfg.disk != null then cfg.disk.label else "nixos";
-
-  bootMountpoints = [
-    "/"
-    "/nix"
-    cfg.persistPath
-    "/var/log"
-  ];
-
-  mount = mountpoint: value: lib.nameValuePair mountpoint (lib.mapAttrs (_: mkDefault) value);
+  inherit (cfg._layout) mounts partitions;
 in
 {
-  config = mkIf cfg.enable (mkMerge [
-    (mkIf (cfg.disk != null) {
-      fileSystems = lib.listToAttrs [
-        (mount "/boot" {
-          device = blib.byLabel "BOOT";
-          fsType = "vfat";
-          options = [ "umask=0077" ];
-        })
-      ];
-      swapDevices = mkIf (cfg.disk.swapSize != "0") (mkDefault [ { device = blib.byLabel "swap"; } ]);
-    })
+  config = mkIf cfg.enable {
+    fileSystems = lib.listToAttrs (
+      map (
+        m:
+        lib.nameValuePair m.mountPoint {
+          device = mkDefault m.device;
+          fsType = mkDefault m.fsType;
+          options = mkIf (m.options != [ ]) m.options;
+          neededForBoot = mkDefault m.neededForBoot;
+        }
+      ) mounts
+    );
 
-    (mkIf (plan.btrfs != null) {
-      fileSystems = lib.listToAttrs (
-        map (
-          s:
-          mount s.mountpoint {
-            device = blib.byLabel label;
-            fsType = "btrfs";
-            options = [ "subvol=${s.name}" ] ++ s.options;
-            inherit (s) neededForBoot;
-          }
-        ) plan.btrfs.subvolumes
-      );
-    })
-
-    # Legacy mountpoints: NixOS mounts the datasets, ZFS does not auto-mount them.
-    (mkIf (plan.zfs != null) {
-      fileSystems = lib.listToAttrs (
-        map (
-          d:
-          mount d.mountpoint {
-            device = "${plan.zfs.pool}/${d.name}";
-            fsType = "zfs";
-            neededForBoot = lib.elem d.mountpoint bootMountpoints;
-          }
-        ) plan.zfs.datasets
-      );
-    })
-  ]);
+    # swapDevices is a list nixpkgs leaves empty; no swap partition, no entry.
+    swapDevices = map (p: { inherit (p) device; }) (lib.filter (p: p.format == "swap") partitions);
+  };
 }

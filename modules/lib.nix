@@ -1,17 +1,91 @@
 # Pure helpers for the blankslate modules. No config, no pkgs: each
 # function maps its input to its output as in the comment above it.
+# The validation rules here are the ones `blankslate plan` applies
+# (scripts/blankslate/plan.py); tests/nix/test_rules.py feeds both the same
+# bad values.
 { lib }:
 let
   inherit (lib)
+    all
     any
     foldl'
     hasPrefix
+    splitString
     stringLength
     ;
 in
 rec {
   # "nixos" -> "/dev/disk/by-label/nixos"
   byLabel = label: "/dev/disk/by-label/${label}";
+
+  # "rpool" -> "/dev/disk/by-partlabel/rpool"
+  byPartLabel = name: "/dev/disk/by-partlabel/${name}";
+
+  # Filesystem labels of the ESP and the swap partition; the main one is disk.label.
+  espLabel = "BOOT";
+  swapLabel = "swap";
+
+  # "8GiB" -> true ; "512M" -> true ; "0" -> true ; "8 gigs" -> false
+  isSize = s: builtins.match "[0-9]+([KMGT](i?B)?|B)?" s != null;
+
+  # "0" -> true ; "0GiB" -> true ; "8GiB" -> false
+  isZeroSize = s: isSize s && builtins.match "0+[^0-9]*" s != null;
+
+  # "/var/lib" -> true ; "/" -> true ; "/a/../b" "/a/" "a" "/a//b" "/a/." -> false
+  isNormalPath =
+    p:
+    p == "/"
+    || (
+      builtins.match "(/[^/[:cntrl:]]+)+" p != null
+      && all (c: c != "." && c != "..") (lib.tail (splitString "/" p))
+    );
+
+  # "root" -> true ; "safe/persist" -> true ; "/root" "a/../b" "a b" ".." -> false
+  # (no component may start with '.', so '.' and '..' never pass)
+  isRelativeName =
+    n:
+    builtins.match "[A-Za-z0-9_@+-][A-Za-z0-9_.@+-]*(/[A-Za-z0-9_@+-][A-Za-z0-9_.@+-]*)*" n != null;
+
+  # One path component for a label or pool: "nixos" -> true ; "a/b" -> false
+  isLabel = n: builtins.match "[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}" n != null;
+
+  # ZFS dataset (relative to the pool) and snapshot names, as zfs-rollback.bash checks them.
+  isDatasetName = n: builtins.match "[A-Za-z0-9_][A-Za-z0-9_.:-]*(/[A-Za-z0-9_][A-Za-z0-9_.:-]*)*" n != null;
+
+  # The types of the blankslate options: a bad value fails evaluation with the option's name.
+  types = {
+    size = lib.types.addCheck lib.types.str isSize // {
+      name = "size";
+      description = "size (digits, optionally K, M, G or T with an optional iB or B: 512MiB, 8GiB, 0)";
+    };
+    tmpfsSize = lib.types.addCheck lib.types.str (s: isSize s || builtins.match "[1-9][0-9]?%|100%" s != null) // {
+      name = "tmpfsSize";
+      description = "tmpfs size (a size such as 2G, or a percentage of memory such as 25%)";
+    };
+    absolutePath = lib.types.addCheck lib.types.str isNormalPath // {
+      name = "absolutePath";
+      description = "absolute, normalised path (no '.', '..' or empty component, no trailing '/')";
+    };
+    subvolumeName = lib.types.addCheck lib.types.str isRelativeName // {
+      name = "subvolumeName";
+      description = "subvolume name relative to the top level (letters, digits, _ . @ + -; '/' between components; no '.' or '..')";
+    };
+    datasetName = lib.types.addCheck lib.types.str isDatasetName // {
+      name = "datasetName";
+      description = "ZFS dataset name relative to the pool (letters, digits, _ . : -; '/' between components)";
+    };
+    label = lib.types.addCheck lib.types.str isLabel // {
+      name = "label";
+      description = "filesystem label or pool name (letters, digits, _ . -; at most 32 characters)";
+    };
+  };
+
+  # [ "a" "b" "a" ] -> [ "a" ]
+  duplicates =
+    list:
+    lib.unique (
+      lib.filter (x: lib.length (lib.filter (y: y == x) list) > 1) list
+    );
 
   # "/var/lib/nixos" -> { directory = "/var/lib/nixos"; user = "root"; group = "root"; mode = "0755"; }
   # { directory = "/srv"; mode = "0700"; } -> { directory = "/srv"; user = "root"; group = "root"; mode = "0700"; }
@@ -65,6 +139,18 @@ rec {
     lib.findFirst (fs: fs != null) null (
       lib.mapAttrsToList (name: fs: if (fs.mountPoint or name) == mountpoint then fs else null) fileSystems
     );
+
+  # [ { mountPoint = "/nix"; } { mountPoint = "/"; } { mountPoint = "/nix/store"; } ]
+  #   -> [ { mountPoint = "/"; } { mountPoint = "/nix"; } { mountPoint = "/nix/store"; } ]
+  # Parents before children: the order to mount them in.
+  sortMounts =
+    mounts:
+    let
+      depth = m: if m.mountPoint == "/" then 0 else lib.length (splitString "/" m.mountPoint);
+    in
+    lib.sort (
+      a: b: if depth a != depth b then depth a < depth b else a.mountPoint < b.mountPoint
+    ) mounts;
 
   # ./x.bash [ "a" "b c" ] -> "bash -c '<text of x.bash>' x.bash 'a' 'b c'"
   # For the scripted initrd, which holds no store paths: the script travels inline.

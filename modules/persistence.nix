@@ -4,7 +4,9 @@
 let
   cfg = config.blankslate;
   blib = import ./lib.nix { inherit lib; };
-  varLogIsOwnFilesystem = blib.isMountpoint "/var/log" (blib.mountpointsOf config.fileSystems);
+  # From our own layout, never config.fileSystems: impermanence before September 2025
+  # defines fileSystems from the persistence lists, which would close a loop.
+  varLogIsOwnFilesystem = blib.isMountpoint "/var/log" (map (m: m.mountPoint) cfg._layout.mounts);
 in
 {
   config = lib.mkIf cfg.enable (

@@ -1,92 +1,255 @@
 # The plan: every fact the Python tool needs, computed from the options
-# (plan v1 of DESIGN.md) and installed as /etc/blankslate/plan.json.
+# (plan v2, see the README) and installed as /etc/blankslate/plan.json.
+# The derived layout (partitions, mount table) is computed here once and read
+# by filesystems.nix, the rollback units and the Python tool alike.
 { config, lib, ... }:
 let
   cfg = config.blankslate;
   blib = import ./lib.nix { inherit lib; };
   onTmpfs = cfg.rollback == "tmpfs";
+  onZfs = cfg.rollback == "zfs";
+  # tmpfs keeps btrfs for /nix and the persisted subvolumes, without a root to roll back.
+  onBtrfs = cfg.rollback == "btrfs" || (onTmpfs && cfg.disk != null);
+
+  # Mountpoints that must be mounted in the initrd, before activation.
+  bootMountpoints = [
+    "/"
+    "/nix"
+    cfg.persistPath
+    "/var/log"
+  ];
+
+  # --- partitions: ESP, swap unless its size is zero, the main partition --------------------
+  mainPartition =
+    if onZfs then
+      {
+        name = cfg.disk.label;
+        type = "bf00";
+        size = null;
+        format = "zfs";
+        label = cfg.zfs.pool;
+        device = blib.byPartLabel cfg.disk.label;
+      }
+    else
+      {
+        name = cfg.disk.label;
+        type = "8300";
+        size = null;
+        format = "btrfs";
+        inherit (cfg.disk) label;
+        device = blib.byLabel cfg.disk.label;
+      };
+
+  partitions = lib.optionals (cfg.disk != null) (
+    [
+      {
+        name = "ESP";
+        type = "ef00";
+        size = cfg.disk.espSize;
+        format = "vfat";
+        label = blib.espLabel;
+        device = blib.byLabel blib.espLabel;
+      }
+    ]
+    ++ lib.optional (!blib.isZeroSize cfg.disk.swapSize) {
+      name = "swap";
+      type = "8200";
+      size = cfg.disk.swapSize;
+      format = "swap";
+      label = blib.swapLabel;
+      device = blib.byLabel blib.swapLabel;
+    }
+    ++ [ mainPartition ]
+  );
+
+  # --- the mount table ------------------------------------------------------------------------
+  tmpfsRoot = lib.optional onTmpfs {
+    mountPoint = "/";
+    # nixpkgs' own default for special filesystems (tasks/filesystems.nix): the type.
+    device = "tmpfs";
+    fsType = "tmpfs";
+    # 755: a tmpfs root defaults to 1777, which sshd's StrictModes and others refuse.
+    options = [
+      "mode=755"
+      "size=${cfg.tmpfs.size}"
+    ];
+    neededForBoot = true;
+  };
+
+  subvolumeMounts = lib.optionals (onBtrfs && cfg.disk != null) (
+    map (s: {
+      mountPoint = s.mountpoint;
+      inherit (mainPartition) device;
+      fsType = "btrfs";
+      options = [ "subvol=${s.name}" ] ++ s.options;
+      inherit (s) neededForBoot;
+    }) cfg.btrfs.subvolumes
+  );
+
+  # Legacy mountpoints: NixOS mounts the datasets, ZFS does not auto-mount them.
+  datasetMounts = lib.optionals onZfs (
+    map (d: {
+      mountPoint = d.mountpoint;
+      device = "${cfg.zfs.pool}/${d.name}";
+      fsType = "zfs";
+      options = [ ];
+      neededForBoot = lib.elem d.mountpoint bootMountpoints;
+    }) cfg.zfs.datasets
+  );
+
+  espMount = lib.optional (cfg.disk != null) {
+    mountPoint = "/boot";
+    device = blib.byLabel blib.espLabel;
+    fsType = "vfat";
+    # What nixos-generate-config writes for an ESP: only root reads the boot loader's files.
+    options = [
+      "fmask=0077"
+      "dmask=0077"
+    ];
+    neededForBoot = false;
+  };
+
+  mounts = blib.sortMounts (tmpfsRoot ++ subvolumeMounts ++ datasetMounts ++ espMount);
+
+  # --- checks that types alone cannot make: each names the option at fault --------------------
+  subvolumeNames = map (s: s.name) cfg.btrfs.subvolumes;
+  datasetNames = map (d: d.name) cfg.zfs.datasets;
+  nested = a: b: a == b || lib.hasPrefix "${a}/" b || lib.hasPrefix "${b}/" a;
+  check = ok: message: lib.optional (!ok) "blankslate: ${message}";
+  duplicatesIn =
+    option: what: values:
+    map (v: "blankslate: ${option}: ${what} ${builtins.toJSON v} appears twice") (blib.duplicates values);
+
+  layoutErrors =
+    check (cfg.persistPath != "/") "persistPath cannot be / (it is erased at every boot)"
+    ++ check (cfg.rollback == "none" || cfg.disk != null) "rollback \"${cfg.rollback}\" needs blankslate.disk"
+    ++ lib.optionals (cfg.disk != null) (
+      check (!blib.isZeroSize cfg.disk.espSize) "disk.espSize cannot be zero (the ESP holds the boot loader)"
+    )
+    ++ check (!lib.elem "/" (map (d: d.directory) cfg.persistence.directories)) "persistence.directories: \"/\" cannot be persisted whole; persist the subdirectories that hold state"
+    ++ lib.concatMap (
+      name: check (builtins.match "[a-z_][a-z0-9_-]*" name != null) "users.${builtins.toJSON name}: not a valid user name"
+    ) (lib.attrNames cfg.users)
+    ++ lib.optionals onBtrfs (
+      duplicatesIn "blankslate.btrfs.subvolumes" "mountpoint" (map (s: s.mountpoint) cfg.btrfs.subvolumes)
+      ++ duplicatesIn "blankslate.btrfs.subvolumes" "name" subvolumeNames
+    )
+    ++ lib.optionals (cfg.rollback == "btrfs") (
+      let
+        inherit (cfg.btrfs) rootSubvolume blankSnapshot;
+        old = cfg.btrfs.oldRoots.subvolume;
+      in
+      check (rootSubvolume != null && blankSnapshot != null) "rollback \"btrfs\" needs btrfs.rootSubvolume and btrfs.blankSnapshot"
+      ++ lib.optionals (rootSubvolume != null && blankSnapshot != null) (
+        check (lib.elem rootSubvolume subvolumeNames) "btrfs.rootSubvolume \"${rootSubvolume}\" is not one of btrfs.subvolumes"
+        ++ check (!nested blankSnapshot rootSubvolume) "btrfs.blankSnapshot \"${blankSnapshot}\" and btrfs.rootSubvolume \"${rootSubvolume}\" are the same or nested; the rollback would replace the root with itself"
+        ++ check (!lib.any (nested blankSnapshot) subvolumeNames) "btrfs.blankSnapshot \"${blankSnapshot}\" is, or nests with, one of btrfs.subvolumes"
+        ++ check (!lib.any (nested old) (subvolumeNames ++ [ blankSnapshot ])) "btrfs.oldRoots.subvolume \"${old}\" is, or nests with, a subvolume or the blank snapshot"
+      )
+    )
+    ++ lib.optionals onTmpfs (
+      check (!lib.any (s: s.mountpoint == "/") cfg.btrfs.subvolumes) "rollback \"tmpfs\" mounts / as tmpfs; remove the btrfs subvolume mounted on /"
+    )
+    ++ lib.optionals onZfs (
+      duplicatesIn "blankslate.zfs.datasets" "mountpoint" (map (d: d.mountpoint) cfg.zfs.datasets)
+      ++ duplicatesIn "blankslate.zfs.datasets" "name" datasetNames
+      ++ check (lib.any (d: d.name == cfg.zfs.rootDataset && d.mountpoint == "/") cfg.zfs.datasets) "zfs.rootDataset \"${cfg.zfs.rootDataset}\" must be one of zfs.datasets, mounted on /"
+    );
+
+  plan = {
+    version = 2;
+    hostName = config.networking.hostName;
+    inherit (cfg) rollback persistPath;
+
+    disk =
+      if cfg.disk == null then
+        null
+      else
+        {
+          inherit (cfg.disk) device;
+          inherit partitions;
+        };
+
+    inherit mounts;
+
+    btrfs =
+      if onBtrfs then
+        {
+          rootSubvolume = if onTmpfs then null else cfg.btrfs.rootSubvolume;
+          blankSnapshot = if onTmpfs then null else cfg.btrfs.blankSnapshot;
+          oldRoots =
+            if onTmpfs then null else { inherit (cfg.btrfs.oldRoots) subvolume keepDays keepNewest; };
+          subvolumes = subvolumeNames;
+        }
+      else
+        null;
+
+    zfs =
+      if onZfs then
+        {
+          inherit (cfg.zfs) pool rootDataset blankSnapshot;
+          datasets = datasetNames;
+        }
+      else
+        null;
+
+    tmpfs = if onTmpfs then { inherit (cfg.tmpfs) size; } else null;
+
+    persistence = {
+      directories = blib.uniqueBy "directory" (
+        map (d: {
+          inherit (d)
+            directory
+            user
+            group
+            mode
+            ;
+        }) cfg.persistence.directories
+      );
+      files = blib.uniqueBy "file" (map (f: { inherit (f) file; }) cfg.persistence.files);
+    };
+
+    # attrNames is sorted, so users come out sorted by name.
+    users = map (name: {
+      inherit name;
+      hashedPasswordFile = "${cfg.persistPath}/passwords/${name}";
+    }) (lib.attrNames cfg.users);
+
+    sshHostKeys = [ "${cfg.persistPath}/etc/ssh/ssh_host_ed25519_key" ];
+
+    audit = { inherit (cfg.audit) ignore; };
+  };
 in
 {
-  options.blankslate.plan = lib.mkOption {
-    type = lib.types.attrs;
-    readOnly = true;
-    internal = true;
-    description = "Plan v1 handed to the blankslate tool (computed, do not set).";
+  options.blankslate = {
+    plan = lib.mkOption {
+      type = lib.types.attrs;
+      readOnly = true;
+      internal = true;
+      description = "Plan v2 handed to the blankslate tool (computed, do not set). Evaluating it fails on a layout that cannot work.";
+    };
+    _layout = lib.mkOption {
+      type = lib.types.attrs;
+      readOnly = true;
+      internal = true;
+      description = "The derived layout (partitions, mounts) before its checks; the modules read it, so assertions can report every error at once.";
+    };
+    _layoutErrors = lib.mkOption {
+      type = lib.types.listOf lib.types.str;
+      readOnly = true;
+      internal = true;
+      description = "What is wrong with the layout; empty when it can work.";
+    };
   };
 
   config = {
-    blankslate.plan = {
-      version = 1;
-      hostName = config.networking.hostName;
-      inherit (cfg) rollback persistPath;
-
-      disk =
-        if cfg.disk == null then
-          null
-        else
-          {
-            inherit (cfg.disk)
-              device
-              espSize
-              swapSize
-              label
-              ;
-          };
-
-      # tmpfs keeps btrfs for /nix and the persisted subvolumes, without a root to roll back.
-      btrfs =
-        if cfg.rollback == "btrfs" || (onTmpfs && cfg.disk != null) then
-          {
-            rootSubvolume = if onTmpfs then null else cfg.btrfs.rootSubvolume;
-            blankSnapshot = if onTmpfs then null else cfg.btrfs.blankSnapshot;
-            oldRoots = if onTmpfs then null else { inherit (cfg.btrfs.oldRoots) subvolume keepDays; };
-            subvolumes = map (s: {
-              inherit (s)
-                name
-                mountpoint
-                options
-                neededForBoot
-                ;
-            }) cfg.btrfs.subvolumes;
-          }
-        else
-          null;
-
-      zfs =
-        if cfg.rollback == "zfs" then
-          {
-            inherit (cfg.zfs) pool rootDataset blankSnapshot;
-            datasets = map (d: { inherit (d) name mountpoint; }) cfg.zfs.datasets;
-          }
-        else
-          null;
-
-      tmpfs = if onTmpfs then { inherit (cfg.tmpfs) size; } else null;
-
-      persistence = {
-        directories = blib.uniqueBy "directory" (
-          map (d: {
-            inherit (d)
-              directory
-              user
-              group
-              mode
-              ;
-          }) cfg.persistence.directories
-        );
-        files = blib.uniqueBy "file" (map (f: { inherit (f) file; }) cfg.persistence.files);
-      };
-
-      # attrNames is sorted, so users come out sorted by name.
-      users = map (name: {
-        inherit name;
-        hashedPasswordFile = "${cfg.persistPath}/passwords/${name}";
-      }) (lib.attrNames cfg.users);
-
-      sshHostKeys = [ "${cfg.persistPath}/etc/ssh/ssh_host_ed25519_key" ];
-
-      audit = { inherit (cfg.audit) ignore; };
+    blankslate._layout = {
+      inherit partitions mounts;
+      mainDevice = if cfg.disk == null then null else mainPartition.device;
     };
+    blankslate._layoutErrors = layoutErrors;
+    blankslate.plan =
+      if layoutErrors == [ ] then plan else throw (lib.concatStringsSep "\n" layoutErrors);
 
     environment.etc = lib.mkIf cfg.enable (
       {

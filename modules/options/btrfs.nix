@@ -2,6 +2,7 @@
 { config, lib, ... }:
 let
   inherit (lib) mkOption types;
+  btypes = (import ../lib.nix { inherit lib; }).types;
   cfg = config.blankslate;
 
   # Mountpoints that must be mounted in the initrd, before activation.
@@ -17,10 +18,10 @@ let
     {
       options = {
         name = mkOption {
-          type = types.str;
+          type = btypes.subvolumeName;
           description = "Subvolume name, relative to the filesystem's top level.";
         };
-        mountpoint = mkOption { type = types.str; };
+        mountpoint = mkOption { type = btypes.absolutePath; };
         options = mkOption {
           type = types.listOf types.str;
           default = [
@@ -64,29 +65,35 @@ in
 {
   options.blankslate.btrfs = {
     rootSubvolume = mkOption {
-      type = types.nullOr types.str;
+      type = types.nullOr btypes.subvolumeName;
       default = "root";
       description = "Subvolume mounted on / and replaced at every boot.";
     };
     blankSnapshot = mkOption {
-      type = types.nullOr types.str;
+      type = types.nullOr btypes.subvolumeName;
       default = "root-blank";
       description = "Read-only snapshot of the empty root, taken at install time.";
     };
     oldRoots = {
       subvolume = mkOption {
-        type = types.str;
+        type = btypes.subvolumeName;
         default = "old_roots";
         description = "Where previous roots are kept, named by the UTC time of the rollback.";
       };
       keepDays = mkOption {
-        type = types.ints.unsigned;
+        # btrfs-rollback.bash refuses more than six digits.
+        type = types.ints.between 0 999999;
         default = 30;
         description = "Old roots older than this are deleted; 0 deletes them at once.";
       };
+      keepNewest = mkOption {
+        type = types.ints.between 0 999999;
+        default = 3;
+        description = "The newest old roots (by creation time) kept whatever their age or the clock says.";
+      };
     };
     cryptsetupName = mkOption {
-      type = types.nullOr types.str;
+      type = types.nullOr btypes.label;
       default = null;
       example = "cryptroot";
       description = "LUKS mapping the btrfs device sits on; the rollback waits for systemd-cryptsetup@<name>.";

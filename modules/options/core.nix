@@ -2,6 +2,7 @@
 { lib, ... }:
 let
   inherit (lib) mkOption types;
+  btypes = (import ../lib.nix { inherit lib; }).types;
 in
 {
   options.blankslate = {
@@ -23,7 +24,7 @@ in
     };
 
     persistPath = mkOption {
-      type = types.str;
+      type = btypes.absolutePath;
       default = "/persist";
       description = "Mountpoint of the persistent storage; it must be mounted in the initrd.";
     };
@@ -35,25 +36,25 @@ in
         types.submodule {
           options = {
             device = mkOption {
-              type = types.nullOr types.str;
+              type = types.nullOr btypes.absolutePath;
               default = null;
               example = "/dev/vda";
               description = "Whole disk to partition; null: the installer asks for --disk or --image.";
             };
             espSize = mkOption {
-              type = types.str;
+              type = btypes.size;
               default = "1GiB";
               description = "Size of the EFI system partition (label BOOT).";
             };
             swapSize = mkOption {
-              type = types.str;
+              type = btypes.size;
               default = "8GiB";
-              description = ''Size of the swap partition (label swap); "0" for none.'';
+              description = ''Size of the swap partition (label swap); zero ("0", "0G") for none.'';
             };
             label = mkOption {
-              type = types.str;
+              type = btypes.label;
               default = "nixos";
-              description = "Label of the main partition's filesystem.";
+              description = "Label of the main partition's filesystem (btrfs), or the pool's name (zfs).";
             };
           };
         }
@@ -61,7 +62,7 @@ in
     };
 
     tmpfs.size = mkOption {
-      type = types.str;
+      type = btypes.tmpfsSize;
       default = "2G";
       description = ''Size of the tmpfs root when rollback is "tmpfs".'';
     };

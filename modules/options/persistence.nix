@@ -3,10 +3,11 @@
 let
   inherit (lib) mkOption types;
   blib = import ../lib.nix { inherit lib; };
+  btypes = blib.types;
 
   directory = types.submodule {
     options = {
-      directory = mkOption { type = types.str; };
+      directory = mkOption { type = btypes.absolutePath; };
       user = mkOption {
         type = types.str;
         default = "root";
@@ -16,14 +17,14 @@ let
         default = "root";
       };
       mode = mkOption {
-        type = types.str;
+        type = types.strMatching "0?[0-7]{3,4}";
         default = "0755";
       };
     };
   };
 
   file = types.submodule {
-    options.file = mkOption { type = types.str; };
+    options.file = mkOption { type = btypes.absolutePath; };
   };
 in
 {

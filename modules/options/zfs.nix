@@ -2,22 +2,23 @@
 { config, lib, ... }:
 let
   inherit (lib) mkOption types;
+  btypes = (import ../lib.nix { inherit lib; }).types;
   cfg = config.blankslate;
 in
 {
   options.blankslate.zfs = {
     pool = mkOption {
-      type = types.str;
+      type = btypes.label;
       default = if cfg.disk != null then cfg.disk.label else "rpool";
       defaultText = lib.literalExpression ''if disk != null then disk.label else "rpool"'';
     };
     rootDataset = mkOption {
-      type = types.str;
+      type = btypes.datasetName;
       default = "root";
       description = "Dataset mounted on /, rolled back at every boot.";
     };
     blankSnapshot = mkOption {
-      type = types.str;
+      type = btypes.datasetName;
       default = "blank";
       description = "Snapshot of the empty root dataset: <pool>/<rootDataset>@<blankSnapshot>.";
     };
@@ -41,8 +42,8 @@ in
       type = types.listOf (
         types.submodule {
           options = {
-            name = mkOption { type = types.str; };
-            mountpoint = mkOption { type = types.str; };
+            name = mkOption { type = btypes.datasetName; };
+            mountpoint = mkOption { type = btypes.absolutePath; };
           };
         }
       );

@@ -1,6 +1,6 @@
 # rollback "btrfs": in the initrd, before / is mounted, move the root subvolume
 # to old_roots/<UTC time> and snapshot a fresh root from the blank snapshot.
-# The work is done by ./btrfs-rollback.bash (contract in DESIGN.md), the same
+# The work is done by ./btrfs-rollback.bash (contract in the README), the same
 # file the integration tests run against a real filesystem.
 {
   config,
@@ -13,8 +13,7 @@ let
   cfg = config.blankslate;
   systemdInitrd = config.boot.initrd.systemd.enable;
   blib = import ../lib.nix { inherit lib; };
-  label = if cfg.disk != null then cfg.disk.label else "nixos";
-  device = blib.byLabel label;
+  device = cfg._layout.mainDevice;
   # dev-disk-by\x2dlabel-nixos.device: the device itself, not
   # initrd-root-device.target, which may be reached before it appears (systemd#24904).
   deviceUnit = "${utils.escapeSystemdPath device}.device";
@@ -29,17 +28,6 @@ let
     cfg.btrfs.oldRoots.subvolume
     (toString cfg.btrfs.oldRoots.keepDays)
   ];
-
-  # Everything the script calls; PATH is pinned to exactly these.
-  tools = with pkgs; [
-    bash
-    coreutils
-    util-linux
-    btrfs-progs
-    findutils
-    gnugrep
-    gnused
-  ];
 in
 {
   # Conditions on boot.initrd.systemd.enable sit on the leaves they guard, so
@@ -49,8 +37,14 @@ in
       systemd.enable = lib.mkDefault true;
       supportedFilesystems = [ "btrfs" ];
 
-      # Only read when systemd runs the initrd.
-      systemd.initrdBin = tools;
+      # The unit runs with the initrd's PATH, /bin:/sbin (systemd/initrd.nix):
+      # bash, coreutils, mount and umount are there already, btrfs-progs comes
+      # with btrfs in supportedFilesystems; find is ours to add. No `path`:
+      # it would replace /bin with store paths the initrd may not hold.
+      systemd.initrdBin = [
+        pkgs.btrfs-progs
+        pkgs.findutils
+      ];
       systemd.services.blankslate-rollback = {
         description = "blankslate: reset / to the blank btrfs snapshot";
         wantedBy = [ "initrd.target" ];
@@ -63,9 +57,10 @@ in
         ++ cryptUnits;
         before = [ "sysroot.mount" ];
         unitConfig.DefaultDependencies = "no";
-        serviceConfig.Type = "oneshot";
-        path = tools;
-        script = "bash ${./btrfs-rollback.bash} ${lib.escapeShellArgs args}";
+        serviceConfig = {
+          Type = "oneshot";
+          ExecStart = "/bin/bash ${utils.escapeSystemdExecArgs ([ "${./btrfs-rollback.bash}" ] ++ args)}";
+        };
       };
       # The script file itself must be in the initrd, not only the unit that names it.
       systemd.storePaths = [ "${./btrfs-rollback.bash}" ];

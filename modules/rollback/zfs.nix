@@ -4,6 +4,7 @@
   config,
   lib,
   pkgs,
+  utils,
   ...
 }:
 let
@@ -20,6 +21,9 @@ in
   # Conditions on boot.initrd.systemd.enable sit on the leaves they guard.
   config = lib.mkIf (cfg.enable && cfg.rollback == "zfs") {
     boot.supportedFilesystems = [ "zfs" ];
+    # by-id is empty for virtio disks without a serial (nixpkgs#156897); every GPT
+    # partition has a PARTUUID link.
+    boot.zfs.devNodes = lib.mkDefault "/dev/disk/by-partuuid";
     # The cache lets the pool import by its known devices after a reset.
     blankslate.persistence.files = [ "/etc/zfs/zpool.cache" ];
 
@@ -27,7 +31,9 @@ in
       systemd.enable = lib.mkDefault true;
       supportedFilesystems = [ "zfs" ];
 
-      # Only read when systemd runs the initrd.
+      # The unit runs with the initrd's PATH, /bin:/sbin (systemd/initrd.nix), where
+      # nixpkgs' zfs module puts zfs and zpool (extraBin). No `path`: it would
+      # replace /bin with store paths the initrd may not hold.
       systemd.services.blankslate-rollback = {
         description = "blankslate: roll / back to the blank ZFS snapshot";
         wantedBy = [ "initrd.target" ];
@@ -35,12 +41,10 @@ in
         after = [ importUnit ];
         before = [ "sysroot.mount" ];
         unitConfig.DefaultDependencies = "no";
-        serviceConfig.Type = "oneshot";
-        path = [
-          pkgs.bash
-          config.boot.zfs.package
-        ];
-        script = "bash ${./zfs-rollback.bash} ${lib.escapeShellArgs args}";
+        serviceConfig = {
+          Type = "oneshot";
+          ExecStart = "/bin/bash ${utils.escapeSystemdExecArgs ([ "${./zfs-rollback.bash}" ] ++ args)}";
+        };
       };
       # The script file itself must be in the initrd, not only the unit that names it.
       systemd.storePaths = [ "${./zfs-rollback.bash}" ];

@@ -1,7 +1,8 @@
 # Evaluates the blankslate modules (optionally with a host) without nixpkgs'
 # NixOS modules: <nixpkgs/lib> for the module system, the real impermanence
-# module for environment.persistence, and one freeform catch-all for every
-# NixOS option neither declares. Used by test_eval.py.
+# module for environment.persistence, and ./nixos-model.nix for the NixOS
+# options our modules set, with nixpkgs' own definitions on them. No
+# freeform catch-all: `_module.check` rejects any option nobody declares.
 {
   host ? null,
   extraModules ? [ ],
@@ -13,30 +14,8 @@ let
   lib = import <nixpkgs/lib>;
   repo = ../..;
 
-  # Catch-all value type: attrsets merge recursively, lists concatenate (like
-  # listOf), anything else must agree. Priorities and mkIf are handled by the
-  # module system at every level through lazyAttrsOf. A value whose every
-  # definition is under a false mkIf reads as { } (NixOS's fileSystems default).
-  catchAll = lib.mkOptionType {
-    name = "catchAll";
-    description = "undeclared NixOS option value";
-    emptyValue.value = { };
-    merge =
-      loc: defs:
-      let
-        values = map (d: d.value) defs;
-      in
-      if lib.all (v: lib.isAttrs v && !lib.isDerivation v) values then
-        (lib.types.lazyAttrsOf catchAll).merge loc defs
-      else if lib.all lib.isList values then
-        lib.concatLists values
-      else
-        lib.mergeEqualOption loc defs;
-  };
-
-  # Reproduced from nixpkgs nixos/lib/utils.nix (not part of nixpkgs.lib):
-  # impermanence and the rollback units need these two.
-  utils = {
+  # nixos/lib/utils.nix is not part of nixpkgs.lib; these are written from it.
+  utils = rec {
     pathsNeededForBoot = [
       "/"
       "/nix"
@@ -48,6 +27,7 @@ let
       "/etc"
       "/usr"
     ];
+    # "/dev/disk/by-label/my-root" -> "dev-disk-by\x2dlabel-my\x2droot"
     escapeSystemdPath =
       s:
       let
@@ -64,19 +44,43 @@ let
           )
         )
       );
+    # Exec* lines: each argument JSON-quoted, % and $ doubled.
+    escapeSystemdExecArg =
+      arg: lib.replaceStrings [ "%" "$" ] [ "%%" "$$" ] (builtins.toJSON (toString arg));
+    escapeSystemdExecArgs = lib.concatMapStringsSep " " escapeSystemdExecArg;
   };
 
-  # impermanence only calls pkgs.callPackage ./lib.nix { } outside of the
-  # derivations it builds; anything else in pkgs is absent, so forcing a
-  # value that needs a package fails loudly instead of faking one.
-  pkgs = {
-    callPackage = fn: args: import fn ({ inherit lib; } // args);
+  # Stand-in derivations: a name and a store path, nothing to build. Forcing a
+  # package's contents fails loudly instead of faking them.
+  fakePackage = name: {
+    type = "derivation";
+    inherit name;
+    pname = name;
+    outPath = "/nix/store/00000000000000000000000000000000-${name}";
   };
+  pkgs =
+    lib.genAttrs [
+      "bash"
+      "bashInteractive"
+      "btrfs-progs"
+      "coreutils"
+      "findutils"
+      "gawk"
+      "kmod"
+      "less"
+      "systemd"
+      "util-linux"
+      "zfs"
+    ] fakePackage
+    // {
+      # impermanence calls pkgs.callPackage ./lib.nix { } outside of the derivations it builds.
+      callPackage = fn: args: import fn ({ inherit lib; } // args);
+    };
 
   evaluated = lib.evalModules {
     specialArgs = { inherit pkgs utils; };
     modules = [
-      { freeformType = lib.types.lazyAttrsOf catchAll; }
+      (import ./nixos-model.nix { inherit pkgs; })
     ]
     ++ (
       if viaDefaultNix then
@@ -91,10 +95,10 @@ let
     ++ extraModules;
   };
 
-  failed = lib.filter (a: !a.assertion) (evaluated.config.assertions or [ ]);
+  failed = lib.filter (a: !a.assertion) evaluated.config.assertions;
 in
 {
   inherit (evaluated) config options;
-  inherit lib utils;
+  inherit lib utils pkgs;
   failedAssertions = map (a: a.message) failed;
 }

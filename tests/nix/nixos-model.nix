@@ -1,0 +1,560 @@
+# A model of the NixOS options the blankslate modules and hosts set, and of the
+# nixpkgs definitions that meet ours on them. Written for these tests from
+# reading the nixpkgs sources (each block names the file it mirrors); no
+# nixpkgs code is copied. There is no freeform catch-all: a misspelled or
+# removed option fails with `_module.check`. Options only impermanence sets
+# (systemd.services, systemd.mounts, system.activationScripts, ...) are
+# declared with loose types, since none of ours meets them.
+#
+# pkgs is a set of stand-in derivations: names and store paths, no contents.
+# tests/integration/test_initrd_path.py maps the initrd's packages to the
+# programs they hold.
+{ pkgs }:
+{
+  config,
+  lib,
+  utils,
+  ...
+}:
+let
+  inherit (lib) mkOption types;
+
+  nonEmptyStr = types.addCheck types.str (s: builtins.match "[ \t\n]*" s == null);
+  # A list of names becomes an attribute set of `true` (tasks/filesystems.nix, stage-1.nix).
+  attrNamesToTrue = types.coercedTo (types.listOf types.str) (
+    names: lib.genAttrs names (_: true)
+  ) (types.attrsOf types.bool);
+  enabled = set: lib.attrNames (lib.filterAttrs (_: on: on) set);
+  loose = types.attrsOf types.anything;
+
+  # nixos/lib/utils.nix: fsNeededForBoot.
+  fsNeededForBoot = fs: fs.neededForBoot || lib.elem fs.mountPoint utils.pathsNeededForBoot;
+  # nixos/modules/tasks/filesystems.nix: specialFSTypes.
+  specialFSTypes = [
+    "proc"
+    "sysfs"
+    "tmpfs"
+    "ramfs"
+    "devtmpfs"
+    "devpts"
+  ];
+
+  # nixos/modules/tasks/filesystems.nix (coreFileSystemOpts, fileSystemOpts) and
+  # nixos/modules/system/boot/stage-1.nix (neededForBoot).
+  fileSystemModule =
+    { name, config, ... }:
+    {
+      options = {
+        mountPoint = mkOption {
+          type = types.addCheck nonEmptyStr (s: builtins.match ".+/" s == null);
+          default = name;
+        };
+        device = mkOption {
+          type = types.nullOr nonEmptyStr;
+          default = null;
+        };
+        label = mkOption {
+          type = types.nullOr nonEmptyStr;
+          default = null;
+        };
+        fsType = mkOption {
+          type = nonEmptyStr;
+          default = "auto";
+        };
+        options = mkOption {
+          type = types.nonEmptyListOf nonEmptyStr;
+          default = [ "defaults" ];
+        };
+        neededForBoot = mkOption {
+          type = types.bool;
+          default = false;
+        };
+        depends = mkOption {
+          type = types.listOf nonEmptyStr;
+          default = [ ];
+        };
+        noCheck = mkOption {
+          type = types.bool;
+          default = false;
+        };
+      };
+      config = {
+        # Special filesystems name their type as the device, at default priority.
+        device = lib.mkMerge [
+          (lib.mkIf (lib.elem config.fsType specialFSTypes) (lib.mkDefault config.fsType))
+          (lib.mkIf (config.label != null) (lib.mkDefault "/dev/disk/by-label/${config.label}"))
+        ];
+        # Normal priority: a module's mkDefault list loses to this one.
+        options = lib.mkIf (fsNeededForBoot config) [ "x-initrd.mount" ];
+      };
+    };
+
+  # nixos/lib/systemd-unit-options.nix: the unit options our rollback units set.
+  serviceModule = {
+    options = {
+      description = mkOption {
+        type = types.str;
+        default = "";
+      };
+      wantedBy = mkOption {
+        type = types.listOf types.str;
+        default = [ ];
+      };
+      requiredBy = mkOption {
+        type = types.listOf types.str;
+        default = [ ];
+      };
+      requires = mkOption {
+        type = types.listOf types.str;
+        default = [ ];
+      };
+      wants = mkOption {
+        type = types.listOf types.str;
+        default = [ ];
+      };
+      after = mkOption {
+        type = types.listOf types.str;
+        default = [ ];
+      };
+      before = mkOption {
+        type = types.listOf types.str;
+        default = [ ];
+      };
+      conflicts = mkOption {
+        type = types.listOf types.str;
+        default = [ ];
+      };
+      unitConfig = mkOption {
+        type = types.attrsOf types.anything;
+        default = { };
+      };
+      serviceConfig = mkOption {
+        type = types.attrsOf types.anything;
+        default = { };
+      };
+      environment = mkOption {
+        type = types.attrsOf types.str;
+        default = { };
+      };
+      # An initrd service's path becomes its whole PATH (nixos/lib/systemd-lib.nix).
+      path = mkOption {
+        type = types.listOf types.package;
+        default = [ ];
+      };
+      script = mkOption {
+        type = types.lines;
+        default = "";
+      };
+    };
+  };
+
+  # nixos/lib/systemd-types.nix: initrdStorePath (a string or package becomes { source }).
+  storePathModule = {
+    options = {
+      source = mkOption { type = types.either types.str types.package; };
+      target = mkOption {
+        type = types.nullOr types.str;
+        default = null;
+      };
+    };
+  };
+
+  # nixos/modules/tasks/filesystems.nix: makeFstabEntries, as the initrd's fstab gets it.
+  fstabLine =
+    fs:
+    let
+      # The journaling filesystems join this list unless boot.initrd.checkJournalingFS.
+      skipCheck = [
+        "none"
+        "auto"
+        "overlay"
+        "iso9660"
+        "bindfs"
+        "udf"
+        "btrfs"
+        "zfs"
+        "tmpfs"
+        "bcachefs"
+        "nfs"
+        "nfs4"
+        "nilfs2"
+        "vboxsf"
+        "squashfs"
+        "glusterfs"
+        "apfs"
+        "9p"
+        "cifs"
+        "prl_fs"
+        "vmhgfs"
+      ];
+      escape = builtins.replaceStrings [ " " "\t" ] [ "\\040" "\\011" ];
+      pass =
+        if fs.noCheck || fs.device == "none" || lib.elem fs.fsType skipCheck then
+          "0"
+        else if fs.mountPoint == "/" then
+          "1"
+        else
+          "2";
+    in
+    "${escape fs.device} ${escape fs.mountPoint} ${fs.fsType} ${escape (lib.concatStringsSep "," fs.options)} 0 ${pass}";
+
+  fileSystems = lib.attrValues config.fileSystems;
+  initrd = config.boot.initrd;
+in
+{
+  options = {
+    # nixos/modules/misc/assertions.nix
+    assertions = mkOption {
+      type = types.listOf types.unspecified;
+      default = [ ];
+    };
+    warnings = mkOption {
+      type = types.listOf types.str;
+      default = [ ];
+    };
+
+    # nixos/modules/tasks/network-interfaces.nix, services/networking/firewall.nix
+    networking.hostName = mkOption {
+      type = types.strMatching "^$|^[[:alnum:]]([[:alnum:]_-]{0,61}[[:alnum:]])?$";
+      default = "nixos";
+    };
+    networking.hostId = mkOption {
+      type = types.nullOr (types.strMatching "[0-9a-f]{8}");
+      default = null;
+    };
+    networking.firewall.enable = mkOption {
+      type = types.bool;
+      default = true;
+    };
+
+    # nixos/modules/tasks/filesystems.nix, stage-1.nix
+    fileSystems = mkOption {
+      type = types.attrsOf (types.submodule fileSystemModule);
+      default = { };
+    };
+    boot.supportedFilesystems = mkOption {
+      type = attrNamesToTrue;
+      default = { };
+    };
+
+    # nixos/modules/config/swap.nix
+    swapDevices = mkOption {
+      type = types.listOf (
+        types.submodule {
+          options.device = mkOption { type = types.str; };
+          options.options = mkOption {
+            type = types.nonEmptyListOf nonEmptyStr;
+            default = [ "defaults" ];
+          };
+        }
+      );
+      default = [ ];
+    };
+
+    # nixos/modules/virtualisation/container-config.nix, system/boot/stage-1.nix
+    boot.isContainer = mkOption {
+      type = types.bool;
+      default = false;
+    };
+    boot.initrd.enable = mkOption {
+      type = types.bool;
+      default = !config.boot.isContainer;
+    };
+    boot.initrd.supportedFilesystems = mkOption {
+      type = attrNamesToTrue;
+      default = { };
+    };
+    boot.initrd.postResumeCommands = mkOption {
+      type = types.lines;
+      default = "";
+    };
+    boot.initrd.postMountCommands = mkOption {
+      type = types.lines;
+      default = "";
+    };
+    boot.initrd.extraUtilsCommands = mkOption {
+      type = types.lines;
+      default = "";
+    };
+
+    # nixos/modules/system/boot/systemd/initrd.nix
+    boot.initrd.systemd = {
+      enable = mkOption {
+        type = types.bool;
+        default = false;
+      };
+      services = mkOption {
+        type = types.attrsOf (types.submodule serviceModule);
+        default = { };
+      };
+      storePaths = mkOption {
+        type = types.listOf (
+          types.coercedTo (types.either types.str types.package) (source: {
+            inherit source;
+          }) (types.submodule storePathModule)
+        );
+        default = [ ];
+      };
+      initrdBin = mkOption {
+        type = types.listOf types.package;
+        default = [ ];
+      };
+      extraBin = mkOption {
+        type = types.attrsOf types.path;
+        default = { };
+      };
+      suppressedUnits = mkOption {
+        type = types.listOf types.str;
+        default = [ ];
+      };
+      mounts = mkOption {
+        type = types.listOf loose;
+        default = [ ];
+      };
+    };
+
+    # nixos/modules/tasks/filesystems/zfs.nix
+    boot.zfs.devNodes = mkOption {
+      type = types.path;
+      default = "/dev/disk/by-id";
+    };
+    boot.zfs.package = mkOption {
+      type = types.package;
+      default = pkgs.zfs;
+    };
+
+    # nixos/modules/system/boot/loader/systemd-boot/systemd-boot.nix, loader/efi.nix
+    boot.loader.systemd-boot.enable = mkOption {
+      type = types.bool;
+      default = false;
+    };
+    boot.loader.efi.canTouchEfiVariables = mkOption {
+      type = types.bool;
+      default = false;
+    };
+
+    # nixos/modules/services/networking/ssh/sshd.nix
+    services.openssh = {
+      enable = mkOption {
+        type = types.bool;
+        default = false;
+      };
+      hostKeys = mkOption {
+        type = types.listOf types.attrs;
+        default = [
+          {
+            type = "rsa";
+            bits = 4096;
+            path = "/etc/ssh/ssh_host_rsa_key";
+          }
+          {
+            type = "ed25519";
+            path = "/etc/ssh/ssh_host_ed25519_key";
+          }
+        ];
+      };
+      settings = mkOption {
+        default = { };
+        type = types.submodule {
+          freeformType = types.attrsOf (
+            types.nullOr (
+              types.oneOf [
+                types.bool
+                types.int
+                types.str
+                (types.listOf types.str)
+              ]
+            )
+          );
+          options = {
+            PasswordAuthentication = mkOption {
+              type = types.bool;
+              default = true;
+            };
+            KbdInteractiveAuthentication = mkOption {
+              type = types.bool;
+              default = true;
+            };
+            PermitRootLogin = mkOption {
+              type = types.enum [
+                "yes"
+                "without-password"
+                "prohibit-password"
+                "forced-commands-only"
+                "no"
+              ];
+              default = "prohibit-password";
+            };
+            X11Forwarding = mkOption {
+              type = types.bool;
+              default = false;
+            };
+          };
+        };
+      };
+    };
+
+    # nixos/modules/config/users-groups.nix
+    users.mutableUsers = mkOption {
+      type = types.bool;
+      default = true;
+    };
+    users.users = mkOption {
+      default = { };
+      type = types.attrsOf (
+        types.submodule (
+          { name, config, ... }:
+          {
+            options = {
+              isNormalUser = mkOption {
+                type = types.bool;
+                default = false;
+              };
+              extraGroups = mkOption {
+                type = types.listOf types.str;
+                default = [ ];
+              };
+              hashedPasswordFile = mkOption {
+                type = types.nullOr types.str;
+                default = null;
+              };
+              openssh.authorizedKeys.keys = mkOption {
+                type = types.listOf types.singleLineStr;
+                default = [ ];
+              };
+              uid = mkOption {
+                type = types.nullOr types.int;
+                default = null;
+              };
+              group = mkOption {
+                type = types.str;
+                default = "";
+              };
+              home = mkOption {
+                type = types.str;
+                default = "/var/empty";
+              };
+            };
+            # A normal user lives in /home/<name>, in group users.
+            config = lib.mkIf config.isNormalUser {
+              home = lib.mkDefault "/home/${name}";
+              group = lib.mkDefault "users";
+            };
+          }
+        )
+      );
+    };
+    users.groups = mkOption {
+      default = { };
+      type = types.attrsOf (
+        types.submodule {
+          options.gid = mkOption {
+            type = types.nullOr types.int;
+            default = null;
+          };
+        }
+      );
+    };
+
+    # nixos/modules/security/sudo.nix
+    security.sudo.enable = mkOption {
+      type = types.bool;
+      default = true;
+    };
+    security.sudo.extraConfig = mkOption {
+      type = types.lines;
+      default = "";
+    };
+
+    # nixos/modules/system/etc/etc.nix
+    environment.etc = mkOption {
+      default = { };
+      type = types.attrsOf (
+        types.submodule {
+          options.text = mkOption {
+            type = types.nullOr types.lines;
+            default = null;
+          };
+          options.source = mkOption {
+            type = types.nullOr types.path;
+            default = null;
+          };
+        }
+      );
+    };
+
+    # nixos/modules/misc/nixpkgs.nix, misc/version.nix
+    nixpkgs.hostPlatform = mkOption { type = types.either types.str types.attrs; };
+    system.stateVersion = mkOption { type = types.str; };
+
+    # Only impermanence sets these (nixos.nix); loosely typed on purpose.
+    systemd.services = mkOption {
+      type = loose;
+      default = { };
+    };
+    systemd.mounts = mkOption {
+      type = types.listOf loose;
+      default = [ ];
+    };
+    system.activationScripts = mkOption {
+      type = loose;
+      default = { };
+    };
+
+    # Computed by the model, read by the tests: what the initrd's fstab holds
+    # (nixos/modules/tasks/filesystems.nix: initrdFstab).
+    system.build.initrdFstab = mkOption {
+      type = types.listOf types.str;
+      readOnly = true;
+    };
+  };
+
+  config = lib.mkMerge [
+    {
+      # nixos/modules/tasks/filesystems.nix and stage-1.nix
+      boot.supportedFilesystems = map (fs: fs.fsType) fileSystems;
+      boot.initrd.supportedFilesystems = map (fs: fs.fsType) (lib.filter fsNeededForBoot fileSystems);
+      system.build.initrdFstab = map fstabLine (lib.filter fsNeededForBoot fileSystems);
+    }
+
+    # nixos/modules/system/boot/systemd/initrd.nix
+    (lib.mkIf (initrd.enable && initrd.systemd.enable) {
+      boot.initrd.systemd.initrdBin = [
+        pkgs.bashInteractive
+        pkgs.coreutils
+        pkgs.kmod
+        pkgs.systemd
+      ];
+      boot.initrd.systemd.extraBin = {
+        less = "${pkgs.less}/bin/less";
+        mount = "${pkgs.util-linux}/bin/mount";
+        umount = "${pkgs.util-linux}/bin/umount";
+        fsck = "${pkgs.util-linux}/bin/fsck";
+      };
+      assertions = [
+        {
+          assertion = lib.any (fs: fs.mountPoint == "/") fileSystems;
+          message = "The ‘fileSystems’ option does not specify your root file system.";
+        }
+        {
+          assertion = initrd.postResumeCommands == "" && initrd.extraUtilsCommands == "";
+          message = "systemd stage 1 does not support postResumeCommands or extraUtilsCommands.";
+        }
+      ];
+    })
+
+    # nixos/modules/tasks/filesystems/btrfs.nix
+    (lib.mkIf (lib.elem "btrfs" (enabled initrd.supportedFilesystems) && initrd.systemd.enable) {
+      boot.initrd.systemd.initrdBin = [ pkgs.btrfs-progs ];
+    })
+
+    # nixos/modules/tasks/filesystems/zfs.nix
+    (lib.mkIf (lib.elem "zfs" (enabled initrd.supportedFilesystems) && initrd.systemd.enable) {
+      boot.initrd.systemd.extraBin = {
+        zpool = "${config.boot.zfs.package}/sbin/zpool";
+        zfs = "${config.boot.zfs.package}/sbin/zfs";
+        awk = "${pkgs.gawk}/bin/awk";
+      };
+    })
+  ];
+}
