@@ -29,7 +29,7 @@ from typing import Literal, NamedTuple
 from blankslate import mounts, process, treesearch
 from blankslate.errors import BlankslateError
 from blankslate.ignore_rules import Rule, RuleSet, find_sorted
-from blankslate.plan import Plan, format_size
+from blankslate.plan import Mount, Plan, format_size
 from blankslate.process import quote_path
 
 Status = Literal["lost", "ignored", "managed", "persisted"]
@@ -270,6 +270,16 @@ def _ancestors(path: str) -> Iterator[str]:
         head = head.rpartition("/")[0]
 
 
+def _mounted_what(plan: Plan, mount: Mount) -> str:
+    """ "subvolume 'home'", "dataset 'safe/log'", or "vfat /dev/disk/by-label/BOOT"."""
+    subvolume = next((o[len("subvol=") :] for o in mount.options if o.startswith("subvol=")), None)
+    if mount.fs_type == "btrfs" and subvolume is not None:
+        return f"subvolume {subvolume!r}"
+    if mount.fs_type == "zfs" and plan.zfs is not None:
+        return f"dataset {mount.device.removeprefix(plan.zfs.pool + '/')!r}"
+    return f"{mount.fs_type} {mount.device}"
+
+
 def rules_for(plan: Plan, ignore: Sequence[Rule], etc_clean: str | None = None) -> Rules:
     """Classification rules from the plan, the ignore rules and /etc/.clean's text."""
     rules = Rules(ignore=RuleSet(ignore))
@@ -286,15 +296,9 @@ def rules_for(plan: Plan, ignore: Sequence[Rule], etc_clean: str | None = None) 
         persist(directory.directory, "persisted directory", tree=True)
     for persisted in plan.persistence.files:
         persist(persisted.file, "persisted file", tree=False)
-    if plan.btrfs is not None:
-        for subvolume in plan.btrfs.subvolumes:
-            if subvolume.mountpoint != "/":
-                reason = f"mountpoint of subvolume {subvolume.name!r}"
-                persist(subvolume.mountpoint, reason, tree=True)
-    if plan.zfs is not None:
-        for dataset in plan.zfs.datasets:
-            if dataset.mountpoint != "/":
-                persist(dataset.mountpoint, f"mountpoint of dataset {dataset.name!r}", tree=True)
+    for mount in plan.mounts:
+        if mount.mount_point != "/":
+            persist(mount.mount_point, f"mountpoint of {_mounted_what(plan, mount)}", tree=True)
     if etc_clean:
         for line in etc_clean.splitlines():
             name = line.strip()

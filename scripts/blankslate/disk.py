@@ -7,14 +7,13 @@ import os
 import re
 import stat
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from blankslate import process
 from blankslate.errors import BlankslateError
 
-ESP_LABEL = "BOOT"
-SWAP_LABEL = "swap"
 MIN_MAIN_BYTES = 4 << 30
 
 
@@ -30,16 +29,20 @@ def partition_path(disk: str, number: int) -> str:
 # --- builders -------------------------------------------------------------------------------
 
 
-def sgdisk_layout(disk: str, *, esp_bytes: int, swap_bytes: int, main_label: str) -> list[str]:
-    """A fresh GPT: 1 ESP (the GPT form of parted's boot flag), 2 swap (if any), last the rest."""
+@dataclass(frozen=True)
+class GptPartition:
+    size_bytes: int | None  # None: the rest of the disk
+    type_code: str
+    name: str
+
+
+def sgdisk_layout(disk: str, partitions: Sequence[GptPartition]) -> list[str]:
+    """A fresh GPT with the partitions in order, numbered from 1."""
     args = ["sgdisk", "--clear"]
-    args += [f"--new=1:0:+{esp_bytes // 1024}K", "--typecode=1:ef00", "--change-name=1:ESP"]
-    main = 2
-    if swap_bytes:
-        args += [f"--new=2:0:+{swap_bytes // 1024}K", "--typecode=2:8200"]
-        args += ["--change-name=2:swap"]
-        main = 3
-    args += [f"--new={main}:0:0", f"--typecode={main}:8300", f"--change-name={main}:{main_label}"]
+    for number, part in enumerate(partitions, start=1):
+        size = "0" if part.size_bytes is None else f"+{part.size_bytes // 1024}K"
+        args += [f"--new={number}:0:{size}", f"--typecode={number}:{part.type_code}"]
+        args += [f"--change-name={number}:{part.name}"]
     return [*args, disk]
 
 
@@ -47,12 +50,12 @@ def wipefs_all(device: str) -> list[str]:
     return ["wipefs", "--all", device]
 
 
-def mkfs_vfat(partition: str) -> list[str]:
-    return ["mkfs.vfat", "-F", "32", "-n", ESP_LABEL, partition]
+def mkfs_vfat(partition: str, *, label: str) -> list[str]:
+    return ["mkfs.vfat", "-F", "32", "-n", label, partition]
 
 
-def mkswap(partition: str) -> list[str]:
-    return ["mkswap", "--label", SWAP_LABEL, partition]
+def mkswap(partition: str, *, label: str) -> list[str]:
+    return ["mkswap", "--label", label, partition]
 
 
 def swapon(partition: str) -> list[str]:

@@ -89,7 +89,7 @@ def required_tools(plan: Plan, options: InstallOptions) -> list[str]:
     assert plan.disk is not None
     tools = ["lsblk", "wipefs", "sgdisk", "partprobe", "mkfs.vfat", "mount", "umount", "mkdir"]
     tools += ["zpool", "zfs"] if plan.zfs is not None else ["mkfs.btrfs", "btrfs"]
-    if plan.disk.swap_bytes:
+    if plan.disk.formatted("swap") is not None:
         tools.append("mkswap")
     if options.image is not None:
         tools += ["losetup", "truncate"]
@@ -102,7 +102,8 @@ def required_tools(plan: Plan, options: InstallOptions) -> list[str]:
 
 def minimum_bytes(plan: Plan) -> int:
     assert plan.disk is not None
-    return plan.disk.esp_bytes + plan.disk.swap_bytes + disk.MIN_MAIN_BYTES
+    fixed = sum(part.size_bytes or 0 for part in plan.disk.partitions)
+    return fixed + disk.MIN_MAIN_BYTES
 
 
 def check_plan(plan: Plan) -> None:
@@ -141,7 +142,7 @@ def check_device(plan: Plan, device: str, *, wipe: bool) -> None:
         need = minimum_bytes(plan) >> 20
         raise BlankslateError(
             f"{device} is too small: {found.size >> 20} MiB, the plan needs {need} MiB "
-            "(ESP + swap + 4 GiB)"
+            "(the fixed partitions + 4 GiB)"
         )
     found_data = disk.signatures(found)
     if found_data and not wipe:
@@ -185,19 +186,19 @@ def release(target: Target) -> None:
 
 
 def planned_actions(plan: Plan, target: Target, parts: layout.Partitions) -> list[list[str]]:
-    assert plan.disk is not None
-    rows = [["partition table", target.device, "GPT: ESP, swap, main (everything on it erased)"]]
-    rows.append([f"ESP {plan.disk.esp_size}", parts.esp, f"vfat, label {disk.ESP_LABEL}"])
-    if parts.swap:
-        rows.append([f"swap {plan.disk.swap_size}", parts.swap, f"label {disk.SWAP_LABEL}"])
-    if plan.zfs is not None:
-        rows.append(["main", parts.main, f"zpool {plan.zfs.pool}"])
-    else:
-        assert plan.btrfs is not None
-        names = ", ".join(sub.name for sub in plan.btrfs.subvolumes)
-        rows.append(["main", parts.main, f"btrfs {plan.disk.label}: {names}"])
-        if plan.btrfs.blank_snapshot:
-            rows.append(["blank snapshot", plan.btrfs.blank_snapshot, "read-only, empty root"])
+    names = ", ".join(part.name for part, _ in parts.nodes)
+    rows = [["partition table", target.device, f"GPT: {names} (everything on it erased)"]]
+    for part, node in parts.nodes:
+        size = part.size or "rest"
+        if part.format == "zfs" and plan.zfs is not None:
+            how = f"zpool {part.label}: {', '.join(plan.zfs.datasets)}"
+        elif part.format == "btrfs" and plan.btrfs is not None:
+            how = f"btrfs, label {part.label}: {', '.join(plan.btrfs.subvolumes)}"
+        else:
+            how = f"{part.format}, label {part.label}"
+        rows.append([f"{part.name} {size}", node, how])
+    if plan.btrfs is not None and plan.btrfs.blank_snapshot:
+        rows.append(["blank snapshot", plan.btrfs.blank_snapshot, "read-only, empty root"])
     return rows
 
 
@@ -281,22 +282,15 @@ def install_steps(
     summary: Summary,
     with_esp: bool,
 ) -> list[ui.Step]:
-    spec = plan.disk
-    assert spec is not None
-    nodes = [parts.esp, parts.main, *([parts.swap] if parts.swap else [])]
+    assert plan.disk is not None
+    nodes = [node for _, node in parts.nodes]
+    gpt = [disk.GptPartition(part.size_bytes, part.type, part.name) for part, _ in parts.nodes]
 
     def partition() -> None:
         if options.wipe:
             for node in reversed(disk.probe(target.device).walk()):
                 process.run(disk.wipefs_all(node.path))
-        process.run(
-            disk.sgdisk_layout(
-                target.device,
-                esp_bytes=spec.esp_bytes,
-                swap_bytes=spec.swap_bytes,
-                main_label=spec.label,
-            )
-        )
+        process.run(disk.sgdisk_layout(target.device, gpt))
         process.run(disk.partprobe(target.device))  # sgdisk's own re-read is not always seen
         disk.wait_for(nodes)
 
@@ -390,7 +384,7 @@ def mount_existing(plan: Plan, options: InstallOptions) -> Summary:
     target = open_target(options, plan, create=False)
     try:
         parts = layout.partitions(plan, target.device)
-        disk.wait_for([parts.main, parts.esp], timeout=5)
+        disk.wait_for([node for _, node in parts.nodes], timeout=5)
         missing = layout.missing_volumes(plan, parts)
         if missing:
             raise BlankslateError(

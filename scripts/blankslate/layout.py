@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from blankslate import btrfs, disk, mounts, process, zfs
+from blankslate import plan as plan_module
 from blankslate.errors import BlankslateError
 from blankslate.plan import Plan
 
@@ -18,18 +19,37 @@ STATE_FILE = Path("/run/blankslate/mounted.json")
 
 @dataclass(frozen=True)
 class Partitions:
-    esp: str
-    swap: str | None
-    main: str
+    """The plan's partitions and the nodes they get on one disk (partition N is the Nth)."""
+
+    nodes: tuple[tuple[plan_module.Partition, str], ...]
+
+    def of(self, kind: plan_module.PartitionFormat) -> str | None:
+        return next((node for part, node in self.nodes if part.format == kind), None)
+
+    @property
+    def main(self) -> str:
+        return self.nodes[-1][1]
+
+    @property
+    def esp(self) -> str | None:
+        return self.of("vfat")
+
+    @property
+    def swap(self) -> str | None:
+        return self.of("swap")
+
+    def source(self, device: str) -> str:
+        """A mount table device as this disk has it: by-label names become partition nodes."""
+        return next((node for part, node in self.nodes if part.device == device), device)
 
 
 def partitions(plan: Plan, device: str) -> Partitions:
     assert plan.disk is not None
-    has_swap = plan.disk.swap_bytes > 0
     return Partitions(
-        esp=disk.partition_path(device, 1),
-        swap=disk.partition_path(device, 2) if has_swap else None,
-        main=disk.partition_path(device, 3 if has_swap else 2),
+        tuple(
+            (part, disk.partition_path(device, number))
+            for number, part in enumerate(plan.disk.partitions, start=1)
+        )
     )
 
 
@@ -42,21 +62,8 @@ class Mount:
 
 
 def planned_mounts(plan: Plan, parts: Partitions) -> list[Mount]:
-    """Every mount of the layout, parents before children."""
-    planned: list[Mount] = []
-    if plan.tmpfs is not None:
-        planned.append(Mount("none", "/", "tmpfs", ("mode=755", f"size={plan.tmpfs.size}")))
-    if plan.btrfs is not None:
-        for sub in plan.btrfs.subvolumes:
-            options = (f"subvol={sub.name}", *sub.options)
-            planned.append(Mount(parts.main, sub.mountpoint, "btrfs", options))
-    if plan.zfs is not None:
-        if plan.rollback == "zfs":
-            planned.append(Mount(plan.zfs.root, "/", "zfs", ()))
-        for dataset in plan.zfs.datasets:
-            planned.append(Mount(f"{plan.zfs.pool}/{dataset.name}", dataset.mountpoint, "zfs", ()))
-    planned.append(Mount(parts.esp, "/boot", "vfat", ("fmask=0077", "dmask=0077")))
-    return sorted(planned, key=lambda mount: (mount.target != "/", mount.target.count("/")))
+    """The plan's mount table on this disk, in the plan's order (parents before children)."""
+    return [Mount(parts.source(m.device), m.mount_point, m.fs_type, m.options) for m in plan.mounts]
 
 
 def inside(mountpoint: Path, target: str) -> Path:
@@ -71,30 +78,34 @@ def mkdir_cmd(path: Path) -> list[str]:
 
 
 def create_filesystems(plan: Plan, parts: Partitions) -> None:
-    assert plan.disk is not None
-    process.run(disk.mkfs_vfat(parts.esp))
-    if parts.swap:
-        process.run(disk.mkswap(parts.swap))
-    if plan.zfs is not None:
-        process.run(zfs.zpool_create(plan.zfs.pool, parts.main))
-    else:
-        process.run(btrfs.mkfs_btrfs(parts.main, label=plan.disk.label))
+    for part, node in parts.nodes:
+        if part.format == "vfat":
+            process.run(disk.mkfs_vfat(node, label=part.label))
+        elif part.format == "swap":
+            process.run(disk.mkswap(node, label=part.label))
+        elif part.format == "zfs":
+            process.run(zfs.zpool_create(part.label, node))
+        else:
+            process.run(btrfs.mkfs_btrfs(node, label=part.label))
+
+
+def zfs_datasets(plan: Plan) -> list[str]:
+    assert plan.zfs is not None
+    return [f"{plan.zfs.pool}/{name}" for name in plan.zfs.datasets]
 
 
 def create_volumes(plan: Plan, parts: Partitions) -> None:
     """Subvolumes (or datasets), then the read-only blank snapshot of the still-empty root."""
     if plan.zfs is not None:
-        names = [plan.zfs.root] if plan.rollback == "zfs" else []
-        names += [f"{plan.zfs.pool}/{dataset.name}" for dataset in plan.zfs.datasets]
-        for name in names:
+        for name in zfs_datasets(plan):
             process.run(zfs.zfs_create(name))
         if plan.rollback == "zfs":
             process.run(zfs.zfs_snapshot(plan.zfs.root, plan.zfs.blank_snapshot))
         return
     assert plan.btrfs is not None
     with mounts.top_level(parts.main, readonly=False) as top:
-        for sub in plan.btrfs.subvolumes:
-            process.run(btrfs.subvolume_create(top / sub.name))
+        for name in plan.btrfs.subvolumes:
+            process.run(btrfs.subvolume_create(top / name))
         root, blank = plan.btrfs.root_subvolume, plan.btrfs.blank_snapshot
         if root is not None and blank is not None:
             process.run(btrfs.subvolume_snapshot(top / root, top / blank, readonly=True))
@@ -106,15 +117,13 @@ def create_volumes(plan: Plan, parts: Partitions) -> None:
 def missing_volumes(plan: Plan, parts: Partitions) -> list[str]:
     """Subvolumes/datasets (and the blank) of the plan that the device does not carry."""
     if plan.zfs is not None:
-        wanted = [plan.zfs.root] if plan.rollback == "zfs" else []
-        wanted += [f"{plan.zfs.pool}/{dataset.name}" for dataset in plan.zfs.datasets]
-        missing = [name for name in wanted if not _zfs_exists(name)]
+        missing = [name for name in zfs_datasets(plan) if not _zfs_exists(name)]
         blank = f"{plan.zfs.root}@{plan.zfs.blank_snapshot}"
         if plan.rollback == "zfs" and not _zfs_exists(blank, snapshot=True):
             missing.append(blank)
         return missing
     assert plan.btrfs is not None
-    wanted = [sub.name for sub in plan.btrfs.subvolumes]
+    wanted = list(plan.btrfs.subvolumes)
     if plan.btrfs.blank_snapshot is not None:
         wanted.append(plan.btrfs.blank_snapshot)
     with mounts.top_level(parts.main) as top:

@@ -1,4 +1,4 @@
-"""Plan v1: the JSON contract between the Nix configuration and this tool.
+"""Plan v2: the JSON contract between the Nix configuration and this tool.
 
 Nix computes the plan (`config.blankslate.plan`); this module only reads and validates it. Loading
 order, first match wins: `--plan FILE`, `--host NAME` (via `nix eval`), `/etc/blankslate/plan.json`,
@@ -22,7 +22,18 @@ from blankslate.errors import BlankslateError
 
 RollbackKind = Literal["btrfs", "zfs", "tmpfs", "none"]
 INSTALLED_PLAN = Path("/etc/blankslate/plan.json")
-_SIZE = re.compile(r"^(\d+)([KMGT]i?B?|B)?$")
+PLAN_VERSION = 2
+# The same rules as modules/lib.nix (tests/nix/test_rules.py feeds both the same values).
+_SIZE = re.compile(r"^([0-9]+)([KMGT](i?B)?|B)?$")
+_TMPFS_PERCENT = re.compile(r"^([1-9][0-9]?|100)%$")
+_NORMAL_PATH = re.compile(r"^(/[^/\x00-\x1f\x7f]+)+$")
+_COMPONENT = r"[A-Za-z0-9_@+-][A-Za-z0-9_.@+-]*"
+_RELATIVE_NAME = re.compile(rf"^{_COMPONENT}(/{_COMPONENT})*$")
+_LABEL = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}$")
+_DATASET = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:-]*(/[A-Za-z0-9_][A-Za-z0-9_.:-]*)*$")
+_USER = re.compile(r"^[a-z_][a-z0-9_-]*$")
+_TYPE_CODE = re.compile(r"^[0-9A-Fa-f]{4}$")
+MAX_KEEP = 999_999  # btrfs-rollback.bash takes at most six digits
 _UNITS = {"": 1, "B": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
 _MODE = re.compile(r"^0?[0-7]{3,4}$")
 
@@ -35,7 +46,7 @@ def json_key(name: str) -> str:
 
 def parse_size(text: str) -> int:
     """A plan size in bytes: "1GiB" -> 1073741824, "512M" -> 536870912, "0" -> 0."""
-    match = _SIZE.match(text.strip())
+    match = _SIZE.match(text)
     if not match:
         raise ValueError(f"bad size {text!r} (use e.g. 512MiB, 8GiB, 0)")
     unit = (match.group(2) or "")[:1]
@@ -52,34 +63,55 @@ def format_size(size: int) -> str:
     return f"{value:.1f} TiB"
 
 
+PartitionFormat = Literal["vfat", "swap", "btrfs", "zfs"]
+
+
+@dataclass(frozen=True)
+class Partition:
+    """One GPT partition, in disk order; `size` None takes the rest of the disk."""
+
+    name: str  # GPT partition name
+    type: str  # sgdisk type code
+    size: str | None
+    format: PartitionFormat
+    label: str  # filesystem label, or the pool's name for zfs
+    device: str  # how the mount table and NixOS name it (/dev/disk/by-label/...)
+
+    @property
+    def size_bytes(self) -> int | None:
+        return None if self.size is None else parse_size(self.size)
+
+
 @dataclass(frozen=True)
 class Disk:
     device: str | None
-    esp_size: str
-    swap_size: str
-    label: str
+    partitions: tuple[Partition, ...]
+
+    def formatted(self, kind: PartitionFormat) -> Partition | None:
+        return next((p for p in self.partitions if p.format == kind), None)
 
     @property
-    def esp_bytes(self) -> int:
-        return parse_size(self.esp_size)
+    def main(self) -> Partition:
+        """The partition that holds the system (btrfs or the zfs pool), always the last."""
+        return self.partitions[-1]
 
-    @property
-    def swap_bytes(self) -> int:
-        return parse_size(self.swap_size)
+
+@dataclass(frozen=True)
+class Mount:
+    """One row of the mount table, as NixOS's fileSystems has it."""
+
+    mount_point: str
+    device: str
+    fs_type: str
+    options: tuple[str, ...]
+    needed_for_boot: bool
 
 
 @dataclass(frozen=True)
 class OldRoots:
     subvolume: str
     keep_days: int
-
-
-@dataclass(frozen=True)
-class Subvolume:
-    name: str
-    mountpoint: str
-    options: tuple[str, ...]
-    needed_for_boot: bool
+    keep_newest: int
 
 
 @dataclass(frozen=True)
@@ -87,13 +119,7 @@ class Btrfs:
     root_subvolume: str | None
     blank_snapshot: str | None
     old_roots: OldRoots | None
-    subvolumes: tuple[Subvolume, ...]
-
-
-@dataclass(frozen=True)
-class Dataset:
-    name: str
-    mountpoint: str
+    subvolumes: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -101,7 +127,7 @@ class Zfs:
     pool: str
     root_dataset: str
     blank_snapshot: str
-    datasets: tuple[Dataset, ...]
+    datasets: tuple[str, ...]
 
     @property
     def root(self) -> str:
@@ -150,6 +176,7 @@ class Plan:
     rollback: RollbackKind
     persist_path: str
     disk: Disk | None
+    mounts: tuple[Mount, ...]
     btrfs: Btrfs | None
     zfs: Zfs | None
     tmpfs: Tmpfs | None
@@ -257,23 +284,49 @@ def _from_json(cls: type, data: object, where: str) -> object:
     return cls(**values)
 
 
-def _check_absolute(where: str, path: str) -> None:
-    if not path.startswith("/"):
-        raise PlanError(where, f"{path!r} is not an absolute path")
-    if "\n" in path or "\0" in path:
-        raise PlanError(where, "a path may not contain a newline or NUL")
+def is_normal_path(path: str) -> bool:
+    """Absolute, no '.', '..' or empty component, no trailing '/': "/a/b" yes, "/a/../b" no."""
+    if path == "/":
+        return True
+    if not _NORMAL_PATH.match(path):
+        return False
+    return all(part not in (".", "..") for part in path.split("/")[1:])
+
+
+def is_under(parent: str, path: str) -> bool:
+    return parent == "/" or path == parent or path.startswith(parent + "/")
+
+
+def _check_path(where: str, path: str) -> None:
+    if not is_normal_path(path):
+        raise PlanError(
+            where,
+            f"{path!r} is not an absolute, normalised path "
+            "(no '.', '..' or empty component, no trailing '/', no control character)",
+        )
+
+
+def _check_match(where: str, value: str, pattern: re.Pattern[str], what: str) -> None:
+    if not pattern.match(value):
+        raise PlanError(where, f"{value!r} is not {what}")
 
 
 def _check_name(where: str, name: str) -> None:
-    if not name or name.startswith("/") or name in (".", "..") or "\0" in name or "\n" in name:
-        raise PlanError(where, f"{name!r} is not a valid name")
+    _check_match(
+        where,
+        name,
+        _RELATIVE_NAME,
+        "a subvolume name (letters, digits, _ . @ + -; '/' between components; no '.' or '..')",
+    )
 
 
 def _check_size(where: str, text: str) -> None:
-    try:
-        parse_size(text)
-    except ValueError as error:
-        raise PlanError(where, str(error)) from None
+    _check_match(where, text, _SIZE, "a size (digits, optionally K, M, G or T, then iB or B)")
+
+
+def _check_range(where: str, value: int) -> None:
+    if not 0 <= value <= MAX_KEEP:
+        raise PlanError(where, f"must be between 0 and {MAX_KEEP}")
 
 
 def _check_unique(where: str, values: list[str], what: str) -> None:
@@ -284,62 +337,108 @@ def _check_unique(where: str, values: list[str], what: str) -> None:
         seen.add(value)
 
 
+def _nested(a: str, b: str) -> bool:
+    return a == b or b.startswith(a + "/") or a.startswith(b + "/")
+
+
 def validate(plan: Plan) -> Plan:
-    """Semantic checks beyond the types; returns the plan unchanged."""
-    if plan.version != 1:
-        raise PlanError("version", f"unsupported plan version {plan.version} (this tool reads 1)")
-    _check_absolute("persistPath", plan.persist_path)
+    """Semantic checks beyond the types (modules/plan.nix makes the same); returns the plan."""
+    _check_path("persistPath", plan.persist_path)
     if plan.persist_path == "/":
         raise PlanError("persistPath", "cannot be / (it is erased at every boot)")
     if plan.disk is not None:
-        if plan.disk.device is not None:
-            _check_absolute("disk.device", plan.disk.device)
-        _check_size("disk.espSize", plan.disk.esp_size)
-        _check_size("disk.swapSize", plan.disk.swap_size)
-        _check_name("disk.label", plan.disk.label)
+        _validate_disk(plan.disk)
     elif plan.rollback != "none":
         raise PlanError("disk", f"rollback {plan.rollback!r} needs a disk section")
     for kind in ("btrfs", "zfs", "tmpfs"):
         if plan.rollback == kind and getattr(plan, kind) is None:
             raise PlanError(kind, f"rollback {kind!r} needs a {kind} section")
+    _validate_mounts(plan)
     if plan.btrfs is not None:
         _validate_btrfs(plan, plan.btrfs)
     if plan.zfs is not None:
-        _check_name("zfs.pool", plan.zfs.pool)
-        _check_name("zfs.rootDataset", plan.zfs.root_dataset)
-        _check_name("zfs.blankSnapshot", plan.zfs.blank_snapshot)
-        for i, dataset in enumerate(plan.zfs.datasets):
-            _check_name(f"zfs.datasets[{i}].name", dataset.name)
-            _check_absolute(f"zfs.datasets[{i}].mountpoint", dataset.mountpoint)
-        _check_unique("zfs.datasets", [d.mountpoint for d in plan.zfs.datasets], "mountpoint")
-        _check_unique("zfs.datasets", [d.name for d in plan.zfs.datasets], "dataset")
-    if plan.tmpfs is not None and not plan.tmpfs.size.endswith("%"):
+        _validate_zfs(plan, plan.zfs)
+    if plan.tmpfs is not None and not _TMPFS_PERCENT.match(plan.tmpfs.size):
         _check_size("tmpfs.size", plan.tmpfs.size)
     for i, directory in enumerate(plan.persistence.directories):
         where = f"persistence.directories[{i}]"
-        _check_absolute(f"{where}.directory", directory.directory)
+        _check_path(f"{where}.directory", directory.directory)
         if directory.directory == "/":
             raise PlanError(f"{where}.directory", "/ cannot be persisted as a whole")
         if not _MODE.match(directory.mode):
             raise PlanError(f"{where}.mode", f"{directory.mode!r} is not an octal mode")
     for i, persisted in enumerate(plan.persistence.files):
-        _check_absolute(f"persistence.files[{i}].file", persisted.file)
+        _check_path(f"persistence.files[{i}].file", persisted.file)
     for i, user in enumerate(plan.users):
-        _check_name(f"users[{i}].name", user.name)
-        _check_absolute(f"users[{i}].hashedPasswordFile", user.hashed_password_file)
+        _check_match(f"users[{i}].name", user.name, _USER, "a user name")
+        _check_inside_persist(plan, f"users[{i}].hashedPasswordFile", user.hashed_password_file)
     _check_unique("users", [u.name for u in plan.users], "user")
     for i, key in enumerate(plan.ssh_host_keys):
-        _check_absolute(f"sshHostKeys[{i}]", key)
+        _check_inside_persist(plan, f"sshHostKeys[{i}]", key)
     return plan
 
 
+def _check_inside_persist(plan: Plan, where: str, path: str) -> None:
+    _check_path(where, path)
+    if path == plan.persist_path or not is_under(plan.persist_path, path):
+        raise PlanError(where, f"{path!r} is not inside persistPath {plan.persist_path!r}")
+
+
+def _validate_disk(disk: Disk) -> None:
+    if disk.device is not None:
+        _check_path("disk.device", disk.device)
+    if not disk.partitions:
+        raise PlanError("disk.partitions", "no partitions")
+    for i, part in enumerate(disk.partitions):
+        where = f"disk.partitions[{i}]"
+        _check_match(f"{where}.name", part.name, _LABEL, "a partition name")
+        _check_match(f"{where}.type", part.type, _TYPE_CODE, "an sgdisk type code (4 hex digits)")
+        _check_match(f"{where}.label", part.label, _LABEL, "a label")
+        _check_path(f"{where}.device", part.device)
+        last = i == len(disk.partitions) - 1
+        if part.size is None:
+            if not last:
+                raise PlanError(f"{where}.size", "only the last partition takes the rest (null)")
+            continue
+        _check_size(f"{where}.size", part.size)
+        if parse_size(part.size) == 0:
+            raise PlanError(f"{where}.size", "cannot be zero (leave the partition out)")
+    if disk.main.format not in ("btrfs", "zfs"):
+        raise PlanError("disk.partitions", "the last partition must hold btrfs or zfs")
+    if disk.formatted("vfat") is None:
+        raise PlanError("disk.partitions", "no vfat partition for the ESP")
+    _check_unique("disk.partitions", [p.label for p in disk.partitions], "label")
+    _check_unique("disk.partitions", [p.device for p in disk.partitions], "device")
+
+
+def _validate_mounts(plan: Plan) -> None:
+    seen: list[str] = []
+    for i, mount in enumerate(plan.mounts):
+        where = f"mounts[{i}]"
+        _check_path(f"{where}.mountPoint", mount.mount_point)
+        if not mount.device or "\0" in mount.device or "\n" in mount.device:
+            raise PlanError(f"{where}.device", "empty or holds a control character")
+        # Parents before children: the order to mount them in.
+        for later in seen:
+            if mount.mount_point != later and is_under(mount.mount_point, later):
+                what = f"{mount.mount_point!r} must come before {later!r}"
+                raise PlanError(f"{where}.mountPoint", what)
+        seen.append(mount.mount_point)
+    _check_unique("mounts", seen, "mountPoint")
+    if plan.rollback != "none" and "/" not in seen:
+        raise PlanError("mounts", "nothing is mounted on /")
+    root = next((m for m in plan.mounts if m.mount_point == "/"), None)
+    if (plan.rollback == "tmpfs") != (root is not None and root.fs_type == "tmpfs"):
+        raise PlanError(
+            "mounts", f"rollback {plan.rollback!r} mounts a tmpfs on / exactly when it is 'tmpfs'"
+        )
+
+
 def _validate_btrfs(plan: Plan, btrfs: Btrfs) -> None:
-    for i, subvolume in enumerate(btrfs.subvolumes):
-        _check_name(f"btrfs.subvolumes[{i}].name", subvolume.name)
-        _check_absolute(f"btrfs.subvolumes[{i}].mountpoint", subvolume.mountpoint)
-    _check_unique("btrfs.subvolumes", [s.mountpoint for s in btrfs.subvolumes], "mountpoint")
-    _check_unique("btrfs.subvolumes", [s.name for s in btrfs.subvolumes], "subvolume")
-    names = {s.name for s in btrfs.subvolumes}
+    for i, name in enumerate(btrfs.subvolumes):
+        _check_name(f"btrfs.subvolumes[{i}]", name)
+    _check_unique("btrfs.subvolumes", list(btrfs.subvolumes), "subvolume")
+    names = set(btrfs.subvolumes)
     if plan.rollback == "btrfs":
         for key in ("root_subvolume", "blank_snapshot", "old_roots"):
             if getattr(btrfs, key) is None:
@@ -349,21 +448,46 @@ def _validate_btrfs(plan: Plan, btrfs: Btrfs) -> None:
         _check_name("btrfs.blankSnapshot", btrfs.blank_snapshot)
         if btrfs.root_subvolume not in names:
             raise PlanError("btrfs.rootSubvolume", f"{btrfs.root_subvolume!r} is not a subvolume")
-        if btrfs.blank_snapshot in names or btrfs.blank_snapshot == btrfs.root_subvolume:
-            raise PlanError("btrfs.blankSnapshot", "must differ from every subvolume's name")
+        if any(_nested(btrfs.blank_snapshot, name) for name in names):
+            raise PlanError("btrfs.blankSnapshot", "is, or nests with, one of the subvolumes")
     if btrfs.old_roots is not None:
-        _check_name("btrfs.oldRoots.subvolume", btrfs.old_roots.subvolume)
-        if btrfs.old_roots.subvolume in names:
-            raise PlanError("btrfs.oldRoots.subvolume", "must differ from every subvolume's name")
-        if btrfs.old_roots.keep_days < 0:
-            raise PlanError("btrfs.oldRoots.keepDays", "must be 0 or more")
+        old = btrfs.old_roots.subvolume
+        _check_name("btrfs.oldRoots.subvolume", old)
+        blank = [btrfs.blank_snapshot] if btrfs.blank_snapshot else []
+        if any(_nested(old, name) for name in [*names, *blank]):
+            raise PlanError(
+                "btrfs.oldRoots.subvolume", "is, or nests with, a subvolume or the blank snapshot"
+            )
+        _check_range("btrfs.oldRoots.keepDays", btrfs.old_roots.keep_days)
+        _check_range("btrfs.oldRoots.keepNewest", btrfs.old_roots.keep_newest)
+
+
+def _validate_zfs(plan: Plan, zfs: Zfs) -> None:
+    _check_match("zfs.pool", zfs.pool, _LABEL, "a pool name")
+    _check_match("zfs.rootDataset", zfs.root_dataset, _DATASET, "a dataset name")
+    _check_match("zfs.blankSnapshot", zfs.blank_snapshot, _DATASET, "a snapshot name")
+    for i, dataset in enumerate(zfs.datasets):
+        _check_match(f"zfs.datasets[{i}]", dataset, _DATASET, "a dataset name")
+    _check_unique("zfs.datasets", list(zfs.datasets), "dataset")
+    if plan.rollback == "zfs" and not any(
+        m.mount_point == "/" and m.device == zfs.root for m in plan.mounts
+    ):
+        raise PlanError("zfs.rootDataset", f"{zfs.root!r} must be mounted on /")
 
 
 def from_json(data: object) -> Plan:
-    """Validate parsed JSON as plan v1."""
-    if isinstance(data, dict) and "version" in data and data["version"] != 1:
+    """Validate parsed JSON as plan v2."""
+    if isinstance(data, dict) and data.get("version") == 1:
         raise PlanError(
-            "version", f"unsupported plan version {data['version']!r} (this tool reads 1)"
+            "version",
+            "plan version 1 comes from an older blankslate; this tool reads version 2 "
+            "(make it again from the configuration: `blankslate plan --host NAME > FILE`)",
+        )
+    if isinstance(data, dict) and "version" in data and data["version"] != PLAN_VERSION:
+        raise PlanError(
+            "version",
+            f"unsupported plan version {json.dumps(data['version'])[:20]} "
+            f"(this tool reads {PLAN_VERSION})",
         )
     plan = _from_json(Plan, data, "")
     assert isinstance(plan, Plan)

@@ -158,6 +158,8 @@ def test_diff_finds_the_device_behind_persist_path(
     persist.mkdir()
     data = json.loads(plan.default_text())
     data["persistPath"] = str(persist)
+    data["users"] = [{"name": "admin", "hashedPasswordFile": f"{persist}/passwords/admin"}]
+    data["sshHostKeys"] = [f"{persist}/etc/ssh/ssh_host_ed25519_key"]
     plan_file = tmp_path / "plan-persist.json"
     plan_file.write_text(json.dumps(data))
     with helpers.mounted(device, ("subvol=persist",), target=persist):

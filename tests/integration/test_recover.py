@@ -68,7 +68,13 @@ def persist_mount(helpers: ModuleType, old_roots: Any) -> Iterator[Path]:
 
 def app_plan(persist: Path | str) -> plan.Plan:
     persistence = plan.Persistence(directories=(plan.PersistedDirectory("/var/lib/app"),), files=())
-    return dataclasses.replace(plan.default(), persist_path=str(persist), persistence=persistence)
+    return dataclasses.replace(
+        plan.default(),
+        persist_path=str(persist),
+        persistence=persistence,
+        users=(plan.User("admin", f"{persist}/passwords/admin"),),
+        ssh_host_keys=(f"{persist}/etc/ssh/ssh_host_ed25519_key",),
+    )
 
 
 def assert_same_metadata(copied: Path) -> None:

@@ -37,6 +37,8 @@ def live_and_persist(
 def write_plan(tmp_path: Path, persist: Path, directories: list[str], files: list[str]) -> Path:
     data = json.loads(plan.default_text())
     data["persistPath"] = str(persist)
+    data["users"] = [{"name": "admin", "hashedPasswordFile": f"{persist}/passwords/admin"}]
+    data["sshHostKeys"] = [f"{persist}/etc/ssh/ssh_host_ed25519_key"]
     data["persistence"] = {
         "directories": [{"directory": d} for d in directories],
         "files": [{"file": f} for f in files],

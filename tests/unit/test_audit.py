@@ -28,18 +28,33 @@ def plan_data(**changes: Any) -> dict[str, Any]:
 
 
 def zfs_plan() -> plan.Plan:
-    return plan.from_json(
-        plan_data(
-            rollback="zfs",
-            btrfs=None,
-            zfs={
-                "pool": "tank",
-                "rootDataset": "root",
-                "blankSnapshot": "blank",
-                "datasets": [{"name": "tank/nix", "mountpoint": "/nix"}],
-            },
-        )
+    data = plan_data(
+        rollback="zfs",
+        btrfs=None,
+        zfs={
+            "pool": "tank",
+            "rootDataset": "root",
+            "blankSnapshot": "blank",
+            "datasets": ["root", "nix"],
+        },
+        mounts=[
+            {
+                "mountPoint": mount_point,
+                "device": device,
+                "fsType": "zfs",
+                "options": [],
+                "neededForBoot": True,
+            }
+            for mount_point, device in (
+                ("/", "tank/root"),
+                ("/nix", "tank/nix"),
+                ("/persist", "tank/persist"),
+            )
+        ],
     )
+    data["zfs"]["datasets"].append("persist")
+    data["disk"]["partitions"][-1].update(format="zfs", type="bf00", label="tank")
+    return plan.from_json(data)
 
 
 def findmnt_json(*rows: tuple[str, str]) -> str:

@@ -25,7 +25,7 @@ def test_bad_plan_is_one_error_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], run_cli: Callable[..., int]
 ) -> None:
     bad = tmp_path / "my plan.json"
-    bad.write_text(json.dumps({"version": 1, "rollback": "btrfs"}))
+    bad.write_text(json.dumps({"version": 2, "rollback": "btrfs"}))
     assert run_cli("plan", "--plan", str(bad)) == 1
     assert capsys.readouterr().err == "error: plan: hostName: missing key\n"
 

@@ -6,6 +6,7 @@ import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pytest_subprocess import FakeProcess
@@ -53,19 +54,20 @@ def test_partition_names(device: str, first: str, third: str | None) -> None:
 
 
 def test_partitions_without_swap(example: plan.Plan) -> None:
-    assert example.disk is not None
-    no_swap = plan.from_json(
-        {**example.to_json(), "disk": {**example.to_json()["disk"], "swapSize": "0"}}
-    )
-    parts = layout.partitions(no_swap, "/dev/sda")
+    data = example.to_json()
+    del data["disk"]["partitions"][1]  # as Nix leaves it out for a zero swapSize
+    parts = layout.partitions(plan.from_json(data), "/dev/sda")
     assert (parts.esp, parts.swap, parts.main) == ("/dev/sda1", None, "/dev/sda2")
-    assert "--new=2:0:0" in disk.sgdisk_layout(
-        "/dev/sda", esp_bytes=1 << 30, swap_bytes=0, main_label="x"
-    )
+    assert parts.source("/dev/disk/by-label/nixos") == "/dev/sda2"
+    assert parts.source("rpool/nix") == "rpool/nix"
 
 
-def test_builders_exact_argv() -> None:
-    gpt = disk.sgdisk_layout("/dev/vda", esp_bytes=1 << 30, swap_bytes=8 << 30, main_label="nixos")
+def test_builders_exact_argv(example: plan.Plan) -> None:
+    assert example.disk is not None
+    partitions = [
+        disk.GptPartition(part.size_bytes, part.type, part.name) for part in example.disk.partitions
+    ]
+    gpt = disk.sgdisk_layout("/dev/vda", partitions)
     assert gpt == [
         "sgdisk", "--clear",
         "--new=1:0:+1048576K", "--typecode=1:ef00", "--change-name=1:ESP",
@@ -73,8 +75,10 @@ def test_builders_exact_argv() -> None:
         "--new=3:0:0", "--typecode=3:8300", "--change-name=3:nixos",
         "/dev/vda",
     ]  # fmt: skip
-    assert disk.mkfs_vfat("/dev/vda1") == ["mkfs.vfat", "-F", "32", "-n", "BOOT", "/dev/vda1"]
-    assert disk.mkswap("/dev/vda2") == ["mkswap", "--label", "swap", "/dev/vda2"]
+    assert disk.mkfs_vfat("/dev/vda1", label="BOOT") == [
+        "mkfs.vfat", "-F", "32", "-n", "BOOT", "/dev/vda1"
+    ]  # fmt: skip
+    assert disk.mkswap("/dev/vda2", label="swap") == ["mkswap", "--label", "swap", "/dev/vda2"]
     assert disk.losetup_attach(Path("/i/a b.img")) == [
         "losetup", "--find", "--partscan", "--show", "/i/a b.img"
     ]  # fmt: skip
@@ -198,7 +202,7 @@ def test_dry_run_on_a_new_image_changes_nothing(
     )
     assert not image.exists() and not target.exists() and not state_file.exists()
     assert summary.device == install.DRY_RUN_LOOP
-    assert [m.target for m in summary.mounts][:2] == ["/", "/nix"]
+    assert [m.target for m in summary.mounts] == [m.mount_point for m in example.mounts]
     assert len(fp.calls) == 1  # only the read-only findmnt probe ran
 
 
@@ -291,26 +295,12 @@ def test_unmount_deepest_first_then_swap_and_loop(
     assert layout.forget(target) == {"loop": None, "swap": None}
 
 
-def _zfs_plan(example: plan.Plan) -> plan.Plan:
-    data = example.to_json()
-    data.update(
-        rollback="zfs",
-        btrfs=None,
-        zfs={
-            "pool": "rpool",
-            "rootDataset": "local/root",
-            "blankSnapshot": "blank",
-            "datasets": [
-                {"name": "local/nix", "mountpoint": "/nix"},
-                {"name": "safe/persist", "mountpoint": "/persist"},
-            ],
-        },
-    )
-    return plan.from_json(data)
+@pytest.fixture
+def zfs_plan(host_plan_data: Any) -> plan.Plan:
+    return plan.from_json(host_plan_data("zfs"))
 
 
-def test_zfs_layout_commands(fp: FakeProcess, example: plan.Plan) -> None:
-    zfs_plan = _zfs_plan(example)
+def test_zfs_layout_commands(fp: FakeProcess, zfs_plan: plan.Plan) -> None:
     parts = layout.partitions(zfs_plan, "/dev/nvme0n1")
     expected = [
         ["mkfs.vfat", "-F", "32", "-n", "BOOT", "/dev/nvme0n1p1"],
@@ -321,6 +311,7 @@ def test_zfs_layout_commands(fp: FakeProcess, example: plan.Plan) -> None:
         ["zfs", "create", "-p", "rpool/local/root"],
         ["zfs", "create", "-p", "rpool/local/nix"],
         ["zfs", "create", "-p", "rpool/safe/persist"],
+        ["zfs", "create", "-p", "rpool/safe/log"],
         ["zfs", "snapshot", "rpool/local/root@blank"],
     ]  # fmt: skip
     for command in expected:
@@ -329,17 +320,18 @@ def test_zfs_layout_commands(fp: FakeProcess, example: plan.Plan) -> None:
     layout.create_volumes(zfs_plan, parts)
     assert list(fp.calls) == expected
     mounts = layout.planned_mounts(zfs_plan, parts)
-    assert [(m.source, m.target, m.fstype) for m in mounts[:3]] == [
+    assert [(m.source, m.target, m.fstype) for m in mounts] == [
         ("rpool/local/root", "/", "zfs"),
+        ("/dev/nvme0n1p1", "/boot", "vfat"),
         ("rpool/local/nix", "/nix", "zfs"),
         ("rpool/safe/persist", "/persist", "zfs"),
+        ("rpool/safe/log", "/var/log", "zfs"),
     ]
 
 
-def test_zfs_mount_names_what_is_missing(fp: FakeProcess, example: plan.Plan) -> None:
-    zfs_plan = _zfs_plan(example)
+def test_zfs_mount_names_what_is_missing(fp: FakeProcess, zfs_plan: plan.Plan) -> None:
     parts = layout.partitions(zfs_plan, "/dev/vda")
-    for name in ("rpool/local/root", "rpool/local/nix"):
+    for name in ("rpool/local/root", "rpool/local/nix", "rpool/safe/log"):
         fp.register(["zfs", "list", "-H", "-o", "name", name], stdout=name)
     fp.register(["zfs", "list", "-H", "-o", "name", "rpool/safe/persist"], returncode=1)
     blank = ["zfs", "list", "-H", "-o", "name", "-t", "snapshot", "rpool/local/root@blank"]
@@ -350,14 +342,9 @@ def test_zfs_mount_names_what_is_missing(fp: FakeProcess, example: plan.Plan) ->
     ]
 
 
-def test_tmpfs_root_is_mounted_first_and_has_no_blank(example: plan.Plan) -> None:
-    data = example.to_json()
-    data["rollback"] = "tmpfs"
-    data["tmpfs"] = {"size": "25%"}
-    data["btrfs"].update(rootSubvolume=None, blankSnapshot=None, oldRoots=None)
-    data["btrfs"]["subvolumes"] = data["btrfs"]["subvolumes"][1:]
-    tmpfs_plan = plan.from_json(data)
+def test_tmpfs_root_is_mounted_first_and_has_no_blank(host_plan_data: Any) -> None:
+    tmpfs_plan = plan.from_json(host_plan_data("tmpfs"))
     mounts = layout.planned_mounts(tmpfs_plan, layout.partitions(tmpfs_plan, "/dev/vda"))
-    assert (mounts[0].source, mounts[0].target, mounts[0].fstype) == ("none", "/", "tmpfs")
-    assert mounts[0].options == ("mode=755", "size=25%")
+    assert (mounts[0].source, mounts[0].target, mounts[0].fstype) == ("tmpfs", "/", "tmpfs")
+    assert mounts[0].options == ("mode=755", "size=2G")
     assert all(m.options[:1] != ("subvol=root",) for m in mounts)

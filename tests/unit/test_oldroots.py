@@ -42,7 +42,12 @@ def persist(tmp_path: Path) -> Path:
 @pytest.fixture
 def the_plan(persist: Path) -> plan.Plan:
     """The built-in plan (old roots in "old_roots"), persisting into a temporary directory."""
-    return dataclasses.replace(plan.default(), persist_path=str(persist))
+    return dataclasses.replace(
+        plan.default(),
+        persist_path=str(persist),
+        users=(plan.User("admin", f"{persist}/passwords/admin"),),
+        ssh_host_keys=(f"{persist}/etc/ssh/ssh_host_ed25519_key",),
+    )
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Plan v1: loading from each source, and one clear error for every kind of bad plan."""
+"""Plan v2: loading from each source, and one clear error for every kind of bad plan."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ def test_default_plan_round_trips_to_the_same_json(good: dict[str, Any]) -> None
     assert loaded.to_json() == good
     assert list(loaded.to_json()) == list(good)  # key order as in the contract
     assert loaded.btrfs is not None and loaded.btrfs.blank_snapshot == "root-blank"
-    assert loaded.disk is not None and loaded.disk.esp_bytes == 1024**3
+    assert loaded.disk is not None and loaded.disk.partitions[0].size_bytes == 1024**3
     assert loaded.persisted_paths == ["/var/lib/nixos", "/var/lib/systemd", "/etc/machine-id"]
 
 
@@ -93,23 +93,46 @@ BAD_PLANS = [
     ("unknown key", _set("colour", "blue"), "plan: colour: unknown key"),
     ("nested unknown key", _set("disk.sizee", "1G"), "plan: disk.sizee: unknown key"),
     ("missing key", _set("persistPath", _DELETE), "plan: persistPath: missing key"),
-    ("missing nested key", _set("btrfs.subvolumes.2.name", _DELETE), "btrfs.subvolumes[2].name"),
+    ("missing nested key", _set("mounts.2.device", _DELETE), "plan: mounts[2].device: missing"),
     ("wrong type", _set("btrfs.oldRoots.keepDays", "30"), "keepDays: expected an integer"),
-    ("bool is not int", _set("version", True), "version: expected an integer"),
+    ("bool is not int", _set("btrfs.oldRoots.keepNewest", True), "keepNewest: expected an integer"),
     ("list expected", _set("users", {"name": "x"}), "plan: users: expected a list"),
     ("bad rollback kind", _set("rollback", "ext4"), 'rollback: expected one of "btrfs"'),
-    ("bad size", _set("disk.swapSize", "8 gigs"), "plan: disk.swapSize: bad size '8 gigs'"),
+    ("bad size", _set("disk.partitions.1.size", "8 gigs"), "disk.partitions[1].size: '8 gigs'"),
     ("relative path", _set("persistPath", "persist"), "persistPath: 'persist' is not an absolute"),
     (
         "relative mountpoint",
-        _set("btrfs.subvolumes.1.mountpoint", "nix"),
-        "btrfs.subvolumes[1].mountpoint: 'nix' is not an absolute path",
+        _set("mounts.3.mountPoint", "nix"),
+        "mounts[3].mountPoint: 'nix' is not an absolute, normalised path",
     ),
     (
         "duplicate mountpoint",
-        _set("btrfs.subvolumes.4.mountpoint", "/nix"),
-        "btrfs.subvolumes[4]: duplicate mountpoint '/nix'",
+        _set("mounts.4.mountPoint", "/nix"),
+        "mounts[4]: duplicate mountPoint '/nix'",
     ),
+    (
+        "child before parent",
+        _set("mounts.1.mountPoint", "/home/x"),
+        "mounts[2].mountPoint: '/home' must come before '/home/x'",
+    ),
+    (
+        "tmpfs rollback, btrfs root",
+        lambda data: data.update(rollback="tmpfs", tmpfs={"size": "2G"}),
+        "mounts: rollback 'tmpfs' mounts a tmpfs",
+    ),
+    (
+        "password file outside persistPath",
+        _set("users.0.hashedPasswordFile", "/persist/../etc/shadow"),
+        "users[0].hashedPasswordFile: '/persist/../etc/shadow' is not an absolute, normalised",
+    ),
+    ("persistPath not normal", _set("persistPath", "/persist/.."), "persistPath: '/persist/..'"),
+    ("keepDays too large", _set("btrfs.oldRoots.keepDays", 10**6), "keepDays: must be between"),
+    (
+        "rest before the end",
+        _set("disk.partitions.0.size", None),
+        "disk.partitions[0].size: only the last partition",
+    ),
+    ("old plan version", _set("version", 1), "plan version 1 comes from an older blankslate"),
     (
         "rollback without its section",
         _set("btrfs", None),
@@ -117,7 +140,7 @@ BAD_PLANS = [
     ),
     ("zfs without section", _set("rollback", "zfs"), "plan: zfs: rollback 'zfs' needs a zfs"),
     ("disk missing", _set("disk", None), "plan: disk: rollback 'btrfs' needs a disk section"),
-    ("blank equals root", _set("btrfs.blankSnapshot", "root"), "btrfs.blankSnapshot: must differ"),
+    ("blank equals root", _set("btrfs.blankSnapshot", "root"), "btrfs.blankSnapshot: is, or nests"),
     (
         "root subvolume unknown",
         _set("btrfs.rootSubvolume", "rootfs"),
@@ -129,7 +152,7 @@ BAD_PLANS = [
         "persistence.directories[0].directory: / cannot be persisted",
     ),
     ("bad mode", _set("persistence.directories.0.mode", "rwx"), "mode: 'rwx' is not an octal"),
-    ("bad version", _set("version", 2), "plan: version: unsupported plan version 2"),
+    ("bad version", _set("version", 3), "plan: version: unsupported plan version 3"),
     ("not an object", lambda data: data.clear() or data.update({"x": 1}), "plan: x: unknown key"),
 ]
 
@@ -156,17 +179,17 @@ def test_top_level_must_be_an_object() -> None:
 
 
 def test_rollback_none_needs_no_disk(good: dict[str, Any]) -> None:
-    good.update(rollback="none", disk=None, btrfs=None, persistPath="/persistent")
+    good.update(rollback="none", disk=None, btrfs=None, mounts=[], persistPath="/persistent")
+    good["users"][0]["hashedPasswordFile"] = "/persistent/passwords/admin"
+    good["sshHostKeys"] = ["/persistent/etc/ssh/ssh_host_ed25519_key"]
     loaded = plan.from_json(good)
     assert loaded.disk is None and loaded.rollback == "none"
 
 
-def test_tmpfs_plan_on_btrfs(good: dict[str, Any]) -> None:
-    good["rollback"] = "tmpfs"
-    good["tmpfs"] = {"size": "25%"}
-    good["btrfs"].update(rootSubvolume=None, blankSnapshot=None, oldRoots=None)
-    good["btrfs"]["subvolumes"] = good["btrfs"]["subvolumes"][1:]
-    loaded = plan.from_json(good)
+def test_tmpfs_plan_on_btrfs(host_plan_data: Callable[[str], dict[str, Any]]) -> None:
+    data = host_plan_data("tmpfs")
+    data["tmpfs"] = {"size": "25%"}
+    loaded = plan.from_json(data)
     assert loaded.tmpfs is not None and loaded.tmpfs.size == "25%"
     assert loaded.btrfs is not None and loaded.btrfs.root_subvolume is None
 

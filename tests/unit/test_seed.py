@@ -30,6 +30,8 @@ def findmnt_json(*targets: str) -> str:
 def make_plan(persist: Path, directories: list[str], files: list[str]) -> plan.Plan:
     data: dict[str, Any] = json.loads(plan.default_text())
     data["persistPath"] = str(persist)
+    data["users"] = [{"name": "admin", "hashedPasswordFile": f"{persist}/passwords/admin"}]
+    data["sshHostKeys"] = [f"{persist}/etc/ssh/ssh_host_ed25519_key"]
     data["persistence"] = {
         "directories": [{"directory": d} for d in directories],
         "files": [{"file": f} for f in files],
