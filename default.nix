@@ -15,4 +15,6 @@ in
     (pins.impermanence + "/nixos.nix")
     ./modules
   ];
+  # Without flakes, the configuration itself (configuration.nix, pins.nix) lives in /etc/nixos.
+  blankslate.persistence.directories = [ "/etc/nixos" ];
 }

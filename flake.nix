@@ -80,7 +80,16 @@
         {
           type = "app";
           program = "${pkgs.writeShellScript "blankslate-${name}" ''exec ${exe} ${name} "$@"''}";
+          meta.description = "blankslate ${name}: ${appDescriptions.${name}}";
         };
+
+      appDescriptions = {
+        install = "partition, format and lay out a disk for a host, then nixos-install";
+        diff = "list what lives on / that the next boot will erase";
+        seed = "copy today's data of the persisted paths into persistPath";
+        passwd = "write a user's hashed password file";
+        mount = "mount an existing blankslate layout (rescue, or to continue an install)";
+      };
     in
     {
       # impermanence's module declares environment.persistence, which ours set.
@@ -111,15 +120,10 @@
           default = {
             type = "app";
             program = lib.getExe self.packages.${pkgs.stdenv.hostPlatform.system}.default;
+            meta.description = "blankslate: install, audit and seed an impermanent NixOS server";
           };
         }
-        // lib.genAttrs [
-          "install"
-          "diff"
-          "seed"
-          "passwd"
-          "mount"
-        ] (subcommand pkgs)
+        // lib.genAttrs (lib.attrNames appDescriptions) (subcommand pkgs)
       );
 
       checks = forAllSystems (

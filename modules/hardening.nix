@@ -4,7 +4,7 @@
 let
   inherit (lib) mkDefault mkIf;
   cfg = config.blankslate;
-  passwordFiles = lib.listToAttrs (map (u: lib.nameValuePair u.name u.hashedPasswordFile) cfg.plan.users);
+  passwordFiles = lib.listToAttrs (map (u: lib.nameValuePair u.name u.hashedPasswordFile) cfg._plan.users);
 in
 {
   config = mkIf cfg.enable {
@@ -15,7 +15,7 @@ in
         map (path: {
           type = "ed25519";
           inherit path;
-        }) cfg.plan.sshHostKeys
+        }) cfg._plan.sshHostKeys
       );
       settings = lib.mapAttrs (_: mkDefault) {
         PasswordAuthentication = false;

@@ -24,7 +24,7 @@ in
       {
         environment.persistence.${cfg.persistPath} = {
           hideMounts = lib.mkDefault true;
-          inherit (cfg.plan.persistence) directories files;
+          inherit (cfg._plan.persistence) directories files;
         };
       }
     ]

@@ -234,6 +234,12 @@ in
       internal = true;
       description = "The derived layout (partitions, mounts) before its checks; the modules read it, so assertions can report every error at once.";
     };
+    _plan = lib.mkOption {
+      type = lib.types.attrs;
+      readOnly = true;
+      internal = true;
+      description = "The plan before its checks; the modules read it, so assertions can report every error at once.";
+    };
     _layoutErrors = lib.mkOption {
       type = lib.types.listOf lib.types.str;
       readOnly = true;
@@ -248,6 +254,7 @@ in
       mainDevice = if cfg.disk == null then null else mainPartition.device;
     };
     blankslate._layoutErrors = layoutErrors;
+    blankslate._plan = plan;
     blankslate.plan =
       if layoutErrors == [ ] then plan else throw (lib.concatStringsSep "\n" layoutErrors);
 

@@ -302,12 +302,13 @@ def make_layout(device: str) -> Layout:
     default = plan.default()
     assert default.btrfs is not None
     layout = Layout(device=device)
-    assert layout.subvolumes == tuple(sub.name for sub in default.btrfs.subvolumes)
+    assert layout.subvolumes == default.btrfs.subvolumes
     assert (layout.root, layout.blank) == (
         default.btrfs.root_subvolume,
         default.btrfs.blank_snapshot,
     )
-    parts = install_layout.Partitions(esp="", swap=None, main=device)
+    assert default.disk is not None
+    parts = install_layout.Partitions(((default.disk.main, device),))
     install_layout.create_volumes(default, parts)
     return layout
 

@@ -71,9 +71,9 @@ def nix_eval(nix_paths: dict[str, Path]) -> Eval:
 def _host_expr(host: str | None, attr: str, extra: str = "") -> str:
     """Expression EXPR (e.g. "config.blankslate.plan"; config, options, lib and
     failedAssertions in scope) over HOST evaluated with tests/nix/eval.nix, plus
-    EXTRA, a module written in Nix (lib in scope)."""
+    EXTRA, a module written in Nix (lib and config in scope)."""
     host_arg = "null" if host is None else json.dumps(host)
-    modules = f"[ ({{ lib, ... }}: {extra}) ]" if extra else "[ ]"
+    modules = f"[ ({{ lib, config, ... }}: {extra}) ]" if extra else "[ ]"
     evaluated = f"import ./tests/nix/eval.nix {{ host = {host_arg}; extraModules = {modules}; }}"
     return f"let inherit ({evaluated}) config options lib failedAssertions; in {attr}"
 

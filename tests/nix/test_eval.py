@@ -1,5 +1,6 @@
 """Evaluation of the modules and hosts: <nixpkgs/lib>, the real impermanence module,
-and one freeform catch-all for the NixOS options neither declares (eval.nix)."""
+and a model of the NixOS options our modules set, with nixpkgs' own definitions on them
+(nixos-model.nix, no freeform catch-all)."""
 
 from __future__ import annotations
 
@@ -16,8 +17,7 @@ REPO = Path(__file__).resolve().parents[2]
 HOSTS = sorted(path.name for path in (REPO / "hosts").iterdir() if path.is_dir())
 PLAN = "config.blankslate.plan"
 UNIT = "config.boot.initrd.systemd.services"
-# The unit minus `path`: its packages are absent without nixpkgs.
-ROLLBACK_UNIT = f'builtins.removeAttrs {UNIT}.blankslate-rollback [ "path" ]'
+ROLLBACK_UNIT = f"{UNIT}.blankslate-rollback"
 
 
 def failed(host_eval: Any, host: str, extra: str = "") -> list[str]:
@@ -33,7 +33,15 @@ def test_example_plan_is_the_default_plan(host_eval: Any) -> None:
     assert host_eval("example", PLAN) == default
 
 
-def test_non_flake_entry_point_gives_the_same_plan(nix_eval: Any, repo: Path) -> None:
+@pytest.mark.parametrize("host", [h for h in HOSTS if h != "example"])
+def test_host_plan_fixtures_are_the_evaluated_plans(host_eval: Any, host: str) -> None:
+    """tests/plans/<host>.json, which the unit and integration tiers use, is what Nix computes."""
+    assert host_eval(host, PLAN) == json.loads((REPO / f"tests/plans/{host}.json").read_text())
+
+
+def test_non_flake_entry_point_gives_the_same_plan_and_keeps_etc_nixos(
+    nix_eval: Any, repo: Path
+) -> None:
     if (repo / "pins.nix").exists():
         pytest.skip("pins.nix present: default.nix would fetch impermanence")
     expr = (
@@ -41,7 +49,12 @@ def test_non_flake_entry_point_gives_the_same_plan(nix_eval: Any, repo: Path) ->
         "config; in config.blankslate.plan"
     )
     default = json.loads((REPO / "scripts/blankslate/default-plan.json").read_text())
-    assert nix_eval(expr) == default
+    evaluated = nix_eval(expr)
+    # configuration.nix and pins.nix live in /etc/nixos there: it is persisted.
+    directories = evaluated["persistence"]["directories"]
+    assert directories[0]["directory"] == "/etc/nixos"
+    evaluated["persistence"]["directories"] = directories[1:]
+    assert evaluated == default
 
 
 @pytest.mark.parametrize("host", HOSTS)
@@ -77,6 +90,7 @@ def test_plan_shape(host_eval: Any, host: str) -> None:
             "rollback",
             "persistPath",
             "disk",
+            "mounts",
             "btrfs",
             "zfs",
             "tmpfs",
@@ -86,7 +100,7 @@ def test_plan_shape(host_eval: Any, host: str) -> None:
             "audit",
         ]
     )
-    assert plan["version"] == 1
+    assert plan["version"] == 2
     assert plan["hostName"] == host
     assert [u["name"] for u in plan["users"]] == sorted(u["name"] for u in plan["users"])
     for user in plan["users"]:
@@ -111,33 +125,113 @@ def test_users_sorted_and_passwords_under_persist_path(host_eval: Any) -> None:
 # --- filesystems ---------------------------------------------------------------------
 
 
-def test_example_filesystems_follow_the_plan(host_eval: Any) -> None:
-    plan = host_eval("example", PLAN)
+# utils.fsNeededForBoot (nixos/lib/utils.nix): what the initrd mounts.
+BOOT_PATHS = {
+    "/",
+    "/nix",
+    "/nix/store",
+    "/var",
+    "/var/log",
+    "/var/lib",
+    "/var/lib/nixos",
+    "/etc",
+    "/usr",
+}
+
+
+@pytest.mark.parametrize("host", HOSTS)
+def test_filesystems_are_the_plans_mount_table(host_eval: Any, host: str) -> None:
+    """Every mount keeps its subvol= and options next to nixpkgs' x-initrd.mount."""
+    plan = host_eval(host, PLAN)
+    file_systems = host_eval(host, "config.fileSystems")
+    assert set(file_systems) == {m["mountPoint"] for m in plan["mounts"]}
+    for mount in plan["mounts"]:
+        fs = file_systems[mount["mountPoint"]]
+        assert (fs["device"], fs["fsType"], fs["neededForBoot"]) == (
+            mount["device"],
+            mount["fsType"],
+            mount["neededForBoot"],
+        )
+        in_initrd = mount["neededForBoot"] or mount["mountPoint"] in BOOT_PATHS
+        assert ("x-initrd.mount" in fs["options"]) == in_initrd
+        ours = [option for option in fs["options"] if option != "x-initrd.mount"]
+        # No options of ours: nixpkgs' default ["defaults"], unless x-initrd.mount replaced it.
+        assert ours == (mount["options"] or ([] if in_initrd else ["defaults"]))
+
+
+def test_example_mounts_subvolumes_not_the_top_level(host_eval: Any) -> None:
+    """The regression a real evaluation found: mkDefault options lost every subvol=."""
     file_systems = host_eval("example", "config.fileSystems")
-    label = plan["disk"]["label"]
-    for subvolume in plan["btrfs"]["subvolumes"]:
-        assert file_systems[subvolume["mountpoint"]] == {
-            "device": f"/dev/disk/by-label/{label}",
-            "fsType": "btrfs",
-            "options": [f"subvol={subvolume['name']}", *subvolume["options"]],
-            "neededForBoot": subvolume["neededForBoot"],
-        }
-    assert file_systems["/boot"]["device"] == "/dev/disk/by-label/BOOT"
-    assert file_systems["/boot"]["fsType"] == "vfat"
-    assert set(file_systems) == {"/boot"} | {s["mountpoint"] for s in plan["btrfs"]["subvolumes"]}
-    assert host_eval("example", "config.swapDevices") == [{"device": "/dev/disk/by-label/swap"}]
+    for mount_point, subvolume in (("/", "root"), ("/nix", "nix"), ("/persist", "persist")):
+        options = file_systems[mount_point]["options"]
+        assert f"subvol={subvolume}" in options and "compress=zstd" in options
+        assert "x-initrd.mount" in options
 
 
-def test_no_swap_when_swap_size_is_zero(host_eval: Any) -> None:
-    swap = host_eval(
-        "example", "config.swapDevices", '{ blankslate.disk.swapSize = lib.mkForce "0"; }'
+@pytest.mark.parametrize("host", HOSTS)
+def test_swap_devices_are_the_plans_swap_partitions(host_eval: Any, host: str) -> None:
+    plan = host_eval(host, PLAN)
+    partitions = plan["disk"]["partitions"] if plan["disk"] else []
+    swaps = [
+        {"device": p["device"], "options": ["defaults"]}
+        for p in partitions
+        if p["format"] == "swap"
+    ]
+    assert host_eval(host, "config.swapDevices") == swaps
+
+
+@pytest.mark.parametrize("size", ["0", "0G", "0GiB"])
+def test_no_swap_when_swap_size_is_zero(host_eval: Any, size: str) -> None:
+    extra = f'{{ blankslate.disk.swapSize = lib.mkForce "{size}"; }}'
+    assert host_eval("example", "config.swapDevices", extra) == []
+    formats = host_eval("example", f"map (p: p.format) {PLAN}.disk.partitions", extra)
+    assert formats == ["vfat", "btrfs"]
+
+
+SUBVOLUME_LINES = [
+    f"/dev/disk/by-label/nixos {target} btrfs "
+    f"x-initrd.mount,subvol={name},compress=zstd,noatime 0 0"
+    for target, name in (("/nix", "nix"), ("/persist", "persist"), ("/var/log", "log"))
+]
+INITRD_FSTAB = {
+    "example": [
+        "/dev/disk/by-label/nixos / btrfs x-initrd.mount,subvol=root,compress=zstd,noatime 0 0",
+        *SUBVOLUME_LINES,
+    ],
+    "tmpfs": ["tmpfs / tmpfs x-initrd.mount,mode=755,size=2G 0 0", *SUBVOLUME_LINES],
+    "zfs": [
+        "rpool/local/root / zfs x-initrd.mount 0 0",
+        "rpool/local/nix /nix zfs x-initrd.mount 0 0",
+        "rpool/safe/persist /persist zfs x-initrd.mount 0 0",
+        "rpool/safe/log /var/log zfs x-initrd.mount 0 0",
+    ],
+    "vpsfree": [],
+}
+
+
+@pytest.mark.parametrize("host", HOSTS)
+def test_initrd_fstab_lines(host_eval: Any, host: str) -> None:
+    assert host_eval(host, "config.system.build.initrdFstab") == INITRD_FSTAB[host]
+
+
+def test_filesystem_scalars_can_be_overridden(host_eval: Any) -> None:
+    extra = '{ fileSystems."/".device = "/dev/mapper/root"; }'
+    assert host_eval("example", 'config.fileSystems."/".device', extra) == "/dev/mapper/root"
+    forced = '{ fileSystems."/".options = lib.mkForce [ "subvol=other" ]; }'
+    assert host_eval("example", 'config.fileSystems."/".options', forced) == ["subvol=other"]
+
+
+def test_older_impermanence_defining_filesystems_does_not_recurse(host_eval: Any) -> None:
+    """impermanence before September 2025 defined fileSystems from the persistence lists."""
+    extra = (
+        "{ fileSystems = lib.listToAttrs (map (d: lib.nameValuePair d.dirPath "
+        '{ device = "/persist${d.dirPath}"; fsType = "none"; options = [ "bind" ]; }) '
+        'config.environment.persistence."/persist".directories); }'
     )
-    assert not swap
-
-
-def test_filesystem_defaults_can_be_overridden(host_eval: Any) -> None:
-    extra = '{ fileSystems."/".options = [ "subvol=root" ]; }'
-    assert host_eval("example", 'config.fileSystems."/".options', extra) == ["subvol=root"]
+    directories = "map (d: d.directory) config.blankslate.plan.persistence.directories"
+    expr = f"builtins.attrNames config.fileSystems ++ {directories}"
+    names = host_eval("example", expr, extra)
+    assert "/var/lib/nixos" in names
 
 
 def test_vpsfree_leaves_the_filesystems_to_the_platform(host_eval: Any) -> None:
@@ -153,26 +247,23 @@ def test_vpsfree_leaves_the_filesystems_to_the_platform(host_eval: Any) -> None:
 def test_zfs_datasets_are_legacy_zfs_mounts(host_eval: Any) -> None:
     plan = host_eval("zfs", PLAN)
     file_systems = host_eval("zfs", "config.fileSystems")
-    for dataset in plan["zfs"]["datasets"]:
-        mount = file_systems[dataset["mountpoint"]]
-        assert mount["device"] == f"{plan['zfs']['pool']}/{dataset['name']}"
-        assert mount["fsType"] == "zfs"
+    devices = {fs["device"] for fs in file_systems.values() if fs["fsType"] == "zfs"}
+    assert devices == {f"{plan['zfs']['pool']}/{name}" for name in plan["zfs"]["datasets"]}
     assert file_systems["/persist"]["neededForBoot"] is True
 
 
 def test_tmpfs_root(host_eval: Any) -> None:
     file_systems = host_eval("tmpfs", "config.fileSystems")
     root = file_systems["/"]
-    assert root["fsType"] == "tmpfs"
-    assert "mode=755" in root["options"]
-    assert "size=2G" in root["options"]
+    assert (root["device"], root["fsType"]) == ("tmpfs", "tmpfs")
+    assert root["options"] == ["x-initrd.mount", "mode=755", "size=2G"]
     assert file_systems["/nix"]["neededForBoot"] is True
     assert file_systems["/persist"]["neededForBoot"] is True
-    assert file_systems["/nix"]["options"][0] == "subvol=nix"
+    assert "subvol=nix" in file_systems["/nix"]["options"]
     btrfs = host_eval("tmpfs", PLAN)["btrfs"]
     assert btrfs["rootSubvolume"] is None and btrfs["blankSnapshot"] is None
     assert btrfs["oldRoots"] is None
-    assert "/" not in [s["mountpoint"] for s in btrfs["subvolumes"]]
+    assert "root" not in btrfs["subvolumes"]
     assert "blankslate-rollback" not in host_eval("tmpfs", f"{UNIT} or {{ }}")
 
 
@@ -242,6 +333,28 @@ def test_vpsfree_persists_at_least_the_seed_list(host_eval: Any) -> None:
 # --- rollback units ------------------------------------------------------------------
 
 
+def exec_start(unit: dict[str, Any]) -> list[str]:
+    """The unit's command; it runs on the initrd's own /bin, with no PATH of its own."""
+    assert unit["path"] == [] and unit["script"] == "" and "PATH" not in unit["environment"]
+    command = shlex.split(unit["serviceConfig"]["ExecStart"])
+    assert command[0] == "/bin/bash"
+    return command
+
+
+@pytest.mark.parametrize("host", ["example", "zfs"])
+def test_rollback_unit_programs_are_in_the_initrd_bin(host_eval: Any, host: str) -> None:
+    """bash from initrdBin; btrfs, find (example) or zfs (zfs) from initrdBin or extraBin."""
+    packages = host_eval(host, "map (p: p.pname) config.boot.initrd.systemd.initrdBin")
+    extra = host_eval(host, "builtins.attrNames config.boot.initrd.systemd.extraBin")
+    assert {"bashInteractive", "coreutils"} <= set(packages)
+    assert {"mount", "umount"} <= set(extra)
+    if host == "example":
+        assert {"btrfs-progs", "findutils"} <= set(packages)
+    else:
+        assert {"zfs", "zpool"} <= set(extra)
+        assert host_eval(host, "config.boot.zfs.devNodes") == "/dev/disk/by-partuuid"
+
+
 def test_btrfs_rollback_unit(host_eval: Any) -> None:
     unit = host_eval("example", ROLLBACK_UNIT)
     device = "dev-disk-by\\x2dlabel-nixos.device"
@@ -252,11 +365,12 @@ def test_btrfs_rollback_unit(host_eval: Any) -> None:
     assert unit["before"] == ["sysroot.mount"]
     assert unit["unitConfig"]["DefaultDependencies"] == "no"
     assert unit["serviceConfig"]["Type"] == "oneshot"
-    command = unit["script"].split()
-    assert command[0] == "bash"
+    command = exec_start(unit)
     assert command[1].startswith("/nix/store/") and command[1].endswith("-btrfs-rollback.bash")
     assert command[2:] == ["/dev/disk/by-label/nixos", "root", "root-blank", "old_roots", "30"]
-    store_paths = host_eval("example", "map toString config.boot.initrd.systemd.storePaths")
+    store_paths = host_eval(
+        "example", "map (p: toString p.source) config.boot.initrd.systemd.storePaths"
+    )
     assert command[1] in store_paths  # the script travels into the initrd with its unit
     assert host_eval("example", "config.boot.initrd.systemd.enable") is True
     assert "btrfs" in host_eval("example", "config.boot.initrd.supportedFilesystems")
@@ -302,7 +416,7 @@ def test_zfs_rollback_unit(host_eval: Any) -> None:
     assert unit["before"] == ["sysroot.mount"]
     assert unit["unitConfig"]["DefaultDependencies"] == "no"
     assert unit["serviceConfig"]["Type"] == "oneshot"
-    assert unit["script"].split()[2:] == ["rpool/local/root", "blank"]
+    assert exec_start(unit)[2:] == ["rpool/local/root", "blank"]
     files = host_eval("zfs", "map (f: f.file) config.blankslate.plan.persistence.files")
     assert "/etc/zfs/zpool.cache" in files
 
@@ -316,7 +430,7 @@ def test_zfs_rollback_unit(host_eval: Any) -> None:
         (
             "example",
             '{ blankslate.btrfs.blankSnapshot = lib.mkForce "root"; }',
-            "blankSnapshot and btrfs.rootSubvolume are both",
+            'btrfs.blankSnapshot "root" and btrfs.rootSubvolume "root" are the same or nested',
         ),
         (
             "example",
@@ -331,7 +445,7 @@ def test_zfs_rollback_unit(host_eval: Any) -> None:
         (
             "example",
             '{ blankslate.persistence.directories = [ "/" ]; }',
-            '"/" is among the persisted directories',
+            '"/" cannot be persisted whole',
         ),
         (
             "zfs",
@@ -408,9 +522,10 @@ def test_hardening_defaults_can_be_overridden(host_eval: Any) -> None:
 def test_disabled_module_sets_nothing(host_eval: Any) -> None:
     extra = "{ blankslate.enable = lib.mkForce false; }"
     config = host_eval("example", 'builtins.removeAttrs config [ "blankslate" ]', extra)
-    assert config.get("fileSystems", {}) == {}
-    assert "openssh" not in config.get("services", {})
-    assert config.get("environment", {}).get("persistence", {}) == {}
+    assert config["fileSystems"] == {} and config["swapDevices"] == []
+    assert config["services"]["openssh"]["enable"] is False
+    assert config["environment"]["persistence"] == {} and config["environment"]["etc"] == {}
+    assert config["boot"]["initrd"]["systemd"]["services"] == {}
 
 
 # --- colmena hive and flake outputs --------------------------------------------------
@@ -422,7 +537,15 @@ def test_colmena_hive(nix_eval: Any) -> None:
         'pkgs = throw "no nixpkgs here"; modules = [ ]; }'
     )
     assert nix_eval(f"builtins.attrNames ({hive})") == sorted([*HOSTS, "meta"])
-    node = f"(import ./tests/nix/eval.nix {{ extraModules = [ ({hive}).example {{0}} ]; }})"
+    # colmena's own option (its nixos module declares deployment.targetHost, a nullable string).
+    colmena = (
+        "{ options.deployment.targetHost = "
+        "lib.mkOption { type = lib.types.nullOr lib.types.str; }; }"
+    )
+    node = (
+        "(import ./tests/nix/eval.nix { extraModules = [ "
+        f"({{ lib, ... }}: {colmena}) ({hive}).example {{0}} ]; }})"
+    )
     target = "config.deployment.targetHost"
     assert nix_eval(node.replace("{0}", "") + f".{target}") == "example"
     override = '{ blankslate.deployment.targetHost = "203.0.113.7"; }'
