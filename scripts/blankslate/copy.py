@@ -21,7 +21,7 @@ from blankslate.errors import BlankslateError
 PARTIAL_SUFFIX = ".blankslate-partial"
 
 
-def cp_archive(source: Path, target: Path) -> list[str]:
+def cp_archive(source: Path, target: Path | str) -> list[str]:
     """Owner, mode, timestamps, ACLs and xattrs kept; extents shared where the filesystem can."""
     return [
         "cp",
@@ -99,7 +99,8 @@ def copy_into_empty(source: Path, directory: safefile.Directory, name: str) -> N
             raise BlankslateError(
                 f"{target} already exists (move it away first; recover never overwrites)"
             )
-        process.run(cp_archive(source, Path(f"/proc/{os.getpid()}/fd/{fd}")))
+        # "/." so cp sees the directory the magic link leads to, not the link itself.
+        process.run(cp_archive(source, f"/proc/{os.getpid()}/fd/{fd}/."))
     except OSError as error:
         with contextlib.suppress(OSError):
             os.fchown(fd, before.st_uid, before.st_gid)
