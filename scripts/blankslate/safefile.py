@@ -21,7 +21,6 @@ import contextlib
 import errno
 import logging
 import os
-import secrets
 import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -235,7 +234,7 @@ def _write_at(
         raise BlankslateError(f"{path} is a directory (name a file)")
     if keep_mode and existing is not None and stat.S_ISREG(existing.st_mode):
         mode = stat.S_IMODE(existing.st_mode)
-    temporary = f".{name}.{secrets.token_hex(8)}.tmp"
+    temporary = f".{name}.{os.urandom(8).hex()}.tmp"
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
     try:
         fd = os.open(temporary, flags, 0o600, dir_fd=directory.fd)
