@@ -168,7 +168,10 @@ def passwd(
     from blankslate import passwd as passwd_module
 
     target = passwd_module.target_path(plan, user, root, output)
-    passwd_module.set_password(plan, user, target, method=method.value, from_stdin=stdin)
+    below = None if output is not None else passwd_module.persist_under(plan, root, target)
+    passwd_module.set_password(
+        plan, user, target, method=method.value, from_stdin=stdin, below=below
+    )
     print(f"wrote {target} ({method.value})")
 
 

@@ -303,10 +303,9 @@ def add_rule(path: Path, pattern: str, reason: str) -> bool:
     items.append(rule)
     buffer = io.StringIO()
     _yaml().dump(document, buffer)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(buffer.getvalue())
-    temporary.replace(path)
+    from blankslate import safefile
+
+    safefile.write_file(path, buffer.getvalue(), make=safefile.fixed(0o755), keep_mode=True)
     return True
 
 

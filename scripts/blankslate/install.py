@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from blankslate import disk, layout, mounts, passwd, plan, process, seed, ui
+from blankslate import disk, layout, mounts, passwd, plan, process, safefile, seed, ui
 from blankslate.errors import BlankslateError
 from blankslate.plan import Plan
 
@@ -368,7 +368,7 @@ def write_hardware_config(flake: str, host: str, root: Path) -> None:
         return
     config = process.run(nixos_generate_config(root), capture=True).stdout
     if not process.settings.dry_run:
-        target.write_text(config)
+        safefile.write_file(target, config)
         ui.say(f"Wrote {target} (add it to git: flakes only see tracked files).")
 
 

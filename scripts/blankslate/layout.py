@@ -9,7 +9,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from blankslate import btrfs, disk, mounts, process, zfs
+from blankslate import btrfs, disk, mounts, process, safefile, zfs
 from blankslate import plan as plan_module
 from blankslate.errors import BlankslateError
 from blankslate.plan import Plan
@@ -169,15 +169,14 @@ def remember(mountpoint: Path, *, loop: str | None, swap: str | None) -> None:
         return
     state = _read_state()
     state[str(mountpoint.resolve())] = {"loop": loop, "swap": swap}
-    STATE_FILE.parent.mkdir(parents=True, exist_ok=True)
-    STATE_FILE.write_text(json.dumps(state, indent=2))
+    safefile.write_file(STATE_FILE, json.dumps(state, indent=2), make=safefile.fixed(0o755))
 
 
 def forget(mountpoint: Path) -> dict[str, str | None]:
     state = _read_state()
     entry = state.pop(str(mountpoint.resolve()), {"loop": None, "swap": None})
     if not process.settings.dry_run and STATE_FILE.exists():
-        STATE_FILE.write_text(json.dumps(state, indent=2))
+        safefile.write_file(STATE_FILE, json.dumps(state, indent=2))
     return entry
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import stat
 import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -88,6 +90,27 @@ def mounts_below(directory: Path | str) -> list[MountEntry]:
         if entry.target == base or entry.target.startswith(base.rstrip("/") + "/")
     ]
     return sorted(inside, key=lambda entry: entry.target.count("/"), reverse=True)
+
+
+def persist_mount(persist: Path | str, hint: str) -> MountEntry:
+    """What is mounted on persistPath (the one under --root); an error when nothing is: a
+    write there would land on the root the next boot erases (or on some other directory)."""
+    wanted = os.path.normpath(persist)
+    found = [entry for entry in all_mounts() if entry.target == wanted]
+    if not found:
+        raise BlankslateError(f"persistPath {wanted} is not mounted ({hint})")
+    return found[-1]
+
+
+def same_device(first: str, second: str) -> bool:
+    """Whether two device paths name one block device (/dev/disk/by-label/x and /dev/vda3)."""
+    if os.path.realpath(first) == os.path.realpath(second):
+        return True
+    try:
+        one, two = os.stat(first), os.stat(second)
+    except OSError:
+        return False
+    return stat.S_ISBLK(one.st_mode) and stat.S_ISBLK(two.st_mode) and one.st_rdev == two.st_rdev
 
 
 def backing_device(path: Path | str) -> str:

@@ -8,6 +8,10 @@ again; nothing under it is ever changed.
 An entry of the old roots directory whose name is not such a timestamp (a snapshot someone made
 by hand, say) is still listed, with an unknown time, after every timestamped one; `--from` can
 name it, and the search for the newest root holding a path reaches it last.
+
+`recover` writes below persistPath (where users own directories) or below `--to`: it checks
+first that persistPath is mounted, from the device the old roots are on, and never writes
+through a symlink there (`safefile`, `copy`).
 """
 
 from __future__ import annotations
@@ -15,13 +19,14 @@ from __future__ import annotations
 import os
 import posixpath
 import re
+import stat
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from blankslate import btrfs, copy, mounts, process
+from blankslate import btrfs, copy, mounts, process, safefile
 from blankslate.errors import BlankslateError
 from blankslate.plan import Plan, format_size
 
@@ -290,12 +295,47 @@ def recover(
     path = check_path(path)
     subvolume = old_roots_subvolume(plan)
     target = destination(plan, path, to)
+    if to is None:
+        check_persist_device(plan.persist_path, device)
+        refusal = safefile.check_no_links(Path(plan.persist_path), path)
+        if refusal is not None:
+            raise BlankslateError(f"{refusal}: refusing to write through it")
     check_target_free(target)
     with mounts.top_level(default_device(plan, device)) as top:
         kept = list_roots(top, subvolume)
         if not kept:
             raise BlankslateError(f"no old roots: {subvolume!r} is empty")
         root, source = find_source(kept, path, plan.persist_path, from_root)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        process.run(copy.cp_archive(source, target))
+        copy_to(source, target, Path(plan.persist_path) if to is None else None)
     return Recovery(path, root.name, target)
+
+
+def check_persist_device(persist_path: str, device: str | None) -> None:
+    """persistPath is mounted, and from `device` when one is named: the old roots of another
+    disk are never copied into this system's persistPath."""
+    entry = mounts.persist_mount(persist_path, "mount it, or give --to DIR")
+    if device is not None and not mounts.same_device(entry.device, device):
+        raise BlankslateError(
+            f"persistPath {persist_path} is on {entry.device}, not on {device} (mount that "
+            "disk's persist subvolume there, or give --to DIR)"
+        )
+
+
+def copy_to(source: Path, target: Path, persist: Path | None) -> None:
+    """Copy into `target`, its parent reached from `persist` (when given) or opened as named,
+    then component by component without following a symlink; missing directories are made
+    root's, 0755."""
+    make = safefile.fixed(0o755)
+    if persist is not None:
+        parent = safefile.walk(persist, str(target.parent.relative_to(persist)), make=make)
+    else:
+        parent = safefile.open_directory(target.parent, make=make)
+    with safefile.held(parent):
+        existing = parent.entry(target.name)
+        if existing is None:
+            copy.copy_new(source, parent, target.name)
+        elif stat.S_ISDIR(existing.st_mode):
+            copy.copy_into_empty(source, parent, target.name)
+        else:
+            check_target_free(target)  # raises: it appeared in the meantime
+            raise BlankslateError(f"{target} already exists (recover never overwrites)")

@@ -5,10 +5,9 @@ from __future__ import annotations
 import getpass
 import os
 import sys
-import tempfile
 from pathlib import Path
 
-from blankslate import process
+from blankslate import mounts, process, safefile
 from blankslate.errors import BlankslateError
 from blankslate.plan import Plan
 
@@ -21,15 +20,39 @@ def mkpasswd(method: str) -> list[str]:
 
 
 def target_path(plan: Plan, user: str, root: Path, output: Path | None) -> Path:
+    """--output FILE as given, else the plan's file under --root; the persistPath it lies in
+    must be mounted (else it would land on the root the next boot erases)."""
     if output is not None:
         plan.user(user)
+        if output.is_dir():
+            raise BlankslateError(f"--output {output} is a directory (name a file)")
         return output
     if not root.is_dir():
         raise BlankslateError(f"--root {root}: not a directory")
-    return root / plan.user(user).hashed_password_file.lstrip("/")
+    path = root / plan.user(user).hashed_password_file.lstrip("/")
+    persist = persist_under(plan, root, path)
+    if persist is not None:
+        mounts.persist_mount(
+            persist,
+            f"mount it first, e.g. `blankslate mount --mountpoint {root}`, or give --output",
+        )
+    return path
+
+
+def persist_under(plan: Plan, root: Path, path: Path) -> Path | None:
+    """persistPath under `root` when `path` lies in it."""
+    persist = root / plan.persist_path.lstrip("/")
+    return persist if persist in path.parents else None
 
 
 def read_password(*, from_stdin: bool) -> str:
+    try:
+        return _read_password(from_stdin=from_stdin)
+    except UnicodeDecodeError:
+        raise BlankslateError("the password is not valid UTF-8; nothing written") from None
+
+
+def _read_password(*, from_stdin: bool) -> str:
     if from_stdin:
         password = sys.stdin.readline().rstrip("\n")
     else:
@@ -52,33 +75,28 @@ def hash_password(password: str, method: str) -> str:
     return hashed
 
 
-def write_secret(path: Path, content: str) -> None:
-    """Atomically: a 0600 root-owned temporary file in the same 0700 directory, then rename."""
+def write_secret(path: Path, content: str, *, below: Path | None = None) -> None:
+    """Atomically (`safefile`): 0600, root's; missing directories made 0700 whatever the umask.
+    Below `below` (persistPath, where users own directories) no symlink is followed."""
     if process.settings.dry_run:
         process.log.warning("would write %s (mode 0600)", path)
         return
-    if not path.parent.exists():
-        path.parent.mkdir(mode=0o700, parents=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    closed = False
-    try:
-        os.fchmod(handle, 0o600)
-        os.fchown(handle, 0, 0)
-        os.write(handle, content.encode())
-        os.fsync(handle)
-        os.close(handle)
-        closed = True
-        os.replace(temporary, path)
-    except BaseException:
-        if not closed:
-            os.close(handle)
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    safefile.write_file(
+        path, content, mode=0o600, owner=(0, 0), below=below, make=safefile.fixed(0o700)
+    )
 
 
-def set_password(plan: Plan, user: str, path: Path, *, method: str, from_stdin: bool) -> Path:
+def set_password(
+    plan: Plan,
+    user: str,
+    path: Path,
+    *,
+    method: str,
+    from_stdin: bool,
+    below: Path | None = None,
+) -> Path:
     if os.geteuid() != 0:
         raise BlankslateError("run as root (the password file belongs to root)")
     password = read_password(from_stdin=from_stdin)
-    write_secret(path, hash_password(password, method) + "\n")
+    write_secret(path, hash_password(password, method) + "\n", below=below)
     return path

@@ -9,16 +9,13 @@ has been fetched, so a failure leaves the previous file as it was.
 
 from __future__ import annotations
 
-import contextlib
-import os
 import re
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from blankslate import process
+from blankslate import process, safefile
 from blankslate.errors import BlankslateError
 
 IMPERMANENCE_REPOSITORY = "https://github.com/nix-community/impermanence"
@@ -188,25 +185,9 @@ def render(pins: Sequence[Pin], command: str) -> str:
 
 def write_atomically(path: Path, text: str, mode: int = PINS_FILE_MODE) -> None:
     """Replace `path` in one step: a reader sees the old file or the new one, never a part."""
-    directory = path.parent
-    if not directory.is_dir():
-        raise BlankslateError(f"cannot write {path}: {directory} is not a directory")
-    try:
-        descriptor, name = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as error:
-        raise BlankslateError(f"cannot write {path}: {error.strerror}") from None
-    temporary = Path(name)
-    try:
-        with os.fdopen(descriptor, "w") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temporary, mode)  # mkstemp creates 0600
-        os.replace(temporary, path)
-    except OSError as error:
-        with contextlib.suppress(OSError):
-            temporary.unlink()
-        raise BlankslateError(f"cannot write {path}: {error.strerror}") from None
+    if not path.parent.is_dir():
+        raise BlankslateError(f"cannot write {path}: {path.parent} is not a directory")
+    safefile.write_file(path, text, mode=mode)
 
 
 def command_line(

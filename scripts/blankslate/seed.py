@@ -2,8 +2,13 @@
 
 It never overwrites and never deletes: a path whose copy exists already is left alone, and a
 copy of a different kind is a conflict, reported and skipped. A copy goes to a temporary name
-next to its target and is renamed into place only when complete, so a failed copy (no space, an
+next to its target and is moved into place only when complete, so a failed copy (no space, an
 I/O error) leaves nothing half-written behind.
+
+Users own directories below persistPath (seed gives them their own), so nothing below it is
+written through a symlink: a link on the way is a conflict in the listing (dry run included),
+and the writes themselves go through directory fds walked without following links
+(`safefile`, `copy.copy_new`), so a link planted after the listing is refused too.
 
 `make_parents` is public: the installer seeds host keys and password files with it.
 """
@@ -18,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Literal
 
-from blankslate import copy, mounts, process
+from blankslate import copy, mounts, process, safefile
 from blankslate.errors import BlankslateError
 from blankslate.plan import Plan
 from blankslate.process import quote_path
@@ -27,7 +32,7 @@ log = logging.getLogger("blankslate")
 
 Action = Literal["copy", "present", "mounted", "absent", "conflict", "problem"]
 Kind = Literal["directory", "file"]
-PARTIAL_SUFFIX = ".blankslate-partial"
+PARTIAL_SUFFIX = copy.PARTIAL_SUFFIX
 
 
 @dataclass(frozen=True)
@@ -46,8 +51,7 @@ class SeedItem:
         return self.action in ("conflict", "problem")
 
 
-def rm_partial_cmd(path: Path) -> list[str]:
-    return ["rm", "-rf", "--one-file-system", "--", str(path)]
+rm_partial_cmd = copy.rm_partial_cmd
 
 
 def _describe_mode(mode: int) -> str:
@@ -103,11 +107,9 @@ def _inspect(
         return item(
             "problem", f"{_describe_mode(live.st_mode)} on disk, but the plan persists a {kind}"
         )
-    for parent in reversed(target.parents):
-        if _under(persist, parent):
-            continue
-        if parent.exists() and not parent.is_dir():
-            return item("conflict", f"{parent} is not a directory: left as is")
+    refusal = safefile.check_no_links(persist, relative)
+    if refusal is not None:
+        return item("conflict", f"{refusal}: left as is (never written through)")
     try:
         existing = os.lstat(target)
     except FileNotFoundError:
@@ -136,6 +138,35 @@ def plan_seed(
     return [_inspect(path, kind, base, persist, mount_targets) for path, kind in sorted(wanted)]
 
 
+def _live_maker(live_root: Path | None, persist_root: Path, mode: int) -> safefile.DirectoryMaker:
+    """A missing directory gets the owner and mode of the same one under `live_root` when that
+    exists, else root:root and `mode`."""
+
+    def make(path: Path) -> safefile.NewDirectory:
+        try:
+            info = os.stat(live_root / path.relative_to(persist_root)) if live_root else None
+        except OSError:
+            info = None
+        if info is None:
+            return safefile.NewDirectory(mode)
+        return safefile.NewDirectory(stat.S_IMODE(info.st_mode), info.st_uid, info.st_gid)
+
+    return make
+
+
+def open_parent(
+    persist_root: Path,
+    relative_path: str | PurePosixPath,
+    live_root: Path | None = None,
+    *,
+    mode: int = 0o755,
+) -> safefile.Directory:
+    """The parent directory of `persist_root/relative_path`, held open; its missing components
+    created (see `make_parents`), none of them reached through a symlink."""
+    parent = PurePosixPath(str(relative_path).lstrip("/")).parent
+    return safefile.walk(persist_root, parent, make=_live_maker(live_root, persist_root, mode))
+
+
 def make_parents(
     persist_root: Path,
     relative_path: str | PurePosixPath,
@@ -146,51 +177,40 @@ def make_parents(
     """Create the missing parent directories of `persist_root/relative_path`.
 
     Each gets the owner and mode of the same directory under `live_root` when that exists, else
-    root:root and `mode`. Returns the directories created (none under dry-run).
+    root:root and `mode`. A symlink on the way is refused. Returns the directories created
+    (none under dry-run).
     """
+    if not process.settings.dry_run:
+        with safefile.held(open_parent(persist_root, relative_path, live_root, mode=mode)) as made:
+            return made.created
     parts = PurePosixPath(str(relative_path).lstrip("/")).parts[:-1]
-    created: list[Path] = []
-    current, live = persist_root, live_root
+    refusal = safefile.check_no_links(persist_root, PurePosixPath(*parts) if parts else "")
+    if refusal is not None:
+        raise BlankslateError(f"{refusal}: refusing to write through it")
+    make = _live_maker(live_root, persist_root, mode)
+    current = persist_root
     for part in parts:
         current = current / part
-        live = live / part if live is not None else None
-        if current.is_dir():
-            continue
-        if os.path.lexists(current):
-            raise BlankslateError(f"{current} exists and is not a directory (move it away)")
-        try:
-            info = os.stat(live) if live is not None else None
-        except OSError:
-            info = None
-        uid, gid = (info.st_uid, info.st_gid) if info is not None else (0, 0)
-        permissions = stat.S_IMODE(info.st_mode) if info is not None else mode
-        if process.settings.dry_run:
-            log.warning("would create %s (mode %04o, owner %d:%d)", current, permissions, uid, gid)
-            continue
-        try:
-            os.mkdir(current)
-            os.chown(current, uid, gid)
-            os.chmod(current, permissions)
-        except OSError as error:
-            raise BlankslateError(f"cannot create {current}: {error.strerror}") from None
-        created.append(current)
-    return created
+        if not os.path.lexists(current):
+            wanted = make(current)
+            log.warning(
+                "would create %s (mode %04o, owner %d:%d)",
+                current,
+                wanted.mode,
+                wanted.uid,
+                wanted.gid,
+            )
+    return []
 
 
-def copy_into_place(source: Path, target: Path) -> None:
-    """Copy with all metadata to a temporary name, then rename; remove the partial on failure."""
-    partial = target.with_name(target.name + PARTIAL_SUFFIX)
-    if os.path.lexists(partial):
-        process.run(rm_partial_cmd(partial))  # left by an interrupted earlier run
-    try:
-        process.run(copy.cp_archive(source, partial))
-    except BlankslateError as error:
-        process.run(rm_partial_cmd(partial), check=False)
-        raise BlankslateError(
-            f"copying {source} failed, its partial copy was removed: {error}"
-        ) from None
-    if not process.settings.dry_run:
-        os.rename(partial, target)
+def copy_into_place(source: Path, target: Path, persist_root: Path, live_root: Path) -> None:
+    """Copy with all metadata to a temporary name, then move it into place (`copy.copy_new`)."""
+    if process.settings.dry_run:
+        process.run(copy.cp_archive(source, target.with_name(target.name + PARTIAL_SUFFIX)))
+        return
+    relative = target.relative_to(persist_root)
+    with safefile.held(open_parent(persist_root, str(relative), live_root)) as parent:
+        copy.copy_new(source, parent, target.name)
 
 
 def apply(
@@ -206,7 +226,7 @@ def apply(
             log.warning("%s appeared in the meantime: left as is", item.target)
             continue  # e.g. copied with a persisted parent directory
         make_parents(persist_root, item.path, base)
-        copy_into_place(item.source, item.target)
+        copy_into_place(item.source, item.target, persist_root, base)
         done.append(item)
     return done
 

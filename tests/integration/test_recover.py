@@ -145,3 +145,35 @@ def test_recover_path_in_no_root(helpers: ModuleType, old_roots: Any, tmp_path: 
     with pytest.raises(BlankslateError, match="/etc/nothing is not in any of the 2 old roots"):
         oldroots.recover(app_plan("/persist"), "/etc/nothing", to=tmp_path, device=old_roots.device)
     assert helpers.mounts_of(old_roots.device) == []  # unmounted after the error too
+
+
+def test_recover_never_writes_through_a_symlink_in_persist(
+    helpers: ModuleType, old_roots: Any, persist_mount: Path, tmp_path: Path
+) -> None:
+    # A user who owns persist/var points var/lib somewhere root would never write.
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (persist_mount / "var").mkdir()
+    os.chown(persist_mount / "var", 1000, 1000)
+    (persist_mount / "var/lib").symlink_to(victim)
+
+    with pytest.raises(BlankslateError, match=r"var/lib is a symlink"):
+        oldroots.recover(app_plan(persist_mount), f"/{STATE}", device=old_roots.device)
+
+    assert list(victim.iterdir()) == []
+    assert helpers.mounts_of(old_roots.device) == [str(persist_mount)]
+
+
+def test_recover_into_persist_needs_it_mounted_from_the_device(
+    helpers: ModuleType, old_roots: Any, persist_mount: Path, tmp_path: Path
+) -> None:
+    not_mounted = tmp_path / "persist"
+    not_mounted.mkdir()
+    with pytest.raises(BlankslateError, match=rf"persistPath {not_mounted} is not mounted"):
+        oldroots.recover(app_plan(not_mounted), f"/{STATE}", device=old_roots.device)
+    assert list(not_mounted.iterdir()) == []
+    # Another disk's old roots never go into the persistPath of this one.
+    with pytest.raises(BlankslateError, match=rf"is on {old_roots.device}, not on /dev/zero"):
+        oldroots.recover(app_plan(persist_mount), f"/{STATE}", device="/dev/zero")
+    assert list(persist_mount.iterdir()) == []
+    assert helpers.mounts_of(old_roots.device) == [str(persist_mount)]

@@ -164,3 +164,30 @@ def test_seed_needs_persist_mounted(tmp_path: Path, live_and_persist: tuple[Path
     assert result.returncode == 1
     last_line = result.stderr.splitlines()[-1]
     assert last_line.startswith(f"error: persistPath {not_mounted} is not mounted")
+
+
+def test_seed_never_writes_through_a_users_symlink(
+    live_and_persist: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """alice owns persist/home/alice and points .ssh at root's: seed refuses, dry run too."""
+    live, persist = live_and_persist
+    victim = tmp_path / "root-ssh"
+    victim.mkdir()
+    (live / "home/alice/.ssh").mkdir(parents=True)
+    (live / "home/alice/.ssh/authorized_keys").write_text("ssh-ed25519 alice\n")
+    (persist / "home/alice").mkdir(parents=True)
+    os.chown(persist / "home/alice", 1000, 1000)
+    (persist / "home/alice/.ssh").symlink_to(victim)
+    os.chown(persist / "home/alice/.ssh", 1000, 1000, follow_symlinks=False)
+    plan_file = write_plan(tmp_path, persist, [], ["/home/alice/.ssh/authorized_keys"])
+    refusal = f"{persist}/home/alice/.ssh is a symlink: left as is (never written through)"
+
+    dry = blankslate("seed", "--plan", str(plan_file), "--root", str(live), "--dry-run")
+    result = blankslate("seed", "--plan", str(plan_file), "--root", str(live), "--yes")
+
+    assert dry.returncode == 1, dry.stderr
+    assert refusal in dry.stdout
+    assert result.returncode == 1, result.stderr
+    assert refusal in result.stdout
+    assert "copied 0 paths" in result.stdout
+    assert list(victim.iterdir()) == []

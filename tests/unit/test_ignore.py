@@ -155,3 +155,19 @@ def test_cli_ignore_writes_the_hosts_file_of_the_checkout(
     target = tmp_path / "hosts/web/audit.yaml"
     assert capsys.readouterr().out == f"added: /srv/** in {target}\n"
     assert ignore_rules.load_file(target)[0].pattern == "/srv/**"
+
+
+def test_add_rule_never_writes_through_a_planted_temporary_name(tmp_path: Path) -> None:
+    # The old code wrote `.audit.yaml.tmp` (a predictable name) through any symlink there.
+    victim = tmp_path / "victim"
+    victim.write_text("precious\n")
+    path = tmp_path / "audit.yaml"
+    path.write_text("ignore: []\n")
+    (tmp_path / ".audit.yaml.tmp").symlink_to(victim)
+
+    assert ignore_rules.add_rule(path, "/root/.lesshst", "less history") is True
+
+    assert victim.read_text() == "precious\n"
+    assert [rule.pattern for rule in ignore_rules.load_file(path)] == ["/root/.lesshst"]
+    assert not path.is_symlink()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".audit.yaml.tmp", "audit.yaml", "victim"]

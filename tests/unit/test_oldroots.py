@@ -7,9 +7,11 @@ import dataclasses
 import json
 import logging
 import os
+import shutil
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pytest_subprocess import FakeProcess
@@ -79,16 +81,26 @@ def write(path: Path, text: str) -> Path:
 @pytest.fixture
 def expect_copy(fp: FakeProcess) -> Iterator[Callable[[Path, Path], None]]:
     """Register the archive copy of a source to a target; each must have run once at the end."""
-    expected: list[list[str]] = []
+    expected: list[tuple[list[str | Any], Path]] = []
 
     def expect(source: Path, target: Path) -> None:
-        argv = copy.cp_archive(source, target)
-        fp.register(argv)
-        expected.append(argv)
+        # cp is given the copy's place through /proc/<pid>/fd/<held directory>: any name.
+        argv = [*copy.cp_archive(source, target)[:-1], fp.any(min=1, max=1)]
+
+        def run(process: FakePopen) -> None:
+            place = Path(str(process.args[-1]))
+            if source.is_dir():
+                shutil.copytree(source, place, symlinks=True, dirs_exist_ok=True)
+            else:
+                shutil.copy2(source, place)
+
+        fp.register(argv, callback=run)
+        expected.append((argv, target))
 
     yield expect
-    for argv in expected:
+    for argv, target in expected:
         assert fp.call_count(argv) == 1, f"expected one run of {argv}"
+        assert os.path.lexists(target), f"{target} was not copied into place"
 
 
 # ------------------------------------------------------------------------------ names, order
@@ -297,6 +309,7 @@ def test_recover_persisted_path_goes_back_to_persist(
     top: Path,
     persist: Path,
 ) -> None:
+    persist_mounted_from(fp, Path(the_plan.persist_path), DEVICE)
     # The newest root only has impermanence's empty mountpoint: the data is in an older one.
     (top / "old_roots" / NEWEST / "var/lib/nixos").mkdir(parents=True)
     source = write(top / "old_roots" / MIDDLE / "var/lib/nixos/uid-map", "{}\n").parent
@@ -316,6 +329,7 @@ def test_recover_persisted_file_and_path_inside_persisted_directory(
     top: Path,
     persist: Path,
 ) -> None:
+    persist_mounted_from(fp, Path(the_plan.persist_path), DEVICE)
     machine_id = write(top / "old_roots" / NEWEST / "etc/machine-id", "abc\n")
     inside = write(top / "old_roots" / NEWEST / "var/lib/systemd/timers/x.timer", "t\n")
     expect_copy(machine_id, persist / "etc/machine-id")
@@ -334,6 +348,7 @@ def test_recover_skips_symlink_into_persist(
     top: Path,
     persist: Path,
 ) -> None:
+    persist_mounted_from(fp, Path(the_plan.persist_path), DEVICE)
     (top / "old_roots" / NEWEST / "etc").mkdir(parents=True)
     (top / "old_roots" / NEWEST / "etc/machine-id").symlink_to(f"{persist}/etc/machine-id")
     source = write(top / "old_roots" / OLDEST / "etc/machine-id", "abc\n")
@@ -350,6 +365,7 @@ def test_recover_not_persisted_needs_to(fp: FakeProcess, the_plan: plan.Plan, to
 def test_recover_never_overwrites(
     fp: FakeProcess, the_plan: plan.Plan, top: Path, tmp_path: Path, persist: Path
 ) -> None:
+    persist_mounted_from(fp, Path(the_plan.persist_path), DEVICE)
     write(top / "old_roots" / NEWEST / "etc/machine-id", "old\n")
     write(persist / "etc/machine-id", "live\n")
     write(tmp_path / "out" / "machine-id", "mine\n")
@@ -403,6 +419,7 @@ def test_recover_errors(
 
 
 def test_recover_with_no_old_roots(fp: FakeProcess, the_plan: plan.Plan, top: Path) -> None:
+    persist_mounted_from(fp, Path(the_plan.persist_path), DEVICE)
     for entry in (top / "old_roots").iterdir():
         if entry.is_dir():
             entry.rmdir()
@@ -457,3 +474,67 @@ def test_cli_recover_error_is_one_line(
         f"error: /root/x is not persisted, so it has no place in {the_plan.persist_path} "
         "(give --to DIR to copy it into DIR)\n"
     )
+
+
+# ------------------------------------------------------------------------------ safe writes
+
+FINDMNT_PERSIST = ["findmnt", "--json", "--list", "--output", "TARGET,SOURCE,FSTYPE,OPTIONS"]
+
+
+def persist_mounted_from(fp: FakeProcess, persist: Path, device: str | None) -> None:
+    rows = [{"target": "/", "source": "/dev/vda3[/root]", "fstype": "btrfs", "options": "rw"}]
+    if device is not None:
+        rows.append(
+            {
+                "target": str(persist),
+                "source": f"{device}[/persist]",
+                "fstype": "btrfs",
+                "options": "rw",
+            }
+        )
+    fp.register(
+        [*FINDMNT_PERSIST, "--mountpoint", str(persist)],
+        stdout=json.dumps({"filesystems": rows[1:]}),
+        returncode=0 if device else 1,
+        occurrences=4,
+    )
+    fp.register(FINDMNT_PERSIST, stdout=json.dumps({"filesystems": rows}), occurrences=4)
+
+
+def test_recover_never_writes_through_a_symlink_in_persist(
+    fp: FakeProcess, the_plan: plan.Plan, top: Path, persist: Path, tmp_path: Path
+) -> None:
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (persist / "var").mkdir()
+    (persist / "var/lib").symlink_to(victim)
+    write(top / "old_roots" / NEWEST / "var/lib/nixos/uid-map", "{}\n")
+    persist_mounted_from(fp, persist, DEVICE)
+    fp.register(["cp", fp.any()])
+    with pytest.raises(BlankslateError, match=f"{persist}/var/lib is a symlink"):
+        oldroots.recover(the_plan, "/var/lib/nixos/uid-map", device=DEVICE)
+    assert list(victim.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("mounted_from", "complaint"),
+    [
+        (None, "persistPath {persist} is not mounted (mount it, or give --to DIR)"),
+        ("/dev/vdb3", "persistPath {persist} is on /dev/vdb3, not on /dev/vda3"),
+    ],
+)
+def test_recover_into_persist_needs_it_mounted_from_the_device(
+    fp: FakeProcess,
+    the_plan: plan.Plan,
+    top: Path,
+    persist: Path,
+    mounted_from: str | None,
+    complaint: str,
+) -> None:
+    write(top / "old_roots" / NEWEST / "etc/machine-id", "abc\n")
+    persist_mounted_from(fp, persist, mounted_from)
+    fp.register(["cp", fp.any()])
+    with pytest.raises(BlankslateError) as raised:
+        oldroots.recover(the_plan, "/etc/machine-id", device=DEVICE)
+    assert complaint.format(persist=persist) in str(raised.value)
+    assert list(persist.iterdir()) == []

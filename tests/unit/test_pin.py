@@ -165,13 +165,15 @@ def test_rewrite_replaces_the_file_atomically(
     output.chmod(0o600)
     (tmp_path / "neighbour.nix").write_text("untouched\n")
     replaced: list[tuple[str, str]] = []
-    real_replace = os.replace
+    real_rename = os.rename
 
-    def recording_replace(source: str, target: Path) -> None:
-        replaced.append((os.path.dirname(source), Path(source).read_text()))
-        real_replace(source, target)
+    def recording_rename(source: str, target: str, *, src_dir_fd: int, dst_dir_fd: int) -> None:
+        fd = os.open(source, os.O_RDONLY, dir_fd=src_dir_fd)
+        with os.fdopen(fd) as handle:
+            replaced.append((os.readlink(f"/proc/self/fd/{src_dir_fd}"), handle.read()))
+        real_rename(source, target, src_dir_fd=src_dir_fd, dst_dir_fd=dst_dir_fd)
 
-    monkeypatch.setattr(os, "replace", recording_replace)
+    monkeypatch.setattr(os, "rename", recording_rename)
     register_ls_remote_head(fp)
     register_prefetch(fp, IMPERMANENCE_URL, SHA_IMPERMANENCE)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import os
@@ -13,9 +14,10 @@ from typing import Any
 import pytest
 from pytest_subprocess import FakeProcess
 
-from blankslate import cli, copy, plan, process, seed
+from blankslate import cli, plan, process, seed
 from blankslate.errors import BlankslateError
 
+CP = ["cp", "--archive", "--reflink=auto", "--no-target-directory", "--"]
 FINDMNT = ["findmnt", "--json", "--list", "--output", "TARGET,SOURCE,FSTYPE,OPTIONS"]
 
 
@@ -123,8 +125,26 @@ def test_make_parents_refuses_a_file_in_the_way(tmp_path: Path) -> None:
         seed.make_parents(tmp_path, "etc/ssh/key")
 
 
-def cp_for(source: Path, target: Path) -> list[str]:
-    return copy.cp_archive(source, target)
+def register_cp(fp: FakeProcess, source: Path, before: Any = None) -> list[Path]:
+    """cp of `source` to whatever target the code names; the callback really copies there.
+    Returns the list of targets cp was given, resolved (/proc/PID/fd/N names a held fd)."""
+    staged: list[Path] = []
+
+    def run(process: Any) -> None:
+        if before is not None:
+            before()
+        target = Path(process.args[-1])
+        staged.append(Path(os.path.realpath(target.parent)) / target.name)
+        if source.is_dir():
+            shutil.copytree(source, target, symlinks=True, dirs_exist_ok=True)
+        else:
+            shutil.copy2(source, target)
+
+    fp.register(
+        [*CP, str(source), fp.any(min=1, max=1)],
+        callback=run,
+    )
+    return staged
 
 
 def test_apply_copies_to_a_partial_name_then_renames(
@@ -135,12 +155,10 @@ def test_apply_copies_to_a_partial_name_then_renames(
     (live / "var/lib/app/data").write_text("payload")
     items = seed.plan_seed(make_plan(persist, ["/var/lib/app"], []), root=live)
     partial = persist / "var/lib/app.blankslate-partial"
-    fp.register(
-        cp_for(live / "var/lib/app", partial),
-        callback=lambda _: shutil.copytree(live / "var/lib/app", partial, symlinks=True),
-    )
+    staged = register_cp(fp, live / "var/lib/app")
     done = seed.apply(items, persist_root=persist, live_root=live)
     assert [item.path for item in done] == ["/var/lib/app"]
+    assert staged == [partial / "app"]  # cp wrote inside the 0700 partial directory
     assert (persist / "var/lib/app/data").read_text() == "payload"
     assert not partial.exists()
 
@@ -151,15 +169,22 @@ def test_a_failed_copy_is_removed_and_explained(trees: tuple[Path, Path], fp: Fa
     items = seed.plan_seed(make_plan(persist, ["/srv"], []), root=live)
     partial = persist / "srv.blankslate-partial"
     fp.register(
-        cp_for(live / "srv", partial),
+        [*CP, str(live / "srv"), fp.any(min=1, max=1)],
         returncode=1,
         stderr="cp: error writing 'x': No space left on device\n",
     )
-    fp.register(["rm", "-rf", "--one-file-system", "--", str(partial)])
+    removed: list[str] = []
+
+    def rm(process: Any) -> None:
+        removed.append(os.path.realpath(process.args[-1]))
+        shutil.rmtree(process.args[-1])
+
+    fp.register(["rm", "-rf", "--one-file-system", "--", fp.any(min=1, max=1)], callback=rm)
     with pytest.raises(BlankslateError, match=r"partial copy was removed.*No space left"):
         seed.apply(items, persist_root=persist, live_root=live)
-    assert fp.call_count(["rm", "-rf", "--one-file-system", "--", str(partial)]) == 1
+    assert removed == [str(partial)]
     assert not (persist / "srv").exists()
+    assert not partial.exists()
 
 
 def test_dry_run_changes_nothing(trees: tuple[Path, Path], fp: FakeProcess) -> None:
@@ -182,11 +207,7 @@ def test_cli_seed_lists_asks_and_tells_the_next_step(
     (live / "etc/machine-id").write_text("abc\n")
     plan_file = persist.parent / "plan.json"
     plan_file.write_text(json.dumps(make_plan(persist, [], ["/etc/machine-id"]).to_json()))
-    partial = persist / "etc/machine-id.blankslate-partial"
-    fp.register(
-        cp_for(live / "etc/machine-id", partial),
-        callback=lambda _: shutil.copy2(live / "etc/machine-id", partial),
-    )
+    register_cp(fp, live / "etc/machine-id")
     monkeypatch.setattr("sys.stdin", io.StringIO("y\n"))
     monkeypatch.setattr(
         "sys.argv", ["blankslate", "seed", "--plan", str(plan_file), "--root", str(live)]
@@ -201,3 +222,67 @@ def test_cli_seed_lists_asks_and_tells_the_next_step(
     )
     assert "next: nixos-rebuild boot --flake .#example, then reboot" in out
     assert (persist / "etc/machine-id").read_text() == "abc\n"
+
+
+# --- a user's symlink under persistPath never redirects a write -----------------------------
+
+
+def test_seed_refuses_a_symlinked_parent_planted_in_persist(
+    trees: tuple[Path, Path], tmp_path: Path, fp: FakeProcess
+) -> None:
+    # alice owns persist/home/alice (seed gave it her owner) and points .ssh at root's.
+    live, persist = trees
+    victim = tmp_path / "root-ssh"
+    victim.mkdir()
+    (live / "home/alice/.ssh").mkdir(parents=True)
+    (live / "home/alice/.ssh/authorized_keys").write_text("ssh-ed25519 alice\n")
+    (persist / "home/alice").mkdir(parents=True)
+    (persist / "home/alice/.ssh").symlink_to(victim)
+    the_plan = make_plan(persist, [], ["/home/alice/.ssh/authorized_keys"])
+    register_cp(fp, live / "home/alice/.ssh/authorized_keys")
+
+    items = seed.plan_seed(the_plan, root=live)
+
+    assert actions(items) == {
+        "/home/alice/.ssh/authorized_keys": (
+            "conflict",
+            f"{persist}/home/alice/.ssh is a symlink: left as is (never written through)",
+        )
+    }
+    forced = [dataclasses.replace(item, action="copy", detail="") for item in items]
+    with pytest.raises(BlankslateError, match=r"home/alice/\.ssh is a symlink"):
+        seed.apply(forced, persist_root=persist, live_root=live)
+    assert list(victim.iterdir()) == []
+
+
+def test_make_parents_refuses_a_symlink(tmp_path: Path) -> None:
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    persist = tmp_path / "persist"
+    (persist / "home").mkdir(parents=True)
+    (persist / "home/alice").symlink_to(victim)
+    with pytest.raises(BlankslateError, match=r"home/alice is a symlink"):
+        seed.make_parents(persist, "home/alice/.ssh/authorized_keys")
+    assert list(victim.iterdir()) == []
+
+
+def test_a_parent_swapped_for_a_symlink_during_the_copy_redirects_nothing(
+    trees: tuple[Path, Path], tmp_path: Path, fp: FakeProcess
+) -> None:
+    live, persist = trees
+    victim = tmp_path / "root-ssh"
+    victim.mkdir()
+    (live / "home/alice/.ssh").mkdir(parents=True)
+    (live / "home/alice/.ssh/authorized_keys").write_text("ssh-ed25519 alice\n")
+    (persist / "home/alice").mkdir(parents=True)
+    items = seed.plan_seed(make_plan(persist, ["/home/alice/.ssh"], []), root=live)
+
+    def swap() -> None:  # alice, while cp runs: her directory elsewhere, a link in its place
+        (persist / "home/alice").rename(persist / "home/alice-moved")
+        (persist / "home/alice").symlink_to(victim)
+
+    register_cp(fp, live / "home/alice/.ssh", before=swap)
+    seed.apply(items, persist_root=persist, live_root=live)
+
+    assert list(victim.iterdir()) == []
+    assert (persist / "home/alice-moved/.ssh/authorized_keys").read_text() == "ssh-ed25519 alice\n"
