@@ -152,6 +152,13 @@
         // lib.mapAttrs' (
           name: host: lib.nameValuePair "host-${name}" host.config.system.build.toplevel
         ) (lib.filterAttrs (_: host: host.pkgs.stdenv.hostPlatform.system == system) self.nixosConfigurations)
+        # Boots the example layout twice in a VM (needs KVM; see tests/vm/rollback.nix).
+        // lib.optionalAttrs (system == "x86_64-linux") {
+          vm-rollback = import ./tests/vm/rollback.nix {
+            inherit pkgs;
+            blankslateModule = self.nixosModules.default;
+          };
+        }
       );
 
       formatter = forAllSystems (pkgs: pkgs.nixfmt-tree);

@@ -615,3 +615,31 @@ def test_flake_lock_pins(nix_paths: Any) -> None:
         pytest.skip("<impermanence> is another revision than the locked one")
     # The nixpkgs pin is impermanence's own.
     assert nodes["nixpkgs"]["locked"] == upstream["nixpkgs"]["locked"]
+
+
+VM_NODE = """
+let
+  test = import ./tests/vm/rollback.nix {
+    pkgs = { testers.runNixOSTest = test: test; };
+    blankslateModule = { };
+  };
+  # qemu-vm.nix's options that the node sets (nixos/modules/virtualisation/qemu-vm.nix).
+  qemuVm = { lib, ... }: {
+    options.virtualisation.useDefaultFilesystems = lib.mkOption { type = lib.types.bool; };
+    options.virtualisation.fileSystems = lib.mkOption { type = lib.types.attrsOf lib.types.attrs; };
+  };
+in
+import ./tests/nix/eval.nix { extraModules = [ qemuVm test.nodes.machine ]; }
+"""
+
+
+def test_vm_test_node_evaluates(nix_eval: Any) -> None:
+    """The VM test cannot run here; its node still evaluates, with the plan's btrfs mounts."""
+    node = f"({VM_NODE})"
+    assert nix_eval(f"{node}.failedAssertions") == []
+    file_systems = nix_eval(f"{node}.config.virtualisation.fileSystems")
+    assert sorted(file_systems) == ["/", "/persist", "/var/log"]
+    assert file_systems["/"]["options"] == ["subvol=root", "compress=zstd", "noatime"]
+    unit = nix_eval(f"{node}.config.boot.initrd.systemd.services.blankslate-test-format")
+    assert unit["before"] == ["blankslate-rollback.service"]
+    assert "btrfs subvolume snapshot -r" in unit["script"]
