@@ -74,6 +74,8 @@ def main() -> None:
 
         plan = default_plan(work)
         plan["persistPath"] = str(persist)
+        plan["users"] = [{"name": "admin", "hashedPasswordFile": f"{persist}/passwords/admin"}]
+        plan["sshHostKeys"] = [f"{persist}/etc/ssh/ssh_host_ed25519_key"]
         plan["persistence"] = {"directories": [{"directory": "/var/lib/big"}], "files": []}
         plan_file = work / "plan.json"
         plan_file.write_text(json.dumps(plan))
