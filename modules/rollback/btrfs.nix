@@ -28,6 +28,7 @@ let
     cfg.btrfs.blankSnapshot
     cfg.btrfs.oldRoots.subvolume
     (toString cfg.btrfs.oldRoots.keepDays)
+    (toString cfg.btrfs.oldRoots.keepNewest)
   ];
 
   # Everything the script calls; PATH is pinned to exactly these.

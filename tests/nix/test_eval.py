@@ -255,7 +255,7 @@ def test_btrfs_rollback_unit(host_eval: Any) -> None:
     command = unit["script"].split()
     assert command[0] == "bash"
     assert command[1].startswith("/nix/store/") and command[1].endswith("-btrfs-rollback.bash")
-    assert command[2:] == ["/dev/disk/by-label/nixos", "root", "root-blank", "old_roots", "30"]
+    assert command[2:] == ["/dev/disk/by-label/nixos", "root", "root-blank", "old_roots", "30", "3"]
     store_paths = host_eval("example", "map toString config.boot.initrd.systemd.storePaths")
     assert command[1] in store_paths  # the script travels into the initrd with its unit
     assert host_eval("example", "config.boot.initrd.systemd.enable") is True
@@ -288,6 +288,7 @@ def test_scripted_initrd_runs_after_resume(host_eval: Any) -> None:
         "root-blank",
         "old_roots",
         "30",
+        "3",
     ]
     assert "postDeviceCommands" not in host_eval(
         "example", "builtins.attrNames config.boot.initrd", extra
