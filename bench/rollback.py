@@ -42,7 +42,7 @@ def time_rollback(device: str, keep_days: int, run_dir: Path) -> float:
     env = {**os.environ, "TMPDIR": str(run_dir)}
     t = time.perf_counter()
     proc = subprocess.run(
-        ["bash", str(SCRIPT), device, "root", "root-blank", "old_roots", str(keep_days)],
+        ["bash", str(SCRIPT), device, "root", "root-blank", "old_roots", str(keep_days), "0"],
         env=env,
         capture_output=True,
         text=True,

@@ -27,6 +27,7 @@ let
     cfg.btrfs.blankSnapshot
     cfg.btrfs.oldRoots.subvolume
     (toString cfg.btrfs.oldRoots.keepDays)
+    (toString cfg.btrfs.oldRoots.keepNewest)
   ];
 in
 {

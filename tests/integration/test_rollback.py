@@ -1,8 +1,8 @@
 """A simulated boot cycle: modules/rollback/btrfs-rollback.bash on a real btrfs filesystem.
 
 The script runs exactly as the initrd unit runs it (`bash script DEVICE root root-blank
-old_roots KEEP_DAYS`); the only difference is TMPDIR, which points into tmp_path so that the
-temporary mount of a killed run can be found and removed "as a reboot would".
+old_roots KEEP_DAYS KEEP_NEWEST`); the only difference is TMPDIR, which points into tmp_path
+so that the temporary mount of a killed run can be found and removed "as a reboot would".
 """
 
 from __future__ import annotations
@@ -45,10 +45,13 @@ def script_env(run_dir: Path, extra_path: Path | None = None) -> dict[str, str]:
     return env
 
 
-def rollback(device: str, keep_days: int | str, run_dir: Path, *args: str, **kw):
+def rollback(
+    device: str, keep_days: int | str, run_dir: Path, *args: str, keep_newest: int = 0, **kw
+):
     """Run the script to completion; returns the CompletedProcess."""
     run_dir.mkdir(exist_ok=True)
     argv = ["bash", str(SCRIPT), device, "root", "root-blank", "old_roots", str(keep_days)]
+    argv.append(str(keep_newest))
     if args:
         argv = ["bash", str(SCRIPT), *args]
     return subprocess.run(
@@ -71,7 +74,7 @@ def start_rollback(
     and a shim's `kill -KILL 0` never reaches pytest)."""
     run_dir.mkdir(exist_ok=True)
     return subprocess.Popen(
-        ["bash", str(SCRIPT), device, "root", "root-blank", "old_roots", str(keep_days)],
+        ["bash", str(SCRIPT), device, "root", "root-blank", "old_roots", str(keep_days), "0"],
         env={**script_env(run_dir, extra_path), **(extra_env or {})},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -97,6 +100,56 @@ def assert_clean_exit(helpers, run_dir: Path, device: str) -> None:
 
 def mksubvol(helpers, path: Path) -> None:
     helpers.run(["btrfs", "subvolume", "create", path])
+
+
+FAKE_DATE = """#!/bin/bash
+# a clock stopped at {epoch}: `date` without -d reads it; `date -d ...` converts as usual
+for arg in "$@"; do
+  case $arg in -d | -d* | --date | --date=*) exec {real} "$@" ;; esac
+done
+exec {real} -d @{epoch} "$@"
+"""
+
+
+def fake_clock(tmp_path: Path, now: datetime) -> Path:
+    """A PATH directory whose `date` tells the script it is `now`."""
+    bindir = tmp_path / f"clock-{int(now.timestamp())}"
+    bindir.mkdir()
+    real = shutil.which("date")
+    assert real
+    path = bindir / "date"
+    path.write_text(FAKE_DATE.format(epoch=int(now.timestamp()), real=real))
+    path.chmod(0o755)
+    return bindir
+
+
+def make_deep_subvolume(where: Path) -> None:
+    """What any user can do in a directory they may write: a subvolume (holding another one,
+    and made read-only) below directories nested deeper than PATH_MAX. From then on,
+    `btrfs subvolume list` fails (ENAMETOOLONG) for the whole filesystem."""
+    fd = os.open(where, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for _ in range(25):  # 25 * 201 bytes > PATH_MAX (4096)
+            os.mkdir("d" * 200, dir_fd=fd)
+            deeper = os.open("d" * 200, os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+            os.close(fd)
+            fd = deeper
+        for argv in (
+            ["btrfs", "subvolume", "create", "deep"],
+            ["btrfs", "subvolume", "create", "deep/inner"],
+            ["btrfs", "property", "set", "-ts", "deep", "ro", "true"],
+        ):
+            subprocess.run(
+                argv,
+                check=True,
+                capture_output=True,
+                pass_fds=(fd,),
+                preexec_fn=lambda: os.fchdir(fd),
+            )
+    finally:
+        os.close(fd)
+    proc = subprocess.run(["btrfs", "subvolume", "list", where], capture_output=True, text=True)
+    assert proc.returncode != 0 and "File name too long" in proc.stderr
 
 
 def delete_tree(helpers, top: Path, rel: str) -> None:
@@ -327,8 +380,6 @@ def test_keep_days_zero_keeps_nothing(helpers, system):
     assert rollback(device, 30, run_dir).returncode == 0
     populate_root(helpers, top / "root")
     (top / "old_roots" / "not a stamp").mkdir()
-    future = stamp(datetime.now(UTC) + timedelta(days=3))
-    mksubvol(helpers, top / "old_roots" / future)
     proc = rollback(device, 0, run_dir)
     assert proc.returncode == 0, proc.stderr
     assert_fresh_root(helpers, top, baseline)
@@ -340,9 +391,12 @@ def test_keep_days_zero_keeps_nothing(helpers, system):
     assert all(line.startswith(PREFIX) for line in proc.stdout.splitlines())
 
 
-def test_pruning_by_name(helpers, system):
+def test_pruning_by_name(helpers, system, tmp_path):
     device, top, run_dir, baseline = system
-    now = datetime.now(UTC)
+    # the clock 400 days ahead: the roots made below were all created long "ago", so only
+    # their names decide (the creation-time check is test_clock_set_back_...)
+    now = datetime.now(UTC).replace(microsecond=0) + timedelta(days=400)
+    clock = fake_clock(tmp_path, now)
     old_roots = top / "old_roots"
     mksubvol(helpers, old_roots)
 
@@ -367,7 +421,6 @@ def test_pruning_by_name(helpers, system):
         old(timedelta(days=29)),
         old(timedelta(days=1)),
         old(timedelta(days=1), ".7"),
-        old(timedelta(days=-2)),  # from the future (clock set back): kept
     }
     untouched_dirs = [
         "keep me",
@@ -386,7 +439,7 @@ def test_pruning_by_name(helpers, system):
     afile = stamp(now - timedelta(days=60))
     (old_roots / afile).write_text("a file")
 
-    proc = rollback(device, 30, run_dir)
+    proc = rollback(device, 30, run_dir, extra_path=clock)
     assert proc.returncode == 0, proc.stderr
     assert_fresh_root(helpers, top, baseline)
     assert_clean_exit(helpers, run_dir, device)
@@ -429,19 +482,24 @@ def test_missing_blank_changes_nothing(helpers, system):
     ("args", "code", "message"),
     [
         ((), 2, "usage:"),
-        (("root", "root-blank", "old_roots", "0"), 2, "usage:"),
-        (("DEV", "root", "root-blank", "old_roots", "0", "x"), 2, "usage:"),
-        (("DEV", "root", "root-blank", "old_roots", "-1"), 1, "KEEP_DAYS"),
-        (("DEV", "root", "root-blank", "old_roots", "3.5"), 1, "KEEP_DAYS"),
-        (("DEV", "root", "root-blank", "old_roots", ""), 1, "KEEP_DAYS"),
-        (("DEV", "/root", "root-blank", "old_roots", "1"), 1, "ROOT_SUBVOLUME"),
-        (("DEV", "root", "../root-blank", "old_roots", "1"), 1, "BLANK_SNAPSHOT"),
-        (("DEV", "root", "root-blank", "old_roots/", "1"), 1, "OLD_ROOTS_SUBVOLUME"),
-        (("DEV", "root", "root-blank", "a//b", "1"), 1, "OLD_ROOTS_SUBVOLUME"),
-        (("DEV", "root", "root-blank", "", "1"), 1, "OLD_ROOTS_SUBVOLUME"),
-        (("DEV", "root", "root-blank", "root/old", "1"), 1, "within"),
-        (("DEV", "root", "root", "old_roots", "1"), 1, "distinct"),
-        (("/dev/null", "root", "root-blank", "old_roots", "1"), 1, "not a block device"),
+        (("root", "root-blank", "old_roots", "0", "0"), 2, "usage:"),
+        (("DEV", "root", "root-blank", "old_roots", "0"), 2, "usage:"),
+        (("DEV", "root", "root-blank", "old_roots", "0", "0", "x"), 2, "usage:"),
+        (("DEV", "root", "root-blank", "old_roots", "-1", "0"), 1, "KEEP_DAYS"),
+        (("DEV", "root", "root-blank", "old_roots", "3.5", "0"), 1, "KEEP_DAYS"),
+        (("DEV", "root", "root-blank", "old_roots", "", "0"), 1, "KEEP_DAYS"),
+        (("DEV", "root", "root-blank", "old_roots", "1", "-1"), 1, "KEEP_NEWEST"),
+        (("DEV", "root", "root-blank", "old_roots", "1", "1e3"), 1, "KEEP_NEWEST"),
+        (("DEV", "root", "root-blank", "old_roots", "1", "1234567"), 1, "KEEP_NEWEST"),
+        (("DEV", "root", "root-blank", "old_roots", "1", ""), 1, "KEEP_NEWEST"),
+        (("DEV", "/root", "root-blank", "old_roots", "1", "0"), 1, "ROOT_SUBVOLUME"),
+        (("DEV", "root", "../root-blank", "old_roots", "1", "0"), 1, "BLANK_SNAPSHOT"),
+        (("DEV", "root", "root-blank", "old_roots/", "1", "0"), 1, "OLD_ROOTS_SUBVOLUME"),
+        (("DEV", "root", "root-blank", "a//b", "1", "0"), 1, "OLD_ROOTS_SUBVOLUME"),
+        (("DEV", "root", "root-blank", "", "1", "0"), 1, "OLD_ROOTS_SUBVOLUME"),
+        (("DEV", "root", "root-blank", "root/old", "1", "0"), 1, "within"),
+        (("DEV", "root", "root", "old_roots", "1", "0"), 1, "distinct"),
+        (("/dev/null", "root", "root-blank", "old_roots", "1", "0"), 1, "not a block device"),
     ],
 )
 def test_bad_arguments_touch_nothing(helpers, system, args, code, message):
@@ -475,8 +533,11 @@ def test_resumes_when_root_was_already_moved(helpers, system):
     assert proc.returncode == 0, proc.stderr
     assert "no root (an interrupted run moved it already)" in proc.stdout
     assert_fresh_root(helpers, top, baseline)
-    # the interrupted run's old root is older than 30 days: pruned
-    assert old_root_names(top) == set()
+    # its name says 2000, but btrfs created it within the last 30 days: kept
+    assert old_root_names(top) == {"2000-01-01T00:00:00Z"}
+    assert (
+        f"{PREFIX}kept old_roots/2000-01-01T00:00:00Z: named as older than 30 days" in proc.stdout
+    )
 
 
 @pytest.mark.parametrize("root_present", [False, True])
@@ -506,6 +567,175 @@ def test_foreign_temporary_name_is_not_deleted(helpers, system):
     assert helpers.subvolume_info(top / "root")["Parent UUID"] == "-"  # the old root, untouched
     assert_clean_exit(helpers, run_dir, device)
     baseline.check()
+
+
+# --------------------------------------------------------------------------- users, clocks, space
+
+
+def test_deep_subvolume_made_by_a_user_does_not_stop_pruning(helpers, system):
+    device, top, run_dir, baseline = system
+    make_deep_subvolume(top / "root")
+    proc = rollback(device, 30, run_dir)
+    assert proc.returncode == 0, proc.stderr
+    (moved,) = old_root_names(top)
+    # the user does it again in the fresh root, and an expired-by-config old root waits
+    make_deep_subvolume(top / "root")
+    mksubvol(helpers, top / "old_roots" / stamp(datetime.now(UTC) - timedelta(days=1)))
+    proc = rollback(device, 0, run_dir)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert_fresh_root(helpers, top, baseline)
+    assert_clean_exit(helpers, run_dir, device)
+    assert os.listdir(top / "old_roots") == []
+    assert f"{PREFIX}deleted old_roots/{moved}" in proc.stdout.splitlines()
+    # 5 made by populate_root, 2 at depth in each of the two roots
+    assert sum("deleted nested subvolume" in line for line in proc.stdout.splitlines()) == 9
+    assert all(line.startswith(PREFIX) for line in proc.stdout.splitlines())
+
+
+def test_an_old_root_that_cannot_be_deleted_is_skipped(helpers, system):
+    device, top, run_dir, baseline = system
+    now = datetime.now(UTC)
+    mksubvol(helpers, top / "old_roots")
+    names = [stamp(now - timedelta(days=d)) for d in (3, 2, 1)]
+    for name in names:
+        mksubvol(helpers, top / "old_roots" / name)
+    # the kernel refuses to delete the default subvolume: the oldest one
+    stuck = top / "old_roots" / names[0]
+    subvol_id = helpers.subvolume_info(stuck)["Subvolume ID"]
+    helpers.run(["btrfs", "subvolume", "set-default", subvol_id, top])
+    try:
+        proc = rollback(device, 0, run_dir)
+    finally:
+        helpers.run(["btrfs", "subvolume", "set-default", "5", top])
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert_fresh_root(helpers, top, baseline)
+    assert_clean_exit(helpers, run_dir, device)
+    assert os.listdir(top / "old_roots") == [names[0]]
+    assert f"could not delete old_roots/{names[0]}" in proc.stderr
+    assert (
+        proc.stdout.splitlines()[-1]
+        == f"{PREFIX}done (some old roots could not be deleted, see above)"
+    )
+
+
+def test_clock_in_the_future_keeps_the_newest_old_roots(helpers, system, tmp_path):
+    device, top, run_dir, baseline = system
+    real = []
+    for _ in range(4):
+        proc = rollback(device, 30, run_dir, keep_newest=3)
+        assert proc.returncode == 0, proc.stderr
+        real += re.findall(r"moved root to old_roots/(\S+)", proc.stdout)
+    assert len(real) == 4 and old_root_names(top) == set(real)
+    # one boot with the clock at 2099
+    clock = fake_clock(tmp_path, datetime(2099, 1, 1, tzinfo=UTC))
+    proc = rollback(device, 30, run_dir, keep_newest=3, extra_path=clock)
+    assert proc.returncode == 0, proc.stderr
+    (future,) = re.findall(r"moved root to old_roots/(\S+)", proc.stdout)
+    assert future.startswith("2099-01-01T")
+    # the three newest by creation are kept, whatever their names say
+    assert old_root_names(top) == {future, real[3], real[2]}
+    assert_fresh_root(helpers, top, baseline)
+    # back at the right time: the clock looks wrong, nothing is pruned, the root is reset
+    proc = rollback(device, 0, run_dir, keep_newest=0)
+    assert proc.returncode == 0, proc.stderr
+    assert "the clock looks wrong" in proc.stderr
+    (latest,) = re.findall(r"moved root to old_roots/(\S+)", proc.stdout)
+    assert old_root_names(top) == {future, real[3], real[2], latest}
+    assert_fresh_root(helpers, top, baseline)
+    assert_clean_exit(helpers, run_dir, device)
+
+
+def test_clock_set_back_does_not_get_the_newest_old_root_pruned(helpers, system, tmp_path):
+    device, top, run_dir, baseline = system
+    assert rollback(device, 30, run_dir).returncode == 0
+    (first,) = old_root_names(top)
+    (top / "root" / "day 2").write_text("made while the clock said 1970")
+    clock = fake_clock(tmp_path, datetime(1970, 1, 2, tzinfo=UTC))
+    proc = rollback(device, 30, run_dir, extra_path=clock)
+    assert proc.returncode == 0, proc.stderr
+    assert "the clock looks wrong" in proc.stderr  # 1970 is before the newest name
+    (past,) = re.findall(r"moved root to old_roots/(\S+)", proc.stdout)
+    assert past.startswith("1970-01-02T")
+    # the clock is right again; KEEP_NEWEST=0, so only the creation time can keep it
+    proc = rollback(device, 30, run_dir, keep_newest=0)
+    assert proc.returncode == 0, proc.stderr
+    assert f"{PREFIX}kept old_roots/{past}: named as older than 30 days" in proc.stdout
+    assert {first, past} < old_root_names(top)
+    assert (top / "old_roots" / past / "day 2").exists()
+    assert_fresh_root(helpers, top, baseline)
+
+
+def test_newest_is_by_creation_not_by_name(helpers, system):
+    device, top, run_dir, baseline = system
+    now = datetime.now(UTC)
+    mksubvol(helpers, top / "old_roots")
+    # created in this order; the names say the opposite
+    created = [stamp(now - timedelta(days=d)) for d in (1, 10, 20)]
+    for name in created:
+        mksubvol(helpers, top / "old_roots" / name)
+    proc = rollback(device, 0, run_dir, keep_newest=2)
+    assert proc.returncode == 0, proc.stderr
+    (moved,) = re.findall(r"moved root to old_roots/(\S+)", proc.stdout)
+    # the moved root has the newest name, but btrfs created it first (with the layout)
+    assert old_root_names(top) == {created[1], created[2]}
+    assert f"{PREFIX}deleted old_roots/{moved}" in proc.stdout.splitlines()
+    assert_fresh_root(helpers, top, baseline)
+
+
+def test_read_only_root_and_old_roots_are_made_writable(helpers, system):
+    device, top, run_dir, baseline = system
+    mksubvol(helpers, top / "old_roots")
+    root_uuid = helpers.subvolume_info(top / "root")["UUID"]
+    for name in ("root", "old_roots"):
+        helpers.run(["btrfs", "property", "set", "-ts", top / name, "ro", "true"])
+    proc = rollback(device, 30, run_dir)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert f"{PREFIX}made root writable (it was read-only)" in proc.stdout
+    assert f"{PREFIX}made old_roots writable (it was read-only)" in proc.stdout
+    (moved,) = old_root_names(top)
+    assert helpers.subvolume_info(top / "old_roots" / moved)["UUID"] == root_uuid
+    assert helpers.subvolume_info(top / "old_roots")["Flags"] == "-"
+    assert_fresh_root(helpers, top, baseline)
+    assert_clean_exit(helpers, run_dir, device)
+
+
+def test_full_filesystem_prunes_then_resets(helpers, tmp_path):
+    image = tmp_path / f"{helpers.IMAGE_PREFIX}full.img"
+    run_dir = tmp_path / "run"
+    with helpers.loop_device(image, "256MiB") as device:
+        helpers.run(["mkfs.btrfs", "-q", "-f", "--mixed", "-L", "nixos", device])
+        helpers.make_layout(device)
+        with helpers.mount_top_level(device) as top:
+            # the clock 400 days ahead, so the old root made now counts as created long ago
+            now = datetime.now(UTC) + timedelta(days=400)
+            clock = fake_clock(tmp_path, now)
+            expired = stamp(now - timedelta(days=100))
+            mksubvol(helpers, top / "old_roots")
+            mksubvol(helpers, top / "old_roots" / expired)
+            with open(top / "old_roots" / expired / "big", "wb") as f:
+                f.write(os.urandom(96 << 20))
+            # fill the filesystem from the root, data then metadata
+            with contextlib.suppress(OSError), open(top / "root" / "fill", "wb") as f:
+                while True:
+                    f.write(os.urandom(1 << 20))
+            with contextlib.suppress(OSError):
+                for i in range(100_000):
+                    (top / "root" / f"f{i}").write_bytes(b"x" * 2000)
+            os.sync()
+            probe = helpers.run(
+                ["btrfs", "subvolume", "snapshot", top / "root-blank", top / "probe"], check=False
+            )
+            assert "No space left on device" in probe.stderr, "the filesystem is not full"
+
+            proc = rollback(device, 30, run_dir, extra_path=clock)
+            assert proc.returncode == 0, proc.stdout + proc.stderr
+            assert "the filesystem is full" in proc.stderr
+            assert f"{PREFIX}deleted old_roots/{expired}" in proc.stdout.splitlines()
+            (moved,) = old_root_names(top)
+            assert (top / "old_roots" / moved / "fill").exists()
+            assert helpers.is_subvolume(top / "root") and os.listdir(top / "root") == []
+            assert helpers.subvolume_info(top / "root")["Flags"] == "-"
+            assert helpers.mounts_under(run_dir) == [] and list(run_dir.iterdir()) == []
 
 
 # --------------------------------------------------------------------------- fault injection
@@ -634,7 +864,10 @@ def test_sigkill_at_every_step_then_rerun(helpers, system, shims, keep, first_bo
             cycle.prepare()
             rc, out, err, calls = run_with_kill(device, keep, run_dir, shims, kill_at, mode)
             assert rc == -signal.SIGKILL, f"{label}: not killed (rc {rc})\n{out}\n{err}"
-            assert calls == kill_at, label
+            trace = (shims[1] / "trace").read_text().splitlines()
+            # find -execdir runs wrapped commands itself: killed after find, they count too
+            nested = mode == "after" and trace[kill_at - 1] == f"{kill_at} find"
+            assert calls == kill_at or (nested and calls > kill_at), label
             killed += 1
             cycle.recover_and_check(keep, label)
     assert killed == 2 * total

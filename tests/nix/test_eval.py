@@ -367,7 +367,7 @@ def test_btrfs_rollback_unit(host_eval: Any) -> None:
     assert unit["serviceConfig"]["Type"] == "oneshot"
     command = exec_start(unit)
     assert command[1].startswith("/nix/store/") and command[1].endswith("-btrfs-rollback.bash")
-    assert command[2:] == ["/dev/disk/by-label/nixos", "root", "root-blank", "old_roots", "30"]
+    assert command[2:] == ["/dev/disk/by-label/nixos", "root", "root-blank", "old_roots", "30", "3"]
     store_paths = host_eval(
         "example", "map (p: toString p.source) config.boot.initrd.systemd.storePaths"
     )
@@ -402,6 +402,7 @@ def test_scripted_initrd_runs_after_resume(host_eval: Any) -> None:
         "root-blank",
         "old_roots",
         "30",
+        "3",
     ]
     assert "postDeviceCommands" not in host_eval(
         "example", "builtins.attrNames config.boot.initrd", extra
