@@ -129,9 +129,29 @@ def main() -> None:
             raise
         print(f"error: {error}", file=sys.stderr)
         sys.exit(1)
+    except OSError as error:
+        if commands.State.debug or isinstance(error, BrokenPipeError):
+            raise  # a closed pipe is for `run`, which exits without a word
+        print(f"error: {describe_os_error(error)}", file=sys.stderr)
+        sys.exit(1)
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         sys.exit(130)
+
+
+def describe_os_error(error: OSError) -> str:
+    """What the system refused, on one line, for the errors no command turned into its own
+    message (a path longer than PATH_MAX, say): "/very/long/path...: File name too long"."""
+    from blankslate.process import quote_path
+
+    what = error.strerror or (str(error).splitlines() or [type(error).__name__])[0]
+    if error.filename is None:
+        return what
+    name = error.filename
+    name = os.fsdecode(name) if isinstance(name, str | bytes) else str(name)
+    if len(name) > 200:
+        name = f"{name[:100]}...({len(name)} characters)"
+    return f"{quote_path(name)}: {what}"
 
 
 def run() -> None:

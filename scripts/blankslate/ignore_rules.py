@@ -25,7 +25,7 @@ from itertools import compress
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from blankslate.errors import BlankslateError
+from blankslate.errors import BlankslateError, decode_utf8
 
 if TYPE_CHECKING:
     from ruamel.yaml import YAML
@@ -212,11 +212,12 @@ def _load_document(path: Path) -> CommentedMap:
     from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
     try:
-        text = path.read_text()
+        data = path.read_bytes()
     except FileNotFoundError:
         return CommentedMap()
     except OSError as error:
         raise BlankslateError(f"cannot read ignore file {path}: {error.strerror}") from None
+    text = decode_utf8(data, f"ignore file {path}")
     try:
         document = _yaml().load(text)
     except MarkedYAMLError as error:
@@ -340,7 +341,16 @@ def collect(plan_ignore: Sequence[str], host: str, ignore_file: Path | None) -> 
     path = ignore_file if ignore_file is not None else default_file(host)
     if path is None and INSTALLED_FILE.exists():
         path = INSTALLED_FILE
-    if ignore_file is not None and not ignore_file.exists():
-        raise BlankslateError(f"ignore file {ignore_file} not found (check --ignore-file)")
+    if ignore_file is not None:
+        try:
+            ignore_file.stat()
+        except FileNotFoundError:
+            raise BlankslateError(
+                f"ignore file {ignore_file} not found (check --ignore-file)"
+            ) from None
+        except OSError as error:
+            raise BlankslateError(
+                f"cannot read ignore file {ignore_file}: {error.strerror}"
+            ) from None
     from_file = load_file(path) if path is not None else []
     return [*from_file, *plan_rules(plan_ignore), *builtin_rules()]
