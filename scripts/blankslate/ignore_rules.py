@@ -65,14 +65,16 @@ def check_pattern(pattern: str) -> None:
         raise ValueError(f"pattern {pattern!r} is not a valid glob ({error})") from None
 
 
-def _component(text: str) -> str:
-    """One path component of a glob as a regular expression that never crosses `/`."""
-    out: list[str] = []
+def _characters(text: str) -> list[str | None]:
+    """One path component of a glob as one regular expression per character it matches,
+    None for a run of `*`. No expression ever matches `/`."""
+    out: list[str | None] = []
     index = 0
     while index < len(text):
         char = text[index]
         if char == "*":
-            out.append("[^/]*")
+            if not out or out[-1] is not None:
+                out.append(None)
         elif char == "?":
             out.append("[^/]")
         elif char == "[":
@@ -82,28 +84,62 @@ def _component(text: str) -> str:
             else:
                 body = text[index + 1 : end]
                 if body.startswith("!"):
-                    body = "^" + body[1:]
+                    body = "^/" + body[1:]
                 out.append("[" + body.replace("\\", "\\\\") + "]")
                 index = end
         else:
             out.append(re.escape(char))
         index += 1
-    return "".join(out)
+    return out
+
+
+def _component(text: str) -> str:
+    """One path component of a glob as a regular expression that never crosses `/`.
+
+    The fixed text between two `*` is taken at its first place, in an atomic group: if the
+    rest cannot match after the first place it cannot after a later one (the rest starts with
+    a `*`), and the regex engine does not try every way of splitting the name between stars.
+    """
+    pieces: list[list[str]] = [[]]
+    for character in _characters(text):
+        if character is None:
+            pieces.append([])
+        else:
+            pieces[-1].append(character)
+    joined = ["".join(piece) for piece in pieces]
+    if len(joined) == 1:
+        return joined[0]
+    first, *middle, last = joined
+    return first + "".join(f"(?>[^/]*?{piece})" for piece in middle) + "[^/]*" + last
 
 
 def translate(pattern: str) -> str:
     """A pattern as a regular expression for `fullmatch` on an absolute path.
 
     "/var/cache/**" -> r"/var/cache(?:/.*)?", "/home/*/.x" -> r"/home/[^/]*/\\.x".
+
+    Consecutive `**` are one. Every `**` but the last is followed by the components up to the
+    next `**` in an atomic group, taking their first place, as `_component` does with `*`:
+    matching takes polynomial time, not one try per way of splitting the path among them.
     """
     parts = pattern.split("/")
     if parts[0] == "":
         parts = parts[1:]
+    parts = [p for i, p in enumerate(parts) if not (p == "**" and i > 0 and parts[i - 1] == "**")]
+    last_double = max((i for i, part in enumerate(parts) if part == "**"), default=-1)
     out: list[str] = []
+    atomic = False
     for position, part in enumerate(parts):
-        last = position == len(parts) - 1
         if part == "**":
-            out.append("(?:/.*)?" if last else "(?:/[^/]+)*")
+            if atomic:
+                out.append(")")
+            atomic = position < last_double
+            if position == len(parts) - 1:
+                out.append("(?:/.*)?")
+            else:
+                out.append("(?>(?:/[^/]+)*?" if atomic else "(?:/[^/]+)*")
+        elif atomic:  # inside the group each component must end where the name does
+            out.append("/" + _component(part) + "(?![^/])")
         else:
             out.append("/" + _component(part))
     return "".join(out)
