@@ -339,12 +339,29 @@ def add_rule(path: Path, pattern: str, reason: str) -> bool:
     rule["reason"] = reason
     items.append(rule)
     buffer = io.StringIO()
+    if len(document) == 1 and len(items) == 1:
+        buffer.write(_comments_only(path))  # ruamel keeps no comments of an empty document
     _yaml().dump(document, buffer)
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.tmp")
     temporary.write_text(buffer.getvalue())
     temporary.replace(path)
     return True
+
+
+def _comments_only(path: Path) -> str:
+    """The text of the file at `path`, ending with a newline, when it holds only comments,
+    blank lines and a `---`; else nothing."""
+    try:
+        text = decode_utf8(path.read_bytes(), f"ignore file {path}")
+    except FileNotFoundError:
+        return ""
+    lines = text.splitlines()
+    if not all(
+        not line.strip() or line.lstrip().startswith("#") or line == "---" for line in lines
+    ):
+        return ""
+    return text.rstrip("\n") + "\n" if text.strip() else ""
 
 
 def default_file(host: str, checkout: Path | None = None) -> Path | None:
