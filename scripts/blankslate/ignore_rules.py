@@ -262,7 +262,8 @@ def _load_document(path: Path) -> CommentedMap:
         problem = error.problem or error.context or "not valid YAML"
         raise BlankslateError(f"ignore file {path}{where}: {problem}") from None
     except YAMLError as error:
-        raise BlankslateError(f"ignore file {path}: not valid YAML ({error})") from None
+        first = str(error).strip().splitlines()[0] if str(error).strip() else "not valid YAML"
+        raise BlankslateError(f"ignore file {path}: not valid YAML ({first})") from None
     if document is None:
         return CommentedMap()
     if not isinstance(document, CommentedMap):
