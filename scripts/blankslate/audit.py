@@ -13,6 +13,7 @@ renderers escape what is not printable UTF-8.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import gc
 import os
@@ -527,14 +528,43 @@ def _encode(text: str) -> str:
     return encode_basestring_ascii(text)
 
 
+def _undecodable(path: str) -> tuple[str, str] | None:
+    """For a name that is not UTF-8 (its undecodable bytes are lone surrogates here, as
+    `os.fsdecode` gives them): the name with U+FFFD for each such byte, as a JSON string, and
+    the exact bytes in base64. None for a name that is UTF-8."""
+    try:
+        path.encode("utf-8")
+        return None
+    except UnicodeEncodeError:
+        pass
+    try:
+        raw = path.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a surrogate that stands for no byte: not from the kernel
+        raw = path.encode("utf-8", "surrogatepass")
+    readable = encode_basestring_ascii(raw.decode("utf-8", "replace"))
+    return readable, base64.b64encode(raw).decode("ascii")
+
+
+def _json_path(path: str, encoded: str) -> str:
+    """The value of "path", followed by a "pathBytes" key when the name is not UTF-8."""
+    found = _undecodable(path)
+    return encoded if found is None else f'{found[0]}, "pathBytes": "{found[1]}"'
+
+
 def render_json(report: Report) -> str:
-    """The version 1 document, one entry per line; strings are escaped ASCII."""
+    """The version 1 document, one entry per line; strings are escaped ASCII.
+
+    A name that is not UTF-8 has its bytes in "pathBytes" (base64), and in "path" a U+FFFD
+    for each byte that is not UTF-8. Only a name whose escaped form holds a surrogate ("\\ud")
+    is looked at twice."""
     summary = ", ".join(f'"{status}": {report.summary[status]}' for status in STATUSES)
     encode = encode_basestring_ascii  # the C encoder, called directly: this runs per entry
     rows = [
-        f'{{"path": {encode(path)}, "type": "{kind}", "size": {size}, '
+        f'{{"path": {p}, "type": "{kind}", "size": {size}, '
         f'"status": "{status}", "reason": {encode(reason)}}}'
         for path, kind, size, status, reason in report.entries
+        # always true: `p` is the escaped path, with "pathBytes" after it when needed
+        if "\\ud" not in (p := encode(path)) or (p := _json_path(path, p))
     ]
     body = ",\n  ".join(rows)
     entries = f"[\n  {body}\n]" if rows else "[]"
@@ -553,8 +583,12 @@ def render_yaml(report: Report) -> str:
     else:
         lines.append("entries:")
         for path, kind, size, status, reason in report.entries:
+            undecodable = _undecodable(path)
+            if undecodable is None:
+                lines.append(f"  - path: {_encode(path)}")
+            else:
+                lines += [f"  - path: {undecodable[0]}", f'    pathBytes: "{undecodable[1]}"']
             lines += [
-                f"  - path: {_encode(path)}",
                 f"    type: {kind}",
                 f"    size: {size}",
                 f"    status: {status}",

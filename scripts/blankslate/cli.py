@@ -116,22 +116,55 @@ def run_plain(invocation: Invocation) -> int:
     return 0
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    """The program on `argv` (default: the command line); leaves through SystemExit."""
+    arguments = sys.argv[1:] if argv is None else argv
     try:
-        invocation = parse_plain(sys.argv[1:])
+        invocation = parse_plain(arguments)
         if invocation is not None:
             sys.exit(run_plain(invocation))
         from blankslate.app import app
 
-        app()
+        app(args=arguments, prog_name="blankslate")
     except BlankslateError as error:
         if commands.State.debug:
             raise
-        print(f"error: {error}", file=sys.stderr)
+        print(error_line(str(error)), file=sys.stderr)
+        sys.exit(1)
+    except OSError as error:
+        if commands.State.debug or isinstance(error, BrokenPipeError):
+            raise  # a closed pipe is for `run`, which exits without a word
+        print(error_line(describe_os_error(error)), file=sys.stderr)
         sys.exit(1)
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         sys.exit(130)
+
+
+# Every character str.splitlines() ends a line at, as an escape.
+_LINE_BREAKS = str.maketrans(
+    {char: repr(char)[1:-1] for char in "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"}
+)
+
+
+def error_line(message: str) -> str:
+    """`error: MESSAGE` on one line, whatever a name quoted in the message holds."""
+    return "error: " + message.translate(_LINE_BREAKS)
+
+
+def describe_os_error(error: OSError) -> str:
+    """What the system refused, on one line, for the errors no command turned into its own
+    message (a path longer than PATH_MAX, say): "/very/long/path...: File name too long"."""
+    from blankslate.process import quote_path
+
+    what = error.strerror or (str(error).splitlines() or [type(error).__name__])[0]
+    if error.filename is None:
+        return what
+    name = error.filename
+    name = os.fsdecode(name) if isinstance(name, str | bytes) else str(name)
+    if len(name) > 200:
+        name = f"{name[:100]}...({len(name)} characters)"
+    return f"{quote_path(name)}: {what}"
 
 
 def run() -> None:

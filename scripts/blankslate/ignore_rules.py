@@ -25,7 +25,7 @@ from itertools import compress
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from blankslate.errors import BlankslateError
+from blankslate.errors import BlankslateError, decode_utf8
 
 if TYPE_CHECKING:
     from ruamel.yaml import YAML
@@ -65,14 +65,16 @@ def check_pattern(pattern: str) -> None:
         raise ValueError(f"pattern {pattern!r} is not a valid glob ({error})") from None
 
 
-def _component(text: str) -> str:
-    """One path component of a glob as a regular expression that never crosses `/`."""
-    out: list[str] = []
+def _characters(text: str) -> list[str | None]:
+    """One path component of a glob as one regular expression per character it matches,
+    None for a run of `*`. No expression ever matches `/`."""
+    out: list[str | None] = []
     index = 0
     while index < len(text):
         char = text[index]
         if char == "*":
-            out.append("[^/]*")
+            if not out or out[-1] is not None:
+                out.append(None)
         elif char == "?":
             out.append("[^/]")
         elif char == "[":
@@ -82,28 +84,62 @@ def _component(text: str) -> str:
             else:
                 body = text[index + 1 : end]
                 if body.startswith("!"):
-                    body = "^" + body[1:]
+                    body = "^/" + body[1:]
                 out.append("[" + body.replace("\\", "\\\\") + "]")
                 index = end
         else:
             out.append(re.escape(char))
         index += 1
-    return "".join(out)
+    return out
+
+
+def _component(text: str) -> str:
+    """One path component of a glob as a regular expression that never crosses `/`.
+
+    The fixed text between two `*` is taken at its first place, in an atomic group: if the
+    rest cannot match after the first place it cannot after a later one (the rest starts with
+    a `*`), and the regex engine does not try every way of splitting the name between stars.
+    """
+    pieces: list[list[str]] = [[]]
+    for character in _characters(text):
+        if character is None:
+            pieces.append([])
+        else:
+            pieces[-1].append(character)
+    joined = ["".join(piece) for piece in pieces]
+    if len(joined) == 1:
+        return joined[0]
+    first, *middle, last = joined
+    return first + "".join(f"(?>[^/]*?{piece})" for piece in middle) + "[^/]*" + last
 
 
 def translate(pattern: str) -> str:
     """A pattern as a regular expression for `fullmatch` on an absolute path.
 
     "/var/cache/**" -> r"/var/cache(?:/.*)?", "/home/*/.x" -> r"/home/[^/]*/\\.x".
+
+    Consecutive `**` are one. Every `**` but the last is followed by the components up to the
+    next `**` in an atomic group, taking their first place, as `_component` does with `*`:
+    matching takes polynomial time, not one try per way of splitting the path among them.
     """
     parts = pattern.split("/")
     if parts[0] == "":
         parts = parts[1:]
+    parts = [p for i, p in enumerate(parts) if not (p == "**" and i > 0 and parts[i - 1] == "**")]
+    last_double = max((i for i, part in enumerate(parts) if part == "**"), default=-1)
     out: list[str] = []
+    atomic = False
     for position, part in enumerate(parts):
-        last = position == len(parts) - 1
         if part == "**":
-            out.append("(?:/.*)?" if last else "(?:/[^/]+)*")
+            if atomic:
+                out.append(")")
+            atomic = position < last_double
+            if position == len(parts) - 1:
+                out.append("(?:/.*)?")
+            else:
+                out.append("(?>(?:/[^/]+)*?" if atomic else "(?:/[^/]+)*")
+        elif atomic:  # inside the group each component must end where the name does
+            out.append("/" + _component(part) + "(?![^/])")
         else:
             out.append("/" + _component(part))
     return "".join(out)
@@ -212,11 +248,12 @@ def _load_document(path: Path) -> CommentedMap:
     from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
     try:
-        text = path.read_text()
+        data = path.read_bytes()
     except FileNotFoundError:
         return CommentedMap()
     except OSError as error:
         raise BlankslateError(f"cannot read ignore file {path}: {error.strerror}") from None
+    text = decode_utf8(data, f"ignore file {path}")
     try:
         document = _yaml().load(text)
     except MarkedYAMLError as error:
@@ -225,7 +262,8 @@ def _load_document(path: Path) -> CommentedMap:
         problem = error.problem or error.context or "not valid YAML"
         raise BlankslateError(f"ignore file {path}{where}: {problem}") from None
     except YAMLError as error:
-        raise BlankslateError(f"ignore file {path}: not valid YAML ({error})") from None
+        first = str(error).strip().splitlines()[0] if str(error).strip() else "not valid YAML"
+        raise BlankslateError(f"ignore file {path}: not valid YAML ({first})") from None
     if document is None:
         return CommentedMap()
     if not isinstance(document, CommentedMap):
@@ -302,11 +340,28 @@ def add_rule(path: Path, pattern: str, reason: str) -> bool:
     rule["reason"] = reason
     items.append(rule)
     buffer = io.StringIO()
+    if len(document) == 1 and len(items) == 1:
+        buffer.write(_comments_only(path))  # ruamel keeps no comments of an empty document
     _yaml().dump(document, buffer)
     from blankslate import safefile
 
     safefile.write_file(path, buffer.getvalue(), make=safefile.fixed(0o755), keep_mode=True)
     return True
+
+
+def _comments_only(path: Path) -> str:
+    """The text of the file at `path`, ending with a newline, when it holds only comments,
+    blank lines and a `---`; else nothing."""
+    try:
+        text = decode_utf8(path.read_bytes(), f"ignore file {path}")
+    except FileNotFoundError:
+        return ""
+    lines = text.splitlines()
+    if not all(
+        not line.strip() or line.lstrip().startswith("#") or line == "---" for line in lines
+    ):
+        return ""
+    return text.rstrip("\n") + "\n" if text.strip() else ""
 
 
 def default_file(host: str, checkout: Path | None = None) -> Path | None:
@@ -339,7 +394,16 @@ def collect(plan_ignore: Sequence[str], host: str, ignore_file: Path | None) -> 
     path = ignore_file if ignore_file is not None else default_file(host)
     if path is None and INSTALLED_FILE.exists():
         path = INSTALLED_FILE
-    if ignore_file is not None and not ignore_file.exists():
-        raise BlankslateError(f"ignore file {ignore_file} not found (check --ignore-file)")
+    if ignore_file is not None:
+        try:
+            ignore_file.stat()
+        except FileNotFoundError:
+            raise BlankslateError(
+                f"ignore file {ignore_file} not found (check --ignore-file)"
+            ) from None
+        except OSError as error:
+            raise BlankslateError(
+                f"cannot read ignore file {ignore_file}: {error.strerror}"
+            ) from None
     from_file = load_file(path) if path is not None else []
     return [*from_file, *plan_rules(plan_ignore), *builtin_rules()]

@@ -47,22 +47,23 @@ def persist_under(plan: Plan, root: Path, path: Path) -> Path | None:
 
 def read_password(*, from_stdin: bool) -> str:
     try:
-        return _read_password(from_stdin=from_stdin)
-    except UnicodeDecodeError:
+        password = _read_password(from_stdin=from_stdin)
+        password.encode("utf-8")  # a byte that was not UTF-8 is a lone surrogate here
+    except UnicodeError:
         raise BlankslateError("the password is not valid UTF-8; nothing written") from None
+    if not password:
+        raise BlankslateError("empty password refused; nothing written")
+    return password
 
 
 def _read_password(*, from_stdin: bool) -> str:
     if from_stdin:
-        password = sys.stdin.readline().rstrip("\n")
-    else:
-        if not sys.stdin.isatty():
-            raise BlankslateError("no terminal to ask for the password (use --stdin)")
-        password = getpass.getpass("New password: ")
-        if getpass.getpass("Repeat it: ") != password:
-            raise BlankslateError("the passwords do not match; nothing written")
-    if not password:
-        raise BlankslateError("empty password refused; nothing written")
+        return sys.stdin.readline().rstrip("\n")
+    if not sys.stdin.isatty():
+        raise BlankslateError("no terminal to ask for the password (use --stdin)")
+    password = getpass.getpass("New password: ")
+    if getpass.getpass("Repeat it: ") != password:
+        raise BlankslateError("the passwords do not match; nothing written")
     return password
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+import sys
 import types
 import typing
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from blankslate import process
-from blankslate.errors import BlankslateError
+from blankslate.errors import BlankslateError, decode_utf8
 
 RollbackKind = Literal["btrfs", "zfs", "tmpfs", "none"]
 INSTALLED_PLAN = Path("/etc/blankslate/plan.json")
@@ -494,21 +495,54 @@ def from_json(data: object) -> Plan:
     return validate(plan)
 
 
+# Deeper than any plan (it nests 5 levels), shallow enough for every recursive function.
+_MAX_DEPTH = 64
+
+
 def _parse(text: str, source: str) -> object:
     try:
-        return json.loads(text)
+        data = json.loads(text)
     except json.JSONDecodeError as error:
         raise BlankslateError(
             f"plan: {source}: not valid JSON (line {error.lineno}: {error.msg})"
         ) from None
+    except RecursionError:
+        data = None  # too deep for the parser: reported below like any deep document
+        depth = _MAX_DEPTH + 1
+    except ValueError:  # the only other one: an integer past int()'s digit limit
+        limit = sys.get_int_max_str_digits()
+        raise BlankslateError(
+            f"plan: {source}: not valid JSON (a number with more than {limit} digits)"
+        ) from None
+    else:
+        depth = _depth(data)
+    if depth > _MAX_DEPTH:
+        raise BlankslateError(
+            f"plan: {source}: not valid JSON (nested too deeply: more than {_MAX_DEPTH} levels)"
+        )
+    return data
+
+
+def _depth(data: object) -> int:
+    """How deeply lists and objects nest in `data` (0 for a scalar), without recursion."""
+    deepest = 0
+    stack = [(data, 1)]
+    while stack:
+        value, level = stack.pop()
+        if isinstance(value, dict | list):
+            deepest = max(deepest, level)
+            if level <= _MAX_DEPTH:
+                items = value.values() if isinstance(value, dict) else value
+                stack.extend((item, level + 1) for item in items)
+    return deepest
 
 
 def from_file(path: Path) -> Plan:
     try:
-        text = path.read_text()
+        data = path.read_bytes()
     except OSError as error:
         raise BlankslateError(f"plan: cannot read {path}: {error.strerror}") from None
-    return from_json(_parse(text, str(path)))
+    return from_json(_parse(decode_utf8(data, f"plan: {path}"), str(path)))
 
 
 def nix_eval_plan(flake: str, host: str) -> list[str]:

@@ -81,6 +81,7 @@ def run(
             argv,
             input=input,
             text=True,
+            errors="surrogateescape",  # bytes that are not UTF-8 survive, as in os.fsdecode
             stdout=None if stream else subprocess.PIPE,
             stderr=None if stream else subprocess.PIPE,
             check=False,

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -43,8 +45,12 @@ def populate(root: Path, helpers: ModuleType) -> None:
 
 
 def entry(path: str | bytes, kind: str, size: int, status: str, reason: str = "") -> dict[str, Any]:
-    text = os.fsdecode(path)
-    return {"path": text, "type": kind, "size": size, "status": status, "reason": reason}
+    raw = os.fsencode(path)
+    text = raw.decode("utf-8", "replace")
+    found = {"path": text, "type": kind, "size": size, "status": status, "reason": reason}
+    if text.encode() != raw:  # not UTF-8: the exact bytes beside the readable name
+        return {"path": text, "pathBytes": base64.b64encode(raw).decode(), **found}
+    return found
 
 
 EXPECTED = [
@@ -175,7 +181,8 @@ def test_diff_finds_the_device_behind_persist_path(
         )
     assert result.returncode == 0, result.stderr
     assert "method: btrfs\n" in result.stdout
-    assert '  - path: "/srv/odd\\udcff\\nname"\n' in result.stdout
+    odd = '  - path: "/srv/odd\\ufffd\\nname"\n    pathBytes: "L3Nydi9vZGT/Cm5hbWU="\n'
+    assert odd in result.stdout
     assert helpers.mounts_of(device) == []
 
 
@@ -250,3 +257,27 @@ def test_walk_of_a_live_root_keeps_subvolumes_and_leaves_out_mounts(
         ("/srv/nested", "subvolume", "lost"),
         ("/srv/nested/file", "file", "lost"),
     ]
+
+
+@pytest.mark.skipif(
+    shutil.which("jq") is None, reason="needs jq, a JSON parser that is not Python's"
+)
+def test_jq_tells_names_that_are_not_utf8_apart(tmp_path: Path) -> None:
+    live = tmp_path / "live"
+    (live / "srv").mkdir(parents=True)
+    names = [b"a\xff", b"a\xfe", "a\ufffd".encode(), "caf\u00e9".encode()]
+    for name in names:
+        (live / "srv" / os.fsdecode(name)).touch()
+    data = json.loads(plan.default_text())
+    data.update(rollback="none", disk=None, btrfs=None)
+    plan_file = tmp_path / "plan.json"
+    plan_file.write_text(json.dumps(data))
+    result = blankslate(tmp_path, "diff", "--plan", str(plan_file), "--root", str(live),
+                        "--format", "json", "--ignore-file", "/dev/null")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    program = '[.entries[] | select(.type == "file") | (.pathBytes // (.path | @base64))]'
+    jq = subprocess.run(
+        ["jq", "-c", program], input=result.stdout, capture_output=True, text=True, check=True
+    )
+    found = sorted(base64.b64decode(encoded) for encoded in json.loads(jq.stdout))
+    assert found == sorted(b"/srv/" + name for name in names)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import os
@@ -320,12 +321,23 @@ def test_json_round_trips_every_byte() -> None:
     assert document["version"] == 1
     assert document["method"] == "btrfs"
     assert document["summary"] == {"lost": 2, "ignored": 1, "managed": 1, "persisted": 0}
-    assert [os.fsencode(entry["path"]) for entry in document["entries"]] == [
+    assert [
+        base64.b64decode(entry["pathBytes"]) if "pathBytes" in entry else entry["path"].encode()
+        for entry in document["entries"]
+    ] == [
         b"/etc/notes",
         b"/etc/static",
         b"/srv/odd\xff\nname",
         b"/tmp/x",
     ]
+    assert document["entries"][2] == {
+        "path": "/srv/odd\ufffd\nname",
+        "pathBytes": base64.b64encode(b"/srv/odd\xff\nname").decode(),
+        "type": "file",
+        "size": 1,
+        "status": "lost",
+        "reason": "",
+    }
     assert document["entries"][3] == {
         "path": "/tmp/x",
         "type": "file",
@@ -333,6 +345,31 @@ def test_json_round_trips_every_byte() -> None:
         "status": "ignored",
         "reason": 'said "so"',
     }
+
+
+def test_json_keeps_utf8_names_as_they_were() -> None:
+    report = audit.Report("walk", [audit.Entry("/srv/caf\u00e9 \U0001f600", "file", 1, "lost", "")])
+    assert audit.render_json(report).splitlines()[2] == (
+        '  {"path": "/srv/caf\\u00e9 \\ud83d\\ude00", "type": "file", "size": 1, '
+        '"status": "lost", "reason": ""}'
+    )
+
+
+def undecodable_report() -> audit.Report:
+    names = [b"/srv/a\xff", b"/srv/a\xfe", b"/srv/a\xef\xbf\xbd", b"/srv/\xed\xa0\x80"]
+    return audit.Report("walk", [audit.Entry(os.fsdecode(n), "file", 1, "lost", "") for n in names])
+
+
+def test_json_names_that_are_not_utf8_keep_their_bytes() -> None:
+    document = json.loads(audit.render_json(undecodable_report()))
+    entries = document["entries"]
+    assert [entry["path"] for entry in entries] == ["/srv/a\ufffd"] * 3 + ["/srv/" + "\ufffd" * 3]
+    assert [base64.b64decode(entry["pathBytes"]) for entry in entries[:2] + entries[3:]] == [
+        b"/srv/a\xff",
+        b"/srv/a\xfe",
+        b"/srv/\xed\xa0\x80",
+    ]
+    assert "pathBytes" not in entries[2]  # valid UTF-8: U+FFFD itself
 
 
 def test_yaml_says_the_same_as_json() -> None:

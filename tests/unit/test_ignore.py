@@ -84,6 +84,32 @@ def test_adding_a_known_pattern_changes_nothing(tmp_path: Path) -> None:
     assert path.read_text() == COMMENTED
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "# Paths this host may lose at every boot.\n# (none yet)\n",
+        "# no newline at the end",
+        "\n# after a blank line\n\n",
+        "---\n# an explicit start\n",
+    ],
+)
+def test_adding_to_a_file_of_only_comments_keeps_them(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "audit.yaml"
+    path.write_text(text)
+    assert ignore_rules.add_rule(path, "/srv/**", "scratch space") is True
+    written = path.read_text()
+    assert written.startswith(text.rstrip("\n") + "\n")
+    assert written.endswith("ignore:\n  - pattern: /srv/**\n    reason: scratch space\n")
+    assert [rule.pattern for rule in ignore_rules.load_file(path)] == ["/srv/**"]
+
+
+def test_adding_to_an_empty_file(tmp_path: Path) -> None:
+    path = tmp_path / "audit.yaml"
+    path.write_text("")
+    ignore_rules.add_rule(path, "/srv/**", "scratch space")
+    assert path.read_text() == "ignore:\n  - pattern: /srv/**\n    reason: scratch space\n"
+
+
 def test_a_new_file_is_created(tmp_path: Path) -> None:
     path = tmp_path / "hosts" / "x" / "audit.yaml"
     ignore_rules.add_rule(path, "/srv/**", "scratch space")

@@ -1,0 +1,257 @@
+"""Property tests of every parser: any input gives a result or a one-line BlankslateError."""
+
+from __future__ import annotations
+
+import functools
+import io
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+import typer
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+from pytest_subprocess import FakeProcess
+
+from blankslate import cli, ignore_rules, plan
+from blankslate.app import app
+from blankslate.errors import BlankslateError
+
+PROPERTY = settings(
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+CLI_PROPERTY = settings(PROPERTY, max_examples=100)  # each runs the typer app: a few ms
+
+SCALARS = st.one_of(
+    st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.text(max_size=20)
+)
+JSON = st.recursive(
+    SCALARS,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner),
+    max_leaves=20,
+)
+
+
+def one_line(error: BlankslateError) -> None:
+    """The CLI prints it as one line (a message may quote a name holding a newline)."""
+    assert len(cli.error_line(str(error)).splitlines()) == 1, str(error)
+
+
+def streams_as_run(monkeypatch: pytest.MonkeyPatch) -> io.TextIOWrapper:
+    """stdout and stderr as the interpreter opens them under a UTF-8 locale (stderr with
+    backslashreplace), not pytest's strict capture; returns stderr."""
+    stdout = io.TextIOWrapper(io.BytesIO(), encoding="utf-8", errors="strict")
+    stderr = io.TextIOWrapper(io.BytesIO(), encoding="utf-8", errors="backslashreplace")
+    monkeypatch.setattr(sys, "stdout", stdout)
+    monkeypatch.setattr(sys, "stderr", stderr)
+    return stderr
+
+
+def written(stream: io.TextIOWrapper) -> str:
+    stream.flush()
+    buffer = stream.buffer
+    assert isinstance(buffer, io.BytesIO)
+    return buffer.getvalue().decode()
+
+
+def default_plan() -> dict[str, Any]:
+    loaded = json.loads(plan.default_text())
+    assert isinstance(loaded, dict)
+    return loaded
+
+
+def paths_of(value: object, prefix: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+    """Every place in a JSON document, as the keys and indices leading to it."""
+    found = [prefix]
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found += paths_of(item, (*prefix, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found += paths_of(item, (*prefix, index))
+    return found
+
+
+PLACES = paths_of(default_plan())
+
+
+def check_plan(data: object) -> None:
+    try:
+        assert isinstance(plan.from_json(data), plan.Plan)
+    except BlankslateError as error:
+        one_line(error)
+
+
+@PROPERTY
+@given(data=JSON)
+@example(data={"\n": None})  # a key quoted in the message: printed on one line all the same
+def test_from_json_on_any_value(data: object) -> None:
+    check_plan(data)
+
+
+@PROPERTY
+@given(place=st.sampled_from(PLACES), value=JSON)
+def test_from_json_on_the_default_plan_with_one_value_replaced(
+    place: tuple[object, ...], value: object
+) -> None:
+    document: Any = default_plan()
+    if not place:
+        check_plan(value)
+        return
+    target = document
+    for step in place[:-1]:
+        target = target[step]
+    target[place[-1]] = value
+    check_plan(document)
+
+
+def plan_bytes() -> st.SearchStrategy[bytes]:
+    text = plan.default_text().encode()
+    spliced = st.builds(
+        lambda cut, junk: text[:cut] + junk + text[cut:],
+        st.integers(0, len(text)),
+        st.binary(max_size=8),
+    )
+    return st.one_of(st.binary(max_size=200), spliced, JSON.map(lambda v: json.dumps(v).encode()))
+
+
+@PROPERTY
+@given(data=plan_bytes())
+def test_from_file_on_any_bytes(data: bytes) -> None:
+    with tempfile.TemporaryDirectory() as directory:
+        path = Path(directory) / "plan.json"
+        path.write_bytes(data)
+        try:
+            assert isinstance(plan.from_file(path), plan.Plan)
+        except BlankslateError as error:
+            one_line(error)
+
+
+YAML_WORDS = st.sampled_from(
+    ["ignore:", "pattern:", "reason:", "- ", "  ", "\n", "#", "/a/**", "[", "]", "{", "}", "&a",
+     "*a", "!!str", ":", "'", '"', "---", "...", "%YAML 1.2", "\t", "x", "\xff", "\ufeff"]
+)  # fmt: skip
+IGNORE_TEXT = st.one_of(
+    st.text(max_size=60),
+    st.lists(YAML_WORDS, max_size=25).map("".join),
+    st.builds(
+        lambda pattern, reason: f"ignore:\n  - pattern: {pattern}\n    reason: {reason}\n",
+        st.text(max_size=20),
+        st.text(max_size=20),
+    ),
+)
+
+
+@PROPERTY
+@given(content=st.one_of(IGNORE_TEXT.map(lambda t: t.encode("utf-8", "surrogatepass")),
+                         st.binary(max_size=60)))  # fmt: skip
+@example(content=b"\x1f")  # ruamel's reader error spans two lines
+def test_the_ignore_file_parser_on_any_bytes(content: bytes) -> None:
+    with tempfile.TemporaryDirectory() as directory:
+        path = Path(directory) / "audit.yaml"
+        path.write_bytes(content)
+        try:
+            rules = ignore_rules.load_file(path)
+        except BlankslateError as error:
+            one_line(error)
+            return
+        assert all(isinstance(rule, ignore_rules.Rule) for rule in rules)
+        try:
+            ignore_rules.add_rule(path, "/srv/added/**", "a property test")
+        except BlankslateError as error:
+            one_line(error)
+            return
+        assert "/srv/added/**" in [rule.pattern for rule in ignore_rules.load_file(path)]
+
+
+# --------------------------------------------------------------------------- the command line
+
+OPTIONS = sorted(
+    {
+        option
+        for command in typer.main.get_command(app).commands.values()  # type: ignore[attr-defined]
+        for parameter in command.params
+        for option in [*parameter.opts, *parameter.secondary_opts]
+    }
+    | {"--debug", "--quiet", "-q", "--help", "--format=json", "--plan=", "--root="}
+)
+COMMANDS = sorted(typer.main.get_command(app).commands)  # type: ignore[attr-defined]
+# An argument as the kernel hands it over: any bytes but NUL, decoded as sys.argv is.
+ARGUMENT = st.one_of(
+    st.sampled_from(OPTIONS),
+    st.sampled_from(COMMANDS),
+    st.text(max_size=12).filter(lambda text: "\0" not in text),
+    st.binary(max_size=12).filter(lambda raw: b"\0" not in raw).map(os.fsdecode),
+    st.sampled_from(["", "-", "--", "/", "/nonexistent", "x" * 5000, "text", "json", "yaml"]),
+)
+ARGV = st.lists(ARGUMENT, max_size=8)
+
+
+@PROPERTY
+@given(
+    argv=st.one_of(ARGV, st.builds(lambda c, a: [c, *a], st.sampled_from(["diff", "seed"]), ARGV))
+)
+def test_parse_plain_on_any_argv(argv: list[str]) -> None:
+    invocation = cli.parse_plain(argv)
+    if invocation is not None:
+        grammar = cli.GRAMMARS[invocation.command]
+        assert invocation.parameters.keys() == grammar.defaults.keys()
+
+
+@CLI_PROPERTY
+@given(argv=ARGV)
+def test_cli_main_parses_any_argv(argv: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every command's body is replaced by one that does nothing: only the parsing runs."""
+    streams_as_run(monkeypatch)
+    for info in app.registered_commands:
+        original = info.callback
+        assert original is not None
+        monkeypatch.setattr(info, "callback", functools.wraps(original)(lambda *a, **k: None))
+    monkeypatch.setattr(cli, "run_plain", lambda invocation: 0)
+    try:
+        cli.main(argv)
+        code: object = 0
+    except SystemExit as exit_:
+        code = exit_.code
+    finally:
+        cli.commands.configure_logging(debug=False, quiet=False)
+    assert code in (0, 2, None)
+
+
+SAFE = st.sampled_from(["plan", "--help", "--debug", "-q", "--plan", "--host", "--flake"])
+
+
+@CLI_PROPERTY
+@given(argv=st.lists(st.one_of(SAFE, ARGUMENT.filter(lambda a: a not in COMMANDS)), max_size=6))
+def test_cli_main_on_any_argv_of_the_plan_command(
+    argv: list[str],
+    fp: FakeProcess,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`plan` reads a file or asks `nix eval` (failing here): nothing else runs or writes."""
+    stderr = streams_as_run(monkeypatch)
+    monkeypatch.setattr(plan, "INSTALLED_PLAN", Path("/nonexistent/plan.json"))
+    fp.register(["nix", fp.any()], returncode=1, stderr="error: no such flake", occurrences=10)
+    argv = ["plan", *argv] if "plan" not in argv else argv
+    try:
+        cli.main(argv)
+        code: object = 0
+    except SystemExit as exit_:
+        code = exit_.code
+    except BlankslateError as error:  # --debug re-raises it
+        assert "--debug" in argv
+        one_line(error)
+        code = 1
+    except OSError:  # --debug re-raises it
+        assert "--debug" in argv
+        code = 1
+    finally:
+        cli.commands.configure_logging(debug=False, quiet=False)
+    assert code in (0, 1, 2, None)
+    error_lines = [line for line in written(stderr).splitlines() if line]
+    if code == 1 and "--debug" not in argv:
+        assert error_lines[-1].startswith("error: "), error_lines
