@@ -126,13 +126,19 @@ def check_image_path(image: Path, size: str) -> None:
 
 
 def check_device(plan: Plan, device: str, *, wipe: bool) -> None:
-    """The target is a whole, unused disk that is big enough; data on it needs --wipe."""
+    """The target is a whole, unused disk that is big enough; data on it needs --wipe.
+
+    Unused: nothing mounted from it, no swap on it, nothing stacked on it (device-mapper, md)
+    and nothing holding it exclusively (a multi-device btrfs, a VM) -- a device without any
+    signature can still be someone's."""
     found = disk.probe(device)
     if not disk.is_whole_disk(found):
         raise BlankslateError(f"{device} is a {found.type}, not a whole disk (give the disk)")
     in_use = found.in_use
     swaps = set(disk.active_swaps())
     in_use += [f"swap {d.path}" for d in found.walk() if os.path.realpath(d.path) in swaps]
+    if not in_use and (held := disk.exclusive_users(found)):
+        raise BlankslateError(f"{device} is in use ({', '.join(held)}); stop what holds it first")
     if in_use:
         raise BlankslateError(
             f"{device} is in use ({', '.join(sorted(set(in_use)))}); unmount it first "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import stat
 import subprocess
 import sys
@@ -176,3 +177,82 @@ def test_install_refuses_an_image_with_data_without_wipe(installed: tuple[Path, 
     assert "already holds data" in result.stderr and "blankslate mount" in result.stderr
     assert attached_loops(image) == []  # the refused run detached what it attached
     assert os.path.getsize(image) == 20 << 30
+
+
+def first_bytes(device: str, size: int = 1 << 20) -> bytes:
+    with open(device, "rb") as handle:
+        return handle.read(size)
+
+
+@pytest.mark.image_size("20GiB")
+def test_install_refuses_a_disk_held_exclusively(loop_image: str, tmp_path: Path) -> None:
+    """No signature, nothing mounted, but another program holds it (O_EXCL): nothing written."""
+    holder = os.open(loop_image, os.O_RDONLY | os.O_EXCL)
+    try:
+        result = blankslate(
+            "install", "--disk", loop_image, "--mountpoint", str(tmp_path / "target"),
+            "--yes", "--no-passwords", "--no-nixos-install",
+        )  # fmt: skip
+    finally:
+        os.close(holder)
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"error: {loop_image} is in use ({loop_image} opened exclusively by another program); "
+        "stop what holds it first"
+    )
+    assert first_bytes(loop_image) == bytes(1 << 20)  # no partition table written
+
+
+@pytest.mark.image_size("20GiB")
+def test_install_wipe_refuses_a_disk_whose_partition_is_held(
+    loop_image: str, tmp_path: Path, helpers
+) -> None:  # type: ignore[no-untyped-def]
+    """--wipe erases data, never a partition something else has open exclusively."""
+    helpers.run(["sgdisk", "--new=1:0:+64M", "--new=2:0:0", loop_image])
+    helpers.run(["partprobe", loop_image])
+    before = first_bytes(loop_image)
+    holder = os.open(f"{loop_image}p2", os.O_RDONLY | os.O_EXCL)
+    try:
+        result = blankslate(
+            "install", "--disk", loop_image, "--mountpoint", str(tmp_path / "target"),
+            "--yes", "--no-passwords", "--no-nixos-install", "--wipe",
+        )  # fmt: skip
+    finally:
+        os.close(holder)
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"error: {loop_image} is in use ({loop_image}p2 opened exclusively by another program); "
+        "stop what holds it first"
+    )
+    assert first_bytes(loop_image) == before
+
+
+def dm_available() -> bool:
+    return (
+        subprocess.run(["dmsetup", "version"], capture_output=True, check=False).returncode == 0
+        if shutil.which("dmsetup")
+        else False
+    )
+
+
+@pytest.mark.image_size("20GiB")
+def test_install_refuses_a_disk_under_device_mapper(
+    loop_image: str, tmp_path: Path, helpers
+) -> None:  # type: ignore[no-untyped-def]
+    if not dm_available():
+        pytest.skip("no device-mapper in this kernel (dmsetup version fails)")
+    name = f"blankslate-itest-{os.getpid()}-{os.urandom(3).hex()}"
+    sectors = helpers.run(["blockdev", "--getsz", loop_image]).stdout.strip()
+    helpers.run(
+        ["dmsetup", "create", "--noudevsync", name, "--table", f"0 {sectors} linear {loop_image} 0"]
+    )
+    try:
+        result = blankslate(
+            "install", "--disk", loop_image, "--mountpoint", str(tmp_path / "target"),
+            "--yes", "--no-passwords", "--no-nixos-install",
+        )  # fmt: skip
+    finally:
+        helpers.run(["dmsetup", "remove", "--noudevsync", name], check=False)
+    assert result.returncode == 1, result.stderr
+    assert f"{loop_image} held by dm-" in result.stderr and name in result.stderr
+    assert first_bytes(loop_image) == bytes(1 << 20)

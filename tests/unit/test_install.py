@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 from collections.abc import Iterator
@@ -109,6 +110,8 @@ def _lsblk(fp: FakeProcess, device: str, row: dict[str, object]) -> None:
 
 def _fake_block_device(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(disk, "check_block_device", lambda path: None)
+    monkeypatch.setattr(disk, "SYS_BLOCK", Path("/nonexistent/sys/class/block"))
+    monkeypatch.setattr(disk, "held_exclusively", lambda path: False)
 
 
 def test_partition_given_as_disk_is_refused(
@@ -130,6 +133,47 @@ def test_mounted_disk_is_refused(
     )
     with pytest.raises(BlankslateError, match=r"/dev/vda is in use \(/srv\)"):
         install.check_device(example, "/dev/vda", wipe=False)
+
+
+def test_disk_held_by_device_mapper_is_refused(
+    fp: FakeProcess, example: plan.Plan, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """No mountpoint, no signature, but a dm target sits on the partition: never write."""
+    _fake_block_device(monkeypatch)
+    sys_block = tmp_path / "sys"
+    (sys_block / "vda3/holders/dm-0").mkdir(parents=True)
+    (sys_block / "dm-0/dm").mkdir(parents=True)
+    (sys_block / "dm-0/dm/name").write_text("crypted\n")
+    monkeypatch.setattr(disk, "SYS_BLOCK", sys_block)
+    child = {"path": "/dev/vda3", "type": "part", "size": 1 << 39}
+    _lsblk(
+        fp, "/dev/vda", {"path": "/dev/vda", "type": "disk", "size": 1 << 40, "children": [child]}
+    )
+    with pytest.raises(
+        BlankslateError, match=r"^/dev/vda is in use \(/dev/vda3 held by dm-0 \(crypted\)\)"
+    ):
+        install.check_device(example, "/dev/vda", wipe=True)
+
+
+def test_disk_opened_exclusively_is_refused(
+    fp: FakeProcess, example: plan.Plan, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A member of a mounted multi-device btrfs, an md array, a VM's disk: O_EXCL says EBUSY."""
+    monkeypatch.setattr(disk, "check_block_device", lambda path: None)
+    monkeypatch.setattr(disk, "SYS_BLOCK", tmp_path)  # no holders
+    opened: list[tuple[str, int]] = []
+
+    def fake_open(path: str, flags: int, *args: object) -> int:
+        opened.append((path, flags))
+        raise OSError(errno.EBUSY, "Device or resource busy", path)
+
+    monkeypatch.setattr(disk.os, "open", fake_open)
+    _lsblk(fp, "/dev/vdb", {"path": "/dev/vdb", "type": "disk", "size": 1 << 40})
+    with pytest.raises(
+        BlankslateError, match=r"^/dev/vdb is in use \(/dev/vdb opened exclusively by another"
+    ):
+        install.check_device(example, "/dev/vdb", wipe=True)
+    assert opened == [("/dev/vdb", os.O_RDONLY | os.O_EXCL | os.O_CLOEXEC)]
 
 
 def test_small_disk_is_refused(
