@@ -163,10 +163,14 @@ def open_target(options: InstallOptions, plan: Plan, *, create: bool) -> Target:
     if options.disk is not None and options.image is not None:
         raise BlankslateError("give either --disk or --image, not both")
     if options.image is None:
-        device = options.disk or (plan.disk.device if plan.disk else None)
-        if device is None:
-            raise BlankslateError("the plan names no disk: give --disk DEV or --image FILE")
-        return Target(device)
+        if options.disk is None:  # never the plan's disk.device: one typo from the wrong disk
+            hint = (
+                f" (the plan's disk is {plan.disk.device})"
+                if plan.disk and plan.disk.device
+                else ""
+            )
+            raise BlankslateError(f"give --disk DEV or --image FILE{hint}")
+        return Target(options.disk)
     image = options.image.absolute()
     check_image_path(image, options.image_size)
     if not image.exists():
