@@ -82,6 +82,11 @@ def losetup_attach(image: Path) -> list[str]:
     return ["losetup", "--find", "--partscan", "--show", str(image)]
 
 
+def losetup_attach_readonly(image: Path) -> list[str]:
+    """A probe: the image's partitions seen by the kernel, with no way to write to them."""
+    return ["losetup", "--find", "--read-only", "--partscan", "--show", str(image)]
+
+
 def losetup_detach(device: str) -> list[str]:
     return ["losetup", "--detach", device]
 

@@ -6,12 +6,15 @@ device's name to consent; every mutating command goes through process.run, so --
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from blankslate import disk, layout, mounts, passwd, plan, process, safefile, seed, ui
+from blankslate import plan as plan_module
 from blankslate.errors import BlankslateError
 from blankslate.plan import Plan
 
@@ -158,6 +161,35 @@ def check_device(plan: Plan, device: str, *, wipe: bool) -> None:
         )
 
 
+@contextlib.contextmanager
+def probe_loop(image: Path) -> Iterator[str]:
+    """The existing image attached read-only for the checks of a dry run, detached after."""
+    device = process.output(disk.losetup_attach_readonly(image)).strip()
+    try:
+        yield device
+    finally:
+        process.run(disk.losetup_detach(device), check=False, mutating=False)
+
+
+def check_target(plan: Plan, target: Target, *, wipe: bool) -> None:
+    """The same checks for a real run and a dry run: a dry run probes an existing image
+    through a read-only loop device; a new one only has to be big enough."""
+    if target.device != DRY_RUN_LOOP:
+        check_device(plan, target.device, wipe=wipe)
+    elif target.image is not None and target.image.exists():
+        with probe_loop(target.image) as device:
+            check_device(plan, device, wipe=wipe)
+
+
+def check_new_image(plan: Plan, size: str) -> None:
+    if plan_module.parse_size(size) < minimum_bytes(plan):
+        need = minimum_bytes(plan) >> 20
+        raise BlankslateError(
+            f"--image-size {size} is too small: the plan needs {need} MiB "
+            "(the fixed partitions + 4 GiB)"
+        )
+
+
 def open_target(options: InstallOptions, plan: Plan, *, create: bool) -> Target:
     """Resolve --disk / --image / the plan's device; attach an image as a loop device."""
     if options.disk is not None and options.image is not None:
@@ -176,6 +208,7 @@ def open_target(options: InstallOptions, plan: Plan, *, create: bool) -> Target:
     if not image.exists():
         if not create:
             raise BlankslateError(f"--image {image}: no such file")
+        check_new_image(plan, options.image_size)
         process.run(truncate(image, options.image_size))
     elif (loop := disk.attached_loop(image)) is not None:
         return Target(loop, image)
@@ -226,8 +259,7 @@ def install(plan: Plan, options: InstallOptions) -> Summary:
     check_mountpoint(options.mountpoint)
     target = open_target(options, plan, create=True)
     try:
-        if target.device != DRY_RUN_LOOP:
-            check_device(plan, target.device, wipe=options.wipe)
+        check_target(plan, target, wipe=options.wipe)
         with_esp = check_esp_mountable(options)
         parts = layout.partitions(plan, target.device)
         ui.table(
@@ -298,8 +330,11 @@ def install_steps(
 
     def partition() -> None:
         if options.wipe:
-            for node in reversed(disk.probe(target.device).walk()):
-                process.run(disk.wipefs_all(node.path))
+            found = [target.device]  # a dry run's probe device is detached by now
+            if target.device != DRY_RUN_LOOP:
+                found = [node.path for node in disk.probe(target.device).walk()]
+            for node in reversed(found):
+                process.run(disk.wipefs_all(node))
         process.run(disk.sgdisk_layout(target.device, gpt))
         process.run(disk.partprobe(target.device))  # sgdisk's own re-read is not always seen
         disk.wait_for(nodes)

@@ -256,3 +256,42 @@ def test_install_refuses_a_disk_under_device_mapper(
     assert result.returncode == 1, result.stderr
     assert f"{loop_image} held by dm-" in result.stderr and name in result.stderr
     assert first_bytes(loop_image) == bytes(1 << 20)
+
+
+@pytest.fixture
+def image_with_data(tmp_path: Path, helpers) -> Iterator[Path]:  # type: ignore[no-untyped-def]
+    """A 20 GiB sparse image holding a btrfs filesystem (no partition table)."""
+    image = tmp_path / f"{helpers.IMAGE_PREFIX}data.img"
+    helpers.run(["truncate", "-s", "20G", image])
+    helpers.run(["mkfs.btrfs", "-q", "-L", "data", image])
+    try:
+        yield image
+    finally:
+        for loop in attached_loops(image):
+            subprocess.run(["losetup", "--detach", loop], check=False)
+
+
+def test_dry_run_refuses_an_image_with_data_as_the_real_run_does(
+    image_with_data: Path, tmp_path: Path
+) -> None:
+    before = first_bytes(str(image_with_data), 1 << 17)
+    args = [
+        "install", "--image", str(image_with_data), "--mountpoint", str(tmp_path / "target"),
+        "--yes", "--no-passwords", "--no-nixos-install",
+    ]  # fmt: skip
+    dry = blankslate(*args, "--dry-run")
+    real = blankslate(*args)
+    assert (dry.returncode, real.returncode) == (1, 1), dry.stdout + dry.stderr
+    last = real.stderr.strip().splitlines()[-1]
+    assert "already holds data (btrfs on /dev/loop" in last
+    assert (
+        dry.stderr.strip().splitlines()[-1].split(" on /dev/loop")[0]
+        == last.split(" on /dev/loop")[0]
+    )
+    assert attached_loops(image_with_data) == []
+    assert first_bytes(str(image_with_data), 1 << 17) == before
+    wiped = blankslate(*args, "--dry-run", "--wipe")
+    assert wiped.returncode == 0, wiped.stderr
+    assert "Dry run: nothing was changed." in wiped.stdout
+    assert attached_loops(image_with_data) == []
+    assert first_bytes(str(image_with_data), 1 << 17) == before

@@ -250,6 +250,49 @@ def test_dry_run_on_a_new_image_changes_nothing(
     assert len(fp.calls) == 1  # only the read-only findmnt probe ran
 
 
+def test_dry_run_on_an_existing_image_runs_the_checks_on_a_read_only_probe(
+    fp: FakeProcess,
+    example: plan.Plan,
+    as_root: None,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Where the real run refuses (data without --wipe), the dry run refuses too."""
+    process.settings.dry_run = True
+    _fake_block_device(monkeypatch)
+    image = tmp_path / "disk.img"
+    image.write_bytes(b"")
+    fp.register(FINDMNT_ALL, stdout='{"filesystems": []}')
+    fp.register(disk.losetup_find(image), stdout="")
+    fp.register(disk.losetup_attach_readonly(image), stdout="/dev/loop9\n")
+    _lsblk(fp, "/dev/loop9", {"path": "/dev/loop9", "type": "loop", "size": 1 << 40})
+    signature = {"signatures": [{"device": "loop9", "type": "btrfs"}]}
+    fp.register(disk.wipefs_probe("/dev/loop9"), stdout=json.dumps(signature))
+    fp.register(disk.losetup_detach("/dev/loop9"))
+    options = install.InstallOptions(image=image, mountpoint=tmp_path / "t", passwords=False)
+    with pytest.raises(BlankslateError, match=r"^/dev/loop9 already holds data \(btrfs on"):
+        install.install(example, options)
+    assert disk.losetup_attach_readonly(image) == [
+        "losetup", "--find", "--read-only", "--partscan", "--show", str(image)
+    ]  # fmt: skip
+    assert list(fp.calls)[-1] == ["losetup", "--detach", "/dev/loop9"]
+
+
+@pytest.mark.parametrize("dry_run", [True, False])
+def test_a_new_image_too_small_is_refused_before_it_is_made(
+    dry_run: bool, fp: FakeProcess, example: plan.Plan, as_root: None, tmp_path: Path
+) -> None:
+    process.settings.dry_run = dry_run
+    fp.register(FINDMNT_ALL, stdout='{"filesystems": []}')
+    image = tmp_path / "small.img"
+    options = install.InstallOptions(
+        image=image, image_size="10G", mountpoint=tmp_path / "t", passwords=False
+    )
+    with pytest.raises(BlankslateError, match=r"^--image-size 10G is too small: .* 13312 MiB"):
+        install.install(example, options)
+    assert not image.exists()
+
+
 def test_typed_confirmation_must_match(monkeypatch: pytest.MonkeyPatch) -> None:
     from blankslate import ui
 
