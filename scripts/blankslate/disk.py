@@ -212,6 +212,16 @@ def exclusive_users(device: BlockDevice) -> list[str]:
     return below
 
 
+def loop_backing_file(device: str) -> str | None:
+    """The file the kernel says backs loop `device` (" (deleted)" when it was removed), or
+    None when nothing is attached."""
+    path = SYS_BLOCK / os.path.basename(device) / "loop" / "backing_file"
+    try:
+        return path.read_text().rstrip("\n")
+    except OSError:
+        return None
+
+
 def attached_loop(image: Path) -> str | None:
     """The loop device already attached to `image`, if any."""
     lines = process.output(losetup_find(image)).split()

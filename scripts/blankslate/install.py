@@ -341,8 +341,7 @@ def install_steps(
 
     def mount() -> None:
         summary.mounts = layout.mount_layout(plan, parts, options.mountpoint, with_esp=with_esp)
-        swap = enable_swap(target, parts)
-        layout.remember(options.mountpoint, loop=loop_of(target), swap=swap)
+        layout.remember_swap(options.mountpoint, enable_swap(target, parts))
 
     def seed() -> None:
         summary.fingerprints = make_host_keys(plan, options.mountpoint)
@@ -360,8 +359,11 @@ def install_steps(
     ]
 
 
-def loop_of(target: Target) -> str | None:
-    return target.device if target.attached_here else None
+def loop_of(target: Target) -> layout.LoopRecord | None:
+    """The loop device this run attached, with its image's identity (none in a dry run)."""
+    if not target.attached_here or target.image is None or process.settings.dry_run:
+        return None
+    return layout.LoopRecord.of(target.device, target.image)
 
 
 def enable_swap(target: Target, parts: layout.Partitions) -> str | None:
@@ -437,13 +439,13 @@ def mount_existing(plan: Plan, options: InstallOptions) -> Summary:
                 "`blankslate install --wipe` starts over)"
             )
         with_esp = check_esp_mountable(options)
+        layout.remember(options.mountpoint, loop=loop_of(target), swap=None)
         planned = layout.mount_layout(plan, parts, options.mountpoint, with_esp=with_esp)
         summary = Summary(target.device, planned)
     except BaseException:
         release(target)
         raise
-    swap = enable_swap(target, parts)
-    layout.remember(options.mountpoint, loop=loop_of(target), swap=swap)
+    layout.remember_swap(options.mountpoint, enable_swap(target, parts))
     return summary
 
 

@@ -295,3 +295,83 @@ def test_dry_run_refuses_an_image_with_data_as_the_real_run_does(
     assert "Dry run: nothing was changed." in wiped.stdout
     assert attached_loops(image_with_data) == []
     assert first_bytes(str(image_with_data), 1 << 17) == before
+
+
+def test_unmount_leaves_a_mount_it_did_not_make(installed: tuple[Path, Path], helpers) -> None:  # type: ignore[no-untyped-def]
+    _, mountpoint = installed
+    theirs = mountpoint / "home/theirs"
+    theirs.mkdir()
+    helpers.run(["mount", "-t", "tmpfs", "theirs", theirs])
+    try:
+        result = blankslate("unmount", "--mountpoint", str(mountpoint))
+        assert result.returncode == 1, result.stderr
+        assert result.stderr.strip().splitlines()[-1] == (
+            f"error: {theirs} is mounted below {mountpoint} and blankslate did not mount it: "
+            "unmount it first (nothing was unmounted)"
+        )
+        assert helpers.mounts_under(theirs) == [str(theirs)]
+        assert "/persist" in mount_table(mountpoint)
+    finally:
+        helpers.unmount(theirs)
+    assert blankslate("unmount", "--mountpoint", str(mountpoint)).returncode == 0
+    assert mount_table(mountpoint) == {}
+
+
+def test_unmount_refuses_a_mountpoint_it_has_no_record_of(tmp_path: Path, helpers) -> None:  # type: ignore[no-untyped-def]
+    # (`--mountpoint /` is refused in the unit tests only: a regression here would try to
+    # unmount every filesystem of the machine.)
+    elsewhere = tmp_path / "someone else's"
+    elsewhere.mkdir()
+    helpers.run(["mount", "-t", "tmpfs", "theirs", elsewhere])
+    try:
+        result = blankslate("unmount", "--mountpoint", str(elsewhere))
+        assert result.returncode == 1
+        assert result.stderr.startswith(f"error: nothing recorded at {elsewhere}")
+        assert helpers.mounts_under(elsewhere) == [str(elsewhere)]
+    finally:
+        helpers.unmount(elsewhere)
+
+
+@pytest.fixture
+def state_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The in-process runs below keep their record apart from /run/blankslate."""
+    from blankslate import layout
+
+    path = tmp_path / "state" / "mounted.json"
+    monkeypatch.setattr(layout, "STATE_FILE", path)
+    return path
+
+
+def install_in_process(image: Path, mountpoint: Path) -> None:
+    from blankslate import install
+
+    options = install.InstallOptions(
+        image=image, mountpoint=mountpoint, assume_yes=True, passwords=False, nixos_install=False
+    )
+    install.install(PLAN, options)
+
+
+def test_a_stale_record_does_not_detach_a_reused_loop_device(
+    tmp_path: Path, state_file: Path, helpers
+) -> None:  # type: ignore[no-untyped-def]
+    """The layout went away by hand; its loop number now backs an unrelated image."""
+    from blankslate import install
+
+    image, mountpoint = tmp_path / f"{helpers.IMAGE_PREFIX}a.img", tmp_path / "target"
+    other = tmp_path / f"{helpers.IMAGE_PREFIX}other.img"
+    helpers.run(["truncate", "-s", "64M", other])
+    reused = None
+    try:
+        install_in_process(image, mountpoint)
+        (loop,) = attached_loops(image)
+        helpers.unmount_all_under(mountpoint)
+        helpers.run(["losetup", "--detach", loop])
+        helpers.run(["losetup", loop, other])  # the same number, another image
+        reused = loop
+        install.unmount(mountpoint)
+        assert attached_loops(other) == [loop]
+    finally:
+        helpers.unmount_all_under(mountpoint)
+        for name in attached_loops(image) + attached_loops(other):
+            subprocess.run(["losetup", "--detach", name], check=False)
+    assert reused is not None

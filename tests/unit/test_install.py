@@ -357,27 +357,44 @@ def test_passwd_refusals(
         passwd.set_password(example, "admin", tmp_path / "f", method="yescrypt", from_stdin=True)
 
 
+def _row(target: str, source: str, fstype: str = "btrfs") -> dict[str, str]:
+    return {"target": target, "source": source, "fstype": fstype, "options": "rw"}
+
+
+@pytest.fixture
+def image(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An image attached to /dev/loop3 as sysfs tells it (a fake /sys/class/block)."""
+    path = tmp_path / "disk.img"
+    path.write_bytes(b"")
+    sys_block = tmp_path / "sys"
+    (sys_block / "loop3/loop").mkdir(parents=True)
+    (sys_block / "loop3/loop/backing_file").write_text(f"{path}\n")
+    monkeypatch.setattr(disk, "SYS_BLOCK", sys_block)
+    return path
+
+
+def _record_install(target: Path, image: Path) -> None:
+    layout.remember(target, loop=layout.LoopRecord.of("/dev/loop3", image), swap=None)
+    for where, source in (
+        ("", "/dev/loop3p3"),
+        ("/nix", "/dev/loop3p3"),
+        ("/var/log", "/dev/loop3p3"),
+    ):
+        layout.remember_mount(target, layout.MountRecord(f"{target}{where}", source, "btrfs"))
+    layout.remember_swap(target, "/dev/vda2")
+
+
 def test_unmount_deepest_first_then_swap_and_loop(
-    fp: FakeProcess, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    fp: FakeProcess, tmp_path: Path, image: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     target = tmp_path / "mnt"
-    layout.remember(target, loop="/dev/loop3", swap="/dev/vda2")
+    _record_install(target, image)
     rows = [
-        {"target": "/", "source": "/dev/vda", "fstype": "ext4", "options": "rw"},
-        {
-            "target": str(target),
-            "source": "/dev/loop3p3[/root]",
-            "fstype": "btrfs",
-            "options": "rw",
-        },
-        {
-            "target": f"{target}/var/log",
-            "source": "/dev/loop3p3",
-            "fstype": "btrfs",
-            "options": "rw",
-        },
-        {"target": f"{target}/nix", "source": "/dev/loop3p3", "fstype": "btrfs", "options": "rw"},
-        {"target": f"{target}-other", "source": "/dev/x", "fstype": "btrfs", "options": "rw"},
+        _row("/", "/dev/vda", "ext4"),
+        _row(str(target), "/dev/loop3p3[/root]"),
+        _row(f"{target}/var/log", "/dev/loop3p3[/log]"),
+        _row(f"{target}/nix", "/dev/loop3p3[/nix]"),
+        _row(f"{target}-other", "/dev/x"),
     ]
     fp.register(FINDMNT_ALL, stdout=json.dumps({"filesystems": rows}))
     for path in (f"{target}/var/log", f"{target}/nix", str(target)):
@@ -387,7 +404,84 @@ def test_unmount_deepest_first_then_swap_and_loop(
     monkeypatch.setattr(disk, "active_swaps", lambda: ["/dev/vda2"])
     assert install.unmount(target) == [f"{target}/var/log", f"{target}/nix", str(target)]
     assert list(fp.calls)[-2:] == [["swapoff", "/dev/vda2"], ["losetup", "--detach", "/dev/loop3"]]
-    assert layout.forget(target) == {"loop": None, "swap": None}
+    assert layout.recorded(target) is None
+
+
+def test_the_record_names_sources_and_the_loops_backing_file(
+    tmp_path: Path, image: Path, state_file: Path
+) -> None:
+    target = tmp_path / "mnt"
+    _record_install(target, image)
+    info = image.stat()
+    entry = json.loads(state_file.read_text())[str(target)]
+    assert entry["loop"] == {
+        "device": "/dev/loop3", "backing_file": str(image),
+        "st_dev": info.st_dev, "st_ino": info.st_ino,
+    }  # fmt: skip
+    assert entry["mounts"][1] == {
+        "target": f"{target}/nix",
+        "source": "/dev/loop3p3",
+        "fstype": "btrfs",
+    }
+    assert entry["swap"] == "/dev/vda2"
+    lock = state_file.with_name("mounted.lock")
+    assert lock.exists() and lock.stat().st_mode & 0o777 == 0o600
+
+
+def test_a_stale_record_never_detaches_a_reused_loop_device(
+    fp: FakeProcess, tmp_path: Path, image: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Loop numbers are reused: /dev/loop3 now backs another image; its mounts are not ours."""
+    target = tmp_path / "mnt"
+    _record_install(target, image)
+    (disk.SYS_BLOCK / "loop3/loop/backing_file").write_text("/srv/vm/other.img\n")
+    rows = [_row(str(target), "/dev/loop3p3[/root]")]
+    fp.register(FINDMNT_ALL, stdout=json.dumps({"filesystems": rows}))
+    assert install.unmount(target) == []
+    assert list(fp.calls) == [FINDMNT_ALL]  # neither umount nor losetup --detach
+    err = capsys.readouterr().err
+    assert "warning: /dev/loop3 now backs /srv/vm/other.img" in err
+    assert f"warning: {target} is on /dev/loop3, not the recorded image: left alone" in err
+
+
+def test_a_replaced_image_is_not_the_recorded_one(
+    fp: FakeProcess, tmp_path: Path, image: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = tmp_path / "mnt"
+    _record_install(target, image)
+    image.unlink()
+    image.write_bytes(b"new")  # same path, another file
+    fp.register(FINDMNT_ALL, stdout=json.dumps({"filesystems": []}))
+    assert install.unmount(target) == []
+    err = capsys.readouterr().err
+    assert "no longer mounted" in err and f"not the recorded {image}" in err
+    assert layout.recorded(target) is None
+
+
+def test_unmount_leaves_what_it_did_not_mount(fp: FakeProcess, tmp_path: Path, image: Path) -> None:
+    """Someone else's mount below the layout: refused before anything is unmounted."""
+    target = tmp_path / "mnt"
+    _record_install(target, image)
+    rows = [
+        _row(str(target), "/dev/loop3p3[/root]"),
+        _row(f"{target}/nix", "/dev/loop3p3[/nix]"),
+        _row(f"{target}/srv/data", "/dev/sdb1", "ext4"),
+    ]
+    fp.register(FINDMNT_ALL, stdout=json.dumps({"filesystems": rows}))
+    with pytest.raises(
+        BlankslateError,
+        match=rf"^{target}/srv/data is mounted below {target} and blankslate did not",
+    ):
+        install.unmount(target)
+    assert list(fp.calls) == [FINDMNT_ALL]
+    assert layout.recorded(target) is not None
+
+
+def test_unmount_refuses_root_and_what_it_has_no_record_of(tmp_path: Path) -> None:
+    with pytest.raises(BlankslateError, match=r"^refusing to unmount /"):
+        install.unmount(Path("/"))
+    with pytest.raises(BlankslateError, match=rf"^nothing recorded at {tmp_path}/else: "):
+        install.unmount(tmp_path / "else")
 
 
 @pytest.fixture
