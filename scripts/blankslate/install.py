@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import signal
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +29,7 @@ class Target:
     device: str
     image: Path | None = None
     attached_here: bool = False
+    created: bool = False  # the image file was made by this run
 
     @property
     def is_image(self) -> bool:
@@ -210,19 +212,80 @@ def open_target(options: InstallOptions, plan: Plan, *, create: bool) -> Target:
             raise BlankslateError(f"--image {image}: no such file")
         check_new_image(plan, options.image_size)
         process.run(truncate(image, options.image_size))
+        created = not process.settings.dry_run
     elif (loop := disk.attached_loop(image)) is not None:
         return Target(loop, image)
+    else:
+        created = False
     if process.settings.dry_run:
         return Target(DRY_RUN_LOOP, image, attached_here=True)
-    device = process.run(disk.losetup_attach(image), capture=True).stdout.strip()
-    process.run(disk.partprobe(device))  # --partscan alone is not always seen without udev
-    return Target(device, image, attached_here=True)
+    try:
+        device = process.run(disk.losetup_attach(image), capture=True).stdout.strip()
+    except BaseException:
+        if created:
+            image.unlink()
+        raise
+    target = Target(device, image, attached_here=True, created=created)
+    try:
+        process.run(disk.partprobe(device))  # --partscan alone is not always seen without udev
+    except BaseException:
+        abandon(target, options.mountpoint, written=False)
+        raise
+    return target
 
 
 def release(target: Target) -> None:
     """Undo an attach made by a run that then failed its checks."""
     if target.attached_here and not process.settings.dry_run:
         process.run(disk.losetup_detach(target.device), check=False)
+
+
+@contextlib.contextmanager
+def signals_deferred() -> Iterator[None]:
+    """Ctrl-C (and SIGTERM) wait until the block is done: a clean-up is not cut in half.
+    The commands it runs inherit the blocked mask, so they are not cut either."""
+    deferred = {signal.SIGINT, signal.SIGTERM}
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, deferred)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def abandon(target: Target, mountpoint: Path, *, written: bool, made: str = "install") -> str:
+    """Undo what a run that did not finish made: its recorded mounts (checked, as `unmount`
+    does), its loop device, the image it created. Returns what is left, for the message."""
+    if process.settings.dry_run:
+        return ""
+    said: list[str] = []
+    with signals_deferred():
+        try:
+            if layout.recorded(mountpoint) is not None:
+                unmounted = layout.unmount_all(mountpoint)
+                if unmounted:
+                    said.append(f"unmounted {len(unmounted)} filesystems below {mountpoint}")
+        except BlankslateError as error:
+            said.append(f"could not unmount: {error}")
+        if target.attached_here and disk.loop_backing_file(target.device) == str(target.image):
+            process.run(disk.losetup_detach(target.device), check=False)
+        if target.attached_here and disk.loop_backing_file(target.device) is None:
+            said.append(f"detached {target.device}")
+        if target.created and target.image is not None:
+            if disk.loop_backing_file(target.device) is None:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(target.image)
+                said.append(f"removed {target.image}")
+            else:
+                said.append(f"{target.image} is left, still attached to {target.device}")
+        elif written and made == "install":
+            what = target.image or target.device
+            said.append(
+                f"{what} holds a partial layout: `blankslate install --wipe` starts over, "
+                "`blankslate mount` shows what is there"
+            )
+    if not written and not target.created:
+        return ""  # refused before any write: the refusal says it all
+    return f"{made} did not finish: " + "; ".join(said)
 
 
 # --- install --------------------------------------------------------------------------------
@@ -258,6 +321,7 @@ def install(plan: Plan, options: InstallOptions) -> Summary:
         )
     check_mountpoint(options.mountpoint)
     target = open_target(options, plan, create=True)
+    written = False
     try:
         check_target(plan, target, wipe=options.wipe)
         with_esp = check_esp_mountable(options)
@@ -269,13 +333,19 @@ def install(plan: Plan, options: InstallOptions) -> Summary:
         )
         if not options.assume_yes and not process.settings.dry_run:
             ui.confirm_by_typing(target.device, f"Type {target.device} to erase it and go on: ")
+        hashes = ask_passwords(plan) if want_passwords and not process.settings.dry_run else {}
+        layout.remember(options.mountpoint, loop=loop_of(target), swap=None)
+        summary = Summary(target.device)
+        written = True
+        ui.run_steps(install_steps(plan, options, target, parts, hashes, summary, with_esp))
+    except BlankslateError as error:
+        left = abandon(target, options.mountpoint, written=written)
+        raise BlankslateError(f"{error} ({left})" if left else str(error)) from error
     except BaseException:
-        release(target)
+        left = abandon(target, options.mountpoint, written=written)
+        if left:
+            ui.warn(left)
         raise
-    hashes = ask_passwords(plan) if want_passwords and not process.settings.dry_run else {}
-    layout.remember(options.mountpoint, loop=loop_of(target), swap=None)
-    summary = Summary(target.device)
-    ui.run_steps(install_steps(plan, options, target, parts, hashes, summary, with_esp))
     if not want_passwords and plan.users:
         ui.warn(
             "no password files written: run `blankslate passwd USER "
@@ -442,11 +512,35 @@ def mount_existing(plan: Plan, options: InstallOptions) -> Summary:
         layout.remember(options.mountpoint, loop=loop_of(target), swap=None)
         planned = layout.mount_layout(plan, parts, options.mountpoint, with_esp=with_esp)
         summary = Summary(target.device, planned)
+        layout.remember_swap(options.mountpoint, enable_swap(target, parts))
     except BaseException:
-        release(target)
+        abandon(target, options.mountpoint, written=False, made="mount")
         raise
-    layout.remember_swap(options.mountpoint, enable_swap(target, parts))
+    warn_unfinished(plan, options.mountpoint)
     return summary
+
+
+def warn_unfinished(plan: Plan, mountpoint: Path) -> None:
+    """A layout whose persistPath lacks what install's last step makes: say so loudly."""
+    persist = f"Seed {plan.persist_path}"
+    for key in plan.ssh_host_keys:
+        path = mountpoint / key.lstrip("/")
+        if not path.exists():
+            match = _KEY_TYPE.search(path.name)
+            command = ssh_keygen(
+                path, match.group(1) if match else "ed25519", "root@" + plan.host_name
+            )
+            ui.warn(
+                f"install did not finish: no host key {path} (`blankslate install` stopped "
+                f'before its step "{persist}"): run `{process.format_command(command)}`, or '
+                "start over with `blankslate install --wipe`"
+            )
+    for user in plan.users:
+        if not (mountpoint / user.hashed_password_file.lstrip("/")).exists():
+            ui.warn(
+                f"no password file for {user.name}: run `blankslate passwd {user.name} "
+                f"--root {mountpoint}`"
+            )
 
 
 def unmount(mountpoint: Path) -> list[str]:

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from blankslate import plan
+from blankslate.errors import BlankslateError
 
 PLAN = plan.default()
 assert PLAN.btrfs is not None
@@ -375,3 +376,101 @@ def test_a_stale_record_does_not_detach_a_reused_loop_device(
         for name in attached_loops(image) + attached_loops(other):
             subprocess.run(["losetup", "--detach", name], check=False)
     assert reused is not None
+
+
+def _raise(error: BaseException):  # type: ignore[no-untyped-def]
+    def fail(*args: object, **kwargs: object) -> None:
+        raise error
+
+    return fail
+
+
+FAULTS = {
+    # inside the temporary top-level mount of step 3
+    "snapshot": ("blankslate.btrfs.subvolume_snapshot", None),
+    # step 4, after the first mounts of the layout (the 1st mount_cmd is step 3's top level)
+    "third mount": ("blankslate.mounts.mount_cmd", 3),
+    # step 5, everything mounted
+    "host keys": ("blankslate.install.make_host_keys", None),
+}
+
+
+@pytest.mark.parametrize("error", [KeyboardInterrupt(), BlankslateError("injected")], ids=repr)
+@pytest.mark.parametrize("fault", FAULTS)
+def test_an_interrupted_install_leaves_nothing_behind(
+    fault: str,
+    error: BaseException,
+    tmp_path: Path,
+    state_file: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    helpers,  # type: ignore[no-untyped-def]
+) -> None:
+    from blankslate import install
+
+    image, mountpoint = tmp_path / f"{helpers.IMAGE_PREFIX}run.img", tmp_path / "target"
+    where, nth = FAULTS[fault]
+    if nth is None:
+        monkeypatch.setattr(where, _raise(error))
+    else:
+        module, name = where.rsplit(".", 1)
+        real = getattr(sys.modules[module], name)
+        calls = []
+
+        def counted(*args, **kwargs):  # type: ignore[no-untyped-def]
+            calls.append(args)
+            if len(calls) == nth:
+                raise error
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(where, counted)
+    targets: list[install.Target] = []
+    real_open = install.open_target
+
+    def open_target(*args, **kwargs):  # type: ignore[no-untyped-def]
+        targets.append(real_open(*args, **kwargs))
+        return targets[-1]
+
+    monkeypatch.setattr(install, "open_target", open_target)
+    try:
+        with pytest.raises(type(error)) as raised:
+            install_in_process(image, mountpoint)
+        (target,) = targets
+        assert helpers.mounts_under(mountpoint) == []
+        assert [t for t, s in helpers._mountinfo() if s.startswith(target.device)] == []
+        assert not image.exists()
+        if isinstance(error, BlankslateError):
+            assert f"removed {image}" in str(raised.value)
+            assert "\n" not in str(raised.value)
+        assert json.loads(state_file.read_text()) == {}
+    finally:
+        helpers.unmount_all_under(mountpoint)
+        for target in targets:
+            for mounted in helpers.mounts_of(f"{target.device}p3"):
+                helpers.unmount(mounted)
+            subprocess.run(["losetup", "--detach", target.device], check=False)
+
+
+def test_mount_warns_when_install_did_not_finish(
+    tmp_path: Path, state_file: Path, monkeypatch: pytest.MonkeyPatch, helpers
+) -> None:  # type: ignore[no-untyped-def]
+    """An image given by the user is kept; `mount` then says the host keys are missing."""
+    from blankslate import install
+
+    image, mountpoint = tmp_path / f"{helpers.IMAGE_PREFIX}kept.img", tmp_path / "target"
+    helpers.run(["truncate", "-s", "20G", image])
+    monkeypatch.setattr(install, "make_host_keys", _raise(BlankslateError("injected")))
+    try:
+        with pytest.raises(BlankslateError) as raised:
+            install_in_process(image, mountpoint)
+        assert f"{image} holds a partial layout" in str(raised.value)
+        assert image.exists() and attached_loops(image) == []
+        result = blankslate("mount", "--image", str(image), "--mountpoint", str(mountpoint))
+        assert result.returncode == 0, result.stderr
+        key = mountpoint / "persist/etc/ssh/ssh_host_ed25519_key"
+        assert f"warning: install did not finish: no host key {key}" in result.stderr
+        assert "ssh-keygen" in result.stderr and "blankslate install" in result.stderr
+    finally:
+        blankslate("unmount", "--mountpoint", str(mountpoint))
+        helpers.unmount_all_under(mountpoint)
+        for loop in attached_loops(image):
+            subprocess.run(["losetup", "--detach", loop], check=False)

@@ -449,8 +449,8 @@ def test_a_replaced_image_is_not_the_recorded_one(
 ) -> None:
     target = tmp_path / "mnt"
     _record_install(target, image)
-    image.unlink()
-    image.write_bytes(b"new")  # same path, another file
+    (tmp_path / "new.img").write_bytes(b"new")
+    os.replace(tmp_path / "new.img", image)  # same path, another file (made first: a new inode)
     fp.register(FINDMNT_ALL, stdout=json.dumps({"filesystems": []}))
     assert install.unmount(target) == []
     err = capsys.readouterr().err
@@ -537,3 +537,16 @@ def test_tmpfs_root_is_mounted_first_and_has_no_blank(host_plan_data: Any) -> No
     assert (mounts[0].source, mounts[0].target, mounts[0].fstype) == ("tmpfs", "/", "tmpfs")
     assert mounts[0].options == ("mode=755", "size=2G")
     assert all(m.options[:1] != ("subvol=root",) for m in mounts)
+
+
+def test_a_temporary_mount_is_undone_whatever_ends_it(fp: FakeProcess) -> None:
+    """Ctrl-C in the body; umount busy: a lazy unmount, and never a delete into the mount."""
+    from blankslate import mounts
+
+    fp.register(["mount", "-t", "btrfs", "-o", "subvolid=5,rw", "--", "/dev/vda3", fp.any()])
+    fp.register(["umount", "--", fp.any()], returncode=32, stderr="target is busy")
+    fp.register(["umount", "-l", "--", fp.any()])
+    with pytest.raises(KeyboardInterrupt), mounts.top_level("/dev/vda3", readonly=False) as top:
+        raise KeyboardInterrupt
+    assert fp.calls[-1] == ["umount", "-l", "--", str(top)]
+    assert not top.exists()
