@@ -160,7 +160,7 @@ def mount(
 
 @app.command()
 def unmount(mountpoint: Mountpoint = Path("/mnt")) -> None:
-    """Unmount everything below the mountpoint, swap off, detach the image."""
+    """Take down what blankslate mounted there (checked against its record): mounts, swap, image."""
     from blankslate import install as install_module
 
     unmounted = install_module.unmount(mountpoint)
