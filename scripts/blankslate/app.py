@@ -15,7 +15,7 @@ from blankslate import commands, process
 from blankslate import plan as plan_module
 
 if TYPE_CHECKING:
-    from blankslate.install import Summary
+    from blankslate.install import InstallOptions, Summary
 
 # Command modules are imported inside their commands: start-up time is part of every run.
 
@@ -49,13 +49,20 @@ Device = Annotated[
 Mountpoint = Annotated[Path, typer.Option("--mountpoint", help="Where the layout is mounted.")]
 
 
-def check_plan_source(plan_file: Path | None, host: str | None) -> None:
+def plan_source(plan_file: Path | None, host: str | None, flake: str) -> tuple[str | None, str]:
+    """(host, flake) with `--flake REF#HOST` split as nixos-rebuild does; usage errors for
+    a conflict."""
+    try:
+        flake, host = plan_module.split_flake(flake, host)
+    except ValueError as error:
+        raise typer.BadParameter(str(error)) from None
     if plan_file is not None and host is not None:
         raise typer.BadParameter("give either --plan or --host, not both")
+    return host, flake
 
 
 def load_plan(plan_file: Path | None, host: str | None, flake: str) -> plan_module.Plan:
-    check_plan_source(plan_file, host)
+    host, flake = plan_source(plan_file, host, flake)
     return plan_module.load(plan_file, host, flake)
 
 
@@ -69,6 +76,15 @@ def print_summary(summary: Summary, headline: str) -> None:
             print(f"  {fingerprint}")
     for step in summary.next_steps:
         print(f"next: {step}")
+
+
+def need_target(plan: plan_module.Plan, options: InstallOptions) -> plan_module.Plan:
+    """--disk or --image, always: the plan's disk.device is one typo away from the wrong disk."""
+    if options.disk is None and options.image is None:
+        device = plan.disk.device if plan.disk is not None else None
+        hint = f" (the plan's disk is {device})" if device else ""
+        raise typer.BadParameter(f"give --disk DEV or --image FILE{hint}")
+    return plan
 
 
 @app.callback()
@@ -105,6 +121,7 @@ def install(
     from blankslate import install as install_module
 
     process.settings.dry_run = dry_run
+    host, flake = plan_source(plan_file, host, flake)
     options = install_module.InstallOptions(
         disk=disk,
         image=image,
@@ -117,7 +134,9 @@ def install(
         host=host,
         flake=flake,
     )
-    summary = install_module.install(load_plan(plan_file, host, flake), options)
+    summary = install_module.install(
+        need_target(load_plan(plan_file, host, flake), options), options
+    )
     print_summary(summary, "Dry run: nothing was changed." if dry_run else "Installed.")
 
 
@@ -134,13 +153,14 @@ def mount(
     from blankslate import install as install_module
 
     options = install_module.InstallOptions(disk=disk, image=image, mountpoint=mountpoint)
-    summary = install_module.mount_existing(load_plan(plan_file, host, flake), options)
+    plan = need_target(load_plan(plan_file, host, flake), options)
+    summary = install_module.mount_existing(plan, options)
     print_summary(summary, f"Mounted {summary.device} on {mountpoint}.")
 
 
 @app.command()
 def unmount(mountpoint: Mountpoint = Path("/mnt")) -> None:
-    """Unmount everything below the mountpoint, swap off, detach the image."""
+    """Take down what blankslate mounted there (checked against its record): mounts, swap, image."""
     from blankslate import install as install_module
 
     unmounted = install_module.unmount(mountpoint)
@@ -194,7 +214,7 @@ def diff(
     fail_on_lost: Annotated[bool, typer.Option(help="Exit 1 when anything is lost.")] = False,
 ) -> None:
     """What lives on / that the next boot will erase."""
-    check_plan_source(plan_file, host)
+    host, flake = plan_source(plan_file, host, flake)
     code = commands.diff(
         plan_file=plan_file,
         host=host,
@@ -222,6 +242,7 @@ def ignore(
     """Add an audit ignore rule."""
     from blankslate import ignore_rules
 
+    host, flake = plan_source(plan_file, host, flake)
     if ignore_file is None and host is None:
         host = load_plan(plan_file, host, flake).host_name
     path = ignore_rules.target_file(host or "", ignore_file)
@@ -242,7 +263,7 @@ def seed(
     yes: Yes = False,
 ) -> None:
     """Copy today's data of newly persisted paths into persistPath."""
-    check_plan_source(plan_file, host)
+    host, flake = plan_source(plan_file, host, flake)
 
     def confirm(question: str) -> None:
         typer.confirm(question, abort=True)

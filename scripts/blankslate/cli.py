@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from blankslate import commands
+from blankslate import commands, plan
 from blankslate.errors import BlankslateError
 
 GLOBAL_FLAGS = {"--debug": "debug", "--quiet": "quiet", "-q": "quiet"}
@@ -94,8 +94,14 @@ def parse_plain(argv: list[str]) -> Invocation | None:
             return None
     if grammar.required_one_of and not grammar.required_one_of & given.keys():
         return None
+    try:  # nixos-rebuild's --flake REF#HOST, as plan.split_flake reads it for typer too
+        flake, host = plan.split_flake(given.get("flake", "."), given.get("host"))
+    except ValueError:
+        return None  # a usage error: typer's
+    if "flake" in given:
+        given["flake"], given["host"] = flake, host
     plan_file = given.get("plan_file")
-    if given.get("format", "text") not in FORMATS or (plan_file is not None and "host" in given):
+    if given.get("format", "text") not in FORMATS or (plan_file is not None and host is not None):
         return None
     if plan_file is not None and os.path.isdir(plan_file):
         return None  # typer says "is a directory"

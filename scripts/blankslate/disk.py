@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -15,6 +16,7 @@ from blankslate import process
 from blankslate.errors import BlankslateError
 
 MIN_MAIN_BYTES = 4 << 30
+SYS_BLOCK = Path("/sys/class/block")
 
 
 def partition_path(disk: str, number: int) -> str:
@@ -78,6 +80,11 @@ def lsblk(device: str) -> list[str]:
 
 def losetup_attach(image: Path) -> list[str]:
     return ["losetup", "--find", "--partscan", "--show", str(image)]
+
+
+def losetup_attach_readonly(image: Path) -> list[str]:
+    """A probe: the image's partitions seen by the kernel, with no way to write to them."""
+    return ["losetup", "--find", "--read-only", "--partscan", "--show", str(image)]
 
 
 def losetup_detach(device: str) -> list[str]:
@@ -160,6 +167,59 @@ def signatures(device: BlockDevice) -> list[str]:
             raise BlankslateError(f"wipefs {node.path}: unexpected output ({error})") from None
         found += [f"{row['type']} on {node.path}" for row in rows]
     return found
+
+
+def holders(path: str) -> list[str]:
+    """What the kernel lists as stacked on the device (device-mapper, md), by name: "dm-0
+    (crypted)" for a device-mapper target with its dm name."""
+    directory = SYS_BLOCK / os.path.basename(os.path.realpath(path)) / "holders"
+    try:
+        names = sorted(entry.name for entry in directory.iterdir())
+    except OSError:
+        return []
+    found = []
+    for name in names:
+        try:
+            found.append(f"{name} ({(SYS_BLOCK / name / 'dm' / 'name').read_text().strip()})")
+        except OSError:
+            found.append(name)
+    return found
+
+
+def held_exclusively(path: str) -> bool:
+    """Whether something holds the device open exclusively (a mounted filesystem, a member of a
+    multi-device btrfs or of an md array, a VM): then an O_EXCL open fails with EBUSY."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_EXCL | os.O_CLOEXEC)
+    except OSError as error:
+        if error.errno == errno.EBUSY:
+            return True
+        raise BlankslateError(f"cannot open {path}: {error.strerror}") from None
+    os.close(fd)
+    return False
+
+
+def exclusive_users(device: BlockDevice) -> list[str]:
+    """What holds the device or one of its partitions, as "/dev/vda3 held by dm-0 (crypted)".
+
+    A partition held exclusively makes its disk refuse O_EXCL too: the partition is named."""
+    below = [found for child in device.children for found in exclusive_users(child)]
+    held = holders(device.path)
+    if held:
+        return [f"{device.path} held by {', '.join(held)}", *below]
+    if not below and held_exclusively(device.path):
+        return [f"{device.path} opened exclusively by another program"]
+    return below
+
+
+def loop_backing_file(device: str) -> str | None:
+    """The file the kernel says backs loop `device` (" (deleted)" when it was removed), or
+    None when nothing is attached."""
+    path = SYS_BLOCK / os.path.basename(device) / "loop" / "backing_file"
+    try:
+        return path.read_text().rstrip("\n")
+    except OSError:
+        return None
 
 
 def attached_loop(image: Path) -> str | None:

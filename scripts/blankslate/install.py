@@ -6,12 +6,16 @@ device's name to consent; every mutating command goes through process.run, so --
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import signal
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from blankslate import disk, layout, mounts, passwd, plan, process, safefile, seed, ui
+from blankslate import plan as plan_module
 from blankslate.errors import BlankslateError
 from blankslate.plan import Plan
 
@@ -25,6 +29,7 @@ class Target:
     device: str
     image: Path | None = None
     attached_here: bool = False
+    created: bool = False  # the image file was made by this run
 
     @property
     def is_image(self) -> bool:
@@ -126,13 +131,19 @@ def check_image_path(image: Path, size: str) -> None:
 
 
 def check_device(plan: Plan, device: str, *, wipe: bool) -> None:
-    """The target is a whole, unused disk that is big enough; data on it needs --wipe."""
+    """The target is a whole, unused disk that is big enough; data on it needs --wipe.
+
+    Unused: nothing mounted from it, no swap on it, nothing stacked on it (device-mapper, md)
+    and nothing holding it exclusively (a multi-device btrfs, a VM) -- a device without any
+    signature can still be someone's."""
     found = disk.probe(device)
     if not disk.is_whole_disk(found):
         raise BlankslateError(f"{device} is a {found.type}, not a whole disk (give the disk)")
     in_use = found.in_use
     swaps = set(disk.active_swaps())
     in_use += [f"swap {d.path}" for d in found.walk() if os.path.realpath(d.path) in swaps]
+    if not in_use and (held := disk.exclusive_users(found)):
+        raise BlankslateError(f"{device} is in use ({', '.join(held)}); stop what holds it first")
     if in_use:
         raise BlankslateError(
             f"{device} is in use ({', '.join(sorted(set(in_use)))}); unmount it first "
@@ -152,34 +163,129 @@ def check_device(plan: Plan, device: str, *, wipe: bool) -> None:
         )
 
 
+@contextlib.contextmanager
+def probe_loop(image: Path) -> Iterator[str]:
+    """The existing image attached read-only for the checks of a dry run, detached after."""
+    device = process.output(disk.losetup_attach_readonly(image)).strip()
+    try:
+        yield device
+    finally:
+        process.run(disk.losetup_detach(device), check=False, mutating=False)
+
+
+def check_target(plan: Plan, target: Target, *, wipe: bool) -> None:
+    """The same checks for a real run and a dry run: a dry run probes an existing image
+    through a read-only loop device; a new one only has to be big enough."""
+    if target.device != DRY_RUN_LOOP:
+        check_device(plan, target.device, wipe=wipe)
+    elif target.image is not None and target.image.exists():
+        with probe_loop(target.image) as device:
+            check_device(plan, device, wipe=wipe)
+
+
+def check_new_image(plan: Plan, size: str) -> None:
+    if plan_module.parse_size(size) < minimum_bytes(plan):
+        need = minimum_bytes(plan) >> 20
+        raise BlankslateError(
+            f"--image-size {size} is too small: the plan needs {need} MiB "
+            "(the fixed partitions + 4 GiB)"
+        )
+
+
 def open_target(options: InstallOptions, plan: Plan, *, create: bool) -> Target:
     """Resolve --disk / --image / the plan's device; attach an image as a loop device."""
     if options.disk is not None and options.image is not None:
         raise BlankslateError("give either --disk or --image, not both")
     if options.image is None:
-        device = options.disk or (plan.disk.device if plan.disk else None)
-        if device is None:
-            raise BlankslateError("the plan names no disk: give --disk DEV or --image FILE")
-        return Target(device)
+        if options.disk is None:  # never the plan's disk.device: one typo from the wrong disk
+            hint = (
+                f" (the plan's disk is {plan.disk.device})"
+                if plan.disk and plan.disk.device
+                else ""
+            )
+            raise BlankslateError(f"give --disk DEV or --image FILE{hint}")
+        return Target(options.disk)
     image = options.image.absolute()
     check_image_path(image, options.image_size)
     if not image.exists():
         if not create:
             raise BlankslateError(f"--image {image}: no such file")
+        check_new_image(plan, options.image_size)
         process.run(truncate(image, options.image_size))
+        created = not process.settings.dry_run
     elif (loop := disk.attached_loop(image)) is not None:
         return Target(loop, image)
+    else:
+        created = False
     if process.settings.dry_run:
         return Target(DRY_RUN_LOOP, image, attached_here=True)
-    device = process.run(disk.losetup_attach(image), capture=True).stdout.strip()
-    process.run(disk.partprobe(device))  # --partscan alone is not always seen without udev
-    return Target(device, image, attached_here=True)
+    try:
+        device = process.run(disk.losetup_attach(image), capture=True).stdout.strip()
+    except BaseException:
+        if created:
+            image.unlink()
+        raise
+    target = Target(device, image, attached_here=True, created=created)
+    try:
+        process.run(disk.partprobe(device))  # --partscan alone is not always seen without udev
+    except BaseException:
+        abandon(target, options.mountpoint, written=False)
+        raise
+    return target
 
 
 def release(target: Target) -> None:
     """Undo an attach made by a run that then failed its checks."""
     if target.attached_here and not process.settings.dry_run:
         process.run(disk.losetup_detach(target.device), check=False)
+
+
+@contextlib.contextmanager
+def signals_deferred() -> Iterator[None]:
+    """Ctrl-C (and SIGTERM) wait until the block is done: a clean-up is not cut in half.
+    The commands it runs inherit the blocked mask, so they are not cut either."""
+    deferred = {signal.SIGINT, signal.SIGTERM}
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, deferred)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def abandon(target: Target, mountpoint: Path, *, written: bool, made: str = "install") -> str:
+    """Undo what a run that did not finish made: its recorded mounts (checked, as `unmount`
+    does), its loop device, the image it created. Returns what is left, for the message."""
+    if process.settings.dry_run:
+        return ""
+    said: list[str] = []
+    with signals_deferred():
+        try:
+            if layout.recorded(mountpoint) is not None:
+                unmounted = layout.unmount_all(mountpoint)
+                if unmounted:
+                    said.append(f"unmounted {len(unmounted)} filesystems below {mountpoint}")
+        except BlankslateError as error:
+            said.append(f"could not unmount: {error}")
+        if target.attached_here and disk.loop_backing_file(target.device) == str(target.image):
+            process.run(disk.losetup_detach(target.device), check=False)
+        if target.attached_here and disk.loop_backing_file(target.device) is None:
+            said.append(f"detached {target.device}")
+        if target.created and target.image is not None:
+            if disk.loop_backing_file(target.device) is None:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(target.image)
+                said.append(f"removed {target.image}")
+            else:
+                said.append(f"{target.image} is left, still attached to {target.device}")
+        elif written and made == "install":
+            what = target.image or target.device
+            said.append(
+                f"{what} holds a partial layout: `blankslate install --wipe` starts over, "
+                "`blankslate mount` shows what is there"
+            )
+    if not written and not target.created:
+        return ""  # refused before any write: the refusal says it all
+    return f"{made} did not finish: " + "; ".join(said)
 
 
 # --- install --------------------------------------------------------------------------------
@@ -215,9 +321,9 @@ def install(plan: Plan, options: InstallOptions) -> Summary:
         )
     check_mountpoint(options.mountpoint)
     target = open_target(options, plan, create=True)
+    written = False
     try:
-        if target.device != DRY_RUN_LOOP:
-            check_device(plan, target.device, wipe=options.wipe)
+        check_target(plan, target, wipe=options.wipe)
         with_esp = check_esp_mountable(options)
         parts = layout.partitions(plan, target.device)
         ui.table(
@@ -227,13 +333,19 @@ def install(plan: Plan, options: InstallOptions) -> Summary:
         )
         if not options.assume_yes and not process.settings.dry_run:
             ui.confirm_by_typing(target.device, f"Type {target.device} to erase it and go on: ")
+        hashes = ask_passwords(plan) if want_passwords and not process.settings.dry_run else {}
+        layout.remember(options.mountpoint, loop=loop_of(target), swap=None)
+        summary = Summary(target.device)
+        written = True
+        ui.run_steps(install_steps(plan, options, target, parts, hashes, summary, with_esp))
+    except BlankslateError as error:
+        left = abandon(target, options.mountpoint, written=written)
+        raise BlankslateError(f"{error} ({left})" if left else str(error)) from error
     except BaseException:
-        release(target)
+        left = abandon(target, options.mountpoint, written=written)
+        if left:
+            ui.warn(left)
         raise
-    hashes = ask_passwords(plan) if want_passwords and not process.settings.dry_run else {}
-    layout.remember(options.mountpoint, loop=loop_of(target), swap=None)
-    summary = Summary(target.device)
-    ui.run_steps(install_steps(plan, options, target, parts, hashes, summary, with_esp))
     if not want_passwords and plan.users:
         ui.warn(
             "no password files written: run `blankslate passwd USER "
@@ -288,16 +400,18 @@ def install_steps(
 
     def partition() -> None:
         if options.wipe:
-            for node in reversed(disk.probe(target.device).walk()):
-                process.run(disk.wipefs_all(node.path))
+            found = [target.device]  # a dry run's probe device is detached by now
+            if target.device != DRY_RUN_LOOP:
+                found = [node.path for node in disk.probe(target.device).walk()]
+            for node in reversed(found):
+                process.run(disk.wipefs_all(node))
         process.run(disk.sgdisk_layout(target.device, gpt))
         process.run(disk.partprobe(target.device))  # sgdisk's own re-read is not always seen
         disk.wait_for(nodes)
 
     def mount() -> None:
         summary.mounts = layout.mount_layout(plan, parts, options.mountpoint, with_esp=with_esp)
-        swap = enable_swap(target, parts)
-        layout.remember(options.mountpoint, loop=loop_of(target), swap=swap)
+        layout.remember_swap(options.mountpoint, enable_swap(target, parts))
 
     def seed() -> None:
         summary.fingerprints = make_host_keys(plan, options.mountpoint)
@@ -315,8 +429,11 @@ def install_steps(
     ]
 
 
-def loop_of(target: Target) -> str | None:
-    return target.device if target.attached_here else None
+def loop_of(target: Target) -> layout.LoopRecord | None:
+    """The loop device this run attached, with its image's identity (none in a dry run)."""
+    if not target.attached_here or target.image is None or process.settings.dry_run:
+        return None
+    return layout.LoopRecord.of(target.device, target.image)
 
 
 def enable_swap(target: Target, parts: layout.Partitions) -> str | None:
@@ -392,14 +509,38 @@ def mount_existing(plan: Plan, options: InstallOptions) -> Summary:
                 "`blankslate install --wipe` starts over)"
             )
         with_esp = check_esp_mountable(options)
+        layout.remember(options.mountpoint, loop=loop_of(target), swap=None)
         planned = layout.mount_layout(plan, parts, options.mountpoint, with_esp=with_esp)
         summary = Summary(target.device, planned)
+        layout.remember_swap(options.mountpoint, enable_swap(target, parts))
     except BaseException:
-        release(target)
+        abandon(target, options.mountpoint, written=False, made="mount")
         raise
-    swap = enable_swap(target, parts)
-    layout.remember(options.mountpoint, loop=loop_of(target), swap=swap)
+    warn_unfinished(plan, options.mountpoint)
     return summary
+
+
+def warn_unfinished(plan: Plan, mountpoint: Path) -> None:
+    """A layout whose persistPath lacks what install's last step makes: say so loudly."""
+    persist = f"Seed {plan.persist_path}"
+    for key in plan.ssh_host_keys:
+        path = mountpoint / key.lstrip("/")
+        if not path.exists():
+            match = _KEY_TYPE.search(path.name)
+            command = ssh_keygen(
+                path, match.group(1) if match else "ed25519", "root@" + plan.host_name
+            )
+            ui.warn(
+                f"install did not finish: no host key {path} (`blankslate install` stopped "
+                f'before its step "{persist}"): run `{process.format_command(command)}`, or '
+                "start over with `blankslate install --wipe`"
+            )
+    for user in plan.users:
+        if not (mountpoint / user.hashed_password_file.lstrip("/")).exists():
+            ui.warn(
+                f"no password file for {user.name}: run `blankslate passwd {user.name} "
+                f"--root {mountpoint}`"
+            )
 
 
 def unmount(mountpoint: Path) -> list[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import stat
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -125,19 +126,38 @@ def backing_device(path: Path | str) -> str:
 def mounted(
     source: str, *, options: Sequence[str] = (), fstype: str | None = None
 ) -> Iterator[Path]:
-    """Mount `source` on a private temporary directory; always unmount and remove it after.
+    """Mount `source` on a private temporary directory; always unmount and remove it after,
+    whatever ends the block (an error, Ctrl-C, even one that lands while `mount` runs).
 
     A read-only mount is a probe and happens under --dry-run too; a writable one does not.
+    The directory is removed only once nothing is mounted on it.
     """
     probe = "ro" in options
-    with tempfile.TemporaryDirectory(prefix="blankslate.") as directory:
-        process.run(
-            mount_cmd(source, directory, options=options, fstype=fstype), mutating=not probe
-        )
+    directory = Path(tempfile.mkdtemp(prefix="blankslate."))
+    made = False
+    try:
         try:
-            yield Path(directory)
+            process.run(
+                mount_cmd(source, directory, options=options, fstype=fstype), mutating=not probe
+            )
+            made = True
         finally:
-            process.run(umount_cmd(directory), mutating=not probe)
+            made = made or os.path.ismount(directory)  # interrupted after the kernel mounted it
+        yield directory
+    finally:
+        try:
+            if made:
+                _unmount_temporary(directory, mutating=not probe)
+        finally:
+            if not os.path.ismount(directory):  # never a recursive delete into a mount
+                shutil.rmtree(directory, ignore_errors=True)
+
+
+def _unmount_temporary(directory: Path, *, mutating: bool) -> None:
+    """umount; when the filesystem is busy, detach it lazily (it goes once its users do)."""
+    result = process.run(umount_cmd(directory), check=False, mutating=mutating)
+    if result.returncode != 0:
+        process.run(umount_cmd(directory, lazy=True), mutating=mutating)
 
 
 def top_level(device: str, *, readonly: bool = True) -> contextlib.AbstractContextManager[Path]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import re
 import sys
 import types
@@ -569,18 +570,38 @@ def default() -> Plan:
     return from_json(_parse(default_text(), "built-in default"))
 
 
+def split_flake(flake: str, host: str | None) -> tuple[str, str | None]:
+    """nixos-rebuild's `--flake REF#HOST`: (REF, HOST), split on the last '#'; a ValueError
+    when the fragment is empty or --host names another host."""
+    if "#" not in flake:
+        return flake, host
+    reference, _, fragment = flake.rpartition("#")
+    if not fragment:
+        raise ValueError(f"--flake {flake}: no host after '#' (give REF#HOST)")
+    if host is not None and host != fragment:
+        raise ValueError(f"--flake {flake} names host {fragment!r}, --host {host!r}")
+    return reference or ".", fragment
+
+
+log = logging.getLogger("blankslate")
+
+
 def load(
     plan_file: Path | None = None,
     host: str | None = None,
     flake: str = ".",
     installed: Path | None = None,
 ) -> Plan:
-    """The plan from the first source that is given or present (DESIGN.md order)."""
+    """The plan from the first source that is given or present (DESIGN.md order); which one
+    is said on stderr (a log line, silent under --quiet)."""
     if plan_file is not None:
-        return from_file(plan_file)
-    if host is not None:
-        return from_host(host, flake)
-    installed = installed or INSTALLED_PLAN
-    if installed.exists():
-        return from_file(installed)
-    return default()
+        plan, source = from_file(plan_file), f"from {plan_file}"
+    elif host is not None:
+        plan, source = from_host(host, flake), f"from flake {flake}"
+    elif (installed := installed or INSTALLED_PLAN).exists():
+        plan, source = from_file(installed), f"from {installed}"
+    else:
+        log.info("plan: built-in default (the hosts/example layout)")
+        return default()
+    log.info("plan: host %s %s", plan.host_name, source)
+    return plan

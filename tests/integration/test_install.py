@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import stat
 import subprocess
 import sys
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from blankslate import plan
+from blankslate.errors import BlankslateError
 
 PLAN = plan.default()
 assert PLAN.btrfs is not None
@@ -176,3 +178,299 @@ def test_install_refuses_an_image_with_data_without_wipe(installed: tuple[Path, 
     assert "already holds data" in result.stderr and "blankslate mount" in result.stderr
     assert attached_loops(image) == []  # the refused run detached what it attached
     assert os.path.getsize(image) == 20 << 30
+
+
+def first_bytes(device: str, size: int = 1 << 20) -> bytes:
+    with open(device, "rb") as handle:
+        return handle.read(size)
+
+
+@pytest.mark.image_size("20GiB")
+def test_install_refuses_a_disk_held_exclusively(loop_image: str, tmp_path: Path) -> None:
+    """No signature, nothing mounted, but another program holds it (O_EXCL): nothing written."""
+    holder = os.open(loop_image, os.O_RDONLY | os.O_EXCL)
+    try:
+        result = blankslate(
+            "install", "--disk", loop_image, "--mountpoint", str(tmp_path / "target"),
+            "--yes", "--no-passwords", "--no-nixos-install",
+        )  # fmt: skip
+    finally:
+        os.close(holder)
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"error: {loop_image} is in use ({loop_image} opened exclusively by another program); "
+        "stop what holds it first"
+    )
+    assert first_bytes(loop_image) == bytes(1 << 20)  # no partition table written
+
+
+@pytest.mark.image_size("20GiB")
+def test_install_wipe_refuses_a_disk_whose_partition_is_held(
+    loop_image: str, tmp_path: Path, helpers
+) -> None:  # type: ignore[no-untyped-def]
+    """--wipe erases data, never a partition something else has open exclusively."""
+    helpers.run(["sgdisk", "--new=1:0:+64M", "--new=2:0:0", loop_image])
+    helpers.run(["partprobe", loop_image])
+    before = first_bytes(loop_image)
+    holder = os.open(f"{loop_image}p2", os.O_RDONLY | os.O_EXCL)
+    try:
+        result = blankslate(
+            "install", "--disk", loop_image, "--mountpoint", str(tmp_path / "target"),
+            "--yes", "--no-passwords", "--no-nixos-install", "--wipe",
+        )  # fmt: skip
+    finally:
+        os.close(holder)
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"error: {loop_image} is in use ({loop_image}p2 opened exclusively by another program); "
+        "stop what holds it first"
+    )
+    assert first_bytes(loop_image) == before
+
+
+def dm_available() -> bool:
+    return (
+        subprocess.run(["dmsetup", "version"], capture_output=True, check=False).returncode == 0
+        if shutil.which("dmsetup")
+        else False
+    )
+
+
+@pytest.mark.image_size("20GiB")
+def test_install_refuses_a_disk_under_device_mapper(
+    loop_image: str, tmp_path: Path, helpers
+) -> None:  # type: ignore[no-untyped-def]
+    if not dm_available():
+        pytest.skip("no device-mapper in this kernel (dmsetup version fails)")
+    name = f"blankslate-itest-{os.getpid()}-{os.urandom(3).hex()}"
+    sectors = helpers.run(["blockdev", "--getsz", loop_image]).stdout.strip()
+    helpers.run(
+        ["dmsetup", "create", "--noudevsync", name, "--table", f"0 {sectors} linear {loop_image} 0"]
+    )
+    try:
+        result = blankslate(
+            "install", "--disk", loop_image, "--mountpoint", str(tmp_path / "target"),
+            "--yes", "--no-passwords", "--no-nixos-install",
+        )  # fmt: skip
+    finally:
+        helpers.run(["dmsetup", "remove", "--noudevsync", name], check=False)
+    assert result.returncode == 1, result.stderr
+    assert f"{loop_image} held by dm-" in result.stderr and name in result.stderr
+    assert first_bytes(loop_image) == bytes(1 << 20)
+
+
+@pytest.fixture
+def image_with_data(tmp_path: Path, helpers) -> Iterator[Path]:  # type: ignore[no-untyped-def]
+    """A 20 GiB sparse image holding a btrfs filesystem (no partition table)."""
+    image = tmp_path / f"{helpers.IMAGE_PREFIX}data.img"
+    helpers.run(["truncate", "-s", "20G", image])
+    helpers.run(["mkfs.btrfs", "-q", "-L", "data", image])
+    try:
+        yield image
+    finally:
+        for loop in attached_loops(image):
+            subprocess.run(["losetup", "--detach", loop], check=False)
+
+
+def test_dry_run_refuses_an_image_with_data_as_the_real_run_does(
+    image_with_data: Path, tmp_path: Path
+) -> None:
+    before = first_bytes(str(image_with_data), 1 << 17)
+    args = [
+        "install", "--image", str(image_with_data), "--mountpoint", str(tmp_path / "target"),
+        "--yes", "--no-passwords", "--no-nixos-install",
+    ]  # fmt: skip
+    dry = blankslate(*args, "--dry-run")
+    real = blankslate(*args)
+    assert (dry.returncode, real.returncode) == (1, 1), dry.stdout + dry.stderr
+    last = real.stderr.strip().splitlines()[-1]
+    assert "already holds data (btrfs on /dev/loop" in last
+    assert (
+        dry.stderr.strip().splitlines()[-1].split(" on /dev/loop")[0]
+        == last.split(" on /dev/loop")[0]
+    )
+    assert attached_loops(image_with_data) == []
+    assert first_bytes(str(image_with_data), 1 << 17) == before
+    wiped = blankslate(*args, "--dry-run", "--wipe")
+    assert wiped.returncode == 0, wiped.stderr
+    assert "Dry run: nothing was changed." in wiped.stdout
+    assert attached_loops(image_with_data) == []
+    assert first_bytes(str(image_with_data), 1 << 17) == before
+
+
+def test_unmount_leaves_a_mount_it_did_not_make(installed: tuple[Path, Path], helpers) -> None:  # type: ignore[no-untyped-def]
+    _, mountpoint = installed
+    theirs = mountpoint / "home/theirs"
+    theirs.mkdir()
+    helpers.run(["mount", "-t", "tmpfs", "theirs", theirs])
+    try:
+        result = blankslate("unmount", "--mountpoint", str(mountpoint))
+        assert result.returncode == 1, result.stderr
+        assert result.stderr.strip().splitlines()[-1] == (
+            f"error: {theirs} is mounted below {mountpoint} and blankslate did not mount it: "
+            "unmount it first (nothing was unmounted)"
+        )
+        assert helpers.mounts_under(theirs) == [str(theirs)]
+        assert "/persist" in mount_table(mountpoint)
+    finally:
+        helpers.unmount(theirs)
+    assert blankslate("unmount", "--mountpoint", str(mountpoint)).returncode == 0
+    assert mount_table(mountpoint) == {}
+
+
+def test_unmount_refuses_a_mountpoint_it_has_no_record_of(tmp_path: Path, helpers) -> None:  # type: ignore[no-untyped-def]
+    # (`--mountpoint /` is refused in the unit tests only: a regression here would try to
+    # unmount every filesystem of the machine.)
+    elsewhere = tmp_path / "someone else's"
+    elsewhere.mkdir()
+    helpers.run(["mount", "-t", "tmpfs", "theirs", elsewhere])
+    try:
+        result = blankslate("unmount", "--mountpoint", str(elsewhere))
+        assert result.returncode == 1
+        assert result.stderr.startswith(f"error: nothing recorded at {elsewhere}")
+        assert helpers.mounts_under(elsewhere) == [str(elsewhere)]
+    finally:
+        helpers.unmount(elsewhere)
+
+
+@pytest.fixture
+def state_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The in-process runs below keep their record apart from /run/blankslate."""
+    from blankslate import layout
+
+    path = tmp_path / "state" / "mounted.json"
+    monkeypatch.setattr(layout, "STATE_FILE", path)
+    return path
+
+
+def install_in_process(image: Path, mountpoint: Path) -> None:
+    from blankslate import install
+
+    options = install.InstallOptions(
+        image=image, mountpoint=mountpoint, assume_yes=True, passwords=False, nixos_install=False
+    )
+    install.install(PLAN, options)
+
+
+def test_a_stale_record_does_not_detach_a_reused_loop_device(
+    tmp_path: Path, state_file: Path, helpers
+) -> None:  # type: ignore[no-untyped-def]
+    """The layout went away by hand; its loop number now backs an unrelated image."""
+    from blankslate import install
+
+    image, mountpoint = tmp_path / f"{helpers.IMAGE_PREFIX}a.img", tmp_path / "target"
+    other = tmp_path / f"{helpers.IMAGE_PREFIX}other.img"
+    helpers.run(["truncate", "-s", "64M", other])
+    reused = None
+    try:
+        install_in_process(image, mountpoint)
+        (loop,) = attached_loops(image)
+        helpers.unmount_all_under(mountpoint)
+        helpers.run(["losetup", "--detach", loop])
+        helpers.run(["losetup", loop, other])  # the same number, another image
+        reused = loop
+        install.unmount(mountpoint)
+        assert attached_loops(other) == [loop]
+    finally:
+        helpers.unmount_all_under(mountpoint)
+        for name in attached_loops(image) + attached_loops(other):
+            subprocess.run(["losetup", "--detach", name], check=False)
+    assert reused is not None
+
+
+def _raise(error: BaseException):  # type: ignore[no-untyped-def]
+    def fail(*args: object, **kwargs: object) -> None:
+        raise error
+
+    return fail
+
+
+FAULTS = {
+    # inside the temporary top-level mount of step 3
+    "snapshot": ("blankslate.btrfs.subvolume_snapshot", None),
+    # step 4, after the first mounts of the layout (the 1st mount_cmd is step 3's top level)
+    "third mount": ("blankslate.mounts.mount_cmd", 3),
+    # step 5, everything mounted
+    "host keys": ("blankslate.install.make_host_keys", None),
+}
+
+
+@pytest.mark.parametrize("error", [KeyboardInterrupt(), BlankslateError("injected")], ids=repr)
+@pytest.mark.parametrize("fault", FAULTS)
+def test_an_interrupted_install_leaves_nothing_behind(
+    fault: str,
+    error: BaseException,
+    tmp_path: Path,
+    state_file: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    helpers,  # type: ignore[no-untyped-def]
+) -> None:
+    from blankslate import install
+
+    image, mountpoint = tmp_path / f"{helpers.IMAGE_PREFIX}run.img", tmp_path / "target"
+    where, nth = FAULTS[fault]
+    if nth is None:
+        monkeypatch.setattr(where, _raise(error))
+    else:
+        module, name = where.rsplit(".", 1)
+        real = getattr(sys.modules[module], name)
+        calls = []
+
+        def counted(*args, **kwargs):  # type: ignore[no-untyped-def]
+            calls.append(args)
+            if len(calls) == nth:
+                raise error
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(where, counted)
+    targets: list[install.Target] = []
+    real_open = install.open_target
+
+    def open_target(*args, **kwargs):  # type: ignore[no-untyped-def]
+        targets.append(real_open(*args, **kwargs))
+        return targets[-1]
+
+    monkeypatch.setattr(install, "open_target", open_target)
+    try:
+        with pytest.raises(type(error)) as raised:
+            install_in_process(image, mountpoint)
+        (target,) = targets
+        assert helpers.mounts_under(mountpoint) == []
+        assert [t for t, s in helpers._mountinfo() if s.startswith(target.device)] == []
+        assert not image.exists()
+        if isinstance(error, BlankslateError):
+            assert f"removed {image}" in str(raised.value)
+            assert "\n" not in str(raised.value)
+        assert json.loads(state_file.read_text()) == {}
+    finally:
+        helpers.unmount_all_under(mountpoint)
+        for target in targets:
+            for mounted in helpers.mounts_of(f"{target.device}p3"):
+                helpers.unmount(mounted)
+            subprocess.run(["losetup", "--detach", target.device], check=False)
+
+
+def test_mount_warns_when_install_did_not_finish(
+    tmp_path: Path, state_file: Path, monkeypatch: pytest.MonkeyPatch, helpers
+) -> None:  # type: ignore[no-untyped-def]
+    """An image given by the user is kept; `mount` then says the host keys are missing."""
+    from blankslate import install
+
+    image, mountpoint = tmp_path / f"{helpers.IMAGE_PREFIX}kept.img", tmp_path / "target"
+    helpers.run(["truncate", "-s", "20G", image])
+    monkeypatch.setattr(install, "make_host_keys", _raise(BlankslateError("injected")))
+    try:
+        with pytest.raises(BlankslateError) as raised:
+            install_in_process(image, mountpoint)
+        assert f"{image} holds a partial layout" in str(raised.value)
+        assert image.exists() and attached_loops(image) == []
+        result = blankslate("mount", "--image", str(image), "--mountpoint", str(mountpoint))
+        assert result.returncode == 0, result.stderr
+        key = mountpoint / "persist/etc/ssh/ssh_host_ed25519_key"
+        assert f"warning: install did not finish: no host key {key}" in result.stderr
+        assert "ssh-keygen" in result.stderr and "blankslate install" in result.stderr
+    finally:
+        blankslate("unmount", "--mountpoint", str(mountpoint))
+        helpers.unmount_all_under(mountpoint)
+        for loop in attached_loops(image):
+            subprocess.run(["losetup", "--detach", loop], check=False)

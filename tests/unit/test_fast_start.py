@@ -19,6 +19,9 @@ PLAIN = [
     ["seed", "--yes"],
     ["seed", "/var/lib/nixos", "--dry-run", "/etc/machine-id", "--root=/mnt/live"],
     ["--quiet", "seed", "-y", "--plan", "plan.json", "--flake", "..", "/var/log"],
+    ["diff", "--flake", "/etc/nixos#web"],
+    ["diff", "--flake=.#web", "--host", "web"],
+    ["seed", "--yes", "--flake", "github:o/r?dir=x#db"],
 ]
 
 LEFT_TO_TYPER = [
@@ -39,6 +42,9 @@ LEFT_TO_TYPER = [
     ["seed"],  # would ask: the question is typer's
     ["seed", "--yes", "--yes"],
     ["seed", "--yes", "--", "/var/lib"],
+    ["diff", "--flake", ".#web", "--host", "db"],
+    ["diff", "--flake", ".#"],
+    ["diff", "--plan", "a.json", "--flake", ".#web"],
 ]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 from collections.abc import Iterator
@@ -109,6 +110,8 @@ def _lsblk(fp: FakeProcess, device: str, row: dict[str, object]) -> None:
 
 def _fake_block_device(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(disk, "check_block_device", lambda path: None)
+    monkeypatch.setattr(disk, "SYS_BLOCK", Path("/nonexistent/sys/class/block"))
+    monkeypatch.setattr(disk, "held_exclusively", lambda path: False)
 
 
 def test_partition_given_as_disk_is_refused(
@@ -130,6 +133,47 @@ def test_mounted_disk_is_refused(
     )
     with pytest.raises(BlankslateError, match=r"/dev/vda is in use \(/srv\)"):
         install.check_device(example, "/dev/vda", wipe=False)
+
+
+def test_disk_held_by_device_mapper_is_refused(
+    fp: FakeProcess, example: plan.Plan, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """No mountpoint, no signature, but a dm target sits on the partition: never write."""
+    _fake_block_device(monkeypatch)
+    sys_block = tmp_path / "sys"
+    (sys_block / "vda3/holders/dm-0").mkdir(parents=True)
+    (sys_block / "dm-0/dm").mkdir(parents=True)
+    (sys_block / "dm-0/dm/name").write_text("crypted\n")
+    monkeypatch.setattr(disk, "SYS_BLOCK", sys_block)
+    child = {"path": "/dev/vda3", "type": "part", "size": 1 << 39}
+    _lsblk(
+        fp, "/dev/vda", {"path": "/dev/vda", "type": "disk", "size": 1 << 40, "children": [child]}
+    )
+    with pytest.raises(
+        BlankslateError, match=r"^/dev/vda is in use \(/dev/vda3 held by dm-0 \(crypted\)\)"
+    ):
+        install.check_device(example, "/dev/vda", wipe=True)
+
+
+def test_disk_opened_exclusively_is_refused(
+    fp: FakeProcess, example: plan.Plan, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A member of a mounted multi-device btrfs, an md array, a VM's disk: O_EXCL says EBUSY."""
+    monkeypatch.setattr(disk, "check_block_device", lambda path: None)
+    monkeypatch.setattr(disk, "SYS_BLOCK", tmp_path)  # no holders
+    opened: list[tuple[str, int]] = []
+
+    def fake_open(path: str, flags: int, *args: object) -> int:
+        opened.append((path, flags))
+        raise OSError(errno.EBUSY, "Device or resource busy", path)
+
+    monkeypatch.setattr(disk.os, "open", fake_open)
+    _lsblk(fp, "/dev/vdb", {"path": "/dev/vdb", "type": "disk", "size": 1 << 40})
+    with pytest.raises(
+        BlankslateError, match=r"^/dev/vdb is in use \(/dev/vdb opened exclusively by another"
+    ):
+        install.check_device(example, "/dev/vdb", wipe=True)
+    assert opened == [("/dev/vdb", os.O_RDONLY | os.O_EXCL | os.O_CLOEXEC)]
 
 
 def test_small_disk_is_refused(
@@ -206,6 +250,49 @@ def test_dry_run_on_a_new_image_changes_nothing(
     assert len(fp.calls) == 1  # only the read-only findmnt probe ran
 
 
+def test_dry_run_on_an_existing_image_runs_the_checks_on_a_read_only_probe(
+    fp: FakeProcess,
+    example: plan.Plan,
+    as_root: None,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Where the real run refuses (data without --wipe), the dry run refuses too."""
+    process.settings.dry_run = True
+    _fake_block_device(monkeypatch)
+    image = tmp_path / "disk.img"
+    image.write_bytes(b"")
+    fp.register(FINDMNT_ALL, stdout='{"filesystems": []}')
+    fp.register(disk.losetup_find(image), stdout="")
+    fp.register(disk.losetup_attach_readonly(image), stdout="/dev/loop9\n")
+    _lsblk(fp, "/dev/loop9", {"path": "/dev/loop9", "type": "loop", "size": 1 << 40})
+    signature = {"signatures": [{"device": "loop9", "type": "btrfs"}]}
+    fp.register(disk.wipefs_probe("/dev/loop9"), stdout=json.dumps(signature))
+    fp.register(disk.losetup_detach("/dev/loop9"))
+    options = install.InstallOptions(image=image, mountpoint=tmp_path / "t", passwords=False)
+    with pytest.raises(BlankslateError, match=r"^/dev/loop9 already holds data \(btrfs on"):
+        install.install(example, options)
+    assert disk.losetup_attach_readonly(image) == [
+        "losetup", "--find", "--read-only", "--partscan", "--show", str(image)
+    ]  # fmt: skip
+    assert list(fp.calls)[-1] == ["losetup", "--detach", "/dev/loop9"]
+
+
+@pytest.mark.parametrize("dry_run", [True, False])
+def test_a_new_image_too_small_is_refused_before_it_is_made(
+    dry_run: bool, fp: FakeProcess, example: plan.Plan, as_root: None, tmp_path: Path
+) -> None:
+    process.settings.dry_run = dry_run
+    fp.register(FINDMNT_ALL, stdout='{"filesystems": []}')
+    image = tmp_path / "small.img"
+    options = install.InstallOptions(
+        image=image, image_size="10G", mountpoint=tmp_path / "t", passwords=False
+    )
+    with pytest.raises(BlankslateError, match=r"^--image-size 10G is too small: .* 13312 MiB"):
+        install.install(example, options)
+    assert not image.exists()
+
+
 def test_typed_confirmation_must_match(monkeypatch: pytest.MonkeyPatch) -> None:
     from blankslate import ui
 
@@ -270,27 +357,44 @@ def test_passwd_refusals(
         passwd.set_password(example, "admin", tmp_path / "f", method="yescrypt", from_stdin=True)
 
 
+def _row(target: str, source: str, fstype: str = "btrfs") -> dict[str, str]:
+    return {"target": target, "source": source, "fstype": fstype, "options": "rw"}
+
+
+@pytest.fixture
+def image(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An image attached to /dev/loop3 as sysfs tells it (a fake /sys/class/block)."""
+    path = tmp_path / "disk.img"
+    path.write_bytes(b"")
+    sys_block = tmp_path / "sys"
+    (sys_block / "loop3/loop").mkdir(parents=True)
+    (sys_block / "loop3/loop/backing_file").write_text(f"{path}\n")
+    monkeypatch.setattr(disk, "SYS_BLOCK", sys_block)
+    return path
+
+
+def _record_install(target: Path, image: Path) -> None:
+    layout.remember(target, loop=layout.LoopRecord.of("/dev/loop3", image), swap=None)
+    for where, source in (
+        ("", "/dev/loop3p3"),
+        ("/nix", "/dev/loop3p3"),
+        ("/var/log", "/dev/loop3p3"),
+    ):
+        layout.remember_mount(target, layout.MountRecord(f"{target}{where}", source, "btrfs"))
+    layout.remember_swap(target, "/dev/vda2")
+
+
 def test_unmount_deepest_first_then_swap_and_loop(
-    fp: FakeProcess, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    fp: FakeProcess, tmp_path: Path, image: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     target = tmp_path / "mnt"
-    layout.remember(target, loop="/dev/loop3", swap="/dev/vda2")
+    _record_install(target, image)
     rows = [
-        {"target": "/", "source": "/dev/vda", "fstype": "ext4", "options": "rw"},
-        {
-            "target": str(target),
-            "source": "/dev/loop3p3[/root]",
-            "fstype": "btrfs",
-            "options": "rw",
-        },
-        {
-            "target": f"{target}/var/log",
-            "source": "/dev/loop3p3",
-            "fstype": "btrfs",
-            "options": "rw",
-        },
-        {"target": f"{target}/nix", "source": "/dev/loop3p3", "fstype": "btrfs", "options": "rw"},
-        {"target": f"{target}-other", "source": "/dev/x", "fstype": "btrfs", "options": "rw"},
+        _row("/", "/dev/vda", "ext4"),
+        _row(str(target), "/dev/loop3p3[/root]"),
+        _row(f"{target}/var/log", "/dev/loop3p3[/log]"),
+        _row(f"{target}/nix", "/dev/loop3p3[/nix]"),
+        _row(f"{target}-other", "/dev/x"),
     ]
     fp.register(FINDMNT_ALL, stdout=json.dumps({"filesystems": rows}))
     for path in (f"{target}/var/log", f"{target}/nix", str(target)):
@@ -300,7 +404,84 @@ def test_unmount_deepest_first_then_swap_and_loop(
     monkeypatch.setattr(disk, "active_swaps", lambda: ["/dev/vda2"])
     assert install.unmount(target) == [f"{target}/var/log", f"{target}/nix", str(target)]
     assert list(fp.calls)[-2:] == [["swapoff", "/dev/vda2"], ["losetup", "--detach", "/dev/loop3"]]
-    assert layout.forget(target) == {"loop": None, "swap": None}
+    assert layout.recorded(target) is None
+
+
+def test_the_record_names_sources_and_the_loops_backing_file(
+    tmp_path: Path, image: Path, state_file: Path
+) -> None:
+    target = tmp_path / "mnt"
+    _record_install(target, image)
+    info = image.stat()
+    entry = json.loads(state_file.read_text())[str(target)]
+    assert entry["loop"] == {
+        "device": "/dev/loop3", "backing_file": str(image),
+        "st_dev": info.st_dev, "st_ino": info.st_ino,
+    }  # fmt: skip
+    assert entry["mounts"][1] == {
+        "target": f"{target}/nix",
+        "source": "/dev/loop3p3",
+        "fstype": "btrfs",
+    }
+    assert entry["swap"] == "/dev/vda2"
+    lock = state_file.with_name("mounted.lock")
+    assert lock.exists() and lock.stat().st_mode & 0o777 == 0o600
+
+
+def test_a_stale_record_never_detaches_a_reused_loop_device(
+    fp: FakeProcess, tmp_path: Path, image: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Loop numbers are reused: /dev/loop3 now backs another image; its mounts are not ours."""
+    target = tmp_path / "mnt"
+    _record_install(target, image)
+    (disk.SYS_BLOCK / "loop3/loop/backing_file").write_text("/srv/vm/other.img\n")
+    rows = [_row(str(target), "/dev/loop3p3[/root]")]
+    fp.register(FINDMNT_ALL, stdout=json.dumps({"filesystems": rows}))
+    assert install.unmount(target) == []
+    assert list(fp.calls) == [FINDMNT_ALL]  # neither umount nor losetup --detach
+    err = capsys.readouterr().err
+    assert "warning: /dev/loop3 now backs /srv/vm/other.img" in err
+    assert f"warning: {target} is on /dev/loop3, not the recorded image: left alone" in err
+
+
+def test_a_replaced_image_is_not_the_recorded_one(
+    fp: FakeProcess, tmp_path: Path, image: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = tmp_path / "mnt"
+    _record_install(target, image)
+    (tmp_path / "new.img").write_bytes(b"new")
+    os.replace(tmp_path / "new.img", image)  # same path, another file (made first: a new inode)
+    fp.register(FINDMNT_ALL, stdout=json.dumps({"filesystems": []}))
+    assert install.unmount(target) == []
+    err = capsys.readouterr().err
+    assert "no longer mounted" in err and f"not the recorded {image}" in err
+    assert layout.recorded(target) is None
+
+
+def test_unmount_leaves_what_it_did_not_mount(fp: FakeProcess, tmp_path: Path, image: Path) -> None:
+    """Someone else's mount below the layout: refused before anything is unmounted."""
+    target = tmp_path / "mnt"
+    _record_install(target, image)
+    rows = [
+        _row(str(target), "/dev/loop3p3[/root]"),
+        _row(f"{target}/nix", "/dev/loop3p3[/nix]"),
+        _row(f"{target}/srv/data", "/dev/sdb1", "ext4"),
+    ]
+    fp.register(FINDMNT_ALL, stdout=json.dumps({"filesystems": rows}))
+    with pytest.raises(
+        BlankslateError,
+        match=rf"^{target}/srv/data is mounted below {target} and blankslate did not",
+    ):
+        install.unmount(target)
+    assert list(fp.calls) == [FINDMNT_ALL]
+    assert layout.recorded(target) is not None
+
+
+def test_unmount_refuses_root_and_what_it_has_no_record_of(tmp_path: Path) -> None:
+    with pytest.raises(BlankslateError, match=r"^refusing to unmount /"):
+        install.unmount(Path("/"))
+    with pytest.raises(BlankslateError, match=rf"^nothing recorded at {tmp_path}/else: "):
+        install.unmount(tmp_path / "else")
 
 
 @pytest.fixture
@@ -356,3 +537,16 @@ def test_tmpfs_root_is_mounted_first_and_has_no_blank(host_plan_data: Any) -> No
     assert (mounts[0].source, mounts[0].target, mounts[0].fstype) == ("tmpfs", "/", "tmpfs")
     assert mounts[0].options == ("mode=755", "size=2G")
     assert all(m.options[:1] != ("subvol=root",) for m in mounts)
+
+
+def test_a_temporary_mount_is_undone_whatever_ends_it(fp: FakeProcess) -> None:
+    """Ctrl-C in the body; umount busy: a lazy unmount, and never a delete into the mount."""
+    from blankslate import mounts
+
+    fp.register(["mount", "-t", "btrfs", "-o", "subvolid=5,rw", "--", "/dev/vda3", fp.any()])
+    fp.register(["umount", "--", fp.any()], returncode=32, stderr="target is busy")
+    fp.register(["umount", "-l", "--", fp.any()])
+    with pytest.raises(KeyboardInterrupt), mounts.top_level("/dev/vda3", readonly=False) as top:
+        raise KeyboardInterrupt
+    assert fp.calls[-1] == ["umount", "-l", "--", str(top)]
+    assert not top.exists()
