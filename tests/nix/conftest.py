@@ -46,21 +46,32 @@ def nix_paths(nix_instantiate: str) -> dict[str, Path]:
 Eval = Callable[[str], Any]
 
 
-@pytest.fixture(scope="session")
-def nix_eval(nix_paths: dict[str, Path]) -> Eval:
-    """Evaluate EXPR (strictly, to JSON) with the repository root as working directory.
+def nix_instantiate_eval(expr: str) -> subprocess.CompletedProcess[str]:
+    """nix-instantiate --eval of EXPR (strictly, to JSON) from the repository root.
 
     --readonly-mode: store paths of ./x.bash are computed, nothing is written.
     """
+    return subprocess.run(
+        ["nix-instantiate", "--eval", "--strict", "--json", "--readonly-mode", "-E", expr],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="session")
+def nix_run(nix_paths: dict[str, Path]) -> Callable[[str], subprocess.CompletedProcess[str]]:
+    """The evaluation of EXPR as it ends, failure included (for what must fail)."""
+    return nix_instantiate_eval
+
+
+@pytest.fixture(scope="session")
+def nix_eval(nix_paths: dict[str, Path]) -> Eval:
+    """Evaluate EXPR (strictly, to JSON); a failed evaluation fails the test."""
 
     def evaluate(expr: str) -> Any:
-        result = subprocess.run(
-            ["nix-instantiate", "--eval", "--strict", "--json", "--readonly-mode", "-E", expr],
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+        result = nix_instantiate_eval(expr)
         if result.returncode != 0:
             raise AssertionError(f"nix evaluation failed:\n{expr}\n{result.stderr}")
         return json.loads(result.stdout)

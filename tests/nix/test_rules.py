@@ -100,19 +100,13 @@ RULES: list[tuple[str, str, Mutation, str, str]] = [
     [(row[1], row[3]) for row in RULES],
     ids=[row[0] for row in RULES],
 )
-def test_nix_refuses(nix_paths: Any, option: str, nix_message: str) -> None:
+def test_nix_refuses(nix_run: Any, option: str, nix_message: str) -> None:
     module = f"({{ lib, ... }}: {{ {option} }})"
     expr = (
         f'(import ./tests/nix/eval.nix {{ host = "example"; extraModules = [ {module} ]; }})'
         ".config.blankslate.plan"
     )
-    result = subprocess.run(
-        ["nix-instantiate", "--eval", "--strict", "--json", "--readonly-mode", "-E", expr],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    result = nix_run(expr)
     assert result.returncode != 0, result.stdout
     assert nix_message in result.stderr
 
