@@ -26,7 +26,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from blankslate import btrfs, copy, mounts, process, safefile
+from blankslate import btrfs, copy, mounts, process, safefile, treesearch
 from blankslate.errors import BlankslateError
 from blankslate.plan import Plan, format_size
 
@@ -49,6 +49,8 @@ class OldRoot:
     time: datetime | None  # None: the name is not a rollback timestamp
     sequence: int  # the ".N" suffix; 0 without one
     sizes: Sizes | None = None  # None: quotas are off, sizes are not cheap to have
+    # btrfs numbers subvolumes in creation order: no clock or name can fake it. None: unknown.
+    subvolume_id: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         """One entry of `roots --json`; a stable contract (keys are never renamed)."""
@@ -80,7 +82,12 @@ def parse_root_name(name: str) -> tuple[datetime, int] | None:
 
 
 def newest_first(roots: Sequence[OldRoot]) -> list[OldRoot]:
-    """Timestamped roots newest first (".2" after ".1" is newer), then the others by name."""
+    """Newest first: by creation (subvolume ID) when btrfs tells every root's, so a root named
+    by a wrong clock (2099, 1970) takes its true place; otherwise timestamped roots by name
+    (".2" after ".1" is newer), then the others by name."""
+    ids = [root.subvolume_id for root in roots]
+    if roots and None not in ids:
+        return sorted(roots, key=lambda root: root.subvolume_id or 0, reverse=True)
     stamped = [root for root in roots if root.time is not None]
     others = [root for root in roots if root.time is None]
     stamped.sort(key=lambda root: (root.time, root.sequence), reverse=True)
@@ -146,9 +153,23 @@ def list_roots(top: Path, subvolume: str, *, with_sizes: bool = False) -> list[O
                 time=parsed[0] if parsed else None,
                 sequence=parsed[1] if parsed else 0,
                 sizes=sizes.get(f"{subvolume}/{entry.name}"),
+                subvolume_id=_subvolume_id(entry),
             )
         )
     return newest_first(roots)
+
+
+def _subvolume_id(path: Path) -> int | None:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    except OSError:
+        return None
+    try:
+        return treesearch.subvolume_id(fd) if os.fstat(fd).st_ino == 256 else None
+    except OSError:
+        return None  # not btrfs
+    finally:
+        os.close(fd)
 
 
 def roots(plan: Plan, device: str | None = None) -> list[OldRoot]:

@@ -177,3 +177,15 @@ def test_recover_into_persist_needs_it_mounted_from_the_device(
         oldroots.recover(app_plan(persist_mount), f"/{STATE}", device="/dev/zero")
     assert list(persist_mount.iterdir()) == []
     assert helpers.mounts_of(old_roots.device) == [str(persist_mount)]
+
+
+def test_newest_root_is_the_last_created_whatever_its_name(helpers: Any, layout: Any) -> None:
+    """A boot with the clock at 2099 named one root 2099; the root made after it is newer."""
+    from blankslate import oldroots
+
+    with helpers.mount_top_level(layout.device) as top:
+        helpers.run(["btrfs", "subvolume", "create", top / "old_roots"])
+        for name in ("2026-01-01T00:00:00Z", "2099-01-01T00:00:00Z", "2026-01-02T00:00:00Z"):
+            helpers.run(["btrfs", "subvolume", "create", top / "old_roots" / name])
+        names = [root.name for root in oldroots.list_roots(top, "old_roots")]
+    assert names == ["2026-01-02T00:00:00Z", "2099-01-01T00:00:00Z", "2026-01-01T00:00:00Z"]

@@ -18,7 +18,8 @@ DEFAULT_PLAN = Path(plan.__file__).with_name("default-plan.json")
 
 def one_error_line(capsys: pytest.CaptureFixture[str], *fragments: str) -> str:
     err = capsys.readouterr().err
-    lines = err.splitlines()
+    # Besides the error, a command says which plan it uses ("plan: host ... from ...").
+    lines = [line for line in err.splitlines() if not line.startswith("plan: ")]
     assert len(lines) == 1, err[:2000]
     assert lines[0].startswith("error: "), lines[0][:2000]
     for fragment in fragments:
