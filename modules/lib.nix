@@ -21,6 +21,14 @@ rec {
   # "rpool" -> "/dev/disk/by-partlabel/rpool"
   byPartLabel = name: "/dev/disk/by-partlabel/${name}";
 
+  # "/persist" -> [ "/" "/nix" "/persist" "/var/log" ]: what must be mounted in the initrd.
+  bootMountpoints = persistPath: [
+    "/"
+    "/nix"
+    persistPath
+    "/var/log"
+  ];
+
   # Filesystem labels of the ESP and the swap partition; the main one is disk.label.
   espLabel = "BOOT";
   swapLabel = "swap";

@@ -11,13 +11,7 @@ let
   # tmpfs keeps btrfs for /nix and the persisted subvolumes, without a root to roll back.
   onBtrfs = cfg.rollback == "btrfs" || (onTmpfs && cfg.disk != null);
 
-  # Mountpoints that must be mounted in the initrd, before activation.
-  bootMountpoints = [
-    "/"
-    "/nix"
-    cfg.persistPath
-    "/var/log"
-  ];
+  bootMountpoints = blib.bootMountpoints cfg.persistPath;
 
   # --- partitions: ESP, swap unless its size is zero, the main partition --------------------
   mainPartition =

@@ -2,16 +2,10 @@
 { config, lib, ... }:
 let
   inherit (lib) mkOption types;
-  btypes = (import ../lib.nix { inherit lib; }).types;
+  blib = import ../lib.nix { inherit lib; };
+  btypes = blib.types;
   cfg = config.blankslate;
-
-  # Mountpoints that must be mounted in the initrd, before activation.
-  bootMountpoints = [
-    "/"
-    "/nix"
-    cfg.persistPath
-    "/var/log"
-  ];
+  bootMountpoints = blib.bootMountpoints cfg.persistPath;
 
   subvolume =
     { config, ... }:
