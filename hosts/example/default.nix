@@ -1,4 +1,4 @@
-# A btrfs VM (DESIGN.md "seed 1"): the layout the tool's built-in default plan
+# A btrfs VM: the layout the tool's built-in default plan
 # describes. Its config.blankslate.plan equals scripts/blankslate/default-plan.json.
 { lib, ... }:
 {

@@ -592,7 +592,7 @@ def load(
     flake: str = ".",
     installed: Path | None = None,
 ) -> Plan:
-    """The plan from the first source that is given or present (DESIGN.md order); which one
+    """The plan from the first source that is given or present (the README's order); which one
     is said on stderr (a log line, silent under --quiet)."""
     if plan_file is not None:
         plan, source = from_file(plan_file), f"from {plan_file}"
