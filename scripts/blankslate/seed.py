@@ -204,12 +204,14 @@ def make_parents(
 
 
 def copy_into_place(source: Path, target: Path, persist_root: Path, live_root: Path) -> None:
-    """Copy with all metadata to a temporary name, then move it into place (`copy.copy_new`)."""
+    """Make the missing parents (as `make_parents` does), copy with all metadata to a temporary
+    name, then move it into place (`copy.copy_new`). The parent is walked once, and held."""
+    relative = str(target.relative_to(persist_root))
     if process.settings.dry_run:
+        make_parents(persist_root, relative, live_root)
         process.run(copy.cp_archive(source, target.with_name(target.name + PARTIAL_SUFFIX)))
         return
-    relative = target.relative_to(persist_root)
-    with safefile.held(open_parent(persist_root, str(relative), live_root)) as parent:
+    with safefile.held(open_parent(persist_root, relative, live_root)) as parent:
         copy.copy_new(source, parent, target.name)
 
 
@@ -225,7 +227,6 @@ def apply(
         if os.path.lexists(item.target):
             log.warning("%s appeared in the meantime: left as is", item.target)
             continue  # e.g. copied with a persisted parent directory
-        make_parents(persist_root, item.path, base)
         copy_into_place(item.source, item.target, persist_root, base)
         done.append(item)
     return done
