@@ -101,15 +101,12 @@ def copy_into_empty(source: Path, directory: safefile.Directory, name: str) -> N
             )
         # "/." so cp sees the directory the magic link leads to, not the link itself.
         process.run(cp_archive(source, f"/proc/{os.getpid()}/fd/{fd}/."))
-    except OSError as error:
+    except BaseException as error:
         with contextlib.suppress(OSError):
             os.fchown(fd, before.st_uid, before.st_gid)
             os.fchmod(fd, stat.S_IMODE(before.st_mode))
-        raise BlankslateError(f"cannot copy into {target}: {error.strerror}") from None
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.fchown(fd, before.st_uid, before.st_gid)
-            os.fchmod(fd, stat.S_IMODE(before.st_mode))
+        if isinstance(error, OSError):
+            raise BlankslateError(f"cannot copy into {target}: {error.strerror}") from None
         raise
     finally:
         os.close(fd)

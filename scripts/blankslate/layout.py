@@ -359,10 +359,9 @@ def unmount_all(mountpoint: Path) -> list[str]:
 
 def _verified_mounts(record: Record, base: Path) -> list[str]:
     """The recorded mounts still in place, deepest first; warnings for the others."""
-    live = [
-        e for e in mounts.all_mounts() if e.target == str(base) or e.target.startswith(f"{base}/")
-    ]
-    top = {entry.target: entry for entry in live}  # findmnt lists in mount order
+    live = mounts.mounts_below(base)
+    # Within one target findmnt lists in mount order (the sort keeps it): the last is on top.
+    top = {entry.target: entry for entry in live}
     loop_problem = record.loop.mismatch() if record.loop is not None else None
     if loop_problem is not None:
         ui.warn(f"{loop_problem} (not the loop device blankslate attached): left alone")

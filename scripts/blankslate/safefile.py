@@ -124,11 +124,10 @@ def _step(parent: int, name: str, path: Path, make: DirectoryMaker | None) -> tu
             raise BlankslateError(f"{path} was replaced while it was created")
         os.fchown(fd, wanted.uid, wanted.gid)
         os.fchmod(fd, wanted.mode)
-    except OSError as error:
+    except BaseException as error:
         os.close(fd)
-        raise BlankslateError(f"cannot create {path}: {error.strerror}") from None
-    except BaseException:
-        os.close(fd)
+        if isinstance(error, OSError):
+            raise BlankslateError(f"cannot create {path}: {error.strerror}") from None
         raise
     return fd, True
 
@@ -253,11 +252,9 @@ def _write_at(
             os.close(fd)
         os.rename(temporary, name, src_dir_fd=directory.fd, dst_dir_fd=directory.fd)
         os.fsync(directory.fd)
-    except OSError as error:
+    except BaseException as error:
         with contextlib.suppress(OSError):
             os.unlink(temporary, dir_fd=directory.fd)
-        raise BlankslateError(f"cannot write {path}: {error.strerror}") from None
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary, dir_fd=directory.fd)
+        if isinstance(error, OSError):
+            raise BlankslateError(f"cannot write {path}: {error.strerror}") from None
         raise
