@@ -79,11 +79,11 @@ def print_summary(summary: Summary, headline: str) -> None:
 
 
 def need_target(plan: plan_module.Plan, options: InstallOptions) -> plan_module.Plan:
-    """--disk or --image, always: the plan's disk.device is one typo away from the wrong disk."""
+    """--disk or --image, always; a usage error without either."""
+    from blankslate import install as install_module
+
     if options.disk is None and options.image is None:
-        device = plan.disk.device if plan.disk is not None else None
-        hint = f" (the plan's disk is {device})" if device else ""
-        raise typer.BadParameter(f"give --disk DEV or --image FILE{hint}")
+        raise typer.BadParameter(install_module.target_required(plan))
     return plan
 
 

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from blankslate import disk, layout, mounts, passwd, plan, process, safefile, seed, ui
+from blankslate import disk, layout, mounts, passwd, process, safefile, seed, ui
 from blankslate import plan as plan_module
 from blankslate.errors import BlankslateError
 from blankslate.plan import Plan
@@ -125,7 +125,7 @@ def check_image_path(image: Path, size: str) -> None:
     if image.exists() and not image.is_file():
         raise BlankslateError(f"--image {image}: not a regular file")
     try:
-        plan.parse_size(size)
+        plan_module.parse_size(size)
     except ValueError as error:
         raise BlankslateError(f"--image-size: {error}") from None
 
@@ -150,11 +150,7 @@ def check_device(plan: Plan, device: str, *, wipe: bool) -> None:
             "(`blankslate unmount`)"
         )
     if found.size < minimum_bytes(plan):
-        need = minimum_bytes(plan) >> 20
-        raise BlankslateError(
-            f"{device} is too small: {found.size >> 20} MiB, the plan needs {need} MiB "
-            "(the fixed partitions + 4 GiB)"
-        )
+        raise too_small(plan, f"{device} is too small: {found.size >> 20} MiB, ")
     found_data = disk.signatures(found)
     if found_data and not wipe:
         raise BlankslateError(
@@ -185,11 +181,20 @@ def check_target(plan: Plan, target: Target, *, wipe: bool) -> None:
 
 def check_new_image(plan: Plan, size: str) -> None:
     if plan_module.parse_size(size) < minimum_bytes(plan):
-        need = minimum_bytes(plan) >> 20
-        raise BlankslateError(
-            f"--image-size {size} is too small: the plan needs {need} MiB "
-            "(the fixed partitions + 4 GiB)"
-        )
+        raise too_small(plan, f"--image-size {size} is too small: ")
+
+
+def too_small(plan: Plan, what: str) -> BlankslateError:
+    """`what` followed by what the plan needs."""
+    need = minimum_bytes(plan) >> 20
+    return BlankslateError(f"{what}the plan needs {need} MiB (the fixed partitions + 4 GiB)")
+
+
+def target_required(plan: Plan) -> str:
+    """--disk or --image, always: the plan's disk.device is one typo away from the wrong disk."""
+    device = plan.disk.device if plan.disk is not None else None
+    hint = f" (the plan's disk is {device})" if device else ""
+    return f"give --disk DEV or --image FILE{hint}"
 
 
 def open_target(options: InstallOptions, plan: Plan, *, create: bool) -> Target:
@@ -197,13 +202,8 @@ def open_target(options: InstallOptions, plan: Plan, *, create: bool) -> Target:
     if options.disk is not None and options.image is not None:
         raise BlankslateError("give either --disk or --image, not both")
     if options.image is None:
-        if options.disk is None:  # never the plan's disk.device: one typo from the wrong disk
-            hint = (
-                f" (the plan's disk is {plan.disk.device})"
-                if plan.disk and plan.disk.device
-                else ""
-            )
-            raise BlankslateError(f"give --disk DEV or --image FILE{hint}")
+        if options.disk is None:
+            raise BlankslateError(target_required(plan))
         return Target(options.disk)
     image = options.image.absolute()
     check_image_path(image, options.image_size)
@@ -232,12 +232,6 @@ def open_target(options: InstallOptions, plan: Plan, *, create: bool) -> Target:
         abandon(target, options.mountpoint, written=False)
         raise
     return target
-
-
-def release(target: Target) -> None:
-    """Undo an attach made by a run that then failed its checks."""
-    if target.attached_here and not process.settings.dry_run:
-        process.run(disk.losetup_detach(target.device), check=False)
 
 
 @contextlib.contextmanager
@@ -447,16 +441,20 @@ def enable_swap(target: Target, parts: layout.Partitions) -> str | None:
 _KEY_TYPE = re.compile(r"ssh_host_(\w+?)_key$")
 
 
+def host_key_command(plan: Plan, path: Path) -> list[str]:
+    """ssh-keygen for the host key at `path`, its type read from the name (ed25519 else)."""
+    match = _KEY_TYPE.search(path.name)
+    return ssh_keygen(path, match.group(1) if match else "ed25519", f"root@{plan.host_name}")
+
+
 def make_host_keys(plan: Plan, mountpoint: Path) -> list[str]:
     """Host keys made before the first boot, so their fingerprints can be checked on first login."""
     fingerprints = []
     for key in plan.ssh_host_keys:
         path = mountpoint / key.lstrip("/")
-        match = _KEY_TYPE.search(path.name)
-        key_type = match.group(1) if match else "ed25519"
         if not path.exists():
             seed.make_parents(mountpoint, key)  # as `blankslate seed` makes them
-            process.run(ssh_keygen(path, key_type, f"root@{plan.host_name}"))
+            process.run(host_key_command(plan, path))
         if not process.settings.dry_run:
             fingerprints.append(process.output(ssh_fingerprint(path.with_suffix(".pub"))).strip())
     return fingerprints
@@ -526,10 +524,7 @@ def warn_unfinished(plan: Plan, mountpoint: Path) -> None:
     for key in plan.ssh_host_keys:
         path = mountpoint / key.lstrip("/")
         if not path.exists():
-            match = _KEY_TYPE.search(path.name)
-            command = ssh_keygen(
-                path, match.group(1) if match else "ed25519", "root@" + plan.host_name
-            )
+            command = host_key_command(plan, path)
             ui.warn(
                 f"install did not finish: no host key {path} (`blankslate install` stopped "
                 f'before its step "{persist}"): run `{process.format_command(command)}`, or '
