@@ -7,7 +7,8 @@
 let
   inherit (lib) mkDefault mkIf;
   cfg = config.blankslate;
-  inherit (cfg._layout) mounts partitions;
+  inherit (cfg._plan) mounts;
+  partitions = if cfg._plan.disk == null then [ ] else cfg._plan.disk.partitions;
 in
 {
   config = mkIf cfg.enable {

@@ -6,7 +6,7 @@ let
   blib = import ./lib.nix { inherit lib; };
   # From our own layout, never config.fileSystems: impermanence before September 2025
   # defines fileSystems from the persistence lists, which would close a loop.
-  varLogIsOwnFilesystem = blib.isMountpoint "/var/log" (map (m: m.mountPoint) cfg._layout.mounts);
+  varLogIsOwnFilesystem = blib.isMountpoint "/var/log" (map (m: m.mountPoint) cfg._plan.mounts);
 in
 {
   config = lib.mkIf cfg.enable (

@@ -1,7 +1,8 @@
 # The plan: every fact the Python tool needs, computed from the options
 # (plan v2, see the README) and installed as /etc/blankslate/plan.json.
 # The derived layout (partitions, mount table) is computed here once and read
-# by filesystems.nix, the rollback units and the Python tool alike.
+# by filesystems.nix, the rollback units and the Python tool alike; the modules
+# read `_plan`, the plan before its checks, so assertions can list every error.
 { config, lib, ... }:
 let
   cfg = config.blankslate;
@@ -222,12 +223,6 @@ in
       internal = true;
       description = "Plan v2 handed to the blankslate tool (computed, do not set). Evaluating it fails on a layout that cannot work.";
     };
-    _layout = lib.mkOption {
-      type = lib.types.attrs;
-      readOnly = true;
-      internal = true;
-      description = "The derived layout (partitions, mounts) before its checks; the modules read it, so assertions can report every error at once.";
-    };
     _plan = lib.mkOption {
       type = lib.types.attrs;
       readOnly = true;
@@ -243,10 +238,6 @@ in
   };
 
   config = {
-    blankslate._layout = {
-      inherit partitions mounts;
-      mainDevice = if cfg.disk == null then null else mainPartition.device;
-    };
     blankslate._layoutErrors = layoutErrors;
     blankslate._plan = plan;
     blankslate.plan =

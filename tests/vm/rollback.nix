@@ -48,7 +48,7 @@ pkgs.testers.runNixOSTest {
       virtualisation.useDefaultFilesystems = false;
       virtualisation.fileSystems = lib.listToAttrs (
         map (m: lib.nameValuePair m.mountPoint { inherit (m) device fsType options neededForBoot; }) (
-          lib.filter (m: m.fsType == "btrfs") config.blankslate._layout.mounts
+          lib.filter (m: m.fsType == "btrfs") config.blankslate._plan.mounts
         )
       );
 
