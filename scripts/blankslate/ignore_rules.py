@@ -243,17 +243,28 @@ def _line(node: object, fallback: int = 0) -> int:
     return int(lc.line) + 1 if lc is not None and lc.line is not None else fallback
 
 
-def _load_document(path: Path) -> CommentedMap:
-    from ruamel.yaml.comments import CommentedMap
-    from ruamel.yaml.error import MarkedYAMLError, YAMLError
-
+def _read_text(path: Path) -> str | None:
+    """The ignore file's text; None when there is no file."""
     try:
         data = path.read_bytes()
     except FileNotFoundError:
-        return CommentedMap()
+        return None
     except OSError as error:
         raise BlankslateError(f"cannot read ignore file {path}: {error.strerror}") from None
-    text = decode_utf8(data, f"ignore file {path}")
+    return decode_utf8(data, f"ignore file {path}")
+
+
+def _load_document(path: Path) -> CommentedMap:
+    return _parse_document(path, _read_text(path))
+
+
+def _parse_document(path: Path, text: str | None) -> CommentedMap:
+    """The ignore file's `text` parsed (None: no file, an empty document)."""
+    from ruamel.yaml.comments import CommentedMap
+    from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+    if text is None:
+        return CommentedMap()
     try:
         document = _yaml().load(text)
     except MarkedYAMLError as error:
@@ -327,7 +338,8 @@ def add_rule(path: Path, pattern: str, reason: str) -> bool:
         raise BlankslateError("the reason must be one non-empty line")
     from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
-    document = _load_document(path)
+    text = _read_text(path)
+    document = _parse_document(path, text)
     existing = _rules_of(path, document)
     if any(rule.pattern == pattern for rule in existing):
         return False
@@ -341,7 +353,7 @@ def add_rule(path: Path, pattern: str, reason: str) -> bool:
     items.append(rule)
     buffer = io.StringIO()
     if len(document) == 1 and len(items) == 1:
-        buffer.write(_comments_only(path))  # ruamel keeps no comments of an empty document
+        buffer.write(_comments_only(text or ""))  # ruamel keeps no comments of an empty document
     _yaml().dump(document, buffer)
     from blankslate import safefile
 
@@ -349,13 +361,9 @@ def add_rule(path: Path, pattern: str, reason: str) -> bool:
     return True
 
 
-def _comments_only(path: Path) -> str:
-    """The text of the file at `path`, ending with a newline, when it holds only comments,
-    blank lines and a `---`; else nothing."""
-    try:
-        text = decode_utf8(path.read_bytes(), f"ignore file {path}")
-    except FileNotFoundError:
-        return ""
+def _comments_only(text: str) -> str:
+    """`text`, ending with a newline, when it holds only comments, blank lines and a `---`;
+    else nothing."""
     lines = text.splitlines()
     if not all(
         not line.strip() or line.lstrip().startswith("#") or line == "---" for line in lines
