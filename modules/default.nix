@@ -7,6 +7,7 @@
     ./plan.nix
     ./filesystems.nix
     ./persistence.nix
+    ./warnings.nix
     ./hardening.nix
     ./assertions.nix
     ./rollback/btrfs.nix

@@ -95,20 +95,6 @@ rec {
       lib.filter (x: lib.length (lib.filter (y: y == x) list) > 1) list
     );
 
-  # "/var/lib/nixos" -> { directory = "/var/lib/nixos"; user = "root"; group = "root"; mode = "0755"; }
-  # { directory = "/srv"; mode = "0700"; } -> { directory = "/srv"; user = "root"; group = "root"; mode = "0700"; }
-  toDirectory =
-    d:
-    {
-      user = "root";
-      group = "root";
-      mode = "0755";
-    }
-    // (if builtins.isString d then { directory = d; } else d);
-
-  # "/etc/machine-id" -> { file = "/etc/machine-id"; }
-  toFile = f: if builtins.isString f then { file = f; } else f;
-
   # "directory" [ { directory = "/a"; mode = "1"; } { directory = "/a"; } { directory = "/b"; } ]
   #   -> [ { directory = "/a"; mode = "1"; } { directory = "/b"; } ]   (first one wins)
   uniqueBy =

@@ -24,7 +24,12 @@ in
       {
         environment.persistence.${cfg.persistPath} = {
           hideMounts = lib.mkDefault true;
-          inherit (cfg._plan.persistence) directories files;
+          # serverDefaults and the user may both name a path; impermanence refuses duplicates.
+          directories = blib.uniqueBy "directory" cfg.persistence.directories;
+          files = blib.uniqueBy "file" cfg.persistence.files;
+          users = lib.mapAttrs (_: user: user.persist) (
+            lib.filterAttrs (_: user: user.persist.directories != [ ] || user.persist.files != [ ]) cfg.users
+          );
         };
       }
     ]

@@ -190,18 +190,10 @@ let
 
     tmpfs = if onTmpfs then { inherit (cfg.tmpfs) size; } else null;
 
-    persistence = {
-      directories = blib.uniqueBy "directory" (
-        map (d: {
-          inherit (d)
-            directory
-            user
-            group
-            mode
-            ;
-        }) cfg.persistence.directories
-      );
-      files = blib.uniqueBy "file" (map (f: { inherit (f) file; }) cfg.persistence.files);
+    # Everything environment.persistence holds, whoever declared it (modules/persisted.nix).
+    persistence = import ./persisted.nix { inherit lib; } {
+      inherit (config.environment) persistence;
+      inherit (config.users) users;
     };
 
     # attrNames is sorted, so users come out sorted by name.

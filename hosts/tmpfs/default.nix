@@ -28,6 +28,11 @@
         name = "log";
         mountpoint = "/var/log";
       }
+      # Users' homes survive a reboot whole.
+      {
+        name = "home";
+        mountpoint = "/home";
+      }
     ];
     users.admin.authorizedKeys = [
       # Placeholder: replace it with your own public key.

@@ -37,6 +37,11 @@
           name = "safe/log";
           mountpoint = "/var/log";
         }
+        # Users' homes survive a reboot whole.
+        {
+          name = "safe/home";
+          mountpoint = "/home";
+        }
       ];
     };
     users.admin.authorizedKeys = [

@@ -5,32 +5,20 @@ let
   blib = import ../lib.nix { inherit lib; };
   btypes = blib.types;
 
-  directory = types.submodule {
-    options = {
-      directory = mkOption { type = btypes.absolutePath; };
-      user = mkOption {
-        type = types.str;
-        default = "root";
-      };
-      group = mkOption {
-        type = types.str;
-        default = "root";
-      };
-      mode = mkOption {
-        type = types.strMatching "0?[0-7]{3,4}";
-        default = "0755";
-      };
+  # Every attribute impermanence takes (user, group, mode, hideMount, parentDirectory, method, ...)
+  # passes through to it unchanged, and impermanence checks it; only the path is ours to check.
+  passThrough =
+    key:
+    types.submodule {
+      freeformType = types.attrsOf types.anything;
+      options.${key} = mkOption { type = btypes.absolutePath; };
     };
-  };
-
-  file = types.submodule {
-    options.file = mkOption { type = btypes.absolutePath; };
-  };
+  entries = key: types.listOf (types.coercedTo types.str (path: { ${key} = path; }) (passThrough key));
 in
 {
   options.blankslate.persistence = {
     directories = mkOption {
-      type = types.listOf (types.coercedTo types.str blib.toDirectory directory);
+      type = entries "directory";
       default = [ ];
       example = [
         "/var/lib/postgresql"
@@ -41,12 +29,25 @@ in
           mode = "0750";
         }
       ];
-      description = "Directories bind-mounted from persistPath.";
+      description = ''
+        Directories bind-mounted from persistPath: environment.persistence.<persistPath>.directories,
+        every impermanence attribute included.
+      '';
     };
     files = mkOption {
-      type = types.listOf (types.coercedTo types.str blib.toFile file);
+      type = entries "file";
       default = [ ];
-      description = "Files bind-mounted from persistPath.";
+      example = [
+        "/etc/machine-id"
+        {
+          file = "/var/lib/app/token";
+          parentDirectory.mode = "0700";
+        }
+      ];
+      description = ''
+        Files bind-mounted (or linked) from persistPath:
+        environment.persistence.<persistPath>.files, every impermanence attribute included.
+      '';
     };
     serverDefaults = mkOption {
       type = types.bool;

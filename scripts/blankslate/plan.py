@@ -26,18 +26,20 @@ RollbackKind = Literal["btrfs", "zfs", "tmpfs", "none"]
 INSTALLED_PLAN = Path("/etc/blankslate/plan.json")
 PLAN_VERSION = 2
 # The same rules as modules/lib.nix (tests/nix/test_rules.py feeds both the same values).
-_SIZE = re.compile(r"^([0-9]+)([KMGT](i?B)?|B)?$")
-_TMPFS_PERCENT = re.compile(r"^([1-9][0-9]?|100)%$")
-_NORMAL_PATH = re.compile(r"^(/[^/\x00-\x1f\x7f]+)+$")
+_SIZE = re.compile(r"^([0-9]+)([KMGT](i?B)?|B)?\Z")
+_TMPFS_PERCENT = re.compile(r"^([1-9][0-9]?|100)%\Z")
+_NORMAL_PATH = re.compile(r"^(/[^/\x00-\x1f\x7f]+)+\Z")
 _COMPONENT = r"[A-Za-z0-9_@+-][A-Za-z0-9_.@+-]*"
-_RELATIVE_NAME = re.compile(rf"^{_COMPONENT}(/{_COMPONENT})*$")
-_LABEL = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}$")
-_DATASET = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:-]*(/[A-Za-z0-9_][A-Za-z0-9_.:-]*)*$")
-_USER = re.compile(r"^[a-z_][a-z0-9_-]*$")
-_TYPE_CODE = re.compile(r"^[0-9A-Fa-f]{4}$")
+_RELATIVE_NAME = re.compile(rf"^{_COMPONENT}(/{_COMPONENT})*\Z")
+_LABEL = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}\Z")
+_DATASET = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:-]*(/[A-Za-z0-9_][A-Za-z0-9_.:-]*)*\Z")
+_USER = re.compile(r"^[a-z_][a-z0-9_-]*\Z")
+# What shadow-utils accepts in /etc/passwd and /etc/group, where owners are looked up.
+_ACCOUNT = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*\$?\Z")
+_TYPE_CODE = re.compile(r"^[0-9A-Fa-f]{4}\Z")
 MAX_KEEP = 999_999  # btrfs-rollback.bash takes at most six digits
 _UNITS = {"": 1, "B": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
-_MODE = re.compile(r"^0?[0-7]{3,4}$")
+_MODE = re.compile(r"^0?[0-7]{3,4}\Z")
 
 
 def json_key(name: str) -> str:
@@ -142,7 +144,9 @@ class Tmpfs:
 
 
 @dataclass(frozen=True)
-class PersistedDirectory:
+class ParentDirectory:
+    """A directory above a persisted path, made with this owner and mode where missing."""
+
     directory: str
     user: str = "root"
     group: str = "root"
@@ -150,14 +154,38 @@ class PersistedDirectory:
 
 
 @dataclass(frozen=True)
+class PersistedDirectory:
+    directory: str  # as on /, users' paths resolved against their home
+    user: str = "root"
+    group: str = "root"
+    mode: str = "0755"
+    root: str | None = None  # the persistence root keeping it; None: persistPath
+    parents: tuple[ParentDirectory, ...] = ()  # outermost first
+
+
+@dataclass(frozen=True)
 class PersistedFile:
     file: str
+    root: str | None = None
+    method: Literal["auto", "symlink"] = "auto"
+    parents: tuple[ParentDirectory, ...] = ()
 
 
 @dataclass(frozen=True)
 class Persistence:
     directories: tuple[PersistedDirectory, ...]
     files: tuple[PersistedFile, ...]
+    roots: tuple[str, ...] = ()  # every environment.persistence root; persistPath when empty
+
+
+@dataclass(frozen=True)
+class Persisted:
+    """One persisted path: what it is, the root that keeps it, the directories above it."""
+
+    path: str
+    kind: Literal["directory", "file"]
+    root: str
+    parents: tuple[ParentDirectory, ...]
 
 
 @dataclass(frozen=True)
@@ -200,10 +228,26 @@ class Plan:
         raise BlankslateError(f"user {name!r} is not in the plan (plan users: {known})")
 
     @property
-    def persisted_paths(self) -> list[str]:
-        return [d.directory for d in self.persistence.directories] + [
-            f.file for f in self.persistence.files
+    def persisted(self) -> list[Persisted]:
+        """Every persisted directory, then every persisted file, as the plan lists them."""
+        return [
+            Persisted(d.directory, "directory", d.root or self.persist_path, d.parents)
+            for d in self.persistence.directories
+        ] + [
+            Persisted(f.file, "file", f.root or self.persist_path, f.parents)
+            for f in self.persistence.files
         ]
+
+    @property
+    def persisted_paths(self) -> list[str]:
+        return [entry.path for entry in self.persisted]
+
+    @property
+    def persistence_roots(self) -> list[str]:
+        """persistPath first, then every other root, each once."""
+        roots = [self.persist_path, *self.persistence.roots]
+        roots += [entry.root for entry in self.persisted]
+        return list(dict.fromkeys(roots))
 
 
 class PlanError(BlankslateError):
@@ -362,15 +406,7 @@ def validate(plan: Plan) -> Plan:
         _validate_zfs(plan, plan.zfs)
     if plan.tmpfs is not None and not _TMPFS_PERCENT.match(plan.tmpfs.size):
         _check_size("tmpfs.size", plan.tmpfs.size)
-    for i, directory in enumerate(plan.persistence.directories):
-        where = f"persistence.directories[{i}]"
-        _check_path(f"{where}.directory", directory.directory)
-        if directory.directory == "/":
-            raise PlanError(f"{where}.directory", "/ cannot be persisted as a whole")
-        if not _MODE.match(directory.mode):
-            raise PlanError(f"{where}.mode", f"{directory.mode!r} is not an octal mode")
-    for i, persisted in enumerate(plan.persistence.files):
-        _check_path(f"persistence.files[{i}].file", persisted.file)
+    _validate_persistence(plan.persistence)
     for i, user in enumerate(plan.users):
         _check_match(f"users[{i}].name", user.name, _USER, "a user name")
         _check_inside_persist(plan, f"users[{i}].hashedPasswordFile", user.hashed_password_file)
@@ -378,6 +414,56 @@ def validate(plan: Plan) -> Plan:
     for i, key in enumerate(plan.ssh_host_keys):
         _check_inside_persist(plan, f"sshHostKeys[{i}]", key)
     return plan
+
+
+def _validate_persistence(persistence: Persistence) -> None:
+    for i, root in enumerate(persistence.roots):
+        _check_root(f"persistence.roots[{i}]", root)
+    for i, directory in enumerate(persistence.directories):
+        where = f"persistence.directories[{i}]"
+        _check_path(f"{where}.directory", directory.directory)
+        if directory.directory == "/":
+            raise PlanError(f"{where}.directory", "/ cannot be persisted as a whole")
+        _check_owner(where, directory)
+        _check_placement(where, directory.directory, directory.root, directory.parents)
+    for i, persisted in enumerate(persistence.files):
+        where = f"persistence.files[{i}]"
+        _check_path(f"{where}.file", persisted.file)
+        if persisted.file == "/":
+            raise PlanError(f"{where}.file", "/ is not a file")
+        _check_placement(where, persisted.file, persisted.root, persisted.parents)
+
+
+def _check_root(where: str, root: str) -> None:
+    _check_path(where, root)
+    if root == "/":
+        raise PlanError(where, "cannot be / (it is erased at every boot)")
+
+
+def _check_owner(where: str, entry: PersistedDirectory | ParentDirectory) -> None:
+    _check_match(f"{where}.user", entry.user, _ACCOUNT, "a user name")
+    _check_match(f"{where}.group", entry.group, _ACCOUNT, "a group name")
+    if not _MODE.match(entry.mode):
+        raise PlanError(f"{where}.mode", f"{entry.mode!r} is not an octal mode")
+
+
+def _check_placement(
+    where: str, path: str, root: str | None, parents: tuple[ParentDirectory, ...]
+) -> None:
+    """The root is a path other than /; each parent lies above the path, outermost first."""
+    if root is not None:
+        _check_root(f"{where}.root", root)
+    above = "/"
+    for i, parent in enumerate(parents):
+        at = f"{where}.parents[{i}]"
+        _check_path(f"{at}.directory", parent.directory)
+        _check_owner(at, parent)
+        inside = parent.directory != above and is_under(above, parent.directory)
+        if not inside or not path.startswith(parent.directory + "/"):
+            raise PlanError(
+                f"{at}.directory", f"{parent.directory!r} is not between {above!r} and {path!r}"
+            )
+        above = parent.directory
 
 
 def _check_inside_persist(plan: Plan, where: str, path: str) -> None:

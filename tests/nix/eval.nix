@@ -75,6 +75,10 @@ let
     // {
       # impermanence calls pkgs.callPackage ./lib.nix { } outside of the derivations it builds.
       callPackage = fn: args: import fn ({ inherit lib; } // args);
+      # impermanence's units name scripts it builds; a warning that reads
+      # systemd.services forces those names, never their contents.
+      runCommand = name: _env: _script: fakePackage name;
+      writeShellScript = name: _text: fakePackage name;
     };
 
   evaluated = lib.evalModules {

@@ -106,8 +106,11 @@ def test_plan_shape(host_eval: Any, host: str) -> None:
     for user in plan["users"]:
         assert user["hashedPasswordFile"] == f"{plan['persistPath']}/passwords/{user['name']}"
     assert plan["sshHostKeys"] == [f"{plan['persistPath']}/etc/ssh/ssh_host_ed25519_key"]
+    assert set(plan["persistence"]) == {"roots", "directories", "files"}
     for directory in plan["persistence"]["directories"]:
-        assert set(directory) == {"directory", "user", "group", "mode"}
+        assert set(directory) == {"directory", "user", "group", "mode", "root", "parents"}
+    for file in plan["persistence"]["files"]:
+        assert set(file) == {"file", "root", "method", "parents"}
 
 
 def test_users_sorted_and_passwords_under_persist_path(host_eval: Any) -> None:
@@ -302,12 +305,14 @@ def test_persisted_entries_are_coerced_and_deduplicated(host_eval: Any) -> None:
         '"/var/lib/nixos" ]; blankslate.persistence.files = [ "/etc/adjtime" ]; }'
     )
     persistence = host_eval("example", "config.blankslate.plan.persistence", extra)
-    assert persistence["directories"] == [
-        {"directory": "/srv", "user": "root", "group": "root", "mode": "0700"},
-        {"directory": "/var/lib/nixos", "user": "root", "group": "root", "mode": "0755"},
-        {"directory": "/var/lib/systemd", "user": "root", "group": "root", "mode": "0755"},
+    directories = persistence["directories"]
+    owners = [(d["directory"], d["user"], d["group"], d["mode"]) for d in directories]
+    assert owners == [
+        ("/srv", "root", "root", "0700"),
+        ("/var/lib/nixos", "root", "root", "0755"),
+        ("/var/lib/systemd", "root", "root", "0755"),
     ]
-    assert persistence["files"] == [{"file": "/etc/adjtime"}, {"file": "/etc/machine-id"}]
+    assert [f["file"] for f in persistence["files"]] == ["/etc/adjtime", "/etc/machine-id"]
 
 
 def test_var_log_persisted_only_without_its_own_filesystem(host_eval: Any) -> None:

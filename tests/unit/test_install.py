@@ -501,6 +501,7 @@ def test_zfs_layout_commands(fp: FakeProcess, zfs_plan: plan.Plan) -> None:
         ["zfs", "create", "-p", "rpool/local/nix"],
         ["zfs", "create", "-p", "rpool/safe/persist"],
         ["zfs", "create", "-p", "rpool/safe/log"],
+        ["zfs", "create", "-p", "rpool/safe/home"],
         ["zfs", "snapshot", "rpool/local/root@blank"],
     ]  # fmt: skip
     for command in expected:
@@ -512,6 +513,7 @@ def test_zfs_layout_commands(fp: FakeProcess, zfs_plan: plan.Plan) -> None:
     assert [(m.source, m.target, m.fstype) for m in mounts] == [
         ("rpool/local/root", "/", "zfs"),
         ("/dev/nvme0n1p1", "/boot", "vfat"),
+        ("rpool/safe/home", "/home", "zfs"),
         ("rpool/local/nix", "/nix", "zfs"),
         ("rpool/safe/persist", "/persist", "zfs"),
         ("rpool/safe/log", "/var/log", "zfs"),
@@ -520,7 +522,7 @@ def test_zfs_layout_commands(fp: FakeProcess, zfs_plan: plan.Plan) -> None:
 
 def test_zfs_mount_names_what_is_missing(fp: FakeProcess, zfs_plan: plan.Plan) -> None:
     parts = layout.partitions(zfs_plan, "/dev/vda")
-    for name in ("rpool/local/root", "rpool/local/nix", "rpool/safe/log"):
+    for name in ("rpool/local/root", "rpool/local/nix", "rpool/safe/log", "rpool/safe/home"):
         fp.register(["zfs", "list", "-H", "-o", "name", name], stdout=name)
     fp.register(["zfs", "list", "-H", "-o", "name", "rpool/safe/persist"], returncode=1)
     blank = ["zfs", "list", "-H", "-o", "name", "-t", "snapshot", "rpool/local/root@blank"]

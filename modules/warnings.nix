@@ -1,0 +1,54 @@
+# Warnings for state that nothing keeps, as impermanence warns for its own
+# mistakes: a normal user's home, and a service's StateDirectory under
+# /var/lib. Warnings, not assertions: the loss is the user's call.
+{ config, lib, ... }:
+let
+  cfg = config.blankslate;
+  blib = import ./lib.nix { inherit lib; };
+  persisted = cfg._plan.persistence;
+
+  # Trees that survive a reboot: persisted directories, persistence roots, and
+  # every filesystem mounted elsewhere than on / (the one that is reset).
+  keptTrees =
+    map (d: d.directory) persisted.directories
+    ++ persisted.roots
+    ++ [ cfg.persistPath ]
+    ++ lib.filter (m: m != "/") (map (fs: fs.mountPoint) (lib.attrValues config.fileSystems));
+  keptFiles = map (f: f.file) persisted.files;
+  isKept = path: lib.any (tree: blib.isUnder tree path) keptTrees || lib.elem path keptFiles;
+  holdsKept = path: lib.any (blib.isUnder path) (keptTrees ++ keptFiles);
+
+  homeWarnings = lib.mapAttrsToList (
+    name: user:
+    lib.optional (user.isNormalUser && !holdsKept user.home && !isKept user.home)
+      "blankslate: user ${name}'s home ${user.home} is erased at every boot: persist what it holds (blankslate.users.${name}.persist, or environment.persistence.<root>.users.${name}) or put ${user.home} on a filesystem of its own"
+  ) config.users.users;
+
+  # StateDirectory= takes space-separated names, or a list of them; "a:b" makes b a link to a.
+  stateDirectories =
+    value:
+    lib.concatMap (entry: lib.filter (s: s != "") (lib.splitString " " entry)) (lib.toList value);
+  serviceWarnings = lib.mapAttrsToList (
+    name: service:
+    let
+      directories = stateDirectories (service.serviceConfig.StateDirectory or [ ]);
+      lost = lib.filter (
+        entry:
+        let
+          directory = lib.head (lib.splitString ":" entry);
+        in
+        # DynamicUser= services keep their state in /var/lib/private/<name>.
+        !isKept "/var/lib/${directory}" && !isKept "/var/lib/private/${directory}"
+      ) directories;
+    in
+    lib.optional ((service.enable or true) && lost != [ ])
+      "blankslate: service ${name} keeps its state in ${
+        lib.concatMapStringsSep ", " (d: "/var/lib/${lib.head (lib.splitString ":" d)}") lost
+      } (StateDirectory), which nothing persists: the next boot erases it"
+  ) config.systemd.services;
+in
+{
+  config = lib.mkIf cfg.enable {
+    warnings = lib.concatLists (homeWarnings ++ serviceWarnings);
+  };
+}
