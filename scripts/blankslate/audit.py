@@ -293,10 +293,11 @@ def rules_for(plan: Plan, ignore: Sequence[Rule], etc_clean: str | None = None) 
         rules.persisted_parents.update(_ancestors(path))
 
     persist(plan.persist_path, "persistPath", tree=True)
-    for directory in plan.persistence.directories:
-        persist(directory.directory, "persisted directory", tree=True)
-    for persisted in plan.persistence.files:
-        persist(persisted.file, "persisted file", tree=False)
+    for root in plan.persistence_roots[1:]:
+        persist(root, "persistence root", tree=True)
+    for entry in plan.persisted:
+        where = "" if entry.root == plan.persist_path else f" (in {entry.root})"
+        persist(entry.path, f"persisted {entry.kind}{where}", tree=entry.kind == "directory")
     for mount in plan.mounts:
         if mount.mount_point != "/":
             persist(mount.mount_point, f"mountpoint of {_mounted_what(plan, mount)}", tree=True)

@@ -75,7 +75,7 @@ def seed(
     copies = [item for item in items if item.action == "copy"]
     if copies and not dry_run and not yes:
         confirm(f"Copy {len(copies)} paths into {plan.persist_path}?")
-    done = seed_module.apply(items, persist_root=Path(plan.persist_path), live_root=root)
+    done = seed_module.apply(items, live_root=root)
     if dry_run:
         print("Dry run: nothing was changed.")
     else:

@@ -103,6 +103,18 @@ def persist_mount(persist: Path | str, hint: str) -> MountEntry:
     return found[-1]
 
 
+def holding_mount(root: str, mount_targets: frozenset[str]) -> Path:
+    """The mountpoint of the filesystem a persistence root lies on: the root itself, or the
+    nearest directory above it that is mounted, never / (the next boot erases it)."""
+    holders = [t for t in mount_targets if t != "/" and (root == t or root.startswith(t + "/"))]
+    if not holders:
+        raise BlankslateError(
+            f"persistence root {root} is on no mounted filesystem but / (mount it first: "
+            "a copy there would land on the root that the next boot erases)"
+        )
+    return Path(max(holders, key=len))
+
+
 def same_device(first: str, second: str) -> bool:
     """Whether two device paths name one block device (/dev/disk/by-label/x and /dev/vda3)."""
     if os.path.realpath(first) == os.path.realpath(second):

@@ -28,7 +28,7 @@ from typing import Any
 
 from blankslate import btrfs, copy, mounts, process, safefile, treesearch
 from blankslate.errors import BlankslateError
-from blankslate.plan import Plan, format_size
+from blankslate.plan import Persisted, Plan, format_size, is_under
 
 _ROOT_NAME = re.compile(r"^(?P<time>\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z)(?:\.(?P<sequence>\d+))?$")
 _TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
@@ -270,15 +270,21 @@ def find_source(
     raise BlankslateError(f"{path} is not in {where}")
 
 
+def keeping_entry(plan: Plan, path: str) -> Persisted | None:
+    """The persisted path that `path` is, or lies in; the deepest one, since a directory
+    persisted inside another is mounted over it."""
+    keeping = [
+        entry
+        for entry in plan.persisted
+        if path == entry.path or (entry.kind == "directory" and is_under(entry.path, path))
+    ]
+    return max(keeping, key=lambda entry: len(entry.path), default=None)
+
+
 def persisted_target(plan: Plan, path: str) -> Path | None:
-    """persistPath + path when `path` is (inside) a persisted directory or a persisted file."""
-    for directory in plan.persistence.directories:
-        base = directory.directory.rstrip("/")
-        if path == base or path.startswith(base + "/"):
-            return Path(plan.persist_path + path)
-    if any(path == persisted.file for persisted in plan.persistence.files):
-        return Path(plan.persist_path + path)
-    return None
+    """Where `path` lives in the persistence root that keeps it, when one does."""
+    entry = keeping_entry(plan, path)
+    return None if entry is None else Path(entry.root) / path.lstrip("/")
 
 
 def destination(plan: Plan, path: str, to: Path | None) -> Path:
@@ -316,9 +322,14 @@ def recover(
     path = check_path(path)
     subvolume = old_roots_subvolume(plan)
     target = destination(plan, path, to)
-    if to is None:
-        check_persist_device(plan.persist_path, device)
-        refusal = safefile.check_no_links(Path(plan.persist_path), path)
+    entry = keeping_entry(plan, path)
+    holder = None
+    if to is None and entry is not None:
+        holder = Path(check_persist_device(plan.persist_path, device).target)
+        if entry.root != plan.persist_path:
+            targets = frozenset(mounted.target for mounted in mounts.all_mounts())
+            holder = mounts.holding_mount(entry.root, targets)
+        refusal = safefile.check_no_links(holder, str(target.relative_to(holder)))
         if refusal is not None:
             raise BlankslateError(f"{refusal}: refusing to write through it")
     check_target_free(target)
@@ -327,11 +338,11 @@ def recover(
         if not kept:
             raise BlankslateError(f"no old roots: {subvolume!r} is empty")
         root, source = find_source(kept, path, plan.persist_path, from_root)
-        copy_to(source, target, Path(plan.persist_path) if to is None else None)
+        copy_to(source, target, holder)
     return Recovery(path, root.name, target)
 
 
-def check_persist_device(persist_path: str, device: str | None) -> None:
+def check_persist_device(persist_path: str, device: str | None) -> mounts.MountEntry:
     """persistPath is mounted, and from `device` when one is named: the old roots of another
     disk are never copied into this system's persistPath."""
     entry = mounts.persist_mount(persist_path, "mount it, or give --to DIR")
@@ -340,6 +351,7 @@ def check_persist_device(persist_path: str, device: str | None) -> None:
             f"persistPath {persist_path} is on {entry.device}, not on {device} (mount that "
             "disk's persist subvolume there, or give --to DIR)"
         )
+    return entry
 
 
 def copy_to(source: Path, target: Path, persist: Path | None) -> None:

@@ -18,14 +18,14 @@ from __future__ import annotations
 import logging
 import os
 import stat
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Literal
 
-from blankslate import copy, mounts, process, safefile
+from blankslate import accounts, copy, mounts, process, safefile
 from blankslate.errors import BlankslateError
-from blankslate.plan import Plan
+from blankslate.plan import Persisted, Plan
 from blankslate.process import quote_path
 
 log = logging.getLogger("blankslate")
@@ -43,8 +43,16 @@ class SeedItem:
     kind: Kind  # what the plan persists
     action: Action
     source: Path  # the live path under --root
-    target: Path  # its copy under persistPath
+    target: Path  # its copy under the persistence root that keeps it
     detail: str = ""
+    base: Path = Path("/")  # the mounted filesystem the copy is written into, walked from here
+    # Owner and mode of each directory on the way to `target` that the plan declares.
+    declared: Mapping[Path, safefile.NewDirectory] = field(default_factory=dict)
+
+    @property
+    def root(self) -> Path:
+        """The persistence root: `target` is the root followed by `path`."""
+        return Path(str(self.target).removesuffix(self.path) or "/")
 
     @property
     def needs_attention(self) -> bool:
@@ -80,11 +88,34 @@ def check_persist_mounted(persist_path: str, mount_targets: frozenset[str]) -> N
         )
 
 
+def _declared_directories(
+    entry: Persisted, base: Path, users: accounts.Accounts
+) -> dict[Path, safefile.NewDirectory]:
+    """Owner and mode of the directories from `base` down to the copy: the root's own missing
+    directories root's and 0755, those above the path as the plan declares them."""
+    declared: dict[Path, safefile.NewDirectory] = {}
+    root = Path(entry.root)
+    for directory in [root, *root.parents]:
+        if directory != base and base in directory.parents:
+            declared[directory] = safefile.NewDirectory(0o755)
+    for parent in entry.parents:
+        uid, gid = users.uid(parent.user), users.gid(parent.group)
+        declared[root / parent.directory.lstrip("/")] = safefile.NewDirectory(
+            int(parent.mode, 8), uid, gid
+        )
+    return declared
+
+
 def _inspect(
-    path: str, kind: Kind, root: Path, persist: Path, mount_targets: frozenset[str]
+    entry: Persisted,
+    live_root: Path,
+    mount_targets: frozenset[str],
+    users: accounts.Accounts,
 ) -> SeedItem:
+    path, kind = entry.path, entry.kind
     relative = path.lstrip("/")
-    source, target = root / relative, persist / relative
+    persist = Path(entry.root)
+    source, target = live_root / relative, persist / relative
 
     def item(action: Action, detail: str = "") -> SeedItem:
         return SeedItem(path, kind, action, source, target, detail)
@@ -101,41 +132,50 @@ def _inspect(
         if not resolved.exists():
             return item("problem", f"dangling symlink to {link}: nothing to copy")
         if _under(resolved, Path(os.path.realpath(persist))):
-            return item("present", f"a symlink into persistPath ({link})")
+            return item("present", f"a symlink into {persist} ({link})")
         return item("problem", f"a symlink to {link}: persist the path it points to instead")
     if not _matches(kind, live.st_mode):
         return item(
             "problem", f"{_describe_mode(live.st_mode)} on disk, but the plan persists a {kind}"
         )
-    refusal = safefile.check_no_links(persist, relative)
+    base = mounts.holding_mount(entry.root, mount_targets)
+    refusal = safefile.check_no_links(base, str(target.relative_to(base)))
     if refusal is not None:
         return item("conflict", f"{refusal}: left as is (never written through)")
     try:
+        declared = _declared_directories(entry, base, users)
+    except BlankslateError as error:
+        return item("problem", f"{error}: nothing copied")
+    try:
         existing = os.lstat(target)
     except FileNotFoundError:
-        return item("copy")
+        return SeedItem(path, kind, "copy", source, target, base=base, declared=declared)
     if _matches(kind, existing.st_mode):
-        return item("present", "already in persistPath: left as is")
+        return item("present", f"already in {persist}: left as is")
     return item("conflict", f"{target} exists as {_describe_mode(existing.st_mode)}: left as is")
 
 
 def plan_seed(
     plan: Plan, *, root: Path = Path("/"), selection: Sequence[str] = ()
 ) -> list[SeedItem]:
-    """What seeding would do with every persisted path (or those in `selection`), by path."""
+    """What seeding would do with every persisted path (or those in `selection`), by path.
+
+    Owners are looked up in the live root's own /etc/passwd and /etc/group: the system whose
+    data is copied is the one whose users own it."""
     mount_targets = frozenset(entry.target for entry in mounts.all_mounts())
     check_persist_mounted(plan.persist_path, mount_targets)
     base = Path(os.path.abspath(root))
-    wanted: list[tuple[str, Kind]] = [
-        (directory.directory, "directory") for directory in plan.persistence.directories
-    ] + [(persisted.file, "file") for persisted in plan.persistence.files]
+    wanted = plan.persisted
     if selection:
-        unknown = sorted(set(selection) - {path for path, _ in wanted})
+        unknown = sorted(set(selection) - {entry.path for entry in wanted})
         if unknown:
             raise BlankslateError(f"{unknown[0]} is not a persisted path of the plan")
-        wanted = [(path, kind) for path, kind in wanted if path in selection]
-    persist = Path(plan.persist_path)
-    return [_inspect(path, kind, base, persist, mount_targets) for path, kind in sorted(wanted)]
+        wanted = [entry for entry in wanted if entry.path in selection]
+    for persistence_root in dict.fromkeys(entry.root for entry in wanted):
+        mounts.holding_mount(persistence_root, mount_targets)
+    users = accounts.Accounts.of(base)
+    items = [_inspect(entry, base, mount_targets, users) for entry in wanted]
+    return sorted(items, key=lambda item: item.path)
 
 
 def _live_maker(live_root: Path | None, persist_root: Path, mode: int) -> safefile.DirectoryMaker:
@@ -203,21 +243,44 @@ def make_parents(
     return []
 
 
-def copy_into_place(source: Path, target: Path, persist_root: Path, live_root: Path) -> None:
-    """Make the missing parents (as `make_parents` does), copy with all metadata to a temporary
-    name, then move it into place (`copy.copy_new`). The parent is walked once, and held."""
-    relative = str(target.relative_to(persist_root))
+def _item_maker(item: SeedItem, live_root: Path) -> safefile.DirectoryMaker:
+    """What the plan declares for a directory on the way, else the live directory's owner and
+    mode (`_live_maker`)."""
+    live = _live_maker(live_root, item.root, 0o755)
+    return lambda path: item.declared.get(path) or live(path)
+
+
+def copy_into_place(item: SeedItem, live_root: Path) -> None:
+    """Make the missing parents (as the plan declares them), copy with all metadata to a
+    temporary name, then move it into place (`copy.copy_new`). The parent is walked once from
+    the filesystem's mountpoint without following a link, and held."""
+    relative = PurePosixPath(str(item.target.parent.relative_to(item.base)))
+    make = _item_maker(item, live_root)
     if process.settings.dry_run:
-        make_parents(persist_root, relative, live_root)
-        process.run(copy.cp_archive(source, target.with_name(target.name + PARTIAL_SUFFIX)))
+        _show_parents(item.base, relative, make)
+        partial = item.target.with_name(item.target.name + PARTIAL_SUFFIX)
+        process.run(copy.cp_archive(item.source, partial))
         return
-    with safefile.held(open_parent(persist_root, relative, live_root)) as parent:
-        copy.copy_new(source, parent, target.name)
+    with safefile.held(safefile.walk(item.base, relative, make=make)) as parent:
+        copy.copy_new(item.source, parent, item.target.name)
 
 
-def apply(
-    items: Sequence[SeedItem], *, persist_root: Path, live_root: Path = Path("/")
-) -> list[SeedItem]:
+def _show_parents(base: Path, relative: PurePosixPath, make: safefile.DirectoryMaker) -> None:
+    current = base
+    for part in relative.parts:
+        current = current / part
+        if not os.path.lexists(current):
+            wanted = make(current)
+            log.warning(
+                "would create %s (mode %04o, owner %d:%d)",
+                current,
+                wanted.mode,
+                wanted.uid,
+                wanted.gid,
+            )
+
+
+def apply(items: Sequence[SeedItem], *, live_root: Path = Path("/")) -> list[SeedItem]:
     """Carry out the copies; returns the items copied."""
     done: list[SeedItem] = []
     base = Path(os.path.abspath(live_root))
@@ -227,7 +290,7 @@ def apply(
         if os.path.lexists(item.target):
             log.warning("%s appeared in the meantime: left as is", item.target)
             continue  # e.g. copied with a persisted parent directory
-        copy_into_place(item.source, item.target, persist_root, base)
+        copy_into_place(item, base)
         done.append(item)
     return done
 

@@ -2,34 +2,18 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+REPO = Path(__file__).resolve().parents[2]
+
 PERSISTENCE = "config.blankslate.plan.persistence"
 WARNINGS = "config.warnings"
 
-# Declared the ways impermanence's README teaches, from modules other than blankslate's.
-IMPERMANENCE_SYNTAX = """{
-  imports = [
-    # A service module persisting its own state.
-    {
-      environment.persistence."/persist".directories = [
-        { directory = "/var/lib/acme"; user = "acme"; group = "acme"; mode = "0750"; }
-      ];
-    }
-  ];
-  users.users.alice.isNormalUser = true;
-  environment.persistence."/persist".users.alice = {
-    directories = [ ".ssh" ".local/share/app" ];
-    files = [ ".screenrc" { file = ".config/app/token"; parentDirectory.mode = "0700"; } ];
-  };
-  environment.persistence."/persist/cache".directories = [ "/var/cache/app" ];
-  environment.persistence."/persist/off" = { enable = false; directories = [ "/var/off" ]; };
-  blankslate.persistence.files = [
-    { file = "/var/lib/secret/key"; parentDirectory = { mode = "0700"; }; method = "symlink"; }
-  ];
-}"""
+EXAMPLE = "import ./tests/nix/persistence-example.nix { inherit lib; }"
 
 
 def by(key: str, entries: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -42,8 +26,14 @@ def owner(entry: dict[str, Any]) -> tuple[str, str, str, str]:
 
 @pytest.fixture(scope="module")
 def persistence(host_eval: Any) -> dict[str, Any]:
-    evaluated: dict[str, Any] = host_eval("example", PERSISTENCE, IMPERMANENCE_SYNTAX)
+    evaluated: dict[str, Any] = host_eval("example", PERSISTENCE, EXAMPLE)
     return evaluated
+
+
+def test_the_fixture_plan_is_the_evaluated_plan(host_eval: Any) -> None:
+    """tests/plans/persistence.json, which the integration tier diffs and seeds."""
+    fixture = json.loads((REPO / "tests/plans/persistence.json").read_text())
+    assert host_eval("example", "config.blankslate.plan", EXAMPLE) == fixture
 
 
 def test_every_enabled_root_is_listed(persistence: dict[str, Any]) -> None:

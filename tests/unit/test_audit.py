@@ -275,6 +275,50 @@ def test_classify_reasons_say_why() -> None:
     }
 
 
+def test_classify_knows_every_root_and_users_home_paths(host_plan_data: Any) -> None:
+    data = host_plan_data("vpsfree")  # no /home filesystem
+    data["persistence"] = {
+        "roots": ["/persistent", "/state"],
+        "directories": [
+            {"directory": "/home/alice/.ssh", "user": "alice", "group": "users", "mode": "0700"},
+            {"directory": "/var/cache/app", "root": "/state"},
+        ],
+        "files": [{"file": "/home/alice/.screenrc", "root": "/persistent"}],
+    }
+    rules = audit.rules_for(plan.from_json(data), [])
+    raw = [
+        Raw("/home", "dir", 0, None),
+        Raw("/home/alice", "dir", 0, None),
+        Raw("/home/alice/.ssh", "dir", 0, None),
+        Raw("/var/cache/app", "dir", 0, None),
+        Raw("/state", "dir", 0, None),
+        Raw("/home/alice/.ssh/authorized_keys", "file", 0, None),
+        Raw("/home/alice/.screenrc", "file", 0, None),
+        Raw("/home/alice/.bash_history", "file", 0, None),
+        Raw("/var/cache/app/db", "file", 0, None),
+        Raw("/state/x", "file", 0, None),
+    ]
+    classified = {entry[0]: (entry[3], entry[4]) for entry in audit.classify(raw, rules)}
+    assert classified == {
+        "/home": ("managed", "parent of a persisted path"),
+        "/home/alice": ("managed", "parent of a persisted path"),
+        "/home/alice/.ssh": ("persisted", "persisted directory"),
+        "/var/cache/app": ("persisted", "persisted directory (in /state)"),
+        "/state": ("persisted", "persistence root"),
+        "/home/alice/.bash_history": ("lost", ""),
+        "/home/alice/.screenrc": ("persisted", "persisted file"),
+        "/home/alice/.ssh/authorized_keys": (
+            "persisted",
+            "under /home/alice/.ssh (persisted directory)",
+        ),
+        "/state/x": ("persisted", "under /state (persistence root)"),
+        "/var/cache/app/db": (
+            "persisted",
+            "under /var/cache/app (persisted directory (in /state))",
+        ),
+    }
+
+
 # --------------------------------------------------------------------------- rendering
 
 ODD = os.fsdecode(b"/srv/odd\xff\nname")

@@ -129,7 +129,7 @@ def test_a_persisted_path_longer_than_path_max_in_seed(
     data["sshHostKeys"] = [f"{persist}/etc/ssh/ssh_host_ed25519_key"]
     persistence = data["persistence"]
     assert isinstance(persistence, dict)
-    persistence["directories"] = [{"directory": "/" + "a" * 5000}]
+    persistence.update(roots=[], directories=[{"directory": "/" + "a" * 5000}], files=[])
     plan_file = tmp_path / "plan.json"
     plan_file.write_text(json.dumps(data))
     findmnt = json.dumps(

@@ -44,9 +44,17 @@ def persist(tmp_path: Path) -> Path:
 @pytest.fixture
 def the_plan(persist: Path) -> plan.Plan:
     """The built-in plan (old roots in "old_roots"), persisting into a temporary directory."""
+    default = plan.default()
+    # Each path kept in persistPath, whatever it is.
+    kept = default.persistence
+    persistence = plan.Persistence(
+        directories=tuple(dataclasses.replace(d, root=None) for d in kept.directories),
+        files=tuple(dataclasses.replace(f, root=None) for f in kept.files),
+    )
     return dataclasses.replace(
-        plan.default(),
+        default,
         persist_path=str(persist),
+        persistence=persistence,
         users=(plan.User("admin", f"{persist}/passwords/admin"),),
         ssh_host_keys=(f"{persist}/etc/ssh/ssh_host_ed25519_key",),
     )
@@ -320,6 +328,33 @@ def test_recover_persisted_path_goes_back_to_persist(
     done = oldroots.recover(the_plan, "/var/lib/nixos", device=DEVICE)
 
     assert (done.root, done.target) == (MIDDLE, persist / "var/lib/nixos")
+
+
+def test_recover_goes_back_into_the_root_that_keeps_the_path(
+    fp: FakeProcess,
+    expect_copy: Callable[[Path, Path], None],
+    the_plan: plan.Plan,
+    top: Path,
+    persist: Path,
+) -> None:
+    persist_mounted_from(fp, persist, DEVICE)
+    cache = persist / "cache"
+    persistence = plan.Persistence(
+        directories=(
+            plan.PersistedDirectory("/var/cache"),
+            plan.PersistedDirectory("/var/cache/app", root=str(cache)),
+        ),
+        files=(),
+    )
+    rooted = dataclasses.replace(the_plan, persistence=persistence)
+    source = write(top / "old_roots" / NEWEST / "var/cache/app/db", "rows\n")
+    expect_copy(source, cache / "var/cache/app/db")
+
+    done = oldroots.recover(rooted, "/var/cache/app/db", device=DEVICE)
+
+    # The deepest persisted directory is the one mounted over the path.
+    assert done.target == cache / "var/cache/app/db"
+    assert (cache / "var/cache/app").is_dir()
 
 
 def test_recover_persisted_file_and_path_inside_persisted_directory(

@@ -152,6 +152,28 @@ BAD_PLANS = [
         "persistence.directories[0].directory: / cannot be persisted",
     ),
     ("bad mode", _set("persistence.directories.0.mode", "rwx"), "mode: 'rwx' is not an octal"),
+    ("mode with a newline", _set("persistence.directories.0.mode", "0755\n"), "is not an octal"),
+    ("path with a newline", _set("persistPath", "/persist\n"), "persistPath: '/persist\\n'"),
+    ("root is /", _set("persistence.files.0.root", "/"), "files[0].root: cannot be /"),
+    ("roots holds /", _set("persistence.roots.0", "/"), "persistence.roots[0]: cannot be /"),
+    ("bad method", _set("persistence.files.0.method", "copy"), 'method: expected one of "auto"'),
+    (
+        "parent not above",
+        _set("persistence.directories.0.parents.1.directory", "/srv"),
+        "directories[0].parents[1].directory: '/srv' is not between '/var' and '/var/lib/nixos'",
+    ),
+    (
+        "parents out of order",
+        _set("persistence.directories.0.parents.0.directory", "/var/lib"),
+        "parents[1].directory: '/var/lib' is not between '/var/lib' and",
+    ),
+    (
+        "parent is the path",
+        _set("persistence.files.0.parents.0.directory", "/etc/machine-id"),
+        "files[0].parents[0].directory: '/etc/machine-id' is not between '/' and",
+    ),
+    ("bad owner", _set("persistence.directories.0.parents.0.user", "a:b"), "user: 'a:b' is not a"),
+    ("bad group", _set("persistence.directories.0.group", ""), "group: '' is not a group name"),
     ("bad version", _set("version", 3), "plan: version: unsupported plan version 3"),
     ("not an object", lambda data: data.clear() or data.update({"x": 1}), "plan: x: unknown key"),
 ]
@@ -171,6 +193,26 @@ def test_bad_plans_get_one_clear_line(
     assert message in text
     assert text.startswith("plan: ")
     assert "\n" not in text
+
+
+def test_a_plan_without_roots_keeps_everything_in_persist_path(good: dict[str, Any]) -> None:
+    """What Nix wrote before persistence roots: every path in persistPath, no parents."""
+    good["persistence"] = {
+        "directories": [{"directory": "/var/lib/nixos"}],
+        "files": [{"file": "/etc/machine-id"}],
+    }
+    loaded = plan.from_json(good)
+    assert [(e.path, e.kind, e.root, e.parents) for e in loaded.persisted] == [
+        ("/var/lib/nixos", "directory", "/persist", ()),
+        ("/etc/machine-id", "file", "/persist", ()),
+    ]
+    assert loaded.persistence_roots == ["/persist"]
+
+
+def test_every_root_once_persist_path_first(good: dict[str, Any]) -> None:
+    good["persistence"]["roots"] = ["/persist/cache", "/persist"]
+    good["persistence"]["files"][0]["root"] = "/state"
+    assert plan.from_json(good).persistence_roots == ["/persist", "/persist/cache", "/state"]
 
 
 def test_top_level_must_be_an_object() -> None:

@@ -77,13 +77,13 @@ def test_each_persisted_path_gets_one_action(trees: tuple[Path, Path]) -> None:
     assert actions(seed.plan_seed(the_plan, root=live)) == {
         "/etc/dangling": ("problem", "dangling symlink to /nonexistent/target: nothing to copy"),
         "/etc/dir-not-file": ("problem", "a directory on disk, but the plan persists a file"),
-        "/etc/linked": ("present", f"a symlink into persistPath ({persist}/srv/conflict)"),
+        "/etc/linked": ("present", f"a symlink into {persist} ({persist}/srv/conflict)"),
         "/etc/machine-id": ("copy", ""),
         "/mnt/bound": ("mounted", "already a mount: persisted already"),
         "/srv/conflict": ("conflict", f"{persist}/srv/conflict exists as a file: left as is"),
         "/var/lib/absent": ("absent", "not on the live system: nothing to copy"),
         "/var/lib/app": ("copy", ""),
-        "/var/lib/seeded": ("present", "already in persistPath: left as is"),
+        "/var/lib/seeded": ("present", f"already in {persist}: left as is"),
     }
 
 
@@ -156,7 +156,7 @@ def test_apply_copies_to_a_partial_name_then_renames(
     items = seed.plan_seed(make_plan(persist, ["/var/lib/app"], []), root=live)
     partial = persist / "var/lib/app.blankslate-partial"
     staged = register_cp(fp, live / "var/lib/app")
-    done = seed.apply(items, persist_root=persist, live_root=live)
+    done = seed.apply(items, live_root=live)
     assert [item.path for item in done] == ["/var/lib/app"]
     assert staged == [partial / "app"]  # cp wrote inside the 0700 partial directory
     assert (persist / "var/lib/app/data").read_text() == "payload"
@@ -181,7 +181,7 @@ def test_a_failed_copy_is_removed_and_explained(trees: tuple[Path, Path], fp: Fa
 
     fp.register(["rm", "-rf", "--one-file-system", "--", fp.any(min=1, max=1)], callback=rm)
     with pytest.raises(BlankslateError, match=r"partial copy was removed.*No space left"):
-        seed.apply(items, persist_root=persist, live_root=live)
+        seed.apply(items, live_root=live)
     assert removed == [str(partial)]
     assert not (persist / "srv").exists()
     assert not partial.exists()
@@ -192,7 +192,7 @@ def test_dry_run_changes_nothing(trees: tuple[Path, Path], fp: FakeProcess) -> N
     (live / "var/lib/app").mkdir(parents=True)
     items = seed.plan_seed(make_plan(persist, ["/var/lib/app"], []), root=live)
     process.settings.dry_run = True
-    seed.apply(items, persist_root=persist, live_root=live)  # cp is not registered: not run
+    seed.apply(items, live_root=live)  # cp is not registered: not run
     assert list(persist.iterdir()) == []
 
 
@@ -251,7 +251,7 @@ def test_seed_refuses_a_symlinked_parent_planted_in_persist(
     }
     forced = [dataclasses.replace(item, action="copy", detail="") for item in items]
     with pytest.raises(BlankslateError, match=r"home/alice/\.ssh is a symlink"):
-        seed.apply(forced, persist_root=persist, live_root=live)
+        seed.apply(forced, live_root=live)
     assert list(victim.iterdir()) == []
 
 
@@ -282,7 +282,144 @@ def test_a_parent_swapped_for_a_symlink_during_the_copy_redirects_nothing(
         (persist / "home/alice").symlink_to(victim)
 
     register_cp(fp, live / "home/alice/.ssh", before=swap)
-    seed.apply(items, persist_root=persist, live_root=live)
+    seed.apply(items, live_root=live)
 
     assert list(victim.iterdir()) == []
     assert (persist / "home/alice-moved/.ssh/authorized_keys").read_text() == "ssh-ed25519 alice\n"
+
+
+# --- every persistence root, and the parents the plan declares ----------------------------
+
+
+def rooted_plan(persist: Path, persistence: dict[str, Any]) -> plan.Plan:
+    the_plan = make_plan(persist, [], [])
+    data = the_plan.to_json()
+    data["persistence"] = persistence
+    return plan.from_json(data)
+
+
+def parent(directory: str, user: str, group: str, mode: str) -> dict[str, str]:
+    return {"directory": directory, "user": user, "group": group, "mode": mode}
+
+
+def alice_home(live: Path) -> None:
+    (live / "etc").mkdir(exist_ok=True)
+    (live / "etc/passwd").write_text("root:x:0:0::/root:/bin/sh\nalice:x:1000:100::/home/alice:\n")
+    (live / "etc/group").write_text("root:x:0:\nusers:x:100:alice\n")
+    (live / "home/alice/.ssh").mkdir(parents=True)
+    (live / "home/alice/.ssh/authorized_keys").write_text("ssh-ed25519 alice\n")
+
+
+HOME_PARENTS = [
+    parent("/home", "root", "root", "0755"),
+    parent("/home/alice", "alice", "users", "0700"),
+]
+
+
+def test_seed_makes_declared_parents_with_their_owner_and_mode(
+    trees: tuple[Path, Path], fp: FakeProcess
+) -> None:
+    live, persist = trees
+    alice_home(live)
+    os.chmod(live / "home/alice", 0o755)  # the live copy's mode is not what the plan declares
+    the_plan = rooted_plan(
+        persist,
+        {"directories": [{"directory": "/home/alice/.ssh", "parents": HOME_PARENTS}], "files": []},
+    )
+    items = seed.plan_seed(the_plan, root=live)
+    assert actions(items) == {"/home/alice/.ssh": ("copy", "")}
+    register_cp(fp, live / "home/alice/.ssh")
+    seed.apply(items, live_root=live)
+    home = os.lstat(persist / "home/alice")
+    assert (home.st_uid, home.st_gid, stat.S_IMODE(home.st_mode)) == (1000, 100, 0o700)
+    top = os.lstat(persist / "home")
+    assert (top.st_uid, top.st_gid, stat.S_IMODE(top.st_mode)) == (0, 0, 0o755)
+    assert (persist / "home/alice/.ssh/authorized_keys").read_text() == "ssh-ed25519 alice\n"
+
+
+def test_an_owner_the_live_root_does_not_know_is_a_problem(trees: tuple[Path, Path]) -> None:
+    live, persist = trees
+    alice_home(live)
+    bob = [parent("/home", "root", "root", "0755"), parent("/home/alice", "bob", "users", "0700")]
+    the_plan = rooted_plan(
+        persist, {"directories": [{"directory": "/home/alice/.ssh", "parents": bob}], "files": []}
+    )
+    assert actions(seed.plan_seed(the_plan, root=live)) == {
+        "/home/alice/.ssh": ("problem", f"user 'bob' is not in {live}/etc/passwd: nothing copied")
+    }
+    assert list(persist.iterdir()) == []
+
+
+def test_a_second_root_inside_persist_path_is_made_and_filled(
+    trees: tuple[Path, Path], fp: FakeProcess
+) -> None:
+    live, persist = trees
+    (live / "var/cache/app").mkdir(parents=True)
+    cache = persist / "cache"
+    the_plan = rooted_plan(
+        persist,
+        {
+            "roots": [str(persist), str(cache)],
+            "directories": [{"directory": "/var/cache/app", "root": str(cache)}],
+            "files": [],
+        },
+    )
+    items = seed.plan_seed(the_plan, root=live)
+    assert [(item.action, item.target) for item in items] == [("copy", cache / "var/cache/app")]
+    register_cp(fp, live / "var/cache/app")
+    seed.apply(items, live_root=live)
+    assert (cache / "var/cache/app").is_dir()
+    assert stat.S_IMODE(os.lstat(cache).st_mode) == 0o755
+
+
+def test_a_root_on_no_mounted_filesystem_is_refused(
+    trees: tuple[Path, Path], tmp_path: Path
+) -> None:
+    live, persist = trees
+    (live / "var/cache/app").mkdir(parents=True)
+    elsewhere = tmp_path / "state"
+    the_plan = rooted_plan(
+        persist,
+        {"directories": [{"directory": "/var/cache/app", "root": str(elsewhere)}], "files": []},
+    )
+    with pytest.raises(BlankslateError, match=f"persistence root {elsewhere} is on no mounted"):
+        seed.plan_seed(the_plan, root=live)
+    assert not elsewhere.exists()
+
+
+def test_a_symlink_planted_as_a_second_root_is_a_conflict(
+    trees: tuple[Path, Path], tmp_path: Path
+) -> None:
+    live, persist = trees
+    (live / "var/cache/app").mkdir(parents=True)
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (persist / "cache").symlink_to(victim)
+    the_plan = rooted_plan(
+        persist,
+        {"directories": [{"directory": "/var/cache/app", "root": str(persist / "cache")}],
+         "files": []},
+    )  # fmt: skip
+    items = seed.plan_seed(the_plan, root=live)
+    assert [item.action for item in items] == ["conflict"]
+    assert seed.apply(items, live_root=live) == []
+    assert list(victim.iterdir()) == []
+
+
+def test_a_symlinked_file_into_its_own_root_is_present(trees: tuple[Path, Path]) -> None:
+    live, persist = trees
+    cache = persist / "cache"
+    (cache / "etc").mkdir(parents=True)
+    (cache / "etc/token").write_text("t")
+    (live / "etc").mkdir()
+    (live / "etc/token").symlink_to(cache / "etc/token")
+    the_plan = rooted_plan(
+        persist,
+        {
+            "directories": [],
+            "files": [{"file": "/etc/token", "root": str(cache), "method": "symlink"}],
+        },
+    )
+    assert actions(seed.plan_seed(the_plan, root=live)) == {
+        "/etc/token": ("present", f"a symlink into {cache} ({cache}/etc/token)")
+    }
