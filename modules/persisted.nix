@@ -5,10 +5,18 @@
 # directories above it in the order and with the owner and mode impermanence
 # creates them (create-directories.bash: a directory that exists is left
 # alone, so the first declaration wins).
+#
+# nix-community/preservation's preserveAt maps onto the same plan: its roots,
+# its paths (users' ones already absolute), owner and mode; missing parents
+# root's and 0755 (tmpfiles' default), a configured parent as declared, a
+# user's home as users.users.<name> gives it and the directories inside it
+# the user's.
 { lib }:
 {
   # config.environment.persistence
   persistence,
+  # config.preservation, when that module is imported
+  preservation ? null,
   # config.users.users: a users' path without a group takes its user's group
   users,
 }:
@@ -92,12 +100,80 @@ let
 
   roots = lib.filter (r: r.enable) (lib.attrValues persistence);
   withUsers = roots ++ lib.concatMap (r: lib.attrValues r.users) roots;
+
+  # --- preservation ------------------------------------------------------------------------
+  preserved =
+    if preservation == null || !preservation.enable then [ ] else lib.attrValues preservation.preserveAt;
+
+  # A preserved path's parents: its configured parent as declared, a home as
+  # its user's, the directories inside a home its user's and 0755 (preservation
+  # lists them as "_intermediate" paths), the rest root's and 0755.
+  preservedParents =
+    home: entry:
+    let
+      path = normalise (entry.directory or entry.file);
+      parentPath = normalise (dirOf path);
+      at =
+        p:
+        if entry.configureParent && p == parentPath then
+          directoryAt p entry.parent
+        else if home == null then
+          directoryAt p rootPerms
+        else if p == home.directory then
+          home
+        else if lib.hasPrefix "${home.directory}/" p then
+          home // { directory = p; mode = "0755"; }
+        else
+          directoryAt p rootPerms;
+    in
+    map at (ancestors path);
+
+  homeOfUser =
+    user:
+    directoryAt (normalise user.home) {
+      user = user.username;
+      group = null;
+      # users-groups.nix: homeMode, "700" by default.
+      mode = users.${user.username}.homeMode;
+    };
+
+  preservedIn =
+    root: home: entries:
+    map (entry: {
+      inherit root entry;
+      parents = preservedParents home entry;
+    }) (lib.filter (entry: entry.how != "_intermediate") entries);
+  preservedEntries =
+    what:
+    lib.concatMap (
+      r:
+      preservedIn r.persistentStoragePath null r.${what}
+      ++ lib.concatMap (u: preservedIn r.persistentStoragePath (homeOfUser u) u.${what}) (
+        lib.attrValues r.users
+      )
+    ) preserved;
+
+  preservedDirectories = map (p: {
+    directory = normalise p.entry.directory;
+    inherit (p) root parents;
+    inherit (p.entry) user group mode;
+  }) (preservedEntries "directories");
+  preservedFiles = map (p: {
+    file = normalise p.entry.file;
+    inherit (p) root parents;
+    method = if p.entry.how == "symlink" then "symlink" else "auto";
+  }) (preservedEntries "files");
+
   # First declaration of a path wins, as in create-directories.bash.
   uniqueByPath =
     key: list: lib.attrValues (lib.foldl' (seen: x: { ${x.${key}} = x; } // seen) { } list);
 in
 {
-  roots = lib.sort (a: b: a < b) (lib.unique (map (r: r.persistentStoragePath) roots));
-  directories = uniqueByPath "directory" (map directoryOf (lib.concatMap (r: r.directories) withUsers));
-  files = uniqueByPath "file" (map fileOf (lib.concatMap (r: r.files) withUsers));
+  roots = lib.sort (a: b: a < b) (
+    lib.unique (map (r: r.persistentStoragePath) (roots ++ preserved))
+  );
+  directories = uniqueByPath "directory" (
+    map directoryOf (lib.concatMap (r: r.directories) withUsers) ++ preservedDirectories
+  );
+  files = uniqueByPath "file" (map fileOf (lib.concatMap (r: r.files) withUsers) ++ preservedFiles);
 }

@@ -3,7 +3,7 @@
 # The derived layout (partitions, mount table) is computed here once and read
 # by filesystems.nix, the rollback units and the Python tool alike; the modules
 # read `_plan`, the plan before its checks, so assertions can list every error.
-{ config, lib, ... }:
+{ config, lib, options, ... }:
 let
   cfg = config.blankslate;
   blib = import ./lib.nix { inherit lib; };
@@ -190,9 +190,11 @@ let
 
     tmpfs = if onTmpfs then { inherit (cfg.tmpfs) size; } else null;
 
-    # Everything environment.persistence holds, whoever declared it (modules/persisted.nix).
+    # Everything environment.persistence (and preservation.preserveAt, when that module is
+    # imported) holds, whoever declared it (modules/persisted.nix).
     persistence = import ./persisted.nix { inherit lib; } {
       inherit (config.environment) persistence;
+      preservation = if options ? preservation then config.preservation else null;
       inherit (config.users) users;
     };
 

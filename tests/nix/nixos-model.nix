@@ -434,6 +434,10 @@ in
                 type = types.str;
                 default = "/var/empty";
               };
+              homeMode = mkOption {
+                type = types.strMatching "[0-7]{1,5}";
+                default = "700";
+              };
             };
             # A normal user lives in /home/<name>, in group users.
             config = lib.mkIf config.isNormalUser {
@@ -515,6 +519,13 @@ in
       boot.supportedFilesystems = map (fs: fs.fsType) fileSystems;
       boot.initrd.supportedFilesystems = map (fs: fs.fsType) (lib.filter fsNeededForBoot fileSystems);
       system.build.initrdFstab = map fstabLine (lib.filter fsNeededForBoot fileSystems);
+
+      # nixos/modules/config/users-groups.nix: root is always a user, in group root.
+      users.users.root = {
+        uid = 0;
+        home = "/root";
+        group = "root";
+      };
     }
 
     # nixos/modules/system/boot/systemd/initrd.nix

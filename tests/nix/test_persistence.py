@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -174,3 +175,66 @@ def test_a_state_directory_on_a_persisted_filesystem_does_not_warn(host_eval: An
       blankslate.btrfs.subvolumes = lib.mkAfter [ { name = "app"; mountpoint = "/var/lib/app"; } ];
     }"""
     assert host_eval("example", WARNINGS, extra) == []
+
+
+# --- preservation ------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def preserved(host_eval: Any, nix_instantiate: str) -> dict[str, Any]:
+    """vpsfree with nix-community/preservation's options beside impermanence's."""
+    found = subprocess.run(
+        ["nix-instantiate", "--find-file", "preservation"], capture_output=True, check=False
+    )
+    if found.returncode != 0:
+        pytest.skip("<preservation> not found on NIX_PATH (nix-instantiate --find-file)")
+    extra = """{
+      imports = [ <preservation/options.nix> ];
+      users.users.alice.isNormalUser = true;
+      preservation.enable = true;
+      preservation.preserveAt."/state" = {
+        directories = [
+          "/var/lib/app"
+          { directory = "/var/lib/linked"; how = "symlink"; user = "alice"; }
+        ];
+        files = [
+          { file = "/etc/wpa.conf"; how = "symlink"; configureParent = true; parent.mode = "0700"; }
+        ];
+        users.alice = { directories = [ ".ssh" ".local/share/x" ]; files = [ ".config/foo" ]; };
+      };
+    }"""
+    evaluated: dict[str, Any] = host_eval("vpsfree", PERSISTENCE, extra)
+    return evaluated
+
+
+def test_preservation_roots_and_paths_are_in_the_plan(preserved: dict[str, Any]) -> None:
+    assert preserved["roots"] == ["/persistent", "/state"]
+    directories = by("directory", preserved["directories"])
+    assert directories["/var/lib/app"]["root"] == "/state"
+    assert directories["/var/lib/nixos"]["root"] == "/persistent"  # impermanence's, still there
+    # preservation takes the group from the default owner, root, not from `user`.
+    assert owner(directories["/var/lib/linked"]) == ("/var/lib/linked", "alice", "root", "0755")
+    files = by("file", preserved["files"])
+    assert (files["/etc/wpa.conf"]["root"], files["/etc/wpa.conf"]["method"]) == (
+        "/state",
+        "symlink",
+    )
+    # configureParent: the parent as declared.
+    assert [owner(p) for p in files["/etc/wpa.conf"]["parents"]] == [
+        ("/etc", "root", "root", "0700")
+    ]
+
+
+def test_preservation_users_paths_and_their_home(preserved: dict[str, Any]) -> None:
+    directories = by("directory", preserved["directories"])
+    # The home as users.users.alice gives it (homeMode "700"), inside it alice's and 0755.
+    assert [owner(p) for p in directories["/home/alice/.local/share/x"]["parents"]] == [
+        ("/home", "root", "root", "0755"),
+        ("/home/alice", "alice", "users", "700"),
+        ("/home/alice/.local", "alice", "users", "0755"),
+        ("/home/alice/.local/share", "alice", "users", "0755"),
+    ]
+    files = by("file", preserved["files"])
+    assert files["/home/alice/.config/foo"]["root"] == "/state"
+    # preservation's "_intermediate" entries are parents, not persisted paths.
+    assert "/home/alice/.local" not in directories
