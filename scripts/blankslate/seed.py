@@ -1,14 +1,17 @@
-"""`blankslate seed`: copy today's data of newly persisted paths into persistPath.
+"""`blankslate seed`: copy today's data of newly persisted paths into the persistence root that
+keeps each one (persistPath, or another root of environment.persistence or preservation).
 
 It never overwrites and never deletes: a path whose copy exists already is left alone, and a
 copy of a different kind is a conflict, reported and skipped. A copy goes to a temporary name
 next to its target and is moved into place only when complete, so a failed copy (no space, an
 I/O error) leaves nothing half-written behind.
 
-Users own directories below persistPath (seed gives them their own), so nothing below it is
-written through a symlink: a link on the way is a conflict in the listing (dry run included),
-and the writes themselves go through directory fds walked without following links
-(`safefile`, `copy.copy_new`), so a link planted after the listing is refused too.
+Users own directories below a root (seed gives them their own), so nothing is written through
+a symlink, from the mountpoint of the root's filesystem down: a link on the way is a conflict in
+the listing (dry run included), and the writes themselves go through directory fds walked
+without following links (`safefile`, `copy.copy_new`), so a link planted after the listing is
+refused too. Missing directories on the way get the owner and mode the plan declares, else
+those of the live directory.
 
 `make_parents` is public: the installer seeds host keys and password files with it.
 """
