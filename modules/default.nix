@@ -8,6 +8,7 @@
     ./filesystems.nix
     ./persistence.nix
     ./hardening.nix
+    ./guard/password-files.nix
     ./assertions.nix
     ./rollback/btrfs.nix
     ./rollback/zfs.nix
