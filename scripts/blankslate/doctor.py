@@ -297,10 +297,11 @@ def _password_file_problem(path: Path) -> str | None:
         owner = _owner_mode_problem(os.fstat(handle.fileno()), exact=0o600)
         raw = handle.readline(_MAX_HASH_LINE)
     try:
-        line = raw.decode("utf-8").rstrip("\n")
+        content = hash_problem(raw.decode("utf-8").rstrip("\n"))
     except UnicodeDecodeError:
-        return owner or "does not hold a password hash (not UTF-8)"
-    return owner or hash_problem(line)
+        content = "does not hold a password hash (not UTF-8)"
+    problems = [problem for problem in (owner, content) if problem is not None]
+    return " and ".join(problems) if problems else None
 
 
 def check_host_keys(context: Context) -> Iterator[Result]:
@@ -409,12 +410,13 @@ def check_blank(top: Path, name: str) -> Result:
     return Result("blank", "ok", f"the blank snapshot {name} is read-only and empty")
 
 
-def boot_time(proc_stat: Path = PROC_STAT) -> datetime:
-    for line in proc_stat.read_text().splitlines():
+def boot_time() -> datetime:
+    """When the kernel booted: btime, in seconds since the epoch, from /proc/stat."""
+    for line in PROC_STAT.read_text().splitlines():
         fields = line.split()
         if len(fields) == 2 and fields[0] == "btime" and fields[1].isdigit():
             return datetime.fromtimestamp(int(fields[1]), UTC)
-    raise BlankslateError(f"{proc_stat}: no btime line")
+    raise BlankslateError(f"{PROC_STAT}: no btime line")
 
 
 def parse_subvolume_show(text: str) -> tuple[str | None, datetime | None]:

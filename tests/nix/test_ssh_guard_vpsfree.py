@@ -22,7 +22,8 @@ GUARD_SCRIPT = REPO / "modules/guard/password-files.bash"
 
 
 def test_vpsfree_persists_the_configuration_and_the_uid_map(host_eval: Any) -> None:
-    for attr in ('config.environment.persistence."/persistent".directories', "config.blankslate.plan.persistence.directories"):  # fmt: skip
+    persisted = 'config.environment.persistence."/persistent".directories'
+    for attr in (persisted, "config.blankslate.plan.persistence.directories"):
         dirs = host_eval("vpsfree", f"map (d: d.directory) {attr}")
         assert {"/etc/nixos", "/var/lib/nixos"} <= set(dirs), attr
 
@@ -73,9 +74,10 @@ def test_guard_unit_runs_the_script_on_every_password_file(host_eval: Any) -> No
 
 
 def test_guard_script_is_the_repository_file(nix_eval: Any) -> None:
-    store_path = nix_eval(f'builtins.toString (builtins.path {{ path = ./{GUARD_SCRIPT.relative_to(REPO)}; }})')  # fmt: skip
+    script = GUARD_SCRIPT.relative_to(REPO)
+    store_path = nix_eval(f"builtins.toString (builtins.path {{ path = ./{script}; }})")
     unit = nix_eval(
-        f"(import ./tests/nix/eval.nix {{ host = \"example\"; }}).{GUARD}.serviceConfig.ExecStart"
+        f'(import ./tests/nix/eval.nix {{ host = "example"; }}).{GUARD}.serviceConfig.ExecStart'
     )
     assert shlex.split(unit)[1].rsplit("-", 1)[0] == store_path.rsplit("-", 1)[0]
 
@@ -85,9 +87,9 @@ def test_guard_lists_every_admin_and_can_be_turned_off(host_eval: Any) -> None:
     command = shlex.split(host_eval("example", f"{GUARD}.serviceConfig.ExecStart", extra))
     assert command[2:] == ["/persist/passwords/admin", "/persist/passwords/bob"]
     off = "{ blankslate.guard.passwordFiles = false; }"
-    assert host_eval("example", "config.systemd.services ? blankslate-password-guard", off) is False
-    no_users = "{ blankslate.users = lib.mkForce { }; }"
-    assert host_eval("example", "config.systemd.services ? blankslate-password-guard", no_users) is False  # fmt: skip
+    has_guard = "config.systemd.services ? blankslate-password-guard"
+    assert host_eval("example", has_guard, off) is False
+    assert host_eval("example", has_guard, "{ blankslate.users = lib.mkForce { }; }") is False
 
 
 # --- ssh options ---------------------------------------------------------------------
