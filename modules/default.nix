@@ -9,6 +9,7 @@
     ./persistence.nix
     ./warnings.nix
     ./hardening.nix
+    ./guard/password-files.nix
     ./assertions.nix
     ./rollback/btrfs.nix
     ./rollback/zfs.nix

@@ -11,12 +11,24 @@ in
     services.openssh = {
       enable = mkDefault true;
       # Generated straight into persistPath: nothing to bind-mount, no key change after a reset.
+      # The type is in the file's name, as `blankslate install` reads it to make the key.
       hostKeys = mkDefault (
-        map (path: {
-          type = "ed25519";
-          inherit path;
-        }) cfg._plan.sshHostKeys
+        map (
+          path:
+          if lib.hasSuffix "/ssh_host_rsa_key" path then
+            {
+              type = "rsa";
+              bits = 4096;
+              inherit path;
+            }
+          else
+            {
+              type = "ed25519";
+              inherit path;
+            }
+        ) cfg._plan.sshHostKeys
       );
+      allowSFTP = mkDefault cfg.ssh.allowSFTP;
       settings = lib.mapAttrs (_: mkDefault) {
         PasswordAuthentication = false;
         KbdInteractiveAuthentication = false;

@@ -204,7 +204,10 @@ let
       hashedPasswordFile = "${cfg.persistPath}/passwords/${name}";
     }) (lib.attrNames cfg.users);
 
-    sshHostKeys = [ "${cfg.persistPath}/etc/ssh/ssh_host_ed25519_key" ];
+    sshHostKeys = [
+      "${cfg.persistPath}/etc/ssh/ssh_host_ed25519_key"
+    ]
+    ++ lib.optional cfg.ssh.rsaHostKey "${cfg.persistPath}/etc/ssh/ssh_host_rsa_key";
 
     audit = { inherit (cfg.audit) ignore; };
   };

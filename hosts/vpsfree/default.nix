@@ -6,12 +6,19 @@
 #     it comes with the subdataset and the mount already in place;
 #   - existing VPS: boot the rescue system (a distribution without /nix),
 #     create the `nix` subdataset mounted on /nix and move the old store into
-#     it, mount the VPS's dataset on /persistent, reboot, deploy this host
-#     with `nixos-rebuild boot`, and only then turn the feature on in vpsAdmin.
+#     it, mount the VPS's dataset on /persistent, reboot, write the admin's
+#     password file (`blankslate passwd admin`), deploy this host with
+#     `nixos-rebuild boot`, and only then turn the feature on in vpsAdmin.
 # Everything not listed below is lost at the next VPS start.
 { lib, ... }:
 {
-  imports = lib.optional (builtins.pathExists ./hardware.nix) ./hardware.nix;
+  # vpsadminos.nix is the platform's own module, which vpsFree's NixOS templates put in
+  # /etc/nixos: copy it here when you have it. It makes NixOS run in a vpsAdminOS
+  # container (network set-up from /ifcfg.add, systemd units the container cannot run,
+  # boot.isContainer, DNS defaults); it sets no users, sshd login rules or file systems.
+  imports =
+    lib.optional (builtins.pathExists ./hardware.nix) ./hardware.nix
+    ++ lib.optional (builtins.pathExists ./vpsadminos.nix) ./vpsadminos.nix;
 
   networking.hostName = "vpsfree";
 
@@ -29,6 +36,7 @@
     platform.mountsPersistPath = true;
     persistence = {
       directories = [
+        # configuration.nix, pins.nix (or the flake) and vpsadminos.nix: the next rebuild needs them.
         "/etc/nixos"
         "/var/log"
         "/var/lib/nixos"

@@ -300,6 +300,40 @@ def roots(
         print("no old roots kept")
 
 
+class DoctorFormat(StrEnum):
+    text = "text"
+    json = "json"
+
+
+@app.command()
+def doctor(
+    plan_file: PlanFile = None,
+    host: Host = None,
+    flake: Flake = ".",
+    root: Annotated[
+        Path, typer.Option(help="An installed system mounted here (skips the boot checks).")
+    ] = Path("/"),
+    only: Annotated[
+        list[str] | None, typer.Option("--only", help="Only these checks (comma-separated).")
+    ] = None,
+    format: Annotated[
+        DoctorFormat, typer.Option("--format", help="Output format.")
+    ] = DoctorFormat.text,
+) -> None:
+    """Check the system: persistPath, password files, host keys, the blank, space, /etc."""
+    from blankslate import doctor as doctor_module
+
+    checks = doctor_module.parse_only(only or [])
+    plan = load_plan(plan_file, host, flake)
+    results = doctor_module.run(plan, root, checks)
+    if format == DoctorFormat.json:
+        print(json.dumps(doctor_module.render_json(plan, root, results), indent=2))
+    else:
+        print(doctor_module.render_text(results), end="")
+    if doctor_module.failed(results):
+        raise typer.Exit(1)
+
+
 @app.command()
 def recover(
     path: Annotated[str, typer.Argument(help="Absolute path as it was on /.")],

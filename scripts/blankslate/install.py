@@ -65,8 +65,13 @@ def truncate(image: Path, size: str) -> list[str]:
     return ["truncate", "--size", size, str(image)]
 
 
+# The sizes NixOS's services.openssh.hostKeys gives (rsa: 4096 bits); ed25519 has one size.
+KEY_BITS = {"rsa": 4096}
+
+
 def ssh_keygen(path: Path, key_type: str, comment: str) -> list[str]:
-    return ["ssh-keygen", "-q", "-t", key_type, "-N", "", "-C", comment, "-f", str(path)]
+    bits = ["-b", str(KEY_BITS[key_type])] if key_type in KEY_BITS else []
+    return ["ssh-keygen", "-q", "-t", key_type, *bits, "-N", "", "-C", comment, "-f", str(path)]
 
 
 def ssh_fingerprint(public_key: Path) -> list[str]:

@@ -3,7 +3,7 @@
 # reading the nixpkgs sources (each block names the file it mirrors); no
 # nixpkgs code is copied. There is no freeform catch-all: a misspelled or
 # removed option fails with `_module.check`. Options only impermanence sets
-# (systemd.services, systemd.mounts, system.activationScripts, ...) are
+# (systemd.mounts, system.activationScripts, ...) are
 # declared with loose types, since none of ours meets them.
 #
 # pkgs is a set of stand-in derivations: names and store paths, no contents.
@@ -339,6 +339,10 @@ in
         type = types.bool;
         default = false;
       };
+      allowSFTP = mkOption {
+        type = types.bool;
+        default = true;
+      };
       hostKeys = mkOption {
         type = types.listOf types.attrs;
         default = [
@@ -491,11 +495,14 @@ in
     nixpkgs.hostPlatform = mkOption { type = types.either types.str types.attrs; };
     system.stateVersion = mkOption { type = types.str; };
 
-    # Only impermanence sets these (nixos.nix); loosely typed on purpose.
+    # nixos/modules/system/boot/systemd.nix: stage 2's units, the same unit options as the
+    # initrd's (nixos/lib/systemd-unit-options.nix); ours is the password guard, impermanence's
+    # the persist-* file units.
     systemd.services = mkOption {
-      type = loose;
+      type = types.attrsOf (types.submodule serviceModule);
       default = { };
     };
+    # Only impermanence sets these (nixos.nix); loosely typed on purpose.
     systemd.mounts = mkOption {
       type = types.listOf loose;
       default = [ ];

@@ -86,6 +86,10 @@ def test_builders_exact_argv(example: plan.Plan) -> None:
     assert install.ssh_keygen(Path("/mnt/k"), "ed25519", "root@h") == [
         "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "root@h", "-f", "/mnt/k"
     ]  # fmt: skip
+    assert install.host_key_command(example, Path("/mnt/persist/etc/ssh/ssh_host_rsa_key")) == [
+        "ssh-keygen", "-q", "-t", "rsa", "-b", "4096", "-N", "", "-C", "root@example",
+        "-f", "/mnt/persist/etc/ssh/ssh_host_rsa_key",
+    ]  # fmt: skip
     assert install.nixos_install(Path("/mnt"), ".", "web") == [
         "nixos-install", "--root", "/mnt", "--flake", ".#web", "--no-root-passwd"
     ]  # fmt: skip

@@ -1,0 +1,585 @@
+"""`blankslate doctor`: is this system safe to reboot and to log in to? One result per check.
+
+Checks, by the names `--only` takes:
+
+- `persist`: persistPath is mounted, and the plan mounts it in the initrd (its mount, or the
+  mount holding it, has neededForBoot; with rollback "none" and no mount in the plan, the
+  platform mounts it before the system starts). The initrd part is read from the plan, which
+  on a running system is the configuration it runs: the kernel does not record which stage
+  made a mount.
+- `passwords`: every admin's password file is a regular file (not a symlink), 0600, root's,
+  and its first line is a password hash (`hash_problem`). Otherwise that admin cannot use sudo,
+  and root login is off: the boot-time guard (modules/guard/password-files.bash) checks the same.
+- `host-keys`: every host key of the plan is in persistPath, a regular file only root reads.
+- `blank` (btrfs): the blank snapshot exists, is read-only and empty.
+- `root-age` (btrfs, running system only): / is the plan's root subvolume, created after the
+  kernel booted (`btrfs subvolume show /` against btime in /proc/stat), so the reset ran.
+- `old-roots` (btrfs): how many old roots are kept, their age and (with quotas) space; a
+  warning, never a failure, when some should have been pruned.
+- `free-space`: the filesystem holding persistPath has at least `MIN_FREE_BYTES` and
+  `MIN_FREE_FRACTION` of its size available; below either, the check fails.
+- `etc` (running system only): every file in /etc/blankslate is the running configuration's
+  (/run/current-system/etc/blankslate), byte for byte; a stale or edited plan.json would
+  mislead every command that reads it.
+
+With `--root DIR` (an installed system that has not booted, mounted on DIR) the plan's paths
+are read under DIR, and the checks that only mean something on a running system are skipped,
+each with a line that says so. Nothing is written; the btrfs top level is mounted read-only on
+a private directory and unmounted again.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+import stat
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+from blankslate import btrfs, mounts, oldroots, process
+from blankslate.errors import BlankslateError
+from blankslate.plan import Mount, Plan, format_size, is_under
+
+Status = Literal["ok", "fail", "warn", "info", "skipped"]
+CHECKS = (
+    "persist",
+    "passwords",
+    "host-keys",
+    "blank",
+    "root-age",
+    "old-roots",
+    "free-space",
+    "etc",
+)
+
+# Below 1 GiB or 5% free, btrfs may refuse writes (metadata) and the next boot's snapshot can fail.
+MIN_FREE_BYTES = 1 << 30
+MIN_FREE_FRACTION = 0.05
+# The kernel computes btime from the clock and the uptime: it moves by a second or so.
+CLOCK_SLACK = timedelta(seconds=5)
+PROC_STAT = Path("/proc/stat")
+ETC_DIR = Path("/etc/blankslate")
+CURRENT_ETC_DIR = Path("/run/current-system/etc/blankslate")
+_MAX_HASH_LINE = 4096
+
+# The password hashes NixOS's users accept that are not weak (crypt(5) formats);
+# modules/guard/password-files.bash has the same patterns.
+_B64 = "[./0-9A-Za-z]"
+HASH_SCHEMES = {
+    "yescrypt": re.compile(rf"^\$(y|gy)\${_B64}+\${_B64}*\${_B64}{{43}}$"),
+    "scrypt": re.compile(rf"^\$7\${_B64}+\${_B64}{{43}}$"),
+    "bcrypt": re.compile(rf"^\$2[abxy]\$[0-9]{{2}}\${_B64}{{53}}$"),
+    "sha-512": re.compile(rf"^\$6\$(rounds=[0-9]+\$)?{_B64}{{0,16}}\${_B64}{{86}}$"),
+    "sha-256": re.compile(rf"^\$5\$(rounds=[0-9]+\$)?{_B64}{{0,16}}\${_B64}{{43}}$"),
+}
+
+
+@dataclass(frozen=True)
+class Result:
+    check: str
+    status: Status
+    message: str
+
+    def to_json(self) -> dict[str, str]:
+        """One entry of `doctor --format json`; a stable contract."""
+        return {"check": self.check, "status": self.status, "message": self.message}
+
+
+def parse_only(values: Sequence[str]) -> tuple[str, ...]:
+    """`--only passwords,host-keys` (repeatable): the checks named, in CHECKS order; none
+    named: all of them."""
+    wanted: set[str] = set()
+    for value in values:
+        for name in value.split(","):
+            name = name.strip()
+            if name not in CHECKS:
+                shown = process.quote_path(name[:40]) if name else "an empty name"
+                raise BlankslateError(
+                    f"--only: unknown check {shown} (checks: {', '.join(CHECKS)})"
+                )
+            wanted.add(name)
+    return tuple(name for name in CHECKS if name in wanted) if wanted else CHECKS
+
+
+def scheme_of(line: str) -> str | None:
+    return next((name for name, rule in HASH_SCHEMES.items() if rule.match(line)), None)
+
+
+def hash_problem(line: str) -> str | None:
+    """What is wrong with a password file's first line, or None when it holds a hash."""
+    if not line:
+        return "is empty: no password is set"
+    if line[0] in "!*":
+        return f"holds a locked password ({line[0]!r})"
+    if scheme_of(line) is None:
+        return f"does not hold a password hash ({', '.join(HASH_SCHEMES)})"
+    return None
+
+
+@dataclass
+class Context:
+    plan: Plan
+    root: Path
+    now: datetime = field(default_factory=lambda: datetime.now(UTC))
+    _mounts: dict[str, mounts.MountEntry] | None = None
+
+    @property
+    def booted(self) -> bool:
+        """The running system, not a tree under --root."""
+        return os.path.realpath(self.root) == "/"
+
+    def under(self, path: str) -> Path:
+        return self.root / path.lstrip("/")
+
+    def mounted(self) -> dict[str, mounts.MountEntry]:
+        """What is mounted, by mountpoint (one findmnt per run)."""
+        if self._mounts is None:
+            self._mounts = {entry.target: entry for entry in mounts.all_mounts()}
+        return self._mounts
+
+
+def run(
+    plan: Plan, root: Path, only: Sequence[str] = CHECKS, now: datetime | None = None
+) -> list[Result]:
+    """Every check named in `only`, in CHECKS order; one result each (one per user or key for
+    `passwords` and `host-keys`)."""
+    if os.geteuid() != 0:
+        raise BlankslateError("run as root (password files and the btrfs top level are root's)")
+    if not root.is_dir():
+        raise BlankslateError(f"--root {process.quote_path(str(root))}: not a directory")
+    context = Context(plan, root) if now is None else Context(plan, root, now)
+    checks: dict[str, Callable[[Context], Iterator[Result]]] = {
+        "persist": check_persist,
+        "passwords": check_passwords,
+        "host-keys": check_host_keys,
+        "free-space": check_free_space,
+        "etc": check_etc,
+    }
+    results: list[Result] = []
+    btrfs_results = {r.check: r for r in btrfs_checks(context, only)} if _btrfs_wanted(only) else {}
+    for name in CHECKS:
+        if name not in only:
+            continue
+        if name in btrfs_results:
+            results.append(btrfs_results[name])
+            continue
+        try:
+            results.extend(checks[name](context))
+        except (BlankslateError, OSError) as error:
+            results.append(Result(name, "fail", _reason(error)))
+    return results
+
+
+def failed(results: Sequence[Result]) -> bool:
+    return any(result.status == "fail" for result in results)
+
+
+def _reason(error: BaseException) -> str:
+    if isinstance(error, OSError):
+        where = f"{process.quote_path(os.fsdecode(error.filename))}: " if error.filename else ""
+        return f"{where}{error.strerror or error}"
+    return str(error)
+
+
+def _q(path: Path | str) -> str:
+    return process.quote_path(str(path))
+
+
+# --- persist -------------------------------------------------------------------------------
+
+
+def holding_mount(plan: Plan, path: str) -> Mount | None:
+    """The plan's mount that holds `path` (the deepest one), or None."""
+    holding = [mount for mount in plan.mounts if is_under(mount.mount_point, path)]
+    return max(holding, key=lambda mount: len(mount.mount_point), default=None)
+
+
+def check_persist(context: Context) -> Iterator[Result]:
+    plan = context.plan
+    target = os.path.normpath(context.under(plan.persist_path))
+    entry = context.mounted().get(target)
+    if entry is None:
+        yield Result(
+            "persist",
+            "fail",
+            f"persistPath {_q(target)} is not mounted: what is written there lands on a root "
+            "the next boot erases",
+        )
+        return
+    mount = holding_mount(plan, plan.persist_path)
+    where = f"{_q(target)} is mounted from {_q(entry.source)}"
+    if mount is None:
+        if plan.rollback == "none":
+            yield Result("persist", "ok", f"{where}; the platform mounts it (rollback none)")
+        else:
+            yield Result("persist", "fail", f"{where}, but no mount of the plan holds it")
+    elif mount.mount_point == "/" and plan.rollback != "none":
+        yield Result(
+            "persist",
+            "fail",
+            f"{where}, but the plan has it on /, which every boot erases",
+        )
+    elif mount.needed_for_boot:
+        yield Result("persist", "ok", f"{where}; the plan mounts it in the initrd (neededForBoot)")
+    else:
+        yield Result(
+            "persist",
+            "fail",
+            f"{where}, but the plan's mount {_q(mount.mount_point)} is not neededForBoot: "
+            "impermanence and the password files need it in the initrd",
+        )
+
+
+# --- passwords and host keys ---------------------------------------------------------------
+
+
+def _open_regular(path: Path) -> tuple[int | None, str | None]:
+    """(fd, None) for a regular file opened without following a symlink, else (None, why)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None, "is missing"
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            return None, "is a symlink (it must be a plain file)"
+        return None, f"cannot be opened ({error.strerror})"
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        return None, "is not a regular file"
+    return fd, None
+
+
+def _owner_mode_problem(info: os.stat_result, *, exact: int | None = None) -> str | None:
+    mode = stat.S_IMODE(info.st_mode)
+    bad_mode = mode != exact if exact is not None else mode & 0o077 != 0
+    if info.st_uid != 0 or bad_mode:
+        want = f"mode {exact:o}" if exact is not None else "no access for group or others"
+        return f"has owner uid {info.st_uid} and mode {mode:o} (want uid 0, {want})"
+    return None
+
+
+def check_passwords(context: Context) -> Iterator[Result]:
+    if not context.plan.users:
+        yield Result("passwords", "info", "no admin users in the plan")
+        return
+    hint = "" if context.booted else f" --root {_q(context.root)}"
+    for user in context.plan.users:
+        path = context.under(user.hashed_password_file)
+        problem = _password_file_problem(path)
+        if problem is None:
+            with open(path, "rb", opener=_nofollow) as handle:
+                scheme = scheme_of(handle.readline(_MAX_HASH_LINE).decode().rstrip("\n"))
+            yield Result(
+                "passwords", "ok", f"{user.name}: {_q(path)} holds a {scheme} hash, 0600, root's"
+            )
+        else:
+            yield Result(
+                "passwords",
+                "fail",
+                f"{user.name}: {_q(path)} {problem}; {user.name} cannot use sudo (root login "
+                f"is off): run `blankslate passwd {user.name}{hint}`",
+            )
+
+
+def _nofollow(path: str, flags: int) -> int:
+    return os.open(path, flags | os.O_NOFOLLOW)
+
+
+def _password_file_problem(path: Path) -> str | None:
+    fd, problem = _open_regular(path)
+    if fd is None:
+        return problem
+    with os.fdopen(fd, "rb") as handle:
+        owner = _owner_mode_problem(os.fstat(handle.fileno()), exact=0o600)
+        raw = handle.readline(_MAX_HASH_LINE)
+    try:
+        content = hash_problem(raw.decode("utf-8").rstrip("\n"))
+    except UnicodeDecodeError:
+        content = "does not hold a password hash (not UTF-8)"
+    problems = [problem for problem in (owner, content) if problem is not None]
+    return " and ".join(problems) if problems else None
+
+
+def check_host_keys(context: Context) -> Iterator[Result]:
+    if not context.plan.ssh_host_keys:
+        yield Result("host-keys", "info", "no host keys in the plan")
+        return
+    for key in context.plan.ssh_host_keys:
+        path = context.under(key)
+        fd, problem = _open_regular(path)
+        if fd is not None:
+            try:
+                problem = _owner_mode_problem(os.fstat(fd))
+            finally:
+                os.close(fd)
+        if problem is None:
+            yield Result("host-keys", "ok", f"{_q(path)} is in persistPath, root's only")
+        else:
+            yield Result(
+                "host-keys",
+                "fail",
+                f"{_q(path)} {problem}: "
+                + (
+                    "sshd makes a new key, with a new fingerprint, when it starts"
+                    if problem == "is missing"
+                    else "sshd refuses a host key others can read, or that is not a file"
+                ),
+            )
+
+
+# --- btrfs: blank snapshot, this boot's root, old roots -----------------------------------
+
+_BTRFS_CHECKS = ("blank", "root-age", "old-roots")
+
+
+def _btrfs_wanted(only: Sequence[str]) -> bool:
+    return any(name in only for name in _BTRFS_CHECKS)
+
+
+def btrfs_checks(context: Context, only: Sequence[str]) -> list[Result]:
+    """blank, root-age and old-roots, under one read-only mount of the top level."""
+    plan = context.plan
+    names = [name for name in _BTRFS_CHECKS if name in only]
+    btrfs_plan = plan.btrfs
+    if plan.rollback != "btrfs" or btrfs_plan is None or btrfs_plan.blank_snapshot is None:
+        return [
+            Result(name, "skipped", f"rollback {plan.rollback}: no btrfs root") for name in names
+        ]
+    results: dict[str, Result] = {}
+    if "root-age" in names:
+        results["root-age"] = _guard("root-age", lambda: check_root_age(context))
+    try:
+        device = top_level_device(context)
+        with mounts.top_level(device) as top:
+            if "blank" in names:
+                results["blank"] = _guard(
+                    "blank", lambda: check_blank(top, btrfs_plan.blank_snapshot or "")
+                )
+            if "old-roots" in names:
+                results["old-roots"] = _guard("old-roots", lambda: check_old_roots(context, top))
+    except BlankslateError as error:
+        for name in ("blank", "old-roots"):
+            if name in names and name not in results:
+                results[name] = Result(name, "fail", f"cannot read the btrfs top level: {error}")
+    return [results[name] for name in names]
+
+
+def _guard(name: str, check: Callable[[], Result]) -> Result:
+    try:
+        return check()
+    except (BlankslateError, OSError) as error:
+        return Result(name, "fail", _reason(error))
+
+
+def top_level_device(context: Context) -> str:
+    """The device of the first btrfs mount of the plan mounted under the root, else the
+    plan's main partition."""
+    mounted = context.mounted()
+    for mount in context.plan.mounts:
+        entry = mounted.get(os.path.normpath(context.under(mount.mount_point)))
+        if mount.fs_type == "btrfs" and entry is not None and entry.fstype == "btrfs":
+            return entry.device
+    if context.plan.disk is None:
+        raise BlankslateError("no btrfs mount of the plan is mounted, and the plan has no disk")
+    return context.plan.disk.main.device
+
+
+def check_blank(top: Path, name: str) -> Result:
+    blank = top / name
+    if not blank.is_dir() or blank.is_symlink():
+        return Result(
+            "blank", "fail", f"the blank snapshot {name} is missing: the next boot cannot reset /"
+        )
+    readonly = process.run(btrfs.property_get_ro(blank), check=False, capture=True, mutating=False)
+    if readonly.returncode != 0:
+        return Result(
+            "blank", "fail", f"{name} is not a btrfs subvolume ({process.failure_reason(readonly)})"
+        )
+    entries = os.listdir(blank)
+    problems = []
+    if readonly.stdout.strip() != "ro=true":
+        problems.append("is writable (btrfs property set -ts ... ro true)")
+    if entries:
+        problems.append(f"holds {len(entries)} entries, which every boot would start from")
+    if problems:
+        return Result("blank", "fail", f"the blank snapshot {name} " + " and ".join(problems))
+    return Result("blank", "ok", f"the blank snapshot {name} is read-only and empty")
+
+
+def boot_time() -> datetime:
+    """When the kernel booted: btime, in seconds since the epoch, from /proc/stat."""
+    for line in PROC_STAT.read_text().splitlines():
+        fields = line.split()
+        if len(fields) == 2 and fields[0] == "btime" and fields[1].isdigit():
+            return datetime.fromtimestamp(int(fields[1]), UTC)
+    raise BlankslateError(f"{PROC_STAT}: no btime line")
+
+
+def parse_subvolume_show(text: str) -> tuple[str | None, datetime | None]:
+    """(Name, Creation time) from `btrfs subvolume show`."""
+    name = created = None
+    for line in text.splitlines():
+        key, sep, value = line.strip().partition(":")
+        if not sep:
+            continue
+        if key == "Name":
+            name = value.strip()
+        elif key == "Creation time":
+            try:
+                created = datetime.strptime(value.strip(), "%Y-%m-%d %H:%M:%S %z")
+            except ValueError:
+                created = None
+    return name, created
+
+
+def check_root_age(context: Context) -> Result:
+    if not context.booted:
+        return Result(
+            "root-age", "skipped", "not the running system (--root): no boot to compare with"
+        )
+    assert context.plan.btrfs is not None
+    wanted = context.plan.btrfs.root_subvolume
+    name, created = parse_subvolume_show(process.output(btrfs.subvolume_show(Path("/"))))
+    if name != wanted:
+        return Result("root-age", "fail", f"/ is subvolume {name!r}, not the plan's {wanted!r}")
+    if created is None:
+        return Result("root-age", "fail", "btrfs subvolume show / gave no creation time")
+    booted = boot_time()
+    stamp = (
+        f"created {created.astimezone(UTC):%Y-%m-%d %H:%M:%S}Z, boot at {booted:%Y-%m-%d %H:%M:%S}Z"
+    )
+    if created + CLOCK_SLACK < booted:
+        return Result(
+            "root-age",
+            "fail",
+            f"/ is older than this boot ({stamp}): the reset did not run "
+            "(journalctl -b -u blankslate-rollback)",
+        )
+    return Result("root-age", "ok", f"/ was made at this boot ({stamp})")
+
+
+def check_old_roots(context: Context, top: Path) -> Result:
+    assert context.plan.btrfs is not None and context.plan.btrfs.old_roots is not None
+    rules = context.plan.btrfs.old_roots
+    if not (top / rules.subvolume).is_dir():
+        if not context.booted:
+            return Result(
+                "old-roots", "skipped", f"no {rules.subvolume} yet: the first boot makes it"
+            )
+        return Result(
+            "old-roots", "warn", f"no {rules.subvolume} subvolume: has the rollback run at boot?"
+        )
+    kept = oldroots.list_roots(top, rules.subvolume, with_sizes=True)
+    if not kept:
+        return Result("old-roots", "info", "no old roots kept yet")
+    timed = [root.time for root in kept if root.time is not None]
+    ages = (
+        f", newest {_age(context.now - max(timed))} old, oldest {_age(context.now - min(timed))}"
+        if timed
+        else ""
+    )
+    sized = [root.sizes.exclusive for root in kept if root.sizes is not None]
+    space = f", {format_size(sum(sized))} held only by them" if len(sized) == len(kept) else ""
+    summary = f"{len(kept)} old roots kept{ages}{space}"
+    limit = context.now - timedelta(days=rules.keep_days + 1)
+    overdue = [r for r in kept[rules.keep_newest :] if r.time is not None and r.time < limit]
+    if overdue:
+        return Result(
+            "old-roots",
+            "warn",
+            f"{summary}; {len(overdue)} older than keepDays ({rules.keep_days}) are still "
+            "there: the pruning at boot did not remove them (journalctl -b -u blankslate-rollback)",
+        )
+    return Result("old-roots", "info", summary)
+
+
+def _age(delta: timedelta) -> str:
+    seconds = max(int(delta.total_seconds()), 0)
+    if seconds < 86400:
+        return f"{seconds // 3600}h"
+    return f"{seconds // 86400}d"
+
+
+# --- free space and /etc/blankslate --------------------------------------------------------
+
+
+def free_space(path: Path) -> tuple[int, int]:
+    """(available to unprivileged writers, total) bytes of the filesystem at `path`."""
+    info = os.statvfs(path)
+    return info.f_bavail * info.f_frsize, info.f_blocks * info.f_frsize
+
+
+def check_free_space(context: Context) -> Iterator[Result]:
+    target = context.under(context.plan.persist_path)
+    where = target if os.path.isdir(target) else context.root
+    available, total = free_space(where)
+    share = available / total if total else 0.0
+    text = (
+        f"{format_size(available)} of {format_size(total)} available ({share:.0%}) on {_q(where)}"
+    )
+    if available < MIN_FREE_BYTES or share < MIN_FREE_FRACTION:
+        limit = f"{format_size(MIN_FREE_BYTES)} and {MIN_FREE_FRACTION:.0%}"
+        yield Result(
+            "free-space", "fail", f"{text}: below {limit}; free some space before the next boot"
+        )
+    else:
+        yield Result("free-space", "ok", text)
+
+
+def check_etc(context: Context) -> Iterator[Result]:
+    if not context.booted:
+        yield Result("etc", "skipped", "not the running system (--root): no running configuration")
+        return
+    if not CURRENT_ETC_DIR.is_dir():
+        yield Result(
+            "etc", "skipped", f"no {CURRENT_ETC_DIR}: not a system built from these modules"
+        )
+        return
+    wanted = sorted(os.listdir(CURRENT_ETC_DIR))
+    present = sorted(os.listdir(ETC_DIR)) if ETC_DIR.is_dir() else []
+    problems = []
+    for name in wanted:
+        live = ETC_DIR / name
+        if name not in present:
+            problems.append(f"{name} is missing")
+        elif live.read_bytes() != (CURRENT_ETC_DIR / name).read_bytes():
+            problems.append(f"{name} differs")
+    extra = [name for name in present if name not in wanted]
+    if problems:
+        yield Result(
+            "etc",
+            "fail",
+            f"{ETC_DIR}: {', '.join(problems)} from the running configuration's "
+            f"{CURRENT_ETC_DIR} (a persisted or edited copy? the tool reads it as the plan)",
+        )
+    elif extra:
+        yield Result(
+            "etc", "warn", f"{ETC_DIR}: {', '.join(extra)} not in the running configuration"
+        )
+    else:
+        yield Result("etc", "ok", f"{ETC_DIR} is the running configuration's ({', '.join(wanted)})")
+
+
+# --- output --------------------------------------------------------------------------------
+
+
+def render_text(results: Sequence[Result]) -> str:
+    return "".join(
+        f"{result.status:<7} {result.check:<10} {' '.join(result.message.splitlines())}\n"
+        for result in results
+    )
+
+
+def render_json(plan: Plan, root: Path, results: Sequence[Result]) -> dict[str, Any]:
+    """`doctor --format json`: {"version": 1, "host", "root", "ok", "checks": [...]}."""
+    return {
+        "version": 1,
+        "host": plan.host_name,
+        "root": str(root),
+        "ok": not failed(results),
+        "checks": [result.to_json() for result in results],
+    }

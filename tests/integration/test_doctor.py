@@ -1,0 +1,145 @@
+"""`blankslate doctor --root` on a real install: a sparse image, a loop device, the kernel's
+btrfs. A healthy install passes; each fault fails with its own line."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from blankslate import plan
+
+PLAN = plan.default()
+
+
+def blankslate(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "blankslate", "--quiet", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def attached_loops(image: Path) -> list[str]:
+    found = subprocess.run(
+        ["losetup", "--noheadings", "--output", "NAME", "--associated", str(image)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return found.stdout.split()
+
+
+@pytest.fixture
+def installed(tmp_path: Path, helpers) -> Iterator[tuple[Path, Path]]:  # type: ignore[no-untyped-def]
+    """The built-in plan installed on a sparse image with the admin's password; yields
+    (mountpoint, plan file). Always unmounted and detached."""
+    image = tmp_path / "disk.img"
+    mountpoint = tmp_path / "target"
+    plan_file = tmp_path / "plan.json"
+    plan_file.write_text(json.dumps(PLAN.to_json()))
+    try:
+        result = blankslate(
+            "install", "--plan", str(plan_file), "--image", str(image),
+            "--mountpoint", str(mountpoint), "--yes", "--no-passwords", "--no-nixos-install",
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        result = blankslate(
+            "passwd", "admin", "--plan", str(plan_file), "--root", str(mountpoint), "--stdin",
+            stdin="s3cret pw\n",
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        yield mountpoint, plan_file
+    finally:
+        blankslate("unmount", "--mountpoint", str(mountpoint))
+        helpers.unmount_all_under(mountpoint)
+        for loop in attached_loops(image):
+            subprocess.run(["losetup", "--detach", loop], check=False)
+        assert attached_loops(image) == []
+
+
+def doctor(mountpoint: Path, plan_file: Path) -> tuple[int, dict[str, list[str]]]:
+    """Exit status, and each check's statuses from the text output (one line per result)."""
+    result = blankslate("doctor", "--plan", str(plan_file), "--root", str(mountpoint))
+    lines: dict[str, list[str]] = {}
+    for line in result.stdout.splitlines():
+        status, check, _ = line.split(maxsplit=2)
+        lines.setdefault(check, []).append(status)
+    assert "Traceback" not in result.stderr
+    return result.returncode, lines
+
+
+HEALTHY = {
+    "persist": ["ok"],
+    "passwords": ["ok"],
+    "host-keys": ["ok"],
+    "blank": ["ok"],
+    "root-age": ["skipped"],  # not booted
+    "old-roots": ["skipped"],  # made by the first boot's rollback
+    "free-space": ["ok"],
+    "etc": ["skipped"],
+}
+
+
+def main_partition(mountpoint: Path) -> str:
+    found = subprocess.run(
+        ["findmnt", "--noheadings", "--output", "SOURCE", "--mountpoint", str(mountpoint)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return found.stdout.strip().split("[", 1)[0]
+
+
+def test_healthy_install_passes_then_each_fault_fails_alone(
+    installed: tuple[Path, Path], helpers
+) -> None:  # type: ignore[no-untyped-def]
+    mountpoint, plan_file = installed
+    assert doctor(mountpoint, plan_file) == (0, HEALTHY)
+
+    json_run = blankslate(
+        "doctor", "--plan", str(plan_file), "--root", str(mountpoint), "--format", "json"
+    )
+    report = json.loads(json_run.stdout)
+    assert json_run.returncode == 0 and report["ok"] is True
+    assert [c["check"] for c in report["checks"]] == list(HEALTHY)
+
+    # A missing password file: only its line fails.
+    password = mountpoint / "persist/passwords/admin"
+    saved = password.read_bytes()
+    password.unlink()
+    assert doctor(mountpoint, plan_file) == (1, {**HEALTHY, "passwords": ["fail"]})
+    password.write_bytes(saved)
+    password.chmod(0o600)
+    assert doctor(mountpoint, plan_file)[0] == 0
+
+    # A writable blank: only its line fails.
+    with helpers.mounted(main_partition(mountpoint), ("subvolid=5",)) as top:
+        blank = top / PLAN.btrfs.blank_snapshot  # type: ignore[union-attr]
+        helpers.run(["btrfs", "property", "set", "-ts", blank, "ro", "false"])
+        try:
+            assert doctor(mountpoint, plan_file) == (1, {**HEALTHY, "blank": ["fail"]})
+        finally:
+            helpers.run(["btrfs", "property", "set", "-ts", blank, "ro", "true"])
+    assert doctor(mountpoint, plan_file)[0] == 0
+
+
+def test_unmounted_persist_fails_its_line(installed: tuple[Path, Path], helpers) -> None:  # type: ignore[no-untyped-def]
+    mountpoint, plan_file = installed
+    helpers.run(["umount", mountpoint / "persist"])
+    code, lines = doctor(mountpoint, plan_file)
+    assert code == 1
+    assert lines["persist"] == ["fail"]
+    # What lived in persistPath is not there either: the root's own empty directory is.
+    assert lines["passwords"] == ["fail"] and lines["host-keys"] == ["fail"]
+    assert lines["blank"] == ["ok"]
+    result = blankslate("doctor", "--plan", str(plan_file), "--root", str(mountpoint))
+    (persist,) = [line for line in result.stdout.splitlines() if line.split()[1] == "persist"]
+    assert f"persistPath {mountpoint}/persist is not mounted" in persist
