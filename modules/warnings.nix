@@ -41,7 +41,7 @@ let
         !isKept "/var/lib/${directory}" && !isKept "/var/lib/private/${directory}"
       ) directories;
     in
-    lib.optional ((service.enable or true) && lost != [ ])
+    lib.optional (service.enable && lost != [ ])
       "blankslate: service ${name} keeps its state in ${
         lib.concatMapStringsSep ", " (d: "/var/lib/${lib.head (lib.splitString ":" d)}") lost
       } (StateDirectory), which nothing persists: the next boot erases it"

@@ -40,6 +40,8 @@
         "/etc/nixos"
         "/var/log"
         "/var/lib/nixos"
+        # The users' homes: / is the platform's temporary dataset.
+        "/home"
       ];
       files = [ "/etc/machine-id" ];
     };

@@ -92,6 +92,11 @@ let
   # nixos/lib/systemd-unit-options.nix: the unit options our rollback units set.
   serviceModule = {
     options = {
+      # nixos/lib/systemd-unit-options.nix: commonUnitOptions.enable
+      enable = mkOption {
+        type = types.bool;
+        default = true;
+      };
       description = mkOption {
         type = types.str;
         default = "";

@@ -125,23 +125,23 @@ def home_warnings(warnings: list[str]) -> list[str]:
     return [w for w in warnings if "home" in w]
 
 
-@pytest.mark.parametrize("host", ["example", "zfs", "tmpfs"])
+@pytest.mark.parametrize("host", ["example", "zfs", "tmpfs", "vpsfree"])
 def test_example_hosts_keep_their_admins_homes(host_eval: Any, host: str) -> None:
     assert host_eval(host, WARNINGS) == []
 
 
 def test_an_unpersisted_home_warns_and_a_persisted_one_does_not(host_eval: Any) -> None:
-    # vpsFree has no /home filesystem: / is the platform's temporary dataset.
-    warnings = host_eval("vpsfree", WARNINGS)
-    assert home_warnings(warnings) == [
-        "blankslate: user admin's home /home/admin is erased at every boot: persist what it "
-        "holds (blankslate.users.admin.persist, or environment.persistence.<root>.users.admin) "
-        "or put /home/admin on a filesystem of its own"
+    # vpsFree persists /home; bob lives elsewhere, on the platform's temporary dataset.
+    bob = 'users.users.bob = { isNormalUser = true; home = "/srv/bob"; };'
+    assert home_warnings(host_eval("vpsfree", WARNINGS, f"{{ {bob} }}")) == [
+        "blankslate: user bob's home /srv/bob is erased at every boot: persist what it "
+        "holds (blankslate.users.bob.persist, or environment.persistence.<root>.users.bob) "
+        "or put /srv/bob on a filesystem of its own"
     ]
-    persisted = '{ blankslate.users.admin.persist.directories = [ ".ssh" ]; }'
-    assert home_warnings(host_eval("vpsfree", WARNINGS, persisted)) == []
-    whole = '{ blankslate.persistence.directories = [ "/home" ]; }'
-    assert home_warnings(host_eval("vpsfree", WARNINGS, whole)) == []
+    persisted = 'environment.persistence."/persistent".users.bob.directories = [ ".ssh" ];'
+    assert home_warnings(host_eval("vpsfree", WARNINGS, f"{{ {bob} {persisted} }}")) == []
+    whole = 'blankslate.persistence.directories = [ "/srv" ];'
+    assert home_warnings(host_eval("vpsfree", WARNINGS, f"{{ {bob} {whole} }}")) == []
 
 
 def test_a_system_user_is_not_warned_about(host_eval: Any) -> None:
