@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -100,6 +101,20 @@ def plan_command(plan_file: PlanFile = None, host: Host = None, flake: Flake = "
     """Print the validated plan as JSON."""
     plan = load_plan(plan_file, host, flake)
     print(json.dumps(plan.to_json(), indent=2))
+
+
+class Shell(StrEnum):
+    bash = "bash"
+    zsh = "zsh"
+    fish = "fish"
+
+
+@app.command()
+def completion(shell: Annotated[Shell, typer.Argument(help="bash, zsh or fish.")]) -> None:
+    """Print the shell completion script (the Nix package installs it already)."""
+    from blankslate import completion as completion_module
+
+    sys.stdout.write(completion_module.script(shell.value))
 
 
 @app.command()
