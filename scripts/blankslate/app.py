@@ -62,9 +62,11 @@ def plan_source(plan_file: Path | None, host: str | None, flake: str) -> tuple[s
     return host, flake
 
 
-def load_plan(plan_file: Path | None, host: str | None, flake: str) -> plan_module.Plan:
+def load_plan(
+    plan_file: Path | None, host: str | None, flake: str, builtin: bool = True
+) -> plan_module.Plan:
     host, flake = plan_source(plan_file, host, flake)
-    return plan_module.load(plan_file, host, flake)
+    return plan_module.load(plan_file, host, flake, builtin=builtin)
 
 
 def print_summary(summary: Summary, headline: str) -> None:
@@ -306,7 +308,7 @@ def roots(
     """List the kept old roots, newest first (sizes only when btrfs quotas are on)."""
     from blankslate import oldroots
 
-    kept = oldroots.roots(load_plan(plan_file, host, flake), device)
+    kept = oldroots.roots(load_plan(plan_file, host, flake, builtin=False), device)
     if json_output:
         print(json.dumps([root.to_json() for root in kept], indent=2))
     elif kept:
@@ -328,7 +330,7 @@ def recover(
     """Copy a path back out of a kept old root (never overwrites)."""
     from blankslate import oldroots
 
-    plan = load_plan(plan_file, host, flake)
+    plan = load_plan(plan_file, host, flake, builtin=False)
     done = oldroots.recover(plan, path, from_root=from_root, to=to, device=device)
     print(f"recovered {done.path} from old root {done.root} into {done.target}")
 
