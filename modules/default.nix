@@ -9,6 +9,7 @@
     ./persistence.nix
     ./hardening.nix
     ./assertions.nix
+    ./package.nix
     ./rollback/btrfs.nix
     ./rollback/zfs.nix
     ./rollback/tmpfs.nix

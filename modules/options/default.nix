@@ -5,5 +5,6 @@
     ./zfs.nix
     ./persistence.nix
     ./users.nix
+    ./package.nix
   ];
 }
