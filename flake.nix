@@ -26,51 +26,6 @@
 
       hostNames = lib.attrNames (lib.filterAttrs (_: type: type == "directory") (builtins.readDir ./hosts));
 
-      # What `blankslate` runs: disks, filesystems, passwords, nix itself.
-      runtimeTools =
-        pkgs: with pkgs; [
-          btrfs-progs
-          coreutils
-          dosfstools
-          gptfdisk
-          git
-          mkpasswd
-          nix
-          nixos-install-tools
-          openssh
-          parted
-          systemd
-          util-linux
-          zfs
-        ];
-
-      blankslateFor =
-        pkgs:
-        pkgs.python3Packages.buildPythonApplication {
-          pname = "blankslate";
-          version = "0.1.0";
-          pyproject = true;
-          src = lib.cleanSource ./.;
-          build-system = [ pkgs.python3Packages.setuptools ];
-          dependencies = with pkgs.python3Packages; [
-            typer
-            ruamel-yaml
-          ];
-          makeWrapperArgs = [
-            "--prefix"
-            "PATH"
-            ":"
-            (lib.makeBinPath (runtimeTools pkgs))
-          ];
-          # The suite runs as checks.<system>.pytest.
-          doCheck = false;
-          meta = {
-            description = "Install, audit and seed an impermanent NixOS server";
-            mainProgram = "blankslate";
-            license = lib.licenses.mit;
-          };
-        };
-
       # `nix run .#install -- ...` is `blankslate install ...`
       subcommand =
         pkgs: name:
@@ -93,12 +48,18 @@
     in
     {
       # impermanence's module declares environment.persistence, which ours set.
-      nixosModules.default = {
-        imports = [
-          impermanence.nixosModules.impermanence
-          ./modules
-        ];
-      };
+      nixosModules.default =
+        { lib, pkgs, ... }:
+        {
+          imports = [
+            impermanence.nixosModules.impermanence
+            ./modules
+          ];
+          # The flake's own build of package.nix (the one `nix run` runs), on the systems it has.
+          blankslate.package = lib.mkDefault (
+            self.packages.${pkgs.stdenv.hostPlatform.system}.default or (pkgs.callPackage ./package.nix { })
+          );
+        };
 
       nixosConfigurations = lib.genAttrs hostNames (
         name:
@@ -111,7 +72,7 @@
       );
 
       packages = forAllSystems (pkgs: {
-        default = blankslateFor pkgs;
+        default = pkgs.callPackage ./package.nix { };
       });
 
       apps = forAllSystems (

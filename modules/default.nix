@@ -11,6 +11,7 @@
     ./hardening.nix
     ./guard/password-files.nix
     ./assertions.nix
+    ./package.nix
     ./rollback/btrfs.nix
     ./rollback/zfs.nix
     ./rollback/tmpfs.nix

@@ -6,5 +6,6 @@
     ./persistence.nix
     ./users.nix
     ./ssh.nix
+    ./package.nix
   ];
 }

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -61,9 +62,11 @@ def plan_source(plan_file: Path | None, host: str | None, flake: str) -> tuple[s
     return host, flake
 
 
-def load_plan(plan_file: Path | None, host: str | None, flake: str) -> plan_module.Plan:
+def load_plan(
+    plan_file: Path | None, host: str | None, flake: str, builtin: bool = True
+) -> plan_module.Plan:
     host, flake = plan_source(plan_file, host, flake)
-    return plan_module.load(plan_file, host, flake)
+    return plan_module.load(plan_file, host, flake, builtin=builtin)
 
 
 def print_summary(summary: Summary, headline: str) -> None:
@@ -100,6 +103,20 @@ def plan_command(plan_file: PlanFile = None, host: Host = None, flake: Flake = "
     """Print the validated plan as JSON."""
     plan = load_plan(plan_file, host, flake)
     print(json.dumps(plan.to_json(), indent=2))
+
+
+class Shell(StrEnum):
+    bash = "bash"
+    zsh = "zsh"
+    fish = "fish"
+
+
+@app.command()
+def completion(shell: Annotated[Shell, typer.Argument(help="bash, zsh or fish.")]) -> None:
+    """Print the shell completion script (the Nix package installs it already)."""
+    from blankslate import completion as completion_module
+
+    sys.stdout.write(completion_module.script(shell.value))
 
 
 @app.command()
@@ -291,7 +308,7 @@ def roots(
     """List the kept old roots, newest first (sizes only when btrfs quotas are on)."""
     from blankslate import oldroots
 
-    kept = oldroots.roots(load_plan(plan_file, host, flake), device)
+    kept = oldroots.roots(load_plan(plan_file, host, flake, builtin=False), device)
     if json_output:
         print(json.dumps([root.to_json() for root in kept], indent=2))
     elif kept:
@@ -347,7 +364,7 @@ def recover(
     """Copy a path back out of a kept old root (never overwrites)."""
     from blankslate import oldroots
 
-    plan = load_plan(plan_file, host, flake)
+    plan = load_plan(plan_file, host, flake, builtin=False)
     done = oldroots.recover(plan, path, from_root=from_root, to=to, device=device)
     print(f"recovered {done.path} from old root {done.root} into {done.target}")
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from blankslate import commands, plan
+from blankslate import commands, completion, plan
 from blankslate.errors import BlankslateError
 
 GLOBAL_FLAGS = {"--debug": "debug", "--quiet": "quiet", "-q": "quiet"}
@@ -131,6 +131,8 @@ def main(argv: list[str] | None = None) -> None:
             sys.exit(run_plain(invocation))
         from blankslate.app import app
 
+        if completion.COMPLETE_VAR in os.environ:  # the shell asks what to complete
+            completion.register()
         app(args=arguments, prog_name="blankslate")
     except BlankslateError as error:
         if commands.State.debug:

@@ -39,7 +39,7 @@ def diff(
     from blankslate import audit, ignore_rules
     from blankslate import plan as plan_module
 
-    plan = plan_module.load(plan_file, host, flake)
+    plan = plan_module.load(plan_file, host, flake, builtin=False)
     rules = ignore_rules.collect(plan.audit.ignore, host or plan.host_name, ignore_file)
     report = audit.run_diff(plan, device=device, root=root, ignore=rules)
     if format == "json":
@@ -68,7 +68,7 @@ def seed(
     from blankslate import seed as seed_module
 
     process.settings.dry_run = dry_run
-    plan = plan_module.load(plan_file, host, flake)
+    plan = plan_module.load(plan_file, host, flake, builtin=False)
     items = seed_module.plan_seed(plan, root=root, selection=paths)
     for line in seed_module.describe(items):
         print(line)

@@ -677,15 +677,23 @@ def load(
     host: str | None = None,
     flake: str = ".",
     installed: Path | None = None,
+    builtin: bool = True,
 ) -> Plan:
     """The plan from the first source that is given or present (the README's order); which one
-    is said on stderr (a log line, silent under --quiet)."""
+    is said on stderr (a log line, silent under --quiet). `builtin` False: the commands that
+    act on this system's own disk (diff, seed, roots, recover) stop instead of taking the
+    built-in default."""
     if plan_file is not None:
         plan, source = from_file(plan_file), f"from {plan_file}"
     elif host is not None:
         plan, source = from_host(host, flake), f"from flake {flake}"
     elif (installed := installed or INSTALLED_PLAN).exists():
         plan, source = from_file(installed), f"from {installed}"
+    elif not builtin:
+        raise BlankslateError(
+            f"no plan: {installed} does not exist (not a system built from the blankslate "
+            "modules?); give --plan FILE, or --host NAME from a flake checkout"
+        )
     else:
         log.info("plan: built-in default (the hosts/example layout)")
         return default()

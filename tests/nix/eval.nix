@@ -9,6 +9,8 @@
   # true: enter through ../../default.nix (the non-flake module, which finds
   # impermanence itself) instead of impermanence's nixos.nix + ../../modules.
   viaDefaultNix ? false,
+  # true: enter through the flake's nixosModules.default (./flake-outputs.nix).
+  viaFlake ? false,
 }:
 let
   lib = import <nixpkgs/lib>;
@@ -50,36 +52,7 @@ let
     escapeSystemdExecArgs = lib.concatMapStringsSep " " escapeSystemdExecArg;
   };
 
-  # Stand-in derivations: a name and a store path, nothing to build. Forcing a
-  # package's contents fails loudly instead of faking them.
-  fakePackage = name: {
-    type = "derivation";
-    inherit name;
-    pname = name;
-    outPath = "/nix/store/00000000000000000000000000000000-${name}";
-  };
-  pkgs =
-    lib.genAttrs [
-      "bash"
-      "bashInteractive"
-      "btrfs-progs"
-      "coreutils"
-      "findutils"
-      "gawk"
-      "kmod"
-      "less"
-      "systemd"
-      "util-linux"
-      "zfs"
-    ] fakePackage
-    // {
-      # impermanence calls pkgs.callPackage ./lib.nix { } outside of the derivations it builds.
-      callPackage = fn: args: import fn ({ inherit lib; } // args);
-      # impermanence's units name scripts it builds; a warning that reads
-      # systemd.services forces those names, never their contents.
-      runCommand = name: _env: _script: fakePackage name;
-      writeShellScript = name: _text: fakePackage name;
-    };
+  pkgs = import ./fake-pkgs.nix { inherit lib; };
 
   evaluated = lib.evalModules {
     specialArgs = { inherit pkgs utils; };
@@ -89,6 +62,8 @@ let
     ++ (
       if viaDefaultNix then
         [ (repo + "/default.nix") ]
+      else if viaFlake then
+        [ (import ./flake-outputs.nix).nixosModules.default ]
       else
         [
           <impermanence/nixos.nix>

@@ -496,6 +496,12 @@ in
       );
     };
 
+    # nixos/modules/config/system-path.nix
+    environment.systemPackages = mkOption {
+      type = types.listOf types.package;
+      default = [ ];
+    };
+
     # nixos/modules/misc/nixpkgs.nix, misc/version.nix
     nixpkgs.hostPlatform = mkOption { type = types.either types.str types.attrs; };
     system.stateVersion = mkOption { type = types.str; };
@@ -538,6 +544,18 @@ in
         home = "/root";
         group = "root";
       };
+    }
+
+    # nixos/modules/config/system-path.nix: corePackages ++ defaultPackages, at normal priority
+    # (both are options there, with lists of a few dozen packages; here some of them).
+    {
+      environment.systemPackages = [
+        pkgs.bashInteractive
+        pkgs.coreutils
+        pkgs.findutils
+        pkgs.mkpasswd
+        pkgs.util-linux
+      ];
     }
 
     # nixos/modules/system/boot/systemd/initrd.nix

@@ -584,7 +584,8 @@ def test_flake_outputs(nix_eval: Any) -> None:
           apps = builtins.mapAttrs (_: builtins.attrNames) outputs.apps;
           packages = builtins.mapAttrs (_: builtins.attrNames) outputs.packages;
           follows = flake.inputs.impermanence.inputs.nixpkgs.follows;
-          imports = builtins.length outputs.nixosModules.default.imports;
+          imports =
+            builtins.length (outputs.nixosModules.default { inherit lib; pkgs = { }; }).imports;
         }"""
     )
     assert {

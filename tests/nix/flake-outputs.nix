@@ -1,0 +1,26 @@
+# flake.nix's outputs with stand-in inputs, since its real inputs cannot be fetched offline:
+# <nixpkgs/lib>, ./fake-pkgs.nix as the flake's nixpkgs (what it builds says "the flake's
+# nixpkgs"), impermanence's module from <impermanence>.
+let
+  lib = import <nixpkgs/lib>;
+  flake = import ../../flake.nix;
+  impermanence = {
+    nixosModules.impermanence = import <impermanence/nixos.nix>;
+  };
+  nixpkgs = {
+    inherit lib;
+    outPath = throw "no nixpkgs here";
+    legacyPackages = lib.genAttrs [ "x86_64-linux" "aarch64-linux" ] (
+      system:
+      import ./fake-pkgs.nix {
+        inherit lib system;
+        builtBy = "the flake's nixpkgs";
+      }
+    );
+  };
+  outputs = flake.outputs {
+    self = outputs;
+    inherit nixpkgs impermanence;
+  };
+in
+outputs
