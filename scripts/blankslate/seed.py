@@ -230,19 +230,7 @@ def make_parents(
     refusal = safefile.check_no_links(persist_root, PurePosixPath(*parts) if parts else "")
     if refusal is not None:
         raise BlankslateError(f"{refusal}: refusing to write through it")
-    make = _live_maker(live_root, persist_root, mode)
-    current = persist_root
-    for part in parts:
-        current = current / part
-        if not os.path.lexists(current):
-            wanted = make(current)
-            log.warning(
-                "would create %s (mode %04o, owner %d:%d)",
-                current,
-                wanted.mode,
-                wanted.uid,
-                wanted.gid,
-            )
+    _show_parents(persist_root, PurePosixPath(*parts), _live_maker(live_root, persist_root, mode))
     return []
 
 
@@ -269,6 +257,7 @@ def copy_into_place(item: SeedItem, live_root: Path) -> None:
 
 
 def _show_parents(base: Path, relative: PurePosixPath, make: safefile.DirectoryMaker) -> None:
+    """Dry run: say which directories below `base` would be made, and how."""
     current = base
     for part in relative.parts:
         current = current / part
