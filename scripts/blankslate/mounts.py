@@ -14,6 +14,7 @@ from pathlib import Path
 
 from blankslate import process
 from blankslate.errors import BlankslateError
+from blankslate.plan import is_under
 
 
 def mount_cmd(
@@ -106,7 +107,7 @@ def persist_mount(persist: Path | str, hint: str) -> MountEntry:
 def holding_mount(root: str, mount_targets: frozenset[str]) -> Path:
     """The mountpoint of the filesystem a persistence root lies on: the root itself, or the
     nearest directory above it that is mounted, never / (the next boot erases it)."""
-    holders = [t for t in mount_targets if t != "/" and (root == t or root.startswith(t + "/"))]
+    holders = [t for t in mount_targets if t != "/" and is_under(t, root)]
     if not holders:
         raise BlankslateError(
             f"persistence root {root} is on no mounted filesystem but / (mount it first: "

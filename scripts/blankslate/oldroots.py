@@ -281,23 +281,17 @@ def keeping_entry(plan: Plan, path: str) -> Persisted | None:
     return max(keeping, key=lambda entry: len(entry.path), default=None)
 
 
-def persisted_target(plan: Plan, path: str) -> Path | None:
-    """Where `path` lives in the persistence root that keeps it, when one does."""
-    entry = keeping_entry(plan, path)
-    return None if entry is None else Path(entry.root) / path.lstrip("/")
-
-
-def destination(plan: Plan, path: str, to: Path | None) -> Path:
-    """--to DIR gives DIR/<basename>; without it, a persisted path goes back to persistPath."""
+def destination(path: str, to: Path | None, entry: Persisted | None, persist_path: str) -> Path:
+    """--to DIR gives DIR/<basename>; without it, a persisted path goes back into the root that
+    keeps it (`entry`, from `keeping_entry`)."""
     if to is not None:
         return to / posixpath.basename(path)
-    target = persisted_target(plan, path)
-    if target is None:
+    if entry is None:
         raise BlankslateError(
-            f"{path} is not persisted, so it has no place in {plan.persist_path} "
+            f"{path} is not persisted, so it has no place in {persist_path} "
             "(give --to DIR to copy it into DIR)"
         )
-    return target
+    return Path(entry.root) / path.lstrip("/")
 
 
 def check_target_free(target: Path) -> None:
@@ -321,8 +315,8 @@ def recover(
     """`blankslate recover`: copy `path` out of a kept old root, every piece of metadata kept."""
     path = check_path(path)
     subvolume = old_roots_subvolume(plan)
-    target = destination(plan, path, to)
     entry = keeping_entry(plan, path)
+    target = destination(path, to, entry, plan.persist_path)
     holder = None
     if to is None and entry is not None:
         holder = Path(check_persist_device(plan.persist_path, device).target)

@@ -113,8 +113,10 @@ def _inspect(
     entry: Persisted,
     live_root: Path,
     mount_targets: frozenset[str],
+    base: Path,
     users: accounts.Accounts,
 ) -> SeedItem:
+    """What seeding does with one path; `base` is the mountpoint holding its root."""
     path, kind = entry.path, entry.kind
     relative = path.lstrip("/")
     persist = Path(entry.root)
@@ -141,7 +143,6 @@ def _inspect(
         return item(
             "problem", f"{_describe_mode(live.st_mode)} on disk, but the plan persists a {kind}"
         )
-    base = mounts.holding_mount(entry.root, mount_targets)
     refusal = safefile.check_no_links(base, str(target.relative_to(base)))
     if refusal is not None:
         return item("conflict", f"{refusal}: left as is (never written through)")
@@ -174,10 +175,12 @@ def plan_seed(
         if unknown:
             raise BlankslateError(f"{unknown[0]} is not a persisted path of the plan")
         wanted = [entry for entry in wanted if entry.path in selection]
-    for persistence_root in dict.fromkeys(entry.root for entry in wanted):
-        mounts.holding_mount(persistence_root, mount_targets)
+    holders = {
+        persistence_root: mounts.holding_mount(persistence_root, mount_targets)
+        for persistence_root in dict.fromkeys(entry.root for entry in wanted)
+    }
     users = accounts.Accounts.of(base)
-    items = [_inspect(entry, base, mount_targets, users) for entry in wanted]
+    items = [_inspect(entry, base, mount_targets, holders[entry.root], users) for entry in wanted]
     return sorted(items, key=lambda item: item.path)
 
 
