@@ -21,6 +21,7 @@
   users,
 }:
 let
+  blib = import ./lib.nix { inherit lib; };
   rootPerms = {
     user = "root";
     group = "root";
@@ -164,9 +165,8 @@ let
     method = if p.entry.how == "symlink" then "symlink" else "auto";
   }) (preservedEntries "files");
 
-  # First declaration of a path wins, as in create-directories.bash.
-  uniqueByPath =
-    key: list: lib.attrValues (lib.foldl' (seen: x: { ${x.${key}} = x; } // seen) { } list);
+  # First declaration of a path wins, as in create-directories.bash; sorted by path.
+  uniqueByPath = key: list: lib.sort (a: b: a.${key} < b.${key}) (blib.uniqueBy key list);
 in
 {
   roots = lib.sort (a: b: a < b) (

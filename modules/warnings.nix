@@ -27,23 +27,20 @@ let
   # StateDirectory= takes space-separated names, or a list of them; "a:b" makes b a link to a.
   stateDirectories =
     value:
-    lib.concatMap (entry: lib.filter (s: s != "") (lib.splitString " " entry)) (lib.toList value);
+    map (entry: lib.head (lib.splitString ":" entry)) (
+      lib.concatMap (entry: lib.filter (s: s != "") (lib.splitString " " entry)) (lib.toList value)
+    );
   serviceWarnings = lib.mapAttrsToList (
     name: service:
     let
-      directories = stateDirectories (service.serviceConfig.StateDirectory or [ ]);
+      # DynamicUser= services keep their state in /var/lib/private/<name>.
       lost = lib.filter (
-        entry:
-        let
-          directory = lib.head (lib.splitString ":" entry);
-        in
-        # DynamicUser= services keep their state in /var/lib/private/<name>.
-        !isKept "/var/lib/${directory}" && !isKept "/var/lib/private/${directory}"
-      ) directories;
+        directory: !isKept "/var/lib/${directory}" && !isKept "/var/lib/private/${directory}"
+      ) (stateDirectories (service.serviceConfig.StateDirectory or [ ]));
     in
     lib.optional (service.enable && lost != [ ])
       "blankslate: service ${name} keeps its state in ${
-        lib.concatMapStringsSep ", " (d: "/var/lib/${lib.head (lib.splitString ":" d)}") lost
+        lib.concatMapStringsSep ", " (d: "/var/lib/${d}") lost
       } (StateDirectory), which nothing persists: the next boot erases it"
   ) config.systemd.services;
 in
