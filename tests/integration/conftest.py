@@ -214,6 +214,20 @@ def mounted(
                 where.rmdir()
 
 
+@contextlib.contextmanager
+def live_and_persist(device: str, directory: Path) -> Iterator[tuple[Path, Path]]:
+    """The root subvolume of ``device`` on directory/live and its persist subvolume on
+    directory/persist; both unmounted on exit."""
+    live, persist = directory / "live", directory / "persist"
+    live.mkdir()
+    persist.mkdir()
+    with (
+        mounted(device, ("subvol=root",), target=live),
+        mounted(device, ("subvol=persist",), target=persist),
+    ):
+        yield live, persist
+
+
 def mount_top_level(device: str) -> contextlib.AbstractContextManager[Path]:
     """Context manager: the btrfs top level (subvolid=5) of ``device`` on a temporary
     directory, unmounted and removed on exit."""

@@ -10,7 +10,6 @@ import stat
 import subprocess
 import sys
 from collections.abc import Iterator
-from contextlib import ExitStack
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -110,13 +109,8 @@ def rebased(persist: Path) -> dict[str, Any]:
 def live_and_persist(
     populated_root: str, helpers: ModuleType, tmp_path: Path
 ) -> Iterator[tuple[Path, Path]]:
-    live, persist = tmp_path / "live", tmp_path / "persist"
-    live.mkdir()
-    persist.mkdir()
-    with ExitStack() as stack:
-        stack.enter_context(helpers.mounted(populated_root, ("subvol=root",), target=live))
-        stack.enter_context(helpers.mounted(populated_root, ("subvol=persist",), target=persist))
-        yield live, persist
+    with helpers.live_and_persist(populated_root, tmp_path) as trees:
+        yield trees
     assert helpers.mounts_of(populated_root) == []
 
 

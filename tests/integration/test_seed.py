@@ -9,7 +9,6 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
-from contextlib import ExitStack
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -24,13 +23,8 @@ def live_and_persist(
     layout: Any, helpers: ModuleType, tmp_path: Path
 ) -> Iterator[tuple[Path, Path]]:
     """The root subvolume on tmp/live and the persist subvolume on tmp/persist."""
-    live, persist = tmp_path / "live", tmp_path / "persist"
-    live.mkdir()
-    persist.mkdir()
-    with ExitStack() as stack:
-        stack.enter_context(helpers.mounted(layout.device, ("subvol=root",), target=live))
-        stack.enter_context(helpers.mounted(layout.device, ("subvol=persist",), target=persist))
-        yield live, persist
+    with helpers.live_and_persist(layout.device, tmp_path) as trees:
+        yield trees
     assert helpers.mounts_of(layout.device) == []
 
 
