@@ -32,14 +32,14 @@ def one_install(workdir: Path) -> tuple[list[tuple[str, float]], float]:
     started = os.times().elapsed
     try:
         result = blankslate(
-            "install", "--image", str(image), "--mountpoint", str(mountpoint),
+            "install", "--image", str(image), "--root", str(mountpoint),
             "--yes", "--no-passwords", "--no-nixos-install",
         )  # fmt: skip
         total = os.times().elapsed - started
         if result.returncode != 0:
             raise SystemExit(f"install failed:\n{result.stderr}")
     finally:
-        blankslate("unmount", "--mountpoint", str(mountpoint))
+        blankslate("unmount", "--root", str(mountpoint))
         image.unlink(missing_ok=True)
     steps: list[tuple[str, float]] = []
     title = ""

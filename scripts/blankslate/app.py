@@ -11,8 +11,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from typer._click import Context, HelpFormatter
+from typer.core import TyperArgument, TyperCommand, TyperOption
 
-from blankslate import commands, process
+from blankslate import commands
 from blankslate import plan as plan_module
 
 if TYPE_CHECKING:
@@ -26,47 +28,138 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    rich_markup_mode=None,  # plain help, as other Unix tools print it (and without loading rich)
 )
+
+
+class Command(TyperCommand):
+    """typer's command with help as POSIX tools write it: `USER` and `[PATH]...` in the usage
+    line (not `{user}`), no `<str>` after an argument's name."""
+
+    def collect_usage_pieces(self, ctx: Context) -> list[str]:
+        pieces = [self.options_metavar] if self.options_metavar else []
+        for parameter in self.get_params(ctx):
+            if isinstance(parameter, TyperArgument):
+                name = parameter.display_name_raw
+                pieces.append(name if parameter.required else f"[{name}]...")
+        return pieces
+
+    def format_options(self, ctx: Context, formatter: HelpFormatter) -> None:
+        rows = [
+            (parameter.display_name_raw, parameter.help or "")
+            for parameter in self.get_params(ctx)
+            if isinstance(parameter, TyperArgument)
+        ]
+        if rows:
+            with formatter.section("Arguments"):
+                formatter.write_dl(rows)
+        options = [
+            record
+            for parameter in self.get_params(ctx)
+            if isinstance(parameter, TyperOption)
+            if (record := parameter.get_help_record(ctx)) is not None
+        ]
+        if options:
+            with formatter.section("Options"):
+                formatter.write_dl(options)
 
 
 PlanFile = Annotated[
     Path | None,
-    typer.Option("--plan", help="Plan v1 JSON file.", dir_okay=False, rich_help_panel="Plan"),
+    typer.Option(
+        "--plan", metavar="FILE", help="Plan JSON file.", dir_okay=False, rich_help_panel="Plan"
+    ),
 ]
 Host = Annotated[
     str | None,
-    typer.Option("--host", help="Evaluate nixosConfigurations.HOST.", rich_help_panel="Plan"),
+    typer.Option(
+        "--host", metavar="NAME", help="Evaluate nixosConfigurations.NAME.", rich_help_panel="Plan"
+    ),
 ]
 Flake = Annotated[
-    str, typer.Option("--flake", help="Flake reference for --host.", rich_help_panel="Plan")
+    str,
+    typer.Option(
+        "--flake", metavar="REF", help="Flake for --host (or REF#NAME).", rich_help_panel="Plan"
+    ),
 ]
 DryRun = Annotated[
     bool, typer.Option("--dry-run", help="Print the mutating commands; change nothing.")
 ]
 Yes = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
 Device = Annotated[
-    str | None, typer.Option("--device", help="Main btrfs device (default: backing persistPath).")
+    str | None,
+    typer.Option(
+        "--device", metavar="DEV", help="Main btrfs device (default: the one backing persistPath)."
+    ),
 ]
-Mountpoint = Annotated[Path, typer.Option("--mountpoint", help="Where the layout is mounted.")]
+# The target system's root, as nixos-install --root; --mountpoint is its old name, hidden and
+# still accepted so that scripts written for it go on working.
+TargetRoot = Annotated[
+    Path | None,
+    typer.Option(
+        "--root", metavar="DIR", help="The target system's root, mounted here (default: /mnt)."
+    ),
+]
+OldMountpoint = Annotated[
+    Path | None, typer.Option("--mountpoint", metavar="DIR", hidden=True, help="Old --root.")
+]
 
 
-def plan_source(plan_file: Path | None, host: str | None, flake: str) -> tuple[str | None, str]:
-    """(host, flake) with `--flake REF#HOST` split as nixos-rebuild does; usage errors for
-    a conflict."""
+def target_root(root: Path | None, mountpoint: Path | None) -> Path:
+    """--root, or the deprecated --mountpoint; /mnt without either."""
+    if mountpoint is None:
+        return root or Path("/mnt")
+    if root is not None:
+        raise typer.BadParameter("--mountpoint is the old name of --root: give --root only")
+    print("warning: --mountpoint is deprecated: use --root", file=sys.stderr)
+    return mountpoint
+
+
+IgnoreFile = Annotated[
+    Path | None, typer.Option("--ignore-file", metavar="FILE", help="YAML ignore rules.")
+]
+
+
+def plan_source(plan_file: Path | None, host: str | None, flake: str) -> plan_module.PlanSource:
+    """The three plan options as one value; a conflict is a usage error."""
     try:
-        flake, host = plan_module.split_flake(flake, host)
+        return plan_module.PlanSource.of(plan_file, host, flake)
     except ValueError as error:
         raise typer.BadParameter(str(error)) from None
-    if plan_file is not None and host is not None:
-        raise typer.BadParameter("give either --plan or --host, not both")
-    return host, flake
 
 
-def load_plan(
-    plan_file: Path | None, host: str | None, flake: str, builtin: bool = True
-) -> plan_module.Plan:
-    host, flake = plan_source(plan_file, host, flake)
-    return plan_module.load(plan_file, host, flake, builtin=builtin)
+def global_flags_first(argv: list[str]) -> list[str]:
+    """`argv` with --debug and --quiet given after the command moved before it, where typer
+    reads them; a token that is the value of the option before it stays where it is."""
+    from typer.core import TyperGroup, TyperOption
+
+    index = 0
+    while index < len(argv) and argv[index] in commands.GLOBAL_FLAGS:
+        index += 1
+    group = typer.main.get_command(app)
+    name = argv[index] if index < len(argv) else None
+    command = group.commands.get(name) if isinstance(group, TyperGroup) and name else None
+    if command is None:
+        return argv
+    taking_value = {
+        option
+        for parameter in command.params
+        if isinstance(parameter, TyperOption) and not parameter.is_flag
+        for option in parameter.opts
+    }
+    moved, kept = argv[:index], argv[index : index + 1]
+    rest = iter(argv[index + 1 :])
+    for token in rest:
+        if token == "--":
+            kept += [token, *rest]
+        elif token in commands.GLOBAL_FLAGS:
+            moved.append(token)
+        else:
+            kept.append(token)
+            value = next(rest, None) if token in taking_value else None
+            if value is not None:
+                kept.append(value)
+    return [*moved, *kept]
 
 
 def print_summary(summary: Summary, headline: str) -> None:
@@ -82,26 +175,43 @@ def print_summary(summary: Summary, headline: str) -> None:
 
 
 def need_target(plan: plan_module.Plan, options: InstallOptions) -> plan_module.Plan:
-    """--disk or --image, always; a usage error without either."""
+    """Exactly one of --disk and --image; a usage error otherwise."""
     from blankslate import install as install_module
 
+    if options.disk is not None and options.image is not None:
+        raise typer.BadParameter("give either --disk or --image, not both")
     if options.disk is None and options.image is None:
         raise typer.BadParameter(install_module.target_required(plan))
     return plan
+
+
+def show_version(wanted: bool) -> None:
+    if wanted:
+        from importlib.metadata import version
+
+        print(f"blankslate {version('blankslate')}")
+        raise typer.Exit()
 
 
 @app.callback()
 def main_options(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Do not echo commands.")] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=show_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
 ) -> None:
+    """Global flags go before or after the command: `blankslate diff --quiet` works too."""
     commands.configure_logging(debug=debug, quiet=quiet)
 
 
-@app.command("plan")
+@app.command("plan", cls=Command)
 def plan_command(plan_file: PlanFile = None, host: Host = None, flake: Flake = ".") -> None:
     """Print the validated plan as JSON."""
-    plan = load_plan(plan_file, host, flake)
+    plan = plan_module.load(plan_source(plan_file, host, flake))
     print(json.dumps(plan.to_json(), indent=2))
 
 
@@ -111,77 +221,95 @@ class Shell(StrEnum):
     fish = "fish"
 
 
-@app.command()
-def completion(shell: Annotated[Shell, typer.Argument(help="bash, zsh or fish.")]) -> None:
+@app.command(cls=Command)
+def completion(
+    shell: Annotated[Shell, typer.Argument(metavar="SHELL", help="bash, zsh or fish.")],
+) -> None:
     """Print the shell completion script (the Nix package installs it already)."""
     from blankslate import completion as completion_module
 
     sys.stdout.write(completion_module.script(shell.value))
 
 
-@app.command()
+@app.command(cls=Command)
 def install(
     plan_file: PlanFile = None,
     host: Host = None,
     flake: Flake = ".",
-    disk: Annotated[str | None, typer.Option(help="Whole disk to install onto.")] = None,
-    image: Annotated[Path | None, typer.Option(help="Disk image file (sparse).")] = None,
-    image_size: Annotated[str, typer.Option(help="Size of a new image.")] = "20G",
-    mountpoint: Mountpoint = Path("/mnt"),
+    disk: Annotated[
+        str | None, typer.Option(metavar="DEV", help="Whole disk to install onto.")
+    ] = None,
+    image: Annotated[
+        Path | None, typer.Option(metavar="FILE", help="Disk image file (sparse).")
+    ] = None,
+    image_size: Annotated[str, typer.Option(metavar="SIZE", help="Size of a new image.")] = "20G",
+    root: TargetRoot = None,
+    mountpoint: OldMountpoint = None,
     yes: Yes = False,
     dry_run: DryRun = False,
-    wipe: Annotated[bool, typer.Option(help="Allow a disk that already has data.")] = False,
-    no_passwords: Annotated[bool, typer.Option(help="Do not ask for passwords.")] = False,
-    no_nixos_install: Annotated[bool, typer.Option(help="Stop before nixos-install.")] = False,
+    wipe: Annotated[
+        bool, typer.Option("--wipe", help="Allow a disk that already has data.")
+    ] = False,
+    no_passwords: Annotated[
+        bool, typer.Option("--no-passwords", help="Do not ask for passwords.")
+    ] = False,
+    no_nixos_install: Annotated[
+        bool, typer.Option("--no-nixos-install", help="Stop before nixos-install.")
+    ] = False,
 ) -> None:
     """Partition, format and lay out a disk, seed /persist, run nixos-install."""
     from blankslate import install as install_module
 
-    process.settings.dry_run = dry_run
-    host, flake = plan_source(plan_file, host, flake)
     options = install_module.InstallOptions(
         disk=disk,
         image=image,
         image_size=image_size,
-        mountpoint=mountpoint,
+        root=target_root(root, mountpoint),
         assume_yes=yes,
+        dry_run=dry_run,
         wipe=wipe,
         passwords=not no_passwords,
         nixos_install=not no_nixos_install,
-        host=host,
-        flake=flake,
+        source=plan_source(plan_file, host, flake),
     )
-    summary = install_module.install(
-        need_target(load_plan(plan_file, host, flake), options), options
-    )
+    plan = need_target(plan_module.load(options.source), options)
+    summary = install_module.install(plan, options)
     print_summary(summary, "Dry run: nothing was changed." if dry_run else "Installed.")
 
 
-@app.command()
+@app.command(cls=Command)
 def mount(
     plan_file: PlanFile = None,
     host: Host = None,
     flake: Flake = ".",
-    disk: Annotated[str | None, typer.Option(help="Disk carrying the layout.")] = None,
-    image: Annotated[Path | None, typer.Option(help="Disk image carrying the layout.")] = None,
-    mountpoint: Mountpoint = Path("/mnt"),
+    disk: Annotated[
+        str | None, typer.Option(metavar="DEV", help="Disk carrying the layout.")
+    ] = None,
+    image: Annotated[
+        Path | None, typer.Option(metavar="FILE", help="Disk image carrying the layout.")
+    ] = None,
+    root: TargetRoot = None,
+    mountpoint: OldMountpoint = None,
 ) -> None:
     """Mount an existing layout (rescue, or to continue an install)."""
     from blankslate import install as install_module
 
-    options = install_module.InstallOptions(disk=disk, image=image, mountpoint=mountpoint)
-    plan = need_target(load_plan(plan_file, host, flake), options)
+    options = install_module.InstallOptions(
+        disk=disk, image=image, root=target_root(root, mountpoint)
+    )
+    plan = need_target(plan_module.load(plan_source(plan_file, host, flake)), options)
     summary = install_module.mount_existing(plan, options)
-    print_summary(summary, f"Mounted {summary.device} on {mountpoint}.")
+    print_summary(summary, f"Mounted {summary.device} on {options.root}.")
 
 
-@app.command()
-def unmount(mountpoint: Mountpoint = Path("/mnt")) -> None:
+@app.command(cls=Command)
+def unmount(root: TargetRoot = None, mountpoint: OldMountpoint = None) -> None:
     """Take down what blankslate mounted there (checked against its record): mounts, swap, image."""
     from blankslate import install as install_module
 
-    unmounted = install_module.unmount(mountpoint)
-    print(f"unmounted {len(unmounted)} filesystems below {mountpoint}")
+    root = target_root(root, mountpoint)
+    unmounted = install_module.unmount(root)
+    print(f"unmounted {len(unmounted)} filesystems below {root}")
 
 
 class HashMethod(StrEnum):
@@ -189,19 +317,26 @@ class HashMethod(StrEnum):
     sha512 = "sha-512"
 
 
-@app.command()
+@app.command(cls=Command)
 def passwd(
-    user: Annotated[str, typer.Argument(help="A user of the plan.")],
+    user: Annotated[str, typer.Argument(metavar="USER", help="A user of the plan.")],
     plan_file: PlanFile = None,
     host: Host = None,
     flake: Flake = ".",
-    root: Annotated[Path, typer.Option(help="Prefix for the password file.")] = Path("/"),
-    output: Annotated[Path | None, typer.Option(help="Write here instead.")] = None,
+    root: Annotated[
+        Path,
+        typer.Option(metavar="DIR", help="The target system's root: persistPath is under it."),
+    ] = Path("/"),
+    output: Annotated[
+        Path | None, typer.Option(metavar="FILE", help="Write this file instead.")
+    ] = None,
     stdin: Annotated[bool, typer.Option("--stdin", help="Read one line from stdin.")] = False,
-    method: Annotated[HashMethod, typer.Option(help="Hash scheme.")] = HashMethod.yescrypt,
+    method: Annotated[
+        HashMethod, typer.Option(metavar="[yescrypt|sha-512]", help="Hash scheme.")
+    ] = HashMethod.yescrypt,
 ) -> None:
     """Write a user's hashed password file."""
-    plan = load_plan(plan_file, host, flake)
+    plan = plan_module.load(plan_source(plan_file, host, flake))
     from blankslate import passwd as passwd_module
 
     target = passwd_module.target_path(plan, user, root, output)
@@ -218,24 +353,28 @@ class Format(StrEnum):
     yaml = "yaml"
 
 
-@app.command()
+@app.command(cls=Command)
 def diff(
     plan_file: PlanFile = None,
     host: Host = None,
     flake: Flake = ".",
     device: Device = None,
-    root: Annotated[Path | None, typer.Option(help="Walk this tree (tmpfs/none).")] = None,
-    format: Annotated[Format, typer.Option("--format", help="Output format.")] = Format.text,
+    root: Annotated[
+        Path | None,
+        typer.Option(metavar="DIR", help="Walk the target system's root here instead."),
+    ] = None,
+    format: Annotated[
+        Format, typer.Option("--format", metavar="[text|json|yaml]", help="Output format.")
+    ] = Format.text,
     all_entries: Annotated[bool, typer.Option("--all", help="List every status.")] = False,
-    ignore_file: Annotated[Path | None, typer.Option(help="YAML ignore rules.")] = None,
-    fail_on_lost: Annotated[bool, typer.Option(help="Exit 1 when anything is lost.")] = False,
+    ignore_file: IgnoreFile = None,
+    fail_on_lost: Annotated[
+        bool, typer.Option("--fail-on-lost", help="Exit 1 when anything is lost.")
+    ] = False,
 ) -> None:
     """What lives on / that the next boot will erase."""
-    host, flake = plan_source(plan_file, host, flake)
     code = commands.diff(
-        plan_file=plan_file,
-        host=host,
-        flake=flake,
+        source=plan_source(plan_file, host, flake),
         device=device,
         root=root,
         format=format.value,
@@ -247,11 +386,13 @@ def diff(
         raise typer.Exit(code)
 
 
-@app.command()
+@app.command(cls=Command)
 def ignore(
-    pattern: Annotated[str, typer.Argument(help="Exact path, dir/** or a glob.")],
-    reason: Annotated[str, typer.Option(help="Why it may be erased.")],
-    ignore_file: Annotated[Path | None, typer.Option(help="YAML ignore rules.")] = None,
+    pattern: Annotated[
+        str, typer.Argument(metavar="PATTERN", help="Exact path, dir/** or a glob.")
+    ],
+    reason: Annotated[str, typer.Option(metavar="TEXT", help="Why it may be erased.")],
+    ignore_file: IgnoreFile = None,
     plan_file: PlanFile = None,
     host: Host = None,
     flake: Flake = ".",
@@ -259,37 +400,41 @@ def ignore(
     """Add an audit ignore rule."""
     from blankslate import ignore_rules
 
-    host, flake = plan_source(plan_file, host, flake)
-    if ignore_file is None and host is None:
-        host = load_plan(plan_file, host, flake).host_name
-    path = ignore_rules.target_file(host or "", ignore_file)
+    source = plan_source(plan_file, host, flake)
+    host_name = source.host
+    if ignore_file is None and host_name is None:
+        host_name = plan_module.load(source).host_name
+    path = ignore_rules.target_file(host_name or "", ignore_file)
     added = ignore_rules.add_rule(path, pattern, reason)
     print(f"{'added' if added else 'already there'}: {pattern} in {path}")
 
 
-@app.command()
+@app.command(cls=Command)
 def seed(
     paths: Annotated[
-        list[str] | None, typer.Argument(help="Only these persisted paths (default: all).")
+        list[str] | None,
+        typer.Argument(metavar="PATH", help="Only these persisted paths (default: all)."),
     ] = None,
     plan_file: PlanFile = None,
     host: Host = None,
     flake: Flake = ".",
-    root: Annotated[Path, typer.Option(help="The live tree to copy from.")] = Path("/"),
+    root: Annotated[
+        Path,
+        typer.Option(
+            metavar="DIR", help="The target system's root: copy from it into its persistPath."
+        ),
+    ] = Path("/"),
     dry_run: DryRun = False,
     yes: Yes = False,
 ) -> None:
     """Copy today's data of newly persisted paths into persistPath."""
-    host, flake = plan_source(plan_file, host, flake)
 
     def confirm(question: str) -> None:
         typer.confirm(question, abort=True)
 
     commands.seed(
         paths=tuple(paths or ()),
-        plan_file=plan_file,
-        host=host,
-        flake=flake,
+        source=plan_source(plan_file, host, flake),
         root=root,
         dry_run=dry_run,
         yes=yes,
@@ -297,7 +442,7 @@ def seed(
     )
 
 
-@app.command()
+@app.command(cls=Command)
 def roots(
     plan_file: PlanFile = None,
     host: Host = None,
@@ -308,7 +453,8 @@ def roots(
     """List the kept old roots, newest first (sizes only when btrfs quotas are on)."""
     from blankslate import oldroots
 
-    kept = oldroots.roots(load_plan(plan_file, host, flake, builtin=False), device)
+    plan = plan_module.load(plan_source(plan_file, host, flake), builtin=False)
+    kept = oldroots.roots(plan, device)
     if json_output:
         print(json.dumps([root.to_json() for root in kept], indent=2))
     elif kept:
@@ -322,26 +468,30 @@ class DoctorFormat(StrEnum):
     json = "json"
 
 
-@app.command()
+@app.command(cls=Command)
 def doctor(
     plan_file: PlanFile = None,
     host: Host = None,
     flake: Flake = ".",
     root: Annotated[
-        Path, typer.Option(help="An installed system mounted here (skips the boot checks).")
+        Path,
+        typer.Option(
+            metavar="DIR", help="The target system's root, installed, not booted (fewer checks)."
+        ),
     ] = Path("/"),
     only: Annotated[
-        list[str] | None, typer.Option("--only", help="Only these checks (comma-separated).")
+        list[str] | None,
+        typer.Option("--only", metavar="CHECK,...", help="Only these checks (comma-separated)."),
     ] = None,
     format: Annotated[
-        DoctorFormat, typer.Option("--format", help="Output format.")
+        DoctorFormat, typer.Option("--format", metavar="[text|json]", help="Output format.")
     ] = DoctorFormat.text,
 ) -> None:
     """Check the system: persistPath, password files, host keys, the blank, space, /etc."""
     from blankslate import doctor as doctor_module
 
     checks = doctor_module.parse_only(only or [])
-    plan = load_plan(plan_file, host, flake)
+    plan = plan_module.load(plan_source(plan_file, host, flake))
     results = doctor_module.run(plan, root, checks)
     if format == DoctorFormat.json:
         print(json.dumps(doctor_module.render_json(plan, root, results), indent=2))
@@ -351,30 +501,42 @@ def doctor(
         raise typer.Exit(1)
 
 
-@app.command()
+@app.command(cls=Command)
 def recover(
-    path: Annotated[str, typer.Argument(help="Absolute path as it was on /.")],
+    path: Annotated[str, typer.Argument(metavar="PATH", help="Absolute path as it was on /.")],
     plan_file: PlanFile = None,
     host: Host = None,
     flake: Flake = ".",
-    from_root: Annotated[str | None, typer.Option("--from", help="Old root name.")] = None,
-    to: Annotated[Path | None, typer.Option(help="Copy into this directory.")] = None,
+    from_root: Annotated[
+        str | None, typer.Option("--from", metavar="NAME", help="Old root name.")
+    ] = None,
+    to: Annotated[
+        Path | None, typer.Option(metavar="DIR", help="Copy into this directory.")
+    ] = None,
     device: Device = None,
 ) -> None:
     """Copy a path back out of a kept old root (never overwrites)."""
     from blankslate import oldroots
 
-    plan = load_plan(plan_file, host, flake, builtin=False)
+    plan = plan_module.load(plan_source(plan_file, host, flake), builtin=False)
     done = oldroots.recover(plan, path, from_root=from_root, to=to, device=device)
     print(f"recovered {done.path} from old root {done.root} into {done.target}")
 
 
-@app.command()
+@app.command(cls=Command)
 def pin(
-    output: Annotated[Path, typer.Option(help="Nix file of pins to write.")] = Path("pins.nix"),
-    impermanence_rev: Annotated[str | None, typer.Option(help="Impermanence revision.")] = None,
-    source_url: Annotated[str | None, typer.Option(help="This project's repository URL.")] = None,
-    source_rev: Annotated[str | None, typer.Option(help="This project's revision.")] = None,
+    output: Annotated[Path, typer.Option(metavar="FILE", help="Nix file of pins to write.")] = Path(
+        "pins.nix"
+    ),
+    impermanence_rev: Annotated[
+        str | None, typer.Option(metavar="REV", help="Impermanence revision.")
+    ] = None,
+    source_url: Annotated[
+        str | None, typer.Option(metavar="URL", help="This project's repository URL.")
+    ] = None,
+    source_rev: Annotated[
+        str | None, typer.Option(metavar="REV", help="This project's revision.")
+    ] = None,
 ) -> None:
     """Pin impermanence (and blankslate) for a configuration.nix without flakes."""
     from blankslate import pin as pin_module

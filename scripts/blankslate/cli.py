@@ -18,8 +18,8 @@ from typing import Any
 from blankslate import commands, completion, plan
 from blankslate.errors import BlankslateError
 
-GLOBAL_FLAGS = {"--debug": "debug", "--quiet": "quiet", "-q": "quiet"}
-PLAN_OPTIONS = {"--plan": "plan_file", "--host": "host", "--flake": "flake"}
+GLOBAL_FLAGS = commands.GLOBAL_FLAGS
+PLAN_OPTIONS = {"--plan": "plan_file", "--host": "host", "--flake": "flake"}  # one PlanSource
 FORMATS = ("text", "json", "yaml")
 
 
@@ -41,7 +41,7 @@ GRAMMARS = {
                  "--ignore-file": "ignore_file"},
         flags={"--all": "all_entries", "--fail-on-lost": "fail_on_lost"},
         path_parameters=frozenset({"plan_file", "root", "ignore_file"}),
-        defaults={"plan_file": None, "host": None, "flake": ".", "device": None, "root": None,
+        defaults={"device": None, "root": None,
                   "format": "text", "all_entries": False, "ignore_file": None,
                   "fail_on_lost": False},
     ),
@@ -49,7 +49,7 @@ GRAMMARS = {
         options={**PLAN_OPTIONS, "--root": "root"},
         flags={"--dry-run": "dry_run", "--yes": "yes", "-y": "yes"},
         path_parameters=frozenset({"plan_file", "root"}),
-        defaults={"paths": (), "plan_file": None, "host": None, "flake": ".", "root": Path("/"),
+        defaults={"paths": (), "root": Path("/"),
                   "dry_run": False, "yes": False},
         positional="paths",
         required_one_of=frozenset({"dry_run", "yes"}),  # never asks: no prompt to write here
@@ -80,7 +80,9 @@ def parse_plain(argv: list[str]) -> Invocation | None:
     rest = iter(argv[index + 1 :])
     for token in rest:
         name, equals, value = token.partition("=")
-        if name in grammar.options:
+        if token in GLOBAL_FLAGS:  # global flags go after the command too
+            switches[GLOBAL_FLAGS[token]] = True
+        elif name in grammar.options:
             value = value if equals else next(rest, "")
             parameter = grammar.options[name]
             if not value or value.startswith("-") or parameter in given:
@@ -94,20 +96,19 @@ def parse_plain(argv: list[str]) -> Invocation | None:
             return None
     if grammar.required_one_of and not grammar.required_one_of & given.keys():
         return None
-    try:  # nixos-rebuild's --flake REF#HOST, as plan.split_flake reads it for typer too
-        flake, host = plan.split_flake(given.get("flake", "."), given.get("host"))
+    plan_file = given.pop("plan_file", None)
+    try:  # nixos-rebuild's --flake REF#HOST, as PlanSource.of reads it for typer too
+        source = plan.PlanSource.of(plan_file, given.pop("host", None), given.pop("flake", "."))
     except ValueError:
         return None  # a usage error: typer's
-    if "flake" in given:
-        given["flake"], given["host"] = flake, host
-    plan_file = given.get("plan_file")
-    if given.get("format", "text") not in FORMATS or (plan_file is not None and host is not None):
+    if given.get("format", "text") not in FORMATS:
         return None
     if plan_file is not None and os.path.isdir(plan_file):
         return None  # typer says "is a directory"
     if grammar.positional is not None:
         given[grammar.positional] = tuple(arguments)
-    return Invocation(command, switches["debug"], switches["quiet"], {**grammar.defaults, **given})
+    parameters = {**grammar.defaults, **given, "source": source}
+    return Invocation(command, switches["debug"], switches["quiet"], parameters)
 
 
 def _never_asked(question: str) -> None:
@@ -122,25 +123,31 @@ def run_plain(invocation: Invocation) -> int:
     return 0
 
 
+def wants_debug(argv: list[str]) -> bool:
+    """--debug anywhere before `--`: tracebacks instead of one-line errors."""
+    return "--debug" in argv[: argv.index("--")] if "--" in argv else "--debug" in argv
+
+
 def main(argv: list[str] | None = None) -> None:
     """The program on `argv` (default: the command line); leaves through SystemExit."""
     arguments = sys.argv[1:] if argv is None else argv
+    debug = wants_debug(arguments)
     try:
         invocation = parse_plain(arguments)
         if invocation is not None:
             sys.exit(run_plain(invocation))
-        from blankslate.app import app
+        from blankslate.app import app, global_flags_first
 
         if completion.COMPLETE_VAR in os.environ:  # the shell asks what to complete
             completion.register()
-        app(args=arguments, prog_name="blankslate")
+        app(args=global_flags_first(arguments), prog_name="blankslate")
     except BlankslateError as error:
-        if commands.State.debug:
+        if debug:
             raise
         print(error_line(str(error)), file=sys.stderr)
         sys.exit(1)
     except OSError as error:
-        if commands.State.debug or isinstance(error, BrokenPipeError):
+        if debug or isinstance(error, BrokenPipeError):
             raise  # a closed pipe is for `run`, which exits without a word
         print(error_line(describe_os_error(error)), file=sys.stderr)
         sys.exit(1)

@@ -11,23 +11,21 @@ from collections.abc import Callable
 from pathlib import Path
 
 from blankslate.errors import BlankslateError
+from blankslate.paths import inside
+from blankslate.plan import PlanSource
 
-
-class State:
-    debug = False
+# Flags of the whole program, accepted before or after the command.
+GLOBAL_FLAGS = {"--debug": "debug", "--quiet": "quiet", "-q": "quiet"}
 
 
 def configure_logging(*, debug: bool, quiet: bool) -> None:
-    State.debug = debug
     level = logging.DEBUG if debug else logging.WARNING if quiet else logging.INFO
     logging.basicConfig(level=level, format="%(message)s", stream=sys.stderr, force=True)
 
 
 def diff(
     *,
-    plan_file: Path | None,
-    host: str | None,
-    flake: str,
+    source: PlanSource,
     device: str | None,
     root: Path | None,
     format: str,
@@ -39,8 +37,8 @@ def diff(
     from blankslate import audit, ignore_rules
     from blankslate import plan as plan_module
 
-    plan = plan_module.load(plan_file, host, flake, builtin=False)
-    rules = ignore_rules.collect(plan.audit.ignore, host or plan.host_name, ignore_file)
+    plan = plan_module.load(source, builtin=False)
+    rules = ignore_rules.collect(plan.audit.ignore, source.host or plan.host_name, ignore_file)
     report = audit.run_diff(plan, device=device, root=root, ignore=rules)
     if format == "json":
         sys.stdout.write(audit.render_json(report))
@@ -54,32 +52,31 @@ def diff(
 def seed(
     *,
     paths: tuple[str, ...],
-    plan_file: Path | None,
-    host: str | None,
-    flake: str,
+    source: PlanSource,
     root: Path,
     dry_run: bool,
     yes: bool,
     confirm: Callable[[str], None],
 ) -> None:
-    """`confirm` asks the question and aborts on no; it is not called with --yes or --dry-run."""
+    """`confirm` asks the question and aborts on no; it is not called with --yes or --dry-run.
+    `root` is the target system's root (as nixos-install --root): the live tree is read there
+    and the copies go into persistPath under it."""
     from blankslate import plan as plan_module
-    from blankslate import process
     from blankslate import seed as seed_module
 
-    process.settings.dry_run = dry_run
-    plan = plan_module.load(plan_file, host, flake, builtin=False)
+    plan = plan_module.load(source, builtin=False)
     items = seed_module.plan_seed(plan, root=root, selection=paths)
     for line in seed_module.describe(items):
         print(line)
     copies = [item for item in items if item.action == "copy"]
+    persist = inside(root, plan.persist_path)
     if copies and not dry_run and not yes:
-        confirm(f"Copy {len(copies)} paths into {plan.persist_path}?")
-    done = seed_module.apply(items, live_root=root)
+        confirm(f"Copy {len(copies)} paths into {persist}?")
+    done = seed_module.apply(items, live_root=root, dry_run=dry_run)
     if dry_run:
         print("Dry run: nothing was changed.")
     else:
-        print(f"copied {len(done)} paths into {plan.persist_path}")
+        print(f"copied {len(done)} paths into {persist}")
     if done:
         print(seed_module.next_step(plan))
     if any(item.needs_attention for item in items):

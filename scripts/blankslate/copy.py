@@ -1,4 +1,5 @@
 """Copying with every piece of metadata kept (`cp`); shared by seed, recover and install.
+Nothing here runs in a dry run: a dry run stops before it (`seed.copy_into_place`).
 
 The target's directory is held open (`safefile.Directory`) and cp is pointed at the copy's
 place through /proc/<pid>/fd/<fd>: that path is the directory the fd holds, so a user who owns
@@ -49,7 +50,7 @@ def copy_new(source: Path, directory: safefile.Directory, name: str) -> None:
     target = directory.path / name
     stage = name + PARTIAL_SUFFIX
     if directory.entry(stage) is not None:  # left by an interrupted earlier run
-        process.run(rm_partial_cmd(directory.proc_path(stage)))
+        process.run(rm_partial_cmd(directory.proc_path(stage)), dry_run=False)
     try:
         os.mkdir(stage, 0o700, dir_fd=directory.fd)
         stage_fd = directory.open_subdirectory(stage)
@@ -59,7 +60,9 @@ def copy_new(source: Path, directory: safefile.Directory, name: str) -> None:
         info = os.fstat(stage_fd)
         if info.st_uid != os.geteuid() or stat.S_IMODE(info.st_mode) & 0o077:
             raise BlankslateError(f"{directory.path / stage} was replaced while it was created")
-        process.run(cp_archive(source, Path(f"/proc/{os.getpid()}/fd/{stage_fd}", name)))
+        process.run(
+            cp_archive(source, Path(f"/proc/{os.getpid()}/fd/{stage_fd}", name)), dry_run=False
+        )
         if directory.entry(name) is not None:
             raise BlankslateError(f"{target} appeared during the copy: left as is")
         try:
@@ -71,7 +74,7 @@ def copy_new(source: Path, directory: safefile.Directory, name: str) -> None:
         except OSError as error:
             raise BlankslateError(f"cannot move the copy to {target}: {error.strerror}") from None
     except BlankslateError as error:
-        process.run(rm_partial_cmd(directory.proc_path(stage)), check=False)
+        process.run(rm_partial_cmd(directory.proc_path(stage)), check=False, dry_run=False)
         raise BlankslateError(
             f"copying {source} failed, its partial copy was removed: {error}"
         ) from None
@@ -100,7 +103,7 @@ def copy_into_empty(source: Path, directory: safefile.Directory, name: str) -> N
                 f"{target} already exists (move it away first; recover never overwrites)"
             )
         # "/." so cp sees the directory the magic link leads to, not the link itself.
-        process.run(cp_archive(source, f"/proc/{os.getpid()}/fd/{fd}/."))
+        process.run(cp_archive(source, f"/proc/{os.getpid()}/fd/{fd}/."), dry_run=False)
     except BaseException as error:
         with contextlib.suppress(OSError):
             os.fchown(fd, before.st_uid, before.st_gid)

@@ -230,10 +230,8 @@ def attached_loop(image: Path) -> str | None:
 
 def wait_for(paths: list[str], timeout: float = 10.0) -> None:
     """Partition nodes appear asynchronously after a table change: settle, then poll."""
-    if process.settings.dry_run:
-        return
     if process.which("udevadm"):
-        process.run(udevadm_settle(), check=False, mutating=False)
+        process.probe(udevadm_settle(), check=False)
     deadline = time.monotonic() + timeout
     while not all(os.path.exists(path) for path in paths):
         if time.monotonic() > deadline:

@@ -41,8 +41,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from blankslate import btrfs, mounts, oldroots, process
-from blankslate.errors import BlankslateError
-from blankslate.plan import Mount, Plan, format_size, is_under
+from blankslate.errors import BlankslateError, require_root
+from blankslate.paths import is_under
+from blankslate.plan import Mount, Plan, format_size
 
 Status = Literal["ok", "fail", "warn", "info", "skipped"]
 CHECKS = (
@@ -147,8 +148,7 @@ def run(
 ) -> list[Result]:
     """Every check named in `only`, in CHECKS order; one result each (one per user or key for
     `passwords` and `host-keys`)."""
-    if os.geteuid() != 0:
-        raise BlankslateError("run as root (password files and the btrfs top level are root's)")
+    require_root("password files and the btrfs top level are root's")
     if not root.is_dir():
         raise BlankslateError(f"--root {process.quote_path(str(root))}: not a directory")
     context = Context(plan, root) if now is None else Context(plan, root, now)
@@ -394,7 +394,7 @@ def check_blank(top: Path, name: str) -> Result:
         return Result(
             "blank", "fail", f"the blank snapshot {name} is missing: the next boot cannot reset /"
         )
-    readonly = process.run(btrfs.property_get_ro(blank), check=False, capture=True, mutating=False)
+    readonly = process.probe(btrfs.property_get_ro(blank), check=False)
     if readonly.returncode != 0:
         return Result(
             "blank", "fail", f"{name} is not a btrfs subvolume ({process.failure_reason(readonly)})"

@@ -1,8 +1,17 @@
 """The one error type: the CLI prints it as `error: <message>` and exits 1."""
 
+import os
+
 
 class BlankslateError(Exception):
     """A failure the user can act on; its message is one line."""
+
+
+def require_root(why: str) -> None:
+    """The one refusal for a user who is not root, in the same words for every command:
+    "run as root (WHY)"."""
+    if os.geteuid() != 0:
+        raise BlankslateError(f"run as root ({why})")
 
 
 def decode_utf8(data: bytes, what: str) -> str:

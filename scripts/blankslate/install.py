@@ -14,9 +14,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from blankslate import disk, layout, mounts, passwd, process, safefile, seed, ui
+from blankslate import disk, layout, mounts, passwd, process, safefile, ui
 from blankslate import plan as plan_module
-from blankslate.errors import BlankslateError
+from blankslate.errors import BlankslateError, require_root
 from blankslate.plan import Plan
 
 DRY_RUN_LOOP = "/dev/loopN"
@@ -41,13 +41,13 @@ class InstallOptions:
     disk: str | None = None
     image: Path | None = None
     image_size: str = "20G"
-    mountpoint: Path = Path("/mnt")
+    root: Path = Path("/mnt")  # the target system's root, as nixos-install --root
     assume_yes: bool = False
+    dry_run: bool = False
     wipe: bool = False
     passwords: bool = True
     nixos_install: bool = True
-    host: str | None = None
-    flake: str = "."
+    source: plan_module.PlanSource = field(default_factory=plan_module.PlanSource)
 
 
 @dataclass
@@ -171,7 +171,7 @@ def probe_loop(image: Path) -> Iterator[str]:
     try:
         yield device
     finally:
-        process.run(disk.losetup_detach(device), check=False, mutating=False)
+        process.run(disk.losetup_detach(device), check=False, dry_run=False)  # a probe's own
 
 
 def check_target(plan: Plan, target: Target, *, wipe: bool) -> None:
@@ -216,25 +216,26 @@ def open_target(options: InstallOptions, plan: Plan, *, create: bool) -> Target:
         if not create:
             raise BlankslateError(f"--image {image}: no such file")
         check_new_image(plan, options.image_size)
-        process.run(truncate(image, options.image_size))
-        created = not process.settings.dry_run
+        process.run(truncate(image, options.image_size), dry_run=options.dry_run)
+        created = not options.dry_run
     elif (loop := disk.attached_loop(image)) is not None:
         return Target(loop, image)
     else:
         created = False
-    if process.settings.dry_run:
+    if options.dry_run:
         return Target(DRY_RUN_LOOP, image, attached_here=True)
     try:
-        device = process.run(disk.losetup_attach(image), capture=True).stdout.strip()
+        device = process.run(disk.losetup_attach(image), capture=True, dry_run=False).stdout.strip()
     except BaseException:
         if created:
             image.unlink()
         raise
     target = Target(device, image, attached_here=True, created=created)
     try:
-        process.run(disk.partprobe(device))  # --partscan alone is not always seen without udev
+        # --partscan alone is not always seen without udev
+        process.run(disk.partprobe(device), dry_run=False)
     except BaseException:
-        abandon(target, options.mountpoint, written=False)
+        abandon(target, options.root, written=False, dry_run=False)
         raise
     return target
 
@@ -251,10 +252,12 @@ def signals_deferred() -> Iterator[None]:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
-def abandon(target: Target, mountpoint: Path, *, written: bool, made: str = "install") -> str:
+def abandon(
+    target: Target, mountpoint: Path, *, written: bool, dry_run: bool, made: str = "install"
+) -> str:
     """Undo what a run that did not finish made: its recorded mounts (checked, as `unmount`
     does), its loop device, the image it created. Returns what is left, for the message."""
-    if process.settings.dry_run:
+    if dry_run:
         return ""
     said: list[str] = []
     with signals_deferred():
@@ -266,7 +269,7 @@ def abandon(target: Target, mountpoint: Path, *, written: bool, made: str = "ins
         except BlankslateError as error:
             said.append(f"could not unmount: {error}")
         if target.attached_here and disk.loop_backing_file(target.device) == str(target.image):
-            process.run(disk.losetup_detach(target.device), check=False)
+            process.run(disk.losetup_detach(target.device), check=False, dry_run=False)
         if target.attached_here and disk.loop_backing_file(target.device) is None:
             said.append(f"detached {target.device}")
         if target.created and target.image is not None:
@@ -309,16 +312,16 @@ def planned_actions(plan: Plan, target: Target, parts: layout.Partitions) -> lis
 
 def install(plan: Plan, options: InstallOptions) -> Summary:
     check_plan(plan)
-    if os.geteuid() != 0 and not process.settings.dry_run:
-        raise BlankslateError("run as root (install partitions and formats a disk)")
+    if not options.dry_run:
+        require_root("install partitions and formats a disk")
     process.require_tools(required_tools(plan, options))
     want_passwords = options.passwords and bool(plan.users)
-    if want_passwords and not os.isatty(0) and not process.settings.dry_run:
+    if want_passwords and not os.isatty(0) and not options.dry_run:
         raise BlankslateError(
             "no terminal to ask for passwords: add --no-passwords, then run "
-            f"`blankslate passwd USER --root {options.mountpoint} --stdin`"
+            f"`blankslate passwd USER --root {options.root} --stdin`"
         )
-    check_mountpoint(options.mountpoint)
+    check_mountpoint(options.root)
     target = open_target(options, plan, create=True)
     written = False
     try:
@@ -330,25 +333,27 @@ def install(plan: Plan, options: InstallOptions) -> Summary:
             ["what", "where", "how"],
             planned_actions(plan, target, parts),
         )
-        if not options.assume_yes and not process.settings.dry_run:
+        if not options.assume_yes and not options.dry_run:
             ui.confirm_by_typing(target.device, f"Type {target.device} to erase it and go on: ")
-        hashes = ask_passwords(plan) if want_passwords and not process.settings.dry_run else {}
-        layout.remember(options.mountpoint, loop=loop_of(target), swap=None)
+        hashes = ask_passwords(plan) if want_passwords and not options.dry_run else {}
+        layout.remember(
+            options.root, loop=loop_of(target, options.dry_run), swap=None, dry_run=options.dry_run
+        )
         summary = Summary(target.device)
         written = True
         ui.run_steps(install_steps(plan, options, target, parts, hashes, summary, with_esp))
     except BlankslateError as error:
-        left = abandon(target, options.mountpoint, written=written)
+        left = abandon(target, options.root, written=written, dry_run=options.dry_run)
         raise BlankslateError(f"{error} ({left})" if left else str(error)) from error
     except BaseException:
-        left = abandon(target, options.mountpoint, written=written)
+        left = abandon(target, options.root, written=written, dry_run=options.dry_run)
         if left:
             ui.warn(left)
         raise
     if not want_passwords and plan.users:
         ui.warn(
             "no password files written: run `blankslate passwd USER "
-            f"--root {options.mountpoint}` for {', '.join(u.name for u in plan.users)}"
+            f"--root {options.root}` for {', '.join(u.name for u in plan.users)}"
         )
     finish(plan, options, summary)
     return summary
@@ -358,20 +363,19 @@ def check_esp_mountable(options: InstallOptions) -> bool:
     """nixos-install needs /boot; a layout-only run can leave the ESP formatted but unmounted."""
     if layout.can_mount_esp():
         return True
-    if options.nixos_install and options.host is not None:
+    if options.nixos_install and options.source.host is not None:
         raise BlankslateError("this kernel cannot mount vfat, so the ESP cannot go on /boot")
     ui.warn("this kernel cannot mount vfat: the ESP is left unmounted, /boot stays empty")
     return False
 
 
-def check_mountpoint(mountpoint: Path) -> None:
-    if not mountpoint.is_absolute():
-        raise BlankslateError(f"--mountpoint {mountpoint}: give an absolute path")
-    busy = mounts.mounts_below(mountpoint)
+def check_mountpoint(root: Path) -> None:
+    if not root.is_absolute():
+        raise BlankslateError(f"--root {root}: give an absolute path")
+    busy = mounts.mounts_below(root)
     if busy:
         raise BlankslateError(
-            f"{busy[-1].target} is already mounted; run `blankslate unmount --mountpoint "
-            f"{mountpoint}` first"
+            f"{busy[-1].target} is already mounted; run `blankslate unmount --root {root}` first"
         )
 
 
@@ -403,43 +407,52 @@ def install_steps(
             if target.device != DRY_RUN_LOOP:
                 found = [node.path for node in disk.probe(target.device).walk()]
             for node in reversed(found):
-                process.run(disk.wipefs_all(node))
-        process.run(disk.sgdisk_layout(target.device, gpt))
-        process.run(disk.partprobe(target.device))  # sgdisk's own re-read is not always seen
-        disk.wait_for(nodes)
+                process.run(disk.wipefs_all(node), dry_run=options.dry_run)
+        process.run(disk.sgdisk_layout(target.device, gpt), dry_run=options.dry_run)
+        # sgdisk's own re-read is not always seen
+        process.run(disk.partprobe(target.device), dry_run=options.dry_run)
+        if not options.dry_run:
+            disk.wait_for(nodes)
 
     def mount() -> None:
-        summary.mounts = layout.mount_layout(plan, parts, options.mountpoint, with_esp=with_esp)
-        layout.remember_swap(options.mountpoint, enable_swap(target, parts))
+        summary.mounts = layout.mount_layout(
+            plan, parts, options.root, with_esp=with_esp, dry_run=options.dry_run
+        )
+        swap = enable_swap(target, parts, dry_run=options.dry_run)
+        layout.remember_swap(options.root, swap, dry_run=options.dry_run)
 
     def seed() -> None:
-        summary.fingerprints = make_host_keys(plan, options.mountpoint)
+        summary.fingerprints = make_host_keys(plan, options.root, dry_run=options.dry_run)
         for name, hashed in hashes.items():
-            path = options.mountpoint / plan.user(name).hashed_password_file.lstrip("/")
-            passwd.write_secret(path, hashed + "\n")
+            path = options.root / plan.user(name).hashed_password_file.lstrip("/")
+            passwd.write_secret(path, hashed + "\n", dry_run=options.dry_run)
 
     label = "datasets" if plan.zfs is not None else "subvolumes"
+    dry_run = options.dry_run
     return [
         (f"Partition {target.device}", partition),
-        ("Make filesystems", lambda: layout.create_filesystems(plan, parts)),
-        (f"Create {label} and the blank snapshot", lambda: layout.create_volumes(plan, parts)),
-        (f"Mount the layout on {options.mountpoint}", mount),
+        ("Make filesystems", lambda: layout.create_filesystems(plan, parts, dry_run=dry_run)),
+        (
+            f"Create {label} and the blank snapshot",
+            lambda: layout.create_volumes(plan, parts, dry_run=dry_run),
+        ),
+        (f"Mount the layout on {options.root}", mount),
         (f"Seed {plan.persist_path}: host keys and passwords", seed),
     ]
 
 
-def loop_of(target: Target) -> layout.LoopRecord | None:
+def loop_of(target: Target, dry_run: bool) -> layout.LoopRecord | None:
     """The loop device this run attached, with its image's identity (none in a dry run)."""
-    if not target.attached_here or target.image is None or process.settings.dry_run:
+    if not target.attached_here or target.image is None or dry_run:
         return None
     return layout.LoopRecord.of(target.device, target.image)
 
 
-def enable_swap(target: Target, parts: layout.Partitions) -> str | None:
+def enable_swap(target: Target, parts: layout.Partitions, *, dry_run: bool) -> str | None:
     """Swap on a real disk helps nixos-install; on an image it would pin the loop device."""
     if parts.swap is None or target.is_image:
         return None
-    process.run(disk.swapon(parts.swap))
+    process.run(disk.swapon(parts.swap), dry_run=dry_run)
     return os.path.realpath(parts.swap)
 
 
@@ -452,42 +465,43 @@ def host_key_command(plan: Plan, path: Path) -> list[str]:
     return ssh_keygen(path, match.group(1) if match else "ed25519", f"root@{plan.host_name}")
 
 
-def make_host_keys(plan: Plan, mountpoint: Path) -> list[str]:
+def make_host_keys(plan: Plan, root: Path, *, dry_run: bool) -> list[str]:
     """Host keys made before the first boot, so their fingerprints can be checked on first login."""
     fingerprints = []
     for key in plan.ssh_host_keys:
-        path = mountpoint / key.lstrip("/")
+        path = root / key.lstrip("/")
         if not path.exists():
-            seed.make_parents(mountpoint, key)  # as `blankslate seed` makes them
-            process.run(host_key_command(plan, path))
-        if not process.settings.dry_run:
+            safefile.make_parents(root, key, dry_run=dry_run)  # as `blankslate seed` makes them
+            process.run(host_key_command(plan, path), dry_run=dry_run)
+        if not dry_run:
             fingerprints.append(process.output(ssh_fingerprint(path.with_suffix(".pub"))).strip())
     return fingerprints
 
 
 def finish(plan: Plan, options: InstallOptions, summary: Summary) -> None:
-    root = options.mountpoint
-    if options.host is None:
+    root, flake, host = options.root, options.source.flake, options.source.host
+    if host is None:
         summary.next_steps.append(f"nixos-install --root {root} --flake <your flake>#<host>")
         return
-    write_hardware_config(options.flake, options.host, root)
+    write_hardware_config(flake, host, root, dry_run=options.dry_run)
     if not options.nixos_install or process.which("nixos-install") is None:
         reason = "--no-nixos-install" if not options.nixos_install else "no nixos-install on PATH"
         ui.say(f"Stopping before nixos-install ({reason}); the layout stays mounted on {root}.")
-        summary.next_steps.append(" ".join(nixos_install(root, options.flake, options.host)))
+        summary.next_steps.append(" ".join(nixos_install(root, flake, host)))
         return
-    process.run(nixos_install(root, options.flake, options.host), stream=True)
-    summary.next_steps.append(f"blankslate unmount --mountpoint {root} && reboot")
+    ui.say(f"Running nixos-install for {host} (it builds the system; this takes a while).")
+    process.run(nixos_install(root, flake, host), stream=True, dry_run=options.dry_run)
+    summary.next_steps.append(f"blankslate unmount --root {root} && reboot")
 
 
-def write_hardware_config(flake: str, host: str, root: Path) -> None:
+def write_hardware_config(flake: str, host: str, root: Path, *, dry_run: bool) -> None:
     """hosts/<host>/hardware.nix for a flake checkout on this machine, when it is missing."""
     host_dir = Path(flake) / "hosts" / host
     target = host_dir / "hardware.nix"
     if not host_dir.is_dir() or target.exists() or process.which("nixos-generate-config") is None:
         return
-    config = process.run(nixos_generate_config(root), capture=True).stdout
-    if not process.settings.dry_run:
+    config = process.run(nixos_generate_config(root), capture=True, dry_run=dry_run).stdout
+    if not dry_run:
         safefile.write_file(target, config)
         ui.say(f"Wrote {target} (add it to git: flakes only see tracked files).")
 
@@ -498,9 +512,8 @@ def write_hardware_config(flake: str, host: str, root: Path) -> None:
 def mount_existing(plan: Plan, options: InstallOptions) -> Summary:
     """Mount a layout `install` made, for rescue or to continue; first check it is all there."""
     check_plan(plan)
-    if os.geteuid() != 0:
-        raise BlankslateError("run as root (mounting needs it)")
-    check_mountpoint(options.mountpoint)
+    require_root("mounting needs it")
+    check_mountpoint(options.root)
     target = open_target(options, plan, create=False)
     try:
         parts = layout.partitions(plan, target.device)
@@ -512,14 +525,14 @@ def mount_existing(plan: Plan, options: InstallOptions) -> Summary:
                 "`blankslate install --wipe` starts over)"
             )
         with_esp = check_esp_mountable(options)
-        layout.remember(options.mountpoint, loop=loop_of(target), swap=None)
-        planned = layout.mount_layout(plan, parts, options.mountpoint, with_esp=with_esp)
+        layout.remember(options.root, loop=loop_of(target, dry_run=False), swap=None)
+        planned = layout.mount_layout(plan, parts, options.root, with_esp=with_esp, dry_run=False)
         summary = Summary(target.device, planned)
-        layout.remember_swap(options.mountpoint, enable_swap(target, parts))
+        layout.remember_swap(options.root, enable_swap(target, parts, dry_run=False))
     except BaseException:
-        abandon(target, options.mountpoint, written=False, made="mount")
+        abandon(target, options.root, written=False, dry_run=False, made="mount")
         raise
-    warn_unfinished(plan, options.mountpoint)
+    warn_unfinished(plan, options.root)
     return summary
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from blankslate import btrfs, disk, mounts, process, safefile, ui, zfs
+from blankslate import btrfs, disk, mounts, paths, process, safefile, ui, zfs
 from blankslate import plan as plan_module
 from blankslate.errors import BlankslateError
 from blankslate.plan import Plan
@@ -72,10 +72,6 @@ def planned_mounts(plan: Plan, parts: Partitions) -> list[Mount]:
     return [Mount(parts.source(m.device), m.mount_point, m.fs_type, m.options) for m in plan.mounts]
 
 
-def inside(mountpoint: Path, target: str) -> Path:
-    return mountpoint / target.lstrip("/")
-
-
 def mkdir_cmd(path: Path) -> list[str]:
     return ["mkdir", "-p", "--", str(path)]
 
@@ -83,16 +79,16 @@ def mkdir_cmd(path: Path) -> list[str]:
 # --- creating -------------------------------------------------------------------------------
 
 
-def create_filesystems(plan: Plan, parts: Partitions) -> None:
+def create_filesystems(plan: Plan, parts: Partitions, *, dry_run: bool) -> None:
     for part, node in parts.nodes:
         if part.format == "vfat":
-            process.run(disk.mkfs_vfat(node, label=part.label))
+            process.run(disk.mkfs_vfat(node, label=part.label), dry_run=dry_run)
         elif part.format == "swap":
-            process.run(disk.mkswap(node, label=part.label))
+            process.run(disk.mkswap(node, label=part.label), dry_run=dry_run)
         elif part.format == "zfs":
-            process.run(zfs.zpool_create(part.label, node))
+            process.run(zfs.zpool_create(part.label, node), dry_run=dry_run)
         else:
-            process.run(btrfs.mkfs_btrfs(node, label=part.label))
+            process.run(btrfs.mkfs_btrfs(node, label=part.label), dry_run=dry_run)
 
 
 def zfs_datasets(plan: Plan) -> list[str]:
@@ -100,21 +96,22 @@ def zfs_datasets(plan: Plan) -> list[str]:
     return [f"{plan.zfs.pool}/{name}" for name in plan.zfs.datasets]
 
 
-def create_volumes(plan: Plan, parts: Partitions) -> None:
+def create_volumes(plan: Plan, parts: Partitions, *, dry_run: bool) -> None:
     """Subvolumes (or datasets), then the read-only blank snapshot of the still-empty root."""
     if plan.zfs is not None:
         for name in zfs_datasets(plan):
-            process.run(zfs.zfs_create(name))
+            process.run(zfs.zfs_create(name), dry_run=dry_run)
         if plan.rollback == "zfs":
-            process.run(zfs.zfs_snapshot(plan.zfs.root, plan.zfs.blank_snapshot))
+            process.run(zfs.zfs_snapshot(plan.zfs.root, plan.zfs.blank_snapshot), dry_run=dry_run)
         return
     assert plan.btrfs is not None
-    with mounts.top_level(parts.main, readonly=False) as top:
+    with mounts.top_level(parts.main, readonly=False, dry_run=dry_run) as top:
         for name in plan.btrfs.subvolumes:
-            process.run(btrfs.subvolume_create(top / name))
+            process.run(btrfs.subvolume_create(top / name), dry_run=dry_run)
         root, blank = plan.btrfs.root_subvolume, plan.btrfs.blank_snapshot
         if root is not None and blank is not None:
-            process.run(btrfs.subvolume_snapshot(top / root, top / blank, readonly=True))
+            snapshot = btrfs.subvolume_snapshot(top / root, top / blank, readonly=True)
+            process.run(snapshot, dry_run=dry_run)
 
 
 # --- checking and mounting ------------------------------------------------------------------
@@ -137,7 +134,7 @@ def missing_volumes(plan: Plan, parts: Partitions) -> list[str]:
 
 
 def _zfs_exists(name: str, *, snapshot: bool = False) -> bool:
-    found = process.run(zfs.zfs_list(name, snapshots=snapshot), check=False, capture=True)
+    found = process.probe(zfs.zfs_list(name, snapshots=snapshot), check=False)
     return found.returncode == 0
 
 
@@ -155,24 +152,25 @@ def can_mount_esp() -> bool:
 
 
 def mount_layout(
-    plan: Plan, parts: Partitions, mountpoint: Path, *, with_esp: bool = True
+    plan: Plan, parts: Partitions, mountpoint: Path, *, with_esp: bool = True, dry_run: bool
 ) -> list[Mount]:
     """Mount the plan's table below `mountpoint`, recording each mount as it is made (one
     interrupted by Ctrl-C after the kernel made it too), so `unmount` can take it down."""
     planned = [m for m in planned_mounts(plan, parts) if with_esp or m.fstype != "vfat"]
     for mount in planned:
-        target = inside(mountpoint, mount.target)
-        process.run(mkdir_cmd(target))
+        target = paths.inside(mountpoint, mount.target)
+        process.run(mkdir_cmd(target), dry_run=dry_run)
         record = MountRecord(os.path.realpath(target), mount.source, mount.fstype)
         try:
             process.run(
-                mounts.mount_cmd(mount.source, target, options=mount.options, fstype=mount.fstype)
+                mounts.mount_cmd(mount.source, target, options=mount.options, fstype=mount.fstype),
+                dry_run=dry_run,
             )
         except BaseException:
             if os.path.ismount(target):
-                remember_mount(mountpoint, record)
+                remember_mount(mountpoint, record, dry_run=dry_run)
             raise
-        remember_mount(mountpoint, record)
+        remember_mount(mountpoint, record, dry_run=dry_run)
     return planned
 
 
@@ -289,8 +287,8 @@ def _key(mountpoint: Path) -> str:
     return str(mountpoint.resolve())
 
 
-def _change(mountpoint: Path, change: Callable[[Record], None]) -> None:
-    if process.settings.dry_run:
+def _change(mountpoint: Path, change: Callable[[Record], None], *, dry_run: bool) -> None:
+    if dry_run:
         return
     with _locked() as state:
         key = _key(mountpoint)
@@ -300,24 +298,26 @@ def _change(mountpoint: Path, change: Callable[[Record], None]) -> None:
         _write_state(state)
 
 
-def remember(mountpoint: Path, *, loop: LoopRecord | None, swap: str | None) -> None:
+def remember(
+    mountpoint: Path, *, loop: LoopRecord | None, swap: str | None, dry_run: bool = False
+) -> None:
     """A fresh record for `mountpoint`: what was attached, before anything is mounted."""
 
     def start(record: Record) -> None:
         record.mounts, record.loop, record.swap = [], loop, swap
 
-    _change(mountpoint, start)
+    _change(mountpoint, start, dry_run=dry_run)
 
 
-def remember_mount(mountpoint: Path, mount: MountRecord) -> None:
-    _change(mountpoint, lambda record: record.mounts.append(mount))
+def remember_mount(mountpoint: Path, mount: MountRecord, *, dry_run: bool = False) -> None:
+    _change(mountpoint, lambda record: record.mounts.append(mount), dry_run=dry_run)
 
 
-def remember_swap(mountpoint: Path, swap: str | None) -> None:
+def remember_swap(mountpoint: Path, swap: str | None, *, dry_run: bool = False) -> None:
     def set_swap(record: Record) -> None:
         record.swap = swap
 
-    _change(mountpoint, set_swap)
+    _change(mountpoint, set_swap, dry_run=dry_run)
 
 
 def recorded(mountpoint: Path) -> Record | None:
@@ -342,16 +342,16 @@ def unmount_all(mountpoint: Path) -> list[str]:
         done: list[str] = []
         try:
             for target in ours:
-                process.run(mounts.umount_cmd(target))
+                process.run(mounts.umount_cmd(target), dry_run=False)
                 done.append(target)
         finally:
             record.mounts = [m for m in record.mounts if m.target not in done]
             state[_key(base)] = record.to_json()
             _write_state(state)
         if record.swap and record.swap in disk.active_swaps():
-            process.run(disk.swapoff(record.swap))
+            process.run(disk.swapoff(record.swap), dry_run=False)
         if record.loop is not None and record.loop.mismatch() is None:
-            process.run(disk.losetup_detach(record.loop.device))
+            process.run(disk.losetup_detach(record.loop.device), dry_run=False)
         del state[_key(base)]
         _write_state(state)
     return done
@@ -383,14 +383,12 @@ def _verified_mounts(record: Record, base: Path) -> list[str]:
             ours.append(mount.target)
     kept = {id(top[target]) for target in ours}
     for entry in live:
-        if id(entry) not in kept and any(_below(entry.target, target) for target in ours):
+        if id(entry) not in kept and any(
+            paths.is_under(target, entry.target, strictly=True) for target in ours
+        ):
             raise BlankslateError(
                 f"{entry.target} is mounted below {base} and blankslate did not mount it: "
                 "unmount it first (nothing was unmounted)"
             )
     order = {target: index for index, target in enumerate(ours)}
     return sorted(ours, key=lambda target: (-target.count("/"), -order[target]))
-
-
-def _below(path: str, parent: str) -> bool:
-    return path.startswith(parent.rstrip("/") + "/")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from blankslate import process
 from blankslate.errors import BlankslateError
-from blankslate.plan import is_under
+from blankslate.paths import is_under
 
 
 def mount_cmd(
@@ -60,7 +60,7 @@ class MountEntry:
 
 
 def _entries(args: list[str]) -> list[MountEntry]:
-    result = process.run(args, check=False, capture=True, mutating=False)
+    result = process.probe(args, check=False)
     if result.returncode != 0 or not result.stdout.strip():
         return []  # findmnt exits 1 when nothing matches
     try:
@@ -86,11 +86,7 @@ def mount_at(target: Path | str) -> MountEntry | None:
 def mounts_below(directory: Path | str) -> list[MountEntry]:
     """Mounts at or below `directory`, deepest first (the order to unmount them)."""
     base = str(Path(directory))
-    inside = [
-        entry
-        for entry in all_mounts()
-        if entry.target == base or entry.target.startswith(base.rstrip("/") + "/")
-    ]
+    inside = [entry for entry in all_mounts() if is_under(base, entry.target)]
     return sorted(inside, key=lambda entry: entry.target.count("/"), reverse=True)
 
 
@@ -104,14 +100,17 @@ def persist_mount(persist: Path | str, hint: str) -> MountEntry:
     return found[-1]
 
 
-def holding_mount(root: str, mount_targets: frozenset[str]) -> Path:
+def holding_mount(root: str, mount_targets: frozenset[str], system_root: str = "/") -> Path:
     """The mountpoint of the filesystem a persistence root lies on: the root itself, or the
-    nearest directory above it that is mounted, never / (the next boot erases it)."""
-    holders = [t for t in mount_targets if t != "/" and is_under(t, root)]
+    nearest directory above it that is mounted, never the system's root (`/`, or the --root
+    of a target system), which the next boot erases."""
+    holders = [
+        t for t in mount_targets if is_under(system_root, t, strictly=True) and is_under(t, root)
+    ]
     if not holders:
         raise BlankslateError(
-            f"persistence root {root} is on no mounted filesystem but / (mount it first: "
-            "a copy there would land on the root that the next boot erases)"
+            f"persistence root {root} is on no mounted filesystem but {system_root} (mount it "
+            "first: a copy there would land on the root that the next boot erases)"
         )
     return Path(max(holders, key=len))
 
@@ -137,7 +136,7 @@ def backing_device(path: Path | str) -> str:
 
 @contextlib.contextmanager
 def mounted(
-    source: str, *, options: Sequence[str] = (), fstype: str | None = None
+    source: str, *, options: Sequence[str] = (), fstype: str | None = None, dry_run: bool = False
 ) -> Iterator[Path]:
     """Mount `source` on a private temporary directory; always unmount and remove it after,
     whatever ends the block (an error, Ctrl-C, even one that lands while `mount` runs).
@@ -151,7 +150,8 @@ def mounted(
     try:
         try:
             process.run(
-                mount_cmd(source, directory, options=options, fstype=fstype), mutating=not probe
+                mount_cmd(source, directory, options=options, fstype=fstype),
+                dry_run=dry_run and not probe,
             )
             made = True
         finally:
@@ -160,20 +160,22 @@ def mounted(
     finally:
         try:
             if made:
-                _unmount_temporary(directory, mutating=not probe)
+                _unmount_temporary(directory, dry_run=dry_run and not probe)
         finally:
             if not os.path.ismount(directory):  # never a recursive delete into a mount
                 shutil.rmtree(directory, ignore_errors=True)
 
 
-def _unmount_temporary(directory: Path, *, mutating: bool) -> None:
+def _unmount_temporary(directory: Path, *, dry_run: bool) -> None:
     """umount; when the filesystem is busy, detach it lazily (it goes once its users do)."""
-    result = process.run(umount_cmd(directory), check=False, mutating=mutating)
+    result = process.run(umount_cmd(directory), check=False, dry_run=dry_run)
     if result.returncode != 0:
-        process.run(umount_cmd(directory, lazy=True), mutating=mutating)
+        process.run(umount_cmd(directory, lazy=True), dry_run=dry_run)
 
 
-def top_level(device: str, *, readonly: bool = True) -> contextlib.AbstractContextManager[Path]:
+def top_level(
+    device: str, *, readonly: bool = True, dry_run: bool = False
+) -> contextlib.AbstractContextManager[Path]:
     """The top level of a btrfs filesystem (subvolid=5), where every subvolume is visible."""
     options = ["subvolid=5", "ro" if readonly else "rw"]
-    return mounted(device, options=options, fstype="btrfs")
+    return mounted(device, options=options, fstype="btrfs", dry_run=dry_run)

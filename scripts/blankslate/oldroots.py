@@ -28,7 +28,8 @@ from typing import Any
 
 from blankslate import btrfs, copy, mounts, process, safefile, treesearch
 from blankslate.errors import BlankslateError
-from blankslate.plan import Persisted, Plan, format_size, is_under
+from blankslate.paths import is_under, normalise, resolves_under
+from blankslate.plan import Persisted, Plan, format_size
 
 _ROOT_NAME = re.compile(r"^(?P<time>\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z)(?:\.(?P<sequence>\d+))?$")
 _TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
@@ -114,7 +115,7 @@ def qgroup_sizes(top: Path) -> dict[str, Sizes]:
     Quotas are usually off, and then `btrfs qgroup show` fails at once; walking the trees
     instead would take minutes on a real root, so sizes are then simply not shown.
     """
-    shown = process.run(btrfs.qgroup_show(top), check=False, capture=True, mutating=False)
+    shown = process.probe(btrfs.qgroup_show(top), check=False)
     if shown.returncode != 0:
         return {}
     sizes_by_id: dict[str, Sizes] = {}
@@ -122,7 +123,7 @@ def qgroup_sizes(top: Path) -> dict[str, Sizes]:
         fields = line.split()
         if len(fields) >= 3 and fields[0].startswith("0/") and fields[1].isdigit():
             sizes_by_id[fields[0][2:]] = Sizes(int(fields[1]), int(fields[2].rstrip(",")))
-    listed = process.run(btrfs.subvolume_list(top), check=False, capture=True, mutating=False)
+    listed = process.probe(btrfs.subvolume_list(top), check=False)
     sizes: dict[str, Sizes] = {}
     for line in listed.stdout.splitlines():
         # "ID 257 gen 12 top level 5 path old_roots/2026-11-20T08:00:00Z"
@@ -173,9 +174,12 @@ def _subvolume_id(path: Path) -> int | None:
 
 
 def roots(plan: Plan, device: str | None = None) -> list[OldRoot]:
-    """`blankslate roots`: the kept old roots of the plan's btrfs filesystem, newest first."""
+    """`blankslate roots`: the kept old roots of the plan's btrfs filesystem, newest first;
+    none before the first boot has made their subvolume."""
     subvolume = old_roots_subvolume(plan)
     with mounts.top_level(default_device(plan, device)) as top:
+        if not (top / subvolume).is_dir():
+            return []
         return list_roots(top, subvolume, with_sizes=True)
 
 
@@ -215,19 +219,10 @@ def check_path(path: str) -> str:
         raise BlankslateError(f"{path!r} is not an absolute path (give it as it was on /)")
     if "\0" in path:
         raise BlankslateError("a path may not contain a NUL byte")
-    normal = posixpath.normpath(path)
-    if normal.startswith("//"):
-        normal = "/" + normal.lstrip("/")  # normpath keeps a leading "//" (POSIX allows it)
+    normal = normalise(path)
     if normal == "/":
         raise BlankslateError("cannot recover / as a whole (name a file or directory in it)")
     return normal
-
-
-def _inside(path: Path, root: Path) -> bool:
-    """Whether `path`, its symlinks resolved, stays inside `root`."""
-    resolved_root = os.path.realpath(root)
-    resolved = os.path.realpath(path)
-    return resolved == resolved_root or resolved.startswith(resolved_root.rstrip("/") + "/")
 
 
 def _stand_in(candidate: Path, persist_path: str) -> bool:
@@ -235,7 +230,7 @@ def _stand_in(candidate: Path, persist_path: str) -> bool:
     mountpoint directory, or a symlink into persistPath. The data was never in that root."""
     if candidate.is_symlink():
         target = os.readlink(candidate)
-        return target == persist_path or target.startswith(persist_path.rstrip("/") + "/")
+        return is_under(persist_path, target)
     return candidate.is_dir() and not any(candidate.iterdir())
 
 
@@ -259,7 +254,7 @@ def find_source(
             continue
         # A symlink on the way (an absolute /etc -> /somewhere, say) would lead out of the old
         # root into the live system: refuse rather than copy the wrong thing.
-        if not _inside(candidate.parent, root.path):
+        if not resolves_under(candidate.parent, root.path):
             raise BlankslateError(
                 f"{path} in old root {root.name} goes through a symlink leading out of it"
             )

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import getpass
-import os
 import sys
 from pathlib import Path
 
-from blankslate import mounts, process, safefile
-from blankslate.errors import BlankslateError
+from blankslate import mounts, paths, process, safefile
+from blankslate.errors import BlankslateError, require_root
 from blankslate.plan import Plan
 
 SCHEMES = {"yescrypt": "$y$", "sha-512": "$6$"}
@@ -41,8 +40,8 @@ def target_path(plan: Plan, user: str, root: Path, output: Path | None) -> Path:
 
 def persist_under(plan: Plan, root: Path, path: Path) -> Path | None:
     """persistPath under `root` when `path` lies in it."""
-    persist = root / plan.persist_path.lstrip("/")
-    return persist if persist in path.parents else None
+    persist = paths.inside(root, plan.persist_path)
+    return persist if paths.is_under(str(persist), str(path), strictly=True) else None
 
 
 def read_password(*, from_stdin: bool) -> str:
@@ -70,16 +69,20 @@ def _read_password(*, from_stdin: bool) -> str:
 def hash_password(password: str, method: str) -> str:
     if method not in SCHEMES:
         raise BlankslateError(f"unknown hash method {method!r} (use yescrypt or sha-512)")
-    hashed = process.run(mkpasswd(method), input=password + "\n", capture=True).stdout.strip()
+    hashed = process.run(
+        mkpasswd(method), input=password + "\n", capture=True, dry_run=False
+    ).stdout.strip()  # changes nothing: it only hashes
     if not hashed.startswith(SCHEMES[method]):
         raise BlankslateError(f"mkpasswd gave no {method} hash; nothing written")
     return hashed
 
 
-def write_secret(path: Path, content: str, *, below: Path | None = None) -> None:
+def write_secret(
+    path: Path, content: str, *, below: Path | None = None, dry_run: bool = False
+) -> None:
     """Atomically (`safefile`): 0600, root's; missing directories made 0700 whatever the umask.
     Below `below` (persistPath, where users own directories) no symlink is followed."""
-    if process.settings.dry_run:
+    if dry_run:
         process.log.warning("would write %s (mode 0600)", path)
         return
     safefile.write_file(
@@ -96,8 +99,7 @@ def set_password(
     from_stdin: bool,
     below: Path | None = None,
 ) -> Path:
-    if os.geteuid() != 0:
-        raise BlankslateError("run as root (the password file belongs to root)")
+    require_root("the password file belongs to root")
     password = read_password(from_stdin=from_stdin)
     write_secret(path, hash_password(password, method) + "\n", below=below)
     return path

@@ -124,9 +124,7 @@ def resolve_commit(repository: str, revision: str) -> str:
     """A commit hash stays as given; a branch or tag (or HEAD) becomes the commit it names now."""
     if _COMMIT.match(revision):
         return revision
-    listed = process.run(
-        git_ls_remote(repository, revision), check=False, capture=True, mutating=False
-    )
+    listed = process.probe(git_ls_remote(repository, revision), check=False)
     if listed.returncode != 0:
         reason = failure_reason(listed, repository)
         raise BlankslateError(f"cannot ask {repository} for {revision}: {reason}")
@@ -138,7 +136,7 @@ def resolve_commit(repository: str, revision: str) -> str:
 
 def prefetch_sha256(url: str) -> str:
     """The sha256 (Nix base32) of the unpacked tarball, which is what fetchTarball checks."""
-    fetched = process.run(nix_prefetch_url_unpack(url), check=False, capture=True, mutating=False)
+    fetched = process.probe(nix_prefetch_url_unpack(url), check=False)
     if fetched.returncode != 0:
         raise BlankslateError(f"cannot fetch {url}: {failure_reason(fetched, url)}")
     printed = fetched.stdout.split()

@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 from blankslate import process
 from blankslate.errors import BlankslateError, decode_utf8
+from blankslate.paths import is_under, nested
 
 RollbackKind = Literal["btrfs", "zfs", "tmpfs", "none"]
 INSTALLED_PLAN = Path("/etc/blankslate/plan.json")
@@ -339,10 +340,6 @@ def is_normal_path(path: str) -> bool:
     return all(part not in (".", "..") for part in path.split("/")[1:])
 
 
-def is_under(parent: str, path: str) -> bool:
-    return parent == "/" or path == parent or path.startswith(parent + "/")
-
-
 def _check_path(where: str, path: str) -> None:
     if not is_normal_path(path):
         raise PlanError(
@@ -381,10 +378,6 @@ def _check_unique(where: str, values: list[str], what: str) -> None:
         if value in seen:
             raise PlanError(f"{where}[{index}]", f"duplicate {what} {value!r}")
         seen.add(value)
-
-
-def _nested(a: str, b: str) -> bool:
-    return a == b or b.startswith(a + "/") or a.startswith(b + "/")
 
 
 def validate(plan: Plan) -> Plan:
@@ -536,13 +529,13 @@ def _validate_btrfs(plan: Plan, btrfs: Btrfs) -> None:
         _check_name("btrfs.blankSnapshot", btrfs.blank_snapshot)
         if btrfs.root_subvolume not in names:
             raise PlanError("btrfs.rootSubvolume", f"{btrfs.root_subvolume!r} is not a subvolume")
-        if any(_nested(btrfs.blank_snapshot, name) for name in names):
+        if any(nested(btrfs.blank_snapshot, name) for name in names):
             raise PlanError("btrfs.blankSnapshot", "is, or nests with, one of the subvolumes")
     if btrfs.old_roots is not None:
         old = btrfs.old_roots.subvolume
         _check_name("btrfs.oldRoots.subvolume", old)
         blank = [btrfs.blank_snapshot] if btrfs.blank_snapshot else []
-        if any(_nested(old, name) for name in [*names, *blank]):
+        if any(nested(old, name) for name in [*names, *blank]):
             raise PlanError(
                 "btrfs.oldRoots.subvolume", "is, or nests with, a subvolume or the blank snapshot"
             )
@@ -669,13 +662,31 @@ def split_flake(flake: str, host: str | None) -> tuple[str, str | None]:
     return reference or ".", fragment
 
 
+@dataclass(frozen=True)
+class PlanSource:
+    """Where a command's plan comes from: `--plan FILE`, or `--host NAME` from `--flake REF`;
+    neither, the installed plan (or the built-in default). One value, so that no command
+    threads three options through."""
+
+    file: Path | None = None
+    host: str | None = None
+    flake: str = "."
+
+    @classmethod
+    def of(cls, file: Path | None, host: str | None, flake: str = ".") -> PlanSource:
+        """From the three options, `--flake REF#HOST` split as nixos-rebuild does; a ValueError
+        (a usage error) for a conflict."""
+        flake, host = split_flake(flake, host)
+        if file is not None and host is not None:
+            raise ValueError("give either --plan or --host, not both")
+        return cls(file, host, flake)
+
+
 log = logging.getLogger("blankslate")
 
 
 def load(
-    plan_file: Path | None = None,
-    host: str | None = None,
-    flake: str = ".",
+    source: PlanSource = PlanSource(),
     installed: Path | None = None,
     builtin: bool = True,
 ) -> Plan:
@@ -683,12 +694,13 @@ def load(
     is said on stderr (a log line, silent under --quiet). `builtin` False: the commands that
     act on this system's own disk (diff, seed, roots, recover) stop instead of taking the
     built-in default."""
-    if plan_file is not None:
-        plan, source = from_file(plan_file), f"from {plan_file}"
-    elif host is not None:
-        plan, source = from_host(host, flake), f"from flake {flake}"
+    if source.file is not None:
+        plan, said = from_file(source.file), f"from {source.file}"
+    elif source.host is not None:
+        log.info("plan: evaluating host %s of flake %s (nix eval)...", source.host, source.flake)
+        plan, said = from_host(source.host, source.flake), f"from flake {source.flake}"
     elif (installed := installed or INSTALLED_PLAN).exists():
-        plan, source = from_file(installed), f"from {installed}"
+        plan, said = from_file(installed), f"from {installed}"
     elif not builtin:
         raise BlankslateError(
             f"no plan: {installed} does not exist (not a system built from the blankslate "
@@ -697,5 +709,5 @@ def load(
     else:
         log.info("plan: built-in default (the hosts/example layout)")
         return default()
-    log.info("plan: host %s %s", plan.host_name, source)
+    log.info("plan: host %s %s", plan.host_name, said)
     return plan

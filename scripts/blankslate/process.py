@@ -1,7 +1,8 @@
 """The only module that runs external commands.
 
-Every command is logged as `$ cmd`; secrets travel on stdin, never in argv. Under dry-run, mutating
-commands are printed instead of run, while read-only probes still run so the plan can be checked.
+Every command is logged as `$ cmd`; secrets travel on stdin, never in argv. A mutating command
+(`run`) says whether this is a dry run, where it is printed instead of run; read-only probes
+(`probe`, `output`) always run, so that a dry run checks what a real one would.
 """
 
 from __future__ import annotations
@@ -16,14 +17,6 @@ from dataclasses import dataclass
 from blankslate.errors import BlankslateError
 
 log = logging.getLogger("blankslate")
-
-
-@dataclass
-class Settings:
-    dry_run: bool = False
-
-
-settings = Settings()
 
 
 @dataclass(frozen=True)
@@ -61,18 +54,19 @@ def quote_path(path: str) -> str:
 def run(
     args: Sequence[str],
     *,
+    dry_run: bool,
     check: bool = True,
     capture: bool = False,
     input: str | None = None,
-    mutating: bool = True,
     stream: bool = False,
 ) -> Result:
-    """Run `args`; raise BlankslateError with the command's stderr when it fails and `check`.
+    """Run the mutating command `args`, or under `dry_run` only say it would; raise
+    BlankslateError with the command's stderr when it fails and `check`.
 
     Output is kept (and shown under --debug) unless `stream`, for long commands the user watches.
     """
     argv = [str(arg) for arg in args]
-    if mutating and settings.dry_run:
+    if dry_run:
         log.warning("would run: %s", format_command(argv))
         return Result(argv, 0, "", "")
     log.info("$ %s", format_command(argv))
@@ -114,9 +108,14 @@ def failure_reason(result: Result) -> str:
     return (errors or lines or [f"exit status {result.returncode}"])[0]
 
 
+def probe(args: Sequence[str], *, check: bool = True) -> Result:
+    """Run a read-only probe (a dry run runs it too), its output captured."""
+    return run(args, dry_run=False, check=check, capture=True)
+
+
 def output(args: Sequence[str]) -> str:
     """Run a read-only probe and return its standard output."""
-    return run(args, capture=True, mutating=False).stdout
+    return probe(args).stdout
 
 
 def which(program: str) -> str | None:

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from blankslate.errors import BlankslateError
+from blankslate.paths import is_under
 
 log = logging.getLogger("blankslate")
 
@@ -209,9 +210,9 @@ def write_file(
     """
     content = data.encode() if isinstance(data, str) else data
     if below is not None:
-        relative = os.path.relpath(path.parent, below)
-        if relative.startswith(".."):
+        if not is_under(os.path.normpath(below), os.path.normpath(path.parent)):
             raise BlankslateError(f"{path} is not below {below}")
+        relative = os.path.relpath(path.parent, below)
         directory = walk(below, "" if relative == "." else relative, make=make)
     else:
         directory = open_directory(path.parent, make=make)
@@ -258,3 +259,73 @@ def _write_at(
         if isinstance(error, OSError):
             raise BlankslateError(f"cannot write {path}: {error.strerror}") from None
         raise
+
+
+def live_maker(live_root: Path | None, persist_root: Path, mode: int) -> DirectoryMaker:
+    """A missing directory gets the owner and mode of the same one under `live_root` when that
+    exists, else root:root and `mode`."""
+
+    def make(path: Path) -> NewDirectory:
+        try:
+            info = os.stat(live_root / path.relative_to(persist_root)) if live_root else None
+        except OSError:
+            info = None
+        if info is None:
+            return NewDirectory(mode)
+        return NewDirectory(stat.S_IMODE(info.st_mode), info.st_uid, info.st_gid)
+
+    return make
+
+
+def open_parent(
+    persist_root: Path,
+    relative_path: str | PurePosixPath,
+    live_root: Path | None = None,
+    *,
+    mode: int = 0o755,
+) -> Directory:
+    """The parent directory of `persist_root/relative_path`, held open; its missing components
+    created (see `make_parents`), none of them reached through a symlink."""
+    parent = PurePosixPath(str(relative_path).lstrip("/")).parent
+    return walk(persist_root, parent, make=live_maker(live_root, persist_root, mode))
+
+
+def make_parents(
+    persist_root: Path,
+    relative_path: str | PurePosixPath,
+    live_root: Path | None = None,
+    *,
+    mode: int = 0o755,
+    dry_run: bool = False,
+) -> list[Path]:
+    """Create the missing parent directories of `persist_root/relative_path`.
+
+    Each gets the owner and mode of the same directory under `live_root` when that exists, else
+    root:root and `mode`. A symlink on the way is refused. Returns the directories created
+    (none under dry-run).
+    """
+    if not dry_run:
+        with held(open_parent(persist_root, relative_path, live_root, mode=mode)) as made:
+            return made.created
+    parts = PurePosixPath(str(relative_path).lstrip("/")).parts[:-1]
+    refusal = check_no_links(persist_root, PurePosixPath(*parts) if parts else "")
+    if refusal is not None:
+        raise BlankslateError(f"{refusal}: refusing to write through it")
+    show_parents(persist_root, PurePosixPath(*parts), live_maker(live_root, persist_root, mode))
+    return []
+
+
+def show_parents(base: Path, relative: PurePosixPath, make: DirectoryMaker) -> None:
+    """Dry run: say which directories below `base` would be made, and how."""
+    current = base
+    for part in relative.parts:
+        current = current / part
+        if not os.path.lexists(current):
+            wanted = make(current)
+            log.warning(
+                "would create %s (mode %04o, owner %d:%d)",
+                current,
+                wanted.mode,
+                wanted.uid,
+                wanted.gid,
+            )

@@ -12,8 +12,6 @@ the listing (dry run included), and the writes themselves go through directory f
 without following links (`safefile`, `copy.copy_new`), so a link planted after the listing is
 refused too. Missing directories on the way get the owner and mode the plan declares, else
 those of the live directory.
-
-`make_parents` is public: the installer seeds host keys and password files with it.
 """
 
 from __future__ import annotations
@@ -26,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Literal
 
-from blankslate import accounts, copy, mounts, process, safefile
+from blankslate import accounts, copy, mounts, paths, process, safefile
 from blankslate.errors import BlankslateError
 from blankslate.plan import Persisted, Plan
 from blankslate.process import quote_path
@@ -79,10 +77,6 @@ def _matches(kind: Kind, mode: int) -> bool:
     return stat.S_ISDIR(mode) if kind == "directory" else stat.S_ISREG(mode)
 
 
-def _under(path: Path, directory: Path) -> bool:
-    return path == directory or directory in path.parents
-
-
 def check_persist_mounted(persist_path: str, mount_targets: frozenset[str]) -> None:
     if os.path.normpath(persist_path) not in mount_targets:
         raise BlankslateError(
@@ -92,12 +86,12 @@ def check_persist_mounted(persist_path: str, mount_targets: frozenset[str]) -> N
 
 
 def _declared_directories(
-    entry: Persisted, base: Path, users: accounts.Accounts
+    entry: Persisted, root: Path, base: Path, users: accounts.Accounts
 ) -> dict[Path, safefile.NewDirectory]:
-    """Owner and mode of the directories from `base` down to the copy: the root's own missing
-    directories root's and 0755, those above the path as the plan declares them."""
+    """Owner and mode of the directories from `base` down to the copy in `root` (the
+    persistence root as seen from here): the root's own missing directories root's and 0755,
+    those above the path as the plan declares them."""
     declared: dict[Path, safefile.NewDirectory] = {}
-    root = Path(entry.root)
     for directory in [root, *root.parents]:
         if directory != base and base in directory.parents:
             declared[directory] = safefile.NewDirectory(0o755)
@@ -119,7 +113,7 @@ def _inspect(
     """What seeding does with one path; `base` is the mountpoint holding its root."""
     path, kind = entry.path, entry.kind
     relative = path.lstrip("/")
-    persist = Path(entry.root)
+    persist = paths.inside(live_root, entry.root)
     source, target = live_root / relative, persist / relative
 
     def item(action: Action, detail: str = "") -> SeedItem:
@@ -133,10 +127,11 @@ def _inspect(
         return item("absent", "not on the live system: nothing to copy")
     if stat.S_ISLNK(live.st_mode):
         link = os.readlink(source)
-        resolved = Path(os.path.realpath(source))
-        if not resolved.exists():
+        # An absolute link means a path of the system under --root, not of this one.
+        pointed = paths.inside(live_root, link) if link.startswith("/") else source.parent / link
+        if not pointed.exists():
             return item("problem", f"dangling symlink to {link}: nothing to copy")
-        if _under(resolved, Path(os.path.realpath(persist))):
+        if paths.resolves_under(pointed, persist):
             return item("present", f"a symlink into {persist} ({link})")
         return item("problem", f"a symlink to {link}: persist the path it points to instead")
     if not _matches(kind, live.st_mode):
@@ -147,7 +142,7 @@ def _inspect(
     if refusal is not None:
         return item("conflict", f"{refusal}: left as is (never written through)")
     try:
-        declared = _declared_directories(entry, base, users)
+        declared = _declared_directories(entry, persist, base, users)
     except BlankslateError as error:
         return item("problem", f"{error}: nothing copied")
     try:
@@ -167,8 +162,8 @@ def plan_seed(
     Owners are looked up in the live root's own /etc/passwd and /etc/group: the system whose
     data is copied is the one whose users own it."""
     mount_targets = frozenset(entry.target for entry in mounts.all_mounts())
-    check_persist_mounted(plan.persist_path, mount_targets)
     base = Path(os.path.abspath(root))
+    check_persist_mounted(str(paths.inside(base, plan.persist_path)), mount_targets)
     wanted = plan.persisted
     if selection:
         unknown = sorted(set(selection) - {entry.path for entry in wanted})
@@ -176,7 +171,9 @@ def plan_seed(
             raise BlankslateError(f"{unknown[0]} is not a persisted path of the plan")
         wanted = [entry for entry in wanted if entry.path in selection]
     holders = {
-        persistence_root: mounts.holding_mount(persistence_root, mount_targets)
+        persistence_root: mounts.holding_mount(
+            str(paths.inside(base, persistence_root)), mount_targets, str(base)
+        )
         for persistence_root in dict.fromkeys(entry.root for entry in wanted)
     }
     users = accounts.Accounts.of(base)
@@ -184,98 +181,31 @@ def plan_seed(
     return sorted(items, key=lambda item: item.path)
 
 
-def _live_maker(live_root: Path | None, persist_root: Path, mode: int) -> safefile.DirectoryMaker:
-    """A missing directory gets the owner and mode of the same one under `live_root` when that
-    exists, else root:root and `mode`."""
-
-    def make(path: Path) -> safefile.NewDirectory:
-        try:
-            info = os.stat(live_root / path.relative_to(persist_root)) if live_root else None
-        except OSError:
-            info = None
-        if info is None:
-            return safefile.NewDirectory(mode)
-        return safefile.NewDirectory(stat.S_IMODE(info.st_mode), info.st_uid, info.st_gid)
-
-    return make
-
-
-def open_parent(
-    persist_root: Path,
-    relative_path: str | PurePosixPath,
-    live_root: Path | None = None,
-    *,
-    mode: int = 0o755,
-) -> safefile.Directory:
-    """The parent directory of `persist_root/relative_path`, held open; its missing components
-    created (see `make_parents`), none of them reached through a symlink."""
-    parent = PurePosixPath(str(relative_path).lstrip("/")).parent
-    return safefile.walk(persist_root, parent, make=_live_maker(live_root, persist_root, mode))
-
-
-def make_parents(
-    persist_root: Path,
-    relative_path: str | PurePosixPath,
-    live_root: Path | None = None,
-    *,
-    mode: int = 0o755,
-) -> list[Path]:
-    """Create the missing parent directories of `persist_root/relative_path`.
-
-    Each gets the owner and mode of the same directory under `live_root` when that exists, else
-    root:root and `mode`. A symlink on the way is refused. Returns the directories created
-    (none under dry-run).
-    """
-    if not process.settings.dry_run:
-        with safefile.held(open_parent(persist_root, relative_path, live_root, mode=mode)) as made:
-            return made.created
-    parts = PurePosixPath(str(relative_path).lstrip("/")).parts[:-1]
-    refusal = safefile.check_no_links(persist_root, PurePosixPath(*parts) if parts else "")
-    if refusal is not None:
-        raise BlankslateError(f"{refusal}: refusing to write through it")
-    _show_parents(persist_root, PurePosixPath(*parts), _live_maker(live_root, persist_root, mode))
-    return []
-
-
 def _item_maker(item: SeedItem, live_root: Path) -> safefile.DirectoryMaker:
     """What the plan declares for a directory on the way, else the live directory's owner and
     mode (`_live_maker`)."""
-    live = _live_maker(live_root, item.root, 0o755)
+    live = safefile.live_maker(live_root, item.root, 0o755)
     return lambda path: item.declared.get(path) or live(path)
 
 
-def copy_into_place(item: SeedItem, live_root: Path) -> None:
+def copy_into_place(item: SeedItem, live_root: Path, *, dry_run: bool) -> None:
     """Make the missing parents (as the plan declares them), copy with all metadata to a
     temporary name, then move it into place (`copy.copy_new`). The parent is walked once from
     the filesystem's mountpoint without following a link, and held."""
     relative = PurePosixPath(str(item.target.parent.relative_to(item.base)))
     make = _item_maker(item, live_root)
-    if process.settings.dry_run:
-        _show_parents(item.base, relative, make)
+    if dry_run:
+        safefile.show_parents(item.base, relative, make)
         partial = item.target.with_name(item.target.name + PARTIAL_SUFFIX)
-        process.run(copy.cp_archive(item.source, partial))
+        process.run(copy.cp_archive(item.source, partial), dry_run=True)
         return
     with safefile.held(safefile.walk(item.base, relative, make=make)) as parent:
         copy.copy_new(item.source, parent, item.target.name)
 
 
-def _show_parents(base: Path, relative: PurePosixPath, make: safefile.DirectoryMaker) -> None:
-    """Dry run: say which directories below `base` would be made, and how."""
-    current = base
-    for part in relative.parts:
-        current = current / part
-        if not os.path.lexists(current):
-            wanted = make(current)
-            log.warning(
-                "would create %s (mode %04o, owner %d:%d)",
-                current,
-                wanted.mode,
-                wanted.uid,
-                wanted.gid,
-            )
-
-
-def apply(items: Sequence[SeedItem], *, live_root: Path = Path("/")) -> list[SeedItem]:
+def apply(
+    items: Sequence[SeedItem], *, live_root: Path = Path("/"), dry_run: bool = False
+) -> list[SeedItem]:
     """Carry out the copies; returns the items copied."""
     done: list[SeedItem] = []
     base = Path(os.path.abspath(live_root))
@@ -285,7 +215,7 @@ def apply(items: Sequence[SeedItem], *, live_root: Path = Path("/")) -> list[See
         if os.path.lexists(item.target):
             log.warning("%s appeared in the meantime: left as is", item.target)
             continue  # e.g. copied with a persisted parent directory
-        copy_into_place(item, base)
+        copy_into_place(item, base, dry_run=dry_run)
         done.append(item)
     return done
 

@@ -217,15 +217,14 @@ def mounted(
 @contextlib.contextmanager
 def live_and_persist(device: str, directory: Path) -> Iterator[tuple[Path, Path]]:
     """The root subvolume of ``device`` on directory/live and its persist subvolume on
-    directory/persist; both unmounted on exit."""
-    live, persist = directory / "live", directory / "persist"
+    live/persist, as nixos-install's --root sees a target system; both unmounted on exit."""
+    live = directory / "live"
     live.mkdir()
-    persist.mkdir()
-    with (
-        mounted(device, ("subvol=root",), target=live),
-        mounted(device, ("subvol=persist",), target=persist),
-    ):
-        yield live, persist
+    with mounted(device, ("subvol=root",), target=live):
+        persist = live / "persist"
+        persist.mkdir(exist_ok=True)
+        with mounted(device, ("subvol=persist",), target=persist):
+            yield live, persist
 
 
 def mount_top_level(device: str) -> contextlib.AbstractContextManager[Path]:
@@ -323,7 +322,7 @@ def make_layout(device: str) -> Layout:
     )
     assert default.disk is not None
     parts = install_layout.Partitions(((default.disk.main, device),))
-    install_layout.create_volumes(default, parts)
+    install_layout.create_volumes(default, parts, dry_run=False)
     return layout
 
 

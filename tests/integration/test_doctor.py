@@ -48,7 +48,7 @@ def installed(tmp_path: Path, helpers) -> Iterator[tuple[Path, Path]]:  # type: 
     try:
         result = blankslate(
             "install", "--plan", str(plan_file), "--image", str(image),
-            "--mountpoint", str(mountpoint), "--yes", "--no-passwords", "--no-nixos-install",
+            "--root", str(mountpoint), "--yes", "--no-passwords", "--no-nixos-install",
         )  # fmt: skip
         assert result.returncode == 0, result.stderr
         result = blankslate(
@@ -58,7 +58,7 @@ def installed(tmp_path: Path, helpers) -> Iterator[tuple[Path, Path]]:  # type: 
         assert result.returncode == 0, result.stderr
         yield mountpoint, plan_file
     finally:
-        blankslate("unmount", "--mountpoint", str(mountpoint))
+        blankslate("unmount", "--root", str(mountpoint))
         helpers.unmount_all_under(mountpoint)
         for loop in attached_loops(image):
             subprocess.run(["losetup", "--detach", loop], check=False)

@@ -66,14 +66,14 @@ def installed(tmp_path: Path, helpers) -> Iterator[tuple[Path, Path]]:  # type: 
     mountpoint = tmp_path / "target root"
     try:
         result = blankslate(
-            "install", "--image", str(image), "--mountpoint", str(mountpoint),
+            "install", "--image", str(image), "--root", str(mountpoint),
             "--yes", "--no-passwords", "--no-nixos-install",
         )  # fmt: skip
         assert result.returncode == 0, result.stderr
         assert "SSH host keys" in result.stdout
         yield image, mountpoint
     finally:
-        blankslate("unmount", "--mountpoint", str(mountpoint))
+        blankslate("unmount", "--root", str(mountpoint))
         helpers.unmount_all_under(mountpoint)
         for loop in attached_loops(image):
             subprocess.run(["losetup", "--detach", loop], check=False)
@@ -143,7 +143,7 @@ def test_second_install_onto_the_mounted_image_is_refused(installed: tuple[Path,
     marker.write_text("precious")
     for extra in ([], ["--wipe"]):
         result = blankslate(
-            "install", "--image", str(image), "--mountpoint", str(image.parent / "elsewhere"),
+            "install", "--image", str(image), "--root", str(image.parent / "elsewhere"),
             "--yes", "--no-passwords", "--no-nixos-install", *extra,
         )  # fmt: skip
         assert result.returncode == 1
@@ -157,11 +157,11 @@ def test_unmount_then_mount_gives_the_same_view(installed: tuple[Path, Path]) ->
     image, mountpoint = installed
     (mountpoint / "persist/data").write_text("kept")
     before = mount_table(mountpoint)
-    result = blankslate("unmount", "--mountpoint", str(mountpoint))
+    result = blankslate("unmount", "--root", str(mountpoint))
     assert result.returncode == 0, result.stderr
     assert mount_table(mountpoint) == {}
     assert attached_loops(image) == []
-    result = blankslate("mount", "--image", str(image), "--mountpoint", str(mountpoint))
+    result = blankslate("mount", "--image", str(image), "--root", str(mountpoint))
     assert result.returncode == 0, result.stderr
     assert mount_table(mountpoint) == before
     assert (mountpoint / "persist/data").read_text() == "kept"
@@ -169,9 +169,9 @@ def test_unmount_then_mount_gives_the_same_view(installed: tuple[Path, Path]) ->
 
 def test_install_refuses_an_image_with_data_without_wipe(installed: tuple[Path, Path]) -> None:
     image, mountpoint = installed
-    assert blankslate("unmount", "--mountpoint", str(mountpoint)).returncode == 0
+    assert blankslate("unmount", "--root", str(mountpoint)).returncode == 0
     result = blankslate(
-        "install", "--image", str(image), "--mountpoint", str(mountpoint),
+        "install", "--image", str(image), "--root", str(mountpoint),
         "--yes", "--no-passwords", "--no-nixos-install",
     )  # fmt: skip
     assert result.returncode == 1
@@ -191,7 +191,7 @@ def test_install_refuses_a_disk_held_exclusively(loop_image: str, tmp_path: Path
     holder = os.open(loop_image, os.O_RDONLY | os.O_EXCL)
     try:
         result = blankslate(
-            "install", "--disk", loop_image, "--mountpoint", str(tmp_path / "target"),
+            "install", "--disk", loop_image, "--root", str(tmp_path / "target"),
             "--yes", "--no-passwords", "--no-nixos-install",
         )  # fmt: skip
     finally:
@@ -215,7 +215,7 @@ def test_install_wipe_refuses_a_disk_whose_partition_is_held(
     holder = os.open(f"{loop_image}p2", os.O_RDONLY | os.O_EXCL)
     try:
         result = blankslate(
-            "install", "--disk", loop_image, "--mountpoint", str(tmp_path / "target"),
+            "install", "--disk", loop_image, "--root", str(tmp_path / "target"),
             "--yes", "--no-passwords", "--no-nixos-install", "--wipe",
         )  # fmt: skip
     finally:
@@ -249,7 +249,7 @@ def test_install_refuses_a_disk_under_device_mapper(
     )
     try:
         result = blankslate(
-            "install", "--disk", loop_image, "--mountpoint", str(tmp_path / "target"),
+            "install", "--disk", loop_image, "--root", str(tmp_path / "target"),
             "--yes", "--no-passwords", "--no-nixos-install",
         )  # fmt: skip
     finally:
@@ -277,7 +277,7 @@ def test_dry_run_refuses_an_image_with_data_as_the_real_run_does(
 ) -> None:
     before = first_bytes(str(image_with_data), 1 << 17)
     args = [
-        "install", "--image", str(image_with_data), "--mountpoint", str(tmp_path / "target"),
+        "install", "--image", str(image_with_data), "--root", str(tmp_path / "target"),
         "--yes", "--no-passwords", "--no-nixos-install",
     ]  # fmt: skip
     dry = blankslate(*args, "--dry-run")
@@ -304,7 +304,7 @@ def test_unmount_leaves_a_mount_it_did_not_make(installed: tuple[Path, Path], he
     theirs.mkdir()
     helpers.run(["mount", "-t", "tmpfs", "theirs", theirs])
     try:
-        result = blankslate("unmount", "--mountpoint", str(mountpoint))
+        result = blankslate("unmount", "--root", str(mountpoint))
         assert result.returncode == 1, result.stderr
         assert result.stderr.strip().splitlines()[-1] == (
             f"error: {theirs} is mounted below {mountpoint} and blankslate did not mount it: "
@@ -314,18 +314,18 @@ def test_unmount_leaves_a_mount_it_did_not_make(installed: tuple[Path, Path], he
         assert "/persist" in mount_table(mountpoint)
     finally:
         helpers.unmount(theirs)
-    assert blankslate("unmount", "--mountpoint", str(mountpoint)).returncode == 0
+    assert blankslate("unmount", "--root", str(mountpoint)).returncode == 0
     assert mount_table(mountpoint) == {}
 
 
 def test_unmount_refuses_a_mountpoint_it_has_no_record_of(tmp_path: Path, helpers) -> None:  # type: ignore[no-untyped-def]
-    # (`--mountpoint /` is refused in the unit tests only: a regression here would try to
+    # (`--root /` is refused in the unit tests only: a regression here would try to
     # unmount every filesystem of the machine.)
     elsewhere = tmp_path / "someone else's"
     elsewhere.mkdir()
     helpers.run(["mount", "-t", "tmpfs", "theirs", elsewhere])
     try:
-        result = blankslate("unmount", "--mountpoint", str(elsewhere))
+        result = blankslate("unmount", "--root", str(elsewhere))
         assert result.returncode == 1
         assert result.stderr.startswith(f"error: nothing recorded at {elsewhere}")
         assert helpers.mounts_under(elsewhere) == [str(elsewhere)]
@@ -347,7 +347,7 @@ def install_in_process(image: Path, mountpoint: Path) -> None:
     from blankslate import install
 
     options = install.InstallOptions(
-        image=image, mountpoint=mountpoint, assume_yes=True, passwords=False, nixos_install=False
+        image=image, root=mountpoint, assume_yes=True, passwords=False, nixos_install=False
     )
     install.install(PLAN, options)
 
@@ -464,13 +464,13 @@ def test_mount_warns_when_install_did_not_finish(
             install_in_process(image, mountpoint)
         assert f"{image} holds a partial layout" in str(raised.value)
         assert image.exists() and attached_loops(image) == []
-        result = blankslate("mount", "--image", str(image), "--mountpoint", str(mountpoint))
+        result = blankslate("mount", "--image", str(image), "--root", str(mountpoint))
         assert result.returncode == 0, result.stderr
         key = mountpoint / "persist/etc/ssh/ssh_host_ed25519_key"
         assert f"warning: install did not finish: no host key {key}" in result.stderr
         assert "ssh-keygen" in result.stderr and "blankslate install" in result.stderr
     finally:
-        blankslate("unmount", "--mountpoint", str(mountpoint))
+        blankslate("unmount", "--root", str(mountpoint))
         helpers.unmount_all_under(mountpoint)
         for loop in attached_loops(image):
             subprocess.run(["losetup", "--detach", loop], check=False)

@@ -99,9 +99,10 @@ def test_diff_reports_every_declared_path_as_persisted(
 
 
 def rebased(persist: Path) -> dict[str, Any]:
-    """The plan with its persistence roots under `persist` instead of /persist."""
-    text = json.dumps(PLAN).replace('"/persist', f'"{persist}')
-    data: dict[str, Any] = json.loads(text)
+    """The plan as seed --root reads it: persistPath as the system under --root sees it
+    (`persist` is mounted there, at /persist)."""
+    assert persist.name == "persist"
+    data: dict[str, Any] = json.loads(json.dumps(PLAN))
     return data
 
 
@@ -154,13 +155,13 @@ def test_seed_refuses_a_second_root_on_no_persisting_filesystem(
 ) -> None:
     live, persist = live_and_persist
     data = rebased(persist)
-    elsewhere = tmp_path / "elsewhere"
-    text = json.dumps(data).replace(f'"{persist}/cache', f'"{elsewhere}')
+    elsewhere = live / "elsewhere"
+    text = json.dumps(data).replace('"/persist/cache', '"/elsewhere')
     plan_file = tmp_path / "plan.json"
     plan_file.write_text(text)
     result = blankslate("seed", "--plan", str(plan_file), "--root", str(live), "--yes")
     assert result.returncode == 1
     assert result.stderr.splitlines()[-1].startswith(
-        f"error: persistence root {elsewhere} is on no mounted filesystem but /"
+        f"error: persistence root {elsewhere} is on no mounted filesystem but {live}"
     )
     assert list(persist.iterdir()) == []

@@ -30,9 +30,11 @@ def live_and_persist(
 
 def write_plan(tmp_path: Path, persist: Path, directories: list[str], files: list[str]) -> Path:
     data = json.loads(plan.default_text())
-    data["persistPath"] = str(persist)
-    data["users"] = [{"name": "admin", "hashedPasswordFile": f"{persist}/passwords/admin"}]
-    data["sshHostKeys"] = [f"{persist}/etc/ssh/ssh_host_ed25519_key"]
+    # seed --root: the plan names persistPath as the system under --root sees it
+    persist_path = "/" + persist.name
+    data["persistPath"] = persist_path
+    data["users"] = [{"name": "admin", "hashedPasswordFile": f"{persist_path}/passwords/admin"}]
+    data["sshHostKeys"] = [f"{persist_path}/etc/ssh/ssh_host_ed25519_key"]
     data["persistence"] = {
         "directories": [{"directory": d} for d in directories],
         "files": [{"file": f} for f in files],
@@ -151,7 +153,7 @@ def test_seed_dry_run_changes_nothing(live_and_persist: tuple[Path, Path], tmp_p
 
 def test_seed_needs_persist_mounted(tmp_path: Path, live_and_persist: tuple[Path, Path]) -> None:
     live, _ = live_and_persist
-    not_mounted = tmp_path / "not-mounted"
+    not_mounted = live / "not-mounted"
     not_mounted.mkdir()
     plan_file = write_plan(tmp_path, not_mounted, ["/var/lib/app"], [])
     result = blankslate("seed", "--plan", str(plan_file), "--root", str(live), "--yes")

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 from pytest_subprocess import FakeProcess
 
-from blankslate import cli, process
+from blankslate import cli
 
 
 @pytest.fixture(autouse=True)
-def no_real_commands(fp: FakeProcess) -> Iterator[FakeProcess]:
-    yield fp
-    process.settings.dry_run = False
+def no_real_commands(fp: FakeProcess) -> FakeProcess:
+    return fp
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from blankslate import cli, commands
-from blankslate.app import app
+from blankslate.app import app, global_flags_first
 
 PLAIN = [
     ["diff"],
@@ -22,6 +22,9 @@ PLAIN = [
     ["diff", "--flake", "/etc/nixos#web"],
     ["diff", "--flake=.#web", "--host", "web"],
     ["seed", "--yes", "--flake", "github:o/r?dir=x#db"],
+    ["diff", "--quiet"],  # global flags after the command too
+    ["diff", "--format", "json", "--debug", "-q"],
+    ["seed", "/var/lib/nixos", "--quiet", "--yes"],
 ]
 
 LEFT_TO_TYPER = [
@@ -36,7 +39,6 @@ LEFT_TO_TYPER = [
     ["diff", "--plan", "a.json", "--host", "web"],
     ["diff", "--all=yes"],
     ["diff", "stray"],
-    ["diff", "--quiet"],
     ["diff", "--plan="],
     ["-qv", "diff"],
     ["seed"],  # would ask: the question is typer's
@@ -62,7 +64,7 @@ def typer_parameters(monkeypatch: pytest.MonkeyPatch, argv: list[str]) -> dict[s
     monkeypatch.setattr(commands, "diff", record)
     monkeypatch.setattr(commands, "seed", record)
     monkeypatch.setattr(commands, "configure_logging", record_logging)
-    app(args=argv, standalone_mode=False)
+    app(args=global_flags_first(argv), standalone_mode=False)
     seen.pop("confirm", None)
     return seen
 

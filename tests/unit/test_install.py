@@ -232,7 +232,7 @@ def test_missing_tool_is_refused(
 def test_image_in_missing_directory(fp: FakeProcess, example: plan.Plan, as_root: None) -> None:
     fp.register(FINDMNT_ALL, stdout='{"filesystems": []}')
     options = install.InstallOptions(
-        image=Path("/no/such/dir/x.img"), mountpoint=Path("/tmp/target"), passwords=False
+        image=Path("/no/such/dir/x.img"), root=Path("/tmp/target"), passwords=False
     )
     with pytest.raises(BlankslateError, match=r"directory /no/such/dir does not exist"):
         install.install(example, options)
@@ -241,12 +241,12 @@ def test_image_in_missing_directory(fp: FakeProcess, example: plan.Plan, as_root
 def test_dry_run_on_a_new_image_changes_nothing(
     fp: FakeProcess, example: plan.Plan, as_root: None, tmp_path: Path, state_file: Path
 ) -> None:
-    process.settings.dry_run = True
     fp.register(FINDMNT_ALL, stdout='{"filesystems": []}')
     image = tmp_path / "disk image.img"
     target = tmp_path / "target"
     summary = install.install(
-        example, install.InstallOptions(image=image, mountpoint=target, nixos_install=False)
+        example,
+        install.InstallOptions(image=image, root=target, nixos_install=False, dry_run=True),
     )
     assert not image.exists() and not target.exists() and not state_file.exists()
     assert summary.device == install.DRY_RUN_LOOP
@@ -262,7 +262,6 @@ def test_dry_run_on_an_existing_image_runs_the_checks_on_a_read_only_probe(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Where the real run refuses (data without --wipe), the dry run refuses too."""
-    process.settings.dry_run = True
     _fake_block_device(monkeypatch)
     image = tmp_path / "disk.img"
     image.write_bytes(b"")
@@ -273,7 +272,9 @@ def test_dry_run_on_an_existing_image_runs_the_checks_on_a_read_only_probe(
     signature = {"signatures": [{"device": "loop9", "type": "btrfs"}]}
     fp.register(disk.wipefs_probe("/dev/loop9"), stdout=json.dumps(signature))
     fp.register(disk.losetup_detach("/dev/loop9"))
-    options = install.InstallOptions(image=image, mountpoint=tmp_path / "t", passwords=False)
+    options = install.InstallOptions(
+        image=image, root=tmp_path / "t", passwords=False, dry_run=True
+    )
     with pytest.raises(BlankslateError, match=r"^/dev/loop9 already holds data \(btrfs on"):
         install.install(example, options)
     assert disk.losetup_attach_readonly(image) == [
@@ -286,11 +287,10 @@ def test_dry_run_on_an_existing_image_runs_the_checks_on_a_read_only_probe(
 def test_a_new_image_too_small_is_refused_before_it_is_made(
     dry_run: bool, fp: FakeProcess, example: plan.Plan, as_root: None, tmp_path: Path
 ) -> None:
-    process.settings.dry_run = dry_run
     fp.register(FINDMNT_ALL, stdout='{"filesystems": []}')
     image = tmp_path / "small.img"
     options = install.InstallOptions(
-        image=image, image_size="10G", mountpoint=tmp_path / "t", passwords=False
+        image=image, image_size="10G", root=tmp_path / "t", passwords=False, dry_run=dry_run
     )
     with pytest.raises(BlankslateError, match=r"^--image-size 10G is too small: .* 13312 MiB"):
         install.install(example, options)
@@ -510,8 +510,8 @@ def test_zfs_layout_commands(fp: FakeProcess, zfs_plan: plan.Plan) -> None:
     ]  # fmt: skip
     for command in expected:
         fp.register(command)
-    layout.create_filesystems(zfs_plan, parts)
-    layout.create_volumes(zfs_plan, parts)
+    layout.create_filesystems(zfs_plan, parts, dry_run=False)
+    layout.create_volumes(zfs_plan, parts, dry_run=False)
     assert list(fp.calls) == expected
     mounts = layout.planned_mounts(zfs_plan, parts)
     assert [(m.source, m.target, m.fstype) for m in mounts] == [

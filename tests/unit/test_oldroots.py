@@ -204,12 +204,28 @@ def test_roots_mounts_read_only_and_unmounts(fp: FakeProcess, the_plan: plan.Pla
     assert not os.path.exists(mountpoint)  # the private directory is gone too
 
 
-def test_roots_unmounts_after_an_error(fp: FakeProcess, the_plan: plan.Plan) -> None:
+def test_roots_before_the_first_boot_are_none(fp: FakeProcess, the_plan: plan.Plan) -> None:
+    """No old roots subvolume yet (the rollback has not run): an empty list, not an error;
+    the top level is unmounted again."""
     fp.register(["mount", "-t", "btrfs", "-o", "subvolid=5,ro", "--", "/dev/vdb", fp.any()])
     fp.register(["umount", "--", fp.any(min=1, max=1)])
-    with pytest.raises(BlankslateError, match="no old roots"):
-        oldroots.roots(the_plan, "/dev/vdb")
+    assert oldroots.roots(the_plan, "/dev/vdb") == []
     assert fp.call_count(["umount", "--", fp.any()]) == 1
+
+
+def test_roots_json_prints_an_empty_list_before_the_first_boot(
+    fp: FakeProcess,
+    the_plan: plan.Plan,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    run_cli: Callable[..., int],
+) -> None:
+    plan_file = tmp_path / "plan.json"
+    plan_file.write_text(json.dumps(the_plan.to_json()))
+    fp.register(["mount", "-t", "btrfs", "-o", "subvolid=5,ro", "--", "/dev/vdb", fp.any()])
+    fp.register(["umount", "--", fp.any(min=1, max=1)])
+    assert run_cli("roots", "--plan", str(plan_file), "--device", "/dev/vdb", "--json") == 0
+    assert json.loads(capsys.readouterr().out) == []
 
 
 def test_roots_sizes_from_quota_groups(fp: FakeProcess, the_plan: plan.Plan, top: Path) -> None:

@@ -70,7 +70,7 @@ def test_diff_without_arguments_reads_plan_and_ignore_file_from_etc(
     "argv",
     [
         ["diff"],  # the fast start
-        ["diff", "--no-fail-on-lost"],  # through typer
+        ["diff", "--all", "--all"],  # through typer
         ["seed", "--dry-run"],
         ["seed"],
         ["roots"],

@@ -35,13 +35,13 @@ def test_plan_file_wins_over_host(tmp_path: Path, good: dict[str, Any]) -> None:
     good["hostName"] = "from-file"
     path = tmp_path / "plan.json"
     path.write_text(json.dumps(good))
-    assert plan.load(path, "ignored-host").host_name == "from-file"
+    assert plan.load(plan.PlanSource(path, "ignored-host")).host_name == "from-file"
 
 
 def test_host_is_evaluated_with_nix(fp: FakeProcess, good: dict[str, Any]) -> None:
     good["hostName"] = "web1"
     fp.register(plan.nix_eval_plan("/src/flake", "web1"), stdout=json.dumps(good))
-    loaded = plan.load(None, "web1", "/src/flake", installed=Path("/nonexistent"))
+    loaded = plan.load(plan.PlanSource(None, "web1", "/src/flake"), installed=Path("/nonexistent"))
     assert loaded.host_name == "web1"
     assert plan.nix_eval_plan("/src/flake", "web1")[-1] == (
         "/src/flake#nixosConfigurations.web1.config.blankslate.plan"
@@ -51,7 +51,7 @@ def test_host_is_evaluated_with_nix(fp: FakeProcess, good: dict[str, Any]) -> No
 def test_failing_nix_eval_is_one_error_line(fp: FakeProcess) -> None:
     fp.register(plan.nix_eval_plan(".", "nope"), returncode=1, stderr="error: no such host\n")
     with pytest.raises(BlankslateError, match="no such host"):
-        plan.load(None, "nope")
+        plan.load(plan.PlanSource(host="nope"))
 
 
 def test_installed_plan_before_builtin_default(tmp_path: Path, good: dict[str, Any]) -> None:

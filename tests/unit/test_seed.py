@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from pytest_subprocess import FakeProcess
 
-from blankslate import cli, plan, process, seed
+from blankslate import cli, plan, safefile, seed
 from blankslate.errors import BlankslateError
 
 CP = ["cp", "--archive", "--reflink=auto", "--no-target-directory", "--"]
@@ -29,11 +29,19 @@ def findmnt_json(*targets: str) -> str:
     return json.dumps({"filesystems": rows})
 
 
+def as_on_live(path: Path) -> str:
+    """`path` as the system whose root is the `trees` fixture's `live` sees it (seed --root:
+    persistPath lies under the root), or as is outside such a tree."""
+    live = next((parent for parent in path.parents if parent.name == "live"), None)
+    return str(path) if live is None else f"/{path.relative_to(live)}"
+
+
 def make_plan(persist: Path, directories: list[str], files: list[str]) -> plan.Plan:
     data: dict[str, Any] = json.loads(plan.default_text())
-    data["persistPath"] = str(persist)
-    data["users"] = [{"name": "admin", "hashedPasswordFile": f"{persist}/passwords/admin"}]
-    data["sshHostKeys"] = [f"{persist}/etc/ssh/ssh_host_ed25519_key"]
+    persist_path = as_on_live(persist)
+    data["persistPath"] = persist_path
+    data["users"] = [{"name": "admin", "hashedPasswordFile": f"{persist_path}/passwords/admin"}]
+    data["sshHostKeys"] = [f"{persist_path}/etc/ssh/ssh_host_ed25519_key"]
     data["persistence"] = {
         "directories": [{"directory": d} for d in directories],
         "files": [{"file": f} for f in files],
@@ -43,10 +51,10 @@ def make_plan(persist: Path, directories: list[str], files: list[str]) -> plan.P
 
 @pytest.fixture
 def trees(tmp_path: Path, fp: FakeProcess) -> tuple[Path, Path]:
-    """A live root and a persist directory that findmnt says is mounted."""
-    live, persist = tmp_path / "live", tmp_path / "persist"
-    live.mkdir()
-    persist.mkdir()
+    """A live root (--root) and its persist directory, which findmnt says is mounted."""
+    live = tmp_path / "live"
+    persist = live / "persist"
+    persist.mkdir(parents=True)
     fp.register(FINDMNT, stdout=findmnt_json("/", str(persist), f"{live}/mnt/bound"))
     return live, persist
 
@@ -67,7 +75,7 @@ def test_each_persisted_path_gets_one_action(trees: tuple[Path, Path]) -> None:
     (live / "etc").mkdir()
     (live / "etc/dir-not-file").mkdir()
     (live / "etc/dangling").symlink_to("/nonexistent/target")
-    (live / "etc/linked").symlink_to(persist / "srv/conflict")
+    (live / "etc/linked").symlink_to("/persist/srv/conflict")  # as the live system sees it
     (live / "etc/machine-id").write_text("abc\n")
     the_plan = make_plan(
         persist,
@@ -77,7 +85,7 @@ def test_each_persisted_path_gets_one_action(trees: tuple[Path, Path]) -> None:
     assert actions(seed.plan_seed(the_plan, root=live)) == {
         "/etc/dangling": ("problem", "dangling symlink to /nonexistent/target: nothing to copy"),
         "/etc/dir-not-file": ("problem", "a directory on disk, but the plan persists a file"),
-        "/etc/linked": ("present", f"a symlink into {persist} ({persist}/srv/conflict)"),
+        "/etc/linked": ("present", f"a symlink into {persist} (/persist/srv/conflict)"),
         "/etc/machine-id": ("copy", ""),
         "/mnt/bound": ("mounted", "already a mount: persisted already"),
         "/srv/conflict": ("conflict", f"{persist}/srv/conflict exists as a file: left as is"),
@@ -106,23 +114,23 @@ def test_make_parents_takes_owner_and_mode_from_the_live_parents(tmp_path: Path)
     os.chown(live / "var/lib", 1234, 5678)
     os.chmod(live / "var/lib", 0o750)
     persist.mkdir()
-    created = seed.make_parents(persist, "/var/lib/app/x", live)
+    created = safefile.make_parents(persist, "/var/lib/app/x", live)
     assert created == [persist / "var", persist / "var/lib", persist / "var/lib/app"]
     modes = {p.name: (stat.S_IMODE(p.stat().st_mode), p.stat().st_uid) for p in created}
     # var/lib/app does not exist live: root-owned with the default mode.
     assert modes == {"var": (0o711, 0), "lib": (0o750, 1234), "app": (0o755, 0)}
-    assert seed.make_parents(persist, "/var/lib/app/x", live) == []
+    assert safefile.make_parents(persist, "/var/lib/app/x", live) == []
 
 
 def test_make_parents_without_live_root_uses_the_mode(tmp_path: Path) -> None:
-    seed.make_parents(tmp_path, "etc/ssh/ssh_host_ed25519_key", mode=0o700)
+    safefile.make_parents(tmp_path, "etc/ssh/ssh_host_ed25519_key", mode=0o700)
     assert stat.S_IMODE((tmp_path / "etc/ssh").stat().st_mode) == 0o700
 
 
 def test_make_parents_refuses_a_file_in_the_way(tmp_path: Path) -> None:
     (tmp_path / "etc").write_text("")
     with pytest.raises(BlankslateError, match="etc exists and is not a directory"):
-        seed.make_parents(tmp_path, "etc/ssh/key")
+        safefile.make_parents(tmp_path, "etc/ssh/key")
 
 
 def register_cp(fp: FakeProcess, source: Path, before: Any = None) -> list[Path]:
@@ -191,8 +199,7 @@ def test_dry_run_changes_nothing(trees: tuple[Path, Path], fp: FakeProcess) -> N
     live, persist = trees
     (live / "var/lib/app").mkdir(parents=True)
     items = seed.plan_seed(make_plan(persist, ["/var/lib/app"], []), root=live)
-    process.settings.dry_run = True
-    seed.apply(items, live_root=live)  # cp is not registered: not run
+    seed.apply(items, live_root=live, dry_run=True)  # cp is not registered: not run
     assert list(persist.iterdir()) == []
 
 
@@ -262,7 +269,7 @@ def test_make_parents_refuses_a_symlink(tmp_path: Path) -> None:
     (persist / "home").mkdir(parents=True)
     (persist / "home/alice").symlink_to(victim)
     with pytest.raises(BlankslateError, match=r"home/alice is a symlink"):
-        seed.make_parents(persist, "home/alice/.ssh/authorized_keys")
+        safefile.make_parents(persist, "home/alice/.ssh/authorized_keys")
     assert list(victim.iterdir()) == []
 
 
@@ -359,8 +366,8 @@ def test_a_second_root_inside_persist_path_is_made_and_filled(
     the_plan = rooted_plan(
         persist,
         {
-            "roots": [str(persist), str(cache)],
-            "directories": [{"directory": "/var/cache/app", "root": str(cache)}],
+            "roots": [as_on_live(persist), as_on_live(cache)],
+            "directories": [{"directory": "/var/cache/app", "root": as_on_live(cache)}],
             "files": [],
         },
     )
@@ -377,10 +384,10 @@ def test_a_root_on_no_mounted_filesystem_is_refused(
 ) -> None:
     live, persist = trees
     (live / "var/cache/app").mkdir(parents=True)
-    elsewhere = tmp_path / "state"
+    elsewhere = live / "state"
     the_plan = rooted_plan(
         persist,
-        {"directories": [{"directory": "/var/cache/app", "root": str(elsewhere)}], "files": []},
+        {"directories": [{"directory": "/var/cache/app", "root": "/state"}], "files": []},
     )
     with pytest.raises(BlankslateError, match=f"persistence root {elsewhere} is on no mounted"):
         seed.plan_seed(the_plan, root=live)
@@ -397,7 +404,7 @@ def test_a_symlink_planted_as_a_second_root_is_a_conflict(
     (persist / "cache").symlink_to(victim)
     the_plan = rooted_plan(
         persist,
-        {"directories": [{"directory": "/var/cache/app", "root": str(persist / "cache")}],
+        {"directories": [{"directory": "/var/cache/app", "root": "/persist/cache"}],
          "files": []},
     )  # fmt: skip
     items = seed.plan_seed(the_plan, root=live)
@@ -412,14 +419,14 @@ def test_a_symlinked_file_into_its_own_root_is_present(trees: tuple[Path, Path])
     (cache / "etc").mkdir(parents=True)
     (cache / "etc/token").write_text("t")
     (live / "etc").mkdir()
-    (live / "etc/token").symlink_to(cache / "etc/token")
+    (live / "etc/token").symlink_to("/persist/cache/etc/token")  # as the live system sees it
     the_plan = rooted_plan(
         persist,
         {
             "directories": [],
-            "files": [{"file": "/etc/token", "root": str(cache), "method": "symlink"}],
+            "files": [{"file": "/etc/token", "root": "/persist/cache", "method": "symlink"}],
         },
     )
     assert actions(seed.plan_seed(the_plan, root=live)) == {
-        "/etc/token": ("present", f"a symlink into {cache} ({cache}/etc/token)")
+        "/etc/token": ("present", f"a symlink into {cache} (/persist/cache/etc/token)")
     }
