@@ -7,6 +7,9 @@ built-in default plan); tests/nix/test_eval.py proves each file equals the evalu
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -27,3 +30,38 @@ def host_plan_json(host: str) -> dict[str, Any]:
 def host_plan_data() -> Callable[[str], dict[str, Any]]:
     """host_plan_data("zfs") -> a fresh copy of that host's plan JSON, to change at will."""
     return host_plan_json
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked `root` (they chown to root, or make files only root may) skip, saying so,
+    for any other user."""
+    if os.geteuid() == 0:
+        return
+    skip = pytest.mark.skip(reason="needs root (it makes root-owned files); run pytest as root")
+    for item in items:
+        if item.get_closest_marker("root") is not None:
+            item.add_marker(skip)
+
+
+def nix_unusable() -> str | None:
+    """Why nix-instantiate cannot run here, or None. A user who may not reach the Nix daemon
+    (or write the store) gets an error for any expression, even a parse."""
+    if shutil.which("nix-instantiate") is None:
+        return "nix-instantiate is not installed"
+    result = subprocess.run(
+        ["nix-instantiate", "--parse", "-E", "1"], capture_output=True, text=True, check=False
+    )
+    if result.returncode == 0:
+        return None
+    said = (result.stderr.strip().splitlines() or [f"exit status {result.returncode}"])[-1]
+    return f"nix-instantiate cannot run as this user (needs the Nix daemon or store): {said}"
+
+
+@pytest.fixture(scope="session")
+def nix_instantiate() -> str:
+    reason = nix_unusable()
+    if reason is not None:
+        pytest.skip(reason)
+    path = shutil.which("nix-instantiate")
+    assert path is not None
+    return path

@@ -8,7 +8,6 @@ They skip with the reason when those are missing.
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -24,14 +23,6 @@ def _find_file(name: str) -> str | None:
         ["nix-instantiate", "--find-file", name], capture_output=True, text=True, check=False
     )
     return result.stdout.strip() if result.returncode == 0 else None
-
-
-@pytest.fixture(scope="session")
-def nix_instantiate() -> str:
-    path = shutil.which("nix-instantiate")
-    if path is None:
-        pytest.skip("nix-instantiate is not installed")
-    return path
 
 
 @pytest.fixture(scope="session")

@@ -69,11 +69,14 @@ def test_plan_json_in_etc_is_the_plan(host_eval: Any, host: str) -> None:
 
 
 def test_audit_ignore_file_is_installed_only_when_set(host_eval: Any, tmp_path: Path) -> None:
+    """Not the checkout's own hosts/example/audit.yaml (README's `ignore` step writes one
+    there): the option is set to nothing, then to a file of the test's."""
     names = "builtins.attrNames config.environment.etc"
-    assert "blankslate/audit.yaml" not in host_eval("example", names)
+    unset = "{ blankslate.audit.ignoreFile = lib.mkForce null; }"
+    assert "blankslate/audit.yaml" not in host_eval("example", names, unset)
     rules = tmp_path / "audit.yaml"
     rules.write_text("ignore: []\n")
-    extra = f"{{ blankslate.audit.ignoreFile = {rules}; }}"
+    extra = f"{{ blankslate.audit.ignoreFile = lib.mkForce {rules}; }}"
     source = host_eval(
         "example", 'toString config.environment.etc."blankslate/audit.yaml".source', extra
     )

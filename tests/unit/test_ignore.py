@@ -110,6 +110,7 @@ def test_adding_to_an_empty_file(tmp_path: Path) -> None:
     assert path.read_text() == "ignore:\n  - pattern: /srv/**\n    reason: scratch space\n"
 
 
+@pytest.mark.root
 def test_a_new_file_is_created(tmp_path: Path) -> None:
     path = tmp_path / "hosts" / "x" / "audit.yaml"
     ignore_rules.add_rule(path, "/srv/**", "scratch space")

@@ -316,6 +316,7 @@ def test_no_terminal_means_no_consent(monkeypatch: pytest.MonkeyPatch) -> None:
         ui.confirm_by_typing("/dev/vda", "")
 
 
+@pytest.mark.root
 def test_passwd_hashes_via_stdin_and_writes_0600(
     fp: FakeProcess, example: plan.Plan, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -388,6 +389,7 @@ def _record_install(target: Path, image: Path) -> None:
     layout.remember_swap(target, "/dev/vda2")
 
 
+@pytest.mark.root
 def test_unmount_deepest_first_then_swap_and_loop(
     fp: FakeProcess, tmp_path: Path, image: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -411,6 +413,7 @@ def test_unmount_deepest_first_then_swap_and_loop(
     assert layout.recorded(target) is None
 
 
+@pytest.mark.root
 def test_the_record_names_sources_and_the_loops_backing_file(
     tmp_path: Path, image: Path, state_file: Path
 ) -> None:
@@ -432,6 +435,7 @@ def test_the_record_names_sources_and_the_loops_backing_file(
     assert lock.exists() and lock.stat().st_mode & 0o777 == 0o600
 
 
+@pytest.mark.root
 def test_a_stale_record_never_detaches_a_reused_loop_device(
     fp: FakeProcess, tmp_path: Path, image: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -448,6 +452,7 @@ def test_a_stale_record_never_detaches_a_reused_loop_device(
     assert f"warning: {target} is on /dev/loop3, not the recorded image: left alone" in err
 
 
+@pytest.mark.root
 def test_a_replaced_image_is_not_the_recorded_one(
     fp: FakeProcess, tmp_path: Path, image: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -462,6 +467,7 @@ def test_a_replaced_image_is_not_the_recorded_one(
     assert layout.recorded(target) is None
 
 
+@pytest.mark.root
 def test_unmount_leaves_what_it_did_not_mount(fp: FakeProcess, tmp_path: Path, image: Path) -> None:
     """Someone else's mount below the layout: refused before anything is unmounted."""
     target = tmp_path / "mnt"
@@ -481,6 +487,7 @@ def test_unmount_leaves_what_it_did_not_mount(fp: FakeProcess, tmp_path: Path, i
     assert layout.recorded(target) is not None
 
 
+@pytest.mark.root
 def test_unmount_refuses_root_and_what_it_has_no_record_of(tmp_path: Path) -> None:
     with pytest.raises(BlankslateError, match=r"^refusing to unmount /"):
         install.unmount(Path("/"))

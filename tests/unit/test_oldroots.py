@@ -276,6 +276,7 @@ def test_copy_argv_keeps_metadata() -> None:
     ]
 
 
+@pytest.mark.root
 def test_recover_takes_the_newest_root_holding_the_path(
     fp: FakeProcess,
     expect_copy: Callable[[Path, Path], None],
@@ -326,6 +327,7 @@ def test_recover_reaches_hand_made_snapshots_last(
     assert done.root == "before-upgrade"
 
 
+@pytest.mark.root
 def test_recover_persisted_path_goes_back_to_persist(
     fp: FakeProcess,
     expect_copy: Callable[[Path, Path], None],
@@ -346,6 +348,7 @@ def test_recover_persisted_path_goes_back_to_persist(
     assert (done.root, done.target) == (MIDDLE, persist / "var/lib/nixos")
 
 
+@pytest.mark.root
 def test_recover_goes_back_into_the_root_that_keeps_the_path(
     fp: FakeProcess,
     expect_copy: Callable[[Path, Path], None],
@@ -373,6 +376,7 @@ def test_recover_goes_back_into_the_root_that_keeps_the_path(
     assert (cache / "var/cache/app").is_dir()
 
 
+@pytest.mark.root
 def test_recover_persisted_file_and_path_inside_persisted_directory(
     fp: FakeProcess,
     expect_copy: Callable[[Path, Path], None],
@@ -392,6 +396,7 @@ def test_recover_persisted_file_and_path_inside_persisted_directory(
     assert (persist / "var/lib/systemd/timers").is_dir()
 
 
+@pytest.mark.root
 def test_recover_skips_symlink_into_persist(
     fp: FakeProcess,
     expect_copy: Callable[[Path, Path], None],

@@ -50,6 +50,7 @@ def stdin(monkeypatch: pytest.MonkeyPatch, data: bytes) -> None:
     monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(data), encoding="utf-8"))
 
 
+@pytest.mark.root
 def test_missing_parents_are_0700_whatever_the_umask(
     fp: FakeProcess, as_root: None, umask_000: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -113,6 +114,7 @@ def test_passwd_root_needs_persist_mounted(
     assert list((root / "persist").iterdir()) == []
 
 
+@pytest.mark.root
 def test_passwd_output_needs_no_mount(
     fp: FakeProcess,
     as_root: None,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import stat
 import subprocess
 from collections.abc import Iterator
@@ -351,8 +350,7 @@ def test_cli_prefetch_failure_is_one_error_line(
     )
 
 
-@pytest.mark.skipif(shutil.which("nix-instantiate") is None, reason="nix-instantiate not on PATH")
-def test_written_file_parses_as_nix(fp: FakeProcess, tmp_path: Path) -> None:
+def test_written_file_parses_as_nix(fp: FakeProcess, tmp_path: Path, nix_instantiate: str) -> None:
     register_ls_remote_head(fp)
     register_prefetch(fp, IMPERMANENCE_URL, SHA_IMPERMANENCE)
     register_prefetch(

@@ -107,6 +107,7 @@ def test_selection_must_be_in_the_plan(trees: tuple[Path, Path]) -> None:
         seed.plan_seed(make_plan(persist, ["/var/lib/app"], []), root=live, selection=["/srv"])
 
 
+@pytest.mark.root
 def test_make_parents_takes_owner_and_mode_from_the_live_parents(tmp_path: Path) -> None:
     live, persist = tmp_path / "live", tmp_path / "persist"
     (live / "var/lib").mkdir(parents=True)
@@ -122,6 +123,7 @@ def test_make_parents_takes_owner_and_mode_from_the_live_parents(tmp_path: Path)
     assert safefile.make_parents(persist, "/var/lib/app/x", live) == []
 
 
+@pytest.mark.root
 def test_make_parents_without_live_root_uses_the_mode(tmp_path: Path) -> None:
     safefile.make_parents(tmp_path, "etc/ssh/ssh_host_ed25519_key", mode=0o700)
     assert stat.S_IMODE((tmp_path / "etc/ssh").stat().st_mode) == 0o700
@@ -323,6 +325,7 @@ HOME_PARENTS = [
 ]
 
 
+@pytest.mark.root
 def test_seed_makes_declared_parents_with_their_owner_and_mode(
     trees: tuple[Path, Path], fp: FakeProcess
 ) -> None:
@@ -357,6 +360,7 @@ def test_an_owner_the_live_root_does_not_know_is_a_problem(trees: tuple[Path, Pa
     assert list(persist.iterdir()) == []
 
 
+@pytest.mark.root
 def test_a_second_root_inside_persist_path_is_made_and_filled(
     trees: tuple[Path, Path], fp: FakeProcess
 ) -> None:
