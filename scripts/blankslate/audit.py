@@ -28,10 +28,10 @@ from pathlib import Path
 from typing import Literal, NamedTuple
 
 from blankslate import mounts, process, treesearch
+from blankslate.display import format_size, quote_path
 from blankslate.errors import BlankslateError
 from blankslate.ignore_rules import Rule, RuleSet, find_sorted
-from blankslate.plan import Mount, Plan, format_size
-from blankslate.process import quote_path
+from blankslate.plan import Mount, Plan
 
 Status = Literal["lost", "ignored", "managed", "persisted"]
 STATUSES: tuple[Status, ...] = ("lost", "ignored", "managed", "persisted")

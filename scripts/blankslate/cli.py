@@ -170,7 +170,7 @@ def error_line(message: str) -> str:
 def describe_os_error(error: OSError) -> str:
     """What the system refused, on one line, for the errors no command turned into its own
     message (a path longer than PATH_MAX, say): "/very/long/path...: File name too long"."""
-    from blankslate.process import quote_path
+    from blankslate.display import quote_path
 
     what = error.strerror or (str(error).splitlines() or [type(error).__name__])[0]
     if error.filename is None:
@@ -183,8 +183,13 @@ def describe_os_error(error: OSError) -> str:
 
 
 def run() -> None:
-    """The program: `main`, then out without tearing the interpreter down. Freeing the
-    hundreds of thousands of objects of a large diff would only cost time at the end."""
+    """The program: `main`, and for a plain `diff` out through os._exit without tearing the
+    interpreter down: freeing the hundreds of thousands of objects of a large diff would only
+    cost time at the end. Every other command leaves the ordinary way."""
+    invocation = parse_plain(sys.argv[1:])
+    if invocation is None or invocation.command != "diff":
+        main()
+        return
     try:
         main()
         code: object = 0

@@ -41,9 +41,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 from blankslate import btrfs, mounts, oldroots, process
+from blankslate.display import format_size, quote_path
 from blankslate.errors import BlankslateError, require_root
 from blankslate.paths import is_under
-from blankslate.plan import Mount, Plan, format_size
+from blankslate.plan import Mount, Plan
 
 Status = Literal["ok", "fail", "warn", "info", "skipped"]
 CHECKS = (
@@ -98,7 +99,7 @@ def parse_only(values: Sequence[str]) -> tuple[str, ...]:
         for name in value.split(","):
             name = name.strip()
             if name not in CHECKS:
-                shown = process.quote_path(name[:40]) if name else "an empty name"
+                shown = quote_path(name[:40]) if name else "an empty name"
                 raise BlankslateError(
                     f"--only: unknown check {shown} (checks: {', '.join(CHECKS)})"
                 )
@@ -150,7 +151,7 @@ def run(
     `passwords` and `host-keys`)."""
     require_root("password files and the btrfs top level are root's")
     if not root.is_dir():
-        raise BlankslateError(f"--root {process.quote_path(str(root))}: not a directory")
+        raise BlankslateError(f"--root {quote_path(str(root))}: not a directory")
     context = Context(plan, root) if now is None else Context(plan, root, now)
     checks: dict[str, Callable[[Context], Iterator[Result]]] = {
         "persist": check_persist,
@@ -180,13 +181,13 @@ def failed(results: Sequence[Result]) -> bool:
 
 def _reason(error: BaseException) -> str:
     if isinstance(error, OSError):
-        where = f"{process.quote_path(os.fsdecode(error.filename))}: " if error.filename else ""
+        where = f"{quote_path(os.fsdecode(error.filename))}: " if error.filename else ""
         return f"{where}{error.strerror or error}"
     return str(error)
 
 
 def _q(path: Path | str) -> str:
-    return process.quote_path(str(path))
+    return quote_path(str(path))
 
 
 # --- persist -------------------------------------------------------------------------------

@@ -27,9 +27,10 @@ from pathlib import Path
 from typing import Any
 
 from blankslate import btrfs, copy, mounts, process, safefile, treesearch
+from blankslate.display import format_size
 from blankslate.errors import BlankslateError
 from blankslate.paths import is_under, normalise, resolves_under
-from blankslate.plan import Persisted, Plan, format_size
+from blankslate.plan import Persisted, Plan
 
 _ROOT_NAME = re.compile(r"^(?P<time>\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z)(?:\.(?P<sequence>\d+))?$")
 _TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"

@@ -58,16 +58,6 @@ def parse_size(text: str) -> int:
     return int(match.group(1)) * _UNITS[unit]
 
 
-def format_size(size: int) -> str:
-    """Bytes for people, in binary units: 512 -> "512 B", 2048 -> "2.0 KiB"."""
-    value = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024:
-            return f"{size} B" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} TiB"
-
-
 PartitionFormat = Literal["vfat", "swap", "btrfs", "zfs"]
 
 

@@ -31,26 +31,6 @@ def format_command(args: Sequence[str]) -> str:
     return " ".join(shlex.quote(arg) for arg in args)
 
 
-_ESCAPES = {"\n": "\\n", "\t": "\\t", "\r": "\\r", "'": "\\'", "\\": "\\\\"}
-
-
-def quote_path(path: str) -> str:
-    """`path` as is when it is printable UTF-8, else in bash's $'...' quoting."""
-    if path.isprintable():
-        return path
-    out: list[str] = []
-    for char in path:
-        if char in _ESCAPES:
-            out.append(_ESCAPES[char])
-        elif "\udc80" <= char <= "\udcff":  # an undecodable byte (surrogateescape)
-            out.append(f"\\x{ord(char) - 0xDC00:02x}")
-        elif char.isprintable():
-            out.append(char)
-        else:
-            out.extend(f"\\x{byte:02x}" for byte in char.encode("utf-8", "surrogatepass"))
-    return "$'" + "".join(out) + "'"
-
-
 def run(
     args: Sequence[str],
     *,

@@ -25,9 +25,9 @@ from pathlib import Path, PurePosixPath
 from typing import Literal
 
 from blankslate import accounts, copy, mounts, paths, process, safefile
+from blankslate.display import quote_path
 from blankslate.errors import BlankslateError
 from blankslate.plan import Persisted, Plan
-from blankslate.process import quote_path
 
 log = logging.getLogger("blankslate")
 

@@ -14,7 +14,7 @@ import pytest
 from pytest_subprocess import FakeProcess
 from ruamel.yaml import YAML
 
-from blankslate import audit, plan, process
+from blankslate import audit, display, plan
 from blankslate.audit import Raw
 from blankslate.errors import BlankslateError
 from blankslate.ignore_rules import Rule
@@ -337,9 +337,9 @@ def sample_report() -> audit.Report:
 
 
 def test_quote_path() -> None:
-    assert process.quote_path("/etc/plain name") == "/etc/plain name"
-    assert process.quote_path(ODD) == "$'/srv/odd\\xff\\nname'"
-    assert process.quote_path("/a'b\tc\x01") == "$'/a\\'b\\tc\\x01'"
+    assert display.quote_path("/etc/plain name") == "/etc/plain name"
+    assert display.quote_path(ODD) == "$'/srv/odd\\xff\\nname'"
+    assert display.quote_path("/a'b\tc\x01") == "$'/a\\'b\\tc\\x01'"
 
 
 def test_text_lists_lost_by_top_directory_then_counts() -> None:

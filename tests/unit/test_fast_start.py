@@ -142,7 +142,23 @@ def test_run_leaves_with_the_exit_status_of_main(
 
     monkeypatch.setattr(cli, "main", main)
     monkeypatch.setattr(cli.os, "_exit", leave)
+    monkeypatch.setattr("sys.argv", ["blankslate", "diff"])
     with pytest.raises(Exited) as exited:
         cli.run()
     assert exited.value.args == (status,)
     assert capsys.readouterr().err == stderr
+
+
+def test_only_a_plain_diff_skips_the_interpreters_teardown(monkeypatch: pytest.MonkeyPatch) -> None:
+    """os._exit pays for diff's large report only; other commands exit as Python does."""
+
+    def leave(code: int) -> None:
+        raise Exited(code)
+
+    monkeypatch.setattr(cli, "main", lambda: sys.exit(3))
+    monkeypatch.setattr(cli.os, "_exit", leave)
+    for argv in (["plan"], ["seed", "--yes"], ["diff", "--help"]):
+        monkeypatch.setattr("sys.argv", ["blankslate", *argv])
+        with pytest.raises(SystemExit) as exit_:
+            cli.run()
+        assert exit_.value.code == 3

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from pytest_subprocess import FakeProcess
 
-from blankslate import plan
+from blankslate import display, plan
 from blankslate.errors import BlankslateError
 
 
@@ -262,4 +262,4 @@ def test_sizes(text: str, size: int) -> None:
     [(0, "0 B"), (512, "512 B"), (2048, "2.0 KiB"), (1536 << 20, "1.5 GiB"), (3 << 40, "3.0 TiB")],
 )
 def test_format_size(size: int, text: str) -> None:
-    assert plan.format_size(size) == text
+    assert display.format_size(size) == text
