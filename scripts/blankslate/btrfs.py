@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from blankslate import process
-
 
 def mkfs_btrfs(device: str, *, label: str) -> list[str]:
     return ["mkfs.btrfs", "--force", "--label", label, device]
@@ -22,10 +20,6 @@ def subvolume_snapshot(source: Path, target: Path, *, readonly: bool = False) ->
     return [*args, str(source), str(target)]
 
 
-def subvolume_delete(path: Path) -> list[str]:
-    return ["btrfs", "subvolume", "delete", str(path)]
-
-
 def subvolume_show(path: Path) -> list[str]:
     return ["btrfs", "subvolume", "show", str(path)]
 
@@ -40,10 +34,6 @@ def is_subvolume(path: Path) -> bool:
         return path.is_dir() and not path.is_symlink() and path.stat().st_ino == 256
     except OSError:
         return False
-
-
-def is_readonly(path: Path) -> bool:
-    return process.output(property_get_ro(path)).strip() == "ro=true"
 
 
 def qgroup_show(path: Path) -> list[str]:

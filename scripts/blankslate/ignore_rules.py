@@ -237,12 +237,6 @@ def _yaml() -> YAML:
     return yaml
 
 
-def _line(node: object, fallback: int = 0) -> int:
-    """1-based line of a round-trip node, or `fallback`."""
-    lc = getattr(node, "lc", None)
-    return int(lc.line) + 1 if lc is not None and lc.line is not None else fallback
-
-
 def _read_text(path: Path) -> str | None:
     """The ignore file's text; None when there is no file."""
     try:

@@ -37,10 +37,6 @@ class Partitions:
         return self.nodes[-1][1]
 
     @property
-    def esp(self) -> str | None:
-        return self.of("vfat")
-
-    @property
     def swap(self) -> str | None:
         return self.of("swap")
 

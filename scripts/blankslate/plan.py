@@ -230,10 +230,6 @@ class Plan:
         ]
 
     @property
-    def persisted_paths(self) -> list[str]:
-        return [entry.path for entry in self.persisted]
-
-    @property
     def persistence_roots(self) -> list[str]:
         """persistPath first, then every other root, each once."""
         roots = [self.persist_path, *self.persistence.roots]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 # Sane server defaults; mountpoint=legacy because NixOS mounts datasets through fileSystems.
 POOL_OPTIONS = ["ashift=12"]
 DATASET_OPTIONS = ["compression=zstd", "acltype=posixacl", "xattr=sa", "mountpoint=legacy"]
@@ -31,11 +29,3 @@ def zfs_list(name: str, *, snapshots: bool = False) -> list[str]:
     if snapshots:
         args += ["-t", "snapshot"]
     return [*args, name]
-
-
-def zpool_import(pool: str, *, altroot: Path) -> list[str]:
-    return ["zpool", "import", "-f", "-R", str(altroot), pool]
-
-
-def zpool_export(pool: str) -> list[str]:
-    return ["zpool", "export", pool]

@@ -58,7 +58,7 @@ def test_partitions_without_swap(example: plan.Plan) -> None:
     data = example.to_json()
     del data["disk"]["partitions"][1]  # as Nix leaves it out for a zero swapSize
     parts = layout.partitions(plan.from_json(data), "/dev/sda")
-    assert (parts.esp, parts.swap, parts.main) == ("/dev/sda1", None, "/dev/sda2")
+    assert (parts.of("vfat"), parts.swap, parts.main) == ("/dev/sda1", None, "/dev/sda2")
     assert parts.source("/dev/disk/by-label/nixos") == "/dev/sda2"
     assert parts.source("rpool/nix") == "rpool/nix"
 

@@ -28,7 +28,11 @@ def test_default_plan_round_trips_to_the_same_json(good: dict[str, Any]) -> None
     assert list(loaded.to_json()) == list(good)  # key order as in the contract
     assert loaded.btrfs is not None and loaded.btrfs.blank_snapshot == "root-blank"
     assert loaded.disk is not None and loaded.disk.partitions[0].size_bytes == 1024**3
-    assert loaded.persisted_paths == ["/var/lib/nixos", "/var/lib/systemd", "/etc/machine-id"]
+    assert [entry.path for entry in loaded.persisted] == [
+        "/var/lib/nixos",
+        "/var/lib/systemd",
+        "/etc/machine-id",
+    ]
 
 
 def test_plan_file_wins_over_host(tmp_path: Path, good: dict[str, Any]) -> None:
