@@ -87,6 +87,41 @@
         // lib.genAttrs (lib.attrNames appDescriptions) (subcommand pkgs)
       );
 
+      # `nix develop`: the tool's Python with its test tools, and the commands the tests run
+      # (btrfs-progs, parted, ...), for working on the checkout on NixOS.
+      devShells = forAllSystems (pkgs: {
+        default = pkgs.mkShell {
+          packages = [
+            (pkgs.python3.withPackages (
+              ps: with ps; [
+                typer
+                ruamel-yaml
+                pytest
+                pytest-subprocess
+                hypothesis
+                mypy
+              ]
+            ))
+          ]
+          ++ (with pkgs; [
+            ruff
+            btrfs-progs
+            parted
+            gptfdisk
+            dosfstools
+            util-linux
+            mkpasswd
+            openssh
+            acl
+            attr
+            git
+          ]);
+          shellHook = ''
+            export PYTHONPATH=$PWD/scripts''${PYTHONPATH:+:$PYTHONPATH}
+          '';
+        };
+      });
+
       checks = forAllSystems (
         pkgs:
         let

@@ -37,6 +37,9 @@ let
       "systemd"
       "util-linux"
       "zfs"
+      "ruff"
+      "acl"
+      "attr"
     ] fakePackage
     // {
       inherit lib;
@@ -68,6 +71,29 @@ let
             outPath = "/nix/store/00000000000000000000000000000000-${args.pname}-${args.version}";
           };
       };
+
+      # python3.withPackages: the package names chosen from a stand-in package set.
+      python3 = fakePackage "python3" // {
+        withPackages =
+          choose:
+          fakePackage "python3-env"
+          // {
+            chosen = map (p: p.pname) (
+              choose (
+                lib.genAttrs [
+                  "typer"
+                  "ruamel-yaml"
+                  "pytest"
+                  "pytest-subprocess"
+                  "hypothesis"
+                  "mypy"
+                ] fakePackage
+              )
+            );
+          };
+      };
+      # mkShell: its arguments as given, as a derivation the tests read back.
+      mkShell = args: fakePackage "nix-shell" // args;
 
       writeShellScript = name: text: fakePackage name // { inherit text; };
       # impermanence's units name scripts it builds; a warning that reads

@@ -241,3 +241,19 @@ def test_package_source_holds_what_setuptools_reads(nix_eval: Callable[[str], An
     assert reached == wanted
     assert {"scripts/blankslate/default-plan.json", "scripts/blankslate/py.typed"} <= reached
     assert PYPROJECT["tool"]["setuptools"]["package-data"] == {"blankslate": ["*.json", "py.typed"]}
+
+
+def test_dev_shell_has_the_tools_of_the_test_suite(nix_eval: Callable[[str], Any]) -> None:
+    """`nix develop`: Python with the package's and the tests' modules, ruff, and the commands
+    the integration tests run; PYTHONPATH points at the checkout's scripts/."""
+    shell = nix_eval(
+        f"""let s = {FLAKE}.devShells.{SYSTEM}.default; in {{
+          python = (builtins.head s.packages).chosen;
+          tools = map (p: p.pname) (builtins.tail s.packages);
+          hook = s.shellHook;
+        }}"""
+    )
+    assert set(shell["python"]) >= {"typer", "ruamel-yaml", "pytest", "pytest-subprocess"}
+    assert {"hypothesis", "mypy"} <= set(shell["python"])
+    assert {"ruff", "btrfs-progs", "parted", "gptfdisk", "mkpasswd"} <= set(shell["tools"])
+    assert "export PYTHONPATH=$PWD/scripts" in shell["hook"]
