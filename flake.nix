@@ -69,13 +69,10 @@
           );
         };
 
-      # The default module plus disko's, with disko.devices set from the layout: what
-      # `nixos-anywhere --flake` partitions with (see the README).
+      # Next to nixosModules.default: disko's module, with disko.devices set from the
+      # layout, which `nixos-anywhere --flake` partitions with (see the README).
       nixosModules.disko = {
-        imports = [
-          self.nixosModules.default
-          disko.nixosModules.disko
-        ];
+        imports = [ disko.nixosModules.disko ];
         blankslate.disko.enable = nixpkgs.lib.mkDefault true;
       };
 

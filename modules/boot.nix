@@ -5,7 +5,7 @@
 #   hybrid -> GRUB for both: EF02 for BIOS, the ESP for UEFI as the removable
 #             path (EFI/BOOT/BOOTX64.EFI), which needs no EFI variable.
 # Scalars are mkDefault (a host may pick its own loader, the assertion checks
-# it); grub.devices is a list nixpkgs also defines (from grub.device), so it is
+# it), grub.enable just above it; grub.devices is a list nixpkgs also defines (from grub.device), so it is
 # set at normal priority and the two concatenate.
 { config, lib, ... }:
 let
@@ -23,7 +23,10 @@ in
         efi.canTouchEfiVariables = lib.mkDefault true;
       })
       (lib.mkIf withGrub {
-        grub.enable = lib.mkDefault true;
+        # Above mkDefault: systemd-boot.nix sets grub.enable = mkDefault false when a host
+        # keeps systemd-boot on, and the two defaults would clash before the assertion
+        # below can say what is wrong. A host's own value still wins.
+        grub.enable = lib.mkOverride 900 true;
         systemd-boot.enable = lib.mkDefault false;
         grub.devices = lib.optional (cfg.disk.device != null) cfg.disk.device;
       })

@@ -212,10 +212,10 @@ set -euo pipefail
 
 
 def test_package_source_holds_what_setuptools_reads(nix_eval: Callable[[str], Any]) -> None:
-    """src keeps pyproject.toml, the README it names and the package with its data (package-data:
-    *.json, *.bash, py.typed); not tests, hosts, caches or a local virtual environment. The filter is
-    asked about every path of the checkout, as builtins.path asks it (a directory it refuses is
-    not entered)."""
+    """src keeps pyproject.toml, the README it names and the package with its data
+    (package-data: *.json, *.bash, py.typed); not tests, hosts, caches or a local virtual
+    environment. The filter is asked about every path of the checkout, as builtins.path asks
+    it (a directory it refuses is not entered)."""
     candidates: list[tuple[str, str]] = []
     for path in sorted(REPO.rglob("*")):
         relative = path.relative_to(REPO)
