@@ -6,6 +6,9 @@
 {
   devices,
   rootMountPoint ? "/mnt",
+  # More definitions of disko.devices, merged with `devices` (the integration test names
+  # partition nodes there: without udev, /dev/disk/by-partlabel does not exist).
+  extraDevices ? [ ],
 }:
 let
   lib = import <nixpkgs/lib>;
@@ -16,7 +19,8 @@ let
         options.disko.devices = lib.mkOption { type = diskoLib.toplevel; };
         config.disko.devices = devices;
       }
-    ];
+    ]
+    ++ map (extra: { config.disko.devices = extra; }) extraDevices;
   };
   top = evaluated.config.disko.devices;
   # disko's _config holds module definitions (mkMerge); a loose module system
