@@ -103,6 +103,14 @@ TargetRoot = Annotated[
 OldMountpoint = Annotated[
     Path | None, typer.Option("--mountpoint", metavar="DIR", hidden=True, help="Old --root.")
 ]
+HostKeysFrom = Annotated[
+    Path | None,
+    typer.Option(
+        metavar="DIR",
+        help="Reuse the SSH host keys in this directory (ssh_host_ed25519_key[.pub], ...).",
+        file_okay=False,
+    ),
+]
 
 
 def target_root(root: Path | None, mountpoint: Path | None) -> Path:
@@ -170,6 +178,10 @@ def print_summary(summary: Summary, headline: str) -> None:
         print("SSH host keys (compare on first login):")
         for fingerprint in summary.fingerprints:
             print(f"  {fingerprint}")
+    if summary.age_recipients:
+        print("age recipients of the host keys (for sops-nix, agenix):")
+        for recipient in summary.age_recipients:
+            print(f"  {recipient}")
     for step in summary.next_steps:
         print(f"next: {step}")
 
@@ -256,6 +268,7 @@ def install(
     no_nixos_install: Annotated[
         bool, typer.Option("--no-nixos-install", help="Stop before nixos-install.")
     ] = False,
+    host_keys_from: HostKeysFrom = None,
 ) -> None:
     """Partition, format and lay out a disk, seed /persist, run nixos-install."""
     from blankslate import install as install_module
@@ -271,6 +284,7 @@ def install(
         passwords=not no_passwords,
         nixos_install=not no_nixos_install,
         source=plan_source(plan_file, host, flake),
+        host_keys_from=host_keys_from,
     )
     plan = need_target(plan_module.load(options.source), options)
     summary = install_module.install(plan, options)
@@ -547,3 +561,58 @@ def pin(
     for written in pins:
         print(f"pinned {written.name}: {written.url}")
     print(f"wrote {output}")
+
+
+@app.command("disko", cls=Command)
+def disko_command(
+    plan_file: PlanFile = None,
+    host: Host = None,
+    flake: Flake = ".",
+    disk: Annotated[
+        str | None, typer.Option(metavar="DEV", help="Disk to partition (else the plan's).")
+    ] = None,
+) -> None:
+    """Print the plan's layout as disko's `disko.devices` (a Nix expression)."""
+    from blankslate import disko
+
+    sys.stdout.write(disko.expression(plan_module.load(plan_source(plan_file, host, flake)), disk))
+
+
+@app.command("extra-files", cls=Command)
+def extra_files(
+    directory: Annotated[
+        Path, typer.Argument(metavar="DIR", help="New or empty directory to fill.")
+    ],
+    plan_file: PlanFile = None,
+    host: Host = None,
+    flake: Flake = ".",
+    host_keys_from: HostKeysFrom = None,
+    no_passwords: Annotated[
+        bool, typer.Option("--no-passwords", help="Do not ask for passwords.")
+    ] = False,
+    dry_run: DryRun = False,
+) -> None:
+    """Write the host keys and password files for `nixos-anywhere --extra-files DIR`."""
+    from blankslate import extrafiles, hostkeys
+    from blankslate import install as install_module
+
+    plan = plan_module.load(plan_source(plan_file, host, flake))
+    extrafiles.check_directory(directory)
+    want_passwords = not no_passwords and bool(plan.users) and not dry_run
+    hashes = install_module.ask_passwords(plan) if want_passwords else {}
+    made = extrafiles.write(
+        plan, directory, host_keys_from=host_keys_from, hashes=hashes, dry_run=dry_run
+    )
+    verb = "would write" if dry_run else "wrote"
+    for path in made.files:
+        print(f"{verb} {path}")
+    print("SSH host keys (compare on first login):")
+    for line in hostkeys.describe(made.keys, made.fingerprints):
+        print(f"  {line}")
+    if not hashes:
+        for user in plan.users:
+            output = directory / user.hashed_password_file.lstrip("/")
+            command = f"blankslate passwd {user.name} --output {output}"
+            print(f"no password file for {user.name}: `{command}`")
+    if dry_run:
+        print("Dry run: nothing was written.")

@@ -77,6 +77,8 @@ def mkdir_cmd(path: Path) -> list[str]:
 
 def create_filesystems(plan: Plan, parts: Partitions, *, dry_run: bool) -> None:
     for part, node in parts.nodes:
+        if part.label is None:  # the BIOS boot partition: GRUB writes it raw
+            continue
         if part.format == "vfat":
             process.run(disk.mkfs_vfat(node, label=part.label), dry_run=dry_run)
         elif part.format == "swap":
@@ -327,7 +329,7 @@ def unmount_all(mountpoint: Path) -> list[str]:
     skipped with a warning; a mount it did not make below one of its own refuses the lot."""
     base = mountpoint.resolve()
     if base == Path("/"):
-        raise BlankslateError("refusing to unmount /: give the --mountpoint the layout is on")
+        raise BlankslateError("refusing to unmount /: give the --root the layout is on")
     with _locked() as state:
         if _key(base) not in state:
             raise BlankslateError(

@@ -33,7 +33,7 @@ def target_path(plan: Plan, user: str, root: Path, output: Path | None) -> Path:
     if persist is not None:
         mounts.persist_mount(
             persist,
-            f"mount it first, e.g. `blankslate mount --mountpoint {root}`, or give --output",
+            f"mount it first, e.g. `blankslate mount --root {root}`, or give --output",
         )
     return path
 
