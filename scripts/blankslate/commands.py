@@ -36,18 +36,18 @@ def diff(
     fail_on_lost: bool,
 ) -> int:
     """Prints the report; returns the exit code."""
-    from blankslate import audit, ignore_rules
+    from blankslate import audit, ignore_rules, render
     from blankslate import plan as plan_module
 
     plan = plan_module.load(plan_file, host, flake, builtin=False)
     rules = ignore_rules.collect(plan.audit.ignore, host or plan.host_name, ignore_file)
     report = audit.run_diff(plan, device=device, root=root, ignore=rules)
     if format == "json":
-        sys.stdout.write(audit.render_json(report))
+        sys.stdout.write(render.render_json(report))
     elif format == "yaml":
-        sys.stdout.write(audit.render_yaml(report))
+        sys.stdout.write(render.render_yaml(report))
     else:
-        sys.stdout.write(audit.render_text(report, all_entries=all_entries))
+        sys.stdout.write(render.render_text(report, all_entries=all_entries))
     return 1 if fail_on_lost and report.lost else 0
 
 
