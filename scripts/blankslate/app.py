@@ -225,12 +225,36 @@ def diff(
     flake: Flake = ".",
     device: Device = None,
     root: Annotated[Path | None, typer.Option(help="Walk this tree (tmpfs/none).")] = None,
+    old_root: Annotated[
+        str | None,
+        typer.Option(
+            "--old-root",
+            help="Audit this kept old root (a name or 'latest'): what its boot erased.",
+        ),
+    ] = None,
     format: Annotated[Format, typer.Option("--format", help="Output format.")] = Format.text,
-    all_entries: Annotated[bool, typer.Option("--all", help="List every status.")] = False,
+    full: Annotated[
+        bool, typer.Option("--full", help="List every lost entry; no directory collapsed.")
+    ] = False,
+    all_entries: Annotated[
+        bool, typer.Option("--all", help="Also list the persisted, managed and ignored entries.")
+    ] = False,
     ignore_file: Annotated[Path | None, typer.Option(help="YAML ignore rules.")] = None,
-    fail_on_lost: Annotated[bool, typer.Option(help="Exit 1 when anything is lost.")] = False,
+    fail_on_lost: Annotated[
+        bool, typer.Option(help="Exit 1 when anything is lost, 2 when the audit fails.")
+    ] = False,
+    report_file: Annotated[
+        Path | None, typer.Option("--report", help="Also write the JSON report to FILE.")
+    ] = None,
+    metrics_file: Annotated[
+        Path | None,
+        typer.Option("--metrics", help="Also write node-exporter textfile metrics to FILE."),
+    ] = None,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Echo the commands run (the mount).")
+    ] = False,
 ) -> None:
-    """What lives on / that the next boot will erase."""
+    """What lives on / that the next boot will erase (or, with --old-root, what a boot erased)."""
     host, flake = plan_source(plan_file, host, flake)
     code = commands.diff(
         plan_file=plan_file,
@@ -242,6 +266,11 @@ def diff(
         all_entries=all_entries,
         ignore_file=ignore_file,
         fail_on_lost=fail_on_lost,
+        full=full,
+        verbose=verbose,
+        report_file=report_file,
+        metrics_file=metrics_file,
+        old_root=old_root,
     )
     if code:
         raise typer.Exit(code)
@@ -304,15 +333,32 @@ def roots(
     flake: Flake = ".",
     device: Device = None,
     json_output: Annotated[bool, typer.Option("--json", help="JSON list, newest first.")] = False,
+    audit_roots: Annotated[
+        bool, typer.Option("--audit", help="Count what each root's boot erased (LOST column).")
+    ] = False,
+    ignore_file: Annotated[
+        Path | None, typer.Option(help="YAML ignore rules (for --audit).")
+    ] = None,
 ) -> None:
     """List the kept old roots, newest first (sizes only when btrfs quotas are on)."""
     from blankslate import oldroots
 
-    kept = oldroots.roots(load_plan(plan_file, host, flake, builtin=False), device)
+    host, flake = plan_source(plan_file, host, flake)
+    plan = load_plan(plan_file, host, flake, builtin=False)
+    lost: dict[str, int] | None = None
+    if audit_roots:
+        from blankslate import audit, ignore_rules
+
+        rules = ignore_rules.collect(plan.audit.ignore, host or plan.host_name, ignore_file)
+        audited = audit.audit_old_roots(plan, device, rules)
+        kept = [root for root, _summary in audited]
+        lost = {root.name: summary["lost"] for root, summary in audited}
+    else:
+        kept = oldroots.roots(plan, device)
     if json_output:
-        print(json.dumps([root.to_json() for root in kept], indent=2))
+        print(json.dumps([oldroots.root_json(root, lost) for root in kept], indent=2))
     elif kept:
-        print(oldroots.format_table(kept))
+        print(oldroots.format_table(kept, lost=lost))
     else:
         print("no old roots kept")
 

@@ -10,14 +10,21 @@ from __future__ import annotations
 import contextlib
 import gc
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from blankslate import mounts, scan
 from blankslate.classify import Report, classify, rules_for
 from blankslate.errors import BlankslateError
 from blankslate.ignore_rules import Rule
 from blankslate.plan import Plan
+from blankslate.scan import RawTuple
+
+if TYPE_CHECKING:
+    from blankslate.oldroots import OldRoot
+
+# oldroots (and what it imports) is loaded only to audit old roots: diff starts faster.
 
 
 def _read_text(path: str) -> str | None:
@@ -33,10 +40,18 @@ def run_diff(
     device: str | None = None,
     root: Path | None = None,
     ignore: Sequence[Rule] = (),
+    old_root: str | None = None,
+    outputs: Mapping[str, str] | None = None,
 ) -> Report:
-    """Scan by rollback kind (a walk of `root` when given) and classify."""
+    """Scan by rollback kind (a walk of `root` when given; the kept old root `old_root`, a
+    name or "latest", when given) and classify. `outputs`: files this run writes (path ->
+    why), which it re-creates itself and so are not lost."""
     with _collector_paused():
-        return _scan_and_classify(plan, device, root, ignore)
+        if old_root is not None:
+            if root is not None:
+                raise BlankslateError("give either --root or --old-root, not both")
+            return _audit_old_root(plan, device, old_root, ignore)
+        return _scan_and_classify(plan, device, root, ignore, outputs or {})
 
 
 @contextlib.contextmanager
@@ -52,33 +67,128 @@ def _collector_paused() -> Iterator[None]:
             gc.enable()
 
 
+def _classified(
+    plan: Plan,
+    ignore: Sequence[Rule],
+    scanned: tuple[list[RawTuple], list[str]],
+    etc_clean: str | None,
+    method: str,
+    outputs: Mapping[str, str] | None = None,
+    old_root: str | None = None,
+) -> Report:
+    rules = rules_for(plan, ignore, etc_clean)
+    rules.managed.update(outputs or {})
+    raw, problems = scanned
+    return Report(method, classify(raw, rules), problems=problems, old_root=old_root)
+
+
 def _scan_and_classify(
-    plan: Plan, device: str | None, root: Path | None, ignore: Sequence[Rule]
+    plan: Plan,
+    device: str | None,
+    root: Path | None,
+    ignore: Sequence[Rule],
+    outputs: Mapping[str, str],
 ) -> Report:
     if root is not None or plan.rollback in ("tmpfs", "none"):
         base = str(root if root is not None else Path("/"))
         if not os.path.isdir(base):
             raise BlankslateError(f"{base} is not a directory (check --root)")
-        raw, problems = scan.walk(base, skip=scan.mount_targets_below(base), one_filesystem=True)
+        walked = scan.walk(base, skip=scan.mount_targets_below(base), one_filesystem=True)
         etc_clean = _read_text(os.path.join(base, "etc/.clean"))
-        method = "walk"
-    elif plan.rollback == "zfs":
-        raw, problems = scan.scan_zfs(plan)
-        etc_clean = _read_text("/etc/.clean")
-        method = "zfs"
-    else:
-        assert plan.btrfs is not None and plan.btrfs.root_subvolume is not None
-        if device is None:
-            device = mounts.backing_device(plan.persist_path)
-        with mounts.top_level(device) as top:
-            stored = top / plan.btrfs.root_subvolume
-            if not stored.is_dir():
-                raise BlankslateError(
-                    f"subvolume {plan.btrfs.root_subvolume!r} not found on {device} "
-                    "(check --device)"
-                )
-            raw, problems = scan.scan_stored_root(str(stored))
-            etc_clean = _read_text(str(stored / "etc/.clean"))
-        method = "btrfs"
-    entries = classify(raw, rules_for(plan, ignore, etc_clean))
-    return Report(method, entries, problems=problems)
+        return _classified(plan, ignore, walked, etc_clean, "walk", outputs)
+    if plan.rollback == "zfs":
+        return _classified(
+            plan, ignore, scan.scan_zfs(plan), _read_text("/etc/.clean"), "zfs", outputs
+        )
+    assert plan.btrfs is not None and plan.btrfs.root_subvolume is not None
+    if device is None:
+        device = mounts.backing_device(plan.persist_path)
+    with mounts.top_level(device) as top:
+        stored = top / plan.btrfs.root_subvolume
+        if not stored.is_dir():
+            raise BlankslateError(
+                f"subvolume {plan.btrfs.root_subvolume!r} not found on {device} (check --device)"
+            )
+        return _stored_root(plan, ignore, stored, outputs)
+
+
+def _stored_root(
+    plan: Plan,
+    ignore: Sequence[Rule],
+    stored: Path,
+    outputs: Mapping[str, str] | None = None,
+    old_root: str | None = None,
+) -> Report:
+    """A root subvolume on the mounted top level, scanned and classified."""
+    scanned = scan.scan_stored_root(str(stored))
+    etc_clean = _read_text(str(stored / "etc/.clean"))
+    return _classified(plan, ignore, scanned, etc_clean, "btrfs", outputs, old_root)
+
+
+LATEST = "latest"
+
+
+def _audit_old_root(plan: Plan, device: str | None, name: str, ignore: Sequence[Rule]) -> Report:
+    """What the boot that moved the old root `name` ("latest": the newest) away threw away."""
+    from blankslate import oldroots
+
+    subvolume = oldroots.old_roots_subvolume(plan)
+    with mounts.top_level(oldroots.default_device(plan, device)) as top:
+        kept = oldroots.list_roots(top, subvolume)
+        chosen = pick_old_root(kept, name)
+        return _stored_root(plan, ignore, chosen.path, old_root=chosen.name)
+
+
+def pick_old_root(kept: Sequence[OldRoot], name: str) -> OldRoot:
+    """The old root named `name`, or the newest for "latest"; an error names what there is."""
+    if not kept:
+        raise BlankslateError("no old roots kept yet (the rollback keeps one at every boot)")
+    if name == LATEST:
+        return kept[0]
+    for candidate in kept:
+        if candidate.name == name:
+            return candidate
+    newest = ", ".join(candidate.name for candidate in kept[:5])
+    raise BlankslateError(f"no old root named {name!r} (newest: {newest}; or give 'latest')")
+
+
+def audit_old_roots(
+    plan: Plan, device: str | None, ignore: Sequence[Rule]
+) -> list[tuple[OldRoot, dict[str, int]]]:
+    """`roots --audit`: every kept old root, newest first, with the summary (entries by
+    status) of what its boot threw away."""
+    from blankslate import oldroots
+
+    subvolume = oldroots.old_roots_subvolume(plan)
+    with _collector_paused(), mounts.top_level(oldroots.default_device(plan, device)) as top:
+        kept = oldroots.list_roots(top, subvolume, with_sizes=True)
+        return [(root, _stored_root(plan, ignore, root.path).summary) for root in kept]
+
+
+def outputs_of(*, report_file: Path | None, metrics_file: Path | None) -> dict[str, str]:
+    """The files a run writes, as on / (path -> reason): each run re-creates them, so they
+    are not lost."""
+    outputs = {}
+    if report_file is not None:
+        outputs[os.path.abspath(report_file)] = "written by blankslate diff (--report) at every run"
+    if metrics_file is not None:
+        outputs[os.path.abspath(metrics_file)] = (
+            "written by blankslate diff (--metrics) at every run"
+        )
+    return outputs
+
+
+def write_outputs(
+    report: Report, *, report_file: Path | None, metrics_file: Path | None, now: float
+) -> None:
+    """The JSON report (0600) and the node-exporter textfile (0644: the exporter runs as its
+    own user), each replaced atomically (a scrape never reads half a file) and never through
+    a symlink planted at its name; a missing directory is made root's, 0755."""
+    from blankslate import render, safefile
+
+    make = safefile.fixed(0o755)
+    if report_file is not None:
+        # It names the files of every user: for root only.
+        safefile.write_file(report_file, render.render_json(report), mode=0o600, make=make)
+    if metrics_file is not None:
+        safefile.write_file(metrics_file, render.render_metrics(report, now), make=make)

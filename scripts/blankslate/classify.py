@@ -75,10 +75,23 @@ class Report:
     entries: list[EntryTuple]
     summary: dict[str, int] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
+    old_root: str | None = None  # the kept old root audited, None for the live root
 
     def __post_init__(self) -> None:
         counts = Counter(map(itemgetter(3), self.entries))
         self.summary = {status: counts.get(status, 0) for status in STATUSES}
+
+    @property
+    def headline(self) -> str:
+        if self.old_root is None:
+            return "Lost at the next boot"
+        return f"Thrown away with old root {self.old_root}"
+
+    @property
+    def nothing_lost(self) -> str:
+        if self.old_root is None:
+            return "Nothing is lost at the next boot"
+        return f"Nothing was lost with old root {self.old_root}"
 
     @property
     def lost(self) -> int:

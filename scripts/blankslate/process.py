@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from blankslate.errors import BlankslateError
 
 log = logging.getLogger("blankslate")
+# The `$ cmd` echo has its own logger, so a command can hide it (diff's temporary mount).
+echo = logging.getLogger("blankslate.commands")
 
 
 @dataclass
@@ -75,7 +77,7 @@ def run(
     if mutating and settings.dry_run:
         log.warning("would run: %s", format_command(argv))
         return Result(argv, 0, "", "")
-    log.info("$ %s", format_command(argv))
+    echo.info("$ %s", format_command(argv))
     try:
         completed = subprocess.run(
             argv,

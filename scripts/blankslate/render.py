@@ -8,11 +8,39 @@ renderers escape what is not printable UTF-8.
 from __future__ import annotations
 
 import base64
+from bisect import bisect_left
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from json.encoder import encode_basestring_ascii
+from typing import TextIO
 
-from blankslate.classify import STATUSES, Entry, Report
+from blankslate.classify import STATUSES, Entry, EntryTuple, Report
 from blankslate.plan import format_size
 from blankslate.process import quote_path
+
+
+@dataclass(frozen=True)
+class Style:
+    """The ANSI colours of the text rendering; the empty style colours nothing."""
+
+    lost: str = ""
+    persisted: str = ""
+    reset: str = ""
+
+
+PLAIN = Style()
+COLOURED = Style(lost="\x1b[31m", persisted="\x1b[32m", reset="\x1b[0m")
+
+
+def colour_wanted(stream: TextIO, environ: Mapping[str, str]) -> bool:
+    """Colour only for a person at a terminal: not into a pipe or a file, not with NO_COLOR
+    set to anything but the empty string (no-color.org), not on a dumb terminal."""
+    if environ.get("NO_COLOR") or environ.get("TERM") == "dumb":
+        return False
+    try:
+        return stream.isatty()
+    except ValueError:  # closed
+        return False
 
 
 def _top_directory(path: str) -> str:
@@ -20,37 +48,120 @@ def _top_directory(path: str) -> str:
     return path if end < 0 else path[:end]
 
 
-def render_text(report: Report, *, all_entries: bool = False) -> str:
+def _entries(count: int) -> str:
+    return f"{count} {'entry' if count == 1 else 'entries'}"
+
+
+def collapsed_directories(entries: Sequence[EntryTuple]) -> dict[int, tuple[int, int, int]]:
+    """The lost directories to show as one line: index -> (first, end, size) of what lies
+    below it, all of it lost. Only the outermost such directory of a tree is kept.
+
+    `entries` are sorted by path, so what lies below a directory is one slice of them, from
+    its path + "/" to its path + "0" ("0" follows "/"), though not always right after it
+    ("/a.b" sorts between "/a" and "/a/b"). A running count of the entries that are not lost
+    tells in one subtraction whether a slice is all lost.
+    """
+    paths = [entry[0] for entry in entries]
+    kept_before = [0]  # kept_before[i]: entries that are not lost among entries[:i]
+    running = 0
+    for entry in entries:
+        running += entry[3] != "lost"
+        kept_before.append(running)
+    hidden = bytearray(len(entries))
+    collapsed: dict[int, tuple[int, int, int]] = {}
+    for index, (path, kind, _size, status, _reason) in enumerate(entries):
+        if status != "lost" or kind not in ("dir", "subvolume") or hidden[index]:
+            continue
+        first = bisect_left(paths, path + "/", index + 1)
+        end = bisect_left(paths, path + "0", first)
+        if end > first and kept_before[end] == kept_before[first]:
+            size = sum(entry[2] for entry in entries[first:end])
+            collapsed[index] = (first, end, size)
+            hidden[first:end] = b"\x01" * (end - first)
+    return collapsed
+
+
+def render_text(
+    report: Report, *, full: bool = False, all_entries: bool = False, style: Style = PLAIN
+) -> str:
+    """Lost entries by top directory, then (`all_entries`) the other statuses, then counts.
+
+    Unless `full`, a directory whose every entry is lost is one line with their count and
+    size, instead of one line per entry."""
+    entries = report.entries
+    lost_indices = [index for index, entry in enumerate(entries) if entry[3] == "lost"]
+    collapsed = {} if full else collapsed_directories(entries)
+    hidden = bytearray(len(entries))
+    for first, end, _size in collapsed.values():
+        hidden[first:end] = b"\x01" * (end - first)
+    red, green, reset = style.lost, style.persisted, style.reset
     lines: list[str] = []
-    lost = [Entry(*entry) for entry in report.entries if entry[3] == "lost"]
-    if lost:
-        total = sum(entry.size for entry in lost)
-        lines.append(f"Lost at the next boot: {len(lost)} entries, {format_size(total)}")
-        groups: dict[str, list[Entry]] = {}
-        for entry in lost:
-            groups.setdefault(_top_directory(entry.path), []).append(entry)
+    if lost_indices:
+        total = sum(entries[index][2] for index in lost_indices)
+        lines.append(f"{report.headline}: {_entries(len(lost_indices))}, {format_size(total)}")
+        groups: dict[str, list[int]] = {}
+        for index in lost_indices:
+            groups.setdefault(_top_directory(entries[index][0]), []).append(index)
         for top, members in groups.items():
-            size = format_size(sum(entry.size for entry in members))
-            count = f"{len(members)} {'entry' if len(members) == 1 else 'entries'}"
-            lines.append(f"{quote_path(top)}  ({count}, {size})")
-            for entry in members:
-                lines.append(
-                    f"  {entry.kind:<9} {format_size(entry.size):>10}  {quote_path(entry.path)}"
-                )
+            size = format_size(sum(entries[index][2] for index in members))
+            head = f"{quote_path(top)}  ({_entries(len(members))}, {size}"
+            if entries[members[0]][0] == top and members[0] in collapsed:
+                lines.append(f"{red}{head}, all lost){reset}")
+                continue
+            lines.append(f"{head})")
+            for index in members:
+                if hidden[index]:
+                    continue
+                path, kind, size_of, _status, _reason = entries[index]
+                below = collapsed.get(index)
+                if below is None:
+                    lines.append(
+                        f"  {kind:<9} {format_size(size_of):>10}  {red}{quote_path(path)}{reset}"
+                    )
+                else:
+                    first, end, inner = below
+                    lines.append(
+                        f"  {kind:<9} {format_size(size_of + inner):>10}  "
+                        f"{red}{quote_path(path)}/{reset}  (all {end - first + 1} entries lost)"
+                    )
     else:
-        lines.append("Nothing is lost at the next boot.")
+        lines.append(f"{report.nothing_lost}.")
     if all_entries:
         for status in STATUSES[1:]:
-            members = [Entry(*entry) for entry in report.entries if entry[3] == status]
-            if members:
+            listed = [Entry(*entry) for entry in entries if entry[3] == status]
+            if listed:
+                colour, plain = (green, reset) if status == "persisted" else ("", "")
                 lines.append("")
-                lines.append(f"{status.capitalize()} ({len(members)}):")
-                for entry in members:
-                    lines.append(f"  {entry.kind:<9} {quote_path(entry.path)}  ({entry.reason})")
+                lines.append(f"{status.capitalize()} ({len(listed)}):")
+                for entry in listed:
+                    lines.append(
+                        f"  {entry.kind:<9} {colour}{quote_path(entry.path)}{plain}  "
+                        f"({entry.reason})"
+                    )
     for problem in report.problems:
         lines.append(f"warning: {problem}")
     lines.append("")
     lines.append(", ".join(f"{status} {report.summary[status]}" for status in STATUSES))
+    return "\n".join(lines) + "\n"
+
+
+METRICS = (
+    (
+        "blankslate_lost_entries",
+        "Entries the audited root holds that nothing keeps: lost at the next boot.",
+    ),
+    ("blankslate_lost_bytes", "Bytes of the lost entries (file sizes and symlink target lengths)."),
+    ("blankslate_audit_timestamp_seconds", "When the audit ran, in seconds since the Unix epoch."),
+)
+
+
+def render_metrics(report: Report, now: float) -> str:
+    """The node-exporter textfile (Prometheus text format, version 0.0.4): three gauges."""
+    lost_bytes = sum(entry[2] for entry in report.entries if entry[3] == "lost")
+    values = (str(report.lost), str(lost_bytes), f"{now:.3f}")
+    lines: list[str] = []
+    for (name, help_text), value in zip(METRICS, values, strict=True):
+        lines += [f"# HELP {name} {help_text}", f"# TYPE {name} gauge", f"{name} {value}"]
     return "\n".join(lines) + "\n"
 
 
@@ -99,15 +210,19 @@ def render_json(report: Report) -> str:
     ]
     body = ",\n  ".join(rows)
     entries = f"[\n  {body}\n]" if rows else "[]"
+    old_root = "" if report.old_root is None else f' "oldRoot": {encode(report.old_root)},'
     return (
-        f'{{"version": 1, "method": {encode(report.method)}, "summary": {{{summary}}},\n'
+        f'{{"version": 1, "method": {encode(report.method)},{old_root} "summary": {{{summary}}},\n'
         f'"entries": {entries}}}\n'
     )
 
 
 def render_yaml(report: Report) -> str:
     """The same document as YAML; strings are double-quoted with JSON-compatible escapes."""
-    lines = ["version: 1", f"method: {report.method}", "summary:"]
+    lines = ["version: 1", f"method: {report.method}"]
+    if report.old_root is not None:
+        lines.append(f"oldRoot: {_encode(report.old_root)}")
+    lines.append("summary:")
     lines += [f"  {status}: {report.summary[status]}" for status in STATUSES]
     if not report.entries:
         lines.append("entries: []")

@@ -22,6 +22,17 @@ PLAIN = [
     ["diff", "--flake", "/etc/nixos#web"],
     ["diff", "--flake=.#web", "--host", "web"],
     ["seed", "--yes", "--flake", "github:o/r?dir=x#db"],
+    [
+        "diff",
+        "--full",
+        "--verbose",
+        "--report",
+        "r.json",
+        "--metrics=m.prom",
+        "--old-root",
+        "latest",
+    ],
+    ["diff", "-v", "--fail-on-lost", "--report", "/var/lib/blankslate/audit.json", "--all"],
 ]
 
 LEFT_TO_TYPER = [
@@ -35,6 +46,8 @@ LEFT_TO_TYPER = [
     ["diff", "--plan", "a.json", "--plan", "b.json"],
     ["diff", "--plan", "a.json", "--host", "web"],
     ["diff", "--all=yes"],
+    ["diff", "--full", "--full"],
+    ["diff", "--old-root"],
     ["diff", "stray"],
     ["diff", "--quiet"],
     ["diff", "--plan="],
