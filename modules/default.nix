@@ -10,6 +10,7 @@
     ./warnings.nix
     ./hardening.nix
     ./guard/password-files.nix
+    ./audit.nix
     ./assertions.nix
     ./package.nix
     ./rollback/btrfs.nix

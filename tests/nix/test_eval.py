@@ -284,8 +284,12 @@ def test_environment_persistence_comes_from_impermanence(host_eval: Any, nix_pat
         f"map (d: {{ inherit (d) dirPath persistentStoragePath mode; }}) {persistence}.directories",
     )
     assert directories == [
-        {"dirPath": path, "persistentStoragePath": "/persist", "mode": "0755"}
-        for path in ("/var/lib/nixos", "/var/lib/systemd")
+        {"dirPath": path, "persistentStoragePath": "/persist", "mode": mode}
+        for path, mode in (
+            ("/var/lib/blankslate", "0700"),  # the scheduled audit's reports
+            ("/var/lib/nixos", "0755"),
+            ("/var/lib/systemd", "0755"),
+        )
     ]
     files = host_eval("example", f"map (f: f.filePath) {persistence}.files")
     assert files == ["/etc/machine-id"]
@@ -293,7 +297,7 @@ def test_environment_persistence_comes_from_impermanence(host_eval: Any, nix_pat
 
 def test_impermanence_generates_its_mounts(host_eval: Any) -> None:
     where = host_eval("example", "map (m: m.where) config.systemd.mounts")
-    assert where == ["/var/lib/nixos", "/var/lib/systemd"]
+    assert where == ["/var/lib/blankslate", "/var/lib/nixos", "/var/lib/systemd"]
     # /var/lib/nixos is needed for boot: impermanence bind-mounts it in the initrd.
     initrd = host_eval("example", "map (m: m.where) config.boot.initrd.systemd.mounts")
     assert initrd == ["/sysroot/var/lib/nixos"]
@@ -309,6 +313,7 @@ def test_persisted_entries_are_coerced_and_deduplicated(host_eval: Any) -> None:
     owners = [(d["directory"], d["user"], d["group"], d["mode"]) for d in directories]
     assert owners == [
         ("/srv", "root", "root", "0700"),
+        ("/var/lib/blankslate", "root", "root", "0700"),
         ("/var/lib/nixos", "root", "root", "0755"),
         ("/var/lib/systemd", "root", "root", "0755"),
     ]
