@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import os
 import sys
-import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from blankslate import commands, completion, plan
+from blankslate import commands, plan
 from blankslate.errors import BlankslateError
 
 GLOBAL_FLAGS = {"--debug": "debug", "--quiet": "quiet", "-q": "quiet"}
@@ -145,6 +144,7 @@ def main(argv: list[str] | None = None) -> None:
         invocation = parse_plain(arguments)
         if invocation is not None:
             sys.exit(run_plain(invocation))
+        from blankslate import completion  # typer's: loaded only off the fast path
         from blankslate.app import app
 
         if completion.COMPLETE_VAR in os.environ:  # the shell asks what to complete
@@ -166,6 +166,8 @@ def main(argv: list[str] | None = None) -> None:
     except Exception:
         if failed == 1:
             raise
+        import traceback
+
         traceback.print_exc()  # a bug; monitoring still sees "the audit failed", not "lost"
         sys.exit(failed)
 
