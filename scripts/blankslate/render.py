@@ -11,6 +11,7 @@ import base64
 from bisect import bisect_left
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from itertools import accumulate
 from json.encoder import encode_basestring_ascii
 from typing import TextIO
 
@@ -43,11 +44,6 @@ def colour_wanted(stream: TextIO, environ: Mapping[str, str]) -> bool:
         return False
 
 
-def _top_directory(path: str) -> str:
-    end = path.find("/", 1)
-    return path if end < 0 else path[:end]
-
-
 def _entries(count: int) -> str:
     return f"{count} {'entry' if count == 1 else 'entries'}"
 
@@ -62,23 +58,29 @@ def collapsed_directories(entries: Sequence[EntryTuple]) -> dict[int, tuple[int,
     tells in one subtraction whether a slice is all lost.
     """
     paths = [entry[0] for entry in entries]
-    kept_before = [0]  # kept_before[i]: entries that are not lost among entries[:i]
-    running = 0
-    for entry in entries:
-        running += entry[3] != "lost"
-        kept_before.append(running)
-    hidden = bytearray(len(entries))
+    # kept_before[i]: how many of entries[:i] are not lost
+    kept_before = list(accumulate((entry[3] != "lost" for entry in entries), initial=0))
+    candidates = [
+        index
+        for index, entry in enumerate(entries)
+        if entry[3] == "lost" and (entry[1] == "dir" or entry[1] == "subvolume")
+    ]
     collapsed: dict[int, tuple[int, int, int]] = {}
-    for index, (path, kind, _size, status, _reason) in enumerate(entries):
-        if status != "lost" or kind not in ("dir", "subvolume") or hidden[index]:
+    hidden = bytearray(len(entries))  # below a collapsed directory
+    for index in candidates:
+        if hidden[index]:
             continue
+        path = paths[index]
         first = bisect_left(paths, path + "/", index + 1)
         end = bisect_left(paths, path + "0", first)
         if end > first and kept_before[end] == kept_before[first]:
-            size = sum(entry[2] for entry in entries[first:end])
-            collapsed[index] = (first, end, size)
+            collapsed[index] = (first, end, sum(entry[2] for entry in entries[first:end]))
             hidden[first:end] = b"\x01" * (end - first)
     return collapsed
+
+
+def _size_text(size: int) -> str:
+    return f"{size} B" if size < 1024 else format_size(size)
 
 
 def render_text(
@@ -89,22 +91,31 @@ def render_text(
     Unless `full`, a directory whose every entry is lost is one line with their count and
     size, instead of one line per entry."""
     entries = report.entries
-    lost_indices = [index for index, entry in enumerate(entries) if entry[3] == "lost"]
     collapsed = {} if full else collapsed_directories(entries)
     hidden = bytearray(len(entries))
     for first, end, _size in collapsed.values():
         hidden[first:end] = b"\x01" * (end - first)
     red, green, reset = style.lost, style.persisted, style.reset
+    groups: dict[str, list[int]] = {}  # top directory -> indices of its lost entries
+    total = 0
+    for index, (path, _kind, size, status, _reason) in enumerate(entries):
+        if status != "lost":
+            continue
+        total += size
+        end = path.find("/", 1)
+        top = path if end < 0 else path[:end]
+        members = groups.get(top)
+        if members is None:
+            groups[top] = [index]
+        else:
+            members.append(index)
     lines: list[str] = []
-    if lost_indices:
-        total = sum(entries[index][2] for index in lost_indices)
-        lines.append(f"{report.headline}: {_entries(len(lost_indices))}, {format_size(total)}")
-        groups: dict[str, list[int]] = {}
-        for index in lost_indices:
-            groups.setdefault(_top_directory(entries[index][0]), []).append(index)
+    if groups:
+        count = sum(len(members) for members in groups.values())
+        lines.append(f"{report.headline}: {_entries(count)}, {format_size(total)}")
         for top, members in groups.items():
-            size = format_size(sum(entries[index][2] for index in members))
-            head = f"{quote_path(top)}  ({_entries(len(members))}, {size}"
+            group_size = format_size(sum(entries[index][2] for index in members))
+            head = f"{quote_path(top)}  ({_entries(len(members))}, {group_size}"
             if entries[members[0]][0] == top and members[0] in collapsed:
                 lines.append(f"{red}{head}, all lost){reset}")
                 continue
@@ -116,7 +127,7 @@ def render_text(
                 below = collapsed.get(index)
                 if below is None:
                     lines.append(
-                        f"  {kind:<9} {format_size(size_of):>10}  {red}{quote_path(path)}{reset}"
+                        f"  {kind:<9} {_size_text(size_of):>10}  {red}{quote_path(path)}{reset}"
                     )
                 else:
                     first, end, inner = below
