@@ -12,6 +12,8 @@
     ./guard/password-files.nix
     ./audit.nix
     ./assertions.nix
+    ./boot.nix
+    ./disko
     ./package.nix
     ./rollback/btrfs.nix
     ./rollback/zfs.nix
