@@ -513,6 +513,35 @@ in
       type = types.attrsOf (types.submodule serviceModule);
       default = { };
     };
+    # nixos/modules/system/boot/systemd.nix: systemd.timers, attrsOf (submodule
+    # [ stage2TimerOptions unitConfig ]); nixos/lib/systemd-unit-options.nix: timerOptions
+    # (timerConfig, attrsOf unitOption) and commonUnitOptions (enable, description, wantedBy).
+    # Ours is the persist snapshots' timer (modules/snapshots/persist.nix).
+    systemd.timers = mkOption {
+      type = types.attrsOf (
+        types.submodule {
+          options = {
+            enable = mkOption {
+              type = types.bool;
+              default = true;
+            };
+            description = mkOption {
+              type = types.singleLineStr;
+              default = "";
+            };
+            wantedBy = mkOption {
+              type = types.listOf types.str;
+              default = [ ];
+            };
+            timerConfig = mkOption {
+              type = types.attrsOf types.anything;
+              default = { };
+            };
+          };
+        }
+      );
+      default = { };
+    };
     # Only impermanence sets these (nixos.nix); loosely typed on purpose.
     systemd.mounts = mkOption {
       type = types.listOf loose;

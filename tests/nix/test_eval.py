@@ -98,6 +98,7 @@ def test_plan_shape(host_eval: Any, host: str) -> None:
             "users",
             "sshHostKeys",
             "audit",
+            "persistSnapshots",
         ]
     )
     assert plan["version"] == 2
