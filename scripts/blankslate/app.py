@@ -368,7 +368,7 @@ def recover(
         bool, typer.Option("--dry-run", help="Say what would be copied; copy nothing.")
     ] = False,
 ) -> None:
-    """Copy a path back out of a kept old root, or a persist snapshot (never overwrites)."""
+    """Copy a path back out of a kept old root or persist snapshot (never overwrites)."""
     from blankslate import oldroots
 
     plan = load_plan(plan_file, host, flake, builtin=False)
