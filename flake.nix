@@ -8,6 +8,13 @@
       # Its home-manager input already follows its nixpkgs, hence ours too.
       inputs.nixpkgs.follows = "nixpkgs";
     };
+
+    # Only nixosModules.disko uses it (blankslate.disko.enable, for nixos-anywhere); a flake
+    # that has its own disko can make ours follow it: inputs.blankslate.inputs.disko.follows.
+    disko = {
+      url = "github:nix-community/disko";
+      inputs.nixpkgs.follows = "nixpkgs";
+    };
   };
 
   outputs =
@@ -15,6 +22,7 @@
       self,
       nixpkgs,
       impermanence,
+      disko,
     }:
     let
       inherit (nixpkgs) lib;
@@ -60,6 +68,13 @@
             self.packages.${pkgs.stdenv.hostPlatform.system}.default or (pkgs.callPackage ./package.nix { })
           );
         };
+
+      # Next to nixosModules.default: disko's module, with disko.devices set from the
+      # layout, which `nixos-anywhere --flake` partitions with (see the README).
+      nixosModules.disko = {
+        imports = [ disko.nixosModules.disko ];
+        blankslate.disko.enable = nixpkgs.lib.mkDefault true;
+      };
 
       nixosConfigurations = lib.genAttrs hostNames (
         name:

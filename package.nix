@@ -51,7 +51,12 @@ python3Packages.buildPythonApplication {
       || (
         inPackage
         && type == "regular"
-        && (lib.hasSuffix ".py" relative || lib.hasSuffix ".json" relative || baseNameOf relative == "py.typed")
+        && (
+          lib.hasSuffix ".py" relative
+          || lib.hasSuffix ".json" relative
+          || lib.hasSuffix ".bash" relative
+          || baseNameOf relative == "py.typed"
+        )
       );
   };
 

@@ -11,6 +11,8 @@
     ./hardening.nix
     ./guard/password-files.nix
     ./assertions.nix
+    ./boot.nix
+    ./disko
     ./package.nix
     ./rollback/btrfs.nix
     ./rollback/zfs.nix

@@ -33,6 +33,9 @@ rec {
   espLabel = "BOOT";
   swapLabel = "swap";
 
+  # GPT name of the BIOS boot partition (EF02, no filesystem: GRUB's core image).
+  biosPartitionName = "bios";
+
   # "8GiB" -> true ; "512M" -> true ; "0" -> true ; "8 gigs" -> false
   isSize = s: builtins.match "[0-9]+([KMGT](i?B)?|B)?" s != null;
 

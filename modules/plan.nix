@@ -35,11 +35,21 @@ let
         device = blib.byLabel cfg.disk.label;
       };
 
+  # BIOS boot (GRUB's core image, first as some BIOSes want), then /boot: the ESP, or with
+  # boot = "bios" a plain vfat partition GRUB reads.
   partitions = lib.optionals (cfg.disk != null) (
-    [
+    lib.optional (cfg.disk.boot != "uefi") {
+      name = blib.biosPartitionName;
+      type = "ef02";
+      size = "1MiB";
+      format = "none";
+      label = null;
+      device = blib.byPartLabel blib.biosPartitionName;
+    }
+    ++ [
       {
-        name = "ESP";
-        type = "ef00";
+        name = if cfg.disk.boot == "bios" then "boot" else "ESP";
+        type = if cfg.disk.boot == "bios" then "8300" else "ef00";
         size = cfg.disk.espSize;
         format = "vfat";
         label = blib.espLabel;
@@ -141,6 +151,8 @@ let
     ++ check (cfg.rollback == "none" || cfg.disk != null) "rollback \"${cfg.rollback}\" needs blankslate.disk"
     ++ lib.optionals (cfg.disk != null) (
       check (!blib.isZeroSize cfg.disk.espSize) "disk.espSize cannot be zero (the ESP holds the boot loader)"
+      # GPT names are how disko and /dev/disk/by-partlabel find partitions.
+      ++ duplicatesIn "blankslate.disk.label" "partition name" (map (p: p.name) partitions)
     )
     ++ check (!lib.elem "/" (map (d: d.directory) cfg.persistence.directories)) "persistence.directories: \"/\" cannot be persisted whole; persist the subdirectories that hold state"
     ++ lib.concatMap (
@@ -196,7 +208,7 @@ let
         null
       else
         {
-          inherit (cfg.disk) device;
+          inherit (cfg.disk) device boot;
           inherit partitions;
         };
 

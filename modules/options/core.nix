@@ -41,10 +41,24 @@ in
               example = "/dev/vda";
               description = "Whole disk to partition; null: the installer asks for --disk or --image.";
             };
+            boot = mkOption {
+              type = types.enum [
+                "uefi"
+                "bios"
+                "hybrid"
+              ];
+              default = "uefi";
+              description = ''
+                How the machine boots. "uefi": an ESP and systemd-boot. "bios" (SeaBIOS, as on
+                many VPSes): a 1 MiB BIOS boot partition (EF02) and GRUB on the disk, /boot on
+                a vfat partition. "hybrid": both the EF02 partition and an ESP, GRUB for both
+                (installed as removable, so no EFI variable is needed).
+              '';
+            };
             espSize = mkOption {
               type = btypes.size;
               default = "1GiB";
-              description = "Size of the EFI system partition (label BOOT).";
+              description = "Size of the /boot partition (label BOOT): the EFI system partition, except with boot = \"bios\".";
             };
             swapSize = mkOption {
               type = btypes.size;

@@ -48,6 +48,13 @@ Device = Annotated[
     str | None, typer.Option("--device", help="Main btrfs device (default: backing persistPath).")
 ]
 Mountpoint = Annotated[Path, typer.Option("--mountpoint", help="Where the layout is mounted.")]
+HostKeysFrom = Annotated[
+    Path | None,
+    typer.Option(
+        help="Reuse the SSH host keys in this directory (ssh_host_ed25519_key[.pub], ...).",
+        file_okay=False,
+    ),
+]
 
 
 def plan_source(plan_file: Path | None, host: str | None, flake: str) -> tuple[str | None, str]:
@@ -77,6 +84,10 @@ def print_summary(summary: Summary, headline: str) -> None:
         print("SSH host keys (compare on first login):")
         for fingerprint in summary.fingerprints:
             print(f"  {fingerprint}")
+    if summary.age_recipients:
+        print("age recipients of the host keys (for sops-nix, agenix):")
+        for recipient in summary.age_recipients:
+            print(f"  {recipient}")
     for step in summary.next_steps:
         print(f"next: {step}")
 
@@ -133,6 +144,7 @@ def install(
     wipe: Annotated[bool, typer.Option(help="Allow a disk that already has data.")] = False,
     no_passwords: Annotated[bool, typer.Option(help="Do not ask for passwords.")] = False,
     no_nixos_install: Annotated[bool, typer.Option(help="Stop before nixos-install.")] = False,
+    host_keys_from: HostKeysFrom = None,
 ) -> None:
     """Partition, format and lay out a disk, seed /persist, run nixos-install."""
     from blankslate import install as install_module
@@ -150,6 +162,7 @@ def install(
         nixos_install=not no_nixos_install,
         host=host,
         flake=flake,
+        host_keys_from=host_keys_from,
     )
     summary = install_module.install(
         need_target(load_plan(plan_file, host, flake), options), options
@@ -460,3 +473,51 @@ def pin(
     for written in pins:
         print(f"pinned {written.name}: {written.url}")
     print(f"wrote {output}")
+
+
+@app.command("disko")
+def disko_command(
+    plan_file: PlanFile = None,
+    host: Host = None,
+    flake: Flake = ".",
+    disk: Annotated[str | None, typer.Option(help="Disk to partition (else the plan's).")] = None,
+) -> None:
+    """Print the plan's layout as disko's `disko.devices` (a Nix expression)."""
+    from blankslate import disko
+
+    sys.stdout.write(disko.expression(load_plan(plan_file, host, flake), disk))
+
+
+@app.command("extra-files")
+def extra_files(
+    directory: Annotated[Path, typer.Argument(help="New or empty directory to fill.")],
+    plan_file: PlanFile = None,
+    host: Host = None,
+    flake: Flake = ".",
+    host_keys_from: HostKeysFrom = None,
+    no_passwords: Annotated[bool, typer.Option(help="Do not ask for passwords.")] = False,
+    dry_run: DryRun = False,
+) -> None:
+    """Write the host keys and password files for `nixos-anywhere --extra-files DIR`."""
+    from blankslate import extrafiles, hostkeys
+    from blankslate import install as install_module
+
+    process.settings.dry_run = dry_run
+    plan = load_plan(plan_file, host, flake)
+    extrafiles.check_directory(directory)
+    want_passwords = not no_passwords and bool(plan.users) and not dry_run
+    hashes = install_module.ask_passwords(plan) if want_passwords else {}
+    made = extrafiles.write(plan, directory, host_keys_from=host_keys_from, hashes=hashes)
+    verb = "would write" if dry_run else "wrote"
+    for path in made.files:
+        print(f"{verb} {path}")
+    print("SSH host keys (compare on first login):")
+    for line in hostkeys.describe(made.keys, made.fingerprints):
+        print(f"  {line}")
+    if not hashes:
+        for user in plan.users:
+            output = directory / user.hashed_password_file.lstrip("/")
+            command = f"blankslate passwd {user.name} --output {output}"
+            print(f"no password file for {user.name}: `{command}`")
+    if dry_run:
+        print("Dry run: nothing was written.")

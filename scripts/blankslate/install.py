@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import signal
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from blankslate import disk, layout, mounts, passwd, process, safefile, seed, ui
+from blankslate import disk, hostkeys, layout, mounts, passwd, process, safefile, seed, ui
 from blankslate import plan as plan_module
 from blankslate.errors import BlankslateError
 from blankslate.plan import Plan
@@ -48,6 +47,7 @@ class InstallOptions:
     nixos_install: bool = True
     host: str | None = None
     flake: str = "."
+    host_keys_from: Path | None = None  # reuse these host keys instead of making new ones
 
 
 @dataclass
@@ -55,6 +55,7 @@ class Summary:
     device: str
     mounts: list[layout.Mount] = field(default_factory=list)
     fingerprints: list[str] = field(default_factory=list)
+    age_recipients: list[str] = field(default_factory=list)
     next_steps: list[str] = field(default_factory=list)
 
 
@@ -65,17 +66,9 @@ def truncate(image: Path, size: str) -> list[str]:
     return ["truncate", "--size", size, str(image)]
 
 
-# The sizes NixOS's services.openssh.hostKeys gives (rsa: 4096 bits); ed25519 has one size.
-KEY_BITS = {"rsa": 4096}
-
-
-def ssh_keygen(path: Path, key_type: str, comment: str) -> list[str]:
-    bits = ["-b", str(KEY_BITS[key_type])] if key_type in KEY_BITS else []
-    return ["ssh-keygen", "-q", "-t", key_type, *bits, "-N", "", "-C", comment, "-f", str(path)]
-
-
-def ssh_fingerprint(public_key: Path) -> list[str]:
-    return ["ssh-keygen", "-l", "-f", str(public_key)]
+ssh_keygen = hostkeys.ssh_keygen
+ssh_fingerprint = hostkeys.ssh_fingerprint
+host_key_command = hostkeys.host_key_command
 
 
 def nixos_generate_config(root: Path) -> list[str]:
@@ -299,6 +292,8 @@ def planned_actions(plan: Plan, target: Target, parts: layout.Partitions) -> lis
             how = f"zpool {part.label}: {', '.join(plan.zfs.datasets)}"
         elif part.format == "btrfs" and plan.btrfs is not None:
             how = f"btrfs, label {part.label}: {', '.join(plan.btrfs.subvolumes)}"
+        elif part.label is None:
+            how = "BIOS boot partition, for GRUB (no filesystem)"
         else:
             how = f"{part.format}, label {part.label}"
         rows.append([f"{part.name} {size}", node, how])
@@ -333,10 +328,13 @@ def install(plan: Plan, options: InstallOptions) -> Summary:
         if not options.assume_yes and not process.settings.dry_run:
             ui.confirm_by_typing(target.device, f"Type {target.device} to erase it and go on: ")
         hashes = ask_passwords(plan) if want_passwords and not process.settings.dry_run else {}
+        kept_keys = taken_keys(plan, options.host_keys_from)
         layout.remember(options.mountpoint, loop=loop_of(target), swap=None)
         summary = Summary(target.device)
         written = True
-        ui.run_steps(install_steps(plan, options, target, parts, hashes, summary, with_esp))
+        ui.run_steps(
+            install_steps(plan, options, target, parts, hashes, summary, with_esp, kept_keys)
+        )
     except BlankslateError as error:
         left = abandon(target, options.mountpoint, written=written)
         raise BlankslateError(f"{error} ({left})" if left else str(error)) from error
@@ -392,6 +390,7 @@ def install_steps(
     hashes: dict[str, str],
     summary: Summary,
     with_esp: bool,
+    kept_keys: list[hostkeys.HostKey] | None = None,
 ) -> list[ui.Step]:
     assert plan.disk is not None
     nodes = [node for _, node in parts.nodes]
@@ -413,7 +412,11 @@ def install_steps(
         layout.remember_swap(options.mountpoint, enable_swap(target, parts))
 
     def seed() -> None:
-        summary.fingerprints = make_host_keys(plan, options.mountpoint)
+        if kept_keys is None:
+            summary.fingerprints = make_host_keys(plan, options.mountpoint)
+        else:
+            summary.fingerprints = place_host_keys(kept_keys, options.mountpoint)
+        summary.age_recipients = age_recipients(plan, options.mountpoint)
         for name, hashed in hashes.items():
             path = options.mountpoint / plan.user(name).hashed_password_file.lstrip("/")
             passwd.write_secret(path, hashed + "\n")
@@ -443,13 +446,36 @@ def enable_swap(target: Target, parts: layout.Partitions) -> str | None:
     return os.path.realpath(parts.swap)
 
 
-_KEY_TYPE = re.compile(r"ssh_host_(\w+?)_key$")
+def taken_keys(plan: Plan, source: Path | None) -> list[hostkeys.HostKey] | None:
+    """--host-keys-from: the keys read and checked before anything is written; None without."""
+    if source is None:
+        return None
+    with hostkeys.scratch() as work:
+        return hostkeys.take_keys(plan, source, work)
 
 
-def host_key_command(plan: Plan, path: Path) -> list[str]:
-    """ssh-keygen for the host key at `path`, its type read from the name (ed25519 else)."""
-    match = _KEY_TYPE.search(path.name)
-    return ssh_keygen(path, match.group(1) if match else "ed25519", f"root@{plan.host_name}")
+def place_host_keys(keys: list[hostkeys.HostKey], mountpoint: Path) -> list[str]:
+    """Kept keys written below persistPath (no link followed); their fingerprints."""
+    if process.settings.dry_run:
+        for key in keys:
+            process.log.warning("would write %s (0600) and its .pub (0644)", key.path)
+        return []
+    hostkeys.write_keys(keys, mountpoint)
+    with hostkeys.scratch() as work:
+        return [hostkeys.fingerprint(key, work) for key in keys]
+
+
+def age_recipients(plan: Plan, mountpoint: Path) -> list[str]:
+    """`<age recipient> <key>` for each ed25519 host key, as ssh-to-age gives it."""
+    if process.settings.dry_run:
+        return []
+    lines = []
+    for key in plan.ssh_host_keys:
+        public = (mountpoint / f"{key}.pub".lstrip("/")).read_text()
+        recipient = hostkeys.age_recipient(public)
+        if recipient is not None:
+            lines.append(f"{recipient}  {key}")
+    return lines
 
 
 def make_host_keys(plan: Plan, mountpoint: Path) -> list[str]:

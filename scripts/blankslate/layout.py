@@ -85,6 +85,8 @@ def mkdir_cmd(path: Path) -> list[str]:
 
 def create_filesystems(plan: Plan, parts: Partitions) -> None:
     for part, node in parts.nodes:
+        if part.label is None:  # the BIOS boot partition: GRUB writes it raw
+            continue
         if part.format == "vfat":
             process.run(disk.mkfs_vfat(node, label=part.label))
         elif part.format == "swap":

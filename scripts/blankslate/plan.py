@@ -67,7 +67,10 @@ def format_size(size: int) -> str:
     return f"{value:.1f} TiB"
 
 
-PartitionFormat = Literal["vfat", "swap", "btrfs", "zfs"]
+PartitionFormat = Literal["vfat", "swap", "btrfs", "zfs", "none"]
+BootMode = Literal["uefi", "bios", "hybrid"]
+BIOS_BOOT_TYPE = "ef02"  # GRUB's core image on a GPT disk booted by a BIOS
+ESP_TYPE = "ef00"
 
 
 @dataclass(frozen=True)
@@ -77,8 +80,8 @@ class Partition:
     name: str  # GPT partition name
     type: str  # sgdisk type code
     size: str | None
-    format: PartitionFormat
-    label: str  # filesystem label, or the pool's name for zfs
+    format: PartitionFormat  # "none": no filesystem (the BIOS boot partition)
+    label: str | None  # filesystem label, or the pool's name for zfs; None for "none"
     device: str  # how the mount table and NixOS name it (/dev/disk/by-label/...)
 
     @property
@@ -90,6 +93,7 @@ class Partition:
 class Disk:
     device: str | None
     partitions: tuple[Partition, ...]
+    boot: BootMode = "uefi"  # plans written before it existed booted through UEFI
 
     def formatted(self, kind: PartitionFormat) -> Partition | None:
         return next((p for p in self.partitions if p.format == kind), None)
@@ -495,7 +499,10 @@ def _validate_disk(disk: Disk) -> None:
         where = f"disk.partitions[{i}]"
         _check_match(f"{where}.name", part.name, _LABEL, "a partition name")
         _check_match(f"{where}.type", part.type, _TYPE_CODE, "an sgdisk type code (4 hex digits)")
-        _check_match(f"{where}.label", part.label, _LABEL, "a label")
+        if (part.format == "none") != (part.label is None):
+            raise PlanError(f"{where}.label", "null exactly when the format is 'none'")
+        if part.label is not None:
+            _check_match(f"{where}.label", part.label, _LABEL, "a label")
         _check_path(f"{where}.device", part.device)
         last = i == len(disk.partitions) - 1
         if part.size is None:
@@ -509,8 +516,27 @@ def _validate_disk(disk: Disk) -> None:
         raise PlanError("disk.partitions", "the last partition must hold btrfs or zfs")
     if disk.formatted("vfat") is None:
         raise PlanError("disk.partitions", "no vfat partition for the ESP")
-    _check_unique("disk.partitions", [p.label for p in disk.partitions], "label")
+    _check_boot(disk)
+    _check_unique("disk.partitions", [p.name for p in disk.partitions], "name")
+    _check_unique("disk.partitions", [p.label for p in disk.partitions if p.label], "label")
     _check_unique("disk.partitions", [p.device for p in disk.partitions], "device")
+
+
+def _check_boot(disk: Disk) -> None:
+    """A BIOS boot partition exactly for "bios" and "hybrid", an ESP for "uefi" and "hybrid"."""
+    types = [part.type.lower() for part in disk.partitions]
+    wants_bios = disk.boot in ("bios", "hybrid")
+    if (BIOS_BOOT_TYPE in types) != wants_bios:
+        has = "has" if BIOS_BOOT_TYPE in types else "has no"
+        raise PlanError("disk.boot", f"{disk.boot!r} but the disk {has} BIOS boot partition (ef02)")
+    esp = any(p.type.lower() == ESP_TYPE and p.format == "vfat" for p in disk.partitions)
+    if disk.boot != "bios" and not esp:
+        raise PlanError("disk.boot", f"{disk.boot!r} needs a vfat ESP (type ef00)")
+    for i, part in enumerate(disk.partitions):
+        if (part.type.lower() == BIOS_BOOT_TYPE) != (part.format == "none"):
+            raise PlanError(
+                f"disk.partitions[{i}].format", "'none' exactly for the BIOS boot partition (ef02)"
+            )
 
 
 def _validate_mounts(plan: Plan) -> None:

@@ -26,6 +26,7 @@ let
   ) (types.attrsOf types.bool);
   enabled = set: lib.attrNames (lib.filterAttrs (_: on: on) set);
   loose = types.attrsOf types.anything;
+  grub = config.boot.loader.grub;
 
   # nixos/lib/utils.nix: fsNeededForBoot.
   fsNeededForBoot = fs: fs.neededForBoot || lib.elem fs.mountPoint utils.pathsNeededForBoot;
@@ -338,6 +339,30 @@ in
       default = false;
     };
 
+    # nixos/modules/system/boot/loader/grub/grub.nix
+    boot.loader.grub = {
+      enable = mkOption {
+        type = types.bool;
+        default = !config.boot.isContainer;
+      };
+      device = mkOption {
+        type = types.str;
+        default = "";
+      };
+      devices = mkOption {
+        type = types.listOf types.str;
+        default = [ ];
+      };
+      efiSupport = mkOption {
+        type = types.bool;
+        default = false;
+      };
+      efiInstallAsRemovable = mkOption {
+        type = types.bool;
+        default = false;
+      };
+    };
+
     # nixos/modules/services/networking/ssh/sshd.nix
     services.openssh = {
       enable = mkOption {
@@ -609,6 +634,33 @@ in
         {
           assertion = initrd.postResumeCommands == "" && initrd.extraUtilsCommands == "";
           message = "systemd stage 1 does not support postResumeCommands or extraUtilsCommands.";
+        }
+      ];
+    })
+
+    # nixos/modules/system/boot/loader/systemd-boot/systemd-boot.nix: GRUB, on by default,
+    # steps aside.
+    (lib.mkIf config.boot.loader.systemd-boot.enable {
+      boot.loader.grub.enable = lib.mkDefault false;
+    })
+
+    # nixos/modules/system/boot/loader/grub/grub.nix: devices from device, and the
+    # assertions that meet the options blankslate sets (mirroredBoots is [ { path = "/boot";
+    # devices } ] when devices is not empty).
+    (lib.mkIf config.boot.loader.grub.enable {
+      boot.loader.grub.devices = lib.optional (grub.device != "") grub.device;
+      assertions = [
+        {
+          assertion = grub.devices != [ ];
+          message = "You must set the option ‘boot.loader.grub.devices’ or 'boot.loader.grub.mirroredBoots' to make the system bootable.";
+        }
+        {
+          assertion = grub.efiInstallAsRemovable -> grub.efiSupport;
+          message = "If you wish to to use boot.loader.grub.efiInstallAsRemovable, then turn on boot.loader.grub.efiSupport";
+        }
+        {
+          assertion = grub.efiInstallAsRemovable -> !config.boot.loader.efi.canTouchEfiVariables;
+          message = "If you wish to to use boot.loader.grub.efiInstallAsRemovable, then turn off boot.loader.efi.canTouchEfiVariables";
         }
       ];
     })

@@ -571,12 +571,13 @@ let
   lib = import <nixpkgs/lib>;
   flake = import ./flake.nix;
   impermanence = { nixosModules.impermanence = import <impermanence/nixos.nix>; };
+  disko = { nixosModules.disko = import ./tests/nix/disko-module.nix; };
   nixpkgs = {
     inherit lib;
     outPath = throw "no nixpkgs here";
     legacyPackages = lib.genAttrs [ "x86_64-linux" "aarch64-linux" ] (_: { });
   };
-  outputs = flake.outputs { self = outputs; inherit nixpkgs impermanence; };
+  outputs = flake.outputs { self = outputs; inherit nixpkgs impermanence disko; };
 in
 """
 
@@ -618,7 +619,12 @@ def test_flake_outputs(nix_eval: Any) -> None:
 def test_flake_lock_pins(nix_paths: Any) -> None:
     lock = json.loads((REPO / "flake.lock").read_text())
     nodes = lock["nodes"]
-    assert nodes["root"]["inputs"] == {"impermanence": "impermanence", "nixpkgs": "nixpkgs"}
+    assert nodes["root"]["inputs"] == {
+        "disko": "disko",
+        "impermanence": "impermanence",
+        "nixpkgs": "nixpkgs",
+    }
+    assert nodes["disko"]["inputs"]["nixpkgs"] == ["nixpkgs"]
     assert nodes["impermanence"]["inputs"]["nixpkgs"] == ["nixpkgs"]
     assert nodes["home-manager"]["inputs"]["nixpkgs"] == ["impermanence", "nixpkgs"]
     upstream_path = nix_paths["impermanence"] / "flake.lock"

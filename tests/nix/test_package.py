@@ -212,10 +212,10 @@ set -euo pipefail
 
 
 def test_package_source_holds_what_setuptools_reads(nix_eval: Callable[[str], Any]) -> None:
-    """src keeps pyproject.toml, the README it names and the package with its data (package-data:
-    *.json, py.typed); not tests, hosts, caches or a local virtual environment. The filter is
-    asked about every path of the checkout, as builtins.path asks it (a directory it refuses is
-    not entered)."""
+    """src keeps pyproject.toml, the README it names and the package with its data
+    (package-data: *.json, *.bash, py.typed); not tests, hosts, caches or a local virtual
+    environment. The filter is asked about every path of the checkout, as builtins.path asks
+    it (a directory it refuses is not entered)."""
     candidates: list[tuple[str, str]] = []
     for path in sorted(REPO.rglob("*")):
         relative = path.relative_to(REPO)
@@ -236,8 +236,14 @@ def test_package_source_holds_what_setuptools_reads(nix_eval: Callable[[str], An
     wanted |= {
         str(path.relative_to(REPO))
         for path in package.iterdir()
-        if path.is_file() and (path.suffix in (".py", ".json") or path.name == "py.typed")
+        if path.is_file() and (path.suffix in (".py", ".json", ".bash") or path.name == "py.typed")
     }
     assert reached == wanted
-    assert {"scripts/blankslate/default-plan.json", "scripts/blankslate/py.typed"} <= reached
-    assert PYPROJECT["tool"]["setuptools"]["package-data"] == {"blankslate": ["*.json", "py.typed"]}
+    assert {
+        "scripts/blankslate/default-plan.json",
+        "scripts/blankslate/disko-blank-snapshot.bash",
+        "scripts/blankslate/py.typed",
+    } <= reached
+    assert PYPROJECT["tool"]["setuptools"]["package-data"] == {
+        "blankslate": ["*.json", "*.bash", "py.typed"]
+    }

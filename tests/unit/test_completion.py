@@ -72,7 +72,7 @@ def test_no_install_completion_option() -> None:
 @pytest.mark.parametrize(
     ("shell", "environment", "expected"),
     [
-        ("bash", {"COMP_WORDS": "blankslate di", "COMP_CWORD": "1"}, "diff\n"),
+        ("bash", {"COMP_WORDS": "blankslate di", "COMP_CWORD": "1"}, "diff\ndisko\n"),
         (
             "bash",
             {"COMP_WORDS": "blankslate diff --format ", "COMP_CWORD": "3"},

@@ -1,0 +1,96 @@
+"""`extra-files`: the tree `nixos-anywhere --extra-files DIR` copies onto the new system's root.
+
+It holds what must exist before the first boot and that no Nix store may hold: the SSH host
+keys below persistPath (private 0600, public 0644, directories 0755) and each admin's password
+file (0600, in a 0700 directory, as `passwd` makes it). DIR is new or empty; every file is
+written through safefile, so a link planted below DIR is refused, never followed.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from blankslate import hostkeys, process, safefile
+from blankslate.errors import BlankslateError
+from blankslate.plan import Plan
+
+
+@dataclass
+class ExtraFiles:
+    directory: Path
+    keys: list[hostkeys.HostKey] = field(default_factory=list)
+    fingerprints: list[str] = field(default_factory=list)
+    files: list[Path] = field(default_factory=list)  # written, or to write under --dry-run
+
+
+def check_directory(directory: Path) -> None:
+    """DIR may not exist yet, or be an empty directory (not a link to one): nothing in it is
+    ever replaced, and nothing else ends up on the new system."""
+    try:
+        info = os.lstat(directory)
+    except FileNotFoundError:
+        if not directory.parent.is_dir():
+            raise BlankslateError(f"{directory}: {directory.parent} does not exist") from None
+        return
+    if stat.S_ISLNK(info.st_mode):
+        raise BlankslateError(f"{directory} is a symlink: give the directory itself")
+    if not stat.S_ISDIR(info.st_mode):
+        raise BlankslateError(f"{directory} exists and is not a directory")
+    if any(directory.iterdir()):
+        raise BlankslateError(
+            f"{directory} is not empty: give a new or empty directory (all of it is copied "
+            "onto the new system)"
+        )
+
+
+def planned_files(plan: Plan, directory: Path, *, passwords: bool) -> list[Path]:
+    files = []
+    for key in plan.ssh_host_keys:
+        files += [directory / key.lstrip("/"), directory / f"{key}.pub".lstrip("/")]
+    if passwords:
+        files += [directory / user.hashed_password_file.lstrip("/") for user in plan.users]
+    return files
+
+
+def write(
+    plan: Plan,
+    directory: Path,
+    *,
+    host_keys_from: Path | None,
+    hashes: dict[str, str],
+) -> ExtraFiles:
+    """Make (or take) the host keys and write them and the password files below DIR.
+    Under --dry-run only the keys are read or made, in a private temporary directory."""
+    check_directory(directory)
+    result = ExtraFiles(directory)
+    with hostkeys.scratch() as work:
+        if host_keys_from is not None:
+            result.keys = hostkeys.take_keys(plan, host_keys_from, work)
+        else:
+            result.keys = hostkeys.make_keys(plan, work)
+        result.fingerprints = [hostkeys.fingerprint(key, work) for key in result.keys]
+    result.files = planned_files(plan, directory, passwords=bool(hashes))
+    if process.settings.dry_run:
+        for path in result.files:
+            process.log.warning("would write %s", path)
+        return result
+    # Root's files when run as root; else the caller's (the README says to run it as root).
+    owner = (0, 0) if os.geteuid() == 0 else None
+    uid, gid = owner or (os.geteuid(), os.getegid())
+    safefile.open_directory(directory, make=safefile.fixed(0o755, uid, gid)).close()
+    hostkeys.write_keys(result.keys, directory, owner=owner)
+    for user in plan.users:
+        if user.name in hashes:
+            path = directory / user.hashed_password_file.lstrip("/")
+            safefile.write_file(
+                path,
+                hashes[user.name] + "\n",
+                mode=0o600,
+                owner=owner,
+                below=directory,
+                make=safefile.fixed(0o700, uid, gid),
+            )
+    return result

@@ -1,0 +1,389 @@
+"""`blankslate disko`, host keys with their age recipients, `extra-files` and the boot modes of the
+plan: rendering, argv, refusals. Every command is mocked (pytest-subprocess)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from pytest_subprocess import FakeProcess
+
+from blankslate import disko, extrafiles, hostkeys, install, plan
+from blankslate.errors import BlankslateError
+
+REPO = Path(__file__).resolve().parents[2]
+# ssh-to-age's README: `ssh-to-age -i id_ed25519.pub` prints the first recipient for its
+# test-assets/id_ed25519.pub (cmd/ssh-to-age/test-assets), and `ssh-keyscan eve.thalheim.io
+# eva.thalheim.io | ssh-to-age` the other two, for the ed25519 keys of test-assets/keyscan.txt.
+SSH_TO_AGE_VECTORS = [
+    (
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOHz+U0YtjINc54dZiJNclfmEFifF7RXCFlNlTbuZBji "
+        "joerg@turingmachine",
+        "age17044m9wgakla6pzftf4srtl3h5mcsr85jysgt5fg23zpnta8sfdqhzn452",
+    ),
+    (
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIF/KPU3Z5LSjbBI6hrq25wCcseq2UpqSzUFZRr+ux6LM",
+        "age1hjm3aujg9e79f5yth8a2cejzdjg5n9vnu96l05p70uvfpeltnpms7yy3pp",
+    ),
+    (
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIIL2vjdqpppuCn7yPdF2muINriAG7zBWrsELKpPWkhn5",
+        "age1v8zjc47jmlqwefyu66s0d4ke98qr4vnuj3cpvs4z9npfdw833dxqwjrhzv",
+    ),
+]
+
+
+def example() -> plan.Plan:
+    return plan.default()
+
+
+def with_boot(boot: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(plan.default_text())
+    data["disk"]["boot"] = boot
+    parts = data["disk"]["partitions"]
+    if boot != "uefi":
+        bios = {
+            "name": "bios",
+            "type": "ef02",
+            "size": "1MiB",
+            "format": "none",
+            "label": None,
+            "device": "/dev/disk/by-partlabel/bios",
+        }
+        parts.insert(0, bios)
+    if boot == "bios":
+        parts[1].update(name="boot", type="8300")
+    return data
+
+
+# --- age recipients ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("public", "recipient"), SSH_TO_AGE_VECTORS)
+def test_age_recipient_is_ssh_to_ages(public: str, recipient: str) -> None:
+    assert hostkeys.age_recipient(public) == recipient
+
+
+def test_bech32_matches_bip173() -> None:
+    # BIP 173's valid test vector "a12uel5l": hrp "a", no data.
+    assert hostkeys.bech32_encode("a", b"") == "a12uel5l"
+
+
+def test_rsa_keys_have_no_age_recipient() -> None:
+    assert hostkeys.age_recipient("ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQ root@h") is None
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "",
+        "ssh-ed25519",
+        "ssh-ed25519 not-base64!",
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5",  # no key
+        "ssh-ed25519 AAAAB3NzaC1yc2EAAAADAQABAAABAQ",  # an rsa blob under the ed25519 name
+    ],
+)
+def test_bad_public_keys_are_one_error(line: str) -> None:
+    with pytest.raises(BlankslateError):
+        hostkeys.age_recipient(line)
+
+
+def test_a_non_point_is_refused() -> None:
+    # y = 2 is not the y of a point of edwards25519 (x^2 has no root).
+    with pytest.raises(ValueError, match="not a point"):
+        hostkeys.ed25519_to_x25519((2).to_bytes(32, "little"))
+
+
+@given(st.text(max_size=200))
+def test_age_recipient_never_tracebacks(line: str) -> None:
+    try:
+        result = hostkeys.age_recipient(line)
+    except BlankslateError:
+        return
+    assert result is None or result.startswith("age1")
+
+
+# --- host key commands ------------------------------------------------------------------------
+
+
+def test_host_key_builders() -> None:
+    assert hostkeys.ssh_public_of(Path("/k")) == ["ssh-keygen", "-y", "-f", "/k"]
+    assert hostkeys.ssh_fingerprint(Path("/k.pub")) == ["ssh-keygen", "-l", "-f", "/k.pub"]
+    assert hostkeys.key_type("/persist/etc/ssh/ssh_host_rsa_key") == "rsa"
+    assert hostkeys.key_type("/persist/etc/ssh/other") == "ed25519"
+    assert install.ssh_keygen is hostkeys.ssh_keygen
+
+
+def keys_dir(tmp_path: Path, public: str | None) -> Path:
+    source = tmp_path / "keys"
+    source.mkdir()
+    (source / "ssh_host_ed25519_key").write_text("PRIVATE\n")
+    if public is not None:
+        (source / "ssh_host_ed25519_key.pub").write_text(public + "\n")
+    return source
+
+
+def test_take_keys_checks_the_pair(tmp_path: Path, fp: FakeProcess) -> None:
+    public, _ = SSH_TO_AGE_VECTORS[0]
+    source = keys_dir(tmp_path, public)
+    work = tmp_path / "work"
+    work.mkdir()
+    fp.register(["ssh-keygen", "-y", "-f", str(work / "ssh_host_ed25519_key")], stdout=public)
+    (key,) = hostkeys.take_keys(example(), source, work)
+    assert key.private == b"PRIVATE\n" and key.public == public + "\n"
+    assert key.path == "/persist/etc/ssh/ssh_host_ed25519_key"
+    assert (work / "ssh_host_ed25519_key").stat().st_mode & 0o777 == 0o600
+
+
+def test_take_keys_refuses_a_public_key_of_another_key(tmp_path: Path, fp: FakeProcess) -> None:
+    source = keys_dir(tmp_path, SSH_TO_AGE_VECTORS[1][0])
+    work = tmp_path / "work"
+    work.mkdir()
+    fp.register(["ssh-keygen", "-y", "-f", fp.any()], stdout=SSH_TO_AGE_VECTORS[0][0])
+    with pytest.raises(BlankslateError, match="is not the public key of"):
+        hostkeys.take_keys(example(), source, work)
+
+
+def test_take_keys_makes_a_missing_public_key(tmp_path: Path, fp: FakeProcess) -> None:
+    source = keys_dir(tmp_path, None)
+    work = tmp_path / "work"
+    work.mkdir()
+    derived = SSH_TO_AGE_VECTORS[1][0]
+    fp.register(["ssh-keygen", "-y", "-f", fp.any()], stdout=derived)
+    (key,) = hostkeys.take_keys(example(), source, work)
+    assert key.public == derived + " root@example\n"
+
+
+def test_take_keys_refuses_missing_and_linked_keys(tmp_path: Path, fp: FakeProcess) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(BlankslateError, match="does not exist"):
+        hostkeys.take_keys(example(), empty, tmp_path)
+    linked = tmp_path / "linked"
+    linked.mkdir()
+    (linked / "ssh_host_ed25519_key").symlink_to("/etc/passwd")
+    with pytest.raises(BlankslateError, match="cannot read"):
+        hostkeys.take_keys(example(), linked, tmp_path)
+    with pytest.raises(BlankslateError, match="not a directory"):
+        hostkeys.take_keys(example(), tmp_path / "none", tmp_path)
+
+
+# --- extra-files --------------------------------------------------------------------------------
+
+
+def test_extra_files_refuses_a_non_empty_or_linked_directory(tmp_path: Path) -> None:
+    full = tmp_path / "full"
+    full.mkdir()
+    (full / "x").write_text("")
+    with pytest.raises(BlankslateError, match="not empty"):
+        extrafiles.check_directory(full)
+    link = tmp_path / "link"
+    link.symlink_to(tmp_path / "empty")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(BlankslateError, match="symlink"):
+        extrafiles.check_directory(link)
+    (tmp_path / "file").write_text("")
+    with pytest.raises(BlankslateError, match="not a directory"):
+        extrafiles.check_directory(tmp_path / "file")
+    with pytest.raises(BlankslateError, match="does not exist"):
+        extrafiles.check_directory(tmp_path / "no" / "such")
+    extrafiles.check_directory(tmp_path / "empty")
+    extrafiles.check_directory(tmp_path / "new")
+
+
+def test_extra_files_dry_run_writes_nothing(
+    tmp_path: Path, fp: FakeProcess, run_cli: Callable[..., int], capsys: pytest.CaptureFixture[str]
+) -> None:
+    public, recipient = SSH_TO_AGE_VECTORS[0]
+
+    def keygen(process: Any) -> None:
+        path = Path(process.args[-1])
+        path.write_text("PRIVATE\n")
+        path.with_name(path.name + ".pub").write_text(public + "\n")
+
+    fp.register(["ssh-keygen", "-q", "-t", "ed25519", fp.any()], callback=keygen)
+    fp.register(["ssh-keygen", "-l", "-f", fp.any()], stdout="256 SHA256:abc root@example\n")
+    target = tmp_path / "tree"
+    assert run_cli("extra-files", str(target), "--dry-run", "--no-passwords") == 0
+    out = capsys.readouterr().out
+    assert f"would write {target}/persist/etc/ssh/ssh_host_ed25519_key\n" in out
+    assert f"age recipient: {recipient}" in out
+    assert "Dry run: nothing was written." in out
+    assert not target.exists()
+
+
+def test_extra_files_usage(run_cli: Callable[..., int], tmp_path: Path) -> None:
+    assert run_cli("extra-files") == 2
+    (tmp_path / "x").write_text("")
+    assert run_cli("extra-files", str(tmp_path), "--no-passwords") == 1
+
+
+# --- disko ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("size", "expected"),
+    [
+        ("1GiB", "1G"),
+        ("8GiB", "8G"),
+        ("512M", "512M"),
+        ("1MiB", "1M"),
+        ("2T", "2T"),
+        ("1536", "1K"),
+        ("4096B", "4K"),
+        ("3KB", "3K"),
+    ],
+)
+def test_sizes_become_sgdisk_sizes(size: str, expected: str) -> None:
+    assert disko.sgdisk_size(size) == expected
+
+
+def test_install_and_disko_make_the_same_sizes() -> None:
+    """install gives sgdisk +<bytes // 1024>K; disko's size in its own unit is the same."""
+    units = {"K": 1, "M": 1024, "G": 1024**2, "T": 1024**3}
+    for size in ("1GiB", "8GiB", "512M", "1MiB", "1536", "3KB"):
+        rendered = disko.sgdisk_size(size)
+        assert int(rendered[:-1]) * units[rendered[-1]] == plan.parse_size(size) // 1024
+
+
+def test_disko_prints_an_expression(
+    run_cli: Callable[..., int], capsys: pytest.CaptureFixture[str], monkeypatch: Any
+) -> None:
+    monkeypatch.setattr(plan, "INSTALLED_PLAN", Path("/nonexistent/plan.json"))
+    assert run_cli("disko", "--disk", "/dev/sda") == 0
+    out = capsys.readouterr().out
+    assert out.startswith("# disko layout of host example")
+    assert '          device = "/dev/sda";\n' in out
+    assert "postCreateHook = " in out and "blankslate_blank=root-blank\\n" in out
+
+
+def test_disko_without_a_disk_is_one_error(
+    run_cli: Callable[..., int], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run_cli("disko", "--plan", str(REPO / "tests/plans/vpsfree.json")) == 1
+    assert capsys.readouterr().err.endswith("nothing for disko\n")
+    data = json.loads(plan.default_text())
+    data["disk"]["device"] = None
+    with pytest.raises(BlankslateError, match="give --disk DEV"):
+        disko.devices(plan.from_json(data))
+
+
+def test_disko_partitions_keep_the_plans_order_and_names() -> None:
+    devices = disko.devices(plan.from_json(with_boot("hybrid")))
+    disk = devices["disk"]
+    assert isinstance(disk, dict)
+    main = disk["main"]
+    assert isinstance(main, dict) and isinstance(main["content"], dict)
+    partitions = main["content"]["partitions"]
+    assert isinstance(partitions, dict)
+    assert [(name, p["priority"], p["type"]) for name, p in partitions.items()] == [  # type: ignore[index]
+        ("bios", 1, "EF02"),
+        ("ESP", 2, "EF00"),
+        ("swap", 3, "8200"),
+        ("nixos", 4, "8300"),
+    ]
+    assert "content" not in partitions["bios"]  # type: ignore[operator]
+
+
+def test_blank_hook_quotes_names_as_nix_lib_does() -> None:
+    assert disko.escape_shell_arg("root-blank") == "root-blank"
+    assert disko.escape_shell_arg("a b") == "'a b'"
+    assert disko.escape_shell_arg("it's") == "'it'\\''s'"
+    hook = disko.blank_hook("root", "snap/blank")
+    assert hook.startswith("blankslate_root=root\nblankslate_blank=snap/blank\n")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("${x}", '"\\${x}"'),
+        ('a"b', '"a\\"b"'),
+        ("a\\b", '"a\\\\b"'),
+        ("line\nnext\ttab", '"line\\nnext\\ttab"'),
+        ("$", '"\\$"'),
+    ],
+)
+def test_nix_strings_are_escaped(text: str, expected: str) -> None:
+    assert disko.nix_string(text) == expected
+
+
+def test_nix_names() -> None:
+    assert disko.nix_name("ESP") == "ESP"
+    assert disko.nix_name("in") == '"in"'
+    assert disko.nix_name("safe/persist") == '"safe/persist"'
+    assert disko.nix_name("${x}") == '"\\${x}"'
+    with pytest.raises(BlankslateError, match="NUL"):
+        disko.nix_string("a\0b")
+
+
+# --- boot modes in the plan -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("boot", ["uefi", "bios", "hybrid"])
+def test_each_boot_mode_is_a_valid_plan(boot: str) -> None:
+    loaded = plan.from_json(with_boot(boot))
+    assert loaded.disk is not None and loaded.disk.boot == boot
+
+
+def test_plans_without_boot_boot_through_uefi() -> None:
+    data = json.loads(plan.default_text())
+    del data["disk"]["boot"]
+    loaded = plan.from_json(data)
+    assert loaded.disk is not None and loaded.disk.boot == "uefi"
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda d: d["disk"].update(boot="bios"), "has no BIOS boot partition"),
+        (lambda d: d["disk"].update(boot="coreboot"), "expected one of"),
+        (lambda d: d["disk"]["partitions"][0].update(format="none"), "null exactly when"),
+        (lambda d: d["disk"]["partitions"][0].update(type="ef02"), "has BIOS boot partition"),
+        (lambda d: d["disk"]["partitions"][1].update(name="ESP"), "duplicate name"),
+        (lambda d: d["disk"]["partitions"][0].update(type="8300"), "needs a vfat ESP"),
+    ],
+)
+def test_boot_mode_mismatches_are_refused(change: Callable[[Any], None], message: str) -> None:
+    data = json.loads(plan.default_text())
+    change(data)
+    with pytest.raises(plan.PlanError, match=message):
+        plan.from_json(data)
+
+
+def test_the_bios_partition_is_not_formatted(fp: FakeProcess) -> None:
+    """create_filesystems skips it; the rest are made as before, found by their numbers."""
+    from blankslate import layout
+
+    loaded = plan.from_json(with_boot("bios"))
+    parts = layout.partitions(loaded, "/dev/loop7")
+    assert [node for _, node in parts.nodes][:2] == ["/dev/loop7p1", "/dev/loop7p2"]
+    fp.register(["mkfs.vfat", "-F", "32", "-n", "BOOT", "/dev/loop7p2"])
+    fp.register(["mkswap", "--label", "swap", "/dev/loop7p3"])
+    fp.register(["mkfs.btrfs", "--force", "--label", "nixos", "/dev/loop7p4"])
+    layout.create_filesystems(loaded, parts)
+    assert len(fp.calls) == 3
+
+
+def test_install_passes_host_keys_from(
+    run_cli: Callable[..., int], monkeypatch: Any, tmp_path: Path
+) -> None:
+    seen: list[install.InstallOptions] = []
+
+    def fake_install(_plan: plan.Plan, options: install.InstallOptions) -> install.Summary:
+        seen.append(options)
+        return install.Summary("/dev/loopN")
+
+    monkeypatch.setattr(install, "install", fake_install)
+    monkeypatch.setattr(plan, "INSTALLED_PLAN", Path("/nonexistent/plan.json"))
+    image = str(tmp_path / "i.img")
+    args = ["install", "--image", image, "--dry-run", "--host-keys-from", str(tmp_path)]
+    assert run_cli(*args) == 0
+    assert seen[0].host_keys_from == tmp_path
+    assert run_cli("install", "--image", image, "--host-keys-from", str(tmp_path / "x.img")) == 0
+    # typer refuses a file where a directory is wanted
+    (tmp_path / "file").write_text("")
+    assert run_cli("install", "--image", image, "--host-keys-from", str(tmp_path / "file")) == 2
