@@ -19,5 +19,6 @@
     ./rollback/zfs.nix
     ./rollback/tmpfs.nix
     ./rollback/none.nix
+    ./snapshots/persist.nix
   ];
 }

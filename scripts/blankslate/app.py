@@ -412,20 +412,95 @@ def doctor(
 
 @app.command()
 def recover(
-    path: Annotated[str, typer.Argument(help="Absolute path as it was on /.")],
+    path: Annotated[str, typer.Argument(help="Absolute path as it was on / (or in persistPath).")],
     plan_file: PlanFile = None,
     host: Host = None,
     flake: Flake = ".",
     from_root: Annotated[str | None, typer.Option("--from", help="Old root name.")] = None,
+    from_persist: Annotated[
+        str | None,
+        typer.Option("--from-persist", help="Persist snapshot name (or 'latest') to copy from."),
+    ] = None,
     to: Annotated[Path | None, typer.Option(help="Copy into this directory.")] = None,
     device: Device = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Say what would be copied; copy nothing.")
+    ] = False,
 ) -> None:
-    """Copy a path back out of a kept old root (never overwrites)."""
+    """Copy a path back out of a kept old root or persist snapshot (never overwrites)."""
     from blankslate import oldroots
 
     plan = load_plan(plan_file, host, flake, builtin=False)
+    if from_persist is not None:
+        if from_root is not None:
+            raise typer.BadParameter("give either --from or --from-persist, not both")
+        from blankslate import persist
+
+        copied = persist.recover_from_persist(
+            plan, from_persist, path, to=to, device=device, dry_run=dry_run
+        )
+        verb = "would recover" if dry_run else "recovered"
+        print(f"{verb} {copied.path} from persist snapshot {copied.snapshot} into {copied.target}")
+        return
+    if dry_run:
+        raise typer.BadParameter("--dry-run goes with --from-persist")
     done = oldroots.recover(plan, path, from_root=from_root, to=to, device=device)
     print(f"recovered {done.path} from old root {done.root} into {done.target}")
+
+
+persist_app = typer.Typer(
+    help="Snapshots of persistPath (blankslate.persistSnapshots): list, send off-site.",
+    no_args_is_help=True,
+)
+app.add_typer(persist_app, name="persist")
+
+
+@persist_app.command("list")
+def persist_list(
+    plan_file: PlanFile = None,
+    host: Host = None,
+    flake: Flake = ".",
+    device: Device = None,
+    json_output: Annotated[bool, typer.Option("--json", help="JSON list, newest first.")] = False,
+) -> None:
+    """List the persist snapshots, newest first."""
+    from blankslate import oldroots, persist
+
+    with persist.snapshots(load_plan(plan_file, host, flake, builtin=False), device) as found:
+        if json_output:
+            print(json.dumps([{"name": s.name, "time": s.to_json()["time"]} for s in found]))
+        elif found:
+            print(oldroots.format_table(found))
+        else:
+            print("no persist snapshots yet")
+
+
+@persist_app.command("send")
+def persist_send(
+    to: Annotated[Path, typer.Option("--to", help="New file to write the stream to.")],
+    incremental: Annotated[
+        bool, typer.Option(help="Only what changed since the snapshot before it.")
+    ] = False,
+    snapshot: Annotated[str, typer.Option(help="Snapshot name, or 'latest'.")] = "latest",
+    plan_file: PlanFile = None,
+    host: Host = None,
+    flake: Flake = ".",
+    device: Device = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the command; write nothing.")
+    ] = False,
+) -> None:
+    """Write a persist snapshot as a `btrfs send` (ZFS: `zfs send`) stream to a new file."""
+    from blankslate import persist
+
+    plan = load_plan(plan_file, host, flake, builtin=False)
+    sent = persist.send(
+        plan, to, incremental=incremental, name=snapshot, device=device, dry_run=dry_run
+    )
+    if dry_run:
+        return
+    against = f" (changes since {sent.parent})" if sent.parent else ""
+    print(f"sent persist snapshot {sent.snapshot}{against} to {sent.target}")
 
 
 @app.command()

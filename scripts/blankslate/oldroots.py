@@ -236,7 +236,7 @@ def check_path(path: str) -> str:
     return normal
 
 
-def _inside(path: Path, root: Path) -> bool:
+def inside(path: Path, root: Path) -> bool:
     """Whether `path`, its symlinks resolved, stays inside `root`."""
     resolved_root = os.path.realpath(root)
     resolved = os.path.realpath(path)
@@ -272,7 +272,7 @@ def find_source(
             continue
         # A symlink on the way (an absolute /etc -> /somewhere, say) would lead out of the old
         # root into the live system: refuse rather than copy the wrong thing.
-        if not _inside(candidate.parent, root.path):
+        if not inside(candidate.parent, root.path):
             raise BlankslateError(
                 f"{path} in old root {root.name} goes through a symlink leading out of it"
             )

@@ -12,6 +12,7 @@ import shutil
 import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import BinaryIO
 
 from blankslate.errors import BlankslateError
 
@@ -68,10 +69,12 @@ def run(
     input: str | None = None,
     mutating: bool = True,
     stream: bool = False,
+    output: BinaryIO | None = None,
 ) -> Result:
     """Run `args`; raise BlankslateError with the command's stderr when it fails and `check`.
 
-    Output is kept (and shown under --debug) unless `stream`, for long commands the user watches.
+    Output is kept (and shown under --debug) unless `stream`, for long commands the user watches,
+    or `output`, a file its standard output is written to (a `btrfs send` stream).
     """
     argv = [str(arg) for arg in args]
     if mutating and settings.dry_run:
@@ -84,7 +87,7 @@ def run(
             input=input,
             text=True,
             errors="surrogateescape",  # bytes that are not UTF-8 survive, as in os.fsdecode
-            stdout=None if stream else subprocess.PIPE,
+            stdout=output if output is not None else None if stream else subprocess.PIPE,
             stderr=None if stream else subprocess.PIPE,
             check=False,
         )

@@ -39,3 +39,17 @@ def zpool_import(pool: str, *, altroot: Path) -> list[str]:
 
 def zpool_export(pool: str) -> list[str]:
     return ["zpool", "export", pool]
+
+
+def list_snapshots(dataset: str) -> list[str]:
+    """ "createtxg<TAB>pool/ds@name" per snapshot of `dataset` itself, exact numbers."""
+    return ["zfs", "list", "-H", "-p", "-t", "snapshot", "-d", "1", "-o", "createtxg,name", dataset]
+
+
+def send(snapshot: str, since: str | None = None) -> list[str]:
+    """`snapshot` (pool/ds@name) as a stream on stdout; with `since` ("@older"), only what
+    changed since that snapshot."""
+    args = ["zfs", "send"]
+    if since is not None:
+        args += ["-i", since]
+    return [*args, snapshot]

@@ -98,6 +98,7 @@ def test_plan_shape(host_eval: Any, host: str) -> None:
             "users",
             "sshHostKeys",
             "audit",
+            "persistSnapshots",
         ]
     )
     assert plan["version"] == 2
@@ -376,12 +377,14 @@ def test_btrfs_rollback_unit(host_eval: Any) -> None:
     assert unit["unitConfig"]["DefaultDependencies"] == "no"
     assert unit["serviceConfig"]["Type"] == "oneshot"
     command = exec_start(unit)
-    assert command[1].startswith("/nix/store/") and command[1].endswith("-btrfs-rollback.bash")
+    assert command[1].startswith("/nix/store/") and command[1].endswith("/btrfs-rollback.bash")
     assert command[2:] == ["/dev/disk/by-label/nixos", "root", "root-blank", "old_roots", "30", "3"]
     store_paths = host_eval(
         "example", "map (p: toString p.source) config.boot.initrd.systemd.storePaths"
     )
-    assert command[1] in store_paths  # the script travels into the initrd with its unit
+    # the script travels into the initrd with its unit, beside the library it sources
+    scripts = command[1].removesuffix("/btrfs-rollback.bash")
+    assert scripts in store_paths
     assert host_eval("example", "config.boot.initrd.systemd.enable") is True
     assert "btrfs" in host_eval("example", "config.boot.initrd.supportedFilesystems")
 
@@ -404,7 +407,11 @@ def test_scripted_initrd_runs_after_resume(host_eval: Any) -> None:
     words = shlex.split(commands)
     assert words[:2] == ["bash", "-c"]
     # The scripted initrd has no store paths: the script itself travels inline.
-    assert words[2] == (REPO / "modules/rollback/btrfs-rollback.bash").read_text()
+    assert words[2] == (
+        (REPO / "modules/rollback/kept.bash").read_text()
+        + "\n"
+        + (REPO / "modules/rollback/btrfs-rollback.bash").read_text()
+    )
     assert words[3:] == [
         "btrfs-rollback.bash",
         "/dev/disk/by-label/nixos",
