@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Speed of `blankslate diff --format json` on a root of 100,000 files.
+"""Speed of `blankslate diff` in every output format on a root of 100,000 files.
 
 Run by hand as root (not a test):
 
@@ -9,15 +9,17 @@ On a sparse image attached to a loop device it lays out subvolumes root, root-bl
 read-only blank) and persist, fills root with --files files (and a few symlinks), and times,
 page cache warm, the median of --repeat rounds (each round runs each command once, in turn) of:
 
-- blankslate: `python3 -m blankslate diff --format json --device DEV` (interpreter start-up,
-  top-level mount and unmount included);
+- blankslate in each output format: `python3 -m blankslate diff --device DEV` with
+  `--format json`, `--format yaml`, text (the default, trees of lost entries collapsed) and
+  text `--full` (every entry a line); interpreter start-up, top-level mount and unmount
+  included;
 - pipeline: the classic find-new script, written here from its description: `btrfs subvolume
   find-new` since the blank's generation, keep the path column, sort, de-duplicate, then drop
   symlinks and directories with a per-path test;
 - floor: `find ROOT -printf` of type, size and path, the cost of reading the metadata at all.
 
-Goals: blankslate >= 5x faster than the pipeline, and <= 3x the floor. Everything it mounts or
-attaches is removed at the end, whatever happens.
+Goals: blankslate >= 5x faster than the pipeline in every format, and <= 3x the floor.
+Everything it mounts or attaches is removed at the end, whatever happens.
 """
 
 from __future__ import annotations
@@ -99,7 +101,7 @@ def main() -> None:
         plan_file = work / "plan.json"
         plan_file.write_text(json.dumps(default_plan(work)))
         env = blankslate_env()
-        diff_args = [
+        base_args = [
             sys.executable,
             "-m",
             "blankslate",
@@ -109,12 +111,21 @@ def main() -> None:
             str(plan_file),
             "--device",
             device,
-            "--format",
-            "json",
         ]
+        formats = {
+            "json": ["--format", "json"],
+            "yaml": ["--format", "yaml"],
+            "text": [],
+            "text --full": ["--full"],
+        }
 
-        def blankslate() -> None:
-            subprocess.run(diff_args, stdout=subprocess.DEVNULL, check=True, cwd=work, env=env)
+        def blankslate(extra: list[str]) -> Callable[[], None]:
+            def run() -> None:
+                subprocess.run(
+                    [*base_args, *extra], stdout=subprocess.DEVNULL, check=True, cwd=work, env=env
+                )
+
+            return run
 
         def pipeline() -> None:
             subprocess.run(
@@ -132,20 +143,27 @@ def main() -> None:
 
         document = json.loads(
             subprocess.run(
-                diff_args, capture_output=True, text=True, check=True, cwd=work, env=env
+                [*base_args, "--format", "json"],
+                capture_output=True,
+                text=True,
+                check=True,
+                cwd=work,
+                env=env,
             ).stdout
         )
         print(f"blankslate sees {len(document['entries'])} entries: {document['summary']}")
 
-        results = timed_together(
-            {"blankslate": blankslate, "pipeline": pipeline, "floor": floor}, args.repeat
-        )
+        runs = {name: blankslate(extra) for name, extra in formats.items()}
+        results = timed_together({**runs, "pipeline": pipeline, "floor": floor}, args.repeat)
         for name, seconds in results.items():
-            print(f"{name:<11} {seconds * 1000:8.0f} ms")
-        speedup = results["pipeline"] / results["blankslate"]
-        over_floor = results["blankslate"] / results["floor"]
-        print(f"pipeline / blankslate = {speedup:.1f}x (goal >= 5x)")
-        print(f"blankslate / floor    = {over_floor:.1f}x (goal <= 3x)")
+            print(f"{name:<12} {seconds * 1000:8.0f} ms")
+        for name in formats:
+            speedup = results["pipeline"] / results[name]
+            over_floor = results[name] / results["floor"]
+            print(
+                f"{name:<12} pipeline / blankslate = {speedup:5.1f}x (goal >= 5x), "
+                f"blankslate / floor = {over_floor:4.1f}x (goal <= 3x)"
+            )
 
 
 if __name__ == "__main__":

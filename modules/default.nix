@@ -10,6 +10,7 @@
     ./warnings.nix
     ./hardening.nix
     ./guard/password-files.nix
+    ./audit.nix
     ./assertions.nix
     ./boot.nix
     ./disko
@@ -18,5 +19,6 @@
     ./rollback/zfs.nix
     ./rollback/tmpfs.nix
     ./rollback/none.nix
+    ./snapshots/persist.nix
   ];
 }

@@ -151,9 +151,36 @@ rec {
 
   # ./x.bash [ "a" "b c" ] -> "bash -c '<text of x.bash>' x.bash 'a' 'b c'"
   # For the scripted initrd, which holds no store paths: the script travels inline.
-  inlineBash =
-    file: args:
-    "bash -c ${lib.escapeShellArg (builtins.readFile file)} ${baseNameOf (toString file)} ${lib.escapeShellArgs args}\n";
+  inlineBash = inlineBashWith [ ];
+
+  # [ ./lib.bash ] ./x.bash [ "a" ] -> "bash -c '<text of lib.bash><text of x.bash>' x.bash 'a'"
+  # A script that sources a library gets it inline too, before its own text.
+  inlineBashWith =
+    libraries: file: args:
+    let
+      text = lib.concatMapStrings (f: builtins.readFile f + "\n") libraries + builtins.readFile file;
+    in
+    "bash -c ${lib.escapeShellArg text} ${baseNameOf (toString file)} ${lib.escapeShellArgs args}\n";
+
+  # ./rollback [ "btrfs-rollback.bash" "kept.bash" ] -> /nix/store/...-blankslate-scripts,
+  # a directory holding those files of ./rollback at the same relative places: a script run
+  # from it finds the library it sources beside it.
+  scriptDir =
+    root: files:
+    builtins.path {
+      path = root;
+      name = "blankslate-scripts";
+      filter = path: _type: inScriptDir root files path;
+    };
+
+  # ./rollback [ "kept.bash" ] "<abs>/rollback/kept.bash" -> true; ".../zfs.nix" -> false.
+  # A directory is kept when a file named lies below it.
+  inScriptDir =
+    root: files: path:
+    let
+      relative = lib.removePrefix "${toString root}/" (toString path);
+    in
+    any (file: file == relative || hasPrefix "${relative}/" file) files;
 
   # "/var/log" [ "/" "/var/log" ] -> true
   isMountpoint = path: mountpoints: any (m: m == path) mountpoints;

@@ -116,6 +116,27 @@ let
 
   mounts = blib.sortMounts (tmpfsRoot ++ subvolumeMounts ++ datasetMounts ++ espMount);
 
+  # --- snapshots of persistPath (modules/snapshots/persist.nix) -------------------------------
+  snapshots = cfg.persistSnapshots;
+  persistSubvolume = lib.findFirst (s: s.mountpoint == cfg.persistPath) null cfg.btrfs.subvolumes;
+  persistDataset = lib.findFirst (d: d.mountpoint == cfg.persistPath) null cfg.zfs.datasets;
+  persistSnapshots =
+    if snapshots.interval == null then
+      null
+    else if onZfs && persistDataset != null then
+      {
+        inherit (snapshots) interval keep;
+        persist = "${cfg.zfs.pool}/${persistDataset.name}";
+        subvolume = null;
+      }
+    else if onBtrfs && cfg.disk != null && persistSubvolume != null then
+      {
+        inherit (snapshots) interval keep subvolume;
+        persist = persistSubvolume.name;
+      }
+    else
+      null;
+
   # --- checks that types alone cannot make: each names the option at fault --------------------
   subvolumeNames = map (s: s.name) cfg.btrfs.subvolumes;
   datasetNames = map (d: d.name) cfg.zfs.datasets;
@@ -156,6 +177,20 @@ let
     )
     ++ lib.optionals onTmpfs (
       check (!lib.any (s: s.mountpoint == "/") cfg.btrfs.subvolumes) "rollback \"tmpfs\" mounts / as tmpfs; remove the btrfs subvolume mounted on /"
+    )
+    ++ lib.optionals (snapshots.interval != null) (
+      check (persistSnapshots != null) "persistSnapshots needs persistPath ${cfg.persistPath} on a btrfs subvolume or a ZFS dataset of its own (one of btrfs.subvolumes or zfs.datasets mounted there)"
+      ++ lib.optionals (persistSnapshots != null && !onZfs) (
+        check (!lib.any (nested snapshots.subvolume) (
+          subvolumeNames
+          ++ lib.optionals (cfg.rollback == "btrfs") (
+            lib.filter (name: name != null) [
+              cfg.btrfs.blankSnapshot
+              cfg.btrfs.oldRoots.subvolume
+            ]
+          )
+        )) "persistSnapshots.subvolume \"${snapshots.subvolume}\" is, or nests with, a subvolume, the blank snapshot or the old roots"
+      )
     )
     ++ lib.optionals onZfs (
       duplicatesIn "blankslate.zfs.datasets" "mountpoint" (map (d: d.mountpoint) cfg.zfs.datasets)
@@ -201,6 +236,8 @@ let
         null;
 
     tmpfs = if onTmpfs then { inherit (cfg.tmpfs) size; } else null;
+
+    inherit persistSnapshots;
 
     # Everything environment.persistence (and preservation.preserveAt, when that module is
     # imported) holds, whoever declared it (modules/persisted.nix).

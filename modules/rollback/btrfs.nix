@@ -22,6 +22,13 @@ let
     cfg.btrfs.cryptsetupName != null
   ) "systemd-cryptsetup@${utils.escapeSystemdPath cfg.btrfs.cryptsetupName}.service";
 
+  # The script and the library it sources, side by side in one store directory.
+  scripts = blib.scriptDir ./. [
+    "btrfs-rollback.bash"
+    "kept.bash"
+  ];
+  script = "${scripts}/btrfs-rollback.bash";
+
   args = [
     device
     cfg.btrfs.rootSubvolume
@@ -61,11 +68,11 @@ in
         unitConfig.DefaultDependencies = "no";
         serviceConfig = {
           Type = "oneshot";
-          ExecStart = "/bin/bash ${utils.escapeSystemdExecArgs ([ "${./btrfs-rollback.bash}" ] ++ args)}";
+          ExecStart = "/bin/bash ${utils.escapeSystemdExecArgs ([ script ] ++ args)}";
         };
       };
-      # The script file itself must be in the initrd, not only the unit that names it.
-      systemd.storePaths = [ "${./btrfs-rollback.bash}" ];
+      # The scripts themselves must be in the initrd, not only the unit that names them.
+      systemd.storePaths = [ "${scripts}" ];
 
       # Scripted initrd: after the resume attempt, never postDeviceCommands
       # (a resumed image would find its root replaced, impermanence#250).
@@ -74,7 +81,7 @@ in
         copy_bin_and_libs ${pkgs.findutils}/bin/find
       '';
       postResumeCommands = lib.mkIf (!systemdInitrd) (
-        lib.mkAfter (blib.inlineBash ./btrfs-rollback.bash args)
+        lib.mkAfter (blib.inlineBashWith [ ./kept.bash ] ./btrfs-rollback.bash args)
       );
     };
   };

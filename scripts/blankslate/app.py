@@ -377,16 +377,45 @@ def diff(
         Path | None,
         typer.Option(metavar="DIR", help="Walk the target system's root here instead."),
     ] = None,
+    old_root: Annotated[
+        str | None,
+        typer.Option(
+            "--old-root",
+            metavar="NAME",
+            help="Audit this kept old root (a name or 'latest'): what its boot erased.",
+        ),
+    ] = None,
     format: Annotated[
         Format, typer.Option("--format", metavar="[text|json|yaml]", help="Output format.")
     ] = Format.text,
-    all_entries: Annotated[bool, typer.Option("--all", help="List every status.")] = False,
+    full: Annotated[
+        bool, typer.Option("--full", help="List every lost entry; no directory collapsed.")
+    ] = False,
+    all_entries: Annotated[
+        bool, typer.Option("--all", help="Also list the persisted, managed and ignored entries.")
+    ] = False,
     ignore_file: IgnoreFile = None,
     fail_on_lost: Annotated[
-        bool, typer.Option("--fail-on-lost", help="Exit 1 when anything is lost.")
+        bool,
+        typer.Option(
+            "--fail-on-lost", help="Exit 1 when anything is lost, 2 when the audit fails."
+        ),
+    ] = False,
+    report_file: Annotated[
+        Path | None,
+        typer.Option("--report", metavar="FILE", help="Also write the JSON report to FILE."),
+    ] = None,
+    metrics_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--metrics", metavar="FILE", help="Also write node-exporter textfile metrics to FILE."
+        ),
+    ] = None,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Echo the commands run (the mount).")
     ] = False,
 ) -> None:
-    """What lives on / that the next boot will erase."""
+    """What lives on / that the next boot will erase (or, with --old-root, what a boot erased)."""
     code = commands.diff(
         source=plan_source(plan_file, host, flake),
         device=device,
@@ -395,6 +424,11 @@ def diff(
         all_entries=all_entries,
         ignore_file=ignore_file,
         fail_on_lost=fail_on_lost,
+        full=full,
+        verbose=verbose,
+        report_file=report_file,
+        metrics_file=metrics_file,
+        old_root=old_root,
     )
     if code:
         raise typer.Exit(code)
@@ -463,16 +497,33 @@ def roots(
     flake: Flake = ".",
     device: Device = None,
     json_output: Annotated[bool, typer.Option("--json", help="JSON list, newest first.")] = False,
+    audit_roots: Annotated[
+        bool, typer.Option("--audit", help="Count what each root's boot erased (LOST column).")
+    ] = False,
+    ignore_file: Annotated[
+        Path | None, typer.Option(metavar="FILE", help="YAML ignore rules (for --audit).")
+    ] = None,
 ) -> None:
     """List the kept old roots, newest first (sizes only when btrfs quotas are on)."""
     from blankslate import oldroots
 
-    plan = plan_module.load(plan_source(plan_file, host, flake), builtin=False)
-    kept = oldroots.roots(plan, device)
+    source = plan_source(plan_file, host, flake)
+    plan = plan_module.load(source, builtin=False)
+    lost: dict[str, int] | None = None
+    if audit_roots:
+        from blankslate import audit, ignore_rules
+
+        host_name = source.host or plan.host_name
+        rules = ignore_rules.collect(plan.audit.ignore, host_name, ignore_file)
+        audited = audit.audit_old_roots(plan, device, rules)
+        kept = [root for root, _summary in audited]
+        lost = {root.name: summary["lost"] for root, summary in audited}
+    else:
+        kept = oldroots.roots(plan, device)
     if json_output:
-        print(json.dumps([root.to_json() for root in kept], indent=2))
+        print(json.dumps([oldroots.root_json(root, lost) for root in kept], indent=2))
     elif kept:
-        print(oldroots.format_table(kept))
+        print(oldroots.format_table(kept, lost=lost))
     else:
         print("no old roots kept")
 
@@ -517,24 +568,113 @@ def doctor(
 
 @app.command(cls=Command)
 def recover(
-    path: Annotated[str, typer.Argument(metavar="PATH", help="Absolute path as it was on /.")],
+    path: Annotated[
+        str,
+        typer.Argument(metavar="PATH", help="Absolute path as it was on / (or in persistPath)."),
+    ],
     plan_file: PlanFile = None,
     host: Host = None,
     flake: Flake = ".",
     from_root: Annotated[
         str | None, typer.Option("--from", metavar="NAME", help="Old root name.")
     ] = None,
+    from_persist: Annotated[
+        str | None,
+        typer.Option(
+            "--from-persist",
+            metavar="NAME",
+            help="Persist snapshot name (or 'latest') to copy from.",
+        ),
+    ] = None,
     to: Annotated[
         Path | None, typer.Option(metavar="DIR", help="Copy into this directory.")
     ] = None,
     device: Device = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Say what would be copied; copy nothing.")
+    ] = False,
 ) -> None:
-    """Copy a path back out of a kept old root (never overwrites)."""
+    """Copy a path back out of a kept old root or persist snapshot (never overwrites)."""
     from blankslate import oldroots
 
     plan = plan_module.load(plan_source(plan_file, host, flake), builtin=False)
+    if from_persist is not None:
+        if from_root is not None:
+            raise typer.BadParameter("give either --from or --from-persist, not both")
+        from blankslate import persist
+
+        copied = persist.recover_from_persist(
+            plan, from_persist, path, to=to, device=device, dry_run=dry_run
+        )
+        verb = "would recover" if dry_run else "recovered"
+        print(f"{verb} {copied.path} from persist snapshot {copied.snapshot} into {copied.target}")
+        return
+    if dry_run:
+        raise typer.BadParameter("--dry-run goes with --from-persist")
     done = oldroots.recover(plan, path, from_root=from_root, to=to, device=device)
     print(f"recovered {done.path} from old root {done.root} into {done.target}")
+
+
+persist_app = typer.Typer(
+    help="Snapshots of persistPath (blankslate.persistSnapshots): list, send off-site.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+app.add_typer(persist_app, name="persist")
+
+
+@persist_app.command("list", cls=Command)
+def persist_list(
+    plan_file: PlanFile = None,
+    host: Host = None,
+    flake: Flake = ".",
+    device: Device = None,
+    json_output: Annotated[bool, typer.Option("--json", help="JSON list, newest first.")] = False,
+) -> None:
+    """List the persist snapshots, newest first."""
+    from blankslate import oldroots, persist
+
+    with persist.snapshots(
+        plan_module.load(plan_source(plan_file, host, flake), builtin=False), device
+    ) as found:
+        if json_output:
+            print(json.dumps([{"name": s.name, "time": s.to_json()["time"]} for s in found]))
+        elif found:
+            print(oldroots.format_table(found))
+        else:
+            print("no persist snapshots yet")
+
+
+@persist_app.command("send", cls=Command)
+def persist_send(
+    to: Annotated[
+        Path, typer.Option("--to", metavar="FILE", help="New file to write the stream to.")
+    ],
+    incremental: Annotated[
+        bool, typer.Option("--incremental", help="Only what changed since the snapshot before it.")
+    ] = False,
+    snapshot: Annotated[
+        str, typer.Option(metavar="NAME", help="Snapshot name, or 'latest'.")
+    ] = "latest",
+    plan_file: PlanFile = None,
+    host: Host = None,
+    flake: Flake = ".",
+    device: Device = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the command; write nothing.")
+    ] = False,
+) -> None:
+    """Write a persist snapshot as a `btrfs send` (ZFS: `zfs send`) stream to a new file."""
+    from blankslate import persist
+
+    plan = plan_module.load(plan_source(plan_file, host, flake), builtin=False)
+    sent = persist.send(
+        plan, to, incremental=incremental, name=snapshot, device=device, dry_run=dry_run
+    )
+    if dry_run:
+        return
+    against = f" (changes since {sent.parent})" if sent.parent else ""
+    print(f"sent persist snapshot {sent.snapshot}{against} to {sent.target}")
 
 
 @app.command(cls=Command)

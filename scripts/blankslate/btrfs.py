@@ -44,3 +44,12 @@ def qgroup_show(path: Path) -> list[str]:
 def subvolume_list(path: Path) -> list[str]:
     """Every subvolume: "ID 257 gen 12 top level 5 path old_roots/..."."""
     return ["btrfs", "subvolume", "list", str(path)]
+
+
+def send(snapshot: Path, parent: Path | None = None) -> list[str]:
+    """The read-only subvolume `snapshot` as a stream on stdout; with `parent`, only what
+    changed since it (the receiving side must hold `parent` already)."""
+    args = ["btrfs", "send"]
+    if parent is not None:
+        args += ["-p", str(parent)]
+    return [*args, str(snapshot)]

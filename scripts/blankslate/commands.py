@@ -32,21 +32,52 @@ def diff(
     all_entries: bool,
     ignore_file: Path | None,
     fail_on_lost: bool,
+    full: bool = False,
+    verbose: bool = False,
+    report_file: Path | None = None,
+    metrics_file: Path | None = None,
+    old_root: str | None = None,
 ) -> int:
-    """Prints the report; returns the exit code."""
-    from blankslate import audit, ignore_rules
+    """Prints the report, writes the report and metrics files when asked; returns the exit
+    code (1 for something lost with `fail_on_lost`; a failure raises)."""
+    import os
+    import time
+
+    from blankslate import audit, ignore_rules, process, render
     from blankslate import plan as plan_module
 
     plan = plan_module.load(source, builtin=False)
     rules = ignore_rules.collect(plan.audit.ignore, source.host or plan.host_name, ignore_file)
-    report = audit.run_diff(plan, device=device, root=root, ignore=rules)
+    outputs = audit.outputs_of(report_file=report_file, metrics_file=metrics_file)
+    # The temporary mount of the top level is not news, unless asked for (or under --debug,
+    # which configure_logging set).
+    level = process.echo.level
+    debug = logging.getLogger().isEnabledFor(logging.DEBUG)
+    process.echo.setLevel(logging.INFO if verbose or debug else logging.WARNING)
+    try:
+        report = audit.run_diff(
+            plan, device=device, root=root, ignore=rules, old_root=old_root, outputs=outputs
+        )
+    finally:
+        process.echo.setLevel(level)
+    audit.write_outputs(report, report_file=report_file, metrics_file=metrics_file, now=time.time())
     if format == "json":
-        sys.stdout.write(audit.render_json(report))
+        sys.stdout.write(render.render_json(report))
     elif format == "yaml":
-        sys.stdout.write(audit.render_yaml(report))
+        sys.stdout.write(render.render_yaml(report))
     else:
-        sys.stdout.write(audit.render_text(report, all_entries=all_entries))
-    return 1 if fail_on_lost and report.lost else 0
+        wanted = render.colour_wanted(sys.stdout, os.environ)
+        style = render.COLOURED if wanted else render.PLAIN
+        sys.stdout.write(
+            render.render_text(report, full=full, all_entries=all_entries, style=style)
+        )
+    return LOST if fail_on_lost and report.lost else 0
+
+
+# `diff --fail-on-lost`: 1 when something would be lost; 2 when the audit itself failed (an
+# error, or a usage error as everywhere), so that monitoring tells the two apart.
+LOST = 1
+AUDIT_FAILED = 2
 
 
 def seed(

@@ -20,7 +20,7 @@ import os
 import posixpath
 import re
 import stat
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -184,20 +184,33 @@ def roots(plan: Plan, device: str | None = None) -> list[OldRoot]:
         return list_roots(top, subvolume, with_sizes=True)
 
 
-def format_table(roots: Sequence[OldRoot], now: datetime | None = None) -> str:
-    """A plain text table, newest first: NAME, TIME (UTC), AGE, REFERENCED, EXCLUSIVE."""
+def root_json(root: OldRoot, lost: Mapping[str, int] | None = None) -> dict[str, Any]:
+    """One entry of `roots --json`, with "lostEntries" under `--audit` (`lost`: by name)."""
+    data = root.to_json()
+    if lost is not None:
+        data["lostEntries"] = lost[root.name]
+    return data
+
+
+def format_table(
+    roots: Sequence[OldRoot],
+    now: datetime | None = None,
+    lost: Mapping[str, int] | None = None,
+) -> str:
+    """A plain text table, newest first: NAME, TIME (UTC), AGE, REFERENCED, EXCLUSIVE, and
+    LOST (entries its boot erased) when `lost` gives them by name."""
     now = now or datetime.now(UTC)
-    rows = [("NAME", "TIME (UTC)", "AGE", "REFERENCED", "EXCLUSIVE")]
+    header = ("NAME", "TIME (UTC)", "AGE", "REFERENCED", "EXCLUSIVE")
+    rows = [header + (("LOST",) if lost is not None else ())]
     for root in roots:
-        rows.append(
-            (
-                root.name,
-                root.time.strftime("%Y-%m-%d %H:%M:%S") if root.time else "unknown time",
-                _age(now - root.time) if root.time else "-",
-                format_size(root.sizes.referenced) if root.sizes else "-",
-                format_size(root.sizes.exclusive) if root.sizes else "-",
-            )
+        row = (
+            root.name,
+            root.time.strftime("%Y-%m-%d %H:%M:%S") if root.time else "unknown time",
+            _age(now - root.time) if root.time else "-",
+            format_size(root.sizes.referenced) if root.sizes else "-",
+            format_size(root.sizes.exclusive) if root.sizes else "-",
         )
+        rows.append(row + ((str(lost[root.name]),) if lost is not None else ()))
     widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
     return "\n".join(
         "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()

@@ -195,6 +195,16 @@ class Audit:
 
 
 @dataclass(frozen=True)
+class PersistSnapshots:
+    """Read-only snapshots of persistPath taken on a timer (modules/snapshots/persist.nix)."""
+
+    interval: str
+    keep: int
+    persist: str  # btrfs: the persist subvolume; zfs: its dataset, pool/name
+    subvolume: str | None  # btrfs: the subvolume at the top level holding them; zfs: null
+
+
+@dataclass(frozen=True)
 class Plan:
     version: int
     host_name: str
@@ -209,6 +219,8 @@ class Plan:
     users: tuple[User, ...]
     ssh_host_keys: tuple[str, ...]
     audit: Audit = field(default_factory=Audit)
+    # Plans written before persist snapshots existed have no such key: off.
+    persist_snapshots: PersistSnapshots | None = None
 
     def to_json(self) -> dict[str, Any]:
         encoded = _to_json(self)
@@ -387,6 +399,8 @@ def validate(plan: Plan) -> Plan:
         _validate_btrfs(plan, plan.btrfs)
     if plan.zfs is not None:
         _validate_zfs(plan, plan.zfs)
+    if plan.persist_snapshots is not None:
+        _validate_persist_snapshots(plan, plan.persist_snapshots)
     if plan.tmpfs is not None and not _TMPFS_PERCENT.match(plan.tmpfs.size):
         _check_size("tmpfs.size", plan.tmpfs.size)
     _validate_persistence(plan.persistence)
@@ -553,6 +567,21 @@ def _validate_btrfs(plan: Plan, btrfs: Btrfs) -> None:
             )
         _check_range("btrfs.oldRoots.keepDays", btrfs.old_roots.keep_days)
         _check_range("btrfs.oldRoots.keepNewest", btrfs.old_roots.keep_newest)
+
+
+def _validate_persist_snapshots(plan: Plan, snapshots: PersistSnapshots) -> None:
+    _check_range("persistSnapshots.keep", snapshots.keep)
+    if plan.rollback == "zfs":
+        _check_match("persistSnapshots.persist", snapshots.persist, _DATASET, "a dataset")
+        return
+    if plan.btrfs is None or snapshots.subvolume is None:
+        raise PlanError("persistSnapshots", "needs a btrfs layout (subvolume) or rollback 'zfs'")
+    _check_name("persistSnapshots.persist", snapshots.persist)
+    _check_name("persistSnapshots.subvolume", snapshots.subvolume)
+    if snapshots.persist not in plan.btrfs.subvolumes:
+        raise PlanError("persistSnapshots.persist", f"{snapshots.persist!r} is not a subvolume")
+    if any(nested(snapshots.subvolume, name) for name in plan.btrfs.subvolumes):
+        raise PlanError("persistSnapshots.subvolume", "is, or nests with, one of the subvolumes")
 
 
 def _validate_zfs(plan: Plan, zfs: Zfs) -> None:

@@ -13,10 +13,13 @@ import shutil
 import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import BinaryIO
 
 from blankslate.errors import BlankslateError
 
 log = logging.getLogger("blankslate")
+# The `$ cmd` echo has its own logger, so a command can hide it (diff's temporary mount).
+echo = logging.getLogger("blankslate.commands")
 
 
 @dataclass(frozen=True)
@@ -39,24 +42,26 @@ def run(
     capture: bool = False,
     input: str | None = None,
     stream: bool = False,
+    output: BinaryIO | None = None,
 ) -> Result:
     """Run the mutating command `args`, or under `dry_run` only say it would; raise
     BlankslateError with the command's stderr when it fails and `check`.
 
-    Output is kept (and shown under --debug) unless `stream`, for long commands the user watches.
+    Output is kept (and shown under --debug) unless `stream`, for long commands the user watches,
+    or `output`, a file its standard output is written to (a `btrfs send` stream).
     """
     argv = [str(arg) for arg in args]
     if dry_run:
         log.warning("would run: %s", format_command(argv))
         return Result(argv, 0, "", "")
-    log.info("$ %s", format_command(argv))
+    echo.info("$ %s", format_command(argv))
     try:
         completed = subprocess.run(
             argv,
             input=input,
             text=True,
             errors="surrogateescape",  # bytes that are not UTF-8 survive, as in os.fsdecode
-            stdout=None if stream else subprocess.PIPE,
+            stdout=output if output is not None else None if stream else subprocess.PIPE,
             stderr=None if stream else subprocess.PIPE,
             check=False,
         )

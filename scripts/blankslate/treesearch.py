@@ -4,7 +4,7 @@ One pass over the subvolume's b-tree reads every inode item (mode, size) and ino
 directory, name) in large batches: no system call per file. The inode numbers are read as two
 stretches, so that the kernel searches one while Python parses the other. Nested subvolumes
 are found through their ROOT_REF items in the root tree and scanned the same way. The result
-is what `audit.walk` reports for the same tree, entry for entry.
+is what `scan.walk` reports for the same tree, entry for entry.
 
 It needs CAP_SYS_ADMIN and a btrfs subvolume's root directory; otherwise `scan` returns None
 and the caller walks the tree. Placeholder directories that a snapshot leaves where a nested
@@ -25,7 +25,7 @@ from queue import SimpleQueue
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from blankslate.audit import RawTuple
+    from blankslate.scan import RawTuple
 
 # From linux/btrfs.h: _IOWR(0x94, 17, struct btrfs_ioctl_search_args_v2) and
 # _IOWR(0x94, 18, struct btrfs_ioctl_ino_lookup_args).

@@ -29,3 +29,17 @@ def zfs_list(name: str, *, snapshots: bool = False) -> list[str]:
     if snapshots:
         args += ["-t", "snapshot"]
     return [*args, name]
+
+
+def list_snapshots(dataset: str) -> list[str]:
+    """ "createtxg<TAB>pool/ds@name" per snapshot of `dataset` itself, exact numbers."""
+    return ["zfs", "list", "-H", "-p", "-t", "snapshot", "-d", "1", "-o", "createtxg,name", dataset]
+
+
+def send(snapshot: str, since: str | None = None) -> list[str]:
+    """`snapshot` (pool/ds@name) as a stream on stdout; with `since` ("@older"), only what
+    changed since that snapshot."""
+    args = ["zfs", "send"]
+    if since is not None:
+        args += ["-i", since]
+    return [*args, snapshot]

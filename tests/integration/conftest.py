@@ -389,6 +389,61 @@ def tree_manifest(top: str | os.PathLike[str]) -> dict[str, tuple[object, ...]]:
 # --------------------------------------------------------------------------- fixtures
 
 
+# --------------------------------------------------------------------------- fault injection
+
+SHIMMED = ("btrfs", "mv", "mount", "umount", "date", "find", "stat", "sync", "mktemp", "rmdir")
+
+SHIM = """#!/bin/bash
+n=$(( $(<"$SHIM_STATE/count") + 1 ))
+echo "$n" > "$SHIM_STATE/count"
+echo "$n {name}" >> "$SHIM_STATE/trace"
+if [[ $n == "$SHIM_KILL_AT" && $SHIM_MODE == before ]]; then kill -KILL 0; fi
+{real} "$@"
+rc=$?
+if [[ $n == "$SHIM_KILL_AT" && $SHIM_MODE == after ]]; then kill -KILL 0; fi
+exit $rc
+"""
+
+
+@dataclass(frozen=True)
+class Shims:
+    """A PATH directory whose btrfs, mv, mount, ... count their calls and SIGKILL the
+    script's whole process group (start it in a session of its own) before or after call
+    number $SHIM_KILL_AT."""
+
+    bindir: Path
+    state: Path
+
+    def arm(self, kill_at: int, mode: str) -> dict[str, str]:
+        """Resets the count; the environment that kills at call `kill_at` ("before" or
+        "after" it; kill_at 0: never)."""
+        (self.state / "count").write_text("0")
+        (self.state / "trace").write_text("")
+        return {"SHIM_STATE": str(self.state), "SHIM_KILL_AT": str(kill_at), "SHIM_MODE": mode}
+
+    def calls(self) -> int:
+        return int((self.state / "count").read_text())
+
+    def trace(self) -> list[str]:
+        """ "N program" per call, in order."""
+        return (self.state / "trace").read_text().splitlines()
+
+
+@pytest.fixture
+def shims(tmp_path: Path) -> Shims:
+    bindir = tmp_path / "shims"
+    state = tmp_path / "shim-state"
+    bindir.mkdir()
+    state.mkdir()
+    for name in SHIMMED:
+        real = shutil.which(name)
+        assert real, name
+        path = bindir / name
+        path.write_text(SHIM.format(name=name, real=real))
+        path.chmod(0o755)
+    return Shims(bindir, state)
+
+
 @pytest.fixture
 def helpers():  # type: ignore[no-untyped-def]
     """This module: run, mounted, mount_top_level, make_layout, subvolume_info, ..."""

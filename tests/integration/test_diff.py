@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from blankslate import audit, plan
+from blankslate import classify, plan, scan
 
 ODD_NAME = b"odd\xff\nname"
 
@@ -54,8 +54,8 @@ def entry(path: str | bytes, kind: str, size: int, status: str, reason: str = ""
 
 
 EXPECTED = [
-    entry("/etc", "dir", 0, "managed", audit.BUILTIN_MANAGED["/etc"]),
-    entry("/etc/.clean", "file", 8, "managed", audit.BUILTIN_MANAGED["/etc/.clean"]),
+    entry("/etc", "dir", 0, "managed", classify.BUILTIN_MANAGED["/etc"]),
+    entry("/etc/.clean", "file", 8, "managed", classify.BUILTIN_MANAGED["/etc/.clean"]),
     entry("/etc/empty", "file", 0, "lost"),
     entry("/etc/hosts", "symlink", 17, "managed", "symlink into the NixOS configuration"),
     entry("/etc/machine-id", "file", 0, "persisted", "persisted file"),
@@ -74,7 +74,7 @@ EXPECTED = [
     entry("/srv/empty-dir", "dir", 0, "lost"),
     entry("/srv/fifo", "other", 0, "lost"),
     entry(b"/srv/" + ODD_NAME, "file", 2, "lost"),
-    entry("/tmp", "dir", 0, "managed", audit.BUILTIN_MANAGED["/tmp"]),
+    entry("/tmp", "dir", 0, "managed", classify.BUILTIN_MANAGED["/tmp"]),
     entry(
         "/tmp/scratch",
         "file",
@@ -82,8 +82,8 @@ EXPECTED = [
         "ignored",
         "temporary files are erased at every boot by definition [/tmp/**]",
     ),
-    entry("/var", "dir", 0, "managed", audit.BUILTIN_MANAGED["/var"]),
-    entry("/var/lib", "dir", 0, "managed", audit.BUILTIN_MANAGED["/var/lib"]),
+    entry("/var", "dir", 0, "managed", classify.BUILTIN_MANAGED["/var"]),
+    entry("/var/lib", "dir", 0, "managed", classify.BUILTIN_MANAGED["/var/lib"]),
     entry("/var/lib/machines", "subvolume", 0, "lost"),
     entry("/var/lib/machines/image", "file", 1000, "lost"),
     entry("/var/lib/nixos", "dir", 0, "persisted", "persisted directory"),
@@ -216,12 +216,12 @@ def test_tree_search_and_walk_see_the_same_entries(
         (root / "var/lib/machines/deeper/file").write_text("deep")
         helpers.run(["btrfs", "filesystem", "sync", top])
         searched = treesearch.scan(str(root))
-        walked, problems = audit.walk(str(root))
+        walked, problems = scan.walk(str(root))
     assert searched is not None, "the tree search was refused (not root?)"
     assert problems == []
     assert sorted(searched) == sorted(walked)
-    assert audit.Raw("/var/lib/machines/deeper", "subvolume", 0, None) in searched
-    assert audit.Raw("/srv/later/early/sub/file", "file", 1, None) in searched
+    assert scan.Raw("/var/lib/machines/deeper", "subvolume", 0, None) in searched
+    assert scan.Raw("/srv/later/early/sub/file", "file", 1, None) in searched
 
 
 def test_tree_search_refuses_what_is_not_a_subvolume_root(tmp_path: Path) -> None:

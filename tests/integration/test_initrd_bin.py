@@ -102,7 +102,7 @@ def unit_command(device: str, *, expire_everything: bool) -> list[str]:
     command = shlex.split(
         example("boot.initrd.systemd.services.blankslate-rollback.serviceConfig.ExecStart")
     )
-    assert command[0] == "/bin/bash" and command[1].endswith("-btrfs-rollback.bash")
+    assert command[0] == "/bin/bash" and command[1].endswith("/btrfs-rollback.bash")
     assert command[2] == "/dev/disk/by-label/nixos"
     arguments = command[3:]
     if expire_everything:

@@ -740,46 +740,13 @@ def test_full_filesystem_prunes_then_resets(helpers, tmp_path):
 
 # --------------------------------------------------------------------------- fault injection
 
-WRAPPED = ("btrfs", "mv", "mount", "umount", "date", "find", "stat", "sync", "mktemp", "rmdir")
-
-SHIM = """#!/bin/bash
-n=$(( $(<"$SHIM_STATE/count") + 1 ))
-echo "$n" > "$SHIM_STATE/count"
-echo "$n {name}" >> "$SHIM_STATE/trace"
-if [[ $n == "$SHIM_KILL_AT" && $SHIM_MODE == before ]]; then kill -KILL 0; fi
-{real} "$@"
-rc=$?
-if [[ $n == "$SHIM_KILL_AT" && $SHIM_MODE == after ]]; then kill -KILL 0; fi
-exit $rc
-"""
-
-
-@pytest.fixture
-def shims(tmp_path):
-    """A PATH directory whose btrfs, mv, mount, ... count their calls and SIGKILL the
-    script's whole process group before or after call number $SHIM_KILL_AT."""
-    bindir = tmp_path / "shims"
-    state = tmp_path / "shim-state"
-    bindir.mkdir()
-    state.mkdir()
-    for name in WRAPPED:
-        real = shutil.which(name)
-        assert real, name
-        path = bindir / name
-        path.write_text(SHIM.format(name=name, real=real))
-        path.chmod(0o755)
-    return bindir, state
-
 
 def run_with_kill(device, keep, run_dir, shims, kill_at: int, mode: str):
-    bindir, state = shims
-    (state / "count").write_text("0")
-    (state / "trace").write_text("")
-    env = {"SHIM_STATE": str(state), "SHIM_KILL_AT": str(kill_at), "SHIM_MODE": mode}
-    proc = start_rollback(device, keep, run_dir, extra_path=bindir, extra_env=env)
+    """The rollback through the fault-injection shims (conftest's `shims`)."""
+    env = shims.arm(kill_at, mode)
+    proc = start_rollback(device, keep, run_dir, extra_path=shims.bindir, extra_env=env)
     out, err = proc.communicate(timeout=120)
-    calls = int((state / "count").read_text())
-    return proc.returncode, out, err, calls
+    return proc.returncode, out, err, shims.calls()
 
 
 class Cycle:
@@ -852,7 +819,7 @@ def test_sigkill_at_every_step_then_rerun(helpers, system, shims, keep, first_bo
     cycle.prepare()
     rc, out, err, total = run_with_kill(device, keep, run_dir, shims, 0, "none")
     assert rc == 0, err
-    trace = (shims[1] / "trace").read_text()
+    trace = "\n".join(shims.trace())
     assert "btrfs" in trace and " mv" in trace and "mount" in trace
     assert total >= 10
     cycle.recover_and_check(keep, "calibration")
@@ -864,7 +831,7 @@ def test_sigkill_at_every_step_then_rerun(helpers, system, shims, keep, first_bo
             cycle.prepare()
             rc, out, err, calls = run_with_kill(device, keep, run_dir, shims, kill_at, mode)
             assert rc == -signal.SIGKILL, f"{label}: not killed (rc {rc})\n{out}\n{err}"
-            trace = (shims[1] / "trace").read_text().splitlines()
+            trace = shims.trace()
             # find -execdir runs wrapped commands itself: killed after find, they count too
             nested = mode == "after" and trace[kill_at - 1] == f"{kill_at} find"
             assert calls == kill_at or (nested and calls > kill_at), label
@@ -898,3 +865,24 @@ def test_sigkill_at_random_moments_then_rerun(helpers, system):
         outcomes["killed" if proc.returncode else "finished"] += 1
         cycle.recover_and_check(keep, f"random kill {i} after {delay * 1000:.0f} ms (keep={keep})")
     assert outcomes["killed"] >= 12, outcomes
+
+
+def test_runs_inline_as_the_scripted_initrd_runs_it(helpers, system):
+    """`bash -c '<kept.bash><btrfs-rollback.bash>' btrfs-rollback.bash ARGS`, as
+    lib.nix's inlineBashWith writes it into postResumeCommands: no file to source."""
+    device, top, run_dir, baseline = system
+    text = (SCRIPT.parent / "kept.bash").read_text() + "\n" + SCRIPT.read_text()
+    run_dir.mkdir(exist_ok=True)
+    proc = subprocess.run(
+        ["bash", "-c", text, "btrfs-rollback.bash", device, "root", "root-blank", "old_roots",
+         "30", "3"],
+        env=script_env(run_dir),
+        cwd="/",
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert len(old_root_names(top)) == 1
+    assert_fresh_root(helpers, top, baseline)
+    assert_clean_exit(helpers, run_dir, device)

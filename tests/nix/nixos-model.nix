@@ -130,6 +130,11 @@ let
         type = types.listOf types.str;
         default = [ ];
       };
+      # commonUnitOptions.onFailure: what the README's alert hook sets on blankslate-audit.
+      onFailure = mkOption {
+        type = types.listOf types.str;
+        default = [ ];
+      };
       unitConfig = mkOption {
         type = types.attrsOf types.anything;
         default = { };
@@ -150,6 +155,29 @@ let
       script = mkOption {
         type = types.lines;
         default = "";
+      };
+    };
+  };
+
+  # nixos/lib/systemd-unit-options.nix: stage2TimerOptions (commonUnitOptions + timerOptions),
+  # the options the scheduled audit's timer sets; timerConfig is attrsOf unitOption there.
+  timerModule = {
+    options = {
+      enable = mkOption {
+        type = types.bool;
+        default = true;
+      };
+      description = mkOption {
+        type = types.singleLineStr;
+        default = "";
+      };
+      wantedBy = mkOption {
+        type = types.listOf types.str;
+        default = [ ];
+      };
+      timerConfig = mkOption {
+        type = types.attrsOf types.anything;
+        default = { };
       };
     };
   };
@@ -536,6 +564,11 @@ in
     # the persist-* file units.
     systemd.services = mkOption {
       type = types.attrsOf (types.submodule serviceModule);
+      default = { };
+    };
+    # nixos/modules/system/boot/systemd.nix: systemd.timers (attrsOf stage2TimerOptions).
+    systemd.timers = mkOption {
+      type = types.attrsOf (types.submodule timerModule);
       default = { };
     };
     # Only impermanence sets these (nixos.nix); loosely typed on purpose.

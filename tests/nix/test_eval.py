@@ -101,6 +101,7 @@ def test_plan_shape(host_eval: Any, host: str) -> None:
             "users",
             "sshHostKeys",
             "audit",
+            "persistSnapshots",
         ]
     )
     assert plan["version"] == 2
@@ -287,8 +288,12 @@ def test_environment_persistence_comes_from_impermanence(host_eval: Any, nix_pat
         f"map (d: {{ inherit (d) dirPath persistentStoragePath mode; }}) {persistence}.directories",
     )
     assert directories == [
-        {"dirPath": path, "persistentStoragePath": "/persist", "mode": "0755"}
-        for path in ("/var/lib/nixos", "/var/lib/systemd")
+        {"dirPath": path, "persistentStoragePath": "/persist", "mode": mode}
+        for path, mode in (
+            ("/var/lib/blankslate", "0700"),  # the scheduled audit's reports
+            ("/var/lib/nixos", "0755"),
+            ("/var/lib/systemd", "0755"),
+        )
     ]
     files = host_eval("example", f"map (f: f.filePath) {persistence}.files")
     assert files == ["/etc/machine-id"]
@@ -296,7 +301,7 @@ def test_environment_persistence_comes_from_impermanence(host_eval: Any, nix_pat
 
 def test_impermanence_generates_its_mounts(host_eval: Any) -> None:
     where = host_eval("example", "map (m: m.where) config.systemd.mounts")
-    assert where == ["/var/lib/nixos", "/var/lib/systemd"]
+    assert where == ["/var/lib/blankslate", "/var/lib/nixos", "/var/lib/systemd"]
     # /var/lib/nixos is needed for boot: impermanence bind-mounts it in the initrd.
     initrd = host_eval("example", "map (m: m.where) config.boot.initrd.systemd.mounts")
     assert initrd == ["/sysroot/var/lib/nixos"]
@@ -312,6 +317,7 @@ def test_persisted_entries_are_coerced_and_deduplicated(host_eval: Any) -> None:
     owners = [(d["directory"], d["user"], d["group"], d["mode"]) for d in directories]
     assert owners == [
         ("/srv", "root", "root", "0700"),
+        ("/var/lib/blankslate", "root", "root", "0700"),
         ("/var/lib/nixos", "root", "root", "0755"),
         ("/var/lib/systemd", "root", "root", "0755"),
     ]
@@ -374,12 +380,14 @@ def test_btrfs_rollback_unit(host_eval: Any) -> None:
     assert unit["unitConfig"]["DefaultDependencies"] == "no"
     assert unit["serviceConfig"]["Type"] == "oneshot"
     command = exec_start(unit)
-    assert command[1].startswith("/nix/store/") and command[1].endswith("-btrfs-rollback.bash")
+    assert command[1].startswith("/nix/store/") and command[1].endswith("/btrfs-rollback.bash")
     assert command[2:] == ["/dev/disk/by-label/nixos", "root", "root-blank", "old_roots", "30", "3"]
     store_paths = host_eval(
         "example", "map (p: toString p.source) config.boot.initrd.systemd.storePaths"
     )
-    assert command[1] in store_paths  # the script travels into the initrd with its unit
+    # the script travels into the initrd with its unit, beside the library it sources
+    scripts = command[1].removesuffix("/btrfs-rollback.bash")
+    assert scripts in store_paths
     assert host_eval("example", "config.boot.initrd.systemd.enable") is True
     assert "btrfs" in host_eval("example", "config.boot.initrd.supportedFilesystems")
 
@@ -402,7 +410,11 @@ def test_scripted_initrd_runs_after_resume(host_eval: Any) -> None:
     words = shlex.split(commands)
     assert words[:2] == ["bash", "-c"]
     # The scripted initrd has no store paths: the script itself travels inline.
-    assert words[2] == (REPO / "modules/rollback/btrfs-rollback.bash").read_text()
+    assert words[2] == (
+        (REPO / "modules/rollback/kept.bash").read_text()
+        + "\n"
+        + (REPO / "modules/rollback/btrfs-rollback.bash").read_text()
+    )
     assert words[3:] == [
         "btrfs-rollback.bash",
         "/dev/disk/by-label/nixos",

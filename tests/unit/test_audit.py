@@ -14,10 +14,10 @@ import pytest
 from pytest_subprocess import FakeProcess
 from ruamel.yaml import YAML
 
-from blankslate import audit, display, plan
-from blankslate.audit import Raw
+from blankslate import audit, classify, display, plan, render, scan
 from blankslate.errors import BlankslateError
 from blankslate.ignore_rules import Rule
+from blankslate.scan import Raw
 
 FINDMNT = ["findmnt", "--json", "--list", "--output", "TARGET,SOURCE,FSTYPE,OPTIONS"]
 
@@ -69,7 +69,7 @@ def findmnt_json(*rows: tuple[str, str]) -> str:
     )
 
 
-def statuses(entries: list[audit.EntryTuple]) -> dict[str, tuple[str, str]]:
+def statuses(entries: list[classify.EntryTuple]) -> dict[str, tuple[str, str]]:
     return {path: (status, kind) for path, kind, _size, status, _reason in entries}
 
 
@@ -83,7 +83,7 @@ def test_walk_reports_every_kind_without_following_links(tmp_path: Path) -> None
     (tmp_path / "l").symlink_to("/nowhere")
     (tmp_path / "ld").symlink_to("d")
     os.mkfifo(tmp_path / "fifo")
-    entries, problems = audit.walk(str(tmp_path))
+    entries, problems = scan.walk(str(tmp_path))
     assert sorted(entries) == [
         Raw("/d", "dir", 0, None),
         Raw("/d/e", "file", 0, None),
@@ -100,13 +100,13 @@ def test_walk_leaves_out_skipped_mountpoints(tmp_path: Path) -> None:
     (tmp_path / "persist" / "data").mkdir(parents=True)
     (tmp_path / "machine-id").touch()
     (tmp_path / "kept").touch()
-    entries, _ = audit.walk(str(tmp_path), skip=frozenset({"/persist", "/machine-id"}))
+    entries, _ = scan.walk(str(tmp_path), skip=frozenset({"/persist", "/machine-id"}))
     assert [entry[0] for entry in entries] == ["/kept"]
 
 
 def test_walk_keeps_undecodable_names(tmp_path: Path) -> None:
     os.close(os.open(os.fsencode(tmp_path) + b"/bad\xff\nname", os.O_CREAT | os.O_WRONLY))
-    entries, _ = audit.walk(str(tmp_path))
+    entries, _ = scan.walk(str(tmp_path))
     assert [os.fsencode(entry[0]) for entry in entries] == [b"/bad\xff\nname"]
 
 
@@ -117,7 +117,7 @@ def test_mount_targets_below_maps_to_paths_as_on_root(fp: FakeProcess, tmp_path:
             ("/", "/dev/sda1"), (f"{tmp_path}/persist", "/dev/sda2"), (f"{tmp_path}x", "tmpfs")
         ),
     )
-    assert audit.mount_targets_below(str(tmp_path)) == frozenset({"/persist"})
+    assert scan.mount_targets_below(str(tmp_path)) == frozenset({"/persist"})
 
 
 # --------------------------------------------------------------------------- zfs
@@ -136,7 +136,7 @@ ZFS_DIFF = (
 
 
 def test_parse_zfs_diff_keeps_what_exists_now() -> None:
-    assert audit.parse_zfs_diff(ZFS_DIFF) == [
+    assert scan.parse_zfs_diff(ZFS_DIFF) == [
         ("/etc/new file", "file"),
         ("/srv", "dir"),
         ("/srv/link", "symlink"),
@@ -154,7 +154,7 @@ def test_scan_zfs_runs_zfs_diff_and_measures_the_live_paths(
     (tmp_path / "etc" / "new file").write_text("abc")
     (tmp_path / "srv").mkdir()
     (tmp_path / "srv" / "link").symlink_to("/nix/store/x")
-    entries, problems = audit.scan_zfs(zfs_plan(), str(tmp_path))
+    entries, problems = scan.scan_zfs(zfs_plan(), str(tmp_path))
     assert entries == [
         Raw("/etc/new file", "file", 3, None),
         Raw("/srv", "dir", 0, None),
@@ -197,7 +197,7 @@ def test_btrfs_without_persist_mounted_asks_for_device(fp: FakeProcess) -> None:
 
 
 def test_classify_gives_one_status_each() -> None:
-    rules = audit.rules_for(
+    rules = classify.rules_for(
         plan.default(),
         [Rule("/srv/cache/**", "rebuilt", "test")],
         etc_clean="sudoers\nssh/ssh_config\n",
@@ -229,7 +229,7 @@ def test_classify_gives_one_status_each() -> None:
         Raw("/usr/share", "dir", 0, None),
         Raw("/usr/share/link", "symlink", 20, "/nix/store/x"),
     ]
-    assert statuses(audit.classify(raw, rules)) == {
+    assert statuses(classify.classify(raw, rules)) == {
         "/etc": ("managed", "dir"),
         "/etc/hosts": ("managed", "symlink"),
         "/etc/machine-id": ("persisted", "file"),
@@ -259,14 +259,14 @@ def test_classify_gives_one_status_each() -> None:
 
 
 def test_classify_reasons_say_why() -> None:
-    rules = audit.rules_for(plan.default(), [Rule("/srv/**", "scratch", "test")])
+    rules = classify.rules_for(plan.default(), [Rule("/srv/**", "scratch", "test")])
     raw = [
         Raw("/var/lib/nixos/x", "file", 0, None),
         Raw("/var/lib/nixos", "dir", 0, None),
         Raw("/srv/a", "file", 0, None),
         Raw("/home", "dir", 0, None),
     ]
-    reasons = {entry[0]: entry[4] for entry in audit.classify(raw, rules)}
+    reasons = {entry[0]: entry[4] for entry in classify.classify(raw, rules)}
     assert reasons == {
         "/home": "mountpoint of subvolume 'home'",
         "/srv/a": "scratch [/srv/**]",
@@ -285,7 +285,7 @@ def test_classify_knows_every_root_and_users_home_paths(host_plan_data: Any) -> 
         ],
         "files": [{"file": "/home/alice/.screenrc", "root": "/persistent"}],
     }
-    rules = audit.rules_for(plan.from_json(data), [])
+    rules = classify.rules_for(plan.from_json(data), [])
     raw = [
         Raw("/home", "dir", 0, None),
         Raw("/home/alice", "dir", 0, None),
@@ -298,7 +298,7 @@ def test_classify_knows_every_root_and_users_home_paths(host_plan_data: Any) -> 
         Raw("/var/cache/app/db", "file", 0, None),
         Raw("/state/x", "file", 0, None),
     ]
-    classified = {entry[0]: (entry[3], entry[4]) for entry in audit.classify(raw, rules)}
+    classified = {entry[0]: (entry[3], entry[4]) for entry in classify.classify(raw, rules)}
     assert classified == {
         "/home": ("managed", "parent of a persisted path"),
         "/home/alice": ("managed", "parent of a persisted path"),
@@ -324,14 +324,14 @@ def test_classify_knows_every_root_and_users_home_paths(host_plan_data: Any) -> 
 ODD = os.fsdecode(b"/srv/odd\xff\nname")
 
 
-def sample_report() -> audit.Report:
-    return audit.Report(
+def sample_report() -> classify.Report:
+    return classify.Report(
         "btrfs",
         [
-            audit.Entry("/etc/notes", "file", 2048, "lost", ""),
-            audit.Entry("/etc/static", "symlink", 14, "managed", "symlink"),
-            audit.Entry(ODD, "file", 1, "lost", ""),
-            audit.Entry("/tmp/x", "file", 0, "ignored", 'said "so"'),
+            classify.Entry("/etc/notes", "file", 2048, "lost", ""),
+            classify.Entry("/etc/static", "symlink", 14, "managed", "symlink"),
+            classify.Entry(ODD, "file", 1, "lost", ""),
+            classify.Entry("/tmp/x", "file", 0, "ignored", 'said "so"'),
         ],
     )
 
@@ -343,7 +343,7 @@ def test_quote_path() -> None:
 
 
 def test_text_lists_lost_by_top_directory_then_counts() -> None:
-    assert audit.render_text(sample_report()) == (
+    assert render.render_text(sample_report()) == (
         "Lost at the next boot: 2 entries, 2.0 KiB\n"
         "/etc  (1 entry, 2.0 KiB)\n"
         "  file         2.0 KiB  /etc/notes\n"
@@ -355,13 +355,13 @@ def test_text_lists_lost_by_top_directory_then_counts() -> None:
 
 
 def test_text_all_lists_every_status() -> None:
-    text = audit.render_text(sample_report(), all_entries=True)
+    text = render.render_text(sample_report(), all_entries=True)
     assert 'Ignored (1):\n  file      /tmp/x  (said "so")\n' in text
     assert "Managed (1):\n  symlink   /etc/static  (symlink)\n" in text
 
 
 def test_json_round_trips_every_byte() -> None:
-    document = json.loads(audit.render_json(sample_report()))
+    document = json.loads(render.render_json(sample_report()))
     assert document["version"] == 1
     assert document["method"] == "btrfs"
     assert document["summary"] == {"lost": 2, "ignored": 1, "managed": 1, "persisted": 0}
@@ -392,20 +392,24 @@ def test_json_round_trips_every_byte() -> None:
 
 
 def test_json_keeps_utf8_names_as_they_were() -> None:
-    report = audit.Report("walk", [audit.Entry("/srv/caf\u00e9 \U0001f600", "file", 1, "lost", "")])
-    assert audit.render_json(report).splitlines()[2] == (
+    report = classify.Report(
+        "walk", [classify.Entry("/srv/caf\u00e9 \U0001f600", "file", 1, "lost", "")]
+    )
+    assert render.render_json(report).splitlines()[2] == (
         '  {"path": "/srv/caf\\u00e9 \\ud83d\\ude00", "type": "file", "size": 1, '
         '"status": "lost", "reason": ""}'
     )
 
 
-def undecodable_report() -> audit.Report:
+def undecodable_report() -> classify.Report:
     names = [b"/srv/a\xff", b"/srv/a\xfe", b"/srv/a\xef\xbf\xbd", b"/srv/\xed\xa0\x80"]
-    return audit.Report("walk", [audit.Entry(os.fsdecode(n), "file", 1, "lost", "") for n in names])
+    return classify.Report(
+        "walk", [classify.Entry(os.fsdecode(n), "file", 1, "lost", "") for n in names]
+    )
 
 
 def test_json_names_that_are_not_utf8_keep_their_bytes() -> None:
-    document = json.loads(audit.render_json(undecodable_report()))
+    document = json.loads(render.render_json(undecodable_report()))
     entries = document["entries"]
     assert [entry["path"] for entry in entries] == ["/srv/a\ufffd"] * 3 + ["/srv/" + "\ufffd" * 3]
     assert [base64.b64decode(entry["pathBytes"]) for entry in entries[:2] + entries[3:]] == [
@@ -418,15 +422,15 @@ def test_json_names_that_are_not_utf8_keep_their_bytes() -> None:
 
 def test_yaml_says_the_same_as_json() -> None:
     report = sample_report()
-    from_yaml = YAML(typ="safe").load(io.StringIO(audit.render_yaml(report)))
-    assert from_yaml == json.loads(audit.render_json(report))
+    from_yaml = YAML(typ="safe").load(io.StringIO(render.render_yaml(report)))
+    assert from_yaml == json.loads(render.render_json(report))
 
 
 def test_empty_report_renders() -> None:
-    empty = audit.Report("walk", [])
-    assert json.loads(audit.render_json(empty))["entries"] == []
-    assert YAML(typ="safe").load(audit.render_yaml(empty))["entries"] == []
-    assert audit.render_text(empty).startswith("Nothing is lost at the next boot.\n")
+    empty = classify.Report("walk", [])
+    assert json.loads(render.render_json(empty))["entries"] == []
+    assert YAML(typ="safe").load(render.render_yaml(empty))["entries"] == []
+    assert render.render_text(empty).startswith("Nothing is lost at the next boot.\n")
 
 
 # --------------------------------------------------------------------------- the command

@@ -1,4 +1,4 @@
-"""`audit.classify` against a plain entry-by-entry statement of its rules, on random roots."""
+"""`classify.classify` against a plain entry-by-entry statement of its rules, on random roots."""
 
 from __future__ import annotations
 
@@ -6,9 +6,10 @@ import random
 
 import pytest
 
-from blankslate import audit, plan
-from blankslate.audit import EntryTuple, RawTuple, Rules
+from blankslate import classify, plan
+from blankslate.classify import EntryTuple, Rules
 from blankslate.ignore_rules import Rule
+from blankslate.scan import RawTuple
 
 NAMES = ("etc", "var", "lib", "srv", "cache", "nixos", "a", "a-b", "a.b", "x\udcff", "ssh")
 
@@ -29,7 +30,7 @@ def reference(raw: list[RawTuple], rules: Rules) -> list[EntryTuple]:
                 return f"under {head} ({rules.persisted[head]})"
         return rules.persisted.get(path)
 
-    statuses: dict[str, tuple[audit.Status, str]] = {}
+    statuses: dict[str, tuple[classify.Status, str]] = {}
     for path, _kind, _size, target in raw:
         reason = persisted_reason(path)
         if reason is not None:
@@ -37,11 +38,12 @@ def reference(raw: list[RawTuple], rules: Rules) -> list[EntryTuple]:
         elif path in rules.managed:
             statuses[path] = ("managed", rules.managed[path])
         elif target is not None and (
-            target.startswith(audit.MANAGED_LINK_PREFIXES) or target in audit.MANAGED_LINK_TARGETS
+            target.startswith(classify.MANAGED_LINK_PREFIXES)
+            or target in classify.MANAGED_LINK_TARGETS
         ):
             statuses[path] = ("managed", "symlink into the NixOS configuration")
         elif path in rules.clean:
-            statuses[path] = ("managed", audit.CLEAN_REASON)
+            statuses[path] = ("managed", classify.CLEAN_REASON)
         elif path in rules.persisted_parents:
             statuses[path] = ("managed", "parent of a persisted path")
         else:
@@ -64,7 +66,7 @@ def reference(raw: list[RawTuple], rules: Rules) -> list[EntryTuple]:
     for path, kind, size, _target in sorted(raw):
         status, reason = statuses[path]
         if status == "lost" and not is_lost(path):
-            status, reason = "managed", audit.DIRECTORY_OF_KEPT_ENTRIES
+            status, reason = "managed", classify.DIRECTORY_OF_KEPT_ENTRIES
         result.append((path, kind, size, status, reason))
     return result
 
@@ -99,10 +101,10 @@ def random_rules(seed: int) -> Rules:
     data["persistence"]["files"] = [{"file": f"/{chooser.choice(NAMES)}/{chooser.choice(NAMES)}"}]
     patterns = ["/srv/cache/**", "/a*", "**/nixos", f"/{chooser.choice(NAMES)}", "/etc/a?b"]
     ignore = [Rule(pattern, "test", "test") for pattern in chooser.sample(patterns, 3)]
-    return audit.rules_for(plan.from_json(data), ignore, etc_clean="ssh\na.b\n")
+    return classify.rules_for(plan.from_json(data), ignore, etc_clean="ssh\na.b\n")
 
 
 @pytest.mark.parametrize("seed", range(300))
 def test_classify_agrees_with_the_plain_statement(seed: int) -> None:
     raw, rules = random_root(seed), random_rules(seed)
-    assert audit.classify(raw, rules) == reference(raw, rules)
+    assert classify.classify(raw, rules) == reference(raw, rules)

@@ -109,7 +109,7 @@ def test_the_plan_used_is_said_once_unless_quiet(
 
 COMMAND_NAMES = [
     "plan", "completion", "install", "mount", "unmount", "passwd", "diff", "ignore", "seed",
-    "roots", "doctor", "recover", "pin", "disko", "extra-files",
+    "roots", "doctor", "recover", "pin", "disko", "extra-files", "persist",
 ]  # fmt: skip
 
 

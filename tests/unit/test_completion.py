@@ -81,7 +81,7 @@ def test_no_install_completion_option() -> None:
         (
             "zsh",
             {"_TYPER_COMPLETE_ARGS": "blankslate rec"},
-            '_arguments \'*: :(("recover":"Copy a path back out of a kept old root..."))\'\n',
+            '_arguments \'*: :(("recover":"Copy a path back out of a kept old root or..."))\'\n',
         ),
         (
             "fish",

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import importlib
+import json
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from pytest_subprocess import FakeProcess
 
-from blankslate import cli, commands
+import blankslate
+from blankslate import cli, commands, plan
 from blankslate.app import app, global_flags_first
+
+FINDMNT = ["findmnt", "--json", "--list", "--output", "TARGET,SOURCE,FSTYPE,OPTIONS"]
 
 PLAIN = [
     ["diff"],
@@ -25,6 +31,17 @@ PLAIN = [
     ["diff", "--quiet"],  # global flags after the command too
     ["diff", "--format", "json", "--debug", "-q"],
     ["seed", "/var/lib/nixos", "--quiet", "--yes"],
+    [
+        "diff",
+        "--full",
+        "--verbose",
+        "--report",
+        "r.json",
+        "--metrics=m.prom",
+        "--old-root",
+        "latest",
+    ],
+    ["diff", "-v", "--fail-on-lost", "--report", "/var/lib/blankslate/audit.json", "--all"],
 ]
 
 LEFT_TO_TYPER = [
@@ -38,6 +55,8 @@ LEFT_TO_TYPER = [
     ["diff", "--plan", "a.json", "--plan", "b.json"],
     ["diff", "--plan", "a.json", "--host", "web"],
     ["diff", "--all=yes"],
+    ["diff", "--full", "--full"],
+    ["diff", "--old-root"],
     ["diff", "stray"],
     ["diff", "--plan="],
     ["-qv", "diff"],
@@ -111,6 +130,27 @@ def test_the_fast_start_does_not_load_typer(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setattr("sys.argv", ["blankslate", "diff", "--help"])
     with pytest.raises(ImportError):
         cli.main()  # and the guard works: this one needs the app
+
+
+def test_a_plain_diff_run_needs_no_typer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fp: FakeProcess, capsys: Any
+) -> None:
+    """As the timer runs it: neither loading the program nor a plain diff imports typer or
+    click (the completion module is typer's: it is loaded only off the fast path)."""
+    for name in [name for name in sys.modules if name.split(".")[0] in ("typer", "click")]:
+        monkeypatch.delitem(sys.modules, name)
+    for name in ("typer", "click", "blankslate.app", "blankslate.completion"):
+        monkeypatch.setitem(sys.modules, name, None)  # importing it now fails
+        monkeypatch.delattr(blankslate, name.rpartition(".")[2], raising=False)
+    importlib.reload(cli)
+    (tmp_path / "plan.json").write_text(plan.default_text())
+    (tmp_path / "root").mkdir()
+    monkeypatch.chdir(tmp_path)
+    fp.register(FINDMNT, stdout='{"filesystems": []}')
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["diff", "--plan", "plan.json", "--root", "root", "--format", "json"])
+    assert exit_.value.code == 0
+    assert json.loads(capsys.readouterr().out)["method"] == "walk"
 
 
 class Exited(Exception):

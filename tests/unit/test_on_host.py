@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from pytest_subprocess import FakeProcess
 
-from blankslate import audit, ignore_rules, plan
+from blankslate import ignore_rules, plan, scan
 
 MISSING_PLAN = "/nonexistent/etc/blankslate/plan.json"
 
@@ -53,8 +53,8 @@ def test_diff_without_arguments_reads_plan_and_ignore_file_from_etc(
     (live / "srv" / "cache").mkdir(parents=True)
     (live / "srv" / "cache" / "index").write_text("rebuilt")
     (live / "srv" / "notes").write_text("lost")
-    scan_zfs = audit.scan_zfs
-    monkeypatch.setattr(audit, "scan_zfs", lambda plan: scan_zfs(plan, str(live)))
+    scan_zfs = scan.scan_zfs
+    monkeypatch.setattr(scan, "scan_zfs", lambda plan: scan_zfs(plan, str(live)))
     assert run_cli("diff", "--format", "json") == 0
     assert fp.call_count(diff) == 1
     captured = capsys.readouterr()

@@ -29,6 +29,7 @@ def test_default_plan_round_trips_to_the_same_json(good: dict[str, Any]) -> None
     assert loaded.btrfs is not None and loaded.btrfs.blank_snapshot == "root-blank"
     assert loaded.disk is not None and loaded.disk.partitions[0].size_bytes == 1024**3
     assert [entry.path for entry in loaded.persisted] == [
+        "/var/lib/blankslate",
         "/var/lib/nixos",
         "/var/lib/systemd",
         "/etc/machine-id",
@@ -164,7 +165,8 @@ BAD_PLANS = [
     (
         "parent not above",
         _set("persistence.directories.0.parents.1.directory", "/srv"),
-        "directories[0].parents[1].directory: '/srv' is not between '/var' and '/var/lib/nixos'",
+        "directories[0].parents[1].directory: '/srv' is not between '/var' and "
+        "'/var/lib/blankslate'",
     ),
     (
         "parents out of order",

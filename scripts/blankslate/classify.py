@@ -1,0 +1,261 @@
+"""The classification of `blankslate diff`: one status per scanned entry, with a reason.
+
+`persisted`, `managed`, `ignored` or `lost`, from the plan, the ignore rules and /etc/.clean.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from operator import itemgetter
+from typing import Literal, NamedTuple
+
+from blankslate.ignore_rules import Rule, RuleSet, find_sorted
+from blankslate.plan import Mount, Plan
+from blankslate.scan import RawTuple
+
+Status = Literal["lost", "ignored", "managed", "persisted"]
+STATUSES: tuple[Status, ...] = ("lost", "ignored", "managed", "persisted")
+
+# Symlinks pointing here are re-created by NixOS activation at every boot.
+MANAGED_LINK_PREFIXES = ("/nix/store/", "/etc/static/", "/run/current-system/")
+MANAGED_LINK_TARGETS = {"/etc/static", "/run/current-system", "/run/booted-system"}
+
+# NixOS re-creates these at every boot; the reason says who does.
+BUILTIN_MANAGED: dict[str, str] = {
+    "/bin": "created by NixOS activation (binsh)",
+    "/usr": "created by NixOS activation (usrbinenv)",
+    "/usr/bin": "created by NixOS activation (usrbinenv)",
+    "/etc": "populated from the configuration by NixOS activation (etc)",
+    "/etc/.clean": "NixOS activation's list of the files it copied into /etc",
+    "/etc/NIXOS": "marker written by NixOS activation",
+    "/etc/mtab": "symlink to /proc/mounts, created by NixOS activation",
+    "/etc/passwd": "generated from users.users by NixOS activation",
+    "/etc/group": "generated from users.groups by NixOS activation",
+    "/etc/shadow": "generated from users.users by NixOS activation",
+    "/etc/subuid": "generated from users.users by NixOS activation",
+    "/etc/subgid": "generated from users.users by NixOS activation",
+    "/etc/.pwd.lock": "lock file of the users activation",
+    "/etc/resolv.conf": "written by resolvconf or systemd-resolved at boot",
+    "/etc/.updated": "systemd's ConditionNeedsUpdate stamp",
+    "/var/.updated": "systemd's ConditionNeedsUpdate stamp",
+    "/var": "created by NixOS activation",
+    "/var/lib": "created by NixOS activation",
+    "/var/db": "created by NixOS activation",
+    "/var/empty": "created read-only by NixOS activation",
+    "/var/run": "symlink to /run, created by systemd-tmpfiles",
+    "/var/lock": "symlink to /run/lock, created by systemd-tmpfiles",
+    "/root": "root's home, created by the users activation",
+    "/boot": "mountpoint of the boot partition",
+    "/dev": "mountpoint of devtmpfs",
+    "/proc": "mountpoint of procfs",
+    "/sys": "mountpoint of sysfs",
+    "/run": "mountpoint of the /run tmpfs",
+    "/tmp": "erased at every boot by definition",
+}
+
+
+class Entry(NamedTuple):
+    path: str
+    kind: str
+    size: int
+    status: Status
+    reason: str
+
+
+# Entry as a plain tuple, built in the hot loops: the fields of Entry in its order.
+EntryTuple = tuple[str, str, int, Status, str]
+
+
+@dataclass
+class Report:
+    method: str
+    entries: list[EntryTuple]
+    summary: dict[str, int] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+    old_root: str | None = None  # the kept old root audited, None for the live root
+
+    def __post_init__(self) -> None:
+        counts = Counter(map(itemgetter(3), self.entries))
+        self.summary = {status: counts.get(status, 0) for status in STATUSES}
+
+    @property
+    def headline(self) -> str:
+        if self.old_root is None:
+            return "Lost at the next boot"
+        return f"Thrown away with old root {self.old_root}"
+
+    @property
+    def nothing_lost(self) -> str:
+        if self.old_root is None:
+            return "Nothing is lost at the next boot"
+        return f"Nothing was lost with old root {self.old_root}"
+
+    @property
+    def lost(self) -> int:
+        return self.summary["lost"]
+
+
+@dataclass
+class Rules:
+    """What classification needs to know, gathered once from the plan and the scanned root."""
+
+    persisted: dict[str, str] = field(default_factory=dict)  # path -> reason
+    persisted_trees: set[str] = field(default_factory=set)  # persisted with everything below
+    persisted_parents: set[str] = field(default_factory=set)
+    managed: dict[str, str] = field(default_factory=lambda: dict(BUILTIN_MANAGED))
+    clean: set[str] = field(default_factory=set)  # files NixOS copied into /etc
+    ignore: RuleSet = field(default_factory=lambda: RuleSet(()))
+
+
+def _ancestors(path: str) -> Iterator[str]:
+    head = path.rpartition("/")[0]
+    while head:
+        yield head
+        head = head.rpartition("/")[0]
+
+
+def _mounted_what(plan: Plan, mount: Mount) -> str:
+    """ "subvolume 'home'", "dataset 'safe/log'", or "vfat /dev/disk/by-label/BOOT"."""
+    subvolume = next((o[len("subvol=") :] for o in mount.options if o.startswith("subvol=")), None)
+    if mount.fs_type == "btrfs" and subvolume is not None:
+        return f"subvolume {subvolume!r}"
+    if mount.fs_type == "zfs" and plan.zfs is not None:
+        return f"dataset {mount.device.removeprefix(plan.zfs.pool + '/')!r}"
+    return f"{mount.fs_type} {mount.device}"
+
+
+def rules_for(plan: Plan, ignore: Sequence[Rule], etc_clean: str | None = None) -> Rules:
+    """Classification rules from the plan, the ignore rules and /etc/.clean's text."""
+    rules = Rules(ignore=RuleSet(ignore))
+
+    def persist(path: str, reason: str, tree: bool) -> None:
+        path = path.rstrip("/") or "/"
+        rules.persisted.setdefault(path, reason)
+        if tree:
+            rules.persisted_trees.add(path)
+        rules.persisted_parents.update(_ancestors(path))
+
+    persist(plan.persist_path, "persistPath", tree=True)
+    for root in plan.persistence_roots[1:]:
+        persist(root, "persistence root", tree=True)
+    for entry in plan.persisted:
+        where = "" if entry.root == plan.persist_path else f" (in {entry.root})"
+        persist(entry.path, f"persisted {entry.kind}{where}", tree=entry.kind == "directory")
+    for mount in plan.mounts:
+        if mount.mount_point != "/":
+            persist(mount.mount_point, f"mountpoint of {_mounted_what(plan, mount)}", tree=True)
+    if etc_clean:
+        for line in etc_clean.splitlines():
+            name = line.strip()
+            if name:
+                rules.clean.add(name if name.startswith("/") else f"/etc/{name}")
+    return rules
+
+
+_path_of = itemgetter(0)
+DIRECTORY_OF_KEPT_ENTRIES = "holds only entries that are not lost"
+CLEAN_REASON = "listed in /etc/.clean (copied by NixOS activation)"
+
+
+def _is_managed_link(target: str) -> bool:
+    return target.startswith(MANAGED_LINK_PREFIXES) or target in MANAGED_LINK_TARGETS
+
+
+def _status_of(path: str, target: str | None, rules: Rules) -> tuple[Status, str]:
+    """The status of an entry that is not persisted: managed, ignored or lost."""
+    reason = rules.managed.get(path)
+    if reason is not None:
+        return "managed", reason
+    if target is not None and _is_managed_link(target):
+        return "managed", "symlink into the NixOS configuration"
+    if path in rules.clean:
+        return "managed", CLEAN_REASON
+    if path in rules.persisted_parents:
+        return "managed", "parent of a persisted path"
+    rule = rules.ignore.match(path)
+    if rule is not None:
+        return "ignored", f"{rule.reason} [{rule.pattern}]"
+    return "lost", ""
+
+
+def classify(raw: Iterable[RawTuple], rules: Rules) -> list[EntryTuple]:
+    """One status per entry, sorted by path.
+
+    Order of precedence: persisted (the path or one of its parents), managed, ignored, lost. A
+    directory that would be lost but holds only entries that are not lost is managed: NixOS or
+    the persisted paths' parents re-create it.
+
+    Most entries of a root are lost, so everything starts lost and only the entries some rule
+    names are looked at one by one: the rules' paths are found by bisection in the sorted paths,
+    and the entries below a persisted directory form one slice of them.
+    """
+    ordered = sorted(raw, key=_path_of)
+    paths = [entry[0] for entry in ordered]
+    entries: list[EntryTuple] = [(path, kind, size, "lost", "") for path, kind, size, _ in ordered]
+    settled: set[int] = set()
+    for index in sorted(find_sorted(paths, rules.persisted)):
+        if index in settled:
+            continue  # below an outer persisted tree, whose reason it takes
+        path, kind, size, _target = ordered[index]
+        reason = rules.persisted[path]
+        entries[index] = (path, kind, size, "persisted", reason)
+        settled.add(index)
+        if path in rules.persisted_trees and kind in ("dir", "subvolume"):
+            below = f"under {path} ({reason})"
+            # What lies below sorts from path + "/" to path + "0" ("0" follows "/").
+            first = bisect_left(paths, path + "/", index + 1)
+            end = bisect_left(paths, path + "0", first)
+            for inner in range(first, end):
+                entry = ordered[inner]
+                entries[inner] = (entry[0], entry[1], entry[2], "persisted", below)
+            settled.update(range(first, end))
+    named = set(find_sorted(paths, [*rules.managed, *rules.clean, *rules.persisted_parents]))
+    named.update(index for index, entry in enumerate(ordered) if entry[3] is not None)
+    named.update(rules.ignore.candidates(paths))
+    for index in named - settled:
+        path, kind, size, target = ordered[index]
+        status, reason = _status_of(path, target, rules)
+        entries[index] = (path, kind, size, status, reason)
+    _keep_directories_of_kept_entries(entries, paths)
+    return entries
+
+
+def _keep_directories_of_kept_entries(entries: list[EntryTuple], paths: list[str]) -> None:
+    """A lost directory that holds entries, none of them lost, becomes managed.
+
+    Only directories change, and children sort after their parent: walking the lost
+    directories backwards sees every child directory before its parent. A directory's
+    children are read until the first lost one, which in a real root comes at once.
+    """
+    lost_directories = [
+        index for index, entry in enumerate(entries) if entry[1] == "dir" and entry[3] == "lost"
+    ]
+    for index in reversed(lost_directories):
+        path, kind, size, _status, _reason = entries[index]
+        prefix = path + "/"
+        child = bisect_left(paths, prefix, index + 1)
+        if child == len(paths) or not paths[child].startswith(prefix):
+            continue  # empty: lost
+        if not _has_lost_child(entries, paths, prefix, child):
+            entries[index] = (path, kind, size, "managed", DIRECTORY_OF_KEPT_ENTRIES)
+
+
+def _has_lost_child(entries: list[EntryTuple], paths: list[str], prefix: str, first: int) -> bool:
+    """Whether a direct child of the directory `prefix` (with its "/") is lost; `first` is
+    where what lies below the directory starts in the sorted paths."""
+    index, end = first, len(paths)
+    while index < end:
+        path = paths[index]
+        if not path.startswith(prefix):
+            return False
+        slash = path.find("/", len(prefix))
+        if slash >= 0:  # below a child directory: skip what lies below it
+            index = bisect_left(paths, path[:slash] + "0", index)
+            continue
+        if entries[index][3] == "lost":
+            return True
+        index += 1
+    return False

@@ -1,0 +1,275 @@
+"""Snapshots of persistPath (`blankslate persist list|send`, `recover --from-persist`).
+
+The unit blankslate-persist-snapshot takes them (modules/snapshots): on btrfs read-only
+subvolumes `<subvolume>/<UTC time>` at the top level, on ZFS `<dataset>@blankslate-<UTC time>`.
+Here they are only read: listing and `recover` mount the btrfs top level read-only on a private
+directory (ZFS: `<persistPath>/.zfs/snapshot`), and `send` streams one to a file.
+
+`send` writes the stream to a fresh file in the target's directory (O_EXCL, O_NOFOLLOW,
+reached without following a symlink past the directory named), fsyncs it and links it to
+FILE, which fails rather than replace anything: FILE appears whole or not at all, and an
+existing FILE is never touched.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+
+from blankslate import btrfs, mounts, oldroots, process, safefile, ui, zfs
+from blankslate.display import format_size
+from blankslate.errors import BlankslateError
+from blankslate.paths import is_under, resolves_under
+from blankslate.plan import PersistSnapshots, Plan
+
+ZFS_PREFIX = "blankslate-"  # zfs-persist-snapshot.bash names them so
+LATEST = "latest"
+
+
+@dataclass(frozen=True)
+class Sent:
+    snapshot: str
+    parent: str | None
+    target: Path
+    size: int
+
+
+@dataclass(frozen=True)
+class Recovered:
+    path: str
+    snapshot: str
+    target: Path
+
+
+def settings(plan: Plan) -> PersistSnapshots:
+    if plan.persist_snapshots is None:
+        raise BlankslateError(
+            "persist snapshots are off in this plan (set blankslate.persistSnapshots.interval)"
+        )
+    return plan.persist_snapshots
+
+
+def on_zfs(plan: Plan) -> bool:
+    return plan.rollback == "zfs"
+
+
+# --------------------------------------------------------------------------- listing
+
+
+def btrfs_snapshots(top: Path, subvolume: str) -> list[oldroots.OldRoot]:
+    """The snapshots in `subvolume` under the mounted top level, newest first."""
+    if not (top / subvolume).is_dir():
+        return []  # no snapshot taken yet
+    return oldroots.list_roots(top, subvolume)
+
+
+def zfs_snapshots(dataset: str, persist_path: str) -> list[oldroots.OldRoot]:
+    """The dataset's snapshots named by blankslate, newest first (by createtxg), with their
+    paths under `<persistPath>/.zfs/snapshot`. Names are shown without the prefix."""
+    listing = process.output(zfs.list_snapshots(dataset))
+    found = []
+    for line in listing.splitlines():
+        txg, _, full = line.partition("\t")
+        snapshot = full.partition("@")[2]
+        if not snapshot.startswith(ZFS_PREFIX) or not txg.isdigit():
+            continue
+        name = snapshot.removeprefix(ZFS_PREFIX)
+        parsed = oldroots.parse_root_name(name)
+        if parsed is None:
+            continue
+        path = Path(persist_path, ".zfs", "snapshot", snapshot)
+        found.append(oldroots.OldRoot(name, path, parsed[0], parsed[1], None, int(txg)))
+    return oldroots.newest_first(found)
+
+
+@contextmanager
+def snapshots(plan: Plan, device: str | None) -> Iterator[list[oldroots.OldRoot]]:
+    """The snapshots, newest first; their paths are valid inside the block."""
+    setting = settings(plan)
+    if on_zfs(plan):
+        yield zfs_snapshots(setting.persist, plan.persist_path)
+        return
+    assert setting.subvolume is not None  # plan validation: btrfs has one
+    with mounts.top_level(oldroots.default_device(plan, device)) as top:
+        yield btrfs_snapshots(top, setting.subvolume)
+
+
+def pick(found: list[oldroots.OldRoot], name: str) -> oldroots.OldRoot:
+    """The snapshot called `name` (a ZFS name may keep its prefix), or the newest for
+    "latest"."""
+    if not found:
+        raise BlankslateError(
+            "no persist snapshots yet (the timer takes them; now: "
+            "systemctl start blankslate-persist-snapshot)"
+        )
+    if name == LATEST:
+        return found[0]
+    wanted = name.removeprefix(ZFS_PREFIX)
+    for snapshot in found:
+        if snapshot.name == wanted:
+            return snapshot
+    known = ", ".join(snapshot.name for snapshot in found[:5])
+    raise BlankslateError(f"no persist snapshot named {name!r} (newest: {known})")
+
+
+# --------------------------------------------------------------------------- recover
+
+
+def persist_relative(plan: Plan, path: str) -> str:
+    """Where `path` lies in persistPath: a path below persistPath ("/persist/etc/x"), or a
+    path persisted there as it is on / ("/etc/x")."""
+    path = oldroots.check_path(path)
+    if is_under(plan.persist_path, path):
+        relative = os.path.relpath(path, plan.persist_path)
+        if relative == ".":
+            raise BlankslateError("cannot recover persistPath as a whole (name a path in it)")
+        return relative
+    entry = oldroots.keeping_entry(plan, path)
+    if entry is None or entry.root != plan.persist_path:
+        raise BlankslateError(
+            f"{path} is not kept in {plan.persist_path} (name it as it is there, "
+            f"e.g. {plan.persist_path}{path})"
+        )
+    return path.lstrip("/")
+
+
+def recover_from_persist(
+    plan: Plan,
+    name: str,
+    path: str,
+    *,
+    to: Path | None = None,
+    device: str | None = None,
+    dry_run: bool = False,
+) -> Recovered:
+    """Copy `path` out of the persist snapshot `name` (or "latest") back to its place in
+    persistPath, or into `to`; never overwrites, never writes through a symlink."""
+    relative = persist_relative(plan, path)
+    if to is not None:
+        target = to / os.path.basename(relative)
+        holder = None
+    else:
+        target = Path(plan.persist_path, relative)
+        holder = Path(oldroots.check_persist_device(plan.persist_path, device).target)
+        refusal = safefile.check_no_links(holder, relative)
+        if refusal is not None:
+            raise BlankslateError(f"{refusal}: refusing to write through it")
+    oldroots.check_target_free(target)
+    with snapshots(plan, device) as found:
+        snapshot = pick(found, name)
+        source = snapshot.path / relative
+        if not os.path.lexists(source):
+            raise BlankslateError(f"{relative} is not in persist snapshot {snapshot.name}")
+        if not resolves_under(source.parent, snapshot.path):
+            raise BlankslateError(
+                f"{relative} in persist snapshot {snapshot.name} goes through a symlink "
+                "leading out of it"
+            )
+        if not dry_run:
+            oldroots.copy_to(source, target, holder)
+    return Recovered(f"{plan.persist_path}/{relative}", snapshot.name, target)
+
+
+# --------------------------------------------------------------------------- send
+
+
+def send_command(
+    plan: Plan, snapshot: oldroots.OldRoot, parent: oldroots.OldRoot | None
+) -> list[str]:
+    if on_zfs(plan):
+        dataset = settings(plan).persist
+        full = f"{dataset}@{ZFS_PREFIX}{snapshot.name}"
+        return zfs.send(full, None if parent is None else f"@{ZFS_PREFIX}{parent.name}")
+    return btrfs.send(snapshot.path, None if parent is None else parent.path)
+
+
+def send(
+    plan: Plan,
+    to: Path,
+    *,
+    incremental: bool = False,
+    name: str = LATEST,
+    device: str | None = None,
+    dry_run: bool = False,
+) -> Sent:
+    """Stream the snapshot `name` (default the newest) to the new file `to`; incremental:
+    against the snapshot before it, which the receiving side must already hold."""
+    if os.path.lexists(to):
+        raise BlankslateError(f"{to} already exists (send never overwrites; choose a new name)")
+    if to.name in ("", ".", ".."):
+        raise BlankslateError(f"{to} is not a file name")
+    with snapshots(plan, device) as found:
+        snapshot = pick(found, name)
+        parent = None
+        if incremental:
+            older = found[found.index(snapshot) + 1 :]
+            if not older:
+                raise BlankslateError(
+                    f"--incremental needs a snapshot older than {snapshot.name} to send "
+                    "against; there is none (send this one in full first)"
+                )
+            parent = older[0]
+        command = send_command(plan, snapshot, parent)
+        if dry_run:
+            ui.say(f"would run: {process.format_command(command)} > {to}")
+            return Sent(snapshot.name, parent.name if parent else None, to, 0)
+        size = _stream_to_new_file(command, to, f"sending {snapshot.name}")
+    return Sent(snapshot.name, parent.name if parent else None, to, size)
+
+
+def _stream_to_new_file(command: list[str], target: Path, title: str) -> int:
+    """Run `command` with its output going to a fresh temporary file beside `target`, then
+    link it to `target`. Shows the bytes written so far."""
+    directory = safefile.open_directory(target.parent)
+    with safefile.held(directory):
+        temporary = f".{target.name}.{secrets.token_hex(4)}.blankslate-partial"
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        try:
+            fd = os.open(temporary, flags, 0o600, dir_fd=directory.fd)
+        except OSError as error:
+            raise BlankslateError(
+                f"cannot create a file in {target.parent}: {error.strerror}"
+            ) from None
+        try:
+            with os.fdopen(fd, "wb") as output:
+                with _progress(title, output.fileno()):
+                    process.run(command, output=output, dry_run=False)  # after the dry run returned
+                output.flush()
+                os.fsync(output.fileno())
+                size = os.fstat(output.fileno()).st_size
+            try:
+                os.link(temporary, target.name, src_dir_fd=directory.fd, dst_dir_fd=directory.fd)
+            except FileExistsError:
+                raise BlankslateError(f"{target} appeared while sending: left as is") from None
+        finally:
+            with suppress(FileNotFoundError):
+                os.unlink(temporary, dir_fd=directory.fd)
+        os.fsync(directory.fd)
+    return size
+
+
+@contextmanager
+def _progress(title: str, fd: int) -> Iterator[None]:
+    """A status line with the bytes written to `fd`, refreshed while the block runs."""
+    done = threading.Event()
+    with ui.console.status(title) as status:
+
+        def refresh() -> None:
+            while not done.wait(0.5):
+                status.update(f"{title}: {format_size(os.fstat(fd).st_size)}")
+
+        watcher = threading.Thread(target=refresh, daemon=True)
+        watcher.start()
+        started = time.monotonic()
+        try:
+            yield
+        finally:
+            done.set()
+            watcher.join()
+    ui.say(f"{title}: {format_size(os.fstat(fd).st_size)} in {time.monotonic() - started:.1f}s")
