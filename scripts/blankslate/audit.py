@@ -12,7 +12,7 @@ import gc
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, assert_never
 
 from blankslate import mounts, scan
 from blankslate.classify import Report, classify, rules_for
@@ -89,27 +89,39 @@ def _scan_and_classify(
     ignore: Sequence[Rule],
     outputs: Mapping[str, str],
 ) -> Report:
-    if root is not None or plan.rollback in ("tmpfs", "none"):
-        base = str(root if root is not None else Path("/"))
-        if not os.path.isdir(base):
-            raise BlankslateError(f"{base} is not a directory (check --root)")
-        walked = scan.walk(base, skip=scan.mount_targets_below(base), one_filesystem=True)
-        etc_clean = _read_text(os.path.join(base, "etc/.clean"))
-        return _classified(plan, ignore, walked, etc_clean, "walk", outputs)
-    if plan.rollback == "zfs":
-        return _classified(
-            plan, ignore, scan.scan_zfs(plan), _read_text("/etc/.clean"), "zfs", outputs
-        )
-    assert plan.btrfs is not None and plan.btrfs.root_subvolume is not None
-    if device is None:
-        device = mounts.backing_device(plan.persist_path)
-    with mounts.top_level(device) as top:
-        stored = top / plan.btrfs.root_subvolume
-        if not stored.is_dir():
-            raise BlankslateError(
-                f"subvolume {plan.btrfs.root_subvolume!r} not found on {device} (check --device)"
+    if root is not None:
+        return _walked(plan, ignore, root, outputs)
+    match plan.rollback:
+        case "tmpfs" | "none":
+            return _walked(plan, ignore, Path("/"), outputs)
+        case "zfs":
+            return _classified(
+                plan, ignore, scan.scan_zfs(plan), _read_text("/etc/.clean"), "zfs", outputs
             )
-        return _stored_root(plan, ignore, stored, outputs)
+        case "btrfs":
+            assert plan.btrfs is not None and plan.btrfs.root_subvolume is not None
+            if device is None:
+                device = mounts.backing_device(plan.persist_path)
+            with mounts.top_level(device) as top:
+                stored = top / plan.btrfs.root_subvolume
+                if not stored.is_dir():
+                    raise BlankslateError(
+                        f"subvolume {plan.btrfs.root_subvolume!r} not found on {device} "
+                        "(check --device)"
+                    )
+                return _stored_root(plan, ignore, stored, outputs)
+        case unknown:
+            assert_never(unknown)
+
+
+def _walked(plan: Plan, ignore: Sequence[Rule], root: Path, outputs: Mapping[str, str]) -> Report:
+    """A live tree walked in place (`--root`, or / where nothing stores the root)."""
+    base = str(root)
+    if not os.path.isdir(base):
+        raise BlankslateError(f"{base} is not a directory (check --root)")
+    walked = scan.walk(base, skip=scan.mount_targets_below(base), one_filesystem=True)
+    etc_clean = _read_text(os.path.join(base, "etc/.clean"))
+    return _classified(plan, ignore, walked, etc_clean, "walk", outputs)
 
 
 def _stored_root(
