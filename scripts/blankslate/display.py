@@ -28,9 +28,11 @@ def quote_path(path: str) -> str:
 
 def format_size(size: int) -> str:
     """Bytes for people, in binary units: 512 -> "512 B", 2048 -> "2.0 KiB"."""
-    value = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB"):
+    if size < 1024:
+        return f"{size} B"  # most files of a diff: no float, no loop
+    value = size / 1024
+    for unit in ("KiB", "MiB", "GiB"):
         if value < 1024:
-            return f"{size} B" if unit == "B" else f"{value:.1f} {unit}"
+            return f"{value:.1f} {unit}"
         value /= 1024
     return f"{value:.1f} TiB"

@@ -78,10 +78,6 @@ def collapsed_directories(entries: Sequence[EntryTuple]) -> dict[int, tuple[int,
     return collapsed
 
 
-def _size_text(size: int) -> str:
-    return f"{size} B" if size < 1024 else format_size(size)
-
-
 def render_text(
     report: Report, *, full: bool = False, all_entries: bool = False, style: Style = PLAIN
 ) -> str:
@@ -126,7 +122,7 @@ def render_text(
                 below = collapsed.get(index)
                 if below is None:
                     lines.append(
-                        f"  {kind:<9} {_size_text(size_of):>10}  {red}{quote_path(path)}{reset}"
+                        f"  {kind:<9} {format_size(size_of):>10}  {red}{quote_path(path)}{reset}"
                     )
                 else:
                     first, end, inner = below
