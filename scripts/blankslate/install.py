@@ -66,11 +66,6 @@ def truncate(image: Path, size: str) -> list[str]:
     return ["truncate", "--size", size, str(image)]
 
 
-ssh_keygen = hostkeys.ssh_keygen
-ssh_fingerprint = hostkeys.ssh_fingerprint
-host_key_command = hostkeys.host_key_command
-
-
 def nixos_generate_config(root: Path) -> list[str]:
     return [
         "nixos-generate-config",
@@ -498,9 +493,11 @@ def make_host_keys(plan: Plan, root: Path, *, dry_run: bool) -> list[str]:
         path = root / key.lstrip("/")
         if not path.exists():
             safefile.make_parents(root, key, dry_run=dry_run)  # as `blankslate seed` makes them
-            process.run(host_key_command(plan, path), dry_run=dry_run)
+            process.run(hostkeys.host_key_command(plan, path), dry_run=dry_run)
         if not dry_run:
-            fingerprints.append(process.output(ssh_fingerprint(path.with_suffix(".pub"))).strip())
+            fingerprints.append(
+                process.output(hostkeys.ssh_fingerprint(path.with_suffix(".pub"))).strip()
+            )
     return fingerprints
 
 
@@ -568,7 +565,7 @@ def warn_unfinished(plan: Plan, mountpoint: Path) -> None:
     for key in plan.ssh_host_keys:
         path = mountpoint / key.lstrip("/")
         if not path.exists():
-            command = host_key_command(plan, path)
+            command = hostkeys.host_key_command(plan, path)
             ui.warn(
                 f"install did not finish: no host key {path} (`blankslate install` stopped "
                 f'before its step "{persist}"): run `{process.format_command(command)}`, or '

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from pytest_subprocess import FakeProcess
 
-from blankslate import disk, install, layout, passwd, plan, process
+from blankslate import disk, hostkeys, install, layout, passwd, plan, process
 from blankslate.errors import BlankslateError
 
 FINDMNT_ALL = ["findmnt", "--json", "--list", "--output", "TARGET,SOURCE,FSTYPE,OPTIONS"]
@@ -83,10 +83,10 @@ def test_builders_exact_argv(example: plan.Plan) -> None:
     assert disk.losetup_attach(Path("/i/a b.img")) == [
         "losetup", "--find", "--partscan", "--show", "/i/a b.img"
     ]  # fmt: skip
-    assert install.ssh_keygen(Path("/mnt/k"), "ed25519", "root@h") == [
+    assert hostkeys.ssh_keygen(Path("/mnt/k"), "ed25519", "root@h") == [
         "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "root@h", "-f", "/mnt/k"
     ]  # fmt: skip
-    assert install.host_key_command(example, Path("/mnt/persist/etc/ssh/ssh_host_rsa_key")) == [
+    assert hostkeys.host_key_command(example, Path("/mnt/persist/etc/ssh/ssh_host_rsa_key")) == [
         "ssh-keygen", "-q", "-t", "rsa", "-b", "4096", "-N", "", "-C", "root@example",
         "-f", "/mnt/persist/etc/ssh/ssh_host_rsa_key",
     ]  # fmt: skip
