@@ -184,4 +184,7 @@ rec {
 
   # "/var/log" [ "/" "/var/log" ] -> true
   isMountpoint = path: mountpoints: any (m: m == path) mountpoints;
+
+  # The device of the plan's main filesystem: its last partition (null without a disk).
+  mainDevice = plan: if plan.disk == null then null else (lib.last plan.disk.partitions).device;
 }

@@ -13,8 +13,7 @@ let
   cfg = config.blankslate;
   systemdInitrd = config.boot.initrd.systemd.enable;
   blib = import ../lib.nix { inherit lib; };
-  # The main partition is the plan's last one.
-  device = if cfg._plan.disk == null then null else (lib.last cfg._plan.disk.partitions).device;
+  device = blib.mainDevice cfg._plan;
   # dev-disk-by\x2dlabel-nixos.device: the device itself, not
   # initrd-root-device.target, which may be reached before it appears (systemd#24904).
   deviceUnit = "${utils.escapeSystemdPath device}.device";

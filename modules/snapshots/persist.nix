@@ -13,8 +13,8 @@
 }:
 let
   inherit (lib) mkOption types;
-  btypes = (import ../lib.nix { inherit lib; }).types;
   blib = import ../lib.nix { inherit lib; };
+  btypes = blib.types;
   cfg = config.blankslate;
   snap = cfg.persistSnapshots;
   plan = cfg._plan.persistSnapshots;
@@ -25,7 +25,7 @@ let
     "snapshots/btrfs-persist-snapshot.bash"
     "snapshots/zfs-persist-snapshot.bash"
   ];
-  device = if cfg._plan.disk == null then null else (lib.last cfg._plan.disk.partitions).device;
+  device = blib.mainDevice cfg._plan;
   command =
     if onZfs then
       [
