@@ -32,6 +32,10 @@
       ];
       forAllSystems = f: lib.genAttrs systems (system: f nixpkgs.legacyPackages.${system});
 
+      # The tool's and its tests' Python modules, from pyproject.toml (the `test` extra).
+      requirements = import ./python-requirements.nix { inherit lib; };
+      testPython = ps: requirements.runtime ps ++ requirements.test ps;
+
       hostNames = lib.attrNames (lib.filterAttrs (_: type: type == "directory") (builtins.readDir ./hosts));
 
       # `nix run .#install -- ...` is `blankslate install ...`
@@ -107,16 +111,7 @@
       devShells = forAllSystems (pkgs: {
         default = pkgs.mkShell {
           packages = [
-            (pkgs.python3.withPackages (
-              ps: with ps; [
-                typer
-                ruamel-yaml
-                pytest
-                pytest-subprocess
-                hypothesis
-                mypy
-              ]
-            ))
+            (pkgs.python3.withPackages testPython)
           ]
           ++ (with pkgs; [
             ruff
@@ -141,14 +136,7 @@
         pkgs:
         let
           system = pkgs.stdenv.hostPlatform.system;
-          python = pkgs.python3.withPackages (
-            ps: with ps; [
-              pytest
-              pytest-subprocess
-              typer
-              ruamel-yaml
-            ]
-          );
+          python = pkgs.python3.withPackages testPython;
         in
         {
           # Tiers that need root or nix-instantiate skip themselves in the sandbox.

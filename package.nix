@@ -25,6 +25,7 @@
 }:
 let
   pyproject = lib.importTOML ./pyproject.toml;
+  requirements = import ./python-requirements.nix { inherit lib; };
 in
 python3Packages.buildPythonApplication {
   pname = pyproject.project.name;
@@ -62,10 +63,7 @@ python3Packages.buildPythonApplication {
 
   # pyproject.toml's build-system.requires and project.dependencies.
   build-system = [ python3Packages.setuptools ];
-  dependencies = with python3Packages; [
-    typer
-    ruamel-yaml
-  ];
+  dependencies = requirements.runtime python3Packages;
 
   nativeBuildInputs = [ installShellFiles ];
 

@@ -2,7 +2,7 @@
 
 Every test here needs `nix-instantiate`; the evaluation tests also need
 `<nixpkgs/lib>` and `<impermanence>` on the Nix search path (see README, Development).
-They skip with the reason when those are missing.
+They skip with the reason when those are missing, and fail instead under CI=true.
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from ..conftest import skip_nix_tier
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -30,8 +32,18 @@ def nix_paths(nix_instantiate: str) -> dict[str, Path]:
     found = {name: _find_file(name) for name in ("nixpkgs/lib", "impermanence")}
     missing = [name for name, path in found.items() if path is None]
     if missing:
-        pytest.skip(f"<{'>, <'.join(missing)}> not found on NIX_PATH (nix-instantiate --find-file)")
+        skip_nix_tier(
+            f"<{'>, <'.join(missing)}> not found on NIX_PATH (nix-instantiate --find-file)"
+        )
     return {name: Path(path) for name, path in found.items() if path is not None}
+
+
+def lookup_path(name: str) -> Path:
+    """Where <NAME> resolves; a test that needs an optional source skips (fails in CI) without."""
+    found = _find_file(name)
+    if found is None:
+        skip_nix_tier(f"<{name}> not found on NIX_PATH (.ci/setup makes it resolvable)")
+    return Path(found)
 
 
 Eval = Callable[[str], Any]

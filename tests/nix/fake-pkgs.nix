@@ -58,7 +58,7 @@ let
         in
         f (builtins.intersectAttrs (builtins.functionArgs f) pkgs // args);
 
-      python3Packages = lib.genAttrs [ "setuptools" "typer" "ruamel-yaml" ] fakePackage // {
+      python3Packages = lib.genAttrs [ "setuptools" "typer" "ruamel-yaml" "rich" ] fakePackage // {
         python.sitePackages = "lib/python3.13/site-packages";
         # The arguments as given, plus what makes them a derivation: the tests read them back.
         buildPythonApplication =
@@ -83,6 +83,8 @@ let
                 lib.genAttrs [
                   "typer"
                   "ruamel-yaml"
+                  "rich"
+                  "ruff"
                   "pytest"
                   "pytest-subprocess"
                   "hypothesis"
@@ -98,7 +100,8 @@ let
       writeShellScript = name: text: fakePackage name // { inherit text; };
       # impermanence's units name scripts it builds; a warning that reads
       # systemd.services forces those names, never their contents.
-      runCommand = name: _env: _script: fakePackage name;
+      # checks.pytest's environment (nativeBuildInputs) stays readable.
+      runCommand = name: env: _script: fakePackage name // env;
     };
 in
 pkgs

@@ -11,7 +11,15 @@ let
     nixosModules.disko = import ./disko-module.nix;
   };
   nixpkgs = {
-    inherit lib;
+    # nixpkgs' flake adds nixosSystem to its lib; a full system needs all of nixpkgs, so a
+    # stand-in gives the attributes the flake's checks read (tests/nix/eval.nix evaluates
+    # the hosts themselves).
+    lib = lib // {
+      nixosSystem = _: {
+        pkgs.stdenv.hostPlatform.system = "x86_64-linux";
+        config.system.build.toplevel = throw "no NixOS system here";
+      };
+    };
     outPath = throw "no nixpkgs here";
     legacyPackages = lib.genAttrs [ "x86_64-linux" "aarch64-linux" ] (
       system:

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from blankslate import disko
 from blankslate import plan as plan_module
 
-from .conftest import REPO, _find_file, nix_instantiate_eval
+from .conftest import REPO, lookup_path, nix_instantiate_eval
 
 HOSTS = sorted(path.name for path in (REPO / "hosts").iterdir() if path.is_dir())
 DISK_HOSTS = [host for host in HOSTS if host != "vpsfree"]
@@ -25,12 +25,7 @@ BOOT_MODES = ["uefi", "bios", "hybrid"]
 
 @pytest.fixture(scope="session")
 def disko_lib(nix_paths: dict[str, Path]) -> Path:
-    found = _find_file("disko")
-    if found is None:
-        pytest.skip(
-            "<disko> not found on NIX_PATH (.ci/setup makes it from BLANKSLATE_NIX_SOURCES)"
-        )
-    return Path(found)
+    return lookup_path("disko")
 
 
 def evaluated(host: str, extra: str = "") -> str:

@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 
+from ..conftest import skip_nix_tier
+
 pytestmark = pytest.mark.nix
 
 REPO = Path(__file__).resolve().parents[2]
@@ -637,10 +639,10 @@ def test_flake_lock_pins(nix_paths: Any) -> None:
     assert nodes["home-manager"]["inputs"]["nixpkgs"] == ["impermanence", "nixpkgs"]
     upstream_path = nix_paths["impermanence"] / "flake.lock"
     if not upstream_path.exists():
-        pytest.skip("<impermanence> has no flake.lock to compare with")
+        skip_nix_tier("<impermanence> has no flake.lock to compare with")
     upstream = json.loads(upstream_path.read_text())["nodes"]
     if upstream["home-manager"]["locked"] != nodes["home-manager"]["locked"]:
-        pytest.skip("<impermanence> is another revision than the locked one")
+        skip_nix_tier("<impermanence> is another revision than the locked one")
     # The nixpkgs pin is impermanence's own.
     assert nodes["nixpkgs"]["locked"] == upstream["nixpkgs"]["locked"]
 

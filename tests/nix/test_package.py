@@ -263,3 +263,32 @@ def test_dev_shell_has_the_tools_of_the_test_suite(nix_eval: Callable[[str], Any
     assert {"hypothesis", "mypy"} <= set(shell["python"])
     assert {"ruff", "btrfs-progs", "parted", "gptfdisk", "mkpasswd"} <= set(shell["tools"])
     assert "export PYTHONPATH=$PWD/scripts" in shell["hook"]
+
+
+def python_modules(expression: str, nix_eval: Callable[[str], Any]) -> list[str]:
+    return sorted(nix_eval(f"({expression}).chosen"))
+
+
+def test_the_check_and_the_dev_shell_have_pyprojects_modules(
+    nix_eval: Callable[[str], Any],
+) -> None:
+    """checks.pytest and `nix develop` run the suite with what pyproject.toml declares: the
+    package's dependencies and the `test` extra (hypothesis and rich included), no more."""
+    declared = sorted(
+        pyproject_names(
+            PYPROJECT["project"]["dependencies"]
+            + PYPROJECT["project"]["optional-dependencies"]["test"]
+        )
+    )
+    assert {"hypothesis", "rich"} <= set(declared)
+    check = f"builtins.head {FLAKE}.checks.{SYSTEM}.pytest.nativeBuildInputs"
+    shell = f"builtins.head {FLAKE}.devShells.{SYSTEM}.default.packages"
+    assert python_modules(check, nix_eval) == declared
+    assert python_modules(shell, nix_eval) == declared
+
+
+def test_ui_imports_only_declared_modules() -> None:
+    """rich, which ui.py imports, is one of the package's declared dependencies."""
+    source = (REPO / "scripts/blankslate/ui.py").read_text()
+    assert re.search(r"^(from|import) rich\b", source, re.MULTILINE)
+    assert "rich" in pyproject_names(PYPROJECT["project"]["dependencies"])

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from .conftest import lookup_path
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -183,11 +184,7 @@ def test_a_state_directory_on_a_persisted_filesystem_does_not_warn(host_eval: An
 @pytest.fixture(scope="module")
 def preserved(host_eval: Any, nix_instantiate: str) -> dict[str, Any]:
     """vpsfree with nix-community/preservation's options beside impermanence's."""
-    found = subprocess.run(
-        ["nix-instantiate", "--find-file", "preservation"], capture_output=True, check=False
-    )
-    if found.returncode != 0:
-        pytest.skip("<preservation> not found on NIX_PATH (nix-instantiate --find-file)")
+    lookup_path("preservation")
     extra = """{
       imports = [ <preservation/options.nix> ];
       users.users.alice.isNormalUser = true;
