@@ -677,7 +677,7 @@ def seed_installed(plan: Plan, root: Path, *, dry_run: bool) -> list[seed.SeedIt
     if dry_run:
         ui.say(
             f"After nixos-install, would copy into {persist} what it wrote under the "
-            f"persisted paths ({', '.join(entry.path for entry in plan.persisted)})."
+            f"persisted paths ({', '.join(sorted(entry.path for entry in plan.persisted))})."
         )
         return []
     items = seed.plan_seed(plan, root=root)
