@@ -616,7 +616,7 @@ def recover(
 
 
 persist_app = typer.Typer(
-    help="Snapshots of persistPath (blankslate.persistSnapshots): list, send off-site.",
+    help="What persistPath holds: strays, sizes, and its snapshots (list, send off-site).",
     no_args_is_help=True,
     rich_markup_mode=None,
 )
@@ -643,6 +643,87 @@ def persist_list(
             print(oldroots.format_table(found))
         else:
             print("no persist snapshots yet")
+
+
+class ListFormat(StrEnum):
+    text = "text"
+    json = "json"
+
+
+TargetSystemRoot = Annotated[
+    Path,
+    typer.Option(metavar="DIR", help="The target system's root (default: this system's /)."),
+]
+
+
+@persist_app.command("stray", cls=Command)
+def persist_stray(
+    plan_file: PlanFile = None,
+    host: Host = None,
+    flake: Flake = ".",
+    root: TargetSystemRoot = Path("/"),
+    format: Annotated[
+        ListFormat, typer.Option("--format", metavar="[text|json]", help="Output format.")
+    ] = ListFormat.text,
+    fail_on_stray: Annotated[
+        bool, typer.Option("--fail-on-stray", help="Exit 1 when there are strays.")
+    ] = False,
+    metrics_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--metrics", metavar="FILE", help="Also write node-exporter textfile metrics to FILE."
+        ),
+    ] = None,
+    move_to: Annotated[
+        Path | None,
+        typer.Option(
+            "--move-to",
+            metavar="DIR",
+            help="Move the strays into DIR/strays-<time>/ (same filesystem; nothing deleted).",
+        ),
+    ] = None,
+    restore: Annotated[
+        Path | None,
+        typer.Option(
+            "--restore", metavar="DIR", help="Move back what --move-to put in DIR/strays-<time>."
+        ),
+    ] = None,
+    dry_run: DryRun = False,
+    yes: Yes = False,
+) -> None:
+    """What the persistence roots hold that no declaration covers, with size and last change."""
+
+    def confirm(question: str) -> None:
+        typer.confirm(question, abort=True)
+
+    code = commands.persist_stray(
+        source=plan_source(plan_file, host, flake),
+        root=root,
+        format=format.value,
+        fail_on_stray=fail_on_stray,
+        metrics_file=metrics_file,
+        move_to=move_to,
+        restore=restore,
+        dry_run=dry_run,
+        yes=yes,
+        confirm=confirm,
+    )
+    if code:
+        raise typer.Exit(code)
+
+
+@persist_app.command("du", cls=Command)
+def persist_du(
+    plan_file: PlanFile = None,
+    host: Host = None,
+    flake: Flake = ".",
+    root: TargetSystemRoot = Path("/"),
+    format: Annotated[
+        ListFormat, typer.Option("--format", metavar="[text|json]", help="Output format.")
+    ] = ListFormat.text,
+) -> None:
+    """Bytes per declared path and per persistence root, largest first."""
+    commands.persist_du(source=plan_source(plan_file, host, flake), root=root, format=format.value)
 
 
 @persist_app.command("send", cls=Command)

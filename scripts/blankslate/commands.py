@@ -12,7 +12,7 @@ from pathlib import Path
 
 from blankslate.errors import BlankslateError
 from blankslate.paths import inside
-from blankslate.plan import PlanSource
+from blankslate.plan import Plan, PlanSource
 
 # Flags of the whole program, accepted before or after the command.
 GLOBAL_FLAGS = {"--debug": "debug", "--quiet": "quiet", "-q": "quiet"}
@@ -112,3 +112,105 @@ def seed(
         print(seed_module.next_step(plan))
     if any(item.needs_attention for item in items):
         raise BlankslateError("some paths were skipped (conflict or problem above); see each line")
+
+
+def persist_stray(
+    *,
+    source: PlanSource,
+    root: Path,
+    format: str,
+    fail_on_stray: bool,
+    metrics_file: Path | None,
+    move_to: Path | None,
+    restore: Path | None,
+    dry_run: bool,
+    yes: bool,
+    confirm: Callable[[str], None],
+) -> int:
+    """Lists the strays (or moves them away, or back); returns the exit status: 1 with
+    --fail-on-stray when there are strays, else 0."""
+    import json
+
+    from blankslate import plan as plan_module
+    from blankslate import safefile, stray
+    from blankslate.display import format_size
+
+    plan = plan_module.load(source, builtin=False)
+    if move_to is not None or restore is not None:
+        return _move_strays(plan, root, move_to, restore, dry_run=dry_run, yes=yes, confirm=confirm)
+    found = stray.strays(plan, target_root=root)
+    if format == "json":
+        print(json.dumps([stray.entry_json(entry) for entry in found], indent=1))
+    elif found:
+        total = format_size(sum(entry.usage.bytes for entry in found))
+        heading = f"{len(found)} strays ({total}): in a persistence root, declared by nothing"
+        print("\n".join(stray.render_table(found, heading)))
+    else:
+        print("no strays: everything in the persistence roots is declared")
+    if metrics_file is not None:
+        safefile.write_file(metrics_file, stray.render_metrics(found))
+    return 1 if fail_on_stray and found else 0
+
+
+def _move_strays(
+    plan: Plan,
+    root: Path,
+    move_to: Path | None,
+    restore: Path | None,
+    *,
+    dry_run: bool,
+    yes: bool,
+    confirm: Callable[[str], None],
+) -> int:
+    from blankslate import stray
+    from blankslate.display import quote_path
+
+    if move_to is not None and restore is not None:
+        raise BlankslateError("give either --move-to or --restore, not both")
+
+    def moves(*, dry_run: bool) -> list[stray.Move]:
+        if move_to is not None:
+            return stray.move_strays(plan, move_to, target_root=root, dry_run=dry_run)
+        assert restore is not None
+        return stray.restore(plan, restore, target_root=root, dry_run=dry_run)
+
+    planned = moves(dry_run=True)
+    for move in planned:
+        print(f"move  {quote_path(move.source)} -> {quote_path(move.target)}")
+    if not planned:
+        print("nothing to move")
+        return 0
+    if dry_run:
+        print("Dry run: nothing was moved.")
+        return 0
+    if not yes:
+        confirm(f"Move {len(planned)} entries?")
+    done = moves(dry_run=False)
+    for move in done:
+        if move.problem is not None:
+            print(f"kept  {quote_path(move.source)}: {move.problem}")
+    moved = [move for move in done if move.done]
+    print(f"moved {len(moved)} of {len(done)} entries")
+    if len(moved) != len(done):
+        raise BlankslateError("some entries were not moved (see each line); nothing was lost")
+    return 0
+
+
+def persist_du(*, source: PlanSource, root: Path, format: str) -> None:
+    """Bytes per declared path and per persistence root, largest first."""
+    import json
+
+    from blankslate import plan as plan_module
+    from blankslate import stray
+
+    plan = plan_module.load(source, builtin=False)
+    declared, roots = stray.disk_usage(plan, target_root=root)
+    if format == "json":
+        document = {
+            "roots": [stray.entry_json(entry) for entry in roots],
+            "paths": [stray.entry_json(entry) for entry in declared],
+        }
+        print(json.dumps(document, indent=1))
+        return
+    print("\n".join(stray.render_table(roots, "persistence roots:")))
+    print("\n".join(stray.render_table(declared, "declared paths:")))
