@@ -758,6 +758,54 @@ def persist_send(
     print(f"sent persist snapshot {sent.snapshot}{against} to {sent.target}")
 
 
+@app.command("new-host", cls=Command)
+def new_host(
+    name: Annotated[str, typer.Argument(metavar="NAME", help="The new host's name.")],
+    flake: Annotated[
+        Path, typer.Option("--flake", metavar="DIR", help="The flake checkout to add it to.")
+    ] = Path("."),
+    key: Annotated[
+        list[str] | None,
+        typer.Option("--key", metavar="KEY", help="The admin's SSH public key (repeatable)."),
+    ] = None,
+    key_file: Annotated[
+        list[Path] | None,
+        typer.Option("--key-file", metavar="FILE", help="A file of public keys (e.g. *.pub)."),
+    ] = None,
+    disk: Annotated[
+        str | None,
+        typer.Option(metavar="DEV", help="The disk to install on (/dev/disk/by-id/... is best)."),
+    ] = None,
+    boot: Annotated[
+        str | None,
+        typer.Option(metavar="uefi|bios|hybrid", help="Boot mode (default: this machine's)."),
+    ] = None,
+    rollback: Annotated[
+        str | None, typer.Option(metavar="btrfs|zfs|tmpfs|none", help="How / is reset.")
+    ] = None,
+    time_zone: Annotated[
+        str | None, typer.Option("--time-zone", metavar="ZONE", help="e.g. Europe/Prague.")
+    ] = None,
+) -> None:
+    """Make hosts/NAME/ from the example host of its rollback kind, and git add it."""
+
+    def ask(question: str, default: str | None) -> str:
+        answer: str = typer.prompt(question, default=default)
+        return answer.strip()
+
+    commands.new_host(
+        name=name,
+        flake=flake,
+        keys=tuple(key or ()),
+        key_files=tuple(key_file or ()),
+        rollback=rollback,
+        disk=disk,
+        boot=boot,
+        time_zone=time_zone,
+        ask=ask if sys.stdin.isatty() else None,
+    )
+
+
 @app.command(cls=Command)
 def pin(
     output: Annotated[Path, typer.Option(metavar="FILE", help="Nix file of pins to write.")] = Path(

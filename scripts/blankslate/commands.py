@@ -214,3 +214,58 @@ def persist_du(*, source: PlanSource, root: Path, format: str) -> None:
         return
     print("\n".join(stray.render_table(roots, "persistence roots:")))
     print("\n".join(stray.render_table(declared, "declared paths:")))
+
+
+def new_host(
+    *,
+    name: str,
+    flake: Path,
+    keys: tuple[str, ...],
+    key_files: tuple[Path, ...],
+    rollback: str | None,
+    disk: str | None,
+    boot: str | None,
+    time_zone: str | None,
+    ask: Callable[[str, str | None], str] | None,
+) -> None:
+    """`ask(question, default)` prompts on a terminal; None (no terminal) makes a missing
+    choice an error that names its flag."""
+    from blankslate import newhost
+
+    def need(flag: str, question: str, default: str | None = None) -> str:
+        if ask is None:
+            raise BlankslateError(f"no terminal to ask on: give {flag}")
+        return ask(question, default)
+
+    newhost.check_name(name)
+    if not keys and not key_files:
+        keys = (need("--key KEY or --key-file FILE", "The admin's SSH public key (one line)"),)
+    found = [newhost.check_key(key) for key in keys]
+    for path in key_files:
+        found += newhost.keys_from_file(path)
+    kind = newhost.parse_rollback(
+        rollback or need("--rollback btrfs|zfs|tmpfs|none", "Rollback", "btrfs")
+    )
+    chosen_disk = None
+    if kind != "none":
+        if disk is None:
+            candidates = newhost.disk_candidates()
+            shown = "".join(f"\n  {candidate}" for candidate in candidates)
+            disk = need("--disk DEV", f"The disk to install on (erased at install){shown}\nDisk")
+        chosen_disk = newhost.check_disk(disk)
+    boot_mode = newhost.parse_boot(boot) if boot is not None else newhost.detect_boot()
+    if time_zone is None and ask is not None:
+        time_zone = ask("Time zone (IANA, empty for UTC)", "") or None
+    zone = None if time_zone is None else newhost.check_time_zone(time_zone)
+    choices = newhost.HostChoices(
+        name=name,
+        keys=tuple(found),
+        rollback=kind,
+        disk=chosen_disk,
+        boot=boot_mode,
+        time_zone=zone,
+    )
+    written = newhost.new_host(flake, choices)
+    print(f"wrote {written}")
+    for line in newhost.next_steps(choices):
+        print(line)

@@ -247,6 +247,12 @@ in
       default = [ ];
     };
 
+    # nixos/modules/config/locale.nix (what `blankslate new-host --time-zone` writes)
+    time.timeZone = mkOption {
+      type = types.nullOr types.str;
+      default = null;
+    };
+
     # nixos/modules/tasks/network-interfaces.nix, services/networking/firewall.nix
     networking.hostName = mkOption {
       type = types.strMatching "^$|^[[:alnum:]]([[:alnum:]_-]{0,61}[[:alnum:]])?$";
