@@ -451,7 +451,7 @@ def ignore(
     source = plan_source(plan_file, host, flake)
     host_name = source.host
     if ignore_file is None and host_name is None:
-        host_name = plan_module.load(source).host_name
+        host_name = plan_module.load(source, builtin=False).host_name
     path = ignore_rules.target_file(host_name or "", ignore_file)
     added = ignore_rules.add_rule(path, pattern, reason)
     print(f"{'added' if added else 'already there'}: {pattern} in {path}")
@@ -556,7 +556,7 @@ def doctor(
     from blankslate import doctor as doctor_module
 
     checks = doctor_module.parse_only(only or [])
-    plan = plan_module.load(plan_source(plan_file, host, flake))
+    plan = plan_module.load(plan_source(plan_file, host, flake), builtin=False)
     results = doctor_module.run(plan, root, checks)
     if format == DoctorFormat.json:
         print(json.dumps(doctor_module.render_json(plan, root, results), indent=2))
@@ -844,7 +844,9 @@ def disko_command(
     """Print the plan's layout as disko's `disko.devices` (a Nix expression)."""
     from blankslate import disko
 
-    sys.stdout.write(disko.expression(plan_module.load(plan_source(plan_file, host, flake)), disk))
+    sys.stdout.write(
+        disko.expression(plan_module.load(plan_source(plan_file, host, flake), builtin=False), disk)
+    )
 
 
 @app.command("extra-files", cls=Command)
@@ -865,7 +867,7 @@ def extra_files(
     from blankslate import extrafiles, hostkeys
     from blankslate import install as install_module
 
-    plan = plan_module.load(plan_source(plan_file, host, flake))
+    plan = plan_module.load(plan_source(plan_file, host, flake), builtin=False)
     extrafiles.check_directory(directory)
     want_passwords = not no_passwords and bool(plan.users) and not dry_run
     hashes = install_module.ask_passwords(plan) if want_passwords else {}

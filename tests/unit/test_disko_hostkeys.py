@@ -17,6 +17,7 @@ from blankslate import disko, extrafiles, hostkeys, install, plan
 from blankslate.errors import BlankslateError
 
 REPO = Path(__file__).resolve().parents[2]
+DEFAULT_PLAN = REPO / "scripts/blankslate/default-plan.json"
 # ssh-to-age's README: `ssh-to-age -i id_ed25519.pub` prints the first recipient for its
 # test-assets/id_ed25519.pub (cmd/ssh-to-age/test-assets), and `ssh-keyscan eve.thalheim.io
 # eva.thalheim.io | ssh-to-age` the other two, for the ed25519 keys of test-assets/keyscan.txt.
@@ -207,7 +208,8 @@ def test_extra_files_dry_run_writes_nothing(
     fp.register(["ssh-keygen", "-q", "-t", "ed25519", fp.any()], callback=keygen)
     fp.register(["ssh-keygen", "-l", "-f", fp.any()], stdout="256 SHA256:abc root@example\n")
     target = tmp_path / "tree"
-    assert run_cli("extra-files", str(target), "--dry-run", "--no-passwords") == 0
+    args = ["--dry-run", "--no-passwords", "--plan", str(DEFAULT_PLAN)]
+    assert run_cli("extra-files", str(target), *args) == 0
     out = capsys.readouterr().out
     assert f"would write {target}/persist/etc/ssh/ssh_host_ed25519_key\n" in out
     assert f"age recipient: {recipient}" in out
@@ -253,7 +255,7 @@ def test_disko_prints_an_expression(
     run_cli: Callable[..., int], capsys: pytest.CaptureFixture[str], monkeypatch: Any
 ) -> None:
     monkeypatch.setattr(plan, "INSTALLED_PLAN", Path("/nonexistent/plan.json"))
-    assert run_cli("disko", "--disk", "/dev/sda") == 0
+    assert run_cli("disko", "--disk", "/dev/sda", "--plan", str(DEFAULT_PLAN)) == 0
     out = capsys.readouterr().out
     assert out.startswith("# disko layout of host example")
     assert '          device = "/dev/sda";\n' in out
