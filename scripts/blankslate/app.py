@@ -591,7 +591,10 @@ def recover(
     ] = None,
     device: Device = None,
     dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Say what would be copied; copy nothing.")
+        bool,
+        typer.Option(
+            "--dry-run", help="With --from-persist: say what would be copied; copy nothing."
+        ),
     ] = False,
 ) -> None:
     """Copy a path back out of a kept old root or persist snapshot (never overwrites)."""
@@ -843,7 +846,10 @@ def disko_command(
 ) -> None:
     """Print the plan's layout as disko's `disko.devices` (a Nix expression)."""
     from blankslate import disko
+    from blankslate.disk import check_device_name
 
+    if disk is not None:
+        check_device_name("--disk", disk)
     sys.stdout.write(
         disko.expression(plan_module.load(plan_source(plan_file, host, flake), builtin=False), disk)
     )

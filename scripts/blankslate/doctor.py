@@ -485,7 +485,7 @@ def check_old_roots(context: Context, top: Path) -> Result:
     )
     sized = [root.sizes.exclusive for root in kept if root.sizes is not None]
     space = f", {format_size(sum(sized))} held only by them" if len(sized) == len(kept) else ""
-    summary = f"{len(kept)} old roots kept{ages}{space}"
+    summary = f"{len(kept)} old root{'' if len(kept) == 1 else 's'} kept{ages}{space}"
     limit = context.now - timedelta(days=rules.keep_days + 1)
     overdue = [r for r in kept[rules.keep_newest :] if r.time is not None and r.time < limit]
     if overdue:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Literal
 
 from blankslate import process, safefile
+from blankslate.disk import check_device_name
 from blankslate.errors import BlankslateError
 
 Rollback = Literal["btrfs", "zfs", "tmpfs", "none"]
@@ -28,7 +29,6 @@ TEMPLATES: dict[str, str] = {"btrfs": "example", "zfs": "zfs", "tmpfs": "tmpfs",
 # RFC 1123 host name label, as networking.hostName takes it.
 _HOST_NAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\Z")
 _TIME_ZONE = re.compile(r"^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*\Z")
-_DEVICE = re.compile(r"^/dev/[A-Za-z0-9._:@+/-]+\Z")
 _KEY_TYPES = (
     "ssh-ed25519",
     "ssh-rsa",
@@ -83,11 +83,7 @@ def check_time_zone(zone: str) -> str:
 
 
 def check_disk(disk: str) -> str:
-    if not _DEVICE.match(disk) or "/../" in disk or disk.endswith("/.."):
-        raise BlankslateError(
-            f"--disk {disk!r}: give the whole disk's device path, e.g. /dev/disk/by-id/..."
-        )
-    return disk
+    return check_device_name("--disk", disk)
 
 
 def check_key(line: str) -> str:

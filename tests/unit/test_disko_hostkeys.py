@@ -262,6 +262,25 @@ def test_disko_prints_an_expression(
     assert "postCreateHook = " in out and "blankslate_blank=root-blank\\n" in out
 
 
+@pytest.mark.parametrize("disk", ["sda", "/dev/../etc/passwd", "/dev/", "/dev/sda b"])
+def test_disko_takes_only_a_device_path(
+    disk: str, run_cli: Callable[..., int], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--disk sda` once became `device = "sda";`, a disk disko cannot find."""
+    assert run_cli("disko", "--disk", disk, "--plan", str(DEFAULT_PLAN)) == 1
+    err = capsys.readouterr().err
+    assert f"error: --disk {disk!r}: give the device's path" in err
+    assert err.count("\n") == 1 + err.count("plan: ")
+
+
+def test_recover_help_offers_dry_run_only_with_from_persist(
+    run_cli: Callable[..., int], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run_cli("recover", "--help") == 0
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "With --from-persist: say what would be copied" in help_text
+
+
 def test_disko_without_a_disk_is_one_error(
     run_cli: Callable[..., int], capsys: pytest.CaptureFixture[str]
 ) -> None:
