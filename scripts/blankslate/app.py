@@ -637,15 +637,17 @@ def persist_list(
     """List the persist snapshots, newest first."""
     from blankslate import oldroots, persist
 
-    with persist.snapshots(
-        plan_module.load(plan_source(plan_file, host, flake), builtin=False), device
-    ) as found:
+    plan = plan_module.load(plan_source(plan_file, host, flake), builtin=False)
+    with persist.snapshots(plan, device) as found:
         if json_output:
             print(json.dumps([{"name": s.name, "time": s.to_json()["time"]} for s in found]))
         elif found:
             print(oldroots.format_table(found))
         else:
             print("no persist snapshots yet")
+        warning = persist.nested_warning(plan)
+        if warning is not None:
+            print(warning, file=sys.stderr)
 
 
 class ListFormat(StrEnum):

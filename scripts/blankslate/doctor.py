@@ -56,6 +56,7 @@ CHECKS = (
     "old-roots",
     "free-space",
     "etc",
+    "persist-nested",
 )
 
 # Below 1 GiB or 5% free, btrfs may refuse writes (metadata) and the next boot's snapshot can fail.
@@ -159,6 +160,7 @@ def run(
         "host-keys": check_host_keys,
         "free-space": check_free_space,
         "etc": check_etc,
+        "persist-nested": check_persist_nested,
     }
     results: list[Result] = []
     btrfs_results = {r.check: r for r in btrfs_checks(context, only)} if _btrfs_wanted(only) else {}
@@ -584,3 +586,41 @@ def render_json(plan: Plan, root: Path, results: Sequence[Result]) -> dict[str, 
         "ok": not failed(results),
         "checks": [result.to_json() for result in results],
     }
+
+
+# --- subvolumes nested in persistPath -------------------------------------------------------
+
+
+def nested_in_persist(plan: Plan, root: Path) -> list[str]:
+    """The subvolumes directly below persistPath's subvolume (machined, portables, docker's
+    btrfs driver make them): a snapshot of persistPath holds none of their files."""
+    persist = root / plan.persist_path.lstrip("/")
+    if not btrfs.is_subvolume(persist):
+        return []
+    return btrfs.nested_subvolumes(process.output(btrfs.subvolume_list_below(persist)))
+
+
+def check_persist_nested(context: Context) -> Iterator[Result]:
+    plan = context.plan
+    if plan.rollback == "zfs" or plan.btrfs is None:
+        yield Result("persist-nested", "skipped", f"rollback {plan.rollback}: no btrfs persistPath")
+        return
+    nested = nested_in_persist(plan, context.root)
+    if not nested:
+        yield Result("persist-nested", "ok", f"no subvolume nested in {plan.persist_path}")
+        return
+    names = ", ".join(quote_path(name) for name in nested)
+    if plan.persist_snapshots is not None:
+        yield Result(
+            "persist-nested",
+            "warn",
+            f"{len(nested)} subvolumes nested in {plan.persist_path} ({names}) are missing from "
+            "its snapshots and `persist send` (a snapshot does not recurse): back them up "
+            "separately",
+        )
+    else:
+        yield Result(
+            "persist-nested",
+            "info",
+            f"{len(nested)} subvolumes nested in {plan.persist_path}: {names}",
+        )

@@ -100,6 +100,21 @@ def snapshots(plan: Plan, device: str | None) -> Iterator[list[oldroots.OldRoot]
         yield btrfs_snapshots(top, setting.subvolume)
 
 
+def nested_warning(plan: Plan) -> str | None:
+    """What `persist list` says when subvolumes nested in persistPath are not in its snapshots."""
+    from blankslate import doctor
+
+    if on_zfs(plan):
+        return None
+    nested = doctor.nested_in_persist(plan, Path("/"))
+    if not nested:
+        return None
+    return (
+        f"warning: {len(nested)} subvolumes nested in {plan.persist_path} are not in these "
+        f"snapshots (a snapshot does not recurse): {', '.join(nested)}"
+    )
+
+
 def pick(found: list[oldroots.OldRoot], name: str) -> oldroots.OldRoot:
     """The snapshot called `name` (a ZFS name may keep its prefix), or the newest for
     "latest"."""

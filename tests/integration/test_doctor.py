@@ -85,6 +85,7 @@ HEALTHY = {
     "old-roots": ["skipped"],  # made by the first boot's rollback
     "free-space": ["ok"],
     "etc": ["skipped"],
+    "persist-nested": ["ok"],
 }
 
 
@@ -129,6 +130,30 @@ def test_healthy_install_passes_then_each_fault_fails_alone(
         finally:
             helpers.run(["btrfs", "property", "set", "-ts", blank, "ro", "true"])
     assert doctor(mountpoint, plan_file)[0] == 0
+
+
+def test_a_subvolume_nested_in_persist_is_named(installed: tuple[Path, Path], helpers) -> None:  # type: ignore[no-untyped-def]
+    """machined or docker's btrfs driver make subvolumes in persistPath, which a snapshot of it
+    does not hold: doctor names them, and warns when persist snapshots are on."""
+    mountpoint, plan_file = installed
+    helpers.run(["mkdir", "-p", mountpoint / "persist/var/lib"])
+    helpers.run(["btrfs", "subvolume", "create", mountpoint / "persist/var/lib/machines"])
+    result = blankslate(
+        "doctor", "--plan", str(plan_file), "--root", str(mountpoint), "--only", "persist-nested"
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split(maxsplit=2)[:2] == ["info", "persist-nested"]
+    assert "persist/var/lib/machines" in result.stdout
+    data = json.loads(plan_file.read_text())
+    data["persistSnapshots"] = {
+        "interval": "hourly", "keep": 24, "persist": "persist", "subvolume": "persist_snapshots"
+    }  # fmt: skip
+    plan_file.write_text(json.dumps(data))
+    result = blankslate(
+        "doctor", "--plan", str(plan_file), "--root", str(mountpoint), "--only", "persist-nested"
+    )
+    assert result.stdout.split(maxsplit=2)[:2] == ["warn", "persist-nested"]
+    assert "missing from its snapshots" in result.stdout
 
 
 def test_unmounted_persist_fails_its_line(installed: tuple[Path, Path], helpers) -> None:  # type: ignore[no-untyped-def]
