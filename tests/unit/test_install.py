@@ -429,6 +429,7 @@ def test_the_record_names_sources_and_the_loops_backing_file(
         "target": f"{target}/nix",
         "source": "/dev/loop3p3",
         "fstype": "btrfs",
+        "pending": False,  # made: no longer only recorded before its mount command
     }
     assert entry["swap"] == "/dev/vda2"
     lock = state_file.with_name("mounted.lock")
