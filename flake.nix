@@ -59,23 +59,46 @@
       };
     in
     {
-      # impermanence's module declares environment.persistence, which ours set.
-      nixosModules.default =
+      # blankslate without impermanence, for a configuration that imports impermanence's
+      # module itself (environment.persistence is declared once, by that import).
+      nixosModules.blankslate =
         { lib, pkgs, ... }:
         {
-          imports = [
-            impermanence.nixosModules.impermanence
-            ./modules
-          ];
+          _file = "${toString ./flake.nix}#nixosModules.blankslate";
+          key = "${toString ./flake.nix}#nixosModules.blankslate";
+          imports = [ ./modules ];
           # The flake's own build of package.nix (the one `nix run` runs), on the systems it has.
           blankslate.package = lib.mkDefault (
             self.packages.${pkgs.stdenv.hostPlatform.system}.default or (pkgs.callPackage ./package.nix { })
           );
         };
 
+      # blankslate with impermanence's module, which declares environment.persistence.
+      # impermanence's flake exports that module as a function value, which the module
+      # system cannot recognise when a configuration imports it a second time (only a
+      # module's key dedupes, and a function gets one from where it is imported): with your
+      # own impermanence.nixosModules.impermanence, import nixosModules.blankslate instead
+      # (README, "Flake"). The import here is keyed by impermanence's nixos.nix, so a
+      # configuration that imports that file by path gets it once.
+      nixosModules.default = {
+        _file = "${toString ./flake.nix}#nixosModules.default";
+        key = "${toString ./flake.nix}#nixosModules.default";
+        imports = [
+          self.nixosModules.blankslate
+          {
+            # Named in the module system's "already declared" error, next to the other import.
+            _file = "${toString ./flake.nix}#nixosModules.default";
+            key = "${toString impermanence.outPath}/nixos.nix";
+            imports = [ impermanence.nixosModules.impermanence ];
+          }
+        ];
+      };
+
       # Next to nixosModules.default: disko's module, with disko.devices set from the
       # layout, which `nixos-anywhere --flake` partitions with (see the README).
       nixosModules.disko = {
+        _file = "${toString ./flake.nix}#nixosModules.disko";
+        key = "${toString ./flake.nix}#nixosModules.disko";
         imports = [ disko.nixosModules.disko ];
         blankslate.disko.enable = nixpkgs.lib.mkDefault true;
       };

@@ -580,7 +580,10 @@ FAKE_INPUTS = """
 let
   lib = import <nixpkgs/lib>;
   flake = import ./flake.nix;
-  impermanence = { nixosModules.impermanence = import <impermanence/nixos.nix>; };
+  impermanence = {
+    outPath = <impermanence>;
+    nixosModules.impermanence = import <impermanence/nixos.nix>;
+  };
   disko = { nixosModules.disko = import ./tests/nix/disko-module.nix; };
   nixpkgs = {
     inherit lib;
@@ -602,8 +605,7 @@ def test_flake_outputs(nix_eval: Any) -> None:
           apps = builtins.mapAttrs (_: builtins.attrNames) outputs.apps;
           packages = builtins.mapAttrs (_: builtins.attrNames) outputs.packages;
           follows = flake.inputs.impermanence.inputs.nixpkgs.follows;
-          imports =
-            builtins.length (outputs.nixosModules.default { inherit lib; pkgs = { }; }).imports;
+          imports = builtins.length outputs.nixosModules.default.imports;
         }"""
     )
     assert {
