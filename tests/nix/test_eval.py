@@ -200,7 +200,12 @@ def test_no_swap_when_swap_size_is_zero(host_eval: Any, size: str) -> None:
 SUBVOLUME_LINES = [
     f"/dev/disk/by-label/nixos {target} btrfs "
     f"x-initrd.mount,subvol={name},compress=zstd,noatime 0 0"
-    for target, name in (("/nix", "nix"), ("/persist", "persist"), ("/var/log", "log"))
+    for target, name in (
+        ("/home", "home"),
+        ("/nix", "nix"),
+        ("/persist", "persist"),
+        ("/var/log", "log"),
+    )
 ]
 INITRD_FSTAB = {
     "example": [
@@ -210,6 +215,7 @@ INITRD_FSTAB = {
     "tmpfs": ["tmpfs / tmpfs x-initrd.mount,mode=755,size=2G 0 0", *SUBVOLUME_LINES],
     "zfs": [
         "rpool/local/root / zfs x-initrd.mount 0 0",
+        "rpool/safe/home /home zfs x-initrd.mount 0 0",
         "rpool/local/nix /nix zfs x-initrd.mount 0 0",
         "rpool/safe/persist /persist zfs x-initrd.mount 0 0",
         "rpool/safe/log /var/log zfs x-initrd.mount 0 0",
