@@ -73,24 +73,16 @@
           );
         };
 
-      # blankslate with impermanence's module, which declares environment.persistence.
-      # impermanence's flake exports that module as a function value, which the module
-      # system cannot recognise when a configuration imports it a second time (only a
-      # module's key dedupes, and a function gets one from where it is imported): with your
-      # own impermanence.nixosModules.impermanence, import nixosModules.blankslate instead
-      # (README, "Flake"). The import here is keyed by impermanence's nixos.nix, so a
-      # configuration that imports that file by path gets it once.
+      # blankslate with impermanence's module, which declares environment.persistence. It
+      # also works next to the configuration's own impermanence.nixosModules.impermanence, which
+      # the module system cannot tell from ours: modules/impermanence-once.nix declares the
+      # option so that it merges with that import, and runs impermanence only without it.
       nixosModules.default = {
         _file = "${toString ./flake.nix}#nixosModules.default";
         key = "${toString ./flake.nix}#nixosModules.default";
         imports = [
           self.nixosModules.blankslate
-          {
-            # Named in the module system's "already declared" error, next to the other import.
-            _file = "${toString ./flake.nix}#nixosModules.default";
-            key = "${toString impermanence.outPath}/nixos.nix";
-            imports = [ impermanence.nixosModules.impermanence ];
-          }
+          (import ./modules/impermanence-once.nix impermanence.nixosModules.impermanence)
         ];
       };
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import lookup_path, nix_instantiate_eval
+from .conftest import lookup_path
 
 pytestmark = pytest.mark.nix
 
@@ -130,33 +130,72 @@ def test_flake_blankslate_module_next_to_the_users_impermanence(nix_eval: Any) -
         assert plan == nix_eval(evaluated(PLAN, host=json.dumps(host)))
 
 
-def test_flake_default_module_next_to_impermanence_imported_by_path(nix_eval: Any) -> None:
-    """The same impermanence file imported by path as well: one declaration, no error."""
-    expr = evaluated(
-        "[ failedAssertions options.environment.persistence.declarations ]",
-        host='"example"',
-        viaFlake="true",
-        extraModules="[ <impermanence/nixos.nix> ]",
-    )
-    messages, declarations = nix_eval(expr)
-    assert messages == [] and len(declarations) == 1
+# What impermanence makes of the persistence lists: the same whichever way it is imported.
+IMPERMANENCE_OUTPUT = (
+    "{ inherit failedAssertions; plan = config.blankslate.plan; "
+    "inherit (config) fileSystems warnings; "
+    "mounts = config.systemd.mounts; initrdMounts = config.boot.initrd.systemd.mounts; "
+    "services = builtins.attrNames config.systemd.services; "
+    "activation = config.system.activationScripts; "
+    "persistence = builtins.attrNames config.environment.persistence; }"
+)
+# The user's own paths: a home path of blankslate's option, a root and a directory of
+# impermanence's option, and a mkDefault of blankslate's replaced.
+USERS_OWN = (
+    '{ blankslate.users.admin.persist.directories = [ ".ssh" ]; '
+    'environment.persistence."/persist/cache".directories = [ "/var/cache/app" ]; '
+    "environment.persistence.${config.blankslate.persistPath} = "
+    '{ directories = [ "/srv" ]; hideMounts = false; }; }'
+)
 
 
-def test_flake_default_module_twice_next_to_the_users_import_names_itself(
-    nix_paths: Any,
+@pytest.mark.parametrize("impermanence", ["<impermanence>", "old"])
+@pytest.mark.parametrize("host", HOSTS)
+def test_flake_default_module_with_or_without_the_users_import(
+    nix_eval: Any, host: str, impermanence: str
 ) -> None:
-    """impermanence's function value imported by the user and by nixosModules.default: the
-    module system cannot tell they are one module; its error names ours (README, "Flake")."""
-    expr = evaluated(
-        "failedAssertions",
-        host='"example"',
-        viaFlake="true",
-        extraModules="[ (import <impermanence/nixos.nix>) ]",
+    """nixosModules.default alone, and next to impermanence.nixosModules.impermanence (the
+    function value impermanence's flake exports, which the module system cannot tell from
+    ours), or next to impermanence's nixos.nix imported by path, give what that file imported
+    directly gives."""
+    source = old_impermanence() if impermanence == "old" else impermanence
+    users_import = f"(import {source[:-1]}/nixos.nix>)"
+    own = f"({{ config, ... }}: {USERS_OWN})"
+    direct = nix_eval(
+        evaluated(
+            IMPERMANENCE_OUTPUT,
+            host=json.dumps(host),
+            impermanence=source,
+            extraModules=f"[ {own} ]",
+        )
     )
-    result = nix_instantiate_eval(expr)
-    assert result.returncode != 0
-    assert "environment.persistence" in result.stderr
-    assert "flake.nix#nixosModules.default" in result.stderr
+    assert direct["failedAssertions"] == []
+    assert direct["persistence"] == sorted(["/persist/cache", direct["plan"]["persistPath"]])
+    # Alone; next to the function value; next to the file imported by path.
+    for extra in (f"[ {own} ]", f"[ {users_import} {own} ]", f"[ {source[:-1]}/nixos.nix> {own} ]"):
+        through_flake = nix_eval(
+            evaluated(
+                IMPERMANENCE_OUTPUT,
+                host=json.dumps(host),
+                impermanence=source,
+                viaFlake="true",
+                extraModules=extra,
+            )
+        )
+        assert through_flake == direct
+
+
+def test_flake_default_module_runs_impermanences_assertions(nix_eval: Any) -> None:
+    """Alone, nixosModules.default runs impermanence's checks too (here: a home path on a
+    /home that is not neededForBoot)."""
+    extra = (
+        '[ ({ lib, ... }: { fileSystems."/home".neededForBoot = lib.mkForce false; '
+        'blankslate.users.admin.persist.directories = [ ".ssh" ]; }) ]'
+    )
+    messages = nix_eval(
+        evaluated("failedAssertions", host='"example"', viaFlake="true", extraModules=extra)
+    )
+    assert any("neededForBoot" in m and "/home" in m for m in messages), messages
 
 
 def test_flake_modules_have_a_file(nix_eval: Any) -> None:
