@@ -59,8 +59,8 @@
       };
     in
     {
-      # blankslate without impermanence, for a configuration that imports impermanence's
-      # module itself (environment.persistence is declared once, by that import).
+      # blankslate without impermanence: the configuration imports impermanence's module
+      # itself, which then alone declares environment.persistence.
       nixosModules.blankslate =
         { lib, pkgs, ... }:
         {
