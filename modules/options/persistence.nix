@@ -1,5 +1,5 @@
 # Options listing what survives a reboot (handed to impermanence).
-{ lib, ... }:
+{ config, lib, ... }:
 let
   inherit (lib) mkOption types;
   blib = import ../lib.nix { inherit lib; };
@@ -58,5 +58,15 @@ in
         /etc/machine-id (journal continuity).
       '';
     };
+  };
+
+  # impermanence's evaluated environment.persistence, which the plan reads: the option itself,
+  # or with the flake's nixosModules.default alone, the copy ../impermanence-once.nix runs.
+  options.blankslate._persistence = mkOption {
+    type = types.raw;
+    default = config.environment.persistence;
+    defaultText = lib.literalExpression "config.environment.persistence";
+    internal = true;
+    visible = false;
   };
 }

@@ -317,6 +317,17 @@ in
       default = "";
     };
 
+    # nixos/modules/system/boot/kernel.nix (the option's apply drops duplicates)
+    boot.kernel.enable = mkOption {
+      type = types.bool;
+      default = true;
+    };
+    boot.initrd.availableKernelModules = mkOption {
+      type = types.listOf types.str;
+      default = [ ];
+      apply = lib.unique;
+    };
+
     # nixos/modules/system/boot/systemd/initrd.nix
     boot.initrd.systemd = {
       enable = mkOption {
@@ -386,6 +397,20 @@ in
       devices = mkOption {
         type = types.listOf types.str;
         default = [ ];
+      };
+      # Each entry: a boot path and the disks grub-install writes to (efiSysMountPoint and
+      # efiBootloaderId, which nothing here sets, are left out).
+      mirroredBoots = mkOption {
+        default = [ ];
+        type = types.listOf (
+          types.submodule {
+            options.path = mkOption { type = types.str; };
+            options.devices = mkOption {
+              type = types.listOf types.str;
+              default = [ ];
+            };
+          }
+        );
       };
       efiSupport = mkOption {
         type = types.bool;
@@ -648,21 +673,82 @@ in
       ];
     })
 
+    # nixos/modules/system/boot/kernel.nix: the initrd's default drivers, at normal priority
+    # (SATA/PATA, NVMe, SCSI disks, MMC, USB keyboards; on x86 the PS/2 keyboard and the RTC).
+    # No virtio driver: a VM's /dev/vda needs virtio_pci and virtio_blk, which
+    # nixos-generate-config writes into hardware-configuration.nix (the host's hardware.nix).
+    (lib.mkIf config.boot.kernel.enable {
+      boot.initrd.availableKernelModules = [
+        "ahci"
+        "sata_nv"
+        "sata_via"
+        "sata_sis"
+        "sata_uli"
+        "ata_piix"
+        "pata_marvell"
+        "nvme"
+        "sd_mod"
+        "sr_mod"
+        "mmc_block"
+        "uhci_hcd"
+        "ehci_hcd"
+        "ehci_pci"
+        "ohci_hcd"
+        "ohci_pci"
+        "xhci_hcd"
+        "xhci_pci"
+        "usbhid"
+        "hid_generic"
+        "hid_lenovo"
+        "hid_apple"
+        "hid_roccat"
+        "hid_logitech_hidpp"
+        "hid_logitech_dj"
+        "hid_microsoft"
+        "hid_cherry"
+        "hid_corsair"
+      ]
+      # pkgs.stdenv.hostPlatform.isx86 there; the stand-in pkgs name only the system.
+      ++ lib.optionals (lib.elem pkgs.stdenv.hostPlatform.system [ "x86_64-linux" "i686-linux" ]) [
+        "pcips2"
+        "atkbd"
+        "i8042"
+        "rtc_cmos"
+      ];
+    })
+
     # nixos/modules/system/boot/loader/systemd-boot/systemd-boot.nix: GRUB, on by default,
     # steps aside.
     (lib.mkIf config.boot.loader.systemd-boot.enable {
       boot.loader.grub.enable = lib.mkDefault false;
     })
 
-    # nixos/modules/system/boot/loader/grub/grub.nix: devices from device, and the
-    # assertions that meet the options blankslate sets (mirroredBoots is [ { path = "/boot";
-    # devices } ] when devices is not empty).
+    # nixos/modules/system/boot/loader/grub/grub.nix: devices is [ device ] when device is
+    # set (a definition at normal priority, so a module's own devices list concatenates with
+    # it); mirroredBoots is one boot path, /boot, with those devices; and the assertions that
+    # meet the options blankslate sets. The duplicate check counts every device of every
+    # mirroredBoots entry (bootDeviceCounters there), "nodev" aside, and is skipped with
+    # efiSupport.
     (lib.mkIf config.boot.loader.grub.enable {
-      boot.loader.grub.devices = lib.optional (grub.device != "") grub.device;
+      boot.loader.grub.devices = lib.mkIf (grub.device != "") [ grub.device ];
+      boot.loader.grub.mirroredBoots = lib.mkIf (grub.devices != [ ]) [
+        {
+          path = "/boot";
+          inherit (grub) devices;
+        }
+      ];
       assertions = [
         {
-          assertion = grub.devices != [ ];
+          assertion = grub.mirroredBoots != [ ];
           message = "You must set the option ‘boot.loader.grub.devices’ or 'boot.loader.grub.mirroredBoots' to make the system bootable.";
+        }
+        {
+          assertion =
+            let
+              counted = lib.filter (d: d != "nodev") (lib.concatMap (b: b.devices) grub.mirroredBoots);
+            in
+            grub.efiSupport || lib.length counted == lib.length (lib.unique counted);
+          message = "You cannot have duplicated devices in mirroredBoots";
         }
         {
           assertion = grub.efiInstallAsRemovable -> grub.efiSupport;

@@ -200,7 +200,12 @@ def test_no_swap_when_swap_size_is_zero(host_eval: Any, size: str) -> None:
 SUBVOLUME_LINES = [
     f"/dev/disk/by-label/nixos {target} btrfs "
     f"x-initrd.mount,subvol={name},compress=zstd,noatime 0 0"
-    for target, name in (("/nix", "nix"), ("/persist", "persist"), ("/var/log", "log"))
+    for target, name in (
+        ("/home", "home"),
+        ("/nix", "nix"),
+        ("/persist", "persist"),
+        ("/var/log", "log"),
+    )
 ]
 INITRD_FSTAB = {
     "example": [
@@ -210,6 +215,7 @@ INITRD_FSTAB = {
     "tmpfs": ["tmpfs / tmpfs x-initrd.mount,mode=755,size=2G 0 0", *SUBVOLUME_LINES],
     "zfs": [
         "rpool/local/root / zfs x-initrd.mount 0 0",
+        "rpool/safe/home /home zfs x-initrd.mount 0 0",
         "rpool/local/nix /nix zfs x-initrd.mount 0 0",
         "rpool/safe/persist /persist zfs x-initrd.mount 0 0",
         "rpool/safe/log /var/log zfs x-initrd.mount 0 0",
@@ -580,7 +586,10 @@ FAKE_INPUTS = """
 let
   lib = import <nixpkgs/lib>;
   flake = import ./flake.nix;
-  impermanence = { nixosModules.impermanence = import <impermanence/nixos.nix>; };
+  impermanence = {
+    outPath = <impermanence>;
+    nixosModules.impermanence = import <impermanence/nixos.nix>;
+  };
   disko = { nixosModules.disko = import ./tests/nix/disko-module.nix; };
   nixpkgs = {
     inherit lib;
@@ -602,8 +611,7 @@ def test_flake_outputs(nix_eval: Any) -> None:
           apps = builtins.mapAttrs (_: builtins.attrNames) outputs.apps;
           packages = builtins.mapAttrs (_: builtins.attrNames) outputs.packages;
           follows = flake.inputs.impermanence.inputs.nixpkgs.follows;
-          imports =
-            builtins.length (outputs.nixosModules.default { inherit lib; pkgs = { }; }).imports;
+          imports = builtins.length outputs.nixosModules.default.imports;
         }"""
     )
     assert {
