@@ -251,6 +251,8 @@ let
     users = map (name: {
       inherit name;
       hashedPasswordFile = "${cfg.persistPath}/passwords/${name}";
+      # Public keys (no secret): install, extra-files and doctor refuse a lockout with them.
+      inherit (cfg.users.${name}) authorizedKeys;
     }) (lib.attrNames cfg.users);
 
     sshHostKeys = [

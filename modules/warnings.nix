@@ -58,9 +58,20 @@ let
         lib.concatMapStringsSep ", " (d: "/var/lib/${d}") lost
       } (StateDirectory), which nothing persists: the next boot erases it"
   ) config.systemd.services;
+
+  # The example hosts' placeholder key (scripts/blankslate/lockout.py checks the same mark):
+  # a template evaluates, and install, extra-files and doctor refuse it.
+  placeholderWarnings = lib.mapAttrsToList (
+    name: admin:
+    lib.optional (
+      admin.authorizedKeys != [ ] && lib.all (lib.hasInfix "PlaceholderReplaceMe") admin.authorizedKeys
+    ) "blankslate: blankslate.users.${name}.authorizedKeys holds only the example's placeholder key: put your own public key there before installing, or ${name} cannot log in"
+  ) cfg.users;
 in
 {
   config = lib.mkIf cfg.enable {
-    warnings = lib.concatLists (homeWarnings ++ lateHomeWarnings ++ serviceWarnings);
+    warnings = lib.concatLists (
+      homeWarnings ++ lateHomeWarnings ++ serviceWarnings ++ placeholderWarnings
+    );
   };
 }

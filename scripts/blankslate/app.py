@@ -872,11 +872,12 @@ def extra_files(
     dry_run: DryRun = False,
 ) -> None:
     """Write the host keys and password files for `nixos-anywhere --extra-files DIR`."""
-    from blankslate import extrafiles, hostkeys
+    from blankslate import extrafiles, hostkeys, lockout
     from blankslate import install as install_module
 
     plan = plan_module.load(plan_source(plan_file, host, flake), builtin=False)
     extrafiles.check_directory(directory)
+    lockout.refuse_lockout(plan, "extra-files")
     want_passwords = not no_passwords and bool(plan.users) and not dry_run
     hashes = install_module.ask_passwords(plan) if want_passwords else {}
     made = extrafiles.write(

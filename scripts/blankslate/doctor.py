@@ -57,6 +57,7 @@ CHECKS = (
     "free-space",
     "etc",
     "persist-nested",
+    "admin-keys",
 )
 
 # Below 1 GiB or 5% free, btrfs may refuse writes (metadata) and the next boot's snapshot can fail.
@@ -161,6 +162,7 @@ def run(
         "free-space": check_free_space,
         "etc": check_etc,
         "persist-nested": check_persist_nested,
+        "admin-keys": check_admin_keys,
     }
     results: list[Result] = []
     btrfs_results = {r.check: r for r in btrfs_checks(context, only)} if _btrfs_wanted(only) else {}
@@ -624,3 +626,18 @@ def check_persist_nested(context: Context) -> Iterator[Result]:
             "info",
             f"{len(nested)} subvolumes nested in {plan.persist_path}: {names}",
         )
+
+
+def check_admin_keys(context: Context) -> Iterator[Result]:
+    """The plan's admins can log in: one of them has a key, none has only the placeholder."""
+    from blankslate import lockout
+
+    if any(user.authorized_keys is None for user in context.plan.users):
+        yield Result("admin-keys", "skipped", "the plan predates authorizedKeys: make it again")
+        return
+    problem = lockout.lockout_problem(context.plan)
+    if problem is not None:
+        yield Result("admin-keys", "fail", problem)
+        return
+    count = sum(len(user.authorized_keys or ()) for user in context.plan.users)
+    yield Result("admin-keys", "ok", f"{count} SSH keys for {len(context.plan.users)} admins")

@@ -18,6 +18,7 @@ from blankslate import (
     disk,
     hostkeys,
     layout,
+    lockout,
     mounts,
     passwd,
     paths,
@@ -381,6 +382,9 @@ def planned_actions(plan: Plan, target: Target, parts: layout.Partitions) -> lis
 def install(plan: Plan, options: InstallOptions) -> Summary:
     check_plan(plan)
     check_boot_disk(plan, options)
+    if options.nixos_install and options.source.host is not None:
+        # The system nixos-install builds is the one the admin must log in to.
+        lockout.refuse_lockout(plan, f"install of host {options.source.host}")
     if not options.dry_run:
         require_root("install partitions and formats a disk")
     process.require_tools(required_tools(plan, options))

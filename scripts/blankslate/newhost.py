@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from blankslate import process, safefile
+from blankslate import lockout, process, safefile
 from blankslate.disk import check_device_name
 from blankslate.errors import BlankslateError
 
@@ -38,7 +38,6 @@ _KEY_TYPES = (
     "sk-ssh-ed25519@openssh.com",
     "sk-ecdsa-sha2-nistp256@openssh.com",
 )
-PLACEHOLDER = "Placeholder"
 
 
 @dataclass(frozen=True)
@@ -94,7 +93,7 @@ def check_key(line: str) -> str:
         raise BlankslateError(
             f"not an SSH public key: {line[:40]!r} (expected e.g. 'ssh-ed25519 AAAA... you@host')"
         )
-    if PLACEHOLDER in fields[1]:
+    if lockout.is_placeholder(fields[1]):
         raise BlankslateError("that is the example's placeholder key: give your own public key")
     try:
         blob = base64.b64decode(fields[1], validate=True)

@@ -187,6 +187,8 @@ class Persisted:
 class User:
     name: str
     hashed_password_file: str
+    # blankslate.users.<name>.authorizedKeys; None in a plan made before they travelled.
+    authorized_keys: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)

@@ -556,7 +556,35 @@ def install_host(image: Path, mountpoint: Path, flake: Path) -> install_module.S
         passwords=False,
         source=plan.PlanSource(host="example", flake=str(flake)),
     )
-    return install_module.install(PLAN, options)
+    return install_module.install(PLAN_WITH_OWN_KEY, options)
+
+
+def with_own_key(data: dict[str, object]) -> plan.Plan:
+    users = data["users"]
+    assert isinstance(users, list)
+    users[0]["authorizedKeys"] = [OWN_KEY]  # not the example's placeholder: no lockout
+    return plan.from_json(data)
+
+
+OWN_KEY = (
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBQ3Yr8QJ5wxBcz0ZNrqGdM1JW6rnWOvK2ykXf6wzM1c me@laptop"
+)
+PLAN_WITH_OWN_KEY = with_own_key(PLAN.to_json())
+
+
+def test_install_of_a_host_refuses_the_placeholder_key_before_writing(tmp_path: Path) -> None:
+    """The system nixos-install would build admits nobody: refused before the image exists."""
+    image, mountpoint = tmp_path / "disk.img", tmp_path / "target"
+    options = install_module.InstallOptions(
+        image=image,
+        root=mountpoint,
+        assume_yes=True,
+        passwords=False,
+        source=plan.PlanSource(host="example", flake=str(tmp_path)),
+    )
+    with pytest.raises(BlankslateError, match="only SSH key is the example's placeholder"):
+        install_module.install(PLAN, options)
+    assert not image.exists() and not mountpoint.exists()
 
 
 @contextlib.contextmanager

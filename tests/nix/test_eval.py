@@ -125,10 +125,36 @@ def test_users_sorted_and_passwords_under_persist_path(host_eval: Any) -> None:
         'blankslate.users.bob.authorizedKeys = [ "ssh-ed25519 AAAA bob" ]; }'
     )
     users = host_eval("example", f"{PLAN}.users", extra)
+    keys = {"admin": [PLACEHOLDER_KEY], "bob": ["ssh-ed25519 AAAA bob"], "zoe": []}
     assert users == [
-        {"name": name, "hashedPasswordFile": f"/persist/passwords/{name}"}
+        {
+            "name": name,
+            "hashedPasswordFile": f"/persist/passwords/{name}",
+            "authorizedKeys": keys[name],
+        }
         for name in ("admin", "bob", "zoe")
     ]
+
+
+PLACEHOLDER_KEY = (
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPlaceholderReplaceMeWithYourOwnPublicKey0 admin@example"
+)
+
+
+def test_no_admin_key_fails_evaluation_and_the_placeholder_warns(host_eval: Any) -> None:
+    """Root login is off and admins log in by key: no key at all is an error; the example's
+    placeholder only a warning, so that the example hosts evaluate as templates."""
+    no_key = "{ blankslate.users.admin.authorizedKeys = lib.mkForce [ ]; }"
+    assert host_eval("example", "failedAssertions", no_key) == [
+        "blankslate: no admin has an SSH key, so nobody could log in: set "
+        "blankslate.users.admin.authorizedKeys"
+    ]
+    warnings = host_eval("example", "config.warnings")
+    assert any("only the example's placeholder key" in warning for warning in warnings)
+    own = '{ blankslate.users.admin.authorizedKeys = lib.mkForce [ "ssh-ed25519 AAAA me" ]; }'
+    assert not any(
+        "placeholder" in warning for warning in host_eval("example", "config.warnings", own)
+    )
 
 
 # --- filesystems ---------------------------------------------------------------------

@@ -195,6 +195,43 @@ def test_extra_files_refuses_a_non_empty_or_linked_directory(tmp_path: Path) -> 
     extrafiles.check_directory(tmp_path / "new")
 
 
+OWN_KEY = (
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBQ3Yr8QJ5wxBcz0ZNrqGdM1JW6rnWOvK2ykXf6wzM1c me@laptop"
+)
+
+
+def plan_with_own_key(tmp_path: Path, keys: list[str] | None = None) -> str:
+    """The built-in plan with the admin's key in place of the example's placeholder."""
+    data = json.loads(DEFAULT_PLAN.read_text())
+    data["users"][0]["authorizedKeys"] = [OWN_KEY] if keys is None else keys
+    path = tmp_path / "own-key-plan.json"
+    path.write_text(json.dumps(data))
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    ("keys", "said"),
+    [
+        (None, "admin admin's only SSH key is the example's placeholder"),
+        ([], "no admin has an SSH key, so nobody could log in"),
+    ],
+)
+def test_extra_files_refuses_a_lockout_before_writing(
+    keys: list[str] | None,
+    said: str,
+    tmp_path: Path,
+    run_cli: Callable[..., int],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The placeholder (the built-in plan's) or no key at all: nothing is asked or written."""
+    plan_file = str(DEFAULT_PLAN) if keys is None else plan_with_own_key(tmp_path, keys)
+    target = tmp_path / "tree"
+    assert run_cli("extra-files", str(target), "--no-passwords", "--plan", plan_file) == 1
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and said in errors[0] and errors[0].endswith("nothing written")
+    assert not target.exists()
+
+
 def test_extra_files_dry_run_writes_nothing(
     tmp_path: Path, fp: FakeProcess, run_cli: Callable[..., int], capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -208,7 +245,7 @@ def test_extra_files_dry_run_writes_nothing(
     fp.register(["ssh-keygen", "-q", "-t", "ed25519", fp.any()], callback=keygen)
     fp.register(["ssh-keygen", "-l", "-f", fp.any()], stdout="256 SHA256:abc root@example\n")
     target = tmp_path / "tree"
-    args = ["--dry-run", "--no-passwords", "--plan", str(DEFAULT_PLAN)]
+    args = ["--dry-run", "--no-passwords", "--plan", plan_with_own_key(tmp_path)]
     assert run_cli("extra-files", str(target), *args) == 0
     out = capsys.readouterr().out
     assert f"would write {target}/persist/etc/ssh/ssh_host_ed25519_key\n" in out
