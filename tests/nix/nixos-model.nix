@@ -562,6 +562,69 @@ in
       type = types.lines;
       default = "";
     };
+    security.sudo.extraRules = mkOption {
+      default = [ ];
+      type = types.listOf (
+        types.submodule {
+          options = {
+            users = mkOption {
+              type = types.listOf (types.either types.str types.int);
+              default = [ ];
+            };
+            groups = mkOption {
+              type = types.listOf (types.either types.str types.int);
+              default = [ ];
+            };
+            host = mkOption {
+              type = types.str;
+              default = "ALL";
+            };
+            runAs = mkOption {
+              type = types.str;
+              default = "ALL:ALL";
+            };
+            commands = mkOption {
+              type = types.listOf (
+                types.either types.str (
+                  types.submodule {
+                    options = {
+                      command = mkOption { type = types.str; };
+                      options = mkOption {
+                        type = types.listOf (
+                          types.enum [
+                            "NOPASSWD"
+                            "PASSWD"
+                            "NOEXEC"
+                            "EXEC"
+                            "SETENV"
+                            "NOSETENV"
+                            "LOG_INPUT"
+                            "NOLOG_INPUT"
+                            "LOG_OUTPUT"
+                            "NOLOG_OUTPUT"
+                          ]
+                        );
+                        default = [ ];
+                      };
+                    };
+                  }
+                )
+              );
+            };
+          };
+        }
+      );
+    };
+
+    # nixos/modules/config/nix.nix: settings is a freeform submodule; trusted-users one of its
+    # declared options (nixpkgs itself defines [ "root" ], below).
+    nix.settings = mkOption {
+      default = { };
+      type = types.submodule {
+        freeformType = types.attrsOf types.anything;
+        options.trusted-users = mkOption { type = types.listOf types.str; };
+      };
+    };
 
     # nixos/modules/system/etc/etc.nix
     environment.etc = mkOption {
@@ -626,6 +689,9 @@ in
       boot.supportedFilesystems = map (fs: fs.fsType) fileSystems;
       boot.initrd.supportedFilesystems = map (fs: fs.fsType) (lib.filter fsNeededForBoot fileSystems);
       system.build.initrdFstab = map fstabLine (lib.filter fsNeededForBoot fileSystems);
+
+      # nixos/modules/config/nix.nix (nix.enable defaults to true): root is trusted.
+      nix.settings.trusted-users = [ "root" ];
 
       # nixos/modules/config/users-groups.nix: root is always a user, in group root.
       users.users.root = {

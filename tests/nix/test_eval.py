@@ -595,7 +595,9 @@ def test_colmena_hive(nix_eval: Any) -> None:
     # colmena's own option (its nixos module declares deployment.targetHost, a nullable string).
     colmena = (
         "{ options.deployment.targetHost = "
-        "lib.mkOption { type = lib.types.nullOr lib.types.str; }; }"
+        "lib.mkOption { type = lib.types.nullOr lib.types.str; }; "
+        "options.deployment.targetUser = "
+        'lib.mkOption { type = lib.types.nullOr lib.types.str; default = "root"; }; }'
     )
     node = (
         "(import ./tests/nix/eval.nix { extraModules = [ "
@@ -606,6 +608,53 @@ def test_colmena_hive(nix_eval: Any) -> None:
     override = '{ blankslate.deployment.targetHost = "203.0.113.7"; }'
     assert nix_eval(node.replace("{0}", override) + f".{target}") == "203.0.113.7"
     assert nix_eval(node.replace("{0}", "") + ".config.blankslate.plan.hostName") == "example"
+    user = "config.deployment.targetUser"
+    assert nix_eval(node.replace("{0}", "") + f".{user}") == "root"  # colmena's default
+    deploy = '{ blankslate.ssh.deploy.user = "deploy"; }'
+    assert nix_eval(node.replace("{0}", deploy) + f".{user}") == "deploy"
+
+
+OWN = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBQ3Yr8QJ5wxBcz0ZNrqGdM1JW6rnWOvK2ykXf6wzM1c me@laptop"
+
+
+@pytest.mark.parametrize("host", HOSTS)
+def test_deploy_is_off_by_default_root_by_key_or_a_user_of_its_own(
+    host: str, host_eval: Any
+) -> None:
+    """blankslate.ssh.deploy: nobody by default; "root" by key only; a named user by key,
+    with sudo without a password and trusted by the Nix daemon."""
+    view = """{
+      root = config.services.openssh.settings.PermitRootLogin;
+      rootKeys = config.users.users.root.openssh.authorizedKeys.keys;
+      users = builtins.attrNames config.users.users;
+      sudo = config.security.sudo.extraRules;
+      trusted = config.nix.settings.trusted-users;
+      inherit failedAssertions;
+    }"""
+    off = host_eval(host, view)
+    assert (off["root"], off["rootKeys"], off["sudo"]) == ("no", [], [])
+    assert off["trusted"] == ["root"] and "deploy" not in off["users"]
+
+    as_root = host_eval(host, view, '{ blankslate.ssh.deploy.user = "root"; }')
+    assert as_root["root"] == "prohibit-password"
+    assert as_root["rootKeys"] == host_eval(host, "config.blankslate.users.admin.authorizedKeys")
+    assert as_root["failedAssertions"] == []
+
+    extra = f'{{ blankslate.ssh.deploy = {{ user = "deploy"; authorizedKeys = [ "{OWN}" ]; }}; }}'
+    as_user = host_eval(host, view, extra)
+    assert as_user["root"] == "no" and "deploy" in as_user["users"]
+    assert as_user["trusted"] == ["root", "deploy"]  # nixpkgs' root kept: a list, merged
+    (rule,) = as_user["sudo"]
+    assert rule["users"] == ["deploy"]
+    assert rule["commands"] == [{"command": "ALL", "options": ["NOPASSWD"]}]
+    keys = host_eval(host, "config.users.users.deploy.openssh.authorizedKeys.keys", extra)
+    assert keys == [OWN]
+    assert as_user["failedAssertions"] == []
+
+
+def test_deploy_user_must_not_be_an_admin(host_eval: Any) -> None:
+    failed = host_eval("example", "failedAssertions", '{ blankslate.ssh.deploy.user = "admin"; }')
+    assert any("is an admin too" in message for message in failed)
 
 
 FAKE_INPUTS = """
