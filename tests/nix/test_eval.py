@@ -559,7 +559,7 @@ def test_sshd_and_users(host_eval: Any) -> None:
     assert admin["hashedPasswordFile"] == "/persist/passwords/admin"
     assert len(admin["openssh"]["authorizedKeys"]["keys"]) == 1
     sudo = host_eval("example", "config.security.sudo")
-    assert sudo == {"enable": True, "extraConfig": "Defaults lecture = never"}
+    assert sudo == {"enable": True, "extraConfig": "Defaults lecture = never", "extraRules": []}
     assert host_eval("example", "config.networking.firewall.enable") is True
 
 
