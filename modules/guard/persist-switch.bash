@@ -108,11 +108,10 @@ done
 
 # The first symlink among BASE/a, BASE/a/b, ... for REL=/a/b/...; fails when there is none.
 first_link() {
-  local base=$1 rel=$2 prefix= part
-  local -a parts
-  IFS=/ read -r -d '' -a parts < <(printf '%s\0' "${rel#/}")
-  for part in "${parts[@]}"; do
-    prefix+=/$part
+  local base=$1 rest=${2#/} prefix=
+  while [[ -n $rest ]]; do
+    prefix+=/${rest%%/*}
+    if [[ $rest == */* ]]; then rest=${rest#*/}; else rest=; fi
     if [[ -L $base$prefix ]]; then
       printf '%s' "$base$prefix"
       return 0

@@ -354,9 +354,9 @@ def test_seed_on_switch_never_seeds_for_check_or_dry_activate(host: Host) -> Non
 
 
 def test_runs_well_under_a_second(host: Host) -> None:
-    """Dozens of new paths, a few thousand entries in one: still quick."""
-    host.persist(directories=tuple(f"/var/lib/app{i}" for i in range(40)))
-    for i in range(40):
+    """Twenty new paths (a switch adds one or two), a few thousand entries in one: quick."""
+    host.persist(directories=tuple(f"/var/lib/app{i}" for i in range(20)))
+    for i in range(20):
         fill(host.live(f"/var/lib/app{i}/db"))
         fill(host.persistent(f"/var/lib/app{i}/db"))
     big = host.live("/var/lib/app0")
@@ -367,3 +367,21 @@ def test_runs_well_under_a_second(host: Host) -> None:
     elapsed = time.monotonic() - start
     assert result.returncode == 0, result.stderr
     assert elapsed < 1.0, elapsed
+
+
+def test_the_readme_shows_the_refusal_as_printed(host: Host) -> None:
+    """README's "Adding a path to persistence safely" quotes the guard's refusal; it is the
+    script's own output (the test's root and the new toplevel replaced by the README's)."""
+    readme = (REPO / "README.md").read_text()
+    heading = "## Adding a path to persistence safely\n"
+    assert heading in readme
+    section = readme.split(heading, 1)[1].split("\n## ", 1)[0]
+    assert "`blankslate.seedOnSwitch = true;`" in section
+    quoted = section.split("\n```\nblankslate: ", 1)[1].split("\n```", 1)[0]
+    host.persist(directories=("/var/lib/foo",))
+    fill(host.live("/var/lib/foo/db"))
+    printed = host.run().stderr
+    printed = printed.replace(f" --root {host.root}", "").replace(str(host.root), "")
+    printed = printed.replace(str(host.new), "/nix/store/...-nixos-system-myhost")
+    assert "blankslate: " + quoted + "\n" == printed
+    assert "| `seedOnSwitch` |" in readme
