@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "modules" / "guard" / "persist-switch.bash"
@@ -385,3 +387,28 @@ def test_the_readme_shows_the_refusal_as_printed(host: Host) -> None:
     printed = printed.replace(str(host.new), "/nix/store/...-nixos-system-myhost")
     assert "blankslate: " + quoted + "\n" == printed
     assert "| `seedOnSwitch` |" in readme
+
+
+# A path component as a filesystem takes it: no "/" or NUL, not "." or "..", at most 255 bytes.
+component = st.text(
+    st.characters(blacklist_categories=("Cs",), blacklist_characters="/\0"), min_size=1
+).filter(lambda name: name not in (".", "..") and len(name.encode()) <= 255)
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(parts=st.lists(component, min_size=1, max_size=3))
+def test_any_path_is_read_from_the_plan_and_named_exactly(tmp_path: Path, parts: list[str]) -> None:
+    """Whatever a persisted path holds (spaces, quotes, newlines, `$`, non-ASCII), the guard
+    reads it from the plan, finds its live data, and prints a seed command naming it exactly;
+    it never ends in anything but its refusal."""
+    path = "/srv/" + "/".join(parts)
+    case = tmp_path / str(len(list(tmp_path.iterdir())))
+    case.mkdir()
+    host = Host(case)
+    host.persist(directories=(path,))
+    fill(host.live(path) / "data")
+    result = host.run()
+    assert result.returncode == 1, result.stderr
+    assert command_line(result.stderr)[-1] == path
