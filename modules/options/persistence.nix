@@ -69,4 +69,15 @@ in
     internal = true;
     visible = false;
   };
+
+  options.blankslate.seedOnSwitch = mkOption {
+    type = types.bool;
+    default = false;
+    description = ''
+      When a new generation persists a path whose live copy holds data while its persistent copy
+      is missing or empty, copy it first (`blankslate seed --yes` with the new generation's plan)
+      instead of refusing the switch. Off: the switch (and `boot`, `test`) refuses and prints
+      that command. The check runs before every switch (nixpkgs' system.preSwitchChecks).
+    '';
+  };
 }

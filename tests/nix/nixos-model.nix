@@ -675,6 +675,14 @@ in
       default = { };
     };
 
+    # nixos/modules/system/activation/pre-switch-check.nix: shell fragments by name, joined
+    # into system.preSwitchChecksScript, which switch-to-configuration runs before a switch
+    # with the new toplevel and the action as $1 and $2 (ours: the persist guard).
+    system.preSwitchChecks = mkOption {
+      type = types.attrsOf types.str;
+      default = { };
+    };
+
     # Computed by the model, read by the tests: what the initrd's fstab holds
     # (nixos/modules/tasks/filesystems.nix: initrdFstab).
     system.build.initrdFstab = mkOption {
@@ -699,6 +707,13 @@ in
         home = "/root";
         group = "root";
       };
+    }
+
+    # nixos/modules/system/activation/switchable-system.nix: with system.switch.enable (on by
+    # default), nixpkgs' own check, which refuses a switch when the switch inhibitors changed
+    # (here its name; the fragment's text is nixpkgs').
+    {
+      system.preSwitchChecks.switchInhibitors = "# nixpkgs' switch inhibitors check";
     }
 
     # nixos/modules/config/system-path.nix: corePackages ++ defaultPackages, at normal priority
