@@ -232,10 +232,12 @@ def test_any_arguments_end_in_a_status_never_a_traceback(
     host_plan_data: Callable[[str], dict[str, Any]],
     run_cli: Callable[..., int],
     capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Whatever else is given, --root stays the test's tree (the last one wins) and --move-to,
     when given, is refused unless it is a directory there: nothing outside it is touched."""
     plan = plan_file(tmp_path, host_plan_data)
+    monkeypatch.chdir(tmp_path)  # a relative --metrics FILE lands here, never in the checkout
     argv = [arg for arg in argv if arg not in ("--root", "--plan")]
     code = run_cli("persist", "stray", *argv, "--plan", plan, "--root", str(target), "--dry-run")
     assert code in (0, 1, 2)
