@@ -150,9 +150,8 @@ def command_line(stderr: str) -> list[str]:
     words = subprocess.run(
         ["bash", "-c", 'eval "set -- $1"; printf "%s\\0" "$@"', "bash", commands[0]],
         capture_output=True,
-        text=True,
         check=True,
-    ).stdout
+    ).stdout.decode("utf-8", "surrogateescape")  # bytes: text mode would turn \r into \n
     return words.split("\0")[:-1]
 
 
