@@ -739,6 +739,14 @@ def persist_send(
     incremental: Annotated[
         bool, typer.Option("--incremental", help="Only what changed since the snapshot before it.")
     ] = False,
+    parent: Annotated[
+        str | None,
+        typer.Option(
+            "--parent",
+            metavar="NAME",
+            help="Only what changed since snapshot NAME (the last one the other side received).",
+        ),
+    ] = None,
     snapshot: Annotated[
         str, typer.Option(metavar="NAME", help="Snapshot name, or 'latest'.")
     ] = "latest",
@@ -755,7 +763,13 @@ def persist_send(
 
     plan = plan_module.load(plan_source(plan_file, host, flake), builtin=False)
     sent = persist.send(
-        plan, to, incremental=incremental, name=snapshot, device=device, dry_run=dry_run
+        plan,
+        to,
+        incremental=incremental,
+        name=snapshot,
+        parent_name=parent,
+        device=device,
+        dry_run=dry_run,
     )
     if dry_run:
         return
