@@ -95,9 +95,9 @@ def in_view(root: str, work: Callable[[str], Any]) -> Any:
     try:
         done, result = marshal.loads(data)
     except (EOFError, ValueError, TypeError):
-        raise BlankslateError(
-            f"looking beneath the mounts of {root} failed (exit status {status})"
-        ) from None
+        code = os.waitstatus_to_exitcode(status)
+        how = f"killed by signal {-code}" if code < 0 else f"exit status {code}"
+        raise BlankslateError(f"looking beneath the mounts of {root} failed ({how})") from None
     if not done:
         raise BlankslateError(f"looking beneath the mounts of {root}: {result}")
     return result

@@ -231,7 +231,9 @@ def test_sigkill_during_diff_leaves_no_mount(
         if victim == "child":
             os.kill(command.pid, signal.SIGCONT)
             assert command.wait(timeout=60) == 1
-            assert b"error: looking beneath the mounts of" in command.stderr.read()  # type: ignore[union-attr]
+            stderr = command.stderr.read()  # type: ignore[union-attr]
+            assert b"error: looking beneath the mounts of" in stderr
+            assert b"failed (killed by signal 9)" in stderr
         wait_for(lambda: not alive(child), "the child to go")
     finally:
         if command.poll() is None:
