@@ -254,15 +254,17 @@ def classify(raw: Iterable[RawTuple], rules: Rules) -> list[EntryTuple]:
     paths = [entry[0] for entry in ordered]
     entries: list[EntryTuple] = [(path, kind, size, "lost", "") for path, kind, size, _ in ordered]
     settled: set[int] = set()
-    # An outer cover sorts before the covers below it, and hides them with all below.
-    for cover in sorted(rules.covers):
+    # An outer cover hides the covers below it with all below them: they are skipped.
+    covers = set(rules.covers)
+    for cover in rules.covers:
+        if any(head in covers for head in _ancestors(cover)):
+            continue
         first = bisect_left(paths, cover + "/")
         end = bisect_left(paths, cover + "0", first)
         reason = hidden_reason(rules.covers[cover])
         for inner in range(first, end):
-            if inner not in settled:
-                entry = ordered[inner]
-                entries[inner] = (entry[0], entry[1], entry[2], "lost", reason)
+            entry = ordered[inner]
+            entries[inner] = (entry[0], entry[1], entry[2], "lost", reason)
         settled.update(range(first, end))
     for index in sorted(find_sorted(paths, rules.persisted)):
         if index in settled:

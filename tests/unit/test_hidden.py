@@ -407,3 +407,21 @@ def test_seed_hidden_parses_as_typer_would(argv: list[str]) -> None:
     assert invocation.parameters["hidden"] is ("--hidden" in argv)
     assert argv.count("--hidden") <= 1
     assert invocation.parameters["dry_run"] or invocation.parameters["yes"]
+
+
+def test_covers_that_share_a_prefix_each_hide_their_own() -> None:
+    """/srv/a.b sorts between /srv/a and /srv/a/x: it is no cover inside /srv/a."""
+    rules = classify.rules_for(plan.default(), [])
+    classify.add_live_mounts(rules, ["/srv/a", "/srv/a.b", "/srv/a/x"])
+    raw: list[scan.RawTuple] = [
+        ("/srv", "dir", 0, None),
+        ("/srv/a", "dir", 0, None),
+        ("/srv/a.b", "dir", 0, None),
+        ("/srv/a.b/in-a.b", "file", 1, None),
+        ("/srv/a/x", "dir", 0, None),
+        ("/srv/a/x/in-x", "file", 1, None),
+    ]
+    reasons = {entry[0]: entry[4] for entry in classify.classify(raw, rules)}
+    assert reasons["/srv/a.b/in-a.b"] == "hidden under the mount on /srv/a.b"
+    assert reasons["/srv/a/x"] == "hidden under the mount on /srv/a"  # the outer one hides
+    assert reasons["/srv/a/x/in-x"] == "hidden under the mount on /srv/a"
