@@ -212,13 +212,18 @@ def test_sigkill_during_diff_leaves_no_mount(
         stderr=subprocess.PIPE,
     )
     try:
+        ours = os.readlink("/proc/self/ns/mnt")
 
         def forked() -> list[int]:
-            return [
-                pid
-                for pid in children_of(command.pid)
-                if Path(f"/proc/{pid}/cmdline").read_bytes().startswith(os.fsencode(sys.executable))
-            ]
+            """The child once it is in a mount namespace of its own (not a findmnt)."""
+            found = []
+            for pid in children_of(command.pid):
+                try:
+                    if os.readlink(f"/proc/{pid}/ns/mnt") != ours:
+                        found.append(pid)
+                except OSError:
+                    continue  # gone already
+            return found
 
         [child] = wait_for(forked, "the forked child")
         os.kill(command.pid, signal.SIGSTOP)  # the child now fills the pipe and waits
