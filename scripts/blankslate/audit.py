@@ -128,7 +128,7 @@ def _beneath_or(
     """`work` on `root` seen beneath its mounts (`beneath.in_view`); for anyone but root, who
     cannot look there, `fallback` on the live tree, with a warning that says what is missed."""
     try:
-        return beneath.in_view(root, work)  # type: ignore[no-any-return]
+        return beneath.in_view(root, work)
     except beneath.NotRoot as error:
         entries, problems = fallback()
         return entries, [*problems, str(error)]

@@ -18,11 +18,12 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from blankslate import mounts, process
 from blankslate.errors import BlankslateError
 
+T = TypeVar("T")
 CLONE_NEWNS = 0x00020000  # <linux/sched.h>: a new mount namespace
 
 
@@ -67,7 +68,7 @@ def _child(root: str, view: Path, work: Callable[[str], Any], write: int) -> int
     return status
 
 
-def in_view(root: str, work: Callable[[str], Any]) -> Any:
+def in_view(root: str, work: Callable[[str], T]) -> T:
     """`work(view)` run in a child that sees `root` beneath its mounts at `view`; its result
     (plain data: tuples, lists, strings, numbers) comes back. A failure there is raised here.
 
@@ -100,4 +101,4 @@ def in_view(root: str, work: Callable[[str], Any]) -> Any:
         raise BlankslateError(f"looking beneath the mounts of {root} failed ({how})") from None
     if not done:
         raise BlankslateError(f"looking beneath the mounts of {root}: {result}")
-    return result
+    return cast(T, result)

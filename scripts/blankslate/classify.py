@@ -129,7 +129,6 @@ class Rules:
     """What classification needs to know, gathered once from the plan and the scanned root."""
 
     persisted: dict[str, str] = field(default_factory=dict)  # path -> reason
-    persisted_trees: set[str] = field(default_factory=set)  # persisted with everything below
     persisted_parents: set[str] = field(default_factory=set)
     # What a mount puts over each persisted path or mountpoint, hiding what the root holds
     # below it: path -> "the bind mount of /var/lib/foo", "the mount of subvolume 'home' on
@@ -171,22 +170,20 @@ def rules_for(plan: Plan, ignore: Sequence[Rule], etc_clean: str | None = None) 
     """Classification rules from the plan, the ignore rules and /etc/.clean's text."""
     rules = Rules(ignore=RuleSet(ignore))
 
-    def persist(path: str, reason: str, tree: bool) -> None:
+    def persist(path: str, reason: str) -> None:
         path = path.rstrip("/") or "/"
         rules.persisted.setdefault(path, reason)
-        if tree:
-            rules.persisted_trees.add(path)
         rules.persisted_parents.update(_ancestors(path))
 
-    persist(plan.persist_path, "persistPath", tree=True)
+    persist(plan.persist_path, "persistPath")
     for root in plan.persistence_roots[1:]:
-        persist(root, "persistence root", tree=True)
+        persist(root, "persistence root")
     for entry in plan.persisted:
         where = "" if entry.root == plan.persist_path else f" (in {entry.root})"
-        persist(entry.path, f"persisted {entry.kind}{where}", tree=entry.kind == "directory")
+        persist(entry.path, f"persisted {entry.kind}{where}")
     for mount in plan.mounts:
         if mount.mount_point != "/":
-            persist(mount.mount_point, f"mountpoint of {_mounted_what(plan, mount)}", tree=True)
+            persist(mount.mount_point, f"mountpoint of {_mounted_what(plan, mount)}")
     # What covers each of them: a mount of the layout, else impermanence's bind mount, else
     # the mount of a persistence root (the platform's, with rollback "none").
     covers = rules.covers
