@@ -474,6 +474,10 @@ def seed(
     ] = Path("/"),
     dry_run: DryRun = False,
     yes: Yes = False,
+    hidden: Annotated[
+        bool,
+        typer.Option("--hidden", help="Copy what the mounts hide on the root (see diff) instead."),
+    ] = False,
 ) -> None:
     """Copy today's data of newly persisted paths into persistPath."""
 
@@ -487,6 +491,7 @@ def seed(
         dry_run=dry_run,
         yes=yes,
         confirm=confirm,
+        hidden=hidden,
     )
 
 

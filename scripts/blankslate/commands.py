@@ -88,14 +88,19 @@ def seed(
     dry_run: bool,
     yes: bool,
     confirm: Callable[[str], None],
+    hidden: bool = False,
 ) -> None:
     """`confirm` asks the question and aborts on no; it is not called with --yes or --dry-run.
     `root` is the target system's root (as nixos-install --root): the live tree is read there
-    and the copies go into persistPath under it."""
+    and the copies go into persistPath under it. `hidden`: copy what the mounts hide there
+    instead (`hidden_seed`)."""
     from blankslate import plan as plan_module
     from blankslate import seed as seed_module
 
     plan = plan_module.load(source, builtin=False)
+    if hidden:
+        _seed_hidden(plan, paths=paths, root=root, dry_run=dry_run, yes=yes, confirm=confirm)
+        return
     items = seed_module.plan_seed(plan, root=root, selection=paths)
     for line in seed_module.describe(items):
         print(line)
@@ -269,3 +274,35 @@ def new_host(
     print(f"wrote {written}")
     for line in newhost.next_steps(choices):
         print(line)
+
+
+def _seed_hidden(
+    plan: Plan,
+    *,
+    paths: tuple[str, ...],
+    root: Path,
+    dry_run: bool,
+    yes: bool,
+    confirm: Callable[[str], None],
+) -> None:
+    """`seed --hidden`: list, ask, then look again and copy (the listing is not trusted)."""
+    from blankslate import hidden_seed
+
+    items = hidden_seed.inspect(plan, root=root, selection=paths)
+    for line in hidden_seed.describe(items):
+        print(line)
+    copies = [item for item in items if item.action == "copy"]
+    if not items:
+        print(f"nothing hidden beneath the mounts of {root}")
+    if copies and not dry_run:
+        if not yes:
+            confirm(f"Copy {len(copies)} hidden entries into the roots that keep them?")
+        items = hidden_seed.apply(plan, root=root, selection=paths)
+        copies = [item for item in items if item.action == "copy"]
+        print(f"copied {len(copies)} hidden entries")
+    if dry_run:
+        print("Dry run: nothing was changed.")
+    if any(item.needs_attention for item in items):
+        raise BlankslateError(
+            "some hidden entries were not copied (conflict or problem above); see each line"
+        )
