@@ -147,9 +147,9 @@ persistent_problem() {
   elif holds_data "$kind" "$copy"; then
     return 1
   elif [[ $kind == d ]]; then
-    printf '%s is empty (seed leaves it as is: rmdir it first)' "$copy"
+    printf '%s is empty (seed fills it)' "$copy"
   else
-    printf '%s is empty (seed leaves it as is: remove it first)' "$copy"
+    printf '%s is empty (seed leaves an empty file as is: remove it first)' "$copy"
   fi
 }
 

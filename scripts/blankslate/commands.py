@@ -104,7 +104,7 @@ def seed(
     items = seed_module.plan_seed(plan, root=root, selection=paths)
     for line in seed_module.describe(items):
         print(line)
-    copies = [item for item in items if item.action == "copy"]
+    copies = [item for item in items if item.action in ("copy", "fill")]
     persist = inside(root, plan.persist_path)
     if copies and not dry_run and not yes:
         confirm(f"Copy {len(copies)} paths into {persist}?")

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from blankslate import (
-    copy,
     disk,
     hostkeys,
     layout,
@@ -674,9 +673,9 @@ def seed_installed(plan: Plan, root: Path, *, dry_run: bool) -> list[seed.SeedIt
     /etc/machine-id, ...) is on the root the first boot erases: copy it into the persistence
     root, as `blankslate seed --root` does (no bind mount exists yet, so the live view under
     `root` is that data). A directory that persistent storage holds empty (impermanence's
-    activation makes them during nixos-install) is filled; anything it holds already is left
-    as is, and a different copy on the root is a conflict, one line naming both. Returns what
-    was copied."""
+    activation makes them during nixos-install) is filled, as seed does; anything it holds
+    already is left as is, and a different copy on the root is a conflict, one line naming
+    both. Returns what was copied."""
     persist = paths.inside(root, plan.persist_path)
     if dry_run:
         ui.say(
@@ -685,38 +684,19 @@ def seed_installed(plan: Plan, root: Path, *, dry_run: bool) -> list[seed.SeedIt
         )
         return []
     items = seed.plan_seed(plan, root=root)
-    copies = [item for item in items if item.action == "copy"]
-    fills = [item for item in items if item.action == "present" and _fillable(item)]
     lines = []
     for item in items:
-        if item in copies or item in fills:
-            how = "copy" if item in copies else "fill"
-            lines.append(f"{how:<8}  {item.kind:<9}  {item.source} -> {item.target}")
+        if item.action in ("copy", "fill"):
+            lines.append(f"{item.action:<8}  {item.kind:<9}  {item.source} -> {item.target}")
         lines += _conflict_lines(item)
     ui.say(f"Seeding {persist} with what nixos-install wrote under persisted paths:")
     for line in lines or ["nothing to copy"]:
         ui.say(f"  {line}")
-    done = seed.apply(copies, live_root=root)
-    targets = frozenset(entry.target for entry in mounts.all_mounts())
-    for item in fills:
-        # Walked from the mountpoint of its filesystem, no link followed, as seed's copies.
-        base = mounts.holding_mount(str(item.root), targets, str(os.path.abspath(root)))
-        relative = str(item.target.parent.relative_to(base))
-        with safefile.held(safefile.walk(base, relative)) as parent:
-            copy.copy_into_empty(item.source, parent, item.target.name)
-        done.append(item)
-    return done
+    return seed.apply(items, live_root=root)
 
 
 def _is_directory(path: Path) -> bool:
     return os.path.isdir(path) and not os.path.islink(path)
-
-
-def _fillable(item: seed.SeedItem) -> bool:
-    """A persisted directory held empty in persistent storage, with data on the root."""
-    if item.kind != "directory" or not (_is_directory(item.source) and _is_directory(item.target)):
-        return False
-    return not os.listdir(item.target) and bool(os.listdir(item.source))
 
 
 def _conflict_lines(item: seed.SeedItem) -> list[str]:
