@@ -774,4 +774,5 @@ def warn_unfinished(plan: Plan, mountpoint: Path) -> None:
 
 
 def unmount(mountpoint: Path) -> list[str]:
+    require_root("unmounting needs it")
     return layout.unmount_all(mountpoint)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import errno
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -759,3 +759,15 @@ def test_install_dry_run_only_lists_what_it_would_seed(
     )
     assert not (checkout / "mnt").exists()
     assert list(fp.calls)[-1] == install.git_ls_files(checkout, HARDWARE)  # nothing else ran
+
+
+def test_unmount_as_another_user_is_the_one_run_as_root_line(
+    monkeypatch: pytest.MonkeyPatch, run_cli: Callable[..., int], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Not a lock error on /run/blankslate: the same line every root-only command gives."""
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    assert run_cli("unmount", "--root", "/tmp/nowhere") == 1
+    assert (
+        capsys.readouterr().err.strip().splitlines()[-1]
+        == "error: run as root (unmounting needs it)"
+    )
