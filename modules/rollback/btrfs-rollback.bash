@@ -63,10 +63,36 @@ if [[ $(type -t kept_prune) != function ]]; then
 fi
 
 usage() {
-  printf 'usage: %s DEVICE ROOT_SUBVOLUME BLANK_SNAPSHOT OLD_ROOTS_SUBVOLUME KEEP_DAYS KEEP_NEWEST\n' "${0##*/}" >&2
+  printf 'usage: %s [--prune-budget SECONDS] [--prune-only] [--root-quota SIZE] DEVICE ROOT_SUBVOLUME BLANK_SNAPSHOT OLD_ROOTS_SUBVOLUME KEEP_DAYS KEEP_NEWEST\n' "${0##*/}" >&2
   exit 2
 }
 
+budget='' prune_only=0 root_quota=''
+while (($#)) && [[ $1 == --* ]]; do
+  case $1 in
+    --prune-budget)
+      (($# >= 2)) || usage
+      check_count SECONDS "$2"
+      budget=$((10#$2))
+      shift 2
+      ;;
+    --prune-only)
+      prune_only=1
+      shift
+      ;;
+    --root-quota)
+      (($# >= 2)) || usage
+      [[ $2 =~ ^[1-9][0-9]{0,15}[KMGT]?$ ]] || die "SIZE must be a positive number of bytes, with an optional K, M, G or T suffix: $(q "$2")"
+      root_quota=$2
+      shift 2
+      ;;
+    --)
+      shift
+      break
+      ;;
+    *) usage ;;
+  esac
+done
 (( $# == 6 )) || usage
 device=$1 root=$2 blank=$3 old_roots=$4 keep_days=$5 keep_newest=$6
 
@@ -92,6 +118,27 @@ fi
 
 kept_dir=$old_roots
 mount_top_level "$device"
+
+# Deletes the expired old roots (see "Pruning" in the header). Never fails: an old root that
+# cannot be deleted is reported and kept, and the others are still pruned.
+prune() { kept_prune btrfs_kept_list btrfs_kept_delete btrfs_kept_label; }
+
+if ((prune_only)); then
+  if [[ -L $mnt/$old_roots || ! -d $mnt/$old_roots ]]; then
+    log "no old roots to prune ($(q "$old_roots") is not a directory)"
+    exit 0
+  fi
+  if is_subvolume "$mnt/$old_roots" && is_readonly "$mnt/$old_roots"; then
+    btrfs property set -ts -- "$mnt/$old_roots" ro false
+    log "made $(q "$old_roots") writable (it was read-only)"
+  fi
+  kept_clock
+  [[ -z $budget ]] || prune_budget "$budget"
+  prune
+  sync -f -- "$mnt"
+  log "pruned (${prune_deleted} deleted)"
+  exit 0
+fi
 
 if ! is_subvolume "$mnt/$blank"; then
   if [[ -e $mnt/$blank || -L $mnt/$blank ]]; then
@@ -128,49 +175,147 @@ done
 
 kept_clock
 
-# Deletes the expired old roots (see "Pruning" in the header). Never fails: an old root that
-# cannot be deleted is reported and kept, and the others are still pruned.
-prune() { kept_prune btrfs_kept_list btrfs_kept_delete btrfs_kept_label; }
-
-# Runs "$@", a step of the reset, its output discarded. When it fails because the filesystem
-# is full, prunes the expired old roots, waits until btrfs has freed their space (a deleted
-# subvolume is freed in the background) and runs it once more.
-with_space() {
+# Runs "$@", a step of the reset, its output discarded. full=1 when it failed because the
+# filesystem is full (ENOSPC); any other failure is reported and ends the script.
+full=0
+step() {
   local err
+  full=0
   if err=$("$@" 2>&1 >/dev/null); then
     return 0
   fi
-  if [[ $err != *"No space left on device"* ]]; then
-    printf '%s\n' "$err" >&2
-    return 1
+  if [[ $err == *"No space left on device"* ]]; then
+    if ((give_up_level == 0)); then
+      warn "the filesystem is full ($(q "${err##*: }")): giving up, in this order, the expired old roots, the old roots beyond the newest, keeping $(q "$root") as an old root, every old root, until the reset can go on"
+    fi
+    full=1
+    return 0
   fi
-  warn "the filesystem is full ($(q "${err##*: }")): pruning the expired old roots, then trying once more"
-  prune
+  printf '%s\n' "$err" >&2
+  die "$(q "$1") failed; $(q "$root") is not reset"
+}
+
+# The filesystem is full: gives up the next thing on the list, that frees something, and
+# waits until btrfs has freed its space (a deleted subvolume is freed in the background).
+# None of this is bounded by the time budget: the reset comes first.
+give_up_level=0 this_root=''
+give_up() {
+  local prune_deadline='' before
+  while true; do
+    give_up_level=$((give_up_level + 1))
+    before=$prune_deleted
+    case $give_up_level in
+      1)
+        log "giving up the expired old roots"
+        prune
+        ;;
+      2)
+        log "giving up the old roots beyond the newest"
+        # this run's own old root, when there is one, is the newest: keep the one before it
+        local keep_days=0 keep_newest=1 kept_clock_check=0
+        [[ -z $this_root || $this_root == "$root" ]] || keep_newest=2
+        prune
+        ;;
+      3)
+        log "giving up keeping $(q "$root") as an old root"
+        if [[ -n $this_root ]] && is_subvolume "$mnt/$this_root"; then
+          give_up_root=$this_root
+          try delete_tree "$mnt/$this_root"
+          give_up_root=''
+          if ((try_rc == 0)); then
+            prune_deleted=$((prune_deleted + 1))
+          else
+            warn "could not delete $(q "$this_root") (exit $try_rc)"
+          fi
+        fi
+        ;;
+      4)
+        log "giving up every old root"
+        local keep_days=0 keep_newest=0 kept_clock_check=0
+        prune
+        ;;
+      *)
+        die "the filesystem is full and nothing is left to give up; $(q "$root") is not reset"
+        ;;
+    esac
+    if ((prune_deleted > before)); then
+      break
+    fi
+    log "nothing to give up there"
+  done
   btrfs filesystem sync "$mnt" >/dev/null
   btrfs subvolume sync "$mnt" >/dev/null
+  btrfs filesystem sync "$mnt" >/dev/null
   log "waited for the space of the deleted subvolumes"
-  "$@" >/dev/null
+}
+
+# Runs the step "$@" until the filesystem has room for it.
+reset_step() {
+  step "$@"
+  while ((full)); do
+    give_up
+    step "$@"
+  done
+}
+
+# Sets the root's quota on the new root (before it takes the root's name: a crash before
+# that leaves only our temporary name). A quota that cannot be set does not stop the reset.
+limit_root() {
+  local err
+  if ! btrfs qgroup show -- "$mnt" >/dev/null 2>&1; then
+    if ! err=$(btrfs quota enable -- "$mnt" 2>&1 >/dev/null); then
+      warn "could not enable btrfs quotas ($(q "${err##*: }")); $(q "$root") has no quota"
+      return 0
+    fi
+    log "enabled btrfs quotas on $(q "$device")"
+  fi
+  if ! err=$(btrfs qgroup limit -- "$root_quota" "$mnt/$tmp_name" 2>&1 >/dev/null); then
+    warn "could not limit $(q "$root") to $root_quota ($(q "${err##*: }")); it has no quota"
+    return 0
+  fi
+  log "limited $(q "$root") to $root_quota (btrfs quota)"
 }
 
 if [[ -e $mnt/$root ]]; then
   kept_new_name btrfs_kept_exists
   name=$kept_name
+  this_root=$root
   # -T: rename(2) semantics, never "move into" an existing directory
-  with_space mv -T -- "$mnt/$root" "$mnt/$old_roots/$name"
-  log "moved $(q "$root") to $(q "$old_roots/$name")"
+  step mv -T -- "$mnt/$root" "$mnt/$old_roots/$name"
+  while ((full)); do
+    give_up
+    [[ -e $mnt/$root ]] || break
+    step mv -T -- "$mnt/$root" "$mnt/$old_roots/$name"
+  done
+  if [[ -e $mnt/$root ]]; then
+    # still there: the rename failed for another reason, step said it and died
+    die "internal: $(q "$root") is still in place"
+  fi
+  if ((give_up_level >= 3)); then
+    log "deleted $(q "$root") instead of keeping it (the filesystem is full)"
+  else
+    this_root=$old_roots/$name
+    log "moved $(q "$root") to $(q "$old_roots/$name")"
+  fi
 else
   log "no $(q "$root") (an interrupted run moved it already)"
 fi
 
-with_space btrfs subvolume snapshot -- "$mnt/$blank" "$mnt/$tmp_name"
-with_space mv -T -- "$mnt/$tmp_name" "$mnt/$root"
+reset_step btrfs subvolume snapshot -- "$mnt/$blank" "$mnt/$tmp_name"
+[[ -z $root_quota ]] || limit_root
+reset_step mv -T -- "$mnt/$tmp_name" "$mnt/$root"
 log "created $(q "$root") from $(q "$blank")"
 
+if [[ -n $budget ]]; then
+  prune_budget "$budget"
+fi
 prune
 
 sync -f -- "$mnt"
 if (( prune_failed )); then
   log "done (some old roots could not be deleted, see above)"
+elif ((prune_stopped)); then
+  log "done (pruning goes on after the boot)"
 else
   log "done"
 fi

@@ -738,6 +738,73 @@ def test_full_filesystem_prunes_then_resets(helpers, tmp_path):
             assert helpers.mounts_under(run_dir) == [] and list(run_dir.iterdir()) == []
 
 
+def fill_filesystem(helpers, top: Path, where: Path) -> None:
+    """What any user can do from /tmp: fill the filesystem, data then metadata."""
+    with contextlib.suppress(OSError), open(where / "fill", "wb") as f:
+        while True:
+            f.write(os.urandom(1 << 20))
+    with contextlib.suppress(OSError):
+        for i in range(100_000):
+            (where / f"f{i}").write_bytes(b"x" * 2000)
+    os.sync()
+    probe = helpers.run(
+        ["btrfs", "subvolume", "snapshot", top / "root-blank", top / "probe"], check=False
+    )
+    assert "No space left on device" in probe.stderr, "the filesystem is not full"
+
+
+@pytest.mark.parametrize("big_old_root", [False, True])
+def test_full_filesystem_with_nothing_expired_still_resets(helpers, tmp_path, big_old_root):
+    """A user fills the filesystem from /tmp; no old root has expired. The reset gives up, in
+    order and logged: the expired old roots (none), the old roots beyond the newest, then
+    keeping this root as an old root; the root is reset whatever the user wrote."""
+    image = tmp_path / f"{helpers.IMAGE_PREFIX}full.img"
+    run_dir = tmp_path / "run"
+    with helpers.loop_device(image, "256MiB") as device:
+        helpers.run(["mkfs.btrfs", "-q", "-f", "--mixed", "-L", "nixos", device])
+        helpers.make_layout(device)
+        with helpers.mount_top_level(device) as top:
+            now = datetime.now(UTC)
+            mksubvol(helpers, top / "old_roots")
+            # two recent old roots (nothing expires at 30 days); the older one may be big
+            older, newest = stamp(now - timedelta(days=2)), stamp(now - timedelta(days=1))
+            mksubvol(helpers, top / "old_roots" / older)
+            mksubvol(helpers, top / "old_roots" / newest)
+            if big_old_root:
+                with open(top / "old_roots" / older / "big", "wb") as f:
+                    f.write(os.urandom(96 << 20))
+            (top / "root" / "tmp").mkdir()
+            mksubvol(helpers, top / "root" / "tmp" / "nested")
+            fill_filesystem(helpers, top, top / "root" / "tmp")
+
+            proc = rollback(device, 30, run_dir, keep_newest=3)
+            assert proc.returncode == 0, proc.stdout + proc.stderr
+            out = proc.stdout.splitlines()
+            err = proc.stderr
+            assert "the filesystem is full" in err
+            assert f"{PREFIX}giving up the expired old roots" in out
+            assert f"{PREFIX}giving up the old roots beyond the newest" in out
+            assert f"{PREFIX}deleted old_roots/{older}" in out
+            assert (top / "old_roots" / newest).is_dir()
+            assert helpers.is_subvolume(top / "root") and os.listdir(top / "root") == []
+            assert helpers.subvolume_info(top / "root")["Flags"] == "-"
+            assert helpers.mounts_under(run_dir) == [] and list(run_dir.iterdir()) == []
+            if big_old_root:
+                # deleting the big old root was enough: this root is kept as an old root
+                assert f"{PREFIX}giving up keeping root as an old root" not in out
+                assert set(os.listdir(top / "old_roots")) == {newest, *old_root_names(top)}
+                (moved,) = old_root_names(top) - {newest}
+                assert (top / "old_roots" / moved / "tmp" / "fill").exists()
+            else:
+                assert f"{PREFIX}giving up keeping root as an old root" in out
+                assert f"{PREFIX}deleted root" in out
+                assert os.listdir(top / "old_roots") == [newest]
+            # the next boot, with space again, is a normal one
+            proc = rollback(device, 30, run_dir, keep_newest=3)
+            assert proc.returncode == 0, proc.stdout + proc.stderr
+            assert "the filesystem is full" not in proc.stderr
+
+
 # --------------------------------------------------------------------------- fault injection
 
 
