@@ -805,6 +805,117 @@ def test_full_filesystem_with_nothing_expired_still_resets(helpers, tmp_path, bi
             assert "the filesystem is full" not in proc.stderr
 
 
+# --------------------------------------------------------------------------- the time budget
+
+
+def nested_tree(helpers, base: Path, count: int) -> None:
+    """What any user can do in /tmp: subvolumes, here `count` nested two levels deep."""
+    (base / "tmp").mkdir(exist_ok=True)
+    for i in range(count):
+        mksubvol(helpers, base / "tmp" / f"user-s{i}")
+        if i % 2:
+            mksubvol(helpers, base / "tmp" / f"user-s{i}" / "inner")
+
+
+def prune_only(device: str, run_dir: Path, keep_days: int = 0, keep_newest: int = 0, **kw):
+    """The stage-2 run: the same script, the same rules, no reset."""
+    argv = ["--prune-only", device, "root", "root-blank", "old_roots", str(keep_days)]
+    return rollback(device, keep_days, run_dir, *argv, str(keep_newest), **kw)
+
+
+def test_budget_zero_prunes_nothing_and_the_stage_2_run_finishes(helpers, system):
+    """Budget 0: the initrd resets the root and prunes nothing; the stage-2 run (--prune-only)
+    deletes the expired old roots and every subvolume nested in them, and leaves / alone."""
+    device, top, run_dir, baseline = system
+    now = datetime.now(UTC)
+    mksubvol(helpers, top / "old_roots")
+    plain = stamp(now - timedelta(days=3))
+    mksubvol(helpers, top / "old_roots" / plain)
+    nested_tree(helpers, top / "root", 6)  # 9 nested, plus populate_root's 5
+    script = [device, "root", "root-blank", "old_roots", "0", "0"]
+    proc = rollback(device, 0, run_dir, "--prune-budget", "0", *script)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = proc.stdout.splitlines()
+    assert_fresh_root(helpers, top, baseline)
+    (moved,) = old_root_names(top) - {plain}
+    assert set(os.listdir(top / "old_roots")) == {plain, moved}
+    assert len(helpers.subvolumes_under(top / "old_roots" / moved)) == 14
+    assert f"{PREFIX}pruning stopped: its time budget is used up; 2 expired left for later" in out
+    assert not any("deleted" in line for line in out)
+    assert out[-1] == f"{PREFIX}done (pruning goes on after the boot)"
+    assert_clean_exit(helpers, run_dir, device)
+
+    root_uuid = helpers.subvolume_info(top / "root")["UUID"]
+    (top / "root" / "state").write_text("written after the boot")
+    proc = prune_only(device, run_dir)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = proc.stdout.splitlines()
+    assert os.listdir(top / "old_roots") == []
+    assert f"{PREFIX}deleted old_roots/{plain}" in out
+    assert f"{PREFIX}deleted old_roots/{moved}" in out
+    assert sum("deleted nested subvolume" in line for line in out) == 14
+    assert out[-1] == f"{PREFIX}pruned (2 deleted)"
+    # the running root is not touched
+    assert helpers.subvolume_info(top / "root")["UUID"] == root_uuid
+    assert (top / "root" / "state").read_text() == "written after the boot"
+    assert_clean_exit(helpers, run_dir, device)
+    baseline.check(blank=False)
+
+
+SLOW_DELETE = """#!/bin/bash
+# btrfs, but each `subvolume delete` takes 1.5 s: longer than the whole budget
+if [[ $1 == subvolume && $2 == delete ]]; then sleep 1.5; fi
+exec {real} "$@"
+"""
+
+
+def test_budget_stops_inside_a_tree_and_the_stage_2_run_finishes(helpers, system, tmp_path):
+    """A budget of 1 s where each delete takes 1.5 s: the initrd run cannot delete the 14
+    nested subvolumes of the expired old root (it stops at the budget, whatever the
+    machine's speed); the stage-2 run, without a budget, deletes what is left."""
+    device, top, run_dir, baseline = system
+    nested_tree(helpers, top / "root", 6)
+    proc = rollback(device, 30, run_dir)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (moved,) = old_root_names(top)
+    bindir = tmp_path / "slow"
+    bindir.mkdir()
+    real = shutil.which("btrfs")
+    assert real
+    (bindir / "btrfs").write_text(SLOW_DELETE.format(real=real))
+    (bindir / "btrfs").chmod(0o755)
+    script = [device, "root", "root-blank", "old_roots", "0", "1"]
+    proc = rollback(device, 0, run_dir, "--prune-budget", "1", *script, extra_path=bindir)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = proc.stdout.splitlines()
+    assert_fresh_root(helpers, top, baseline)
+    # keep_newest 1 keeps the root just moved; the other one is expired
+    assert moved in os.listdir(top / "old_roots")
+    assert f"{PREFIX}deleted old_roots/{moved}" not in out
+    assert f"{PREFIX}stopped deleting old_roots/{moved}: the time budget is used up" in out
+    assert f"{PREFIX}pruning stopped: its time budget is used up; 1 expired left for later" in out
+    assert sum("deleted nested subvolume" in line for line in out) < 14
+    assert_clean_exit(helpers, run_dir, device)
+
+    proc = prune_only(device, run_dir, keep_newest=1)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = proc.stdout.splitlines()
+    assert f"{PREFIX}deleted old_roots/{moved}" in out
+    assert len(old_root_names(top)) == 1 and moved not in os.listdir(top / "old_roots")
+    assert_clean_exit(helpers, run_dir, device)
+
+
+def test_prune_only_without_old_roots_does_nothing(helpers, system):
+    device, top, run_dir, baseline = system
+    before = helpers.tree_manifest(top / "root")
+    proc = prune_only(device, run_dir)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "no old roots to prune" in proc.stdout
+    assert helpers.tree_manifest(top / "root") == before
+    assert not (top / "old_roots").exists()
+    assert_clean_exit(helpers, run_dir, device)
+
+
 # --------------------------------------------------------------------------- fault injection
 
 
