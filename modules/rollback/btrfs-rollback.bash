@@ -262,14 +262,14 @@ reset_step() {
 # that leaves only our temporary name). A quota that cannot be set does not stop the reset.
 limit_root() {
   local err
-  if ! btrfs qgroup show -- "$mnt" >/dev/null 2>&1; then
-    if ! err=$(btrfs quota enable -- "$mnt" 2>&1 >/dev/null); then
+  if ! btrfs qgroup show "$mnt" >/dev/null 2>&1; then
+    if ! err=$(btrfs quota enable "$mnt" 2>&1 >/dev/null); then
       warn "could not enable btrfs quotas ($(q "${err##*: }")); $(q "$root") has no quota"
       return 0
     fi
     log "enabled btrfs quotas on $(q "$device")"
   fi
-  if ! err=$(btrfs qgroup limit -- "$root_quota" "$mnt/$tmp_name" 2>&1 >/dev/null); then
+  if ! err=$(btrfs qgroup limit "$root_quota" "$mnt/$tmp_name" 2>&1 >/dev/null); then
     warn "could not limit $(q "$root") to $root_quota ($(q "${err##*: }")); it has no quota"
     return 0
   fi

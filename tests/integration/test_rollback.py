@@ -8,6 +8,7 @@ so that the temporary mount of a killed run can be found and removed "as a reboo
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import random
 import re
@@ -914,6 +915,49 @@ def test_prune_only_without_old_roots_does_nothing(helpers, system):
     assert helpers.tree_manifest(top / "root") == before
     assert not (top / "old_roots").exists()
     assert_clean_exit(helpers, run_dir, device)
+
+
+# --------------------------------------------------------------------------- the root's quota
+
+
+def test_root_quota_limits_the_root_not_persist(helpers, system):
+    """--root-quota: quotas are enabled, the new root gets the limit before it takes the
+    root's name, and a user who fills / gets EDQUOT while /persist still has room."""
+    device, top, run_dir, baseline = system
+    script = [device, "root", "root-blank", "old_roots", "30", "3"]
+    for boot in range(2):
+        proc = rollback(device, 30, run_dir, "--root-quota", "16M", *script)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        out = proc.stdout.splitlines()
+        assert f"{PREFIX}limited root to 16M (btrfs quota)" in out, proc.stderr
+        assert (f"{PREFIX}enabled btrfs quotas on {device}" in out) == (boot == 0)
+        assert_fresh_root(helpers, top, baseline)
+        assert_clean_exit(helpers, run_dir, device)
+        os.sync()
+        with pytest.raises(OSError) as caught, open(top / "root" / "fill", "wb") as f:
+            for _ in range(64):
+                f.write(os.urandom(1 << 20))
+                f.flush()
+                os.fsync(f.fileno())
+        assert caught.value.errno == errno.EDQUOT
+        assert (top / "root" / "fill").stat().st_size <= 16 << 20
+    # persist is not limited by the root's quota
+    with open(top / "persist" / "big", "wb") as f:
+        f.write(os.urandom(32 << 20))
+        os.fsync(f.fileno())
+    (top / "persist" / "big").unlink()
+
+
+@pytest.mark.parametrize("size", ["0", "16", "1.5G", "16MiB", "-1", "16m", "", "1" * 17])
+def test_root_quota_size_is_checked(helpers, system, size):
+    device, top, run_dir, baseline = system
+    script = [device, "root", "root-blank", "old_roots", "30", "3"]
+    proc = rollback(device, 30, run_dir, "--root-quota", size, *script)
+    if size == "16":
+        assert proc.returncode == 0, proc.stderr
+        return
+    assert proc.returncode == 1 and "SIZE must be" in proc.stderr
+    assert not (top / "old_roots").exists()
 
 
 # --------------------------------------------------------------------------- fault injection
