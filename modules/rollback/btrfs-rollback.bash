@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # blankslate: reset a btrfs root subvolume to its blank snapshot (run once per boot).
 #
-#   btrfs-rollback.bash DEVICE ROOT_SUBVOLUME BLANK_SNAPSHOT OLD_ROOTS_SUBVOLUME KEEP_DAYS KEEP_NEWEST
+#   btrfs-rollback.bash [--prune-budget SECONDS] [--root-quota SIZE]
+#                       DEVICE ROOT_SUBVOLUME BLANK_SNAPSHOT OLD_ROOTS_SUBVOLUME KEEP_DAYS KEEP_NEWEST
+#   btrfs-rollback.bash --prune-only DEVICE ROOT_SUBVOLUME BLANK_SNAPSHOT OLD_ROOTS_SUBVOLUME KEEP_DAYS KEEP_NEWEST
 #
 # Runs in the systemd initrd as a oneshot unit before sysroot.mount (bash, coreutils,
 # util-linux, btrfs-progs, findutils, grep, sed on PATH); the integration tests run this very
-# file against a real btrfs filesystem on a loop device.
+# file against a real btrfs filesystem on a loop device. With --prune-only it resets nothing
+# and only prunes (step 7), with the same rules: a stage-2 unit runs it so, after the boot,
+# to finish what the initrd's time budget left.
 #
 # Steps (every name is relative to the filesystem's top level, subvolid=5):
 #   1. mount the top level on a private temporary directory (always unmounted on exit);
@@ -14,12 +18,24 @@
 #   4. create OLD_ROOTS if missing; clear the read-only property of ROOT and OLD_ROOTS if set
 #      (logged), or the rename could not happen;
 #   5. rename ROOT to OLD_ROOTS/<UTC time of this run> (".N" appended when taken);
-#   6. snapshot BLANK_SNAPSHOT to ROOT.blankslate-new, then rename it to ROOT;
-#   7. prune the expired old roots (below);
+#   6. snapshot BLANK_SNAPSHOT to ROOT.blankslate-new, give it the quota of --root-quota
+#      (btrfs quotas are enabled if off; a quota that cannot be set is only a warning), then
+#      rename it to ROOT;
+#   7. prune the expired old roots (below), within --prune-budget SECONDS if given;
 #   8. syncfs, so the new root is on disk before sysroot.mount.
-# When a rename or the snapshot of steps 5-6 fails because the filesystem is full (ENOSPC),
-# step 7 runs first, the script waits until btrfs has freed the deleted roots' space, and the
-# step is tried once more.
+#
+# A full filesystem cannot stop the reset. When a rename or the snapshot of steps 5-6 fails
+# with ENOSPC (a user filled the filesystem from /tmp), the script gives up, one at a time
+# and logged, until the step succeeds: the expired old roots; the old roots beyond the newest
+# (keepDays ignored); keeping this root as an old root (it is deleted instead); every old
+# root. After each, it waits until btrfs has freed the deleted subvolumes' space, and the
+# step is tried again. None of this is bound by the time budget: the reset comes first.
+#
+# The time budget. A user can nest thousands of subvolumes in /tmp, each costing a delete.
+# With --prune-budget, no deletion starts once SECONDS have passed since step 7 began, and
+# the walk of an old root's tree is cut short there too (0 prunes nothing); what is left is
+# logged and found again by the next run (--prune-only after the boot). Without it, pruning
+# is complete.
 #
 # Pruning. Among the old roots named by step 5 (other entries are never touched):
 #   - the KEEP_NEWEST most recently created are kept, whatever their names: btrfs gives each
@@ -38,16 +54,18 @@
 # filesystem shows a prefix of the steps above; a plain re-run completes the job from each:
 #   - nothing done / OLD_ROOTS just created or made writable: a normal run;
 #   - ROOT renamed away, no new root yet: step 5 has nothing to move, step 6 snapshots;
+#   - ROOT deleted by a full filesystem's give-up, no new root yet: as when ROOT was renamed;
 #   - ROOT.blankslate-new exists (snapshot made, rename not done): step 3 deletes it, step 6
 #     makes it again (a snapshot ioctl is atomic: the name exists complete or not at all);
 #   - new ROOT in place (killed while pruning or before the sync): the next run is a whole
 #     new cycle; the (empty) root is kept as one more old root, pruning resumes where it was
 #     (nested subvolumes already moved up inside an old root are found again).
-# ROOT is only ever renamed, never deleted; nothing outside OLD_ROOTS is ever deleted except
-# our own temporary name; other subvolumes (persist, nix, log, home ...) are never touched.
+# ROOT is only ever renamed, never deleted but by a full filesystem's give-up; nothing outside
+# OLD_ROOTS is ever deleted except our own temporary name; other subvolumes (persist, nix, log, home ...) are never touched.
 #
 # Boot cost does not grow with the size of the root: the rename is O(1), and deleting an old
-# root walks its tree only when it holds nested subvolumes (see delete_tree).
+# root walks its tree only when it holds nested subvolumes (see delete_tree), within the
+# budget.
 
 set -o nounset -o errexit -o pipefail -o errtrace
 shopt -s nullglob dotglob

@@ -301,7 +301,8 @@ budgeted_walk() {
   walk=(find "$@")
   [[ -n $prune_deadline ]] || return 0
   budget_check "${1#"$mnt"/}"
-  walk=(timeout -s TERM "$((budget_left / 100)).$((budget_left % 100 / 10))$((budget_left % 10))" "${walk[@]}")
+  # whole seconds, rounded up: busybox's timeout (the scripted initrd's) takes no fraction
+  walk=(timeout -s TERM "$(((budget_left + 99) / 100))" "${walk[@]}")
 }
 # After a walk of $1 that ended with status $2: 124 is timeout's, the budget used up.
 walk_done() {

@@ -439,7 +439,7 @@ def test_root_quota_rejects_what_the_script_refuses(nix_run: Any, quota: str) ->
     )
     result = nix_run(expr)
     assert result.returncode != 0
-    assert "rootQuota" in result.stderr
+    assert "blankslate.btrfs.rootQuota' is not of type" in result.stderr
 
 
 def test_btrfs_prune_unit_finishes_what_the_initrd_left(host_eval: Any) -> None:
