@@ -216,7 +216,7 @@ step() {
 # The filesystem is full: gives up the next thing on the list, that frees something, and
 # waits until btrfs has freed its space (a deleted subvolume is freed in the background).
 # None of this is bounded by the time budget: the reset comes first.
-give_up_level=0 this_root=''
+give_up_level=0 this_root='' root_deleted=0
 give_up() {
   local prune_deadline='' before
   while true; do
@@ -229,9 +229,9 @@ give_up() {
         ;;
       2)
         log "giving up the old roots beyond the newest"
-        # this run's own old root, when there is one, is the newest: keep the one before it
-        local keep_days=0 keep_newest=1 kept_clock_check=0
-        [[ -z $this_root || $this_root == "$root" ]] || keep_newest=2
+        # this run's own old root, if any, is not counted (step 3 decides on it)
+        local keep_days=0 keep_newest=1 kept_clock_check=0 kept_skip=''
+        [[ $this_root != "$old_roots"/* ]] || kept_skip=${this_root#"$old_roots"/}
         prune
         ;;
       3)
@@ -242,6 +242,7 @@ give_up() {
           give_up_root=''
           if ((try_rc == 0)); then
             prune_deleted=$((prune_deleted + 1))
+            [[ $this_root != "$root" ]] || root_deleted=1
           else
             warn "could not delete $(q "$this_root") (exit $try_rc)"
           fi
@@ -309,7 +310,7 @@ if [[ -e $mnt/$root ]]; then
     # still there: the rename failed for another reason, step said it and died
     die "internal: $(q "$root") is still in place"
   fi
-  if ((give_up_level >= 3)); then
+  if ((root_deleted)); then
     log "deleted $(q "$root") instead of keeping it (the filesystem is full)"
   else
     this_root=$old_roots/$name

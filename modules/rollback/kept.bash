@@ -350,12 +350,14 @@ subvolume_times() {
 }
 
 # The kept copies of a btrfs filesystem: the subvolumes named by us in $mnt/$kept_dir (other
-# entries are never touched). LIST, DELETE and LABEL of kept_prune.
+# entries are never touched), but $kept_skip. LIST, DELETE and LABEL of kept_prune.
+kept_skip=
 btrfs_kept_list() {
   local entry base
   for entry in "$mnt/$kept_dir"/*; do
     base=${entry##*/}
     is_kept_name "$base" || continue
+    [[ -z $kept_skip || $base != "$kept_skip" ]] || continue
     kept_stamps+=("${BASH_REMATCH[1]}")
     if ! is_subvolume "$entry"; then
       if (( keep_days == 0 )) || [[ ! ${BASH_REMATCH[1]} > $cutoff ]]; then

@@ -806,6 +806,61 @@ def test_full_filesystem_with_nothing_expired_still_resets(helpers, tmp_path, bi
             assert "the filesystem is full" not in proc.stderr
 
 
+ENOSPC_SNAPSHOT = """#!/bin/bash
+# btrfs, but `subvolume snapshot` fails with ENOSPC its first {times} times
+if [[ $1 == subvolume && $2 == snapshot ]]; then
+  n=$(cat {count} 2>/dev/null || echo 0)
+  echo $((n + 1)) >{count}
+  if ((n < {times})); then
+    echo "ERROR: cannot snapshot '$3': No space left on device" >&2
+    exit 1
+  fi
+fi
+exec {real} "$@"
+"""
+
+
+def test_full_filesystem_at_the_snapshot_gives_up_in_order(helpers, system, tmp_path):
+    """ENOSPC after the root was moved: the expired old root goes first, then the ones
+    beyond the newest (this boot's root and the one before it are kept), then this boot's
+    old root itself; the newest old root of an earlier boot is never given up before it."""
+    device, top, run_dir, baseline = system
+    # the clock 400 days ahead, so that the old roots made now count as created long ago
+    now = datetime.now(UTC) + timedelta(days=400)
+    bindir = fake_clock(tmp_path, now)
+    mksubvol(helpers, top / "old_roots")
+    expired, older, newest = (stamp(now - timedelta(days=d)) for d in (40, 3, 1))
+    for name in (expired, older, newest):
+        mksubvol(helpers, top / "old_roots" / name)
+    real = shutil.which("btrfs")
+    assert real
+    shim = ENOSPC_SNAPSHOT.format(times=3, count=tmp_path / "count", real=real)
+    (bindir / "btrfs").write_text(shim)
+    (bindir / "btrfs").chmod(0o755)
+    proc = rollback(device, 30, run_dir, keep_newest=0, extra_path=bindir)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = [line.removeprefix(PREFIX) for line in proc.stdout.splitlines()]
+    (moved,) = {line.split("/", 1)[1] for line in out if line.startswith("moved root to ")}
+    steps = [
+        line for line in out if line.startswith(("giving up", "deleted old_roots/", "waited"))
+    ]
+    assert steps == [
+        "giving up the expired old roots",
+        f"deleted old_roots/{expired}",
+        "waited for the space of the deleted subvolumes",
+        "giving up the old roots beyond the newest",
+        f"deleted old_roots/{older}",
+        "waited for the space of the deleted subvolumes",
+        "giving up keeping root as an old root",
+        f"deleted old_roots/{moved}",
+        "waited for the space of the deleted subvolumes",
+    ]
+    assert proc.stderr.count("the filesystem is full") == 1
+    assert os.listdir(top / "old_roots") == [newest]
+    assert_fresh_root(helpers, top, baseline)
+    assert_clean_exit(helpers, run_dir, device)
+
+
 # --------------------------------------------------------------------------- the time budget
 
 
