@@ -1,8 +1,10 @@
 """A simulated boot cycle: modules/rollback/btrfs-rollback.bash on a real btrfs filesystem.
 
-The script runs exactly as the initrd unit runs it (`bash script DEVICE root root-blank
-old_roots KEEP_DAYS KEEP_NEWEST`); the only difference is TMPDIR, which points into tmp_path
-so that the temporary mount of a killed run can be found and removed "as a reboot would".
+The script runs as the initrd unit runs it (`bash script DEVICE root root-blank old_roots
+KEEP_DAYS KEEP_NEWEST`), without the unit's --prune-budget unless a test is about it (the
+positional arguments alone reset and prune completely); the only other difference is TMPDIR,
+which points into tmp_path so that the temporary mount of a killed run can be found and removed
+"as a reboot would". --prune-only is the stage-2 unit's run.
 """
 
 from __future__ import annotations
@@ -841,9 +843,7 @@ def test_full_filesystem_at_the_snapshot_gives_up_in_order(helpers, system, tmp_
     assert proc.returncode == 0, proc.stdout + proc.stderr
     out = [line.removeprefix(PREFIX) for line in proc.stdout.splitlines()]
     (moved,) = {line.split("/", 1)[1] for line in out if line.startswith("moved root to ")}
-    steps = [
-        line for line in out if line.startswith(("giving up", "deleted old_roots/", "waited"))
-    ]
+    steps = [line for line in out if line.startswith(("giving up", "deleted old_roots/", "waited"))]
     assert steps == [
         "giving up the expired old roots",
         f"deleted old_roots/{expired}",
@@ -970,6 +970,7 @@ def test_prune_only_without_old_roots_does_nothing(helpers, system):
     assert helpers.tree_manifest(top / "root") == before
     assert not (top / "old_roots").exists()
     assert_clean_exit(helpers, run_dir, device)
+    baseline.check()
 
 
 # --------------------------------------------------------------------------- the root's quota
@@ -1013,6 +1014,7 @@ def test_root_quota_size_is_checked(helpers, system, size):
         return
     assert proc.returncode == 1 and "SIZE must be" in proc.stderr
     assert not (top / "old_roots").exists()
+    baseline.check()
 
 
 # --------------------------------------------------------------------------- fault injection

@@ -418,10 +418,7 @@ def test_btrfs_rollback_waits_for_cryptsetup_and_escapes_the_label(host_eval: An
 
 
 def test_btrfs_rollback_budget_and_root_quota_options(host_eval: Any) -> None:
-    extra = (
-        "{ blankslate.btrfs.oldRoots.pruneBudget = 0; "
-        'blankslate.btrfs.rootQuota = "20G"; }'
-    )
+    extra = '{ blankslate.btrfs.oldRoots.pruneBudget = 0; blankslate.btrfs.rootQuota = "20G"; }'
     command = exec_start(host_eval("example", ROLLBACK_UNIT, extra))
     assert command[2:6] == ["--prune-budget", "0", "--root-quota", "20G"]
     assert command[6:] == ["/dev/disk/by-label/nixos", "root", "root-blank", "old_roots", "30", "3"]
