@@ -261,7 +261,7 @@ delete_tree() {
   budgeted_walk "$top" -type d -inum 256 -execdir bash -c \
     '[[ $(btrfs property get -ts -- "$1" ro) == ro=true ]] && btrfs property set -ts -- "$1" ro false' \
     bash {} \; -printf '%P\0'
-  mapfile -d '' paths < <("${walk[@]}")
+  mapfile -d '' paths < <("${walk[@]}" || exit "$?")
   rc=0
   wait "$!" || rc=$?
   for path in "${paths[@]}"; do
@@ -279,7 +279,7 @@ delete_tree() {
        btrfs subvolume delete -- "$1" >/dev/null && printf "deleted\0"
      fi' \
     bash {} "$top" "$nested_prefix" \; -printf '%P\0'
-  mapfile -d '' paths < <("${walk[@]}")
+  mapfile -d '' paths < <("${walk[@]}" || exit "$?")
   rc=0
   wait "$!" || rc=$?
   local i
@@ -296,7 +296,8 @@ delete_tree() {
   btrfs subvolume delete -- "$top" >/dev/null
   log "deleted $(q "$rel")"
 }
-# walk: find "$@" (its top first), under `timeout` for what is left of a budget.
+# walk: find "$@" (its top first), under `timeout` for what is left of a budget. It runs as
+# `"${walk[@]}" || exit "$?"`: its status goes to walk_done, not to the ERR trap.
 budgeted_walk() {
   walk=(find "$@")
   [[ -n $prune_deadline ]] || return 0
