@@ -8,8 +8,8 @@
 # Runs in the systemd initrd as a oneshot unit before sysroot.mount (bash, coreutils,
 # util-linux, btrfs-progs, findutils, grep, sed on PATH); the integration tests run this very
 # file against a real btrfs filesystem on a loop device. With --prune-only it resets nothing
-# and only prunes (step 7), with the same rules: a stage-2 unit runs it so, after the boot,
-# to finish what the initrd's time budget left.
+# and only does step 7, with the same rules: a stage-2 unit runs it so, after the boot, to
+# finish what the initrd's time budget left.
 #
 # Steps (every name is relative to the filesystem's top level, subvolid=5):
 #   1. mount the top level on a private temporary directory (always unmounted on exit);
@@ -21,7 +21,8 @@
 #   6. snapshot BLANK_SNAPSHOT to ROOT.blankslate-new, give it the quota of --root-quota
 #      (btrfs quotas are enabled if off; a quota that cannot be set is only a warning), then
 #      rename it to ROOT;
-#   7. prune the expired old roots (below), within --prune-budget SECONDS if given;
+#   7. prune the expired old roots (below), within --prune-budget SECONDS if given; with
+#      --root-quota, start a quota rescan if btrfs says its quota data is inconsistent;
 #   8. syncfs, so the new root is on disk before sysroot.mount.
 #
 # A full filesystem cannot stop the reset. When a rename or the snapshot of steps 5-6 fails
@@ -141,6 +142,19 @@ mount_top_level "$device"
 # cannot be deleted is reported and kept, and the others are still pruned.
 prune() { kept_prune btrfs_kept_list btrfs_kept_delete btrfs_kept_label; }
 
+# A qgroup limit holds only while btrfs's quota data is consistent (btrfs-qgroup(8)); when
+# `qgroup show` says it is not, a rescan is started (the kernel runs it in the background).
+rescan_if_inconsistent() {
+  local err
+  err=$(btrfs qgroup show "$mnt" 2>&1 >/dev/null) || return 0
+  [[ $err == *inconsistent* ]] || return 0
+  if err=$(btrfs quota rescan "$mnt" 2>&1 >/dev/null); then
+    log "btrfs quota data was inconsistent (the root's quota does not hold then): started a rescan"
+  else
+    warn "btrfs quota data is inconsistent and no rescan could start ($(q "${err##*: }"))"
+  fi
+}
+
 if ((prune_only)); then
   if [[ -L $mnt/$old_roots || ! -d $mnt/$old_roots ]]; then
     log "no old roots to prune ($(q "$old_roots") is not a directory)"
@@ -153,6 +167,7 @@ if ((prune_only)); then
   kept_clock
   [[ -z $budget ]] || prune_budget "$budget"
   prune
+  [[ -z $root_quota ]] || rescan_if_inconsistent
   sync -f -- "$mnt"
   log "pruned (${prune_deleted} deleted)"
   exit 0
@@ -329,6 +344,7 @@ if [[ -n $budget ]]; then
   prune_budget "$budget"
 fi
 prune
+[[ -z $root_quota ]] || rescan_if_inconsistent
 
 sync -f -- "$mnt"
 if (( prune_failed )); then

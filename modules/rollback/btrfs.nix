@@ -37,14 +37,16 @@ let
     (toString cfg.btrfs.oldRoots.keepDays)
     (toString cfg.btrfs.oldRoots.keepNewest)
   ];
+  # With the quota, both runs also start a quota rescan when btrfs's quota data is inconsistent.
+  quotaArgs = lib.optionals (cfg.btrfs.rootQuota != null) [
+    "--root-quota"
+    cfg.btrfs.rootQuota
+  ];
   initrdArgs = [
     "--prune-budget"
     (toString cfg.btrfs.oldRoots.pruneBudget)
   ]
-  ++ lib.optionals (cfg.btrfs.rootQuota != null) [
-    "--root-quota"
-    cfg.btrfs.rootQuota
-  ]
+  ++ quotaArgs
   ++ args;
 in
 {
@@ -119,6 +121,7 @@ in
             script
             "--prune-only"
           ]
+          ++ quotaArgs
           ++ args)
         }";
         Nice = 19;

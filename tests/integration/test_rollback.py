@@ -1020,6 +1020,49 @@ def test_root_quota_size_is_checked(helpers, system, size):
     baseline.check()
 
 
+INCONSISTENT = """#!/bin/bash
+# btrfs, but `qgroup show` warns as btrfs-progs does when quota data is inconsistent, and
+# `quota rescan` is recorded
+if [[ "$1 $2" == "qgroup show" ]]; then
+  {real} "$@" || exit
+  echo "WARNING: qgroup data inconsistent, rescan recommended" >&2
+  exit 0
+fi
+if [[ "$1 $2" == "quota rescan" ]]; then echo "$@" >>{log}; fi
+exec {real} "$@"
+"""
+
+
+@pytest.mark.parametrize("prune_only_run", [False, True])
+def test_root_quota_rescans_inconsistent_quota_data(helpers, system, tmp_path, prune_only_run):
+    """A qgroup limit holds only while the quota data is consistent (btrfs-qgroup(8)):
+    both runs with --root-quota start a rescan when `qgroup show` says it is not."""
+    device, top, run_dir, baseline = system
+    script = [device, "root", "root-blank", "old_roots", "30", "3"]
+    proc = rollback(device, 30, run_dir, "--root-quota", "16M", *script)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "started a rescan" not in proc.stdout
+    bindir = tmp_path / "inconsistent"
+    bindir.mkdir()
+    real = shutil.which("btrfs")
+    assert real
+    log = tmp_path / "rescans"
+    (bindir / "btrfs").write_text(INCONSISTENT.format(real=real, log=log))
+    (bindir / "btrfs").chmod(0o755)
+    first = ["--prune-only"] if prune_only_run else []
+    argv = [*first, "--root-quota", "16M", *script]
+    proc = rollback(device, 30, run_dir, *argv, extra_path=bindir)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    started = (
+        "btrfs quota data was inconsistent (the root's quota does not hold then): started a rescan"
+    )
+    assert f"{PREFIX}{started}" in proc.stdout.splitlines()
+    assert len(log.read_text().splitlines()) == 1
+    assert_clean_exit(helpers, run_dir, device)
+    helpers.run(["btrfs", "quota", "rescan", "-w", top])
+    baseline.check()
+
+
 # --------------------------------------------------------------------------- fault injection
 
 
