@@ -256,7 +256,7 @@ delete_tree() {
     return 0
   fi
   log "could not delete $(q "$rel") at once ($(q "${err##*: }")): deleting the subvolumes it holds first"
-  delete_moved_up "$top"
+  delete_moved_up "$top" lenient
   local -a paths=() walk=()
   budgeted_walk "$top" -type d -inum 256 -execdir bash -c \
     '[[ $(btrfs property get -ts -- "$1" ro) == ro=true ]] && btrfs property set -ts -- "$1" ro false' \
@@ -320,12 +320,18 @@ budget_check() {
   fi
 }
 # Deletes the nested subvolumes a walk of $1 moved up (this run's or an interrupted one's).
+# With $2 = lenient (before the walk), one that cannot be deleted yet (it still holds a
+# subvolume that an earlier walk failed to move) is left to the walk.
 delete_moved_up() {
   local sub
   for sub in "$1/$nested_prefix"*/s; do
     is_subvolume "$sub" || continue
     budget_check "${1#"$mnt"/}"
-    btrfs subvolume delete -- "$sub" >/dev/null
+    if [[ ${2-} == lenient ]]; then
+      btrfs subvolume delete -- "$sub" >/dev/null 2>&1 || continue
+    else
+      btrfs subvolume delete -- "$sub" >/dev/null
+    fi
     log "deleted nested subvolume $(q "${sub#"$mnt"/}")"
   done
 }

@@ -1199,8 +1199,8 @@ def test_runs_inline_as_the_scripted_initrd_runs_it(helpers, system):
     text = (SCRIPT.parent / "kept.bash").read_text() + "\n" + SCRIPT.read_text()
     run_dir.mkdir(exist_ok=True)
     proc = subprocess.run(
-        ["bash", "-c", text, "btrfs-rollback.bash", device, "root", "root-blank", "old_roots",
-         "30", "3"],
+        ["bash", "-c", text, "btrfs-rollback.bash", "--prune-budget", "5", "--root-quota", "1G",
+         device, "root", "root-blank", "old_roots", "30", "3"],
         env=script_env(run_dir),
         cwd="/",
         capture_output=True,
@@ -1209,5 +1209,6 @@ def test_runs_inline_as_the_scripted_initrd_runs_it(helpers, system):
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert len(old_root_names(top)) == 1
+    assert f"{PREFIX}limited root to 1G (btrfs quota)" in proc.stdout.splitlines()
     assert_fresh_root(helpers, top, baseline)
     assert_clean_exit(helpers, run_dir, device)
