@@ -102,10 +102,12 @@ in
       default = null;
       example = "20G";
       description = ''
-        A btrfs quota (qgroup limit on referenced space) on the root subvolume, set at every
-        boot on the fresh root, so that what users write to / (/tmp included) cannot fill
-        the filesystem that holds persistPath and /nix. Enables btrfs quotas on the
-        filesystem if they are off; quotas slow extent processing, hence off by default.
+        A btrfs quota on the root subvolume, set at every boot on the fresh root, so that
+        what users write to / (/tmp included) cannot fill the filesystem that holds
+        persistPath and /nix. Enables btrfs quotas if they are off (simple quotas with
+        kernel and btrfs-progs 6.7 or later: then subvolumes users create inside / count
+        too; with full quotas they escape it). Quotas slow extent processing, hence off by
+        default.
       '';
     };
     cryptsetupName = mkOption {

@@ -19,7 +19,8 @@
 #      (logged), or the rename could not happen;
 #   5. rename ROOT to OLD_ROOTS/<UTC time of this run> (".N" appended when taken);
 #   6. snapshot BLANK_SNAPSHOT to ROOT.blankslate-new, give it the quota of --root-quota
-#      (btrfs quotas are enabled if off; a quota that cannot be set is only a warning), then
+#      (btrfs quotas are enabled if off, simple quotas where the kernel and btrfs-progs
+#      have them; see limit_root; a quota that cannot be set is only a warning), then
 #      rename it to ROOT;
 #   7. prune the expired old roots (below), within --prune-budget SECONDS if given; with
 #      --root-quota, start a quota rescan if btrfs says its quota data is inconsistent;
@@ -140,7 +141,19 @@ mount_top_level "$device"
 
 # Deletes the expired old roots (see "Pruning" in the header). Never fails: an old root that
 # cannot be deleted is reported and kept, and the others are still pruned.
-prune() { kept_prune btrfs_kept_list btrfs_kept_delete btrfs_kept_label; }
+prune() { kept_prune btrfs_kept_list rollback_kept_delete btrfs_kept_label; }
+# With --root-quota, the level-1 qgroup a root had in simple mode (see limit_root) goes with
+# it, when btrfs lets it (best effort: a stale qgroup limits nothing).
+rollback_kept_delete() {
+  local id=''
+  if [[ -n $root_quota ]]; then
+    id=$(btrfs inspect-internal rootid "$mnt/$kept_dir/$1" 2>/dev/null) || id=''
+  fi
+  btrfs_kept_delete "$1"
+  if [[ $id =~ ^[0-9]+$ ]]; then
+    btrfs qgroup destroy "1/$id" "$mnt" >/dev/null 2>&1 || true
+  fi
+}
 
 # A qgroup limit holds only while btrfs's quota data is consistent (btrfs-qgroup(8)); when
 # `qgroup show` says it is not, a rescan is started (the kernel runs it in the background).
@@ -294,20 +307,58 @@ reset_step() {
 
 # Sets the root's quota on the new root (before it takes the root's name: a crash before
 # that leaves only our temporary name). A quota that cannot be set does not stop the reset.
+#
+# Quotas are enabled in simple mode (kernel and btrfs-progs 6.7 or later), else in full mode.
+# In simple mode the limit is on a level-1 qgroup, 1/<the new root's ID>, that holds the
+# root's own qgroup: a subvolume a user creates inside the root joins it automatically (simple
+# quotas' auto hierarchy for nested subvolumes), so it counts against the same limit. Full
+# quotas have no such thing: the limit is on the root's own qgroup, and a subvolume made
+# inside it is not counted (a warning says so); assigning a qgroup there would make the
+# quota data inconsistent, and a limit holds only while it is consistent.
 limit_root() {
-  local err
+  local err id
   if ! btrfs qgroup show "$mnt" >/dev/null 2>&1; then
-    if ! err=$(btrfs quota enable "$mnt" 2>&1 >/dev/null); then
+    if btrfs quota enable --simple "$mnt" >/dev/null 2>&1; then
+      log "enabled btrfs simple quotas on $(q "$device")"
+    elif err=$(btrfs quota enable "$mnt" 2>&1 >/dev/null); then
+      log "enabled btrfs quotas on $(q "$device")"
+    else
       warn "could not enable btrfs quotas ($(q "${err##*: }")); $(q "$root") has no quota"
       return 0
     fi
-    log "enabled btrfs quotas on $(q "$device")"
+  fi
+  if [[ $(quota_mode) == squota ]]; then
+    if ! id=$(btrfs inspect-internal rootid "$mnt/$tmp_name" 2>&1) || [[ ! $id =~ ^[0-9]+$ ]]; then
+      warn "could not limit $(q "$root") to $root_quota ($(q "${id##*: }")); it has no quota"
+      return 0
+    fi
+    # 1/ID may be left by a deleted subvolume that had the same ID
+    if ! err=$(btrfs qgroup create "1/$id" "$mnt" 2>&1 >/dev/null) && [[ $err != *"File exists"* ]] ||
+      ! err=$(btrfs qgroup assign "0/$id" "1/$id" "$mnt" 2>&1 >/dev/null) ||
+      ! err=$(btrfs qgroup limit "$root_quota" "1/$id" "$mnt" 2>&1 >/dev/null); then
+      warn "could not limit $(q "$root") to $root_quota ($(q "${err##*: }")); it has no quota"
+      return 0
+    fi
+    log "limited $(q "$root") and the subvolumes made in it to $root_quota (btrfs simple quota, qgroup 1/$id)"
+    return 0
   fi
   if ! err=$(btrfs qgroup limit "$root_quota" "$mnt/$tmp_name" 2>&1 >/dev/null); then
     warn "could not limit $(q "$root") to $root_quota ($(q "${err##*: }")); it has no quota"
     return 0
   fi
   log "limited $(q "$root") to $root_quota (btrfs quota)"
+  warn "btrfs quotas are in full mode: a subvolume made inside $(q "$root") is not counted in its quota (simple quotas, with kernel and btrfs-progs 6.7 or later, count it)"
+}
+
+# The quota mode of the filesystem on $device, from sysfs: squota, qgroup or disabled
+# (empty when sysfs does not say).
+quota_mode() {
+  local dev d
+  dev=$(readlink -f -- "$device")
+  for d in /sys/fs/btrfs/*/devices/"${dev##*/}"; do
+    cat -- "${d%/devices/*}/qgroups/mode" 2>/dev/null || true
+    return 0
+  done
 }
 
 if [[ -e $mnt/$root ]]; then

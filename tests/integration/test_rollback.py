@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import os
 import random
 import re
 import shutil
 import signal
+import struct
 import subprocess
 import time
 from datetime import UTC, datetime, timedelta
@@ -979,27 +981,89 @@ def test_prune_only_without_old_roots_does_nothing(helpers, system):
 # --------------------------------------------------------------------------- the root's quota
 
 
-def test_root_quota_limits_the_root_not_persist(helpers, system):
-    """--root-quota: quotas are enabled, the new root gets the limit before it takes the
-    root's name, and a user who fills / gets EDQUOT while /persist still has room."""
+def enable_simple_quotas(top: Path) -> None:
+    """`btrfs quota enable --simple` (btrfs-progs 6.7) by its ioctl, for older btrfs-progs:
+    BTRFS_IOC_QUOTA_CTL, _IOWR(0x94, 40, {__u64 cmd; __u64 status}), cmd 4."""
+    fd = os.open(top, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.ioctl(fd, 0xC0109428, struct.pack("QQ", 4, 0))
+    except OSError as e:
+        pytest.skip(f"no btrfs simple quotas on this kernel ({e.strerror})")
+    finally:
+        os.close(fd)
+
+
+def fill(path: Path, mib: int) -> int:
+    """Writes up to `mib` MiB into a new file at `path`; returns the errno that stopped it."""
+    with pytest.raises(OSError) as caught, open(path, "wb") as f:
+        for _ in range(mib):
+            f.write(os.urandom(1 << 20))
+            f.flush()
+            os.fsync(f.fileno())
+    return caught.value.errno
+
+
+def test_root_quota_enables_quotas_when_off(helpers, system):
+    """Quotas off: the script enables them (simple ones where btrfs-progs and the kernel have
+    them) and limits the new root; the next boot does not enable them again."""
     device, top, run_dir, baseline = system
     script = [device, "root", "root-blank", "old_roots", "30", "3"]
     for boot in range(2):
         proc = rollback(device, 30, run_dir, "--root-quota", "16M", *script)
         assert proc.returncode == 0, proc.stdout + proc.stderr
         out = proc.stdout.splitlines()
-        assert f"{PREFIX}limited root to 16M (btrfs quota)" in out, proc.stderr
-        assert (f"{PREFIX}enabled btrfs quotas on {device}" in out) == (boot == 0)
+        enabled = [line for line in out if line.startswith(f"{PREFIX}enabled btrfs")]
+        assert len(enabled) == (boot == 0), out
+        assert any(line.startswith(f"{PREFIX}limited root") for line in out), proc.stderr
+        assert_fresh_root(helpers, top, baseline)
+        assert_clean_exit(helpers, run_dir, device)
+        assert fill(top / "root" / "fill", 64) == errno.EDQUOT
+
+
+@pytest.mark.parametrize("mode", ["full", "simple"])
+def test_root_quota_limits_the_root_not_persist(helpers, system, mode):
+    """--root-quota: the new root gets the limit before it takes the root's name, and a
+    user who fills / gets EDQUOT while /persist still has room. In simple mode the limit is on
+    a level-1 qgroup that a subvolume made inside the root joins: the user cannot escape the
+    quota with one (in full mode they can, and the journal says so)."""
+    device, top, run_dir, baseline = system
+    if mode == "simple":
+        enable_simple_quotas(top)
+    else:
+        helpers.run(["btrfs", "quota", "enable", top])
+    script = [device, "root", "root-blank", "old_roots", "30", "3"]
+    for _boot in range(2):
+        proc = rollback(device, 30, run_dir, "--root-quota", "16M", *script)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        out = proc.stdout.splitlines()
+        assert not any("enabled btrfs" in line for line in out)
+        root_id = helpers.subvolume_info(top / "root")["Subvolume ID"]
+        if mode == "simple":
+            limited = (
+                f"{PREFIX}limited root and the subvolumes made in it to 16M "
+                f"(btrfs simple quota, qgroup 1/{root_id})"
+            )
+            assert limited in out, proc.stderr
+            assert proc.stderr == ""
+        else:
+            assert f"{PREFIX}limited root to 16M (btrfs quota)" in out, proc.stderr
+            assert "a subvolume made inside root is not counted" in proc.stderr
         assert_fresh_root(helpers, top, baseline)
         assert_clean_exit(helpers, run_dir, device)
         os.sync()
-        with pytest.raises(OSError) as caught, open(top / "root" / "fill", "wb") as f:
-            for _ in range(64):
-                f.write(os.urandom(1 << 20))
-                f.flush()
+        # a subvolume the user makes in /tmp, to escape the quota
+        (top / "root" / "tmp").mkdir()
+        mksubvol(helpers, top / "root" / "tmp" / "escape")
+        if mode == "simple":
+            assert fill(top / "root" / "tmp" / "escape" / "fill", 64) == errno.EDQUOT
+            assert (top / "root" / "tmp" / "escape" / "fill").stat().st_size <= 16 << 20
+        else:
+            with open(top / "root" / "tmp" / "escape" / "fill", "wb") as f:
+                f.write(os.urandom(32 << 20))
                 os.fsync(f.fileno())
-        assert caught.value.errno == errno.EDQUOT
-        assert (top / "root" / "fill").stat().st_size <= 16 << 20
+        assert fill(top / "root" / "fill", 64) == errno.EDQUOT
+        if (top / "root" / "fill").exists():  # in simple mode, the escape took it all
+            assert (top / "root" / "fill").stat().st_size <= 16 << 20
     # persist is not limited by the root's quota
     with open(top / "persist" / "big", "wb") as f:
         f.write(os.urandom(32 << 20))
