@@ -59,23 +59,38 @@
       };
     in
     {
-      # impermanence's module declares environment.persistence, which ours set.
-      nixosModules.default =
+      # blankslate without impermanence: the configuration imports impermanence's module
+      # itself, which then alone declares environment.persistence.
+      nixosModules.blankslate =
         { lib, pkgs, ... }:
         {
-          imports = [
-            impermanence.nixosModules.impermanence
-            ./modules
-          ];
+          _file = "${toString ./flake.nix}#nixosModules.blankslate";
+          key = "${toString ./flake.nix}#nixosModules.blankslate";
+          imports = [ ./modules ];
           # The flake's own build of package.nix (the one `nix run` runs), on the systems it has.
           blankslate.package = lib.mkDefault (
             self.packages.${pkgs.stdenv.hostPlatform.system}.default or (pkgs.callPackage ./package.nix { })
           );
         };
 
+      # blankslate with impermanence's module, which declares environment.persistence. It
+      # also works next to the configuration's own impermanence.nixosModules.impermanence, which
+      # the module system cannot tell from ours: modules/impermanence-once.nix declares the
+      # option so that it merges with that import, and runs impermanence only without it.
+      nixosModules.default = {
+        _file = "${toString ./flake.nix}#nixosModules.default";
+        key = "${toString ./flake.nix}#nixosModules.default";
+        imports = [
+          self.nixosModules.blankslate
+          (import ./modules/impermanence-once.nix impermanence.nixosModules.impermanence)
+        ];
+      };
+
       # Next to nixosModules.default: disko's module, with disko.devices set from the
       # layout, which `nixos-anywhere --flake` partitions with (see the README).
       nixosModules.disko = {
+        _file = "${toString ./flake.nix}#nixosModules.disko";
+        key = "${toString ./flake.nix}#nixosModules.disko";
         imports = [ disko.nixosModules.disko ];
         blankslate.disko.enable = nixpkgs.lib.mkDefault true;
       };

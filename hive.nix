@@ -20,5 +20,10 @@
     deployment.targetHost = lib.mkDefault (
       if config.blankslate.deployment.targetHost != null then config.blankslate.deployment.targetHost else name
     );
+    # The user blankslate.ssh.deploy lets in; otherwise colmena's own default (root), which
+    # these modules' sshd refuses unless blankslate.ssh.deploy.user = "root".
+    deployment.targetUser = lib.mkIf (config.blankslate.ssh.deploy.user != null) (
+      lib.mkDefault config.blankslate.ssh.deploy.user
+    );
   }
 )

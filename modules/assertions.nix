@@ -22,6 +22,13 @@ in
       }) cfg._layoutErrors
       ++ [
         {
+          # Root login is off and the admins log in by key only: without one, nobody can.
+          assertion = cfg.users == { } || lib.any (admin: admin.authorizedKeys != [ ]) (lib.attrValues cfg.users);
+          message = "blankslate: no admin has an SSH key, so nobody could log in: set ${
+            lib.concatMapStringsSep " or " (name: "blankslate.users.${name}.authorizedKeys") (lib.attrNames cfg.users)
+          }";
+        }
+        {
           assertion = cfg.rollback != "zfs" || (config.networking.hostId or null) != null;
           message = "blankslate: rollback \"zfs\" needs networking.hostId (8 hex digits, e.g. from `head -c4 /dev/urandom | od -A none -t x4`).";
         }

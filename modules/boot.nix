@@ -5,8 +5,10 @@
 #   hybrid -> GRUB for both: EF02 for BIOS, the ESP for UEFI as the removable
 #             path (EFI/BOOT/BOOTX64.EFI), which needs no EFI variable.
 # Scalars are mkDefault (a host may pick its own loader, the assertion checks
-# it), grub.enable just above it; grub.devices is a list nixpkgs also defines (from grub.device), so it is
-# set at normal priority and the two concatenate.
+# it), grub.enable just above it. The disk is the scalar grub.device, from which nixpkgs'
+# grub.nix derives grub.devices: a host that names the disk itself (boot.loader.grub.device,
+# common on VPS configurations) replaces ours instead of listing it twice, which grub.nix
+# refuses for GRUB without EFI ("You cannot have duplicated devices in mirroredBoots").
 { config, lib, ... }:
 let
   cfg = config.blankslate;
@@ -28,7 +30,7 @@ in
         # below can say what is wrong. A host's own value still wins.
         grub.enable = lib.mkOverride 900 true;
         systemd-boot.enable = lib.mkDefault false;
-        grub.devices = lib.optional (cfg.disk.device != null) cfg.disk.device;
+        grub.device = lib.mkIf (cfg.disk.device != null) (lib.mkDefault cfg.disk.device);
       })
       (lib.mkIf (boot == "hybrid") {
         grub.efiSupport = lib.mkDefault true;

@@ -10,6 +10,7 @@
     ./warnings.nix
     ./hardening.nix
     ./guard/password-files.nix
+    ./guard/persist-switch.nix
     ./audit.nix
     ./assertions.nix
     ./boot.nix

@@ -21,12 +21,16 @@ rec {
   # "rpool" -> "/dev/disk/by-partlabel/rpool"
   byPartLabel = name: "/dev/disk/by-partlabel/${name}";
 
-  # "/persist" -> [ "/" "/nix" "/persist" "/var/log" ]: what must be mounted in the initrd.
+  # "/persist" -> [ "/" "/nix" "/persist" "/var/log" "/home" ]: what must be mounted in the initrd.
+  # /home too: impermanence asserts that the filesystem under a persisted home path is
+  # neededForBoot, and NixOS creates a new user's home in the activation script, before
+  # stage 2 mounts the rest (nixpkgs#6481), so a later /home would hide it.
   bootMountpoints = persistPath: [
     "/"
     "/nix"
     persistPath
     "/var/log"
+    "/home"
   ];
 
   # Filesystem labels of the ESP and the swap partition; the main one is disk.label.

@@ -91,7 +91,9 @@ let
     {
       file = normalise f.filePath;
       root = f.persistentStoragePath;
-      inherit (f) method;
+      # impermanence has `method` since 2025-09; before it, mount-file.bash did what "auto"
+      # does now (a bind mount of an existing file, else a link), and older pins still evaluate.
+      method = f.method or "auto";
       parents =
         parentsOf parent
         ++ lib.optional (parentPath != "/") (

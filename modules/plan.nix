@@ -242,7 +242,7 @@ let
     # Everything environment.persistence (and preservation.preserveAt, when that module is
     # imported) holds, whoever declared it (modules/persisted.nix).
     persistence = import ./persisted.nix { inherit lib; } {
-      inherit (config.environment) persistence;
+      persistence = cfg._persistence;
       preservation = if options ? preservation then config.preservation else null;
       inherit (config.users) users;
     };
@@ -251,6 +251,8 @@ let
     users = map (name: {
       inherit name;
       hashedPasswordFile = "${cfg.persistPath}/passwords/${name}";
+      # Public keys (no secret): install, extra-files and doctor refuse a lockout with them.
+      inherit (cfg.users.${name}) authorizedKeys;
     }) (lib.attrNames cfg.users);
 
     sshHostKeys = [

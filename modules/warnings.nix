@@ -24,6 +24,21 @@ let
       "blankslate: user ${name}'s home ${user.home} is erased at every boot: persist what it holds (blankslate.users.${name}.persist, or environment.persistence.<root>.users.${name}) or put ${user.home} on a filesystem of its own"
   ) config.users.users;
 
+  # NixOS creates a new user's home (users-groups.nix, createHome) in the activation script,
+  # before stage 2 mounts the filesystems the initrd did not (nixpkgs#6481): on a filesystem
+  # of its own that is not neededForBoot, the home lands on the root the next boot erases and
+  # the mount then hides it. The layouts blankslate makes mount /home in the initrd.
+  lateHomeWarnings = lib.mapAttrsToList (
+    name: user:
+    let
+      mountpoint = blib.mountpointOf (blib.mountpointsOf config.fileSystems) user.home;
+      fs = blib.fileSystemAt config.fileSystems mountpoint;
+    in
+    lib.optional (
+      user.isNormalUser && mountpoint != null && mountpoint != "/" && !(fs.neededForBoot or true)
+    ) "blankslate: user ${name}'s home ${user.home} is on ${mountpoint}, which is mounted after NixOS creates a new user's home (nixpkgs#6481): set fileSystems.\"${mountpoint}\".neededForBoot = true"
+  ) config.users.users;
+
   # StateDirectory= takes space-separated names, or a list of them; "a:b" makes b a link to a.
   stateDirectories =
     value:
@@ -43,9 +58,20 @@ let
         lib.concatMapStringsSep ", " (d: "/var/lib/${d}") lost
       } (StateDirectory), which nothing persists: the next boot erases it"
   ) config.systemd.services;
+
+  # The example hosts' placeholder key (scripts/blankslate/lockout.py checks the same mark):
+  # a template evaluates, and install, extra-files and doctor refuse it.
+  placeholderWarnings = lib.mapAttrsToList (
+    name: admin:
+    lib.optional (
+      admin.authorizedKeys != [ ] && lib.all (lib.hasInfix "PlaceholderReplaceMe") admin.authorizedKeys
+    ) "blankslate: blankslate.users.${name}.authorizedKeys holds only the example's placeholder key: put your own public key there before installing, or ${name} cannot log in"
+  ) cfg.users;
 in
 {
   config = lib.mkIf cfg.enable {
-    warnings = lib.concatLists (homeWarnings ++ serviceWarnings);
+    warnings = lib.concatLists (
+      homeWarnings ++ lateHomeWarnings ++ serviceWarnings ++ placeholderWarnings
+    );
   };
 }

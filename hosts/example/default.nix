@@ -49,7 +49,9 @@
         {
           name = "home";
           mountpoint = "/home";
-          neededForBoot = false;
+          # Mounted in the initrd: a new user's home is created before stage 2 mounts the
+          # rest, and impermanence wants persisted home paths on a neededForBoot filesystem.
+          neededForBoot = true;
         }
       ];
     };

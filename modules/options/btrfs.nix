@@ -27,7 +27,7 @@ let
         neededForBoot = mkOption {
           type = types.bool;
           default = lib.elem config.mountpoint bootMountpoints;
-          defaultText = lib.literalExpression ''elem mountpoint [ "/" "/nix" persistPath "/var/log" ]'';
+          defaultText = lib.literalExpression ''elem mountpoint [ "/" "/nix" persistPath "/var/log" "/home" ]'';
         };
       };
     };

@@ -1,5 +1,5 @@
 # Options listing what survives a reboot (handed to impermanence).
-{ lib, ... }:
+{ config, lib, ... }:
 let
   inherit (lib) mkOption types;
   blib = import ../lib.nix { inherit lib; };
@@ -58,5 +58,26 @@ in
         /etc/machine-id (journal continuity).
       '';
     };
+  };
+
+  # impermanence's evaluated environment.persistence, which the plan reads: the option itself,
+  # or with the flake's nixosModules.default alone, the copy ../impermanence-once.nix runs.
+  options.blankslate._persistence = mkOption {
+    type = types.raw;
+    default = config.environment.persistence;
+    defaultText = lib.literalExpression "config.environment.persistence";
+    internal = true;
+    visible = false;
+  };
+
+  options.blankslate.seedOnSwitch = mkOption {
+    type = types.bool;
+    default = false;
+    description = ''
+      When a new generation persists a path whose live copy holds data while its persistent copy
+      is missing or empty, copy it first (`blankslate seed --yes` with the new generation's plan)
+      instead of refusing the switch. Off: the switch (and `boot`, `test`) refuses and prints
+      that command. The check runs before every switch (nixpkgs' system.preSwitchChecks).
+    '';
   };
 }

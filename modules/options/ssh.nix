@@ -13,6 +13,26 @@ in
         services.openssh.allowSFTP = false.
       '';
     };
+    deploy = {
+      user = mkOption {
+        type = types.nullOr (types.strMatching "[a-z_][a-z0-9_-]*");
+        default = null;
+        example = "deploy";
+        description = ''
+          Who `nixos-rebuild --target-host` and colmena log in as; null (the default): nobody
+          but the admins, whose sudo asks for their password, so only a deploy from the host
+          itself works. "root": root by key only (PermitRootLogin = "prohibit-password").
+          Any other name: a user of that name, key only, with sudo without a password (for
+          `nixos-rebuild --target-host NAME@host --sudo`) and trusted by the Nix daemon (to
+          receive closures). Either is as powerful as root: give it its own key.
+        '';
+      };
+      authorizedKeys = mkOption {
+        type = types.listOf types.singleLineStr;
+        default = [ ];
+        description = "Public keys that may log in as blankslate.ssh.deploy.user; empty: every admin's keys.";
+      };
+    };
     rsaHostKey = mkOption {
       type = types.bool;
       default = false;

@@ -451,7 +451,7 @@ def ignore(
     source = plan_source(plan_file, host, flake)
     host_name = source.host
     if ignore_file is None and host_name is None:
-        host_name = plan_module.load(source).host_name
+        host_name = plan_module.load(source, builtin=False).host_name
     path = ignore_rules.target_file(host_name or "", ignore_file)
     added = ignore_rules.add_rule(path, pattern, reason)
     print(f"{'added' if added else 'already there'}: {pattern} in {path}")
@@ -474,6 +474,10 @@ def seed(
     ] = Path("/"),
     dry_run: DryRun = False,
     yes: Yes = False,
+    hidden: Annotated[
+        bool,
+        typer.Option("--hidden", help="Copy what the mounts hide on the root (see diff) instead."),
+    ] = False,
 ) -> None:
     """Copy today's data of newly persisted paths into persistPath."""
 
@@ -487,6 +491,7 @@ def seed(
         dry_run=dry_run,
         yes=yes,
         confirm=confirm,
+        hidden=hidden,
     )
 
 
@@ -556,7 +561,7 @@ def doctor(
     from blankslate import doctor as doctor_module
 
     checks = doctor_module.parse_only(only or [])
-    plan = plan_module.load(plan_source(plan_file, host, flake))
+    plan = plan_module.load(plan_source(plan_file, host, flake), builtin=False)
     results = doctor_module.run(plan, root, checks)
     if format == DoctorFormat.json:
         print(json.dumps(doctor_module.render_json(plan, root, results), indent=2))
@@ -591,7 +596,10 @@ def recover(
     ] = None,
     device: Device = None,
     dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Say what would be copied; copy nothing.")
+        bool,
+        typer.Option(
+            "--dry-run", help="With --from-persist: say what would be copied; copy nothing."
+        ),
     ] = False,
 ) -> None:
     """Copy a path back out of a kept old root or persist snapshot (never overwrites)."""
@@ -616,7 +624,7 @@ def recover(
 
 
 persist_app = typer.Typer(
-    help="Snapshots of persistPath (blankslate.persistSnapshots): list, send off-site.",
+    help="What persistPath holds: strays, sizes, and its snapshots (list, send off-site).",
     no_args_is_help=True,
     rich_markup_mode=None,
 )
@@ -634,15 +642,98 @@ def persist_list(
     """List the persist snapshots, newest first."""
     from blankslate import oldroots, persist
 
-    with persist.snapshots(
-        plan_module.load(plan_source(plan_file, host, flake), builtin=False), device
-    ) as found:
+    plan = plan_module.load(plan_source(plan_file, host, flake), builtin=False)
+    with persist.snapshots(plan, device) as found:
         if json_output:
             print(json.dumps([{"name": s.name, "time": s.to_json()["time"]} for s in found]))
         elif found:
             print(oldroots.format_table(found))
         else:
             print("no persist snapshots yet")
+        warning = persist.nested_warning(plan)
+        if warning is not None:
+            print(warning, file=sys.stderr)
+
+
+class ListFormat(StrEnum):
+    text = "text"
+    json = "json"
+
+
+TargetSystemRoot = Annotated[
+    Path,
+    typer.Option(metavar="DIR", help="The target system's root (default: this system's /)."),
+]
+
+
+@persist_app.command("stray", cls=Command)
+def persist_stray(
+    plan_file: PlanFile = None,
+    host: Host = None,
+    flake: Flake = ".",
+    root: TargetSystemRoot = Path("/"),
+    format: Annotated[
+        ListFormat, typer.Option("--format", metavar="[text|json]", help="Output format.")
+    ] = ListFormat.text,
+    fail_on_stray: Annotated[
+        bool, typer.Option("--fail-on-stray", help="Exit 1 when there are strays.")
+    ] = False,
+    metrics_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--metrics", metavar="FILE", help="Also write node-exporter textfile metrics to FILE."
+        ),
+    ] = None,
+    move_to: Annotated[
+        Path | None,
+        typer.Option(
+            "--move-to",
+            metavar="DIR",
+            help="Move the strays into DIR/strays-<time>/ (same filesystem; nothing deleted).",
+        ),
+    ] = None,
+    restore: Annotated[
+        Path | None,
+        typer.Option(
+            "--restore", metavar="DIR", help="Move back what --move-to put in DIR/strays-<time>."
+        ),
+    ] = None,
+    dry_run: DryRun = False,
+    yes: Yes = False,
+) -> None:
+    """What the persistence roots hold that no declaration covers, with size and last change."""
+
+    def confirm(question: str) -> None:
+        typer.confirm(question, abort=True)
+
+    code = commands.persist_stray(
+        source=plan_source(plan_file, host, flake),
+        root=root,
+        format=format.value,
+        fail_on_stray=fail_on_stray,
+        metrics_file=metrics_file,
+        move_to=move_to,
+        restore=restore,
+        dry_run=dry_run,
+        yes=yes,
+        confirm=confirm,
+    )
+    if code:
+        raise typer.Exit(code)
+
+
+@persist_app.command("du", cls=Command)
+def persist_du(
+    plan_file: PlanFile = None,
+    host: Host = None,
+    flake: Flake = ".",
+    root: TargetSystemRoot = Path("/"),
+    format: Annotated[
+        ListFormat, typer.Option("--format", metavar="[text|json]", help="Output format.")
+    ] = ListFormat.text,
+) -> None:
+    """Bytes per declared path and per persistence root, largest first."""
+    commands.persist_du(source=plan_source(plan_file, host, flake), root=root, format=format.value)
 
 
 @persist_app.command("send", cls=Command)
@@ -653,6 +744,14 @@ def persist_send(
     incremental: Annotated[
         bool, typer.Option("--incremental", help="Only what changed since the snapshot before it.")
     ] = False,
+    parent: Annotated[
+        str | None,
+        typer.Option(
+            "--parent",
+            metavar="NAME",
+            help="Only what changed since snapshot NAME (the last one the other side received).",
+        ),
+    ] = None,
     snapshot: Annotated[
         str, typer.Option(metavar="NAME", help="Snapshot name, or 'latest'.")
     ] = "latest",
@@ -669,12 +768,66 @@ def persist_send(
 
     plan = plan_module.load(plan_source(plan_file, host, flake), builtin=False)
     sent = persist.send(
-        plan, to, incremental=incremental, name=snapshot, device=device, dry_run=dry_run
+        plan,
+        to,
+        incremental=incremental,
+        name=snapshot,
+        parent_name=parent,
+        device=device,
+        dry_run=dry_run,
     )
     if dry_run:
         return
     against = f" (changes since {sent.parent})" if sent.parent else ""
     print(f"sent persist snapshot {sent.snapshot}{against} to {sent.target}")
+
+
+@app.command("new-host", cls=Command)
+def new_host(
+    name: Annotated[str, typer.Argument(metavar="NAME", help="The new host's name.")],
+    flake: Annotated[
+        Path, typer.Option("--flake", metavar="DIR", help="The flake checkout to add it to.")
+    ] = Path("."),
+    key: Annotated[
+        list[str] | None,
+        typer.Option("--key", metavar="KEY", help="The admin's SSH public key (repeatable)."),
+    ] = None,
+    key_file: Annotated[
+        list[Path] | None,
+        typer.Option("--key-file", metavar="FILE", help="A file of public keys (e.g. *.pub)."),
+    ] = None,
+    disk: Annotated[
+        str | None,
+        typer.Option(metavar="DEV", help="The disk to install on (/dev/disk/by-id/... is best)."),
+    ] = None,
+    boot: Annotated[
+        str | None,
+        typer.Option(metavar="uefi|bios|hybrid", help="Boot mode (default: this machine's)."),
+    ] = None,
+    rollback: Annotated[
+        str | None, typer.Option(metavar="btrfs|zfs|tmpfs|none", help="How / is reset.")
+    ] = None,
+    time_zone: Annotated[
+        str | None, typer.Option("--time-zone", metavar="ZONE", help="e.g. Europe/Prague.")
+    ] = None,
+) -> None:
+    """Make hosts/NAME/ from the example host of its rollback kind, and git add it."""
+
+    def ask(question: str, default: str | None) -> str:
+        answer: str = typer.prompt(question, default=default)
+        return answer.strip()
+
+    commands.new_host(
+        name=name,
+        flake=flake,
+        keys=tuple(key or ()),
+        key_files=tuple(key_file or ()),
+        rollback=rollback,
+        disk=disk,
+        boot=boot,
+        time_zone=time_zone,
+        ask=ask if sys.stdin.isatty() else None,
+    )
 
 
 @app.command(cls=Command)
@@ -714,8 +867,13 @@ def disko_command(
 ) -> None:
     """Print the plan's layout as disko's `disko.devices` (a Nix expression)."""
     from blankslate import disko
+    from blankslate.disk import check_device_name
 
-    sys.stdout.write(disko.expression(plan_module.load(plan_source(plan_file, host, flake)), disk))
+    if disk is not None:
+        check_device_name("--disk", disk)
+    sys.stdout.write(
+        disko.expression(plan_module.load(plan_source(plan_file, host, flake), builtin=False), disk)
+    )
 
 
 @app.command("extra-files", cls=Command)
@@ -733,11 +891,12 @@ def extra_files(
     dry_run: DryRun = False,
 ) -> None:
     """Write the host keys and password files for `nixos-anywhere --extra-files DIR`."""
-    from blankslate import extrafiles, hostkeys
+    from blankslate import extrafiles, hostkeys, lockout
     from blankslate import install as install_module
 
-    plan = plan_module.load(plan_source(plan_file, host, flake))
+    plan = plan_module.load(plan_source(plan_file, host, flake), builtin=False)
     extrafiles.check_directory(directory)
+    lockout.refuse_lockout(plan, "extra-files")
     want_passwords = not no_passwords and bool(plan.users) and not dry_run
     hashes = install_module.ask_passwords(plan) if want_passwords else {}
     made = extrafiles.write(

@@ -10,12 +10,12 @@ from __future__ import annotations
 import contextlib
 import gc
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, assert_never
 
-from blankslate import mounts, scan
-from blankslate.classify import Report, classify, rules_for
+from blankslate import beneath, mounts, scan
+from blankslate.classify import Report, add_live_mounts, classify, rules_for
 from blankslate.errors import BlankslateError
 from blankslate.ignore_rules import Rule
 from blankslate.plan import Plan
@@ -75,9 +75,11 @@ def _classified(
     method: str,
     outputs: Mapping[str, str] | None = None,
     old_root: str | None = None,
+    live_mounts: Iterable[str] = (),
 ) -> Report:
     rules = rules_for(plan, ignore, etc_clean)
     rules.managed.update(outputs or {})
+    add_live_mounts(rules, live_mounts)
     raw, problems = scanned
     return Report(method, classify(raw, rules), problems=problems, old_root=old_root)
 
@@ -95,9 +97,12 @@ def _scan_and_classify(
         case "tmpfs" | "none":
             return _walked(plan, ignore, Path("/"), outputs)
         case "zfs":
-            return _classified(
-                plan, ignore, scan.scan_zfs(plan), _read_text("/etc/.clean"), "zfs", outputs
+            # The paths `zfs diff` gives are on the root dataset: looked at beneath the mounts,
+            # a path a bind mount hides has its own size, not that of what covers it.
+            scanned = _beneath_or(
+                "/", lambda view: scan.scan_zfs(plan, view), lambda: scan.scan_zfs(plan)
             )
+            return _classified(plan, ignore, scanned, _read_text("/etc/.clean"), "zfs", outputs)
         case "btrfs":
             assert plan.btrfs is not None and plan.btrfs.root_subvolume is not None
             if device is None:
@@ -114,14 +119,35 @@ def _scan_and_classify(
             assert_never(unknown)
 
 
+Scanned = tuple[list[RawTuple], list[str]]
+
+
+def _beneath_or(
+    root: str, work: Callable[[str], Scanned], fallback: Callable[[], Scanned]
+) -> Scanned:
+    """`work` on `root` seen beneath its mounts (`beneath.in_view`); for anyone but root, who
+    cannot look there, `fallback` on the live tree, with a warning that says what is missed."""
+    try:
+        return beneath.in_view(root, work)
+    except beneath.NotRoot as error:
+        entries, problems = fallback()
+        return entries, [*problems, str(error)]
+
+
 def _walked(plan: Plan, ignore: Sequence[Rule], root: Path, outputs: Mapping[str, str]) -> Report:
-    """A live tree walked in place (`--root`, or / where nothing stores the root)."""
+    """A live tree walked beneath its mounts (`--root`, or / where nothing stores the root):
+    what a mount hides there is on the root, and lost."""
     base = str(root)
     if not os.path.isdir(base):
         raise BlankslateError(f"{base} is not a directory (check --root)")
-    walked = scan.walk(base, skip=scan.mount_targets_below(base), one_filesystem=True)
+    targets = scan.mount_targets_below(base)
+    walked = _beneath_or(
+        base,
+        lambda view: scan.walk(view, one_filesystem=True),
+        lambda: scan.walk(base, skip=targets, one_filesystem=True),
+    )
     etc_clean = _read_text(os.path.join(base, "etc/.clean"))
-    return _classified(plan, ignore, walked, etc_clean, "walk", outputs)
+    return _classified(plan, ignore, walked, etc_clean, "walk", outputs, live_mounts=targets)
 
 
 def _stored_root(

@@ -46,6 +46,17 @@ def subvolume_list(path: Path) -> list[str]:
     return ["btrfs", "subvolume", "list", str(path)]
 
 
+def subvolume_list_below(path: Path) -> list[str]:
+    """The subvolumes directly below the subvolume at `path`, paths from the top level:
+    "ID 301 gen 40 top level 258 path persist/var/lib/machines"."""
+    return ["btrfs", "subvolume", "list", "-o", str(path)]
+
+
+def nested_subvolumes(listing: str) -> list[str]:
+    """The paths (from the top level) of a `btrfs subvolume list` listing."""
+    return [line.split(" path ", 1)[1] for line in listing.splitlines() if " path " in line]
+
+
 def send(snapshot: Path, parent: Path | None = None) -> list[str]:
     """The read-only subvolume `snapshot` as a stream on stdout; with `parent`, only what
     changed since it (the receiving side must hold `parent` already)."""

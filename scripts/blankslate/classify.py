@@ -1,6 +1,12 @@
 """The classification of `blankslate diff`: one status per scanned entry, with a reason.
 
 `persisted`, `managed`, `ignored` or `lost`, from the plan, the ignore rules and /etc/.clean.
+
+Every scan reads what lies on the root's own filesystem (the stored root subvolume, the root
+dataset, the root seen beneath its mounts), so whatever it finds strictly below a persisted
+path or a mountpoint is hidden there by the mount and erased with the root: it is `lost`, with
+a reason that says what hides it ("hidden under the bind mount of /var/lib/foo"). Only the
+mountpoint itself, an empty placeholder file and impermanence's symlink are kept.
 """
 
 from __future__ import annotations
@@ -57,6 +63,20 @@ BUILTIN_MANAGED: dict[str, str] = {
 }
 
 
+HIDDEN_PREFIX = "hidden under "
+
+
+def hidden_reason(cover: str) -> str:
+    """The reason of an entry hidden by `cover` ("the bind mount of /var/lib/foo")."""
+    return HIDDEN_PREFIX + cover
+
+
+def is_hidden(entry: tuple[str, str, int, str, str]) -> bool:
+    """Whether a classified entry is lost because a mount hides it (the only lost entries
+    with a reason)."""
+    return entry[3] == "lost" and entry[4].startswith(HIDDEN_PREFIX)
+
+
 class Entry(NamedTuple):
     path: str
     kind: str
@@ -88,6 +108,12 @@ class Report:
         return f"Thrown away with old root {self.old_root}"
 
     @property
+    def hidden_headline(self) -> str:
+        if self.old_root is None:
+            return "Hidden beneath mounts, lost at the next boot"
+        return f"Hidden beneath mounts, thrown away with old root {self.old_root}"
+
+    @property
     def nothing_lost(self) -> str:
         if self.old_root is None:
             return "Nothing is lost at the next boot"
@@ -103,11 +129,24 @@ class Rules:
     """What classification needs to know, gathered once from the plan and the scanned root."""
 
     persisted: dict[str, str] = field(default_factory=dict)  # path -> reason
-    persisted_trees: set[str] = field(default_factory=set)  # persisted with everything below
     persisted_parents: set[str] = field(default_factory=set)
+    # What a mount puts over each persisted path or mountpoint, hiding what the root holds
+    # below it: path -> "the bind mount of /var/lib/foo", "the mount of subvolume 'home' on
+    # /home".
+    covers: dict[str, str] = field(default_factory=dict)
     managed: dict[str, str] = field(default_factory=lambda: dict(BUILTIN_MANAGED))
     clean: set[str] = field(default_factory=set)  # files NixOS copied into /etc
     ignore: RuleSet = field(default_factory=lambda: RuleSet(()))
+
+
+def add_live_mounts(rules: Rules, targets: Iterable[str]) -> None:
+    """The mountpoints of the live system (as on /), for a scan that sees beneath them: what
+    lies below one is hidden by it; the mountpoint itself is made again by its mount."""
+    for target in targets:
+        path = target.rstrip("/")
+        if path and path not in rules.covers:
+            rules.covers[path] = f"the mount on {path}"
+            rules.managed.setdefault(path, "mountpoint of a mount of the live system")
 
 
 def _ancestors(path: str) -> Iterator[str]:
@@ -131,22 +170,37 @@ def rules_for(plan: Plan, ignore: Sequence[Rule], etc_clean: str | None = None) 
     """Classification rules from the plan, the ignore rules and /etc/.clean's text."""
     rules = Rules(ignore=RuleSet(ignore))
 
-    def persist(path: str, reason: str, tree: bool) -> None:
+    def persist(path: str, reason: str) -> None:
         path = path.rstrip("/") or "/"
         rules.persisted.setdefault(path, reason)
-        if tree:
-            rules.persisted_trees.add(path)
         rules.persisted_parents.update(_ancestors(path))
 
-    persist(plan.persist_path, "persistPath", tree=True)
+    persist(plan.persist_path, "persistPath")
     for root in plan.persistence_roots[1:]:
-        persist(root, "persistence root", tree=True)
+        persist(root, "persistence root")
     for entry in plan.persisted:
         where = "" if entry.root == plan.persist_path else f" (in {entry.root})"
-        persist(entry.path, f"persisted {entry.kind}{where}", tree=entry.kind == "directory")
+        persist(entry.path, f"persisted {entry.kind}{where}")
     for mount in plan.mounts:
         if mount.mount_point != "/":
-            persist(mount.mount_point, f"mountpoint of {_mounted_what(plan, mount)}", tree=True)
+            persist(mount.mount_point, f"mountpoint of {_mounted_what(plan, mount)}")
+    # What covers each of them: a mount of the layout, else impermanence's bind mount, else
+    # the mount of a persistence root (the platform's, with rollback "none").
+    covers = rules.covers
+    for mount in plan.mounts:
+        if mount.mount_point != "/":
+            covers.setdefault(
+                mount.mount_point.rstrip("/"),
+                f"the mount of {_mounted_what(plan, mount)} on {mount.mount_point}",
+            )
+    for entry in plan.persisted:
+        covers.setdefault(entry.path.rstrip("/") or "/", f"the bind mount of {entry.path}")
+    covers.setdefault(
+        plan.persist_path.rstrip("/"), f"the mount of persistPath {plan.persist_path}"
+    )
+    for root in plan.persistence_roots[1:]:
+        covers.setdefault(root.rstrip("/"), f"the mount of persistence root {root}")
+    covers.pop("/", None)
     if etc_clean:
         for line in etc_clean.splitlines():
             name = line.strip()
@@ -184,34 +238,41 @@ def _status_of(path: str, target: str | None, rules: Rules) -> tuple[Status, str
 def classify(raw: Iterable[RawTuple], rules: Rules) -> list[EntryTuple]:
     """One status per entry, sorted by path.
 
-    Order of precedence: persisted (the path or one of its parents), managed, ignored, lost. A
-    directory that would be lost but holds only entries that are not lost is managed: NixOS or
-    the persisted paths' parents re-create it.
+    Order of precedence: hidden (strictly below a persisted path or mountpoint: lost, with
+    what hides it; a non-empty file where a persisted file is bind-mounted too), persisted
+    (the path itself), managed, ignored, lost. A directory that would be lost but holds only
+    entries that are not lost is managed: NixOS or the persisted paths' parents re-create it.
 
     Most entries of a root are lost, so everything starts lost and only the entries some rule
     names are looked at one by one: the rules' paths are found by bisection in the sorted paths,
-    and the entries below a persisted directory form one slice of them.
+    and the entries below a covered path form one slice of them.
     """
     ordered = sorted(raw, key=_path_of)
     paths = [entry[0] for entry in ordered]
     entries: list[EntryTuple] = [(path, kind, size, "lost", "") for path, kind, size, _ in ordered]
     settled: set[int] = set()
+    # An outer cover hides the covers below it with all below them: they are skipped.
+    covers = set(rules.covers)
+    for cover in rules.covers:
+        if any(head in covers for head in _ancestors(cover)):
+            continue
+        first = bisect_left(paths, cover + "/")
+        end = bisect_left(paths, cover + "0", first)
+        reason = hidden_reason(rules.covers[cover])
+        for inner in range(first, end):
+            entry = ordered[inner]
+            entries[inner] = (entry[0], entry[1], entry[2], "lost", reason)
+        settled.update(range(first, end))
     for index in sorted(find_sorted(paths, rules.persisted)):
         if index in settled:
-            continue  # below an outer persisted tree, whose reason it takes
+            continue
         path, kind, size, _target = ordered[index]
-        reason = rules.persisted[path]
-        entries[index] = (path, kind, size, "persisted", reason)
+        if kind == "file" and size > 0 and path in rules.covers:
+            # Data in the placeholder a file is bind-mounted over: hidden by it.
+            entries[index] = (path, kind, size, "lost", hidden_reason(rules.covers[path]))
+        else:
+            entries[index] = (path, kind, size, "persisted", rules.persisted[path])
         settled.add(index)
-        if path in rules.persisted_trees and kind in ("dir", "subvolume"):
-            below = f"under {path} ({reason})"
-            # What lies below sorts from path + "/" to path + "0" ("0" follows "/").
-            first = bisect_left(paths, path + "/", index + 1)
-            end = bisect_left(paths, path + "0", first)
-            for inner in range(first, end):
-                entry = ordered[inner]
-                entries[inner] = (entry[0], entry[1], entry[2], "persisted", below)
-            settled.update(range(first, end))
     named = set(find_sorted(paths, [*rules.managed, *rules.clean, *rules.persisted_parents]))
     named.update(index for index, entry in enumerate(ordered) if entry[3] is not None)
     named.update(rules.ignore.candidates(paths))

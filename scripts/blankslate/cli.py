@@ -51,10 +51,10 @@ GRAMMARS = {
     ),
     "seed": Grammar(
         options={**PLAN_OPTIONS, "--root": "root"},
-        flags={"--dry-run": "dry_run", "--yes": "yes", "-y": "yes"},
+        flags={"--dry-run": "dry_run", "--yes": "yes", "-y": "yes", "--hidden": "hidden"},
         path_parameters=frozenset({"plan_file", "root"}),
         defaults={"paths": (), "root": Path("/"),
-                  "dry_run": False, "yes": False},
+                  "dry_run": False, "yes": False, "hidden": False},
         positional="paths",
         required_one_of=frozenset({"dry_run", "yes"}),  # never asks: no prompt to write here
     ),

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from blankslate.errors import BlankslateError
 from blankslate.paths import inside
-from blankslate.plan import PlanSource
+from blankslate.plan import Plan, PlanSource
 
 # Flags of the whole program, accepted before or after the command.
 GLOBAL_FLAGS = {"--debug": "debug", "--quiet": "quiet", "-q": "quiet"}
@@ -88,18 +88,23 @@ def seed(
     dry_run: bool,
     yes: bool,
     confirm: Callable[[str], None],
+    hidden: bool = False,
 ) -> None:
     """`confirm` asks the question and aborts on no; it is not called with --yes or --dry-run.
     `root` is the target system's root (as nixos-install --root): the live tree is read there
-    and the copies go into persistPath under it."""
+    and the copies go into persistPath under it. `hidden`: copy what the mounts hide there
+    instead (`hidden_seed`)."""
     from blankslate import plan as plan_module
     from blankslate import seed as seed_module
 
     plan = plan_module.load(source, builtin=False)
+    if hidden:
+        _seed_hidden(plan, paths=paths, root=root, dry_run=dry_run, yes=yes, confirm=confirm)
+        return
     items = seed_module.plan_seed(plan, root=root, selection=paths)
     for line in seed_module.describe(items):
         print(line)
-    copies = [item for item in items if item.action == "copy"]
+    copies = [item for item in items if item.action in ("copy", "fill")]
     persist = inside(root, plan.persist_path)
     if copies and not dry_run and not yes:
         confirm(f"Copy {len(copies)} paths into {persist}?")
@@ -112,3 +117,192 @@ def seed(
         print(seed_module.next_step(plan))
     if any(item.needs_attention for item in items):
         raise BlankslateError("some paths were skipped (conflict or problem above); see each line")
+
+
+def persist_stray(
+    *,
+    source: PlanSource,
+    root: Path,
+    format: str,
+    fail_on_stray: bool,
+    metrics_file: Path | None,
+    move_to: Path | None,
+    restore: Path | None,
+    dry_run: bool,
+    yes: bool,
+    confirm: Callable[[str], None],
+) -> int:
+    """Lists the strays (or moves them away, or back); returns the exit status: 1 with
+    --fail-on-stray when there are strays, else 0."""
+    import json
+
+    from blankslate import plan as plan_module
+    from blankslate import safefile, stray
+    from blankslate.display import format_size
+
+    plan = plan_module.load(source, builtin=False)
+    if move_to is not None or restore is not None:
+        return _move_strays(plan, root, move_to, restore, dry_run=dry_run, yes=yes, confirm=confirm)
+    found = stray.strays(plan, target_root=root)
+    if format == "json":
+        print(json.dumps([stray.entry_json(entry) for entry in found], indent=1))
+    elif found:
+        total = format_size(sum(entry.usage.bytes for entry in found))
+        heading = f"{len(found)} strays ({total}): in a persistence root, declared by nothing"
+        print("\n".join(stray.render_table(found, heading)))
+    else:
+        print("no strays: everything in the persistence roots is declared")
+    if metrics_file is not None:
+        safefile.write_file(metrics_file, stray.render_metrics(found))
+    return 1 if fail_on_stray and found else 0
+
+
+def _move_strays(
+    plan: Plan,
+    root: Path,
+    move_to: Path | None,
+    restore: Path | None,
+    *,
+    dry_run: bool,
+    yes: bool,
+    confirm: Callable[[str], None],
+) -> int:
+    from blankslate import stray
+    from blankslate.display import quote_path
+
+    if move_to is not None and restore is not None:
+        raise BlankslateError("give either --move-to or --restore, not both")
+
+    def moves(*, dry_run: bool) -> list[stray.Move]:
+        if move_to is not None:
+            return stray.move_strays(plan, move_to, target_root=root, dry_run=dry_run)
+        assert restore is not None
+        return stray.restore(plan, restore, target_root=root, dry_run=dry_run)
+
+    planned = moves(dry_run=True)
+    for move in planned:
+        print(f"move  {quote_path(move.source)} -> {quote_path(move.target)}")
+    if not planned:
+        print("nothing to move")
+        return 0
+    if dry_run:
+        print("Dry run: nothing was moved.")
+        return 0
+    if not yes:
+        confirm(f"Move {len(planned)} entries?")
+    done = moves(dry_run=False)
+    for move in done:
+        if move.problem is not None:
+            print(f"kept  {quote_path(move.source)}: {move.problem}")
+    moved = [move for move in done if move.done]
+    print(f"moved {len(moved)} of {len(done)} entries")
+    if len(moved) != len(done):
+        raise BlankslateError("some entries were not moved (see each line); nothing was lost")
+    return 0
+
+
+def persist_du(*, source: PlanSource, root: Path, format: str) -> None:
+    """Bytes per declared path and per persistence root, largest first."""
+    import json
+
+    from blankslate import plan as plan_module
+    from blankslate import stray
+
+    plan = plan_module.load(source, builtin=False)
+    declared, roots = stray.disk_usage(plan, target_root=root)
+    if format == "json":
+        document = {
+            "roots": [stray.entry_json(entry) for entry in roots],
+            "paths": [stray.entry_json(entry) for entry in declared],
+        }
+        print(json.dumps(document, indent=1))
+        return
+    print("\n".join(stray.render_table(roots, "persistence roots:")))
+    print("\n".join(stray.render_table(declared, "declared paths:")))
+
+
+def new_host(
+    *,
+    name: str,
+    flake: Path,
+    keys: tuple[str, ...],
+    key_files: tuple[Path, ...],
+    rollback: str | None,
+    disk: str | None,
+    boot: str | None,
+    time_zone: str | None,
+    ask: Callable[[str, str | None], str] | None,
+) -> None:
+    """`ask(question, default)` prompts on a terminal; None (no terminal) makes a missing
+    choice an error that names its flag."""
+    from blankslate import newhost
+
+    def need(flag: str, question: str, default: str | None = None) -> str:
+        if ask is None:
+            raise BlankslateError(f"no terminal to ask on: give {flag}")
+        return ask(question, default)
+
+    newhost.check_name(name)
+    if not keys and not key_files:
+        keys = (need("--key KEY or --key-file FILE", "The admin's SSH public key (one line)"),)
+    found = [newhost.check_key(key) for key in keys]
+    for path in key_files:
+        found += newhost.keys_from_file(path)
+    kind = newhost.parse_rollback(
+        rollback or need("--rollback btrfs|zfs|tmpfs|none", "Rollback", "btrfs")
+    )
+    chosen_disk = None
+    if kind != "none":
+        if disk is None:
+            candidates = newhost.disk_candidates()
+            shown = "".join(f"\n  {candidate}" for candidate in candidates)
+            disk = need("--disk DEV", f"The disk to install on (erased at install){shown}\nDisk")
+        chosen_disk = newhost.check_disk(disk)
+    boot_mode = newhost.parse_boot(boot) if boot is not None else newhost.detect_boot()
+    if time_zone is None and ask is not None:
+        time_zone = ask("Time zone (IANA, empty for UTC)", "") or None
+    zone = None if time_zone is None else newhost.check_time_zone(time_zone)
+    choices = newhost.HostChoices(
+        name=name,
+        keys=tuple(found),
+        rollback=kind,
+        disk=chosen_disk,
+        boot=boot_mode,
+        time_zone=zone,
+    )
+    written = newhost.new_host(flake, choices)
+    print(f"wrote {written}")
+    for line in newhost.next_steps(choices):
+        print(line)
+
+
+def _seed_hidden(
+    plan: Plan,
+    *,
+    paths: tuple[str, ...],
+    root: Path,
+    dry_run: bool,
+    yes: bool,
+    confirm: Callable[[str], None],
+) -> None:
+    """`seed --hidden`: list, ask, then look again and copy (the listing is not trusted)."""
+    from blankslate import hidden_seed
+
+    items = hidden_seed.inspect(plan, root=root, selection=paths)
+    for line in hidden_seed.describe(items):
+        print(line)
+    copies = [item for item in items if item.action == "copy"]
+    if not items:
+        print(f"nothing hidden beneath the mounts of {root}")
+    if copies and not dry_run:
+        if not yes:
+            confirm(f"Copy {len(copies)} hidden entries into the roots that keep them?")
+        items = hidden_seed.apply(plan, root=root, selection=paths)
+        copies = [item for item in items if item.action == "copy"]
+        print(f"copied {len(copies)} hidden entries")
+    if dry_run:
+        print("Dry run: nothing was changed.")
+    if any(item.needs_attention for item in items):
+        raise BlankslateError(
+            "some hidden entries were not copied (conflict or problem above); see each line"
+        )

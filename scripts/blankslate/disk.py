@@ -19,6 +19,20 @@ MIN_MAIN_BYTES = 4 << 30
 SYS_BLOCK = Path("/sys/class/block")
 
 
+_DEVICE_NAME = re.compile(r"^/dev/[A-Za-z0-9._:@+/-]+\Z")
+
+
+def check_device_name(flag: str, device: str) -> str:
+    """A device named as a path under /dev (`sda` alone would become a relative path in a
+    configuration); its existence is not checked here: the disk may be another machine's."""
+    parts = device.split("/")
+    if not _DEVICE_NAME.match(device) or ".." in parts or "" in parts[1:]:
+        raise BlankslateError(
+            f"{flag} {device!r}: give the device's path, e.g. /dev/disk/by-id/... or /dev/vda"
+        )
+    return device
+
+
 def partition_path(disk: str, number: int) -> str:
     """The node of partition `number`: sda -> sda1, nvme0n1 -> nvme0n1p1, by-id/x -> x-part1."""
     if disk.startswith("/dev/disk/"):

@@ -56,6 +56,8 @@ CHECKS = (
     "old-roots",
     "free-space",
     "etc",
+    "persist-nested",
+    "admin-keys",
 )
 
 # Below 1 GiB or 5% free, btrfs may refuse writes (metadata) and the next boot's snapshot can fail.
@@ -159,6 +161,8 @@ def run(
         "host-keys": check_host_keys,
         "free-space": check_free_space,
         "etc": check_etc,
+        "persist-nested": check_persist_nested,
+        "admin-keys": check_admin_keys,
     }
     results: list[Result] = []
     btrfs_results = {r.check: r for r in btrfs_checks(context, only)} if _btrfs_wanted(only) else {}
@@ -485,7 +489,7 @@ def check_old_roots(context: Context, top: Path) -> Result:
     )
     sized = [root.sizes.exclusive for root in kept if root.sizes is not None]
     space = f", {format_size(sum(sized))} held only by them" if len(sized) == len(kept) else ""
-    summary = f"{len(kept)} old roots kept{ages}{space}"
+    summary = f"{len(kept)} old root{'' if len(kept) == 1 else 's'} kept{ages}{space}"
     limit = context.now - timedelta(days=rules.keep_days + 1)
     overdue = [r for r in kept[rules.keep_newest :] if r.time is not None and r.time < limit]
     if overdue:
@@ -584,3 +588,56 @@ def render_json(plan: Plan, root: Path, results: Sequence[Result]) -> dict[str, 
         "ok": not failed(results),
         "checks": [result.to_json() for result in results],
     }
+
+
+# --- subvolumes nested in persistPath -------------------------------------------------------
+
+
+def nested_in_persist(plan: Plan, root: Path) -> list[str]:
+    """The subvolumes directly below persistPath's subvolume (machined, portables, docker's
+    btrfs driver make them): a snapshot of persistPath holds none of their files."""
+    persist = root / plan.persist_path.lstrip("/")
+    if not btrfs.is_subvolume(persist):
+        return []
+    return btrfs.nested_subvolumes(process.output(btrfs.subvolume_list_below(persist)))
+
+
+def check_persist_nested(context: Context) -> Iterator[Result]:
+    plan = context.plan
+    if plan.rollback == "zfs" or plan.btrfs is None:
+        yield Result("persist-nested", "skipped", f"rollback {plan.rollback}: no btrfs persistPath")
+        return
+    nested = nested_in_persist(plan, context.root)
+    if not nested:
+        yield Result("persist-nested", "ok", f"no subvolume nested in {plan.persist_path}")
+        return
+    names = ", ".join(quote_path(name) for name in nested)
+    if plan.persist_snapshots is not None:
+        yield Result(
+            "persist-nested",
+            "warn",
+            f"{len(nested)} subvolumes nested in {plan.persist_path} ({names}) are missing from "
+            "its snapshots and `persist send` (a snapshot does not recurse): back them up "
+            "separately",
+        )
+    else:
+        yield Result(
+            "persist-nested",
+            "info",
+            f"{len(nested)} subvolumes nested in {plan.persist_path}: {names}",
+        )
+
+
+def check_admin_keys(context: Context) -> Iterator[Result]:
+    """The plan's admins can log in: one of them has a key, none has only the placeholder."""
+    from blankslate import lockout
+
+    if any(user.authorized_keys is None for user in context.plan.users):
+        yield Result("admin-keys", "skipped", "the plan predates authorizedKeys: make it again")
+        return
+    problem = lockout.lockout_problem(context.plan)
+    if problem is not None:
+        yield Result("admin-keys", "fail", problem)
+        return
+    count = sum(len(user.authorized_keys or ()) for user in context.plan.users)
+    yield Result("admin-keys", "ok", f"{count} SSH keys for {len(context.plan.users)} admins")

@@ -13,7 +13,19 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from blankslate import disk, hostkeys, layout, mounts, passwd, process, safefile, ui
+from blankslate import (
+    disk,
+    hostkeys,
+    layout,
+    lockout,
+    mounts,
+    passwd,
+    paths,
+    process,
+    safefile,
+    seed,
+    ui,
+)
 from blankslate import plan as plan_module
 from blankslate.errors import BlankslateError, require_root
 from blankslate.plan import Plan
@@ -76,8 +88,26 @@ def nixos_generate_config(root: Path) -> list[str]:
     ]
 
 
-def nixos_install(root: Path, flake: str, host: str) -> list[str]:
-    return ["nixos-install", "--root", str(root), "--flake", f"{flake}#{host}", "--no-root-passwd"]
+def nixos_install(root: Path, flake: str, host: str, *, bootloader: bool = True) -> list[str]:
+    """`bootloader` False: --no-bootloader, nixos-install's own flag (nixpkgs
+    pkgs/by-name/ni/nixos-install/nixos-install.sh), which skips its `switch-to-configuration
+    boot` step and so every grub-install."""
+    command = ["nixos-install", "--root", str(root), "--flake", f"{flake}#{host}"]
+    return [*command, "--no-root-passwd", *([] if bootloader else ["--no-bootloader"])]
+
+
+def git_toplevel(directory: Path) -> list[str]:
+    return ["git", "-C", str(directory), "rev-parse", "--show-toplevel"]
+
+
+def git_ls_files(directory: Path, relative: str) -> list[str]:
+    return ["git", "-C", str(directory), "ls-files", "--", relative]
+
+
+def git_add_intent(directory: Path, relative: str) -> list[str]:
+    """Record the path in the index with empty content (`git add -N`): a git flake sees the
+    file as it is in the work tree, and nothing is staged for the next commit."""
+    return ["git", "-C", str(directory), "add", "--intent-to-add", "--", relative]
 
 
 # --- preflight ------------------------------------------------------------------------------
@@ -110,6 +140,54 @@ def check_plan(plan: Plan) -> None:
             f"the plan of host {plan.host_name!r} has no disk section "
             f"(rollback {plan.rollback!r}: the platform owns the disk)"
         )
+
+
+def grub_on_plan_disk(plan: Plan) -> bool:
+    """bios and hybrid plans install GRUB on `disk.device` (boot.loader.grub.device)."""
+    return plan.disk is not None and plan.disk.boot in ("bios", "hybrid")
+
+
+def check_boot_disk(plan: Plan, options: InstallOptions) -> None:
+    """nixos-install runs grub-install on the plan's disk.device: with --disk, that must be
+    the disk laid out, /dev/disk/by-id links resolved (an --image gets no boot loader here,
+    see `installs_bootloader`)."""
+    disk_given = options.disk
+    if plan.disk is None or not grub_on_plan_disk(plan) or disk_given is None:
+        return
+    boot, device = plan.disk.boot, plan.disk.device
+    if device is None:
+        raise BlankslateError(
+            f"--disk {disk_given}: the plan has no disk.device, so install cannot check that "
+            f"GRUB (disk.boot = {boot!r}) goes to this disk: set blankslate.disk.device to it"
+        )
+    given, planned = os.path.realpath(disk_given), os.path.realpath(device)
+    if given != planned:
+        shown = f"{disk_given} ({given})" if given != disk_given else disk_given
+        wanted = f"{device} ({planned})" if planned != device else device
+        raise BlankslateError(
+            f"--disk {shown} is not the plan's disk.device {wanted}, where nixos-install puts "
+            f"GRUB (disk.boot = {boot!r}): set blankslate.disk.device to this disk, or give "
+            "that one"
+        )
+
+
+def installs_bootloader(plan: Plan, options: InstallOptions) -> bool:
+    """False for an image of a bios/hybrid plan: GRUB would go to disk.device of this machine."""
+    return not (grub_on_plan_disk(plan) and options.image is not None)
+
+
+def bootloader_later(plan: Plan, root: Path) -> str:
+    """How the target gets its boot loader when nixos-install ran with --no-bootloader: the
+    step nixos-install itself skips, run on the target machine from a NixOS installer, with
+    the image written to the disk that disk.device names there."""
+    assert plan.disk is not None
+    device = plan.disk.device or "its disk"
+    return (
+        f"on the target, with this image written to {device} and mounted on {root} "
+        f"(`blankslate mount --disk {device} --root {root}`): `nixos-enter --root "
+        f"{root} -c 'NIXOS_INSTALL_BOOTLOADER=1 /nix/var/nix/profiles/system/bin/"
+        "switch-to-configuration boot'` installs GRUB (nixos-install's own last step)"
+    )
 
 
 def check_image_path(image: Path, size: str) -> None:
@@ -302,6 +380,10 @@ def planned_actions(plan: Plan, target: Target, parts: layout.Partitions) -> lis
 
 def install(plan: Plan, options: InstallOptions) -> Summary:
     check_plan(plan)
+    check_boot_disk(plan, options)
+    if options.nixos_install and options.source.host is not None:
+        # The system nixos-install builds is the one the admin must log in to.
+        lockout.refuse_lockout(plan, f"install of host {options.source.host}")
     if not options.dry_run:
         require_root("install partitions and formats a disk")
     process.require_tools(required_tools(plan, options))
@@ -503,30 +585,142 @@ def make_host_keys(plan: Plan, root: Path, *, dry_run: bool) -> list[str]:
 
 def finish(plan: Plan, options: InstallOptions, summary: Summary) -> None:
     root, flake, host = options.root, options.source.flake, options.source.host
+    bootloader = installs_bootloader(plan, options)
     if host is None:
-        summary.next_steps.append(f"nixos-install --root {root} --flake <your flake>#<host>")
+        command = nixos_install(root, "<your flake>", "<host>", bootloader=bootloader)
+        summary.next_steps.append(" ".join(command))
+        summary.next_steps.append(f"blankslate seed --root {root}  (after nixos-install)")
+        if not bootloader:
+            summary.next_steps.append(bootloader_later(plan, root))
         return
-    write_hardware_config(flake, host, root, dry_run=options.dry_run)
+    hardware = write_hardware_config(flake, host, root, dry_run=options.dry_run)
+    if hardware is not None:
+        show_to_flake(Path(flake), hardware, dry_run=options.dry_run)
+    command = nixos_install(root, flake, host, bootloader=bootloader)
+    if not bootloader:
+        assert plan.disk is not None
+        ui.say(
+            f"No boot loader from this machine: disk.boot is {plan.disk.boot!r} and GRUB would "
+            f"go to {plan.disk.device or 'a disk'} here, so nixos-install runs with "
+            "--no-bootloader."
+        )
     if not options.nixos_install or process.which("nixos-install") is None:
         reason = "--no-nixos-install" if not options.nixos_install else "no nixos-install on PATH"
         ui.say(f"Stopping before nixos-install ({reason}); the layout stays mounted on {root}.")
-        summary.next_steps.append(" ".join(nixos_install(root, flake, host)))
+        summary.next_steps.append(" ".join(command))
+        summary.next_steps.append(f"blankslate seed --root {root}  (after nixos-install)")
+        if not bootloader:
+            summary.next_steps.append(bootloader_later(plan, root))
         return
     ui.say(f"Running nixos-install for {host} (it builds the system; this takes a while).")
-    process.run(nixos_install(root, flake, host), stream=True, dry_run=options.dry_run)
+    process.run(command, stream=True, dry_run=options.dry_run)
+    seed_installed(plan, root, dry_run=options.dry_run)
+    if not bootloader:
+        summary.next_steps.append(bootloader_later(plan, root))
     summary.next_steps.append(f"blankslate unmount --root {root} && reboot")
 
 
-def write_hardware_config(flake: str, host: str, root: Path, *, dry_run: bool) -> None:
-    """hosts/<host>/hardware.nix for a flake checkout on this machine, when it is missing."""
+def write_hardware_config(flake: str, host: str, root: Path, *, dry_run: bool) -> str | None:
+    """hosts/<host>/hardware.nix for a flake checkout on this machine, when it is missing.
+    Returns its path relative to the flake when it is there (or, in a dry run, would be)."""
     host_dir = Path(flake) / "hosts" / host
     target = host_dir / "hardware.nix"
-    if not host_dir.is_dir() or target.exists() or process.which("nixos-generate-config") is None:
-        return
+    relative = f"hosts/{host}/hardware.nix"
+    if not host_dir.is_dir():
+        return None
+    if target.exists():
+        return relative
+    if process.which("nixos-generate-config") is None:
+        return None
     config = process.run(nixos_generate_config(root), capture=True, dry_run=dry_run).stdout
     if not dry_run:
         safefile.write_file(target, config)
-        ui.say(f"Wrote {target} (add it to git: flakes only see tracked files).")
+        ui.say(f"Wrote {target}.")
+    return relative
+
+
+def show_to_flake(flake: Path, relative: str, *, dry_run: bool) -> None:
+    """A git flake builds only what git tracks: an untracked hardware.nix is left out of the
+    very build it was written for. `git add --intent-to-add` that one file (nothing staged,
+    nothing else touched); a flake that is no git work tree is a path: flake, which sees it."""
+    if process.which("git") is None:
+        if any((directory / ".git").exists() for directory in [flake, *flake.resolve().parents]):
+            raise BlankslateError(
+                f"{flake} is a git checkout but there is no git on PATH: the build would not "
+                f"see {relative} (run `git add --intent-to-add {relative}` there first)"
+            )
+        return
+    found = process.probe(git_toplevel(flake), check=False)
+    if found.returncode != 0:
+        if "not a git repository" in found.stderr:
+            return  # nix copies the whole directory
+        raise BlankslateError(
+            f"git cannot read {flake}, so the build may not see {relative}: "
+            f"{process.failure_reason(found)}"
+        )
+    if process.output(git_ls_files(flake, relative)).strip():
+        ui.say(f"{relative} is tracked by git: the build sees it.")
+        return
+    process.run(git_add_intent(flake, relative), dry_run=dry_run)
+    ui.say(
+        f"Added {relative} to git with --intent-to-add, so that nixos-install's build sees it "
+        "(a git flake sees only tracked files); commit it with the host."
+    )
+
+
+def seed_installed(plan: Plan, root: Path, *, dry_run: bool) -> list[seed.SeedItem]:
+    """What nixos-install wrote under persisted paths (the uid map in /var/lib/nixos,
+    /etc/machine-id, ...) is on the root the first boot erases: copy it into the persistence
+    root, as `blankslate seed --root` does (no bind mount exists yet, so the live view under
+    `root` is that data). A directory that persistent storage holds empty (impermanence's
+    activation makes them during nixos-install) is filled, as seed does; anything it holds
+    already is left as is, and a different copy on the root is a conflict, one line naming
+    both. Returns what was copied."""
+    persist = paths.inside(root, plan.persist_path)
+    if dry_run:
+        ui.say(
+            f"After nixos-install, would copy into {persist} what it wrote under the "
+            f"persisted paths ({', '.join(sorted(entry.path for entry in plan.persisted))})."
+        )
+        return []
+    items = seed.plan_seed(plan, root=root)
+    lines = []
+    for item in items:
+        if item.action in ("copy", "fill"):
+            lines.append(f"{item.action:<8}  {item.kind:<9}  {item.source} -> {item.target}")
+        lines += _conflict_lines(item)
+    ui.say(f"Seeding {persist} with what nixos-install wrote under persisted paths:")
+    for line in lines or ["nothing to copy"]:
+        ui.say(f"  {line}")
+    return seed.apply(items, live_root=root)
+
+
+def _is_directory(path: Path) -> bool:
+    return os.path.isdir(path) and not os.path.islink(path)
+
+
+def _conflict_lines(item: seed.SeedItem) -> list[str]:
+    """One line per path whose two copies differ: the persisted one is kept, as is the other."""
+    if item.action in ("conflict", "problem"):
+        return [f"{item.action:<8}  {item.kind:<9}  {item.source} and {item.target}: {item.detail}"]
+    if item.action != "present" or os.path.islink(item.source) or os.path.islink(item.target):
+        return []
+    if item.kind == "file" and os.path.isfile(item.source) and os.path.isfile(item.target):
+        with open(item.source, "rb") as ours, open(item.target, "rb") as kept:
+            if ours.read() == kept.read():
+                return []
+        return [
+            f"conflict  file       {item.source} and {item.target} differ: "
+            f"{item.target} is kept, {item.source} is left as is (the first boot erases it)"
+        ]
+    if item.kind == "directory" and _is_directory(item.source) and _is_directory(item.target):
+        missing = sorted(set(os.listdir(item.source)) - set(os.listdir(item.target)))
+        if missing and os.listdir(item.target):
+            return [
+                f"conflict  directory  {item.source} and {item.target} both hold data; "
+                f"{item.target} lacks {', '.join(missing)}: both left as is (merge by hand)"
+            ]
+    return []
 
 
 # --- mount / unmount ------------------------------------------------------------------------

@@ -159,14 +159,17 @@ def mount_layout(
         target = paths.inside(mountpoint, mount.target)
         process.run(mkdir_cmd(target), dry_run=dry_run)
         record = MountRecord(os.path.realpath(target), mount.source, mount.fstype)
+        # Recorded before the kernel makes it: a SIGKILL right after the mount still leaves a
+        # record that `unmount` acts on; a pending record that was never mounted is dropped.
+        remember_mount(mountpoint, dataclasses.replace(record, pending=True), dry_run=dry_run)
         try:
             process.run(
                 mounts.mount_cmd(mount.source, target, options=mount.options, fstype=mount.fstype),
                 dry_run=dry_run,
             )
         except BaseException:
-            if os.path.ismount(target):
-                remember_mount(mountpoint, record, dry_run=dry_run)
+            if not os.path.ismount(target):
+                forget_mount(mountpoint, record.target, dry_run=dry_run)
             raise
         remember_mount(mountpoint, record, dry_run=dry_run)
     return planned
@@ -216,6 +219,7 @@ class MountRecord:
     target: str
     source: str  # as given to mount: /dev/loop3p3, tmpfs, rpool/local/root
     fstype: str
+    pending: bool = False  # recorded before the mount command ran; not known to be made
 
     def matches(self, entry: mounts.MountEntry) -> bool:
         return entry.fstype == self.fstype and (
@@ -308,7 +312,19 @@ def remember(
 
 
 def remember_mount(mountpoint: Path, mount: MountRecord, *, dry_run: bool = False) -> None:
-    _change(mountpoint, lambda record: record.mounts.append(mount), dry_run=dry_run)
+    """Record `mount`, in place of a record of the same target (its pending one)."""
+
+    def put(record: Record) -> None:
+        record.mounts = [m for m in record.mounts if m.target != mount.target] + [mount]
+
+    _change(mountpoint, put, dry_run=dry_run)
+
+
+def forget_mount(mountpoint: Path, target: str, *, dry_run: bool = False) -> None:
+    def drop(record: Record) -> None:
+        record.mounts = [m for m in record.mounts if m.target != target]
+
+    _change(mountpoint, drop, dry_run=dry_run)
 
 
 def remember_swap(mountpoint: Path, swap: str | None, *, dry_run: bool = False) -> None:
@@ -366,6 +382,8 @@ def _verified_mounts(record: Record, base: Path) -> list[str]:
     ours: list[str] = []
     for mount in record.mounts:
         entry = top.get(mount.target)
+        if entry is None and mount.pending:
+            continue  # interrupted before its mount was made
         if entry is None:
             ui.warn(f"{mount.target} is no longer mounted; skipped")
         elif not mount.matches(entry):

@@ -100,6 +100,21 @@ def snapshots(plan: Plan, device: str | None) -> Iterator[list[oldroots.OldRoot]
         yield btrfs_snapshots(top, setting.subvolume)
 
 
+def nested_warning(plan: Plan) -> str | None:
+    """What `persist list` says when subvolumes nested in persistPath are not in its snapshots."""
+    from blankslate import doctor
+
+    if on_zfs(plan):
+        return None
+    nested = doctor.nested_in_persist(plan, Path("/"))
+    if not nested:
+        return None
+    return (
+        f"warning: {len(nested)} subvolumes nested in {plan.persist_path} are not in these "
+        f"snapshots (a snapshot does not recurse): {', '.join(nested)}"
+    )
+
+
 def pick(found: list[oldroots.OldRoot], name: str) -> oldroots.OldRoot:
     """The snapshot called `name` (a ZFS name may keep its prefix), or the newest for
     "latest"."""
@@ -195,11 +210,13 @@ def send(
     *,
     incremental: bool = False,
     name: str = LATEST,
+    parent_name: str | None = None,
     device: str | None = None,
     dry_run: bool = False,
 ) -> Sent:
     """Stream the snapshot `name` (default the newest) to the new file `to`; incremental:
-    against the snapshot before it, which the receiving side must already hold."""
+    against the snapshot before it, or against `parent_name` (the last one sent, say, when
+    hourly snapshots came in between), which the receiving side must already hold."""
     if os.path.lexists(to):
         raise BlankslateError(f"{to} already exists (send never overwrites; choose a new name)")
     if to.name in ("", ".", ".."):
@@ -207,8 +224,15 @@ def send(
     with snapshots(plan, device) as found:
         snapshot = pick(found, name)
         parent = None
-        if incremental:
-            older = found[found.index(snapshot) + 1 :]
+        older = found[found.index(snapshot) + 1 :]
+        if parent_name is not None:
+            parent = pick(found, parent_name)
+            if parent not in older:
+                raise BlankslateError(
+                    f"--parent {parent.name} is not older than {snapshot.name}: an incremental "
+                    "stream goes from an older snapshot the other side holds to a newer one"
+                )
+        elif incremental:
             if not older:
                 raise BlankslateError(
                     f"--incremental needs a snapshot older than {snapshot.name} to send "

@@ -187,6 +187,8 @@ class Persisted:
 class User:
     name: str
     hashed_password_file: str
+    # blankslate.users.<name>.authorizedKeys; None in a plan made before they travelled.
+    authorized_keys: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -734,7 +736,8 @@ def load(
     """The plan from the first source that is given or present (the README's order); which one
     is said on stderr (a log line, silent under --quiet). `builtin` False: the commands that
     act on this system's own disk (diff, seed, roots, recover) stop instead of taking the
-    built-in default."""
+    built-in default; so do doctor, ignore, disko and extra-files, which would otherwise
+    silently check or write the example's."""
     if source.file is not None:
         plan, said = from_file(source.file), f"from {source.file}"
     elif source.host is not None:
@@ -745,7 +748,8 @@ def load(
     elif not builtin:
         raise BlankslateError(
             f"no plan: {installed} does not exist (not a system built from the blankslate "
-            "modules?); give --plan FILE, or --host NAME from a flake checkout"
+            "modules?); give --host NAME from a flake checkout, or --plan FILE (`blankslate "
+            "plan > plan.json` writes the built-in example's)"
         )
     else:
         log.info("plan: built-in default (the hosts/example layout)")

@@ -15,7 +15,7 @@ from itertools import accumulate
 from json.encoder import encode_basestring_ascii
 from typing import TextIO
 
-from blankslate.classify import STATUSES, Entry, EntryTuple, Report
+from blankslate.classify import STATUSES, Entry, EntryTuple, Report, is_hidden
 from blankslate.display import format_size, quote_path
 
 
@@ -57,8 +57,11 @@ def collapsed_directories(entries: Sequence[EntryTuple]) -> dict[int, tuple[int,
     tells in one subtraction whether a slice is all lost.
     """
     paths = [entry[0] for entry in entries]
-    # kept_before[i]: how many of entries[:i] are not lost
-    kept_before = list(accumulate((entry[3] != "lost" for entry in entries), initial=0))
+    # kept_before[i]: how many of entries[:i] are not lost, or lost hidden beneath a mount
+    # (those have a section of their own)
+    kept_before = list(
+        accumulate((entry[3] != "lost" or entry[4] != "" for entry in entries), initial=0)
+    )
     candidates = [
         index
         for index, entry in enumerate(entries)
@@ -72,7 +75,12 @@ def collapsed_directories(entries: Sequence[EntryTuple]) -> dict[int, tuple[int,
         path = paths[index]
         first = bisect_left(paths, path + "/", index + 1)
         end = bisect_left(paths, path + "0", first)
-        if end > first and kept_before[end] == kept_before[first]:
+        reason = entries[index][4]
+        if reason:  # hidden: collapsed when all below is hidden by the same mount
+            alike = all(entry[3] == "lost" and entry[4] == reason for entry in entries[first:end])
+        else:
+            alike = kept_before[end] == kept_before[first]
+        if end > first and alike:
             collapsed[index] = (first, end, sum(entry[2] for entry in entries[first:end]))
             hidden[first:end] = b"\x01" * (end - first)
     return collapsed
@@ -92,9 +100,14 @@ def render_text(
         hidden[first:end] = b"\x01" * (end - first)
     red, green, reset = style.lost, style.persisted, style.reset
     groups: dict[str, list[int]] = {}  # top directory -> indices of its lost entries
-    total = 0
-    for index, (path, _kind, size, status, _reason) in enumerate(entries):
+    covered: dict[str, list[int]] = {}  # what hides them -> indices of the hidden entries
+    total = hidden_total = 0
+    for index, (path, _kind, size, status, reason) in enumerate(entries):
         if status != "lost":
+            continue
+        if reason:  # only a hidden entry is lost with a reason
+            hidden_total += size
+            covered.setdefault(reason, []).append(index)
             continue
         total += size
         end = path.find("/", 1)
@@ -104,6 +117,26 @@ def render_text(
             groups[top] = [index]
         else:
             members.append(index)
+
+    def entry_lines(members: list[int]) -> list[str]:
+        listed: list[str] = []
+        for index in members:
+            if hidden[index]:
+                continue
+            path, kind, size_of, _status, _reason = entries[index]
+            below = collapsed.get(index)
+            if below is None:
+                listed.append(
+                    f"  {kind:<9} {format_size(size_of):>10}  {red}{quote_path(path)}{reset}"
+                )
+            else:
+                first, end, inner = below
+                listed.append(
+                    f"  {kind:<9} {format_size(size_of + inner):>10}  "
+                    f"{red}{quote_path(path)}/{reset}  (all {end - first + 1} entries lost)"
+                )
+        return listed
+
     lines: list[str] = []
     if groups:
         count = sum(len(members) for members in groups.values())
@@ -115,22 +148,17 @@ def render_text(
                 lines.append(f"{red}{head}, all lost){reset}")
                 continue
             lines.append(f"{head})")
-            for index in members:
-                if hidden[index]:
-                    continue
-                path, kind, size_of, _status, _reason = entries[index]
-                below = collapsed.get(index)
-                if below is None:
-                    lines.append(
-                        f"  {kind:<9} {format_size(size_of):>10}  {red}{quote_path(path)}{reset}"
-                    )
-                else:
-                    first, end, inner = below
-                    lines.append(
-                        f"  {kind:<9} {format_size(size_of + inner):>10}  "
-                        f"{red}{quote_path(path)}/{reset}  (all {end - first + 1} entries lost)"
-                    )
-    else:
+            lines += entry_lines(members)
+    if covered:
+        if groups:
+            lines.append("")
+        count = sum(len(members) for members in covered.values())
+        lines.append(f"{report.hidden_headline}: {_entries(count)}, {format_size(hidden_total)}")
+        for reason, members in covered.items():
+            group_size = format_size(sum(entries[index][2] for index in members))
+            lines.append(f"{reason}  ({_entries(len(members))}, {group_size})")
+            lines += entry_lines(members)
+    if not groups and not covered:
         lines.append(f"{report.nothing_lost}.")
     if all_entries:
         for status in STATUSES[1:]:
@@ -158,13 +186,22 @@ METRICS = (
     ),
     ("blankslate_lost_bytes", "Bytes of the lost entries (file sizes and symlink target lengths)."),
     ("blankslate_audit_timestamp_seconds", "When the audit ran, in seconds since the Unix epoch."),
+    (
+        "blankslate_hidden_entries",
+        "Lost entries hidden beneath a mount (a persisted path's bind mount, a mountpoint).",
+    ),
+    (
+        "blankslate_hidden_bytes",
+        "Bytes of the hidden entries (counted in blankslate_lost_bytes too).",
+    ),
 )
 
 
 def render_metrics(report: Report, now: float) -> str:
-    """The node-exporter textfile (Prometheus text format, version 0.0.4): three gauges."""
+    """The node-exporter textfile (Prometheus text format, version 0.0.4): five gauges."""
     lost_bytes = sum(entry[2] for entry in report.entries if entry[3] == "lost")
-    values = (str(report.lost), str(lost_bytes), f"{now:.3f}")
+    hidden = [entry[2] for entry in report.entries if is_hidden(entry)]
+    values = (str(report.lost), str(lost_bytes), f"{now:.3f}", str(len(hidden)), str(sum(hidden)))
     lines: list[str] = []
     for (name, help_text), value in zip(METRICS, values, strict=True):
         lines += [f"# HELP {name} {help_text}", f"# TYPE {name} gauge", f"{name} {value}"]
@@ -199,8 +236,12 @@ def _json_path(path: str, encoded: str) -> str:
     return encoded if found is None else f'{found[0]}, "pathBytes": "{found[1]}"'
 
 
+_HIDDEN = ', "hidden": true'
+
+
 def render_json(report: Report) -> str:
-    """The version 1 document, one entry per line; strings are escaped ASCII.
+    """The version 1 document, one entry per line; strings are escaped ASCII. A lost entry
+    hidden beneath a mount has `"hidden": true` after its reason.
 
     A name that is not UTF-8 has its bytes in "pathBytes" (base64), and in "path" a U+FFFD
     for each byte that is not UTF-8. Only a name whose escaped form holds a surrogate ("\\ud")
@@ -209,7 +250,8 @@ def render_json(report: Report) -> str:
     encode = encode_basestring_ascii  # the C encoder, called directly: this runs per entry
     rows = [
         f'{{"path": {p}, "type": "{kind}", "size": {size}, '
-        f'"status": "{status}", "reason": {encode(reason)}}}'
+        f'"status": "{status}", "reason": {encode(reason)}'
+        f"{_HIDDEN if reason and status == 'lost' else ''}}}"
         for path, kind, size, status, reason in report.entries
         # always true: `p` is the escaped path, with "pathBytes" after it when needed
         if "\\ud" not in (p := encode(path)) or (p := _json_path(path, p))
@@ -246,4 +288,6 @@ def render_yaml(report: Report) -> str:
                 f"    status: {status}",
                 f"    reason: {_encode(reason)}",
             ]
+            if status == "lost" and reason:
+                lines.append("    hidden: true")
     return "\n".join(lines) + "\n"

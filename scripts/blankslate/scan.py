@@ -1,8 +1,9 @@
 """The scan of `blankslate diff`: every entry of a root as the next boot will throw it away.
 
 btrfs: the root subvolume as stored, read from the top level (the tree search of `treesearch`,
-else a walk); zfs: `zfs diff` against the blank snapshot; tmpfs/none: a walk of the live tree on
-one filesystem, mounts left out. Each entry is one `Raw` row (a plain tuple in the hot loops).
+else a walk); zfs: `zfs diff` against the blank snapshot; tmpfs/none: a walk of the live tree
+on one filesystem, seen beneath its mounts (`beneath`). Each entry is one `Raw` row (a plain
+tuple in the hot loops).
 """
 
 from __future__ import annotations
@@ -125,6 +126,8 @@ def parse_zfs_diff(output: str, mountpoint: str = "/") -> list[tuple[str, str]]:
 
 
 def scan_zfs(plan: Plan, live_root: str = "/") -> tuple[list[RawTuple], list[str]]:
+    """The entries `zfs diff` finds on the root dataset, looked at under `live_root` (the
+    root seen beneath its mounts, or / itself)."""
     assert plan.zfs is not None
     output = process.output(zfs_diff_cmd(plan.zfs.root, plan.zfs.blank_snapshot))
     entries: list[RawTuple] = []
@@ -140,7 +143,7 @@ def scan_zfs(plan: Plan, live_root: str = "/") -> tuple[list[RawTuple], list[str
             problems.append(f"cannot inspect {path}: {error.strerror}")
             continue
         size = info.st_size if kind in ("file", "symlink") else 0
-        entries.append(Raw(path, kind, size, target))
+        entries.append((path, kind, size, target))
     return entries, problems
 
 

@@ -31,7 +31,7 @@ from blankslate.plan import Persisted, Plan
 
 log = logging.getLogger("blankslate")
 
-Action = Literal["copy", "present", "mounted", "absent", "conflict", "problem"]
+Action = Literal["copy", "fill", "present", "mounted", "absent", "conflict", "problem"]
 Kind = Literal["directory", "file"]
 PARTIAL_SUFFIX = copy.PARTIAL_SUFFIX
 
@@ -149,9 +149,25 @@ def _inspect(
         existing = os.lstat(target)
     except FileNotFoundError:
         return SeedItem(path, kind, "copy", source, target, base=base, declared=declared)
+    if (
+        kind == "directory"
+        and _matches(kind, existing.st_mode)
+        and _empty_with_data(target, source)
+    ):
+        # impermanence's activation (nixos-install, a switch) makes the persistent directory
+        # before anything is in it: fill it in place, it may be bind-mounted already.
+        return SeedItem(path, kind, "fill", source, target, "empty there: filled in place", base)
     if _matches(kind, existing.st_mode):
         return item("present", f"already in {persist}: left as is")
     return item("conflict", f"{target} exists as {_describe_mode(existing.st_mode)}: left as is")
+
+
+def _empty_with_data(target: Path, source: Path) -> bool:
+    """The persistent directory holds nothing while the live one holds something."""
+    try:
+        return not os.listdir(target) and bool(os.listdir(source))
+    except OSError:
+        return False
 
 
 def plan_seed(
@@ -203,15 +219,30 @@ def copy_into_place(item: SeedItem, live_root: Path, *, dry_run: bool) -> None:
         copy.copy_new(item.source, parent, item.target.name)
 
 
+def fill_in_place(item: SeedItem, *, dry_run: bool) -> None:
+    """Copy the live directory into its empty persistent copy, which keeps its inode (a bind
+    mount may show it already); the parent is walked from the mountpoint without links."""
+    relative = PurePosixPath(str(item.target.parent.relative_to(item.base)))
+    if dry_run:
+        process.run(copy.cp_archive(item.source, item.target / "."), dry_run=True)
+        return
+    with safefile.held(safefile.walk(item.base, relative)) as parent:
+        copy.copy_into_empty(item.source, parent, item.target.name)
+
+
 def apply(
     items: Sequence[SeedItem], *, live_root: Path = Path("/"), dry_run: bool = False
 ) -> list[SeedItem]:
-    """Carry out the copies; returns the items copied."""
+    """Carry out the copies and fills; returns the items done."""
     done: list[SeedItem] = []
     base = Path(os.path.abspath(live_root))
-    copies = [item for item in items if item.action == "copy"]
+    copies = [item for item in items if item.action in ("copy", "fill")]
     for number, item in enumerate(copies, 1):
         log.info("[%d/%d] copying %s", number, len(copies), quote_path(item.path))
+        if item.action == "fill":
+            fill_in_place(item, dry_run=dry_run)
+            done.append(item)
+            continue
         if os.path.lexists(item.target):
             log.warning("%s appeared in the meantime: left as is", item.target)
             continue  # e.g. copied with a persisted parent directory
@@ -226,7 +257,8 @@ def describe(items: Sequence[SeedItem]) -> list[str]:
     lines = []
     for item in items:
         source, target = quote_path(str(item.source)), quote_path(str(item.target))
-        where = f"{source} -> {target}" if item.action == "copy" else quote_path(item.path)
+        copied = item.action in ("copy", "fill")
+        where = f"{source} -> {target}" if copied else quote_path(item.path)
         detail = f"  ({item.detail})" if item.detail else ""
         lines.append(f"{item.action:<{width}}  {item.kind:<9}  {where}{detail}")
     return lines

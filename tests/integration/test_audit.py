@@ -99,6 +99,9 @@ def test_old_root_latest_lists_what_the_last_boot_erased(
         srv = top / layout.root / "srv"
         srv.mkdir()
         (srv / "erased.txt").write_text("gone at boot\n")
+        # Written before /var/lib/nixos was bind-mounted over it: hidden, and erased too (#23).
+        (top / layout.root / "var/lib/nixos").mkdir(parents=True)
+        (top / layout.root / "var/lib/nixos/uid-map").write_text("{}\n")
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     booted = subprocess.run(
@@ -133,18 +136,23 @@ def test_old_root_latest_lists_what_the_last_boot_erased(
         (name,) = os.listdir(top / layout.old_roots)
     assert document["oldRoot"] == name
     lost = {e["path"] for e in document["entries"] if e["status"] == "lost"}
-    assert lost == {"/srv", "/srv/erased.txt"}
+    assert lost == {"/srv", "/srv/erased.txt", "/var/lib/nixos/uid-map"}
+    hidden = [e["path"] for e in document["entries"] if e.get("hidden")]
+    assert hidden == ["/var/lib/nixos/uid-map"]
 
     text = blankslate(tmp_path, "diff", *args, "--old-root", name, "--full")
     assert text.stdout.startswith(f"Thrown away with old root {name}: 2 entries, 13 B\n")
     assert "/srv/erased.txt\n" in text.stdout
+    assert f"Hidden beneath mounts, thrown away with old root {name}: 1 entry, 3 B\n" in (
+        text.stdout
+    )
 
     listed = blankslate(tmp_path, "roots", *args, "--audit", "--json")
     assert listed.returncode == 0, listed.stderr
-    assert [(r["name"], r["lostEntries"]) for r in json.loads(listed.stdout)] == [(name, 2)]
+    assert [(r["name"], r["lostEntries"]) for r in json.loads(listed.stdout)] == [(name, 3)]
     table = blankslate(tmp_path, "roots", *args, "--audit")
     assert table.stdout.splitlines()[0].split()[-1] == "LOST"
-    assert table.stdout.splitlines()[1].split()[-1] == "2"
+    assert table.stdout.splitlines()[1].split()[-1] == "3"
 
     missing = blankslate(tmp_path, "diff", *args, "--old-root", "1999-01-01T00:00:00Z")
     assert missing.returncode == 1

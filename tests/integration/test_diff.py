@@ -87,13 +87,17 @@ EXPECTED = [
     entry("/var/lib/machines", "subvolume", 0, "lost"),
     entry("/var/lib/machines/image", "file", 1000, "lost"),
     entry("/var/lib/nixos", "dir", 0, "persisted", "persisted directory"),
-    entry(
-        "/var/lib/nixos/uid-map",
-        "file",
-        2,
-        "persisted",
-        "under /var/lib/nixos (persisted directory)",
-    ),
+    # On the root subvolume beneath the bind mount: hidden, and erased by the next reset.
+    {
+        **entry(
+            "/var/lib/nixos/uid-map",
+            "file",
+            2,
+            "lost",
+            "hidden under the bind mount of /var/lib/nixos",
+        ),
+        "hidden": True,
+    },
     entry("/var/log", "dir", 0, "persisted", "mountpoint of subvolume 'log'"),
 ]
 
@@ -138,7 +142,7 @@ def test_diff_json_is_exactly_the_expected_document(
     assert document == {
         "version": 1,
         "method": "btrfs",
-        "summary": {"lost": 9, "ignored": 3, "managed": 8, "persisted": 7},
+        "summary": {"lost": 10, "ignored": 3, "managed": 8, "persisted": 6},
         "entries": EXPECTED,
     }
     assert helpers.mounts_of(device) == []  # the private top-level mount is gone
@@ -152,7 +156,12 @@ def test_diff_text_and_fail_on_lost(
     result = blankslate(tmp_path, "diff", *args, "--fail-on-lost")
     assert result.returncode == 1, result.stderr
     assert "  file             2 B  $'/srv/odd\\xff\\nname'\n" in result.stdout
-    assert result.stdout.endswith("lost 9, ignored 3, managed 8, persisted 7\n")
+    assert (
+        "Hidden beneath mounts, lost at the next boot: 1 entry, 2 B\n"
+        "hidden under the bind mount of /var/lib/nixos  (1 entry, 2 B)\n"
+        "  file             2 B  /var/lib/nixos/uid-map\n"
+    ) in result.stdout
+    assert result.stdout.endswith("lost 10, ignored 3, managed 8, persisted 6\n")
     assert helpers.mounts_of(device) == []
 
 
@@ -252,7 +261,10 @@ def test_walk_of_a_live_root_keeps_subvolumes_and_leaves_out_mounts(
     assert result.returncode == 0, result.stderr
     document = json.loads(result.stdout)
     assert document["method"] == "walk"
+    # Seen beneath the mounts: the stub's content under the persist mount is on the root.
     assert [(e["path"], e["type"], e["status"]) for e in document["entries"]] == [
+        ("/persist", "dir", "persisted"),
+        ("/persist/hidden-stub-content", "file", "lost"),
         ("/srv", "dir", "lost"),
         ("/srv/nested", "subvolume", "lost"),
         ("/srv/nested/file", "file", "lost"),

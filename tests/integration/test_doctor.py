@@ -14,6 +14,9 @@ import pytest
 from blankslate import plan
 
 PLAN = plan.default()
+OWN_KEY = (
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBQ3Yr8QJ5wxBcz0ZNrqGdM1JW6rnWOvK2ykXf6wzM1c me@laptop"
+)
 
 
 def blankslate(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -44,7 +47,9 @@ def installed(tmp_path: Path, helpers) -> Iterator[tuple[Path, Path]]:  # type: 
     image = tmp_path / "disk.img"
     mountpoint = tmp_path / "target"
     plan_file = tmp_path / "plan.json"
-    plan_file.write_text(json.dumps(PLAN.to_json()))
+    data = PLAN.to_json()
+    data["users"][0]["authorizedKeys"] = [OWN_KEY]  # not the example's placeholder
+    plan_file.write_text(json.dumps(data))
     try:
         result = blankslate(
             "install", "--plan", str(plan_file), "--image", str(image),
@@ -85,6 +90,8 @@ HEALTHY = {
     "old-roots": ["skipped"],  # made by the first boot's rollback
     "free-space": ["ok"],
     "etc": ["skipped"],
+    "persist-nested": ["ok"],
+    "admin-keys": ["ok"],
 }
 
 
@@ -129,6 +136,41 @@ def test_healthy_install_passes_then_each_fault_fails_alone(
         finally:
             helpers.run(["btrfs", "property", "set", "-ts", blank, "ro", "true"])
     assert doctor(mountpoint, plan_file)[0] == 0
+
+
+def test_the_placeholder_key_fails_admin_keys(installed: tuple[Path, Path]) -> None:
+    mountpoint, plan_file = installed
+    data = json.loads(plan_file.read_text())
+    data["users"][0]["authorizedKeys"] = [
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPlaceholderReplaceMeWithYourOwnPublicKey0 admin@x"
+    ]
+    plan_file.write_text(json.dumps(data))
+    code, lines = doctor(mountpoint, plan_file)
+    assert (code, lines["admin-keys"]) == (1, ["fail"])
+
+
+def test_a_subvolume_nested_in_persist_is_named(installed: tuple[Path, Path], helpers) -> None:  # type: ignore[no-untyped-def]
+    """machined or docker's btrfs driver make subvolumes in persistPath, which a snapshot of it
+    does not hold: doctor names them, and warns when persist snapshots are on."""
+    mountpoint, plan_file = installed
+    helpers.run(["mkdir", "-p", mountpoint / "persist/var/lib"])
+    helpers.run(["btrfs", "subvolume", "create", mountpoint / "persist/var/lib/machines"])
+    result = blankslate(
+        "doctor", "--plan", str(plan_file), "--root", str(mountpoint), "--only", "persist-nested"
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split(maxsplit=2)[:2] == ["info", "persist-nested"]
+    assert "persist/var/lib/machines" in result.stdout
+    data = json.loads(plan_file.read_text())
+    data["persistSnapshots"] = {
+        "interval": "hourly", "keep": 24, "persist": "persist", "subvolume": "persist_snapshots"
+    }  # fmt: skip
+    plan_file.write_text(json.dumps(data))
+    result = blankslate(
+        "doctor", "--plan", str(plan_file), "--root", str(mountpoint), "--only", "persist-nested"
+    )
+    assert result.stdout.split(maxsplit=2)[:2] == ["warn", "persist-nested"]
+    assert "missing from its snapshots" in result.stdout
 
 
 def test_unmounted_persist_fails_its_line(installed: tuple[Path, Path], helpers) -> None:  # type: ignore[no-untyped-def]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -13,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from blankslate import plan
+from blankslate import install as install_module
+from blankslate import layout, plan
 from blankslate.errors import BlankslateError
 
 PLAN = plan.default()
@@ -336,8 +338,6 @@ def test_unmount_refuses_a_mountpoint_it_has_no_record_of(tmp_path: Path, helper
 @pytest.fixture
 def state_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """The in-process runs below keep their record apart from /run/blankslate."""
-    from blankslate import layout
-
     path = tmp_path / "state" / "mounted.json"
     monkeypatch.setattr(layout, "STATE_FILE", path)
     return path
@@ -474,3 +474,213 @@ def test_mount_warns_when_install_did_not_finish(
         helpers.unmount_all_under(mountpoint)
         for loop in attached_loops(image):
             subprocess.run(["losetup", "--detach", loop], check=False)
+
+
+# --- after nixos-install: the build sees hardware.nix; what it wrote is seeded ----------------
+
+GENERATE_CONFIG = """#!/bin/sh
+# stand-in nixos-generate-config: the hardware configuration it would print
+echo '{ boot.initrd.availableKernelModules = [ "virtio_pci" "virtio_blk" ]; }'
+"""
+
+# A stand-in nixos-install: it records its argv and whether the flake it is given lets the
+# build see hosts/example/hardware.nix (a git flake: a path git lists; else any file), then
+# writes what the real one writes under persisted paths: the uid map (the activation's "users"
+# step), /etc/machine-id, and the empty /persist/var/lib/nixos that impermanence's activation
+# makes. $STANDIN_SETUP, when set, runs first (an attack or an earlier copy).
+NIXOS_INSTALL = """#!/bin/sh
+set -eu
+printf '%s\\n' "$*" > "$STANDIN_RECORD/argv"
+root= flake=
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --root) root=$2; shift 2 ;;
+        --flake) flake=$2; shift 2 ;;
+        *) shift ;;
+    esac
+done
+dir=${flake%%#*}
+if git -C "$dir" rev-parse --git-dir >/dev/null 2>&1; then
+    git -C "$dir" ls-files --error-unmatch -- hosts/example/hardware.nix >/dev/null 2>&1 \\
+        && seen=visible || seen=invisible
+else
+    test -f "$dir/hosts/example/hardware.nix" && seen=visible || seen=invisible
+fi
+echo "$seen" > "$STANDIN_RECORD/hardware"
+if [ -n "${STANDIN_SETUP:-}" ]; then sh -c "$STANDIN_SETUP" standin "$root"; fi
+mkdir -p "$root/var/lib/nixos" "$root/etc" "$root/persist/var/lib/nixos"
+echo '{"root":0,"admin":1000}' > "$root/var/lib/nixos/uid-map"
+echo 0123456789abcdef0123456789abcdef > "$root/etc/machine-id"
+"""
+
+
+@pytest.fixture
+def stand_ins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """nixos-generate-config and nixos-install stand-ins first on PATH; returns where the
+    nixos-install stand-in records what it saw."""
+    bin_dir, record = tmp_path / "stand-in bin", tmp_path / "record"
+    bin_dir.mkdir()
+    record.mkdir()
+    for name, text in (
+        ("nixos-generate-config", GENERATE_CONFIG),
+        ("nixos-install", NIXOS_INSTALL),
+    ):
+        (bin_dir / name).write_text(text)
+        (bin_dir / name).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    monkeypatch.setenv("STANDIN_RECORD", str(record))
+    if not layout.can_mount_esp():  # no vfat in this kernel: the ESP is left unmounted
+        monkeypatch.setattr(install_module, "check_esp_mountable", lambda options: False)
+    return record
+
+
+def flake_checkout(directory: Path, helpers, *, use_git: bool = True) -> Path:  # type: ignore[no-untyped-def]
+    """A checkout with hosts/example committed and no hardware.nix, as before a first install."""
+    host = directory / "hosts/example"
+    host.mkdir(parents=True)
+    (host / "default.nix").write_text("{ imports = [ ]; }\n")
+    (directory / "flake.nix").write_text("{ outputs = _: { }; }\n")
+    if use_git:
+        git = ["git", "-C", directory, "-c", "user.name=t", "-c", "user.email=t@example.org"]
+        helpers.run([*git, "init", "-q"])
+        helpers.run([*git, "add", "."])
+        helpers.run([*git, "commit", "-q", "-m", "host"])
+    return directory
+
+
+def install_host(image: Path, mountpoint: Path, flake: Path) -> install_module.Summary:
+    options = install_module.InstallOptions(
+        image=image,
+        root=mountpoint,
+        assume_yes=True,
+        passwords=False,
+        source=plan.PlanSource(host="example", flake=str(flake)),
+    )
+    return install_module.install(PLAN_WITH_OWN_KEY, options)
+
+
+def with_own_key(data: dict[str, object]) -> plan.Plan:
+    users = data["users"]
+    assert isinstance(users, list)
+    users[0]["authorizedKeys"] = [OWN_KEY]  # not the example's placeholder: no lockout
+    return plan.from_json(data)
+
+
+OWN_KEY = (
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBQ3Yr8QJ5wxBcz0ZNrqGdM1JW6rnWOvK2ykXf6wzM1c me@laptop"
+)
+PLAN_WITH_OWN_KEY = with_own_key(PLAN.to_json())
+
+
+def test_install_of_a_host_refuses_the_placeholder_key_before_writing(tmp_path: Path) -> None:
+    """The system nixos-install would build admits nobody: refused before the image exists."""
+    image, mountpoint = tmp_path / "disk.img", tmp_path / "target"
+    options = install_module.InstallOptions(
+        image=image,
+        root=mountpoint,
+        assume_yes=True,
+        passwords=False,
+        source=plan.PlanSource(host="example", flake=str(tmp_path)),
+    )
+    with pytest.raises(BlankslateError, match="only SSH key is the example's placeholder"):
+        install_module.install(PLAN, options)
+    assert not image.exists() and not mountpoint.exists()
+
+
+@contextlib.contextmanager
+def installed_host(tmp_path: Path, helpers) -> Iterator[tuple[Path, Path]]:  # type: ignore[no-untyped-def]
+    image, mountpoint = tmp_path / f"{helpers.IMAGE_PREFIX}host.img", tmp_path / "target"
+    try:
+        yield image, mountpoint
+    finally:
+        blankslate("unmount", "--root", str(mountpoint))
+        helpers.unmount_all_under(mountpoint)
+        for loop in attached_loops(image):
+            subprocess.run(["losetup", "--detach", loop], check=False)
+        assert attached_loops(image) == []
+
+
+@pytest.mark.parametrize("use_git", [True, False], ids=["git flake", "plain directory"])
+def test_the_first_build_sees_the_hardware_configuration(
+    use_git: bool,
+    tmp_path: Path,
+    state_file: Path,
+    stand_ins: Path,
+    capsys: pytest.CaptureFixture[str],
+    helpers,  # type: ignore[no-untyped-def]
+) -> None:
+    flake = flake_checkout(tmp_path / "flake", helpers, use_git=use_git)
+    with installed_host(tmp_path, helpers) as (image, mountpoint):
+        summary = install_host(image, mountpoint, flake)
+        assert (stand_ins / "hardware").read_text().strip() == "visible"
+    assert (stand_ins / "argv").read_text().split() == [
+        "--root", str(mountpoint), "--flake", f"{flake}#example", "--no-root-passwd"
+    ]  # fmt: skip
+    assert "virtio_blk" in (flake / "hosts/example/hardware.nix").read_text()
+    err = capsys.readouterr().err
+    if use_git:
+        assert "Added hosts/example/hardware.nix to git with --intent-to-add" in err
+        status = helpers.run(["git", "-C", flake, "status", "--porcelain"]).stdout.splitlines()
+        assert status == [" A hosts/example/hardware.nix"]  # tracked, nothing staged, no other
+    else:
+        assert "--intent-to-add" not in err
+    assert summary.next_steps[-1] == f"blankslate unmount --root {mountpoint} && reboot"
+
+
+def test_install_seeds_what_nixos_install_wrote(
+    tmp_path: Path,
+    state_file: Path,
+    stand_ins: Path,
+    capsys: pytest.CaptureFixture[str],
+    helpers,  # type: ignore[no-untyped-def]
+) -> None:
+    """The uid map fills the empty directory impermanence made, machine-id is copied; the
+    root's copies stay (the first boot's reset takes them, not install)."""
+    flake = flake_checkout(tmp_path / "flake", helpers)
+    with installed_host(tmp_path, helpers) as (image, mountpoint):
+        install_host(image, mountpoint, flake)
+        persist = mountpoint / "persist"
+        uid_map = persist / "var/lib/nixos/uid-map"
+        assert uid_map.read_text() == '{"root":0,"admin":1000}\n'
+        assert (persist / "etc/machine-id").read_text().startswith("0123456789abcdef")
+        assert (mountpoint / "var/lib/nixos/uid-map").exists()
+        assert (mountpoint / "etc/machine-id").exists()
+        assert not (persist / "var/lib/systemd").exists()  # nothing there to seed
+        # On the persist subvolume, not the root one: it survives the reset.
+        assert os.stat(uid_map).st_dev == os.stat(persist).st_dev
+        assert os.stat(uid_map).st_dev != os.stat(mountpoint / "var/lib/nixos").st_dev
+    err = capsys.readouterr().err
+    assert f"fill      directory  {mountpoint}/var/lib/nixos -> {persist}/var/lib/nixos" in err
+    assert f"copy      file       {mountpoint}/etc/machine-id -> {persist}/etc/machine-id" in err
+
+
+def test_install_seeding_keeps_what_persistent_storage_holds(
+    tmp_path: Path,
+    state_file: Path,
+    stand_ins: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    helpers,  # type: ignore[no-untyped-def]
+) -> None:
+    """An earlier machine-id in persistPath is kept, and the two copies are named in one line;
+    a symlink planted at persist/var/lib/nixos is never written through."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.setenv(
+        "STANDIN_SETUP",
+        'mkdir -p "$1/persist/etc" "$1/persist/var/lib" && echo kept > "$1/persist/etc/machine-id"'
+        f' && ln -s {elsewhere} "$1/persist/var/lib/nixos"',
+    )
+    flake = flake_checkout(tmp_path / "flake", helpers)
+    with installed_host(tmp_path, helpers) as (image, mountpoint):
+        install_host(image, mountpoint, flake)
+        persist = mountpoint / "persist"
+        assert (persist / "etc/machine-id").read_text() == "kept\n"
+        assert (persist / "var/lib/nixos").is_symlink()
+        assert list(elsewhere.iterdir()) == []
+    lines = capsys.readouterr().err.splitlines()
+    machine_id = [line for line in lines if "etc/machine-id" in line and "conflict" in line]
+    assert len(machine_id) == 1
+    assert f"{mountpoint}/etc/machine-id and {persist}/etc/machine-id differ" in machine_id[0]
+    nixos = [line for line in lines if "var/lib/nixos" in line and "conflict" in line]
+    assert len(nixos) == 1 and f"{persist}/var/lib/nixos is a symlink" in nixos[0]

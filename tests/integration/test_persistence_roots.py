@@ -68,9 +68,11 @@ def populated_root(layout: Any, helpers: ModuleType) -> str:
     return str(layout.device)
 
 
-def test_diff_reports_every_declared_path_as_persisted(
+def test_diff_knows_every_declared_path(
     populated_root: str, helpers: ModuleType, tmp_path: Path
 ) -> None:
+    """Every declared path is persisted; what the root subvolume holds beneath one (or in a
+    persisted file's placeholder) is hidden there by the bind mount, and lost (#23)."""
     plan_file, no_rules = tmp_path / "plan.json", tmp_path / "audit.yaml"
     plan_file.write_text(json.dumps(PLAN))
     no_rules.write_text("ignore: []\n")
@@ -78,21 +80,19 @@ def test_diff_reports_every_declared_path_as_persisted(
     result = blankslate("diff", *args, "--format", "json")
     assert result.returncode == 0, result.stderr
     status = {e["path"]: (e["status"], e["reason"]) for e in json.loads(result.stdout)["entries"]}
-    assert status["/home/alice/.ssh/authorized_keys"] == (
-        "persisted",
-        "under /home/alice/.ssh (persisted directory)",
-    )
-    assert status["/home/alice/.screenrc"] == ("persisted", "persisted file")
-    assert status["/home/alice/.config/app/token"] == ("persisted", "persisted file")
-    assert status["/var/lib/acme/cert.pem"] == (
-        "persisted",
-        "under /var/lib/acme (persisted directory)",
-    )
-    assert status["/var/cache/app/db"] == (
-        "persisted",
-        "under /var/cache/app (persisted directory (in /persist/cache))",
-    )
-    assert status["/var/lib/secret/key"] == ("persisted", "persisted file")
+    assert status["/home/alice/.ssh"] == ("persisted", "persisted directory")
+    assert status["/var/lib/acme"] == ("persisted", "persisted directory")
+    assert status["/var/cache/app"] == ("persisted", "persisted directory (in /persist/cache)")
+
+    def hidden(cover: str) -> tuple[str, str]:
+        return ("lost", f"hidden under the bind mount of {cover}")
+
+    assert status["/home/alice/.ssh/authorized_keys"] == hidden("/home/alice/.ssh")
+    assert status["/home/alice/.screenrc"] == hidden("/home/alice/.screenrc")
+    assert status["/home/alice/.config/app/token"] == hidden("/home/alice/.config/app/token")
+    assert status["/var/lib/acme/cert.pem"] == hidden("/var/lib/acme")
+    assert status["/var/cache/app/db"] == hidden("/var/cache/app")
+    assert status["/var/lib/secret/key"] == hidden("/var/lib/secret/key")
     # What nobody declared is still lost: no false alarm, and no false calm either.
     assert status["/home/alice/.bash_history"] == ("lost", "")
     assert helpers.mounts_of(populated_root) == []

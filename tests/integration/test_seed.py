@@ -187,3 +187,32 @@ def test_seed_never_writes_through_a_users_symlink(
     assert refusal in result.stdout
     assert "copied 0 paths" in result.stdout
     assert list(victim.iterdir()) == []
+
+
+def test_seed_fills_an_empty_persistent_directory_in_place(
+    live_and_persist: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """impermanence's activation (a switch, nixos-install) makes /persist/var/lib/app empty
+    before anything is in it: seed fills it, keeping its inode (a bind mount may show it), and
+    a persistent directory that holds anything is left as is."""
+    live, persist = live_and_persist
+    (live / "var/lib/app/db").mkdir(parents=True)
+    (live / "var/lib/app/db/data").write_text("rows\n")
+    (live / "var/lib/kept").mkdir(parents=True)
+    (live / "var/lib/kept/new").write_text("new\n")
+    empty = persist / "var/lib/app"
+    empty.mkdir(parents=True)
+    (persist / "var/lib/kept").mkdir()
+    (persist / "var/lib/kept/old").write_text("old\n")
+    inode = empty.stat().st_ino
+    plan_file = write_plan(tmp_path, persist, ["/var/lib/app", "/var/lib/kept"], [])
+
+    listed = blankslate("seed", "--plan", str(plan_file), "--root", str(live), "--dry-run")
+    assert listed.returncode == 0, listed.stderr
+    assert "fill" in listed.stdout and list(empty.iterdir()) == []
+
+    done = blankslate("seed", "--plan", str(plan_file), "--root", str(live), "--yes")
+    assert done.returncode == 0, done.stderr
+    assert (empty / "db/data").read_text() == "rows\n"
+    assert empty.stat().st_ino == inode
+    assert sorted(p.name for p in (persist / "var/lib/kept").iterdir()) == ["old"]

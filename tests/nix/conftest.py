@@ -105,3 +105,16 @@ def host_eval(nix_eval: Eval) -> Callable[..., Any]:
 @pytest.fixture(scope="session")
 def repo() -> Path:
     return REPO
+
+
+PLACEHOLDER_WARNING = (
+    "blankslate: blankslate.users.admin.authorizedKeys holds only the example's placeholder key: "
+    "put your own public key there before installing, or admin cannot log in"
+)
+
+
+def besides_placeholder(warnings: list[str]) -> list[str]:
+    """The warnings of an example host other than the one about its placeholder admin key,
+    which every example host (a template) has exactly once."""
+    assert warnings.count(PLACEHOLDER_WARNING) == 1, warnings
+    return [warning for warning in warnings if warning != PLACEHOLDER_WARNING]

@@ -11,6 +11,12 @@
   viaDefaultNix ? false,
   # true: enter through the flake's nixosModules.default (./flake-outputs.nix).
   viaFlake ? false,
+  # The impermanence source: <impermanence> (today's), or an older pin such as
+  # <impermanence-2025-01>, which the flake variants get as their input too.
+  impermanence ? <impermanence>,
+  # The flake's module to enter through with viaFlake: "default" (bundles impermanence)
+  # or "blankslate" (without it; the caller brings impermanence, e.g. in extraModules).
+  flakeModule ? "default",
 }:
 let
   lib = import <nixpkgs/lib>;
@@ -63,10 +69,10 @@ let
       if viaDefaultNix then
         [ (repo + "/default.nix") ]
       else if viaFlake then
-        [ (import ./flake-outputs.nix).nixosModules.default ]
+        [ (import ./flake-outputs.nix { impermanenceSource = impermanence; }).nixosModules.${flakeModule} ]
       else
         [
-          <impermanence/nixos.nix>
+          (impermanence + "/nixos.nix")
           (repo + "/modules")
         ]
     )
@@ -78,6 +84,6 @@ let
 in
 {
   inherit (evaluated) config options;
-  inherit lib utils pkgs;
+  inherit lib utils pkgs impermanence;
   failedAssertions = map (a: a.message) failed;
 }

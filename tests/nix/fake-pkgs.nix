@@ -25,6 +25,7 @@ let
       "findutils"
       "gawk"
       "git"
+      "jq"
       "gptfdisk"
       "installShellFiles"
       "kmod"

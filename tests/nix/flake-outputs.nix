@@ -1,11 +1,18 @@
 # flake.nix's outputs with stand-in inputs, since its real inputs cannot be fetched offline:
 # <nixpkgs/lib>, ./fake-pkgs.nix as the flake's nixpkgs (what it builds says "the flake's
-# nixpkgs"), impermanence's module from <impermanence>, ./disko-module.nix for disko's.
+# nixpkgs"), impermanence from <impermanence> (or the source given, e.g. <impermanence-2025-01>),
+# ./disko-module.nix for disko's.
+{
+  impermanenceSource ? <impermanence>,
+}:
 let
   lib = import <nixpkgs/lib>;
   flake = import ../../flake.nix;
+  # What a flake input is: its source (outPath) and its outputs; impermanence's flake.nix
+  # has nixosModules.impermanence = import ./nixos.nix (a function value, not a path).
   impermanence = {
-    nixosModules.impermanence = import <impermanence/nixos.nix>;
+    outPath = impermanenceSource;
+    nixosModules.impermanence = import (impermanenceSource + "/nixos.nix");
   };
   disko = {
     nixosModules.disko = import ./disko-module.nix;

@@ -247,6 +247,12 @@ in
       default = [ ];
     };
 
+    # nixos/modules/config/locale.nix (what `blankslate new-host --time-zone` writes)
+    time.timeZone = mkOption {
+      type = types.nullOr types.str;
+      default = null;
+    };
+
     # nixos/modules/tasks/network-interfaces.nix, services/networking/firewall.nix
     networking.hostName = mkOption {
       type = types.strMatching "^$|^[[:alnum:]]([[:alnum:]_-]{0,61}[[:alnum:]])?$";
@@ -309,6 +315,17 @@ in
     boot.initrd.extraUtilsCommands = mkOption {
       type = types.lines;
       default = "";
+    };
+
+    # nixos/modules/system/boot/kernel.nix (the option's apply drops duplicates)
+    boot.kernel.enable = mkOption {
+      type = types.bool;
+      default = true;
+    };
+    boot.initrd.availableKernelModules = mkOption {
+      type = types.listOf types.str;
+      default = [ ];
+      apply = lib.unique;
     };
 
     # nixos/modules/system/boot/systemd/initrd.nix
@@ -380,6 +397,20 @@ in
       devices = mkOption {
         type = types.listOf types.str;
         default = [ ];
+      };
+      # Each entry: a boot path and the disks grub-install writes to (efiSysMountPoint and
+      # efiBootloaderId, which nothing here sets, are left out).
+      mirroredBoots = mkOption {
+        default = [ ];
+        type = types.listOf (
+          types.submodule {
+            options.path = mkOption { type = types.str; };
+            options.devices = mkOption {
+              type = types.listOf types.str;
+              default = [ ];
+            };
+          }
+        );
       };
       efiSupport = mkOption {
         type = types.bool;
@@ -531,6 +562,69 @@ in
       type = types.lines;
       default = "";
     };
+    security.sudo.extraRules = mkOption {
+      default = [ ];
+      type = types.listOf (
+        types.submodule {
+          options = {
+            users = mkOption {
+              type = types.listOf (types.either types.str types.int);
+              default = [ ];
+            };
+            groups = mkOption {
+              type = types.listOf (types.either types.str types.int);
+              default = [ ];
+            };
+            host = mkOption {
+              type = types.str;
+              default = "ALL";
+            };
+            runAs = mkOption {
+              type = types.str;
+              default = "ALL:ALL";
+            };
+            commands = mkOption {
+              type = types.listOf (
+                types.either types.str (
+                  types.submodule {
+                    options = {
+                      command = mkOption { type = types.str; };
+                      options = mkOption {
+                        type = types.listOf (
+                          types.enum [
+                            "NOPASSWD"
+                            "PASSWD"
+                            "NOEXEC"
+                            "EXEC"
+                            "SETENV"
+                            "NOSETENV"
+                            "LOG_INPUT"
+                            "NOLOG_INPUT"
+                            "LOG_OUTPUT"
+                            "NOLOG_OUTPUT"
+                          ]
+                        );
+                        default = [ ];
+                      };
+                    };
+                  }
+                )
+              );
+            };
+          };
+        }
+      );
+    };
+
+    # nixos/modules/config/nix.nix: settings is a freeform submodule; trusted-users one of its
+    # declared options (nixpkgs itself defines [ "root" ], below).
+    nix.settings = mkOption {
+      default = { };
+      type = types.submodule {
+        freeformType = types.attrsOf types.anything;
+        options.trusted-users = mkOption { type = types.listOf types.str; };
+      };
+    };
 
     # nixos/modules/system/etc/etc.nix
     environment.etc = mkOption {
@@ -581,6 +675,14 @@ in
       default = { };
     };
 
+    # nixos/modules/system/activation/pre-switch-check.nix: shell fragments by name, joined
+    # into system.preSwitchChecksScript, which switch-to-configuration runs before a switch
+    # with the new toplevel and the action as $1 and $2 (ours: the persist guard).
+    system.preSwitchChecks = mkOption {
+      type = types.attrsOf types.str;
+      default = { };
+    };
+
     # Computed by the model, read by the tests: what the initrd's fstab holds
     # (nixos/modules/tasks/filesystems.nix: initrdFstab).
     system.build.initrdFstab = mkOption {
@@ -596,12 +698,22 @@ in
       boot.initrd.supportedFilesystems = map (fs: fs.fsType) (lib.filter fsNeededForBoot fileSystems);
       system.build.initrdFstab = map fstabLine (lib.filter fsNeededForBoot fileSystems);
 
+      # nixos/modules/config/nix.nix (nix.enable defaults to true): root is trusted.
+      nix.settings.trusted-users = [ "root" ];
+
       # nixos/modules/config/users-groups.nix: root is always a user, in group root.
       users.users.root = {
         uid = 0;
         home = "/root";
         group = "root";
       };
+    }
+
+    # nixos/modules/system/activation/switchable-system.nix: with system.switch.enable (on by
+    # default), nixpkgs' own check, which refuses a switch when the switch inhibitors changed
+    # (here its name; the fragment's text is nixpkgs').
+    {
+      system.preSwitchChecks.switchInhibitors = "# nixpkgs' switch inhibitors check";
     }
 
     # nixos/modules/config/system-path.nix: corePackages ++ defaultPackages, at normal priority
@@ -642,21 +754,82 @@ in
       ];
     })
 
+    # nixos/modules/system/boot/kernel.nix: the initrd's default drivers, at normal priority
+    # (SATA/PATA, NVMe, SCSI disks, MMC, USB keyboards; on x86 the PS/2 keyboard and the RTC).
+    # No virtio driver: a VM's /dev/vda needs virtio_pci and virtio_blk, which
+    # nixos-generate-config writes into hardware-configuration.nix (the host's hardware.nix).
+    (lib.mkIf config.boot.kernel.enable {
+      boot.initrd.availableKernelModules = [
+        "ahci"
+        "sata_nv"
+        "sata_via"
+        "sata_sis"
+        "sata_uli"
+        "ata_piix"
+        "pata_marvell"
+        "nvme"
+        "sd_mod"
+        "sr_mod"
+        "mmc_block"
+        "uhci_hcd"
+        "ehci_hcd"
+        "ehci_pci"
+        "ohci_hcd"
+        "ohci_pci"
+        "xhci_hcd"
+        "xhci_pci"
+        "usbhid"
+        "hid_generic"
+        "hid_lenovo"
+        "hid_apple"
+        "hid_roccat"
+        "hid_logitech_hidpp"
+        "hid_logitech_dj"
+        "hid_microsoft"
+        "hid_cherry"
+        "hid_corsair"
+      ]
+      # pkgs.stdenv.hostPlatform.isx86 there; the stand-in pkgs name only the system.
+      ++ lib.optionals (lib.elem pkgs.stdenv.hostPlatform.system [ "x86_64-linux" "i686-linux" ]) [
+        "pcips2"
+        "atkbd"
+        "i8042"
+        "rtc_cmos"
+      ];
+    })
+
     # nixos/modules/system/boot/loader/systemd-boot/systemd-boot.nix: GRUB, on by default,
     # steps aside.
     (lib.mkIf config.boot.loader.systemd-boot.enable {
       boot.loader.grub.enable = lib.mkDefault false;
     })
 
-    # nixos/modules/system/boot/loader/grub/grub.nix: devices from device, and the
-    # assertions that meet the options blankslate sets (mirroredBoots is [ { path = "/boot";
-    # devices } ] when devices is not empty).
+    # nixos/modules/system/boot/loader/grub/grub.nix: devices is [ device ] when device is
+    # set (a definition at normal priority, so a module's own devices list concatenates with
+    # it); mirroredBoots is one boot path, /boot, with those devices; and the assertions that
+    # meet the options blankslate sets. The duplicate check counts every device of every
+    # mirroredBoots entry (bootDeviceCounters there), "nodev" aside, and is skipped with
+    # efiSupport.
     (lib.mkIf config.boot.loader.grub.enable {
-      boot.loader.grub.devices = lib.optional (grub.device != "") grub.device;
+      boot.loader.grub.devices = lib.mkIf (grub.device != "") [ grub.device ];
+      boot.loader.grub.mirroredBoots = lib.mkIf (grub.devices != [ ]) [
+        {
+          path = "/boot";
+          inherit (grub) devices;
+        }
+      ];
       assertions = [
         {
-          assertion = grub.devices != [ ];
+          assertion = grub.mirroredBoots != [ ];
           message = "You must set the option ‘boot.loader.grub.devices’ or 'boot.loader.grub.mirroredBoots' to make the system bootable.";
+        }
+        {
+          assertion =
+            let
+              counted = lib.filter (d: d != "nodev") (lib.concatMap (b: b.devices) grub.mirroredBoots);
+            in
+            grub.efiSupport || lib.length counted == lib.length (lib.unique counted);
+          message = "You cannot have duplicated devices in mirroredBoots";
         }
         {
           assertion = grub.efiInstallAsRemovable -> grub.efiSupport;

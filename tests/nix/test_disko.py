@@ -146,7 +146,7 @@ def test_module_needs_a_disk_device(host_eval: Any, disko_lib: Path) -> None:
 def test_flake_disko_module(nix_eval: Any, disko_lib: Path) -> None:
     node = (
         "(import ./tests/nix/eval.nix { viaFlake = true; extraModules = [ "
-        "(import ./tests/nix/flake-outputs.nix).nixosModules.disko ./hosts/example ]; })"
+        "(import ./tests/nix/flake-outputs.nix { }).nixosModules.disko ./hosts/example ]; })"
     )
     assert nix_eval(f"{node}.failedAssertions") == []
     assert nix_eval(f"{node}.config.disko.devices.disk.main.content.partitions.ESP.size") == "1G"

@@ -126,10 +126,36 @@ def test_users_sorted_and_passwords_under_persist_path(host_eval: Any) -> None:
         'blankslate.users.bob.authorizedKeys = [ "ssh-ed25519 AAAA bob" ]; }'
     )
     users = host_eval("example", f"{PLAN}.users", extra)
+    keys = {"admin": [PLACEHOLDER_KEY], "bob": ["ssh-ed25519 AAAA bob"], "zoe": []}
     assert users == [
-        {"name": name, "hashedPasswordFile": f"/persist/passwords/{name}"}
+        {
+            "name": name,
+            "hashedPasswordFile": f"/persist/passwords/{name}",
+            "authorizedKeys": keys[name],
+        }
         for name in ("admin", "bob", "zoe")
     ]
+
+
+PLACEHOLDER_KEY = (
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPlaceholderReplaceMeWithYourOwnPublicKey0 admin@example"
+)
+
+
+def test_no_admin_key_fails_evaluation_and_the_placeholder_warns(host_eval: Any) -> None:
+    """Root login is off and admins log in by key: no key at all is an error; the example's
+    placeholder only a warning, so that the example hosts evaluate as templates."""
+    no_key = "{ blankslate.users.admin.authorizedKeys = lib.mkForce [ ]; }"
+    assert host_eval("example", "failedAssertions", no_key) == [
+        "blankslate: no admin has an SSH key, so nobody could log in: set "
+        "blankslate.users.admin.authorizedKeys"
+    ]
+    warnings = host_eval("example", "config.warnings")
+    assert any("only the example's placeholder key" in warning for warning in warnings)
+    own = '{ blankslate.users.admin.authorizedKeys = lib.mkForce [ "ssh-ed25519 AAAA me" ]; }'
+    assert not any(
+        "placeholder" in warning for warning in host_eval("example", "config.warnings", own)
+    )
 
 
 # --- filesystems ---------------------------------------------------------------------
@@ -201,7 +227,12 @@ def test_no_swap_when_swap_size_is_zero(host_eval: Any, size: str) -> None:
 SUBVOLUME_LINES = [
     f"/dev/disk/by-label/nixos {target} btrfs "
     f"x-initrd.mount,subvol={name},compress=zstd,noatime 0 0"
-    for target, name in (("/nix", "nix"), ("/persist", "persist"), ("/var/log", "log"))
+    for target, name in (
+        ("/home", "home"),
+        ("/nix", "nix"),
+        ("/persist", "persist"),
+        ("/var/log", "log"),
+    )
 ]
 INITRD_FSTAB = {
     "example": [
@@ -211,6 +242,7 @@ INITRD_FSTAB = {
     "tmpfs": ["tmpfs / tmpfs x-initrd.mount,mode=755,size=2G 0 0", *SUBVOLUME_LINES],
     "zfs": [
         "rpool/local/root / zfs x-initrd.mount 0 0",
+        "rpool/safe/home /home zfs x-initrd.mount 0 0",
         "rpool/local/nix /nix zfs x-initrd.mount 0 0",
         "rpool/safe/persist /persist zfs x-initrd.mount 0 0",
         "rpool/safe/log /var/log zfs x-initrd.mount 0 0",
@@ -588,7 +620,7 @@ def test_sshd_and_users(host_eval: Any) -> None:
     assert admin["hashedPasswordFile"] == "/persist/passwords/admin"
     assert len(admin["openssh"]["authorizedKeys"]["keys"]) == 1
     sudo = host_eval("example", "config.security.sudo")
-    assert sudo == {"enable": True, "extraConfig": "Defaults lecture = never"}
+    assert sudo == {"enable": True, "extraConfig": "Defaults lecture = never", "extraRules": []}
     assert host_eval("example", "config.networking.firewall.enable") is True
 
 
@@ -624,7 +656,9 @@ def test_colmena_hive(nix_eval: Any) -> None:
     # colmena's own option (its nixos module declares deployment.targetHost, a nullable string).
     colmena = (
         "{ options.deployment.targetHost = "
-        "lib.mkOption { type = lib.types.nullOr lib.types.str; }; }"
+        "lib.mkOption { type = lib.types.nullOr lib.types.str; }; "
+        "options.deployment.targetUser = "
+        'lib.mkOption { type = lib.types.nullOr lib.types.str; default = "root"; }; }'
     )
     node = (
         "(import ./tests/nix/eval.nix { extraModules = [ "
@@ -635,13 +669,63 @@ def test_colmena_hive(nix_eval: Any) -> None:
     override = '{ blankslate.deployment.targetHost = "203.0.113.7"; }'
     assert nix_eval(node.replace("{0}", override) + f".{target}") == "203.0.113.7"
     assert nix_eval(node.replace("{0}", "") + ".config.blankslate.plan.hostName") == "example"
+    user = "config.deployment.targetUser"
+    assert nix_eval(node.replace("{0}", "") + f".{user}") == "root"  # colmena's default
+    deploy = '{ blankslate.ssh.deploy.user = "deploy"; }'
+    assert nix_eval(node.replace("{0}", deploy) + f".{user}") == "deploy"
+
+
+OWN = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBQ3Yr8QJ5wxBcz0ZNrqGdM1JW6rnWOvK2ykXf6wzM1c me@laptop"
+
+
+@pytest.mark.parametrize("host", HOSTS)
+def test_deploy_is_off_by_default_root_by_key_or_a_user_of_its_own(
+    host: str, host_eval: Any
+) -> None:
+    """blankslate.ssh.deploy: nobody by default; "root" by key only; a named user by key,
+    with sudo without a password and trusted by the Nix daemon."""
+    view = """{
+      root = config.services.openssh.settings.PermitRootLogin;
+      rootKeys = config.users.users.root.openssh.authorizedKeys.keys;
+      users = builtins.attrNames config.users.users;
+      sudo = config.security.sudo.extraRules;
+      trusted = config.nix.settings.trusted-users;
+      inherit failedAssertions;
+    }"""
+    off = host_eval(host, view)
+    assert (off["root"], off["rootKeys"], off["sudo"]) == ("no", [], [])
+    assert off["trusted"] == ["root"] and "deploy" not in off["users"]
+
+    as_root = host_eval(host, view, '{ blankslate.ssh.deploy.user = "root"; }')
+    assert as_root["root"] == "prohibit-password"
+    assert as_root["rootKeys"] == host_eval(host, "config.blankslate.users.admin.authorizedKeys")
+    assert as_root["failedAssertions"] == []
+
+    extra = f'{{ blankslate.ssh.deploy = {{ user = "deploy"; authorizedKeys = [ "{OWN}" ]; }}; }}'
+    as_user = host_eval(host, view, extra)
+    assert as_user["root"] == "no" and "deploy" in as_user["users"]
+    assert as_user["trusted"] == ["root", "deploy"]  # nixpkgs' root kept: a list, merged
+    (rule,) = as_user["sudo"]
+    assert rule["users"] == ["deploy"]
+    assert rule["commands"] == [{"command": "ALL", "options": ["NOPASSWD"]}]
+    keys = host_eval(host, "config.users.users.deploy.openssh.authorizedKeys.keys", extra)
+    assert keys == [OWN]
+    assert as_user["failedAssertions"] == []
+
+
+def test_deploy_user_must_not_be_an_admin(host_eval: Any) -> None:
+    failed = host_eval("example", "failedAssertions", '{ blankslate.ssh.deploy.user = "admin"; }')
+    assert any("is an admin too" in message for message in failed)
 
 
 FAKE_INPUTS = """
 let
   lib = import <nixpkgs/lib>;
   flake = import ./flake.nix;
-  impermanence = { nixosModules.impermanence = import <impermanence/nixos.nix>; };
+  impermanence = {
+    outPath = <impermanence>;
+    nixosModules.impermanence = import <impermanence/nixos.nix>;
+  };
   disko = { nixosModules.disko = import ./tests/nix/disko-module.nix; };
   nixpkgs = {
     inherit lib;
@@ -663,8 +747,7 @@ def test_flake_outputs(nix_eval: Any) -> None:
           apps = builtins.mapAttrs (_: builtins.attrNames) outputs.apps;
           packages = builtins.mapAttrs (_: builtins.attrNames) outputs.packages;
           follows = flake.inputs.impermanence.inputs.nixpkgs.follows;
-          imports =
-            builtins.length (outputs.nixosModules.default { inherit lib; pkgs = { }; }).imports;
+          imports = builtins.length outputs.nixosModules.default.imports;
         }"""
     )
     assert {

@@ -33,7 +33,7 @@ CALLED = (
     "(import ./tests/nix/fake-pkgs.nix { lib = import <nixpkgs/lib>; })"
     ".callPackage ./package.nix { }"
 )
-FLAKE = "(import ./tests/nix/flake-outputs.nix)"
+FLAKE = "(import ./tests/nix/flake-outputs.nix { })"
 
 
 def fields(expression: str) -> str:

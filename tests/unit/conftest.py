@@ -27,3 +27,12 @@ def run_cli(monkeypatch: pytest.MonkeyPatch) -> Callable[..., int]:
         return code if isinstance(code, int) else 0 if code is None else 1
 
     return run
+
+
+@pytest.fixture(autouse=True)
+def view_in_place(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The root beneath its mounts is the directory itself: no namespace, no mount (the
+    integration tests make the real one)."""
+    from blankslate import beneath
+
+    monkeypatch.setattr(beneath, "in_view", lambda root, work: work(root))

@@ -242,7 +242,7 @@ def test_classify_gives_one_status_each() -> None:
         "/opt": ("lost", "dir"),
         "/opt/empty": ("lost", "dir"),
         "/persist": ("persisted", "dir"),
-        "/persist/stale": ("persisted", "file"),
+        "/persist/stale": ("lost", "file"),  # hidden under persistPath's mount
         "/srv": ("managed", "dir"),
         "/srv/cache": ("ignored", "dir"),
         "/srv/cache/blob": ("ignored", "file"),
@@ -252,9 +252,10 @@ def test_classify_gives_one_status_each() -> None:
         "/var": ("managed", "dir"),
         "/var/lib": ("managed", "dir"),
         "/var/lib/nixos": ("persisted", "dir"),
-        "/var/lib/nixos/sub": ("persisted", "subvolume"),
-        "/var/lib/nixos/sub/x": ("persisted", "file"),
-        "/var/lib/nixos/uid-map": ("persisted", "file"),
+        # on the root beneath the bind mount: hidden, and erased with the root
+        "/var/lib/nixos/sub": ("lost", "subvolume"),
+        "/var/lib/nixos/sub/x": ("lost", "file"),
+        "/var/lib/nixos/uid-map": ("lost", "file"),
     }
 
 
@@ -271,7 +272,7 @@ def test_classify_reasons_say_why() -> None:
         "/home": "mountpoint of subvolume 'home'",
         "/srv/a": "scratch [/srv/**]",
         "/var/lib/nixos": "persisted directory",
-        "/var/lib/nixos/x": "under /var/lib/nixos (persisted directory)",
+        "/var/lib/nixos/x": "hidden under the bind mount of /var/lib/nixos",
     }
 
 
@@ -307,15 +308,13 @@ def test_classify_knows_every_root_and_users_home_paths(host_plan_data: Any) -> 
         "/state": ("persisted", "persistence root"),
         "/home/alice/.bash_history": ("lost", ""),
         "/home/alice/.screenrc": ("persisted", "persisted file"),
+        # What the root holds beneath a bind mount or a root's mount is hidden, and lost.
         "/home/alice/.ssh/authorized_keys": (
-            "persisted",
-            "under /home/alice/.ssh (persisted directory)",
+            "lost",
+            "hidden under the bind mount of /home/alice/.ssh",
         ),
-        "/state/x": ("persisted", "under /state (persistence root)"),
-        "/var/cache/app/db": (
-            "persisted",
-            "under /var/cache/app (persisted directory (in /state))",
-        ),
+        "/state/x": ("lost", "hidden under the mount of persistence root /state"),
+        "/var/cache/app/db": ("lost", "hidden under the bind mount of /var/cache/app"),
     }
 
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import random
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,23 +21,24 @@ def reference(raw: list[RawTuple], rules: Rules) -> list[EntryTuple]:
     """The rules of `classify`, one entry at a time, in the order its docstring gives them."""
     by_path = {entry[0]: entry for entry in raw}
 
-    def persisted_reason(path: str) -> str | None:
-        # The outermost persisted tree that holds the path, through directories, wins.
+    def hidden_by(path: str) -> str | None:
+        # The outermost persisted path or mountpoint strictly above the path hides it.
         parts = path.split("/")
         for depth in range(2, len(parts)):
             head = "/".join(parts[:depth])
-            entry = by_path.get(head)
-            if entry is None or entry[1] not in ("dir", "subvolume"):
-                break
-            if head in rules.persisted_trees and head in rules.persisted:
-                return f"under {head} ({rules.persisted[head]})"
-        return rules.persisted.get(path)
+            if head in rules.covers:
+                return rules.covers[head]
+        return None
 
     statuses: dict[str, tuple[classify.Status, str]] = {}
-    for path, _kind, _size, target in raw:
-        reason = persisted_reason(path)
-        if reason is not None:
-            statuses[path] = ("persisted", reason)
+    for path, kind, size, target in raw:
+        cover = hidden_by(path)
+        if cover is None and kind == "file" and size > 0 and path in rules.covers:
+            cover = rules.covers[path]  # a bind-mounted placeholder that holds data
+        if cover is not None:
+            statuses[path] = ("lost", f"hidden under {cover}")
+        elif path in rules.persisted:
+            statuses[path] = ("persisted", rules.persisted[path])
         elif path in rules.managed:
             statuses[path] = ("managed", rules.managed[path])
         elif target is not None and (
@@ -84,7 +88,8 @@ def random_root(seed: int) -> list[RawTuple]:
         target = (
             chooser.choice(("/nix/store/x", "/srv", "/etc/static")) if kind == "symlink" else None
         )
-        entries[path] = (path, kind, len(path), target)
+        size = chooser.choice((0, len(path))) if kind == "file" else len(path)
+        entries[path] = (path, kind, size, target)
         if kind in ("dir", "subvolume"):
             directories.append(path)
     shuffled = list(entries.values())
@@ -92,16 +97,32 @@ def random_root(seed: int) -> list[RawTuple]:
     return shuffled
 
 
+PLANS = Path(__file__).resolve().parents[1] / "plans"
+KINDS = ("btrfs", "zfs", "tmpfs", "none")
+
+
+def plan_data(kind: str) -> dict[str, Any]:
+    """A plan of each rollback kind: the default (btrfs), or one of tests/plans."""
+    if kind == "btrfs":
+        return plan.default().to_json()
+    name = {"zfs": "zfs", "tmpfs": "tmpfs", "none": "vpsfree"}[kind]
+    data: dict[str, Any] = json.loads((PLANS / f"{name}.json").read_text())
+    return data
+
+
 def random_rules(seed: int) -> Rules:
     chooser = random.Random(seed)
-    data = plan.default().to_json()
+    data = plan_data(KINDS[seed % len(KINDS)])
     data["persistence"]["directories"] = [
         {"directory": f"/{chooser.choice(NAMES)}/{chooser.choice(NAMES)}"} for _ in range(3)
     ] + [{"directory": f"/{chooser.choice(NAMES)}"}]
     data["persistence"]["files"] = [{"file": f"/{chooser.choice(NAMES)}/{chooser.choice(NAMES)}"}]
     patterns = ["/srv/cache/**", "/a*", "**/nixos", f"/{chooser.choice(NAMES)}", "/etc/a?b"]
     ignore = [Rule(pattern, "test", "test") for pattern in chooser.sample(patterns, 3)]
-    return classify.rules_for(plan.from_json(data), ignore, etc_clean="ssh\na.b\n")
+    rules = classify.rules_for(plan.from_json(data), ignore, etc_clean="ssh\na.b\n")
+    if chooser.random() < 0.5:  # a walk beneath the live mounts
+        classify.add_live_mounts(rules, [f"/{chooser.choice(NAMES)}/{chooser.choice(NAMES)}"])
+    return rules
 
 
 @pytest.mark.parametrize("seed", range(300))

@@ -201,12 +201,14 @@ def parse_metrics(text: str) -> dict[str, float]:
     return values
 
 
-def test_metrics_are_three_gauges() -> None:
+def test_metrics_are_five_gauges() -> None:
     text = render.render_metrics(tree_report(), now=1_700_000_000.25)
     assert parse_metrics(text) == {
         "blankslate_lost_entries": 11,
         "blankslate_lost_bytes": 45,
         "blankslate_audit_timestamp_seconds": 1_700_000_000.25,
+        "blankslate_hidden_entries": 0,
+        "blankslate_hidden_bytes": 0,
     }
     empty = parse_metrics(render.render_metrics(Report("walk", []), now=5))
     assert empty["blankslate_lost_entries"] == 0 and empty["blankslate_lost_bytes"] == 0

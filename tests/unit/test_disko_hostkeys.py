@@ -17,6 +17,7 @@ from blankslate import disko, extrafiles, hostkeys, install, plan
 from blankslate.errors import BlankslateError
 
 REPO = Path(__file__).resolve().parents[2]
+DEFAULT_PLAN = REPO / "scripts/blankslate/default-plan.json"
 # ssh-to-age's README: `ssh-to-age -i id_ed25519.pub` prints the first recipient for its
 # test-assets/id_ed25519.pub (cmd/ssh-to-age/test-assets), and `ssh-keyscan eve.thalheim.io
 # eva.thalheim.io | ssh-to-age` the other two, for the ed25519 keys of test-assets/keyscan.txt.
@@ -194,6 +195,43 @@ def test_extra_files_refuses_a_non_empty_or_linked_directory(tmp_path: Path) -> 
     extrafiles.check_directory(tmp_path / "new")
 
 
+OWN_KEY = (
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBQ3Yr8QJ5wxBcz0ZNrqGdM1JW6rnWOvK2ykXf6wzM1c me@laptop"
+)
+
+
+def plan_with_own_key(tmp_path: Path, keys: list[str] | None = None) -> str:
+    """The built-in plan with the admin's key in place of the example's placeholder."""
+    data = json.loads(DEFAULT_PLAN.read_text())
+    data["users"][0]["authorizedKeys"] = [OWN_KEY] if keys is None else keys
+    path = tmp_path / "own-key-plan.json"
+    path.write_text(json.dumps(data))
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    ("keys", "said"),
+    [
+        (None, "admin admin's only SSH key is the example's placeholder"),
+        ([], "no admin has an SSH key, so nobody could log in"),
+    ],
+)
+def test_extra_files_refuses_a_lockout_before_writing(
+    keys: list[str] | None,
+    said: str,
+    tmp_path: Path,
+    run_cli: Callable[..., int],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The placeholder (the built-in plan's) or no key at all: nothing is asked or written."""
+    plan_file = str(DEFAULT_PLAN) if keys is None else plan_with_own_key(tmp_path, keys)
+    target = tmp_path / "tree"
+    assert run_cli("extra-files", str(target), "--no-passwords", "--plan", plan_file) == 1
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and said in errors[0] and errors[0].endswith("nothing written")
+    assert not target.exists()
+
+
 def test_extra_files_dry_run_writes_nothing(
     tmp_path: Path, fp: FakeProcess, run_cli: Callable[..., int], capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -207,7 +245,8 @@ def test_extra_files_dry_run_writes_nothing(
     fp.register(["ssh-keygen", "-q", "-t", "ed25519", fp.any()], callback=keygen)
     fp.register(["ssh-keygen", "-l", "-f", fp.any()], stdout="256 SHA256:abc root@example\n")
     target = tmp_path / "tree"
-    assert run_cli("extra-files", str(target), "--dry-run", "--no-passwords") == 0
+    args = ["--dry-run", "--no-passwords", "--plan", plan_with_own_key(tmp_path)]
+    assert run_cli("extra-files", str(target), *args) == 0
     out = capsys.readouterr().out
     assert f"would write {target}/persist/etc/ssh/ssh_host_ed25519_key\n" in out
     assert f"age recipient: {recipient}" in out
@@ -253,11 +292,30 @@ def test_disko_prints_an_expression(
     run_cli: Callable[..., int], capsys: pytest.CaptureFixture[str], monkeypatch: Any
 ) -> None:
     monkeypatch.setattr(plan, "INSTALLED_PLAN", Path("/nonexistent/plan.json"))
-    assert run_cli("disko", "--disk", "/dev/sda") == 0
+    assert run_cli("disko", "--disk", "/dev/sda", "--plan", str(DEFAULT_PLAN)) == 0
     out = capsys.readouterr().out
     assert out.startswith("# disko layout of host example")
     assert '          device = "/dev/sda";\n' in out
     assert "postCreateHook = " in out and "blankslate_blank=root-blank\\n" in out
+
+
+@pytest.mark.parametrize("disk", ["sda", "/dev/../etc/passwd", "/dev/", "/dev/sda b"])
+def test_disko_takes_only_a_device_path(
+    disk: str, run_cli: Callable[..., int], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--disk sda` once became `device = "sda";`, a disk disko cannot find."""
+    assert run_cli("disko", "--disk", disk, "--plan", str(DEFAULT_PLAN)) == 1
+    err = capsys.readouterr().err
+    assert f"error: --disk {disk!r}: give the device's path" in err
+    assert err.count("\n") == 1 + err.count("plan: ")
+
+
+def test_recover_help_offers_dry_run_only_with_from_persist(
+    run_cli: Callable[..., int], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run_cli("recover", "--help") == 0
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "With --from-persist: say what would be copied" in help_text
 
 
 def test_disko_without_a_disk_is_one_error(

@@ -363,6 +363,13 @@ def test_old_roots_are_counted(fp: FakeProcess, top: Path) -> None:
     )
 
 
+def test_one_old_root_is_one_old_root(fp: FakeProcess, top: Path) -> None:
+    old_root(top, NOW - timedelta(days=1))
+    no_quotas(fp, top)
+    (result,) = btrfs_only(top.parent / "root", ("old-roots",))
+    assert result.message.startswith("1 old root kept, ")
+
+
 def test_old_roots_past_their_keep_days_warn(fp: FakeProcess, top: Path) -> None:
     for days in (1, 2, 3, 35, 50):
         old_root(top, NOW - timedelta(days=days))

@@ -31,6 +31,8 @@ PLAIN = [
     ["diff", "--quiet"],  # global flags after the command too
     ["diff", "--format", "json", "--debug", "-q"],
     ["seed", "/var/lib/nixos", "--quiet", "--yes"],
+    ["seed", "--hidden", "--dry-run", "--root", "/mnt"],
+    ["seed", "-y", "/var/lib/foo", "--hidden"],
     [
         "diff",
         "--full",
@@ -62,6 +64,7 @@ LEFT_TO_TYPER = [
     ["-qv", "diff"],
     ["seed"],  # would ask: the question is typer's
     ["seed", "--yes", "--yes"],
+    ["seed", "--hidden", "--yes", "--hidden"],
     ["seed", "--yes", "--", "/var/lib"],
     ["diff", "--flake", ".#web", "--host", "db"],
     ["diff", "--flake", ".#"],

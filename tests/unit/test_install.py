@@ -429,6 +429,7 @@ def test_the_record_names_sources_and_the_loops_backing_file(
         "target": f"{target}/nix",
         "source": "/dev/loop3p3",
         "fstype": "btrfs",
+        "pending": False,  # made: no longer only recorded before its mount command
     }
     assert entry["swap"] == "/dev/vda2"
     lock = state_file.with_name("mounted.lock")
@@ -563,3 +564,198 @@ def test_a_temporary_mount_is_undone_whatever_ends_it(fp: FakeProcess) -> None:
         raise KeyboardInterrupt
     assert fp.calls[-1] == ["umount", "-l", "--", str(top)]
     assert not top.exists()
+
+
+# --- GRUB goes to the disk that was laid out ---------------------------------------------------
+
+
+def boot_plan(boot: str, device: str | None = "/dev/vda") -> plan.Plan:
+    """The example plan booted by `boot` (a BIOS boot partition first for bios/hybrid)."""
+    data: dict[str, Any] = json.loads(plan.default_text())
+    data["disk"].update(boot=boot, device=device)
+    if boot != "uefi":
+        bios = {
+            "name": "bios", "type": "ef02", "size": "1MiB", "format": "none", "label": None,
+            "device": "/dev/disk/by-partlabel/bios",
+        }  # fmt: skip
+        data["disk"]["partitions"].insert(0, bios)
+    return plan.from_json(data)
+
+
+@pytest.mark.parametrize("dry_run", [True, False])
+@pytest.mark.parametrize("boot", ["bios", "hybrid"])
+def test_a_bios_plan_refuses_another_disk_before_anything(
+    boot: str, dry_run: bool, fp: FakeProcess, tmp_path: Path
+) -> None:
+    """nixos-install would put GRUB on the plan's /dev/vda while the layout went to /dev/sdb."""
+    options = install.InstallOptions(
+        disk="/dev/sdb", root=tmp_path / "t", passwords=False, dry_run=dry_run
+    )
+    with pytest.raises(BlankslateError) as raised:
+        install.install(boot_plan(boot), options)
+    assert str(raised.value) == (
+        "--disk /dev/sdb is not the plan's disk.device /dev/vda, where nixos-install puts GRUB "
+        f"(disk.boot = {boot!r}): set blankslate.disk.device to this disk, or give that one"
+    )
+    assert list(fp.calls) == []  # not even a probe
+    assert not (tmp_path / "t").exists()
+
+
+def test_a_bios_plan_takes_its_disk_by_any_link(tmp_path: Path) -> None:
+    """/dev/disk/by-id/... and the kernel's name are the same disk; another disk is not."""
+    (tmp_path / "sda").touch()
+    (tmp_path / "sdb").touch()
+    by_id = tmp_path / "by-id"
+    by_id.mkdir()
+    (by_id / "ata-DISK_1").symlink_to("../sda")
+    named, linked = str(tmp_path / "sda"), str(by_id / "ata-DISK_1")
+    for planned, given in ((named, linked), (linked, named), (linked, linked)):
+        install.check_boot_disk(boot_plan("bios", planned), install.InstallOptions(disk=given))
+    with pytest.raises(BlankslateError, match=rf"^--disk {tmp_path}/sdb is not the plan's disk"):
+        install.check_boot_disk(
+            boot_plan("hybrid", linked), install.InstallOptions(disk=str(tmp_path / "sdb"))
+        )
+    with pytest.raises(BlankslateError, match=rf"disk.device {linked} \({named}\), where"):
+        install.check_boot_disk(boot_plan("bios", linked), install.InstallOptions(disk="/dev/x"))
+    with pytest.raises(BlankslateError, match=r"the plan has no disk.device, so install cannot"):
+        install.check_boot_disk(boot_plan("bios", None), install.InstallOptions(disk="/dev/x"))
+    # uefi: GRUB (if any) goes to the ESP of the disk laid out; an image needs no match
+    install.check_boot_disk(boot_plan("uefi"), install.InstallOptions(disk="/dev/sdb"))
+    install.check_boot_disk(boot_plan("bios"), install.InstallOptions(image=tmp_path / "i.img"))
+
+
+@pytest.mark.parametrize(
+    ("boot", "bootloader"), [("bios", False), ("hybrid", False), ("uefi", True)]
+)
+def test_an_image_of_a_bios_plan_gets_no_boot_loader_here(
+    boot: str,
+    bootloader: bool,
+    fp: FakeProcess,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setattr(process, "which", lambda name: f"/usr/bin/{name}")
+    seeded: list[Path] = []
+    monkeypatch.setattr(install, "seed_installed", lambda p, root, dry_run: seeded.append(root))
+    options = install.InstallOptions(
+        image=tmp_path / "vm.img",
+        root=Path("/mnt"),
+        source=plan.PlanSource(host="web", flake=str(tmp_path)),  # no hosts/web: no hardware.nix
+    )
+    command = [
+        "nixos-install", "--root", "/mnt", "--flake", f"{tmp_path}#web", "--no-root-passwd",
+        *([] if bootloader else ["--no-bootloader"]),
+    ]  # fmt: skip
+    fp.register(command)
+    summary = install.Summary("/dev/loop3")
+    install.finish(boot_plan(boot), options, summary)
+    assert list(fp.calls) == [command]
+    assert seeded == [Path("/mnt")]
+    later = [step for step in summary.next_steps if "NIXOS_INSTALL_BOOTLOADER=1" in step]
+    if bootloader:
+        assert later == [] and "--no-bootloader" not in capsys.readouterr().err
+        return
+    assert later == [
+        "on the target, with this image written to /dev/vda and mounted on /mnt (`blankslate "
+        "mount --disk /dev/vda --root /mnt`): `nixos-enter --root /mnt -c "
+        "'NIXOS_INSTALL_BOOTLOADER=1 /nix/var/nix/profiles/system/bin/switch-to-configuration "
+        "boot'` installs GRUB (nixos-install's own last step)"
+    ]
+    assert "GRUB would go to /dev/vda here, so nixos-install runs with --no-bootloader" in (
+        capsys.readouterr().err.replace("\n", " ")
+    )
+
+
+# --- the first build sees hardware.nix; install seeds what nixos-install wrote --------------------
+
+
+@pytest.fixture
+def checkout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    (tmp_path / "hosts/web").mkdir(parents=True)
+    monkeypatch.setattr(process, "which", lambda name: f"/usr/bin/{name}")
+    return tmp_path
+
+
+HARDWARE = "hosts/web/hardware.nix"
+
+
+@pytest.mark.parametrize("dry_run", [True, False])
+def test_an_untracked_hardware_config_is_added_with_intent_to_add(
+    dry_run: bool, fp: FakeProcess, checkout: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fp.register(install.nixos_generate_config(Path("/mnt")), stdout="{ }\n")
+    fp.register(install.git_toplevel(checkout), stdout=f"{checkout}\n")
+    fp.register(install.git_ls_files(checkout, HARDWARE), stdout="")
+    fp.register(install.git_add_intent(checkout, HARDWARE))
+    assert install.write_hardware_config(str(checkout), "web", Path("/mnt"), dry_run=dry_run) == (
+        HARDWARE
+    )
+    install.show_to_flake(checkout, HARDWARE, dry_run=dry_run)
+    assert install.git_add_intent(checkout, HARDWARE) == [
+        "git", "-C", str(checkout), "add", "--intent-to-add", "--", "hosts/web/hardware.nix"
+    ]  # fmt: skip
+    ran = [install.git_toplevel(checkout), install.git_ls_files(checkout, HARDWARE)]
+    if dry_run:
+        assert list(fp.calls) == ran  # the probes run, the writes do not
+        assert not (checkout / HARDWARE).exists()
+    else:
+        assert list(fp.calls) == [install.nixos_generate_config(Path("/mnt")), *ran, fp.calls[-1]]
+        assert fp.calls[-1] == install.git_add_intent(checkout, HARDWARE)
+        assert (checkout / HARDWARE).read_text() == "{ }\n"
+    assert "Added hosts/web/hardware.nix to git with --intent-to-add" in capsys.readouterr().err
+
+
+def test_a_tracked_or_plain_hardware_config_is_left_alone(
+    fp: FakeProcess, checkout: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (checkout / HARDWARE).write_text("{ }\n")  # there already: not generated again
+    assert install.write_hardware_config(str(checkout), "web", Path("/mnt"), dry_run=False) == (
+        HARDWARE
+    )
+    fp.register(install.git_toplevel(checkout), stdout=f"{checkout}\n")
+    fp.register(install.git_ls_files(checkout, HARDWARE), stdout=f"{HARDWARE}\n")
+    install.show_to_flake(checkout, HARDWARE, dry_run=False)
+    assert "is tracked by git: the build sees it" in capsys.readouterr().err
+    fp.register(
+        install.git_toplevel(checkout), returncode=128, stderr="fatal: not a git repository\n"
+    )
+    install.show_to_flake(checkout, HARDWARE, dry_run=False)  # a path: flake sees every file
+    assert list(fp.calls)[-1] == install.git_toplevel(checkout)
+
+
+def test_a_checkout_git_cannot_read_is_one_line(fp: FakeProcess, checkout: Path) -> None:
+    fp.register(
+        install.git_toplevel(checkout),
+        returncode=128,
+        stderr=f"fatal: detected dubious ownership in repository at '{checkout}'\nTo add...\n",
+    )
+    with pytest.raises(BlankslateError) as raised:
+        install.show_to_flake(checkout, HARDWARE, dry_run=False)
+    assert str(raised.value) == (
+        f"git cannot read {checkout}, so the build may not see {HARDWARE}: "
+        f"fatal: detected dubious ownership in repository at '{checkout}'"
+    )
+
+
+def test_install_dry_run_only_lists_what_it_would_seed(
+    fp: FakeProcess, checkout: Path, capsys: pytest.CaptureFixture[str], example: plan.Plan
+) -> None:
+    (checkout / HARDWARE).write_text("{ }\n")
+    fp.register(install.git_toplevel(checkout), stdout=f"{checkout}\n")
+    fp.register(install.git_ls_files(checkout, HARDWARE), stdout=f"{HARDWARE}\n")
+    options = install.InstallOptions(
+        image=checkout / "vm.img",
+        root=checkout / "mnt",
+        dry_run=True,
+        source=plan.PlanSource(host="web", flake=str(checkout)),
+    )
+    install.finish(example, options, install.Summary(install.DRY_RUN_LOOP))
+    err = capsys.readouterr().err.replace("\n", " ")
+    assert (
+        f"After nixos-install, would copy into {checkout}/mnt/persist what it wrote under the "
+        "persisted paths (/etc/machine-id, /var/lib/blankslate, /var/lib/nixos, "
+        "/var/lib/systemd)." in err
+    )
+    assert not (checkout / "mnt").exists()
+    assert list(fp.calls)[-1] == install.git_ls_files(checkout, HARDWARE)  # nothing else ran

@@ -54,7 +54,7 @@ def test_diff_without_arguments_reads_plan_and_ignore_file_from_etc(
     (live / "srv" / "cache" / "index").write_text("rebuilt")
     (live / "srv" / "notes").write_text("lost")
     scan_zfs = scan.scan_zfs
-    monkeypatch.setattr(scan, "scan_zfs", lambda plan: scan_zfs(plan, str(live)))
+    monkeypatch.setattr(scan, "scan_zfs", lambda plan, _view="/": scan_zfs(plan, str(live)))
     assert run_cli("diff", "--format", "json") == 0
     assert fp.call_count(diff) == 1
     captured = capsys.readouterr()
@@ -75,6 +75,11 @@ def test_diff_without_arguments_reads_plan_and_ignore_file_from_etc(
         ["seed"],
         ["roots"],
         ["recover", "/etc/foo"],
+        # these once checked or wrote the built-in example's plan without a word
+        ["doctor"],
+        ["ignore", "/srv/x", "--reason", "test"],
+        ["disko", "--disk", "/dev/sda"],
+        ["extra-files", "/nonexistent/tree", "--dry-run", "--no-passwords"],
     ],
     ids=" ".join,
 )
@@ -88,7 +93,8 @@ def test_without_the_installed_plan_the_host_commands_stop_in_one_line(
     assert run_cli(*argv) == 1
     assert capsys.readouterr().err == (
         f"error: no plan: {MISSING_PLAN} does not exist (not a system built from the blankslate "
-        "modules?); give --plan FILE, or --host NAME from a flake checkout\n"
+        "modules?); give --host NAME from a flake checkout, or --plan FILE (`blankslate plan > "
+        "plan.json` writes the built-in example's)\n"
     )
 
 

@@ -128,3 +128,30 @@ def test_cli_errors_are_one_line(
     )
     code = run_cli("recover", "--plan", str(plan_file), "--from", "x", "--from-persist", "y", "/a")
     assert code == 2
+
+
+def test_parent_chains_a_send_over_snapshots_in_between(fp: FakeProcess, tmp_path: Path) -> None:
+    """After a full send of the 20th, hourly or daily snapshots came and went: --parent sends the
+    newest against the one the other side holds, not against the one just before it."""
+    newest = "140\trpool/safe/persist@blankslate-2026-11-22T08:00:00Z"
+    fp.register(zfs.list_snapshots(DATASET), stdout="\n".join([*LISTING[1:], newest]) + "\n")
+    command = zfs.send(
+        f"{DATASET}@blankslate-2026-11-22T08:00:00Z", "@blankslate-2026-11-20T08:00:00Z"
+    )
+    fp.register(command, stdout="STREAM")
+    target = tmp_path / "out.zfs"
+    sent = persist.send(zfs_plan(tmp_path), target, parent_name="2026-11-20T08:00:00Z")
+    assert (sent.snapshot, sent.parent) == ("2026-11-22T08:00:00Z", "2026-11-20T08:00:00Z")
+    assert target.read_bytes() == b"STREAM"
+
+
+def test_a_parent_newer_than_the_snapshot_is_refused(fp: FakeProcess, tmp_path: Path) -> None:
+    register_listing(fp)
+    with pytest.raises(BlankslateError, match="is not older than 2026-11-20T08:00:00Z"):
+        persist.send(
+            zfs_plan(tmp_path),
+            tmp_path / "out.zfs",
+            name="2026-11-20T08:00:00Z",
+            parent_name="2026-11-21T08:00:00Z",
+        )
+    assert list(tmp_path.iterdir()) == []
