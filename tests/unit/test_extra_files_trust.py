@@ -45,6 +45,7 @@ def write_tree(directory: Path) -> extrafiles.ExtraFiles:
 def test_an_empty_directory_of_another_user_is_refused(tmp_path: Path, fp: FakeProcess) -> None:
     """That user could replace the host key and the admin's hash before nixos-anywhere
     copies them."""
+    fake_keygen(fp)
     theirs = tmp_path / "theirs"
     theirs.mkdir(mode=0o755)
     os.chown(theirs, 1000, 1000)
@@ -58,6 +59,7 @@ def test_an_empty_directory_of_another_user_is_refused(tmp_path: Path, fp: FakeP
 def test_a_group_or_world_writable_directory_is_refused(
     tmp_path: Path, fp: FakeProcess, mode: int
 ) -> None:
+    fake_keygen(fp)
     shared = tmp_path / "shared"
     shared.mkdir()
     shared.chmod(mode)
