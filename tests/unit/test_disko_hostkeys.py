@@ -132,7 +132,9 @@ def test_take_keys_checks_the_pair(tmp_path: Path, fp: FakeProcess) -> None:
     source = keys_dir(tmp_path, public)
     work = tmp_path / "work"
     work.mkdir()
-    fp.register(["ssh-keygen", "-y", "-P", "", "-f", str(work / "ssh_host_ed25519_key")], stdout=public)
+    fp.register(
+        ["ssh-keygen", "-y", "-P", "", "-f", str(work / "ssh_host_ed25519_key")], stdout=public
+    )
     (key,) = hostkeys.take_keys(example(), source, work)
     assert key.private == b"PRIVATE\n" and key.public == public + "\n"
     assert key.path == "/persist/etc/ssh/ssh_host_ed25519_key"
