@@ -876,6 +876,12 @@ def disko_command(
     )
 
 
+EXTRA_FILES_NO_TERMINAL = (
+    "add --no-passwords, then write each admin's file with "
+    "`blankslate passwd USER --output FILE --stdin` (extra-files prints each FILE)"
+)
+
+
 @app.command("extra-files", cls=Command)
 def extra_files(
     directory: Annotated[
@@ -898,7 +904,7 @@ def extra_files(
     extrafiles.check_directory(directory)
     lockout.refuse_lockout(plan, "extra-files")
     want_passwords = not no_passwords and bool(plan.users) and not dry_run
-    hashes = install_module.ask_passwords(plan) if want_passwords else {}
+    hashes = install_module.ask_passwords(plan, EXTRA_FILES_NO_TERMINAL) if want_passwords else {}
     made = extrafiles.write(
         plan, directory, host_keys_from=host_keys_from, hashes=hashes, dry_run=dry_run
     )
