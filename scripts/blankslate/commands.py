@@ -54,17 +54,20 @@ def diff(
     level = process.echo.level
     debug = logging.getLogger().isEnabledFor(logging.DEBUG)
     process.echo.setLevel(logging.INFO if verbose or debug else logging.WARNING)
+    audit.write_started(metrics_file, now=time.time())
     try:
         report = audit.run_diff(
             plan, device=device, root=root, ignore=rules, old_root=old_root, outputs=outputs
         )
     finally:
         process.echo.setLevel(level)
-    audit.write_outputs(report, report_file=report_file, metrics_file=metrics_file, now=time.time())
+    audit.write_outputs(
+        report, report_file=report_file, metrics_file=metrics_file, now=time.time(), full=full
+    )
     if format == "json":
-        sys.stdout.write(render.render_json(report))
+        sys.stdout.write(render.render_json(report, full=full))
     elif format == "yaml":
-        sys.stdout.write(render.render_yaml(report))
+        sys.stdout.write(render.render_yaml(report, full=full))
     else:
         wanted = render.colour_wanted(sys.stdout, os.environ)
         style = render.COLOURED if wanted else render.PLAIN

@@ -252,14 +252,43 @@ def _load_document(path: Path) -> CommentedMap:
     return _parse_document(path, _read_text(path))
 
 
+# Deeper than any ignore file (it nests 3 levels: the mapping, the list, a rule), shallow
+# enough for ruamel's composer, which recurses once per level.
+MAX_DEPTH = 32
+
+
+def _nesting(text: str) -> tuple[int, int]:
+    """The deepest nesting of collections in the YAML `text`, and the line (from 0) where it
+    first goes past MAX_DEPTH, read from the parser's events (a loop, no recursion); stops
+    there."""
+    from ruamel.yaml.events import CollectionEndEvent, CollectionStartEvent
+
+    depth = 0
+    for event in _yaml().parse(text):
+        if isinstance(event, CollectionStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH:
+                mark = event.start_mark
+                return depth, mark.line if mark is not None else 0
+        elif isinstance(event, CollectionEndEvent):
+            depth -= 1
+    return depth, 0
+
+
 def _parse_document(path: Path, text: str | None) -> CommentedMap:
-    """The ignore file's `text` parsed (None: no file, an empty document)."""
+    """The ignore file's `text` parsed (None: no file, an empty document); nesting deeper than
+    MAX_DEPTH is refused before the document is composed."""
     from ruamel.yaml.comments import CommentedMap
     from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
     if text is None:
         return CommentedMap()
     try:
+        depth, line = _nesting(text)
+        if depth > MAX_DEPTH:
+            raise BlankslateError(
+                f"ignore file {path} line {line + 1}: nested deeper than {MAX_DEPTH} levels"
+            )
         document = _yaml().load(text)
     except MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
