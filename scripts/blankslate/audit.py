@@ -12,7 +12,7 @@ import gc
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, assert_never
+from typing import TYPE_CHECKING, Any, assert_never
 
 from blankslate import beneath, mounts, scan
 from blankslate.bounds import Beyond
@@ -102,10 +102,13 @@ def _scan_and_classify(
         case "zfs":
             # The paths `zfs diff` gives are on the root dataset: looked at beneath the mounts,
             # a path a bind mount hides has its own size, not that of what covers it.
-            scanned = _beneath_or(
-                "/", lambda view: scan.scan_zfs(plan, view), lambda: scan.scan_zfs(plan)
+            entries, problems, _beyond = _beneath_or(
+                "/",
+                lambda view: _no_beyond(scan.scan_zfs(plan, view)),
+                lambda: _no_beyond(scan.scan_zfs(plan)),
             )
-            return _classified(plan, ignore, scanned, _read_text("/etc/.clean"), "zfs", outputs)
+            etc_clean = _read_text("/etc/.clean")
+            return _classified(plan, ignore, (entries, problems), etc_clean, "zfs", outputs)
         case "btrfs":
             assert plan.btrfs is not None and plan.btrfs.root_subvolume is not None
             if device is None:
@@ -123,18 +126,30 @@ def _scan_and_classify(
 
 
 Scanned = tuple[list[RawTuple], list[str]]
+# A walk's result with what it counted too deep to list: it comes back from the child that
+# looks beneath the mounts as plain data.
+Walked = tuple[list[RawTuple], list[str], Beyond]
 
 
-def _beneath_or(
-    root: str, work: Callable[[str], Scanned], fallback: Callable[[], Scanned]
-) -> Scanned:
+def _beneath_or(root: str, work: Callable[[str], Walked], fallback: Callable[[], Walked]) -> Walked:
     """`work` on `root` seen beneath its mounts (`beneath.in_view`); for anyone but root, who
     cannot look there, `fallback` on the live tree, with a warning that says what is missed."""
     try:
         return beneath.in_view(root, work)
     except beneath.NotRoot as error:
-        entries, problems = fallback()
-        return entries, [*problems, str(error)]
+        entries, problems, beyond = fallback()
+        return entries, [*problems, str(error)], beyond
+
+
+def _walk(base: str, **options: Any) -> Walked:
+    """`scan.walk` with what it counted too deep to list."""
+    beyond: Beyond = {}
+    entries, problems = scan.walk(base, beyond=beyond, **options)
+    return entries, problems, beyond
+
+
+def _no_beyond(scanned: Scanned) -> Walked:
+    return scanned[0], scanned[1], {}
 
 
 def _walked(plan: Plan, ignore: Sequence[Rule], root: Path, outputs: Mapping[str, str]) -> Report:
@@ -144,18 +159,21 @@ def _walked(plan: Plan, ignore: Sequence[Rule], root: Path, outputs: Mapping[str
     if not os.path.isdir(base):
         raise BlankslateError(f"{base} is not a directory (check --root)")
     targets = scan.mount_targets_below(base)
-    beyond: Beyond = {}
-
-    def fallback() -> Scanned:
-        beyond.clear()
-        return scan.walk(base, skip=targets, one_filesystem=True, beyond=beyond)
-
-    walked = _beneath_or(
-        base, lambda view: scan.walk(view, one_filesystem=True, beyond=beyond), fallback
+    entries, problems, beyond = _beneath_or(
+        base,
+        lambda view: _walk(view, one_filesystem=True),
+        lambda: _walk(base, skip=targets, one_filesystem=True),
     )
     etc_clean = _read_text(os.path.join(base, "etc/.clean"))
     return _classified(
-        plan, ignore, walked, etc_clean, "walk", outputs, live_mounts=targets, beyond=beyond
+        plan,
+        ignore,
+        (entries, problems),
+        etc_clean,
+        "walk",
+        outputs,
+        live_mounts=targets,
+        beyond=beyond,
     )
 
 
