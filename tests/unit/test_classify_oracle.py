@@ -14,7 +14,20 @@ from blankslate.classify import EntryTuple, Rules
 from blankslate.ignore_rules import Rule
 from blankslate.scan import RawTuple
 
-NAMES = ("etc", "static", "var", "lib", "srv", "cache", "nixos", "a", "a-b", "a.b", "x\udcff", "ssh")
+NAMES = (
+    "etc",
+    "static",
+    "var",
+    "lib",
+    "srv",
+    "cache",
+    "nixos",
+    "a",
+    "a-b",
+    "a.b",
+    "x\udcff",
+    "ssh",
+)
 
 
 def reference(raw: list[RawTuple], rules: Rules) -> list[EntryTuple]:
