@@ -708,3 +708,35 @@ def test_an_audit_cut_short_says_so_in_the_metrics(tmp_path: Path) -> None:
     assert "blankslate_audit_complete 1\n" in render.render_metrics(
         classify.Report("walk", []), now=6.0
     )
+
+
+def test_every_command_escapes_the_paths_it_prints(
+    tmp_path: Path, run_cli: Callable[..., int], capsys: Any
+) -> None:
+    """Not only diff's listing: `ignore` echoes the pattern and the file, an error names a
+    path, a log line names a command's arguments; none of them writes raw to the terminal."""
+    ignore_file = tmp_path / f"audit{EVIL}.yaml"
+    plan_file = tmp_path / "plan.json"
+    plan_file.write_text(plan.default_text())
+    args = ["--plan", str(plan_file), "--ignore-file", str(ignore_file)]
+    pattern = "/srv/\x1bc\rNothing is lost\x07"  # ESC c resets the terminal
+    assert run_cli("ignore", pattern, "--reason", "r", *args) == 0
+    assert run_cli("diff", "--plan", str(plan_file), "--root", str(tmp_path / EVIL)) == 1
+    out, err = capsys.readouterr()
+    assert "added: $'/srv/\\x1bc\\rNothing is lost\\x07' in $'" in out and "error: " in err
+    for stream in (out, err):
+        assert "\x1b" not in stream and "\r" not in stream and "\x07" not in stream
+    assert len([line for line in err.splitlines() if line.startswith("error: ")]) == 1
+    assert not any(line.startswith("Nothing") for line in (out + err).splitlines())
+
+
+def test_log_lines_are_escaped(capsys: Any) -> None:
+    import logging
+
+    from blankslate import commands, process
+
+    commands.configure_logging(debug=False, quiet=False)
+    process.echo.info("$ %s", f"mount /srv/{EVIL}")
+    err = capsys.readouterr().err
+    assert "\x1b" not in err and "\r" not in err and err.count("\n") == 1
+    logging.getLogger().handlers.clear()
