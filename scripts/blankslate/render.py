@@ -417,7 +417,7 @@ def _yaml_path(path: str, indent: str) -> list[str]:
 def render_yaml(report: Report, *, full: bool = False) -> str:
     """The same document as YAML; strings are double-quoted with escapes every YAML reader
     reads back exactly (`_yaml_string`)."""
-    lines = ["version: 2", f"method: {_yaml_string(report.method)}"]
+    lines = ["version: 2", f"method: {report.method}"]
     if report.old_root is not None:
         lines.append(f"oldRoot: {_yaml_string(report.old_root)}")
     lines.append(f"complete: {'true' if report.complete else 'false'}")

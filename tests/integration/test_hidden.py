@@ -93,7 +93,7 @@ def test_diff_reports_what_a_bind_mount_hides_on_a_tmpfs_root(
     plan_path = plan_file(tmp_path, "tmpfs", ["/var/lib/foo"])
     metrics = tmp_path / "metrics/blankslate.prom"
     args = ["diff", "--plan", str(plan_path), "--root", str(live), "--ignore-file", "/dev/null"]
-    result = blankslate(*args, "--format", "json", "--metrics", str(metrics))
+    result = blankslate(*args, "--format", "json", "--full", "--metrics", str(metrics))
     assert result.returncode == 0, result.stderr
     entries = {entry["path"]: entry for entry in json.loads(result.stdout)["entries"]}
     foo = "hidden under the bind mount of /var/lib/foo"
@@ -264,7 +264,8 @@ def test_diff_and_seed_hidden_on_btrfs(layout: Any, helpers: ModuleType, tmp_pat
         try:
             plan_path = plan_file(tmp_path, "btrfs", ["/var/lib/app"])
             diff = blankslate("diff", "--plan", str(plan_path), "--device", layout.device,
-                              "--format", "json", "--ignore-file", "/dev/null")  # fmt: skip
+                              "--format", "json", "--full",
+                              "--ignore-file", "/dev/null")  # fmt: skip
             assert diff.returncode == 0, diff.stderr
             entries = {entry["path"]: entry for entry in json.loads(diff.stdout)["entries"]}
             assert entries["/var/lib/app/state.db"] == {
