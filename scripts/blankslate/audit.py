@@ -250,9 +250,8 @@ def write_started(metrics_file: Path | None, *, now: float) -> None:
     from blankslate import render, safefile
 
     if metrics_file is not None:
-        safefile.write_file(
-            metrics_file, render.render_started_metrics(now), make=safefile.fixed(0o755)
-        )
+        make = safefile.fixed(0o755, os.geteuid(), os.getegid())
+        safefile.write_file(metrics_file, render.render_started_metrics(now), make=make)
 
 
 def write_outputs(
@@ -266,10 +265,10 @@ def write_outputs(
     """The JSON report (0600; collapsed unless `full`, as printed) and the node-exporter
     textfile (0644: the exporter runs as its own user), each replaced atomically (a scrape
     never reads half a file) and never through a symlink planted at its name; a missing
-    directory is made root's, 0755."""
+    directory is made 0755, the caller's (root's for the scheduled audit)."""
     from blankslate import render, safefile
 
-    make = safefile.fixed(0o755)
+    make = safefile.fixed(0o755, os.geteuid(), os.getegid())
     if report_file is not None:
         # It names the files of every user: for root only.
         text = render.render_json(report, full=full)
