@@ -44,6 +44,13 @@ def populate(root: Path, helpers: ModuleType) -> None:
     (root / "var/lib/nixos/uid-map").write_text("{}")  # hidden under a bind mount on a live system
 
 
+def no_rules(directory: Path) -> Path:
+    """An ignore file with no rules (diff reads only a regular file, not /dev/null)."""
+    path = directory / "no-rules.yaml"
+    path.write_text("ignore: []\n")
+    return path
+
+
 def entry(path: str | bytes, kind: str, size: int, status: str, reason: str = "") -> dict[str, Any]:
     raw = os.fsencode(path)
     text = raw.decode("utf-8", "replace")
@@ -261,7 +268,7 @@ def test_walk_of_a_live_root_keeps_subvolumes_and_leaves_out_mounts(
         with helpers.mounted(layout.device, ("subvol=persist",), target=live / "persist"):
             (live / "persist/data").touch()
             result = blankslate(tmp_path, "diff", "--plan", str(plan_file), "--root", str(live),
-                                "--format", "json", "--ignore-file", "/dev/null",
+                                "--format", "json", "--ignore-file", str(no_rules(tmp_path)),
                                 "--full")  # fmt: skip
     assert result.returncode == 0, result.stderr
     document = json.loads(result.stdout)
@@ -290,7 +297,8 @@ def test_jq_tells_names_that_are_not_utf8_apart(tmp_path: Path) -> None:
     plan_file = tmp_path / "plan.json"
     plan_file.write_text(json.dumps(data))
     result = blankslate(tmp_path, "diff", "--plan", str(plan_file), "--root", str(live),
-                        "--format", "json", "--ignore-file", "/dev/null", "--full")  # fmt: skip
+                        "--format", "json", "--ignore-file", str(no_rules(tmp_path)),
+                        "--full")  # fmt: skip
     assert result.returncode == 0, result.stderr
     program = '[.entries[] | select(.type == "file") | (.pathBytes // (.path | @base64))]'
     jq = subprocess.run(
