@@ -90,6 +90,36 @@ let
       };
     };
 
+  # nixos/lib/systemd-unit-options.nix: serviceConfig is
+  # `addCheck (attrsOf unitOption) checkService`, where checkService allows only systemd's
+  # values for Type and Restart. The directives the scheduled audit sets have no per-key type
+  # in nixpkgs; systemd reads them as below, and a value systemd would refuse (or ignore with
+  # a warning) fails here too:
+  #   MemoryMax=        systemd.resource-control(5): bytes with K/M/G/T, a percentage, infinity
+  #   TimeoutStartSec=  systemd.service(5): a time span ("1h", "30min 10s") or seconds, infinity
+  #   Nice=             systemd.exec(5): an integer from -20 to 19
+  #   IOSchedulingClass=   systemd.exec(5): realtime, best-effort or idle (nixpkgs'
+  #   CPUSchedulingPolicy= nix-daemon.nix types its daemonIOSchedClass and daemonCPUSchedPolicy
+  #                     as enums of these names): other, batch, idle, fifo or rr
+  # The check sees each definition as written: a value under mkDefault or mkIf is read
+  # through its wrapper.
+  checkService =
+    definition:
+    let
+      plain = value: if lib.isAttrs value && value ? content then plain value.content else value;
+      settings = lib.mapAttrs (_: plain) definition;
+      oneOf = name: values: !(settings ? ${name}) || lib.elem settings.${name} values;
+      matches =
+        name: re: !(settings ? ${name}) || builtins.match re (toString settings.${name}) != null;
+    in
+    oneOf "Type" [ "exec" "simple" "forking" "oneshot" "dbus" "notify" "notify-reload" "idle" ]
+    && oneOf "Restart" [ "no" "on-success" "on-failure" "on-abnormal" "on-abort" "always" ]
+    && matches "MemoryMax" "([0-9]+[KMGT]?|[0-9]+(\\.[0-9]+)?%|infinity)"
+    && matches "TimeoutStartSec" "([0-9]+|([0-9]+ ?(us|ms|s|sec|min|m|h|hr|d|w|M|y) ?)+|infinity)"
+    && (!(settings ? Nice) || (lib.isInt settings.Nice && settings.Nice >= -20 && settings.Nice <= 19))
+    && oneOf "IOSchedulingClass" [ "realtime" "best-effort" "idle" ]
+    && oneOf "CPUSchedulingPolicy" [ "other" "batch" "idle" "fifo" "rr" ];
+
   # nixos/lib/systemd-unit-options.nix: the unit options our rollback units set.
   serviceModule = {
     options = {
@@ -140,7 +170,7 @@ let
         default = { };
       };
       serviceConfig = mkOption {
-        type = types.attrsOf types.anything;
+        type = types.addCheck (types.attrsOf types.anything) checkService;
         default = { };
       };
       environment = mkOption {
