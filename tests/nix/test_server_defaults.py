@@ -33,9 +33,7 @@ def test_the_model_runs_dhcpcd_with_its_state_directory_by_default(host_eval: An
 
 def test_without_the_default_the_state_directory_warning_fires(host_eval: Any) -> None:
     """What every default host printed at every build before: nothing kept /var/lib/dhcpcd."""
-    warnings = host_eval(
-        "example", WARNINGS, "{ blankslate.persistence.serverDefaults = false; }"
-    )
+    warnings = host_eval("example", WARNINGS, "{ blankslate.persistence.serverDefaults = false; }")
     assert any(w.startswith(DHCPCD_WARNING) for w in warnings), warnings
 
 
@@ -143,7 +141,9 @@ def test_tmpfs_root_builds_under_nix(host_eval: Any) -> None:
     assert "d /nix/var/nix/builds 0755 root root -" in rules
     # A host may choose another place under /nix; the directory follows.
     other = '{ nix.settings.build-dir = "/nix/tmp"; }'
-    assert "d /nix/tmp 0755 root root -" in host_eval("tmpfs", "config.systemd.tmpfiles.rules", other)
+    assert "d /nix/tmp 0755 root root -" in host_eval(
+        "tmpfs", "config.systemd.tmpfiles.rules", other
+    )
 
 
 def test_disk_roots_keep_nix_defaults(host_eval: Any) -> None:

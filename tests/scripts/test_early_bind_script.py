@@ -20,9 +20,7 @@ pytestmark = [
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["bash", str(SCRIPT), *args], capture_output=True, text=True, check=False
-    )
+    return subprocess.run(["bash", str(SCRIPT), *args], capture_output=True, text=True, check=False)
 
 
 def is_mountpoint(path: Path) -> bool:
