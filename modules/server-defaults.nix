@@ -24,6 +24,18 @@ let
   usersScript =
     !(config.systemd.sysusers.enable or false) && !(config.services.userborn.enable or false);
   source = "${lib.removeSuffix "/" varLibNixos.root}/var/lib/nixos";
+
+  # The roots that keep a path below /var/lib/private (DynamicUser services' state). impermanence
+  # makes a missing parent with its defaults (0755), which systemd refuses there (impermanence
+  # #93, #254); the plan and `blankslate seed` say 0700, and tmpfiles sets it at every boot.
+  persisted = cfg._plan.persistence;
+  privateRoots = lib.unique (
+    map (e: lib.removeSuffix "/" e.root) (
+      lib.filter (e: lib.hasPrefix "/var/lib/private/" (e.directory or e.file)) (
+        persisted.directories ++ persisted.files
+      )
+    )
+  );
 in
 {
   config = lib.mkIf cfg.enable (
@@ -35,6 +47,13 @@ in
         nix.settings.build-dir = lib.mkDefault "/nix/var/nix/builds";
         # nixos/modules/system/boot/systemd/tmpfiles.nix: made at every boot if missing.
         systemd.tmpfiles.rules = [ "d ${config.nix.settings.build-dir} 0755 root root -" ];
+      })
+      # nixos/modules/system/boot/systemd/tmpfiles.nix; "z" adjusts an existing path's mode and
+      # owner (tmpfiles.d(5)), without making it.
+      (lib.mkIf (privateRoots != [ ]) {
+        systemd.tmpfiles.rules = map (root: "z ${root}/var/lib/private 0700 root root -") (
+          [ "" ] ++ privateRoots
+        );
       })
       (lib.mkIf bindEarly {
         system.activationScripts.blankslateVarLibNixos = {

@@ -86,6 +86,11 @@ def test_persisted_private_state_has_a_0700_parent(host_eval: Any) -> None:
         ("/var/lib", "root", "root", "0755"),
         ("/var/lib/private", "root", "root", "0700"),
     ]
+    # impermanence makes a missing parent 0755: tmpfiles puts 0700 back on / and in persistPath.
+    rules = host_eval("example", "config.systemd.tmpfiles.rules", extra)
+    assert "z /var/lib/private 0700 root root -" in rules
+    assert "z /persist/var/lib/private 0700 root root -" in rules
+    assert not any("private" in r for r in host_eval("example", "config.systemd.tmpfiles.rules"))
     # A file's parents too.
     extra = '{ blankslate.persistence.files = [ "/var/lib/private/app/token" ]; }'
     files = {f["file"]: f for f in host_eval("example", PERSISTENCE, extra)["files"]}
