@@ -3,7 +3,7 @@
 # reading the nixpkgs sources (each block names the file it mirrors); no
 # nixpkgs code is copied. There is no freeform catch-all: a misspelled or
 # removed option fails with `_module.check`. Options only impermanence sets
-# (systemd.mounts, system.activationScripts, ...) are
+# (systemd.mounts) are
 # declared with loose types, since none of ours meets them.
 #
 # pkgs is a set of stand-in derivations: names and store paths, no contents.
@@ -296,6 +296,28 @@ in
       type = types.bool;
       default = true;
     };
+    # nixos/modules/tasks/network-interfaces.nix: DHCP on every interface without a static
+    # address unless turned off, globally or per interface (useDHCP there is nullOr bool).
+    networking.useDHCP = mkOption {
+      type = types.bool;
+      default = true;
+    };
+    networking.interfaces = mkOption {
+      default = { };
+      type = types.attrsOf (
+        types.submodule {
+          options.useDHCP = mkOption {
+            type = types.nullOr types.bool;
+            default = null;
+          };
+        }
+      );
+    };
+    # nixos/modules/services/networking/dhcpcd.nix
+    networking.dhcpcd.enable = mkOption {
+      type = types.bool;
+      default = true;
+    };
 
     # nixos/modules/tasks/filesystems.nix, stage-1.nix
     fileSystems = mkOption {
@@ -533,6 +555,10 @@ in
                 type = types.bool;
                 default = false;
               };
+              isSystemUser = mkOption {
+                type = types.bool;
+                default = false;
+              };
               extraGroups = mkOption {
                 type = types.listOf types.str;
                 default = [ ];
@@ -695,14 +721,38 @@ in
       type = types.attrsOf (types.submodule timerModule);
       default = { };
     };
-    # Only impermanence sets these (nixos.nix); loosely typed on purpose.
+    # Only impermanence sets this (nixos.nix); loosely typed on purpose.
     systemd.mounts = mkOption {
       type = types.listOf loose;
       default = [ ];
     };
+    # nixos/modules/system/activation/activation-script.nix: a script is a string (no
+    # dependencies) or { deps, text, supportsDryActivation }; deps name the scripts that run
+    # before it, and a list merges with every module's.
     system.activationScripts = mkOption {
-      type = loose;
       default = { };
+      type = types.attrsOf (
+        types.either types.str (
+          types.submodule {
+            options = {
+              deps = mkOption {
+                type = types.listOf types.str;
+                default = [ ];
+              };
+              text = mkOption { type = types.lines; };
+              supportsDryActivation = mkOption {
+                type = types.bool;
+                default = false;
+              };
+            };
+          }
+        )
+      );
+    };
+    # nixos/modules/system/boot/systemd/tmpfiles.nix
+    systemd.tmpfiles.rules = mkOption {
+      type = types.listOf types.str;
+      default = [ ];
     };
 
     # nixos/modules/system/activation/pre-switch-check.nix: shell fragments by name, joined
@@ -736,6 +786,47 @@ in
         uid = 0;
         home = "/root";
         group = "root";
+      };
+    }
+
+    # nixos/modules/services/networking/dhcpcd.nix: with networking.dhcpcd.enable and DHCP on
+    # (networking.useDHCP, or an interface's useDHCP), the dhcpcd service runs as user and
+    # group dhcpcd with StateDirectory "dhcpcd" (its DUID and leases in /var/lib/dhcpcd).
+    (lib.mkIf
+      (
+        config.networking.dhcpcd.enable
+        && (
+          config.networking.useDHCP
+          || lib.any (i: i.useDHCP == true) (lib.attrValues config.networking.interfaces)
+        )
+      )
+      {
+        systemd.services.dhcpcd = {
+          description = "DHCP Client";
+          wantedBy = [ "multi-user.target" ];
+          serviceConfig = {
+            Type = "forking";
+            User = "dhcpcd";
+            Group = "dhcpcd";
+            StateDirectory = "dhcpcd";
+            RuntimeDirectory = "dhcpcd";
+          };
+        };
+        users.users.dhcpcd = {
+          isSystemUser = true;
+          group = "dhcpcd";
+        };
+        users.groups.dhcpcd = { };
+      }
+    )
+
+    # nixos/modules/config/users-groups.nix: the activation script that writes /etc/passwd and
+    # the uid/gid map in /var/lib/nixos (update-users-groups.pl), a dry-activation-capable
+    # script (here its name; the text is nixpkgs').
+    {
+      system.activationScripts.users = {
+        supportsDryActivation = true;
+        text = "# nixpkgs' update-users-groups.pl";
       };
     }
 

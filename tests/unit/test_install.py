@@ -789,8 +789,8 @@ def test_install_dry_run_only_lists_what_it_would_seed(
     err = capsys.readouterr().err.replace("\n", " ")
     assert (
         f"After nixos-install, would copy into {checkout}/mnt/persist what it wrote under the "
-        "persisted paths (/etc/machine-id, /var/lib/blankslate, /var/lib/nixos, "
-        "/var/lib/systemd)." in err
+        "persisted paths (/etc/machine-id, /var/lib/blankslate, /var/lib/dhcpcd, "
+        "/var/lib/nixos, /var/lib/systemd)." in err
     )
     assert not (checkout / "mnt").exists()
     assert list(fp.calls)[-1] == install.git_ls_files(checkout, HARDWARE)  # nothing else ran
