@@ -92,6 +92,7 @@ HEALTHY = {
     "etc": ["skipped"],
     "persist-nested": ["ok"],
     "admin-keys": ["ok"],
+    "private-state": ["ok"],
 }
 
 
