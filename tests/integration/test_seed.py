@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -216,3 +217,153 @@ def test_seed_fills_an_empty_persistent_directory_in_place(
     assert (empty / "db/data").read_text() == "rows\n"
     assert empty.stat().st_ino == inode
     assert sorted(p.name for p in (persist / "var/lib/kept").iterdir()) == ["old"]
+
+
+# --- the source side: nothing a user plants or swaps in the live tree is followed -----------
+
+ALICE = 4242  # the attacking user (no account needed: a uid the test switches to)
+
+
+def alice_owns(*paths: Path) -> None:
+    for path in paths:
+        os.chown(path, ALICE, ALICE, follow_symlinks=False)
+
+
+NAMES = [f"secret-{number}" for number in range(100)]
+SECRET = "root's secret\n"
+
+
+def root_only_vault(live: Path) -> Path:
+    """live/root/vault: root's files, mode 0700 on the way; alice must never read them. She
+    knows their names and gives her own files the same ones."""
+    vault = live / "root/vault"
+    vault.mkdir(parents=True)
+    os.chmod(live / "root", 0o700)
+    for name in NAMES:
+        (vault / name).write_text(SECRET)
+        os.chmod(vault / name, 0o644)
+    return vault
+
+
+def alices_files(directory: Path) -> None:
+    directory.mkdir(parents=True)
+    for name in NAMES:
+        (directory / name).write_text("alice's\n")
+        alice_owns(directory / name)
+    alice_owns(directory)
+
+
+def leaked(persist: Path) -> list[Path]:
+    """Files in persist that hold root's secret."""
+    return [
+        path
+        for path in persist.rglob("*")
+        if path.is_file() and not path.is_symlink() and path.read_text() == SECRET
+    ]
+
+
+def test_seed_never_follows_a_users_symlink_on_the_way_to_the_source(
+    live_and_persist: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """Attack 1: alice's ~/.config -> ../../root, and /home/alice/.config/vault persisted: seed
+    must not copy root's /root/vault into persist, where alice reads it."""
+    live, persist = live_and_persist
+    root_only_vault(live)
+    home = live / "home/alice"
+    home.mkdir(parents=True)
+    (home / ".config").symlink_to("../../root")
+    alice_owns(home, home / ".config")
+    plan_file = write_plan(tmp_path, persist, ["/home/alice/.config/vault"], [])
+
+    result = blankslate("seed", "--plan", str(plan_file), "--root", str(live), "--yes")
+
+    assert leaked(persist) == [], result.stdout
+    assert result.returncode == 1, result.stderr
+    assert f"{live}/home/alice/.config is a symlink" in result.stdout
+
+
+def swap_loop(directory: Path, pairs: list[tuple[str, str]], seconds: float) -> int:
+    """A child process of uid ALICE exchanging each pair of names (a directory and a symlink)
+    with renameat2(RENAME_EXCHANGE) in a loop, for at most `seconds` and 2 million swaps."""
+    import ctypes
+
+    pid = os.fork()
+    if pid:
+        return pid
+    try:  # pragma: no cover - the child
+        os.chdir(directory)  # before dropping root: the test's temporary directory is 0700
+        os.setgid(ALICE)
+        os.setuid(ALICE)
+        libc = ctypes.CDLL(None, use_errno=True)
+        at_fdcwd, rename_exchange = -100, 2
+        import time
+
+        deadline = time.monotonic() + seconds
+        count = 0
+        while time.monotonic() < deadline and count < 2_000_000:
+            for first, second in pairs:
+                libc.renameat2(
+                    at_fdcwd, first.encode(), at_fdcwd, second.encode(), rename_exchange
+                )
+                count += 1
+    finally:
+        os._exit(0)
+
+
+def stop(pid: int) -> None:
+    import signal
+
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+
+
+def test_seed_never_follows_a_directory_swapped_for_a_symlink_during_the_copy(
+    live_and_persist: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """Attack 2: inside her persisted home, alice exchanges directories and symlinks to root's
+    vault while cp walks them; cp must never read the vault."""
+    live, persist = live_and_persist
+    vault = root_only_vault(live)
+    home = live / "home/alice"
+    alices_files(home / "dir")
+    (home / "link").symlink_to(os.path.relpath(vault, home))
+    alice_owns(home, home / "link")
+    pairs = [("dir", "link")]
+    plan_file = write_plan(tmp_path, persist, ["/home/alice"], [])
+
+    results = []
+    for _attempt in range(3):
+        swapper = swap_loop(home, pairs, seconds=60)
+        try:
+            results.append(
+                blankslate("seed", "--plan", str(plan_file), "--root", str(live), "--yes")
+            )
+        finally:
+            stop(swapper)
+        assert leaked(persist) == [], results[-1].stdout
+        subprocess.run(["rm", "-rf", "--one-file-system", str(persist / "home")], check=True)
+    assert any(result.returncode == 0 for result in results), results[-1].stderr
+
+
+def test_seed_never_follows_the_persisted_directory_swapped_for_a_symlink(
+    live_and_persist: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """Attack 2 on the persisted directory itself: /home/alice/app is exchanged with a
+    symlink to root's vault while seed looks at it and copies it."""
+    live, persist = live_and_persist
+    vault = root_only_vault(live)
+    home = live / "home/alice"
+    alices_files(home / "app")
+    (home / "app-link").symlink_to(os.path.relpath(vault, home))
+    alice_owns(home, home / "app-link")
+    plan_file = write_plan(tmp_path, persist, ["/home/alice/app"], [])
+
+    for _attempt in range(10):
+        swapper = swap_loop(home, [("app", "app-link")], seconds=60)
+        try:
+            result = blankslate("seed", "--plan", str(plan_file), "--root", str(live), "--yes")
+        finally:
+            stop(swapper)
+        assert leaked(persist) == [], result.stdout
+        subprocess.run(["rm", "-rf", "--one-file-system", str(persist / "home")], check=True)
