@@ -302,9 +302,7 @@ def swap_loop(directory: Path, pairs: list[tuple[str, str]], seconds: float) -> 
         count = 0
         while time.monotonic() < deadline and count < 2_000_000:
             for first, second in pairs:
-                libc.renameat2(
-                    at_fdcwd, first.encode(), at_fdcwd, second.encode(), rename_exchange
-                )
+                libc.renameat2(at_fdcwd, first.encode(), at_fdcwd, second.encode(), rename_exchange)
                 count += 1
     finally:
         os._exit(0)
@@ -344,6 +342,9 @@ def test_seed_never_follows_a_directory_swapped_for_a_symlink_during_the_copy(
         assert leaked(persist) == [], results[-1].stdout
         subprocess.run(["rm", "-rf", "--one-file-system", str(persist / "home")], check=True)
     assert any(result.returncode == 0 for result in results), results[-1].stderr
+    # read from a read-only snapshot of the root, deleted afterwards
+    assert f"$ btrfs subvolume snapshot -r {live} {live}/.blankslate-seed." in results[-1].stderr
+    assert list(live.glob(".blankslate-seed.*")) == []
 
 
 def test_seed_never_follows_the_persisted_directory_swapped_for_a_symlink(
@@ -367,3 +368,68 @@ def test_seed_never_follows_the_persisted_directory_swapped_for_a_symlink(
             stop(swapper)
         assert leaked(persist) == [], result.stdout
         subprocess.run(["rm", "-rf", "--one-file-system", str(persist / "home")], check=True)
+
+
+def test_seed_reads_a_nested_subvolume_live_not_from_the_snapshot(
+    live_and_persist: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """A snapshot shows a nested subvolume as an empty directory: a path holding one (docker's
+    and machinectl's subvolumes below /var/lib) is read from the live tree, so nothing is lost;
+    the other paths still come from the snapshot."""
+    live, persist = live_and_persist
+    (live / "var/lib").mkdir(parents=True)
+    subprocess.run(
+        ["btrfs", "subvolume", "create", str(live / "var/lib/machines")],
+        check=True,
+        capture_output=True,
+    )
+    (live / "var/lib/machines/box").write_text("container\n")
+    (live / "etc").mkdir()
+    (live / "etc/machine-id").write_text("0123\n")
+    plan_file = write_plan(tmp_path, persist, ["/var/lib"], ["/etc/machine-id"])
+    try:
+        result = blankslate("seed", "--plan", str(plan_file), "--root", str(live), "--yes")
+        assert result.returncode == 0, result.stderr
+        assert (persist / "var/lib/machines/box").read_text() == "container\n"
+        assert (persist / "etc/machine-id").read_text() == "0123\n"
+        assert "$ btrfs subvolume snapshot -r" in result.stderr
+        assert list(live.glob(".blankslate-seed.*")) == []
+    finally:
+        subprocess.run(
+            ["btrfs", "subvolume", "delete", str(live / "var/lib/machines")],
+            check=False,
+            capture_output=True,
+        )
+
+
+def test_ctrl_c_during_the_copy_deletes_the_snapshot(
+    live_and_persist: tuple[Path, Path], tmp_path: Path
+) -> None:
+    import signal
+    import time
+
+    live, persist = live_and_persist
+    big = live / "srv/big"
+    big.mkdir(parents=True)
+    for number in range(3000):
+        (big / f"f{number}").write_text("x")
+    plan_file = write_plan(tmp_path, persist, ["/srv/big"], [])
+    seeding = subprocess.Popen(
+        [sys.executable, "-m", "blankslate", "seed", "--plan", str(plan_file), "--root",
+         str(live), "--yes"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while not list(live.glob(".blankslate-seed.*/root")) and time.monotonic() < deadline:
+        time.sleep(0.005)
+    seeding.send_signal(signal.SIGINT)
+    _out, err = seeding.communicate(timeout=120)
+    assert seeding.returncode != 0, err
+    assert list(live.glob(".blankslate-seed.*")) == [], err
+    listing = subprocess.run(
+        ["btrfs", "subvolume", "list", "-o", str(live)], capture_output=True, text=True
+    )
+    assert ".blankslate-seed" not in listing.stdout
+    assert not (persist / "srv/big").exists()

@@ -135,12 +135,22 @@ def test_make_parents_refuses_a_file_in_the_way(tmp_path: Path) -> None:
         safefile.make_parents(tmp_path, "etc/ssh/key")
 
 
+def held(argument: str) -> Path:
+    """The path cp reads, /proc/PID/fd/N (a held file) or /proc/PID/fd/N/. (a held
+    directory), resolved to the file or directory the fd holds."""
+    assert argument.startswith(f"/proc/{os.getpid()}/fd/"), argument
+    return Path(os.path.realpath(argument.removesuffix("/.")))
+
+
 def register_cp(fp: FakeProcess, source: Path, before: Any = None) -> list[Path]:
-    """cp of `source` to whatever target the code names; the callback really copies there.
-    Returns the list of targets cp was given, resolved (/proc/PID/fd/N names a held fd)."""
+    """cp of `source`, read through a held fd (-H for a file), to whatever target the code
+    names; the callback really copies there. Returns the list of targets cp was given,
+    resolved (/proc/PID/fd/N names a held fd)."""
     staged: list[Path] = []
+    option = [] if source.is_dir() else ["-H"]
 
     def run(process: Any) -> None:
+        assert held(process.args[-2]) == source.resolve()
         if before is not None:
             before()
         target = Path(process.args[-1])
@@ -151,7 +161,7 @@ def register_cp(fp: FakeProcess, source: Path, before: Any = None) -> list[Path]
             shutil.copy2(source, target)
 
     fp.register(
-        [*CP, str(source), fp.any(min=1, max=1)],
+        [CP[0], CP[1], *option, *CP[2:], fp.any(min=2, max=2)],
         callback=run,
     )
     return staged
@@ -179,7 +189,7 @@ def test_a_failed_copy_is_removed_and_explained(trees: tuple[Path, Path], fp: Fa
     items = seed.plan_seed(make_plan(persist, ["/srv"], []), root=live)
     partial = persist / "srv.blankslate-partial"
     fp.register(
-        [*CP, str(live / "srv"), fp.any(min=1, max=1)],
+        [*CP, fp.any(min=2, max=2)],
         returncode=1,
         stderr="cp: error writing 'x': No space left on device\n",
     )
@@ -434,3 +444,32 @@ def test_a_symlinked_file_into_its_own_root_is_present(trees: tuple[Path, Path])
     assert actions(seed.plan_seed(the_plan, root=live)) == {
         "/etc/token": ("present", f"a symlink into {cache} (/persist/cache/etc/token)")
     }
+
+
+# --- the source side: a user's link on the way to a live path is never followed ------------
+
+
+def test_a_symlink_on_the_way_to_the_source_is_a_problem_and_never_read(
+    trees: tuple[Path, Path], fp: FakeProcess
+) -> None:
+    """alice's ~/.config -> ../../root, with /home/alice/.config/vault persisted: listed as a
+    problem; a copy forced past the listing (the link planted after it) is refused too."""
+    live, persist = trees
+    (live / "root/vault").mkdir(parents=True)
+    (live / "root/vault/secret").write_text("root's\n")
+    (live / "home/alice").mkdir(parents=True)
+    (live / "home/alice/.config").symlink_to("../../root")
+    register_cp(fp, live / "root/vault")
+
+    items = seed.plan_seed(make_plan(persist, ["/home/alice/.config/vault"], []), root=live)
+
+    assert actions(items) == {
+        "/home/alice/.config/vault": (
+            "problem",
+            f"{live}/home/alice/.config is a symlink: never followed, nothing copied",
+        )
+    }
+    forced = [dataclasses.replace(item, action="copy", detail="") for item in items]
+    with pytest.raises(BlankslateError, match=r"\.config is a symlink: refusing to read through"):
+        seed.apply(forced, live_root=live)
+    assert not (persist / "home/alice/.config/vault").exists()
