@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Literal
 
-from blankslate import accounts, btrfs, copy, mounts, paths, process, safefile
+from blankslate import accounts, btrfs, copy, mounts, paths, process, safefile, services
 from blankslate.display import quote_path
 from blankslate.errors import BlankslateError
 from blankslate.plan import Persisted, Plan
@@ -358,6 +358,56 @@ def apply(
             copy_into_place(item, base, dry_run=dry_run, read_from=source_of(item))
             done.append(item)
     return done
+
+
+def live_users(
+    copies: Sequence[SeedItem], live_root: Path, *, proc_root: Path | None = None
+) -> list[services.User]:
+    """The running units and processes that use a path about to be copied (`services`): units
+    by their directory settings when `live_root` is this system's `/`, processes by their open
+    files under the live paths."""
+    base = Path(os.path.abspath(live_root))
+    sources = [str(item.source) for item in copies]
+    if not sources:
+        return []
+    return services.users_of(sources, system_root=base == Path("/"), proc_root=proc_root)
+
+
+def units_to_stop(users: Sequence[services.User], *, stop_units: bool, live: bool) -> list[str]:
+    """What `seed` stops for the copy: nothing while nothing uses the paths; the units with
+    `stop_units`; nothing with `live` (a warning). Otherwise a one-line refusal."""
+    if not users:
+        return []
+    listed = "; ".join(user.describe() for user in users)
+    if live:
+        log.warning("copying while in use (--live): %s", listed)
+        return []
+    units, outside = services.stoppable(users)
+    if not stop_units:
+        raise BlankslateError(
+            f"in use while seed would copy it: {listed} (stop it first, or give --stop-units "
+            "to stop the units for the copy and start them again, or --live to copy anyway)"
+        )
+    if outside:
+        raise BlankslateError(
+            f"in use outside any service: {'; '.join(user.describe() for user in outside)} "
+            "(end it first, or give --live to copy anyway)"
+        )
+    return units
+
+
+def check_stopped(copies: Sequence[SeedItem], live_root: Path, units: Sequence[str]) -> None:
+    """After stopping `units`: nothing uses the paths any more, else a refusal (the units are
+    started again by the caller)."""
+    base = Path(os.path.abspath(live_root))
+    still = services.open_files([str(item.source) for item in copies]) if units else []
+    if base == Path("/") and units:
+        still += services.unit_directories([item.path for item in copies])
+    if still:
+        raise BlankslateError(
+            f"still in use after stopping {', '.join(units)}: "
+            f"{'; '.join(user.describe() for user in still)} (nothing was copied)"
+        )
 
 
 def describe(items: Sequence[SeedItem]) -> list[str]:

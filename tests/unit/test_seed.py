@@ -8,13 +8,16 @@ import json
 import os
 import shutil
 import stat
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pytest_subprocess import FakeProcess
 
-from blankslate import cli, plan, safefile, seed
+from blankslate import cli, plan, safefile, seed, services
 from blankslate.errors import BlankslateError
 
 CP = ["cp", "--archive", "--reflink=auto", "--no-target-directory", "--"]
@@ -473,3 +476,198 @@ def test_a_symlink_on_the_way_to_the_source_is_a_problem_and_never_read(
     with pytest.raises(BlankslateError, match=r"\.config is a symlink: refusing to read through"):
         seed.apply(forced, live_root=live)
     assert not (persist / "home/alice/.config/vault").exists()
+
+
+# --- live services (#27): what uses a path seed copies -------------------------------------
+
+SHOW = services.show_directories(["postgresql.service", "nginx.service"])
+LIST_UNITS = services.list_running_services()
+
+
+def test_systemctl_builders() -> None:
+    assert LIST_UNITS == [
+        "systemctl", "list-units", "--type=service", "--state=running", "--no-legend",
+        "--plain", "--full", "--no-pager",
+    ]  # fmt: skip
+    assert SHOW == [
+        "systemctl", "show",
+        "--property=Id,StateDirectory,CacheDirectory,LogsDirectory,ConfigurationDirectory",
+        "--", "postgresql.service", "nginx.service",
+    ]  # fmt: skip
+    assert services.stop_units(["a.service"]) == ["systemctl", "stop", "--", "a.service"]
+    assert services.start_units(["a.service"]) == ["systemctl", "start", "--", "a.service"]
+
+
+def test_running_units_whose_directories_are_copied(fp: FakeProcess) -> None:
+    fp.register(
+        LIST_UNITS,
+        stdout="postgresql.service loaded active running PostgreSQL Server\n"
+        "nginx.service loaded active running Nginx\n",
+    )
+    fp.register(
+        SHOW,
+        stdout="Id=postgresql.service\nStateDirectory=postgresql\nCacheDirectory=\n"
+        "LogsDirectory=\nConfigurationDirectory=\n\n"
+        "Id=nginx.service\nStateDirectory=nginx\nCacheDirectory=nginx\nLogsDirectory=nginx\n"
+        "ConfigurationDirectory=\n",
+    )
+    users = services.unit_directories(["/var/lib/postgresql/16", "/srv"])
+    assert users == [services.User("postgresql.service", "its directory /var/lib/postgresql")]
+
+
+def fake_proc(root: Path, pid: int, comm: str, cgroup: str, opened: list[Path]) -> Path:
+    """A /proc/PID of our own: comm, cgroup, cwd and fd/N links to `opened`."""
+    directory = root / str(pid)
+    (directory / "fd").mkdir(parents=True)
+    (directory / "comm").write_text(f"{comm}\n")
+    (directory / "cgroup").write_text(cgroup)
+    (directory / "cwd").symlink_to("/")
+    for number, path in enumerate(opened):
+        (directory / "fd" / str(number)).symlink_to(path)
+    return directory
+
+
+def test_open_files_under_a_copied_path_name_their_process_and_unit(tmp_path: Path) -> None:
+    proc = tmp_path / "proc"
+    fake_proc(proc, 40, "postgres", "0::/system.slice/postgresql.service\n",
+              [Path("/dev/null"), Path("/var/lib/postgresql/16/base/1")])  # fmt: skip
+    fake_proc(proc, 41, "vim", "0::/user.slice/user-1000.slice/session-3.scope\n",
+              [Path("/var/lib/postgresql-notes")])  # fmt: skip
+    fake_proc(proc, 42, "less", "0::/user.slice/user-1000.slice/session-3.scope\n",
+              [Path("/var/lib/app/log (deleted)")])  # fmt: skip
+    (proc / "self").mkdir()  # not a pid
+    users = services.open_files(["/var/lib/postgresql", "/var/lib/app"], proc)
+    assert users == [
+        services.User(
+            "postgresql.service", "pid 40 (postgres) has /var/lib/postgresql/16/base/1 open"
+        ),
+        services.User(None, "pid 42 (less) has /var/lib/app/log open"),
+    ]
+    assert services.stoppable(users) == (["postgresql.service"], [users[1]])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text())
+def test_systemctl_and_cgroup_parsers_never_fail(text: str) -> None:
+    assert all(unit.endswith(".service") for unit in services.parse_unit_list(text))
+    for directories in services.parse_show(text).values():
+        assert all(directory.startswith("/") for directory in directories)
+    unit = services.parse_cgroup(text)
+    assert unit is None or unit.endswith(".service")
+
+
+@pytest.fixture
+def postgres(trees: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A live /var/lib/postgresql that postgresql.service holds open (a /proc of our own)."""
+    live, persist = trees
+    (live / "var/lib/postgresql/16").mkdir(parents=True)
+    (live / "var/lib/postgresql/16/PG_VERSION").write_text("16\n")
+    proc = tmp_path / "proc"
+    proc.mkdir()
+    monkeypatch.setattr(services, "PROC", proc)
+    fake_proc(proc, 40, "postgres", "0::/system.slice/postgresql.service\n",
+              [live / "var/lib/postgresql/16/PG_VERSION"])  # fmt: skip
+    plan_file = persist.parent / "plan.json"
+    plan_file.write_text(json.dumps(make_plan(persist, ["/var/lib/postgresql"], []).to_json()))
+    return plan_file
+
+
+def test_seed_refuses_a_path_a_running_service_uses(
+    trees: tuple[Path, Path],
+    postgres: Path,
+    run_cli: Callable[..., int],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    live, persist = trees
+    code = run_cli("seed", "--plan", str(postgres), "--root", str(live), "--yes")
+    err = capsys.readouterr().err
+    assert code == 1
+    assert err.splitlines()[-1] == (
+        "error: in use while seed would copy it: postgresql.service (pid 40 (postgres) has "
+        f"{live}/var/lib/postgresql/16/PG_VERSION open) (stop it first, or give --stop-units "
+        "to stop the units for the copy and start them again, or --live to copy anyway)"
+    )
+    assert not (persist / "var/lib/postgresql").exists()
+
+
+def test_seed_stop_units_stops_them_for_the_copy_and_starts_them_again(
+    trees: tuple[Path, Path], postgres: Path, fp: FakeProcess, run_cli: Callable[..., int]
+) -> None:
+    live, persist = trees
+    order: list[str] = []
+
+    def stop(_process: Any) -> None:
+        order.append("stop")
+        shutil.rmtree(services.PROC / "40")  # the service ended
+
+    fp.register(services.stop_units(["postgresql.service"]), callback=stop)
+    register_cp(fp, live / "var/lib/postgresql", before=lambda: order.append("cp"))
+    fp.register(
+        services.start_units(["postgresql.service"]),
+        callback=lambda _process: order.append("start"),
+    )
+    code = run_cli("seed", "--plan", str(postgres), "--root", str(live), "--yes", "--stop-units")
+    assert code == 0
+    assert order == ["stop", "cp", "start"]
+    assert (persist / "var/lib/postgresql/16/PG_VERSION").read_text() == "16\n"
+
+
+def test_seed_stop_units_starts_them_again_when_the_copy_fails(
+    trees: tuple[Path, Path],
+    postgres: Path,
+    fp: FakeProcess,
+    run_cli: Callable[..., int],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    live, _persist = trees
+    fp.register(
+        services.stop_units(["postgresql.service"]),
+        callback=lambda _process: shutil.rmtree(services.PROC / "40"),
+    )
+    fp.register([*CP, fp.any(min=2, max=2)], returncode=1, stderr="cp: No space left on device\n")
+    fp.register(["rm", "-rf", "--one-file-system", "--", fp.any(min=1, max=1)])
+    fp.register(services.start_units(["postgresql.service"]))
+    code = run_cli("seed", "--plan", str(postgres), "--root", str(live), "--yes", "--stop-units")
+    assert code == 1
+    assert "No space left on device" in capsys.readouterr().err
+    assert fp.call_count(services.start_units(["postgresql.service"])) == 1
+
+
+def test_seed_stop_units_refuses_what_is_still_in_use_and_starts_them_again(
+    trees: tuple[Path, Path],
+    postgres: Path,
+    fp: FakeProcess,
+    run_cli: Callable[..., int],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    live, persist = trees
+    fp.register(services.stop_units(["postgresql.service"]))  # but pid 40 stays
+    fp.register(services.start_units(["postgresql.service"]))
+    code = run_cli("seed", "--plan", str(postgres), "--root", str(live), "--yes", "--stop-units")
+    assert code == 1
+    assert "still in use after stopping postgresql.service" in capsys.readouterr().err
+    assert fp.call_count(services.start_units(["postgresql.service"])) == 1
+    assert not (persist / "var/lib/postgresql").exists()
+
+
+def test_seed_live_copies_anyway_and_says_so(
+    trees: tuple[Path, Path],
+    postgres: Path,
+    fp: FakeProcess,
+    run_cli: Callable[..., int],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    live, persist = trees
+    register_cp(fp, live / "var/lib/postgresql")
+    code = run_cli("seed", "--plan", str(postgres), "--root", str(live), "--yes", "--live")
+    assert code == 0
+    assert "copying while in use (--live): postgresql.service" in capsys.readouterr().err
+    assert (persist / "var/lib/postgresql/16/PG_VERSION").read_text() == "16\n"
+
+
+def test_seed_stop_units_and_live_together_is_a_usage_error(
+    trees: tuple[Path, Path], postgres: Path, run_cli: Callable[..., int]
+) -> None:
+    live, _persist = trees
+    args = ["seed", "--plan", str(postgres), "--root", str(live), "--yes"]
+    assert run_cli(*args, "--stop-units", "--live") == 2
