@@ -327,12 +327,13 @@ def test_seed_never_follows_a_directory_swapped_for_a_symlink_during_the_copy(
     alices_files(home / "dir")
     (home / "link").symlink_to(os.path.relpath(vault, home))
     alice_owns(home, home / "link")
-    pairs = [("dir", "link")]
+    # from /home: a process whose working directory is the copied home would make seed refuse
+    pairs = [("alice/dir", "alice/link")]
     plan_file = write_plan(tmp_path, persist, ["/home/alice"], [])
 
     results = []
     for _attempt in range(3):
-        swapper = swap_loop(home, pairs, seconds=60)
+        swapper = swap_loop(home.parent, pairs, seconds=60)
         try:
             results.append(
                 blankslate("seed", "--plan", str(plan_file), "--root", str(live), "--yes")
@@ -433,3 +434,31 @@ def test_ctrl_c_during_the_copy_deletes_the_snapshot(
     )
     assert ".blankslate-seed" not in listing.stdout
     assert not (persist / "srv/big").exists()
+
+
+def test_seed_refuses_a_path_a_running_process_holds_open(
+    live_and_persist: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """A live database (here a process holding its file open) is not copied while it runs,
+    unless --live; /proc is read for real."""
+    live, persist = live_and_persist
+    (live / "var/lib/db").mkdir(parents=True)
+    (live / "var/lib/db/data").write_text("rows\n")
+    plan_file = write_plan(tmp_path, persist, ["/var/lib/db"], [])
+    with open(live / "var/lib/db/data") as held_open:
+        database = subprocess.Popen(["sleep", "120"], stdin=held_open)
+    try:
+        refused = blankslate("seed", "--plan", str(plan_file), "--root", str(live), "--yes")
+        copied = blankslate(
+            "seed", "--plan", str(plan_file), "--root", str(live), "--yes", "--live"
+        )
+    finally:
+        database.kill()
+        database.wait()
+    assert refused.returncode == 1
+    assert refused.stderr.splitlines()[-1].startswith(
+        f"error: in use while seed would copy it: pid {database.pid} (sleep) has "
+        f"{live}/var/lib/db/data open"
+    )
+    assert copied.returncode == 0, copied.stderr
+    assert (persist / "var/lib/db/data").read_text() == "rows\n"
