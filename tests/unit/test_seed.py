@@ -671,3 +671,97 @@ def test_seed_stop_units_and_live_together_is_a_usage_error(
     live, _persist = trees
     args = ["seed", "--plan", str(postgres), "--root", str(live), "--yes"]
     assert run_cli(*args, "--stop-units", "--live") == 2
+
+
+# --- the read-only snapshot the copies are read from (btrfs) -------------------------------
+
+
+def snapshot_commands(fp: FakeProcess, live: Path, nested: str = "") -> list[str]:
+    """Register the probes and the snapshot's life: show, list -o, snapshot -r (a copy of the
+    tree stands in for it), delete. Returns the snapshot path made, once it is."""
+    made: list[str] = []
+    fp.register(["btrfs", "subvolume", "show", str(live)], stdout="root\n\tName: root\n")
+    fp.register(["btrfs", "subvolume", "list", "-o", str(live)], stdout=nested)
+
+    def snapshot(process: Any) -> None:
+        target = str(process.args[-1])
+        made.append(target)
+        shutil.copytree(live, target, symlinks=True, ignore=shutil.ignore_patterns(".blankslate-*"))
+
+    fp.register(
+        ["btrfs", "subvolume", "snapshot", "-r", str(live), fp.any(min=1, max=1)],
+        callback=snapshot,
+    )
+    fp.register(
+        ["btrfs", "subvolume", "delete", fp.any(min=1, max=1)],
+        callback=lambda process: shutil.rmtree(str(process.args[-1])),
+    )
+    return made
+
+
+def test_copies_are_read_from_a_snapshot_deleted_afterwards(
+    trees: tuple[Path, Path], fp: FakeProcess
+) -> None:
+    live, persist = trees
+    (live / "var/lib/app").mkdir(parents=True)
+    (live / "var/lib/app/data").write_text("at the snapshot\n")
+    items = seed.plan_seed(make_plan(persist, ["/var/lib/app"], []), root=live)
+    items = [dataclasses.replace(item, snapshot=True) for item in items]
+    made = snapshot_commands(fp, live)
+    read: list[str] = []
+
+    def cp(process: Any) -> None:
+        source = held(str(process.args[-2]))
+        read.append(str(source))
+        shutil.copytree(source, str(process.args[-1]), symlinks=True)
+
+    fp.register([*CP, fp.any(min=2, max=2)], callback=cp)
+    assert [item.path for item in seed.apply(items, live_root=live)] == ["/var/lib/app"]
+    assert len(made) == 1 and made[0].startswith(f"{live}/.blankslate-seed.")
+    assert read == [f"{made[0]}/var/lib/app"]
+    assert (persist / "var/lib/app/data").read_text() == "at the snapshot\n"
+    assert list(live.glob(".blankslate-seed.*")) == []  # deleted, its directory removed
+
+
+def test_the_snapshot_is_deleted_when_the_copy_fails(
+    trees: tuple[Path, Path], fp: FakeProcess
+) -> None:
+    live, persist = trees
+    (live / "srv").mkdir()
+    items = seed.plan_seed(make_plan(persist, ["/srv"], []), root=live)
+    items = [dataclasses.replace(item, snapshot=True) for item in items]
+    made = snapshot_commands(fp, live)
+    fp.register([*CP, fp.any(min=2, max=2)], returncode=1, stderr="cp: I/O error\n")
+    fp.register(["rm", "-rf", "--one-file-system", "--", fp.any(min=1, max=1)])
+    with pytest.raises(BlankslateError, match="I/O error"):
+        seed.apply(items, live_root=live)
+    assert fp.call_count(["btrfs", "subvolume", "delete", made[0]]) == 1
+    assert list(live.glob(".blankslate-seed.*")) == []
+
+
+def test_a_path_holding_a_nested_subvolume_is_read_live(
+    trees: tuple[Path, Path], fp: FakeProcess
+) -> None:
+    live, persist = trees
+    (live / "var/lib/machines/box").mkdir(parents=True)
+    items = seed.plan_seed(make_plan(persist, ["/var/lib"], []), root=live)
+    items = [dataclasses.replace(item, snapshot=True) for item in items]
+    fp.register(["btrfs", "subvolume", "show", str(live)], stdout="root\n")
+    fp.register(
+        ["btrfs", "subvolume", "list", "-o", str(live)],
+        stdout="ID 300 gen 9 top level 256 path root/var/lib/machines\n",
+    )
+    staged = register_cp(fp, live / "var/lib")  # the live tree, no snapshot taken
+    seed.apply(items, live_root=live)
+    assert staged == [persist / "var/lib.blankslate-partial/lib"]
+
+
+def test_dry_run_says_it_would_snapshot(trees: tuple[Path, Path], fp: FakeProcess) -> None:
+    live, persist = trees
+    (live / "srv").mkdir()
+    items = seed.plan_seed(make_plan(persist, ["/srv"], []), root=live)
+    items = [dataclasses.replace(item, snapshot=True) for item in items]
+    fp.register(["btrfs", "subvolume", "show", str(live)], stdout="root\n")
+    fp.register(["btrfs", "subvolume", "list", "-o", str(live)], stdout="")
+    seed.apply(items, live_root=live, dry_run=True)  # no snapshot, no cp registered
+    assert list(live.glob(".blankslate-seed.*")) == []
