@@ -240,9 +240,9 @@ def reading_root(
     snapshot = directory / "root"
     try:
         process.run(btrfs.subvolume_snapshot(base, snapshot, readonly=True), dry_run=False)
-        try:
-            yield lambda item: snapshot if item.path in usable else base
-        finally:
+        yield lambda item: snapshot if item.path in usable else base
+    finally:  # also when interrupted while the snapshot was being made
+        if os.path.lexists(snapshot):
             deleted = process.run(btrfs.subvolume_delete(snapshot), dry_run=False, check=False)
             if deleted.returncode != 0:
                 log.error(
@@ -251,7 +251,6 @@ def reading_root(
                     snapshot,
                     process.failure_reason(deleted),
                 )
-    finally:
         with contextlib.suppress(OSError):
             os.rmdir(directory)
 

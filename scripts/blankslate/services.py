@@ -138,8 +138,8 @@ def open_files(copied: Sequence[str], proc_root: Path | None = None) -> list[Use
         pids = sorted((name for name in os.listdir(proc_root) if name.isdigit()), key=int)
     except OSError as error:
         raise BlankslateError(f"cannot read {proc_root}: {error.strerror}") from None
-    if str(os.getpid()) in pids:
-        pids.remove(str(os.getpid()))  # seed itself
+    waiting = _ancestors(proc_root)  # seed and what waits for it (the admin's shell, sudo)
+    pids = [pid for pid in pids if pid not in waiting]
     for pid in pids:
         opened = _opened(proc_root / pid)
         hit = next((path for path in opened if any(_under(c, path) for c in copied)), None)
@@ -150,6 +150,23 @@ def open_files(copied: Sequence[str], proc_root: Path | None = None) -> list[Use
             unit = parse_cgroup((proc_root / pid / "cgroup").read_text())
         users.append(User(unit, f"pid {pid} ({_comm(proc_root / pid)}) has {hit} open"))
     return users
+
+
+def _ancestors(proc_root: Path) -> set[str]:
+    """This process and its parents, by the PPid lines of proc_root/PID/status."""
+    found: set[str] = set()
+    pid = str(os.getpid())
+    while pid not in found and pid != "0":
+        found.add(pid)
+        try:
+            status = (proc_root / pid / "status").read_text(errors="replace")
+        except OSError:
+            break
+        parent = [line.split()[1:] for line in status.splitlines() if line.startswith("PPid:")]
+        if not parent or not parent[0] or not parent[0][0].isdigit():
+            break
+        pid = parent[0][0]
+    return found
 
 
 def _under(copied: str, path: str) -> bool:

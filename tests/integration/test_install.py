@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import shutil
 import stat
@@ -632,10 +633,12 @@ def test_install_seeds_what_nixos_install_wrote(
     state_file: Path,
     stand_ins: Path,
     capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
     helpers,  # type: ignore[no-untyped-def]
 ) -> None:
     """The uid map fills the empty directory impermanence made, machine-id is copied; the
     root's copies stay (the first boot's reset takes them, not install)."""
+    caplog.set_level(logging.INFO, logger="blankslate.commands")
     flake = flake_checkout(tmp_path / "flake", helpers)
     with installed_host(tmp_path, helpers) as (image, mountpoint):
         install_host(image, mountpoint, flake)
@@ -649,7 +652,11 @@ def test_install_seeds_what_nixos_install_wrote(
         # On the persist subvolume, not the root one: it survives the reset.
         assert os.stat(uid_map).st_dev == os.stat(persist).st_dev
         assert os.stat(uid_map).st_dev != os.stat(mountpoint / "var/lib/nixos").st_dev
+        assert list(mountpoint.glob(".blankslate-seed.*")) == []  # its snapshot is deleted
     err = capsys.readouterr().err
+    # read from a read-only snapshot of the new root, as `seed` reads
+    snapshot = f"$ btrfs subvolume snapshot -r {mountpoint} {mountpoint}/.blankslate-seed."
+    assert any(record.getMessage().startswith(snapshot) for record in caplog.records)
     assert f"fill      directory  {mountpoint}/var/lib/nixos -> {persist}/var/lib/nixos" in err
     assert f"copy      file       {mountpoint}/etc/machine-id -> {persist}/etc/machine-id" in err
 

@@ -765,3 +765,17 @@ def test_dry_run_says_it_would_snapshot(trees: tuple[Path, Path], fp: FakeProces
     fp.register(["btrfs", "subvolume", "list", "-o", str(live)], stdout="")
     seed.apply(items, live_root=live, dry_run=True)  # no snapshot, no cp registered
     assert list(live.glob(".blankslate-seed.*")) == []
+
+
+def test_seed_and_the_processes_waiting_for_it_are_not_users(tmp_path: Path) -> None:
+    """The admin's shell, whose working directory is the path, waits for seed: not a user."""
+    proc = tmp_path / "proc"
+    me, shell, other = os.getpid(), 7001, 7002
+    fake_proc(proc, me, "blankslate", "0::/user.slice/session-1.scope\n", [Path("/srv/x")])
+    (proc / str(me) / "status").write_text(f"Name:\tpython\nPPid:\t{shell}\n")
+    fake_proc(proc, shell, "bash", "0::/user.slice/session-1.scope\n", [Path("/srv/x")])
+    (proc / str(shell) / "status").write_text("Name:\tbash\nPPid:\t1\n")
+    fake_proc(proc, other, "vim", "0::/user.slice/session-2.scope\n", [Path("/srv/x")])
+    assert services.open_files(["/srv"], proc) == [
+        services.User(None, f"pid {other} (vim) has /srv/x open")
+    ]
