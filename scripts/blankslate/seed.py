@@ -139,10 +139,11 @@ def _inspect(
         return item("problem", f"{on_the_way}: never followed, nothing copied")
     try:
         live = os.lstat(source)
-        link = os.readlink(source) if stat.S_ISLNK(live.st_mode) else ""
     except FileNotFoundError:
         return item("absent", "not on the live system: nothing to copy")
-    except OSError as error:
+    try:
+        link = os.readlink(source) if stat.S_ISLNK(live.st_mode) else ""
+    except OSError as error:  # no longer a link
         return item("problem", f"{source}: {error.strerror} (it changed while looked at)")
     if stat.S_ISLNK(live.st_mode):
         # An absolute link means a path of the system under --root, not of this one.
