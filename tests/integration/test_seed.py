@@ -149,7 +149,11 @@ def test_seed_dry_run_changes_nothing(live_and_persist: tuple[Path, Path], tmp_p
     result = blankslate("seed", "--plan", str(plan_file), "--root", str(live), "--dry-run")
     assert result.returncode == 0, result.stderr
     assert "would run: cp --archive" in result.stderr
+    assert f"would run: btrfs subvolume snapshot -r {live} {live}/.blankslate-seed." in (
+        result.stderr
+    )
     assert list(persist.iterdir()) == []
+    assert list(live.glob(".blankslate-seed.*")) == []
 
 
 def test_seed_needs_persist_mounted(tmp_path: Path, live_and_persist: tuple[Path, Path]) -> None:
