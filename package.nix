@@ -56,6 +56,7 @@ python3Packages.buildPythonApplication {
           lib.hasSuffix ".py" relative
           || lib.hasSuffix ".json" relative
           || lib.hasSuffix ".bash" relative
+          || lib.hasSuffix ".txt" relative
           || baseNameOf relative == "py.typed"
         )
       );

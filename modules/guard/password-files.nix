@@ -35,6 +35,8 @@ in
       # the activation, before any unit starts.
       after = [ "local-fs.target" ];
       path = [ pkgs.coreutils ];
+      # The hash rules passwordfile.py (doctor, passwd) reads too: one rule, one file.
+      environment.BLANKSLATE_HASH_RULES = "${../../scripts/blankslate/password-hashes.txt}";
       serviceConfig = {
         Type = "oneshot";
         ExecStart = "${pkgs.bash}/bin/bash ${

@@ -85,6 +85,30 @@ in
         default = 3;
         description = "The newest old roots (by creation time) kept whatever their age or the clock says.";
       };
+      pruneBudget = mkOption {
+        # btrfs-rollback.bash refuses more than six digits.
+        type = types.ints.between 0 999999;
+        default = 5;
+        description = ''
+          Seconds the initrd may spend deleting expired old roots (0: none); what is left,
+          however many subvolumes a user nested in them, is deleted after the boot by
+          blankslate-prune-old-roots.service, with the same keepDays and keepNewest rules.
+          A full filesystem is not bound by it: the reset deletes what it must.
+        '';
+      };
+    };
+    rootQuota = mkOption {
+      type = types.nullOr (types.strMatching "[1-9][0-9]{0,15}[KMGT]?");
+      default = null;
+      example = "20G";
+      description = ''
+        A btrfs quota on the root subvolume, set at every boot on the fresh root, so that
+        what users write to / (/tmp included) cannot fill the filesystem that holds
+        persistPath and /nix. Enables btrfs quotas if they are off (simple quotas with
+        kernel and btrfs-progs 6.7 or later: then subvolumes users create inside / count
+        too; with full quotas they escape it). Quotas slow extent processing, hence off by
+        default.
+      '';
     };
     cryptsetupName = mkOption {
       type = types.nullOr btypes.label;

@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # blankslate: reset a btrfs root subvolume to its blank snapshot (run once per boot).
 #
-#   btrfs-rollback.bash DEVICE ROOT_SUBVOLUME BLANK_SNAPSHOT OLD_ROOTS_SUBVOLUME KEEP_DAYS KEEP_NEWEST
+#   btrfs-rollback.bash [--prune-budget SECONDS] [--root-quota SIZE]
+#                       DEVICE ROOT_SUBVOLUME BLANK_SNAPSHOT OLD_ROOTS_SUBVOLUME KEEP_DAYS KEEP_NEWEST
+#   btrfs-rollback.bash --prune-only DEVICE ROOT_SUBVOLUME BLANK_SNAPSHOT OLD_ROOTS_SUBVOLUME KEEP_DAYS KEEP_NEWEST
 #
 # Runs in the systemd initrd as a oneshot unit before sysroot.mount (bash, coreutils,
 # util-linux, btrfs-progs, findutils, grep, sed on PATH); the integration tests run this very
-# file against a real btrfs filesystem on a loop device.
+# file against a real btrfs filesystem on a loop device. With --prune-only it resets nothing
+# and only does step 7, with the same rules: a stage-2 unit runs it so, after the boot, to
+# finish what the initrd's time budget left.
 #
 # Steps (every name is relative to the filesystem's top level, subvolid=5):
 #   1. mount the top level on a private temporary directory (always unmounted on exit);
@@ -14,12 +18,26 @@
 #   4. create OLD_ROOTS if missing; clear the read-only property of ROOT and OLD_ROOTS if set
 #      (logged), or the rename could not happen;
 #   5. rename ROOT to OLD_ROOTS/<UTC time of this run> (".N" appended when taken);
-#   6. snapshot BLANK_SNAPSHOT to ROOT.blankslate-new, then rename it to ROOT;
-#   7. prune the expired old roots (below);
+#   6. snapshot BLANK_SNAPSHOT to ROOT.blankslate-new, give it the quota of --root-quota
+#      (btrfs quotas are enabled if off, simple quotas where the kernel and btrfs-progs
+#      have them; see limit_root; a quota that cannot be set is only a warning), then
+#      rename it to ROOT;
+#   7. prune the expired old roots (below), within --prune-budget SECONDS if given; with
+#      --root-quota, start a quota rescan if btrfs says its quota data is inconsistent;
 #   8. syncfs, so the new root is on disk before sysroot.mount.
-# When a rename or the snapshot of steps 5-6 fails because the filesystem is full (ENOSPC),
-# step 7 runs first, the script waits until btrfs has freed the deleted roots' space, and the
-# step is tried once more.
+#
+# A full filesystem cannot stop the reset. When a rename or the snapshot of steps 5-6 fails
+# with ENOSPC (a user filled the filesystem from /tmp), the script gives up, one at a time
+# and logged, until the step succeeds: the expired old roots; the old roots beyond the newest
+# (keepDays ignored); keeping this root as an old root (it is deleted instead); every old
+# root. After each, it waits until btrfs has freed the deleted subvolumes' space, and the
+# step is tried again. None of this is bound by the time budget: the reset comes first.
+#
+# The time budget. A user can nest thousands of subvolumes in /tmp, each costing a delete.
+# With --prune-budget, no deletion starts once SECONDS have passed since step 7 began, and
+# the walk of an old root's tree is cut short there too (0 prunes nothing); what is left is
+# logged and found again by the next run (--prune-only after the boot). Without it, pruning
+# is complete.
 #
 # Pruning. Among the old roots named by step 5 (other entries are never touched):
 #   - the KEEP_NEWEST most recently created are kept, whatever their names: btrfs gives each
@@ -38,16 +56,18 @@
 # filesystem shows a prefix of the steps above; a plain re-run completes the job from each:
 #   - nothing done / OLD_ROOTS just created or made writable: a normal run;
 #   - ROOT renamed away, no new root yet: step 5 has nothing to move, step 6 snapshots;
+#   - ROOT deleted by a full filesystem's give-up, no new root yet: as when ROOT was renamed;
 #   - ROOT.blankslate-new exists (snapshot made, rename not done): step 3 deletes it, step 6
 #     makes it again (a snapshot ioctl is atomic: the name exists complete or not at all);
 #   - new ROOT in place (killed while pruning or before the sync): the next run is a whole
 #     new cycle; the (empty) root is kept as one more old root, pruning resumes where it was
 #     (nested subvolumes already moved up inside an old root are found again).
-# ROOT is only ever renamed, never deleted; nothing outside OLD_ROOTS is ever deleted except
-# our own temporary name; other subvolumes (persist, nix, log, home ...) are never touched.
+# ROOT is only ever renamed, never deleted but by a full filesystem's give-up; nothing outside
+# OLD_ROOTS is ever deleted except our own temporary name; other subvolumes (persist, nix, log, home ...) are never touched.
 #
 # Boot cost does not grow with the size of the root: the rename is O(1), and deleting an old
-# root walks its tree only when it holds nested subvolumes (see delete_tree).
+# root walks its tree only when it holds nested subvolumes (see delete_tree), within the
+# budget.
 
 set -o nounset -o errexit -o pipefail -o errtrace
 shopt -s nullglob dotglob
@@ -63,10 +83,36 @@ if [[ $(type -t kept_prune) != function ]]; then
 fi
 
 usage() {
-  printf 'usage: %s DEVICE ROOT_SUBVOLUME BLANK_SNAPSHOT OLD_ROOTS_SUBVOLUME KEEP_DAYS KEEP_NEWEST\n' "${0##*/}" >&2
+  printf 'usage: %s [--prune-budget SECONDS] [--prune-only] [--root-quota SIZE] DEVICE ROOT_SUBVOLUME BLANK_SNAPSHOT OLD_ROOTS_SUBVOLUME KEEP_DAYS KEEP_NEWEST\n' "${0##*/}" >&2
   exit 2
 }
 
+budget='' prune_only=0 root_quota=''
+while (($#)) && [[ $1 == --* ]]; do
+  case $1 in
+    --prune-budget)
+      (($# >= 2)) || usage
+      check_count SECONDS "$2"
+      budget=$((10#$2))
+      shift 2
+      ;;
+    --prune-only)
+      prune_only=1
+      shift
+      ;;
+    --root-quota)
+      (($# >= 2)) || usage
+      [[ $2 =~ ^[1-9][0-9]{0,15}[KMGT]?$ ]] || die "SIZE must be a positive number of bytes, with an optional K, M, G or T suffix: $(q "$2")"
+      root_quota=$2
+      shift 2
+      ;;
+    --)
+      shift
+      break
+      ;;
+    *) usage ;;
+  esac
+done
 (( $# == 6 )) || usage
 device=$1 root=$2 blank=$3 old_roots=$4 keep_days=$5 keep_newest=$6
 
@@ -92,6 +138,53 @@ fi
 
 kept_dir=$old_roots
 mount_top_level "$device"
+
+# Deletes the expired old roots (see "Pruning" in the header). Never fails: an old root that
+# cannot be deleted is reported and kept, and the others are still pruned.
+prune() { kept_prune btrfs_kept_list rollback_kept_delete btrfs_kept_label; }
+# With --root-quota, the level-1 qgroup a root had in simple mode (see limit_root) goes with
+# it, when btrfs lets it (best effort: a stale qgroup limits nothing).
+rollback_kept_delete() {
+  local id=''
+  if [[ -n $root_quota ]]; then
+    id=$(btrfs inspect-internal rootid "$mnt/$kept_dir/$1" 2>/dev/null) || id=''
+  fi
+  btrfs_kept_delete "$1"
+  if [[ $id =~ ^[0-9]+$ ]]; then
+    btrfs qgroup destroy "1/$id" "$mnt" >/dev/null 2>&1 || true
+  fi
+}
+
+# A qgroup limit holds only while btrfs's quota data is consistent (btrfs-qgroup(8)); when
+# `qgroup show` says it is not, a rescan is started (the kernel runs it in the background).
+rescan_if_inconsistent() {
+  local err
+  err=$(btrfs qgroup show "$mnt" 2>&1 >/dev/null) || return 0
+  [[ $err == *inconsistent* ]] || return 0
+  if err=$(btrfs quota rescan "$mnt" 2>&1 >/dev/null); then
+    log "btrfs quota data was inconsistent (the root's quota does not hold then): started a rescan"
+  else
+    warn "btrfs quota data is inconsistent and no rescan could start ($(q "${err##*: }"))"
+  fi
+}
+
+if ((prune_only)); then
+  if [[ -L $mnt/$old_roots || ! -d $mnt/$old_roots ]]; then
+    log "no old roots to prune ($(q "$old_roots") is not a directory)"
+    exit 0
+  fi
+  if is_subvolume "$mnt/$old_roots" && is_readonly "$mnt/$old_roots"; then
+    btrfs property set -ts -- "$mnt/$old_roots" ro false
+    log "made $(q "$old_roots") writable (it was read-only)"
+  fi
+  kept_clock
+  [[ -z $budget ]] || prune_budget "$budget"
+  prune
+  [[ -z $root_quota ]] || rescan_if_inconsistent
+  sync -f -- "$mnt"
+  log "pruned (${prune_deleted} deleted)"
+  exit 0
+fi
 
 if ! is_subvolume "$mnt/$blank"; then
   if [[ -e $mnt/$blank || -L $mnt/$blank ]]; then
@@ -128,49 +221,187 @@ done
 
 kept_clock
 
-# Deletes the expired old roots (see "Pruning" in the header). Never fails: an old root that
-# cannot be deleted is reported and kept, and the others are still pruned.
-prune() { kept_prune btrfs_kept_list btrfs_kept_delete btrfs_kept_label; }
-
-# Runs "$@", a step of the reset, its output discarded. When it fails because the filesystem
-# is full, prunes the expired old roots, waits until btrfs has freed their space (a deleted
-# subvolume is freed in the background) and runs it once more.
-with_space() {
+# Runs "$@", a step of the reset, its output discarded. full=1 when it failed because the
+# filesystem is full (ENOSPC); any other failure is reported and ends the script.
+full=0
+step() {
   local err
+  full=0
   if err=$("$@" 2>&1 >/dev/null); then
     return 0
   fi
-  if [[ $err != *"No space left on device"* ]]; then
-    printf '%s\n' "$err" >&2
-    return 1
+  if [[ $err == *"No space left on device"* ]]; then
+    if ((give_up_level == 0)); then
+      warn "the filesystem is full ($(q "${err##*: }")): giving up, in this order, the expired old roots, the old roots beyond the newest, keeping $(q "$root") as an old root, every old root, until the reset can go on"
+    fi
+    full=1
+    return 0
   fi
-  warn "the filesystem is full ($(q "${err##*: }")): pruning the expired old roots, then trying once more"
-  prune
+  printf '%s\n' "$err" >&2
+  die "$(q "$1") failed; $(q "$root") is not reset"
+}
+
+# The filesystem is full: gives up the next thing on the list, that frees something, and
+# waits until btrfs has freed its space (a deleted subvolume is freed in the background).
+# None of this is bounded by the time budget: the reset comes first.
+give_up_level=0 this_root='' root_deleted=0
+give_up() {
+  local prune_deadline='' before
+  while true; do
+    give_up_level=$((give_up_level + 1))
+    before=$prune_deleted
+    case $give_up_level in
+      1)
+        log "giving up the expired old roots"
+        prune
+        ;;
+      2)
+        log "giving up the old roots beyond the newest"
+        # this run's own old root, if any, is not counted (step 3 decides on it)
+        local keep_days=0 keep_newest=1 kept_clock_check=0 kept_skip=''
+        [[ $this_root != "$old_roots"/* ]] || kept_skip=${this_root#"$old_roots"/}
+        prune
+        ;;
+      3)
+        log "giving up keeping $(q "$root") as an old root"
+        if [[ -n $this_root ]] && is_subvolume "$mnt/$this_root"; then
+          give_up_root=$this_root
+          try delete_tree "$mnt/$this_root"
+          give_up_root=''
+          if ((try_rc == 0)); then
+            prune_deleted=$((prune_deleted + 1))
+            [[ $this_root != "$root" ]] || root_deleted=1
+          else
+            warn "could not delete $(q "$this_root") (exit $try_rc)"
+          fi
+        fi
+        ;;
+      4)
+        log "giving up every old root"
+        local keep_days=0 keep_newest=0 kept_clock_check=0
+        prune
+        ;;
+      *)
+        die "the filesystem is full and nothing is left to give up; $(q "$root") is not reset"
+        ;;
+    esac
+    if ((prune_deleted > before)); then
+      break
+    fi
+    log "nothing to give up there"
+  done
   btrfs filesystem sync "$mnt" >/dev/null
   btrfs subvolume sync "$mnt" >/dev/null
+  btrfs filesystem sync "$mnt" >/dev/null
   log "waited for the space of the deleted subvolumes"
-  "$@" >/dev/null
+}
+
+# Runs the step "$@" until the filesystem has room for it.
+reset_step() {
+  step "$@"
+  while ((full)); do
+    give_up
+    step "$@"
+  done
+}
+
+# Sets the root's quota on the new root (before it takes the root's name: a crash before
+# that leaves only our temporary name). A quota that cannot be set does not stop the reset.
+#
+# Quotas are enabled in simple mode (kernel and btrfs-progs 6.7 or later), else in full mode.
+# In simple mode the limit is on a level-1 qgroup, 1/<the new root's ID>, that holds the
+# root's own qgroup: a subvolume a user creates inside the root joins it automatically (simple
+# quotas' auto hierarchy for nested subvolumes), so it counts against the same limit. Full
+# quotas have no such thing: the limit is on the root's own qgroup, and a subvolume made
+# inside it is not counted (a warning says so); assigning a qgroup there would make the
+# quota data inconsistent, and a limit holds only while it is consistent.
+limit_root() {
+  local err id
+  if ! btrfs qgroup show "$mnt" >/dev/null 2>&1; then
+    if btrfs quota enable --simple "$mnt" >/dev/null 2>&1; then
+      log "enabled btrfs simple quotas on $(q "$device")"
+    elif err=$(btrfs quota enable "$mnt" 2>&1 >/dev/null); then
+      log "enabled btrfs quotas on $(q "$device")"
+    else
+      warn "could not enable btrfs quotas ($(q "${err##*: }")); $(q "$root") has no quota"
+      return 0
+    fi
+  fi
+  if [[ $(quota_mode) == squota ]]; then
+    if ! id=$(btrfs inspect-internal rootid "$mnt/$tmp_name" 2>&1) || [[ ! $id =~ ^[0-9]+$ ]]; then
+      warn "could not limit $(q "$root") to $root_quota ($(q "${id##*: }")); it has no quota"
+      return 0
+    fi
+    # 1/ID may be left by a deleted subvolume that had the same ID
+    if ! err=$(btrfs qgroup create "1/$id" "$mnt" 2>&1 >/dev/null) && [[ $err != *"File exists"* ]] ||
+      ! err=$(btrfs qgroup assign "0/$id" "1/$id" "$mnt" 2>&1 >/dev/null) ||
+      ! err=$(btrfs qgroup limit "$root_quota" "1/$id" "$mnt" 2>&1 >/dev/null); then
+      warn "could not limit $(q "$root") to $root_quota ($(q "${err##*: }")); it has no quota"
+      return 0
+    fi
+    log "limited $(q "$root") and the subvolumes made in it to $root_quota (btrfs simple quota, qgroup 1/$id)"
+    return 0
+  fi
+  if ! err=$(btrfs qgroup limit "$root_quota" "$mnt/$tmp_name" 2>&1 >/dev/null); then
+    warn "could not limit $(q "$root") to $root_quota ($(q "${err##*: }")); it has no quota"
+    return 0
+  fi
+  log "limited $(q "$root") to $root_quota (btrfs quota)"
+  warn "btrfs quotas are in full mode: a subvolume made inside $(q "$root") is not counted in its quota (simple quotas, with kernel and btrfs-progs 6.7 or later, count it)"
+}
+
+# The quota mode of the filesystem on $device, from sysfs: squota, qgroup or disabled
+# (empty when sysfs does not say).
+quota_mode() {
+  local dev d
+  dev=$(readlink -f -- "$device")
+  for d in /sys/fs/btrfs/*/devices/"${dev##*/}"; do
+    cat -- "${d%/devices/*}/qgroups/mode" 2>/dev/null || true
+    return 0
+  done
 }
 
 if [[ -e $mnt/$root ]]; then
   kept_new_name btrfs_kept_exists
   name=$kept_name
+  this_root=$root
   # -T: rename(2) semantics, never "move into" an existing directory
-  with_space mv -T -- "$mnt/$root" "$mnt/$old_roots/$name"
-  log "moved $(q "$root") to $(q "$old_roots/$name")"
+  step mv -T -- "$mnt/$root" "$mnt/$old_roots/$name"
+  while ((full)); do
+    give_up
+    [[ -e $mnt/$root ]] || break
+    step mv -T -- "$mnt/$root" "$mnt/$old_roots/$name"
+  done
+  if [[ -e $mnt/$root ]]; then
+    # still there: the rename failed for another reason, step said it and died
+    die "internal: $(q "$root") is still in place"
+  fi
+  if ((root_deleted)); then
+    log "deleted $(q "$root") instead of keeping it (the filesystem is full)"
+  else
+    this_root=$old_roots/$name
+    log "moved $(q "$root") to $(q "$old_roots/$name")"
+  fi
 else
   log "no $(q "$root") (an interrupted run moved it already)"
 fi
 
-with_space btrfs subvolume snapshot -- "$mnt/$blank" "$mnt/$tmp_name"
-with_space mv -T -- "$mnt/$tmp_name" "$mnt/$root"
+reset_step btrfs subvolume snapshot -- "$mnt/$blank" "$mnt/$tmp_name"
+[[ -z $root_quota ]] || limit_root
+reset_step mv -T -- "$mnt/$tmp_name" "$mnt/$root"
 log "created $(q "$root") from $(q "$blank")"
 
+if [[ -n $budget ]]; then
+  prune_budget "$budget"
+fi
 prune
+[[ -z $root_quota ]] || rescan_if_inconsistent
 
 sync -f -- "$mnt"
 if (( prune_failed )); then
   log "done (some old roots could not be deleted, see above)"
+elif ((prune_stopped)); then
+  log "done (pruning goes on after the boot)"
 else
   log "done"
 fi

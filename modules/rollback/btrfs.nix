@@ -28,6 +28,7 @@ let
   ];
   script = "${scripts}/btrfs-rollback.bash";
 
+  # The positional arguments; the initrd adds the budget (and the quota), stage 2 --prune-only.
   args = [
     device
     cfg.btrfs.rootSubvolume
@@ -36,6 +37,17 @@ let
     (toString cfg.btrfs.oldRoots.keepDays)
     (toString cfg.btrfs.oldRoots.keepNewest)
   ];
+  # With the quota, both runs also start a quota rescan when btrfs's quota data is inconsistent.
+  quotaArgs = lib.optionals (cfg.btrfs.rootQuota != null) [
+    "--root-quota"
+    cfg.btrfs.rootQuota
+  ];
+  initrdArgs = [
+    "--prune-budget"
+    (toString cfg.btrfs.oldRoots.pruneBudget)
+  ]
+  ++ quotaArgs
+  ++ args;
 in
 {
   # Conditions on boot.initrd.systemd.enable sit on the leaves they guard, so
@@ -67,7 +79,7 @@ in
         unitConfig.DefaultDependencies = "no";
         serviceConfig = {
           Type = "oneshot";
-          ExecStart = "/bin/bash ${utils.escapeSystemdExecArgs ([ script ] ++ args)}";
+          ExecStart = "/bin/bash ${utils.escapeSystemdExecArgs ([ script ] ++ initrdArgs)}";
         };
       };
       # The scripts themselves must be in the initrd, not only the unit that names them.
@@ -80,8 +92,43 @@ in
         copy_bin_and_libs ${pkgs.findutils}/bin/find
       '';
       postResumeCommands = lib.mkIf (!systemdInitrd) (
-        lib.mkAfter (blib.inlineBashWith [ ./kept.bash ] ./btrfs-rollback.bash args)
+        lib.mkAfter (blib.inlineBashWith [ ./kept.bash ] ./btrfs-rollback.bash initrdArgs)
       );
+    };
+
+    # What the initrd's time budget left: the same script and rules, without the reset, once
+    # the clock is set (time-sync.target) and at the lowest CPU and I/O priority. Type exec,
+    # not oneshot: multi-user.target (which orders itself after what it wants) and the end
+    # of the boot do not wait for it.
+    systemd.services.blankslate-prune-old-roots = {
+      description = "blankslate: delete the expired old roots the boot left";
+      wantedBy = [ "multi-user.target" ];
+      after = [
+        "local-fs.target"
+        "time-sync.target"
+      ];
+      # mount, umount (util-linux); find (findutils); timeout, sort, stat, date (coreutils)
+      path = [
+        pkgs.coreutils
+        pkgs.util-linux
+        pkgs.btrfs-progs
+        pkgs.findutils
+      ];
+      serviceConfig = {
+        Type = "exec";
+        ExecStart = "${pkgs.bash}/bin/bash ${
+          utils.escapeSystemdExecArgs ([
+            script
+            "--prune-only"
+          ]
+          ++ quotaArgs
+          ++ args)
+        }";
+        Nice = 19;
+        IOSchedulingClass = "idle";
+        # The top level is mounted in the unit's own namespace: a killed run leaves no mount.
+        PrivateMounts = true;
+      };
     };
   };
 }

@@ -18,7 +18,12 @@
 #     wrong (a boot at 1970), or an earlier run's was (at 2099); the warning says which
 #     copy to delete by hand if the clock is right.
 # A copy that cannot be deleted is reported (stderr) and kept, the others are still pruned,
-# and `prune_failed` is set.
+# and `prune_failed` is set. `prune_deleted` counts the copies deleted.
+#
+# A time budget (`prune_budget SECONDS`, none by default) bounds the pruning: no deletion
+# starts once it is used up, and a DELETE that stops at it exits 75 (it may resume later);
+# `kept_prune` then stops, sets `prune_stopped` and says how many expired copies are left.
+# Budget 0 prunes nothing. The budget counts on the boot's uptime, which no clock change moves.
 
 readonly err_trap='rc=$?; printf "%s: error: line %s: \`%s\` failed (exit %s)\n" "$prog" "$LINENO" "$BASH_COMMAND" "$rc" >&2'
 trap "$err_trap" ERR
@@ -95,6 +100,28 @@ kept_new_name() {
   done
 }
 
+# ---------------------------------------------------------------- the time budget
+
+# prune_deadline: centiseconds of uptime (/proc/uptime, CLOCK_BOOTTIME) when the budget is
+# used up; empty: no budget.
+prune_deadline=
+uptime_cs() {
+  local up rest
+  read -r up rest </proc/uptime
+  uptime_cs=$((10#${up%.*} * 100 + 10#${up#*.}))
+}
+prune_budget() {
+  uptime_cs
+  prune_deadline=$((uptime_cs + $1 * 100))
+}
+# True while the budget lasts (always without one); budget_left: the centiseconds left.
+within_budget() {
+  [[ -n $prune_deadline ]] || return 0
+  uptime_cs
+  budget_left=$((prune_deadline - uptime_cs))
+  ((budget_left > 0))
+}
+
 # ---------------------------------------------------------------- pruning
 
 # kept_prune LIST DELETE LABEL
@@ -104,10 +131,12 @@ kept_new_name() {
 #   DELETE NAME: deletes one copy, run under `try`;
 #   LABEL NAME: prints how messages name a copy ("old_roots/NAME", "pool/persist@NAME").
 # Uses keep_newest, keep_days, stamp, cutoff and cutoff_epoch (kept_clock). Never fails.
-prune_failed=0
+# With kept_clock_check=0 (keep_days 0 only), a clock earlier than the newest name does not
+# stop the pruning: the count alone decides, and it needs no clock.
+prune_failed=0 prune_deleted=0 prune_stopped=0 kept_clock_check=1
 kept_prune() {
-  local list=$1 delete=$2 label=$3 time newest='' line id otime base rank=0
-  local -a lines=()
+  local list=$1 delete=$2 label=$3 time newest='' line id otime base rank=0 i
+  local -a lines=() doomed=()
   kept_stamps=() kept_text=''
   "$list"
   for time in "${kept_stamps[@]}"; do
@@ -115,7 +144,7 @@ kept_prune() {
       newest=$time
     fi
   done
-  if [[ $newest > $stamp ]]; then
+  if ((kept_clock_check || keep_days > 0)) && [[ $newest > $stamp ]]; then
     warn "the clock looks wrong: it is $stamp, earlier than the newest of them, $(q "$("$label" "$kept_prefix$newest")"); nothing pruned (if the clock is right, delete that one by hand)"
     return 0
   fi
@@ -136,10 +165,24 @@ kept_prune() {
         continue
       fi
     fi
-    try "$delete" "$base"
-    if (( try_rc != 0 )); then
+    doomed+=("$base")
+  done
+  for i in "${!doomed[@]}"; do
+    base=${doomed[i]}
+    try_rc=75
+    if within_budget; then
+      try "$delete" "$base"
+    fi
+    if ((try_rc == 75)); then
+      prune_stopped=1
+      log "pruning stopped: its time budget is used up; $((${#doomed[@]} - i)) expired left for later"
+      return 0
+    fi
+    if ((try_rc != 0)); then
       warn "could not delete $(q "$("$label" "$base")") (exit $try_rc); kept it, pruning goes on"
       prune_failed=1
+    else
+      prune_deleted=$((prune_deleted + 1))
     fi
   done
 }
@@ -180,7 +223,8 @@ is_readonly() {
 }
 
 # Deletes the subvolume $1 and every subvolume nested in it, at any depth.
-# Refuses anything but $kept_dir/<entry> and the caller's own temporary name, $tmp_name.
+# Refuses anything but $kept_dir/<entry>, the caller's own temporary name, $tmp_name, and
+# $give_up_root (the rollback's root, when a full filesystem leaves no other way).
 #
 # The common case, no nested subvolume, is one `btrfs subvolume delete`: the kernel refuses
 # (ENOTEMPTY) when the subvolume still holds others, and only then is the tree walked.
@@ -191,14 +235,19 @@ is_readonly() {
 # subvolume is made writable (a subvolume inside a read-only one cannot be unlinked), then
 # every nested subvolume, deepest first, is renamed from its own directory (-execdir: no long
 # path is ever built) to $1/.blankslate-nested.XXXXXXXX/s, a short path the btrfs tool can
-# delete (it resolves the real path of what it deletes). Interrupted, the next run's walk
-# finds the moved ones again.
+# delete (it resolves the real path of what it deletes). Interrupted, the next run deletes
+# the moved ones first, and its walk finds the others again.
+#
+# Under a time budget (see within_budget) the walks run under `timeout` and each deletion
+# starts only while the budget lasts; once it is used up, this logs how far it got and exits
+# 75 (run it under `try`): what is left is the next run's.
 readonly nested_prefix=.blankslate-nested.
-tmp_name=
+tmp_name= give_up_root=
 delete_tree() {
-  local top=$1 sub path err
+  local top=$1 sub path err rc
   local rel=${top#"$mnt"/}
-  if ! is_within "$kept_dir" "$rel" && [[ -z $tmp_name || $rel != "$tmp_name" ]]; then
+  if ! is_within "$kept_dir" "$rel" && [[ -z $tmp_name || $rel != "$tmp_name" ]] &&
+    [[ -z $give_up_root || $rel != "$give_up_root" ]]; then
     die "internal: refusing to delete $(q "$rel")"
   fi
   is_subvolume "$top" || die "internal: not a subvolume: $(q "$rel")"
@@ -207,28 +256,84 @@ delete_tree() {
     return 0
   fi
   log "could not delete $(q "$rel") at once ($(q "${err##*: }")): deleting the subvolumes it holds first"
-  local -a paths=()
-  mapfile -d '' paths < <(find "$top" -type d -inum 256 -execdir bash -c \
+  delete_moved_up "$top" lenient
+  local -a paths=() walk=()
+  budgeted_walk "$top" -type d -inum 256 -execdir bash -c \
     '[[ $(btrfs property get -ts -- "$1" ro) == ro=true ]] && btrfs property set -ts -- "$1" ro false' \
-    bash {} \; -printf '%P\0')
-  wait "$!" || die "find failed in $(q "$rel")"
+    bash {} \; -printf '%P\0'
+  mapfile -d '' paths < <("${walk[@]}" || exit "$?")
+  rc=0
+  wait "$!" || rc=$?
   for path in "${paths[@]}"; do
     log "made $(q "$rel${path:+/$path}") writable to delete what it holds"
   done
-  mapfile -d '' paths < <(find "$top" -mindepth 1 -depth -type d -inum 256 -execdir bash -c \
-    'dir=$(mktemp -d -- "$2/$3XXXXXXXX") && mv -T -- "$1" "$dir/s"' \
-    bash {} "$top" "$nested_prefix" \; -printf '%P\0')
-  wait "$!" || die "find failed in $(q "$rel")"
-  for path in "${paths[@]}"; do
-    log "moved nested subvolume $(q "$rel/$path") up to be deleted"
+  walk_done "$rel" "$rc"
+  # On a full filesystem mktemp or mv may fail (ENOSPC) where a delete still works (btrfs
+  # deletes from its global reserve): the subvolume is then deleted where it is, which
+  # works unless it lies deeper than PATH_MAX.
+  budgeted_walk "$top" -mindepth 1 -depth -type d -inum 256 -execdir bash -c \
+    'if dir=$(mktemp -d -- "$2/$3XXXXXXXX" 2>/dev/null) && mv -T -- "$1" "$dir/s" 2>/dev/null; then
+       printf "moved\0"
+     else
+       [[ -z ${dir-} ]] || rmdir -- "$dir" 2>/dev/null || true
+       btrfs subvolume delete -- "$1" >/dev/null && printf "deleted\0"
+     fi' \
+    bash {} "$top" "$nested_prefix" \; -printf '%P\0'
+  mapfile -d '' paths < <("${walk[@]}" || exit "$?")
+  rc=0
+  wait "$!" || rc=$?
+  local i
+  for ((i = 0; i + 1 < ${#paths[@]}; i += 2)); do
+    if [[ ${paths[i]} == moved ]]; then
+      log "moved nested subvolume $(q "$rel/${paths[i + 1]}") up to be deleted"
+    else
+      log "deleted nested subvolume $(q "$rel/${paths[i + 1]}") where it was"
+    fi
   done
-  for sub in "$top/$nested_prefix"*/s; do
-    is_subvolume "$sub" || continue
-    btrfs subvolume delete -- "$sub" >/dev/null
-    log "deleted nested subvolume $(q "${sub#"$mnt"/}")"
-  done
+  walk_done "$rel" "$rc"
+  delete_moved_up "$top"
+  budget_check "$rel"
   btrfs subvolume delete -- "$top" >/dev/null
   log "deleted $(q "$rel")"
+}
+# walk: find "$@" (its top first), under `timeout` for what is left of a budget. It runs as
+# `"${walk[@]}" || exit "$?"`: its status goes to walk_done, not to the ERR trap.
+budgeted_walk() {
+  walk=(find "$@")
+  [[ -n $prune_deadline ]] || return 0
+  budget_check "${1#"$mnt"/}"
+  # whole seconds, rounded up: busybox's timeout (the scripted initrd's) takes no fraction
+  walk=(timeout -s TERM "$(((budget_left + 99) / 100))" "${walk[@]}")
+}
+# After a walk of $1 that ended with status $2: 124 is timeout's, the budget used up.
+walk_done() {
+  if [[ -n $prune_deadline ]] && (($2 == 124)); then
+    log "stopped deleting $(q "$1"): the time budget is used up"
+    exit 75
+  fi
+  (($2 == 0)) || die "find failed in $(q "$1")"
+}
+budget_check() {
+  if ! within_budget; then
+    log "stopped deleting $(q "$1"): the time budget is used up"
+    exit 75
+  fi
+}
+# Deletes the nested subvolumes a walk of $1 moved up (this run's or an interrupted one's).
+# With $2 = lenient (before the walk), one that cannot be deleted yet (it still holds a
+# subvolume that an earlier walk failed to move) is left to the walk.
+delete_moved_up() {
+  local sub
+  for sub in "$1/$nested_prefix"*/s; do
+    is_subvolume "$sub" || continue
+    budget_check "${1#"$mnt"/}"
+    if [[ ${2-} == lenient ]]; then
+      btrfs subvolume delete -- "$sub" >/dev/null 2>&1 || continue
+    else
+      btrfs subvolume delete -- "$sub" >/dev/null
+    fi
+    log "deleted nested subvolume $(q "${sub#"$mnt"/}")"
+  done
 }
 
 # Sets sub_id and sub_otime (btrfs's creation time, epoch seconds; "-" when unreadable) of
@@ -252,12 +357,14 @@ subvolume_times() {
 }
 
 # The kept copies of a btrfs filesystem: the subvolumes named by us in $mnt/$kept_dir (other
-# entries are never touched). LIST, DELETE and LABEL of kept_prune.
+# entries are never touched), but $kept_skip. LIST, DELETE and LABEL of kept_prune.
+kept_skip=
 btrfs_kept_list() {
   local entry base
   for entry in "$mnt/$kept_dir"/*; do
     base=${entry##*/}
     is_kept_name "$base" || continue
+    [[ -z $kept_skip || $base != "$kept_skip" ]] || continue
     kept_stamps+=("${BASH_REMATCH[1]}")
     if ! is_subvolume "$entry"; then
       if (( keep_days == 0 )) || [[ ! ${BASH_REMATCH[1]} > $cutoff ]]; then

@@ -221,10 +221,11 @@ def write_outputs(
 ) -> None:
     """The JSON report (0600) and the node-exporter textfile (0644: the exporter runs as its
     own user), each replaced atomically (a scrape never reads half a file) and never through
-    a symlink planted at its name; a missing directory is made root's, 0755."""
+    a symlink planted at its name; a missing directory is made 0755, the caller's (root's for
+    the scheduled audit)."""
     from blankslate import render, safefile
 
-    make = safefile.fixed(0o755)
+    make = safefile.fixed(0o755, os.geteuid(), os.getegid())
     if report_file is not None:
         # It names the files of every user: for root only.
         safefile.write_file(report_file, render.render_json(report), mode=0o600, make=make)

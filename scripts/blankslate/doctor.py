@@ -8,8 +8,9 @@ Checks, by the names `--only` takes:
   on a running system is the configuration it runs: the kernel does not record which stage
   made a mount.
 - `passwords`: every admin's password file is a regular file (not a symlink), 0600, root's,
-  and its first line is a password hash (`hash_problem`). Otherwise that admin cannot use sudo,
-  and root login is off: the boot-time guard (modules/guard/password-files.bash) checks the same.
+  and it holds one password hash and nothing else, by NixOS's rules (passwordfile.py). Otherwise
+  that admin cannot use sudo, and root login is off: the boot-time guard
+  (modules/guard/password-files.bash) checks the same with the same rules.
 - `host-keys`: every host key of the plan is in persistPath, a regular file only root reads.
 - `blank` (btrfs): the blank snapshot exists, is read-only and empty.
 - `root-age` (btrfs, running system only): / is the plan's root subvolume, created after the
@@ -32,7 +33,6 @@ from __future__ import annotations
 
 import errno
 import os
-import re
 import stat
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -40,7 +40,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-from blankslate import btrfs, mounts, oldroots, process
+from blankslate import btrfs, mounts, oldroots, passwordfile, process
 from blankslate.display import format_size, quote_path
 from blankslate.errors import BlankslateError, require_root
 from blankslate.paths import is_under
@@ -68,18 +68,9 @@ CLOCK_SLACK = timedelta(seconds=5)
 PROC_STAT = Path("/proc/stat")
 ETC_DIR = Path("/etc/blankslate")
 CURRENT_ETC_DIR = Path("/run/current-system/etc/blankslate")
-_MAX_HASH_LINE = 4096
-
-# The password hashes NixOS's users accept that are not weak (crypt(5) formats);
-# modules/guard/password-files.bash has the same patterns.
-_B64 = "[./0-9A-Za-z]"
-HASH_SCHEMES = {
-    "yescrypt": re.compile(rf"^\$(y|gy)\${_B64}+\${_B64}*\${_B64}{{43}}$"),
-    "scrypt": re.compile(rf"^\$7\${_B64}+\${_B64}{{43}}$"),
-    "bcrypt": re.compile(rf"^\$2[abxy]\$[0-9]{{2}}\${_B64}{{53}}$"),
-    "sha-512": re.compile(rf"^\$6\$(rounds=[0-9]+\$)?{_B64}{{0,16}}\${_B64}{{86}}$"),
-    "sha-256": re.compile(rf"^\$5\$(rounds=[0-9]+\$)?{_B64}{{0,16}}\${_B64}{{43}}$"),
-}
+# The password hash rules (passwordfile.py, password-hashes.txt), shared with `passwd` and the
+# boot-time guard (modules/guard/password-files.bash).
+HASH_SCHEMES = passwordfile.schemes()
 
 
 @dataclass(frozen=True)
@@ -110,18 +101,13 @@ def parse_only(values: Sequence[str]) -> tuple[str, ...]:
 
 
 def scheme_of(line: str) -> str | None:
-    return next((name for name, rule in HASH_SCHEMES.items() if rule.match(line)), None)
+    return passwordfile.scheme_of(line)
 
 
 def hash_problem(line: str) -> str | None:
-    """What is wrong with a password file's first line, or None when it holds a hash."""
-    if not line:
-        return "is empty: no password is set"
-    if line[0] in "!*":
-        return f"holds a locked password ({line[0]!r})"
-    if scheme_of(line) is None:
-        return f"does not hold a password hash ({', '.join(HASH_SCHEMES)})"
-    return None
+    """What is wrong with a password file holding `line` (and a newline), or None when it
+    holds a hash NixOS makes a working /etc/shadow entry of (passwordfile.content_problem)."""
+    return passwordfile.text_problem(line)
 
 
 @dataclass
@@ -274,10 +260,9 @@ def check_passwords(context: Context) -> Iterator[Result]:
     hint = "" if context.booted else f" --root {_q(context.root)}"
     for user in context.plan.users:
         path = context.under(user.hashed_password_file)
-        problem = _password_file_problem(path)
+        problem, data = _password_file_problem(path)
         if problem is None:
-            with open(path, "rb", opener=_nofollow) as handle:
-                scheme = scheme_of(handle.readline(_MAX_HASH_LINE).decode().rstrip("\n"))
+            scheme = scheme_of(passwordfile.hash_of(data).decode("ascii"))
             yield Result(
                 "passwords", "ok", f"{user.name}: {_q(path)} holds a {scheme} hash, 0600, root's"
             )
@@ -290,23 +275,17 @@ def check_passwords(context: Context) -> Iterator[Result]:
             )
 
 
-def _nofollow(path: str, flags: int) -> int:
-    return os.open(path, flags | os.O_NOFOLLOW)
-
-
-def _password_file_problem(path: Path) -> str | None:
+def _password_file_problem(path: Path) -> tuple[str | None, bytes]:
+    """(what is wrong, None when nothing; the bytes read, at most MAX_BYTES + 1)."""
     fd, problem = _open_regular(path)
     if fd is None:
-        return problem
+        return problem, b""
     with os.fdopen(fd, "rb") as handle:
         owner = _owner_mode_problem(os.fstat(handle.fileno()), exact=0o600)
-        raw = handle.readline(_MAX_HASH_LINE)
-    try:
-        content = hash_problem(raw.decode("utf-8").rstrip("\n"))
-    except UnicodeDecodeError:
-        content = "does not hold a password hash (not UTF-8)"
+        data = handle.read(passwordfile.MAX_BYTES + 1)
+    content = passwordfile.content_problem(data)
     problems = [problem for problem in (owner, content) if problem is not None]
-    return " and ".join(problems) if problems else None
+    return (" and ".join(problems) if problems else None), data
 
 
 def check_host_keys(context: Context) -> Iterator[Result]:

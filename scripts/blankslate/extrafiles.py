@@ -2,8 +2,14 @@
 
 It holds what must exist before the first boot and that no Nix store may hold: the SSH host
 keys below persistPath (private 0600, public 0644, directories 0755) and each admin's password
-file (0600, in a 0700 directory, as `passwd` makes it). DIR is new or empty; every file is
-written through safefile, so a link planted below DIR is refused, never followed.
+file (0600, in a 0700 directory, as `passwd` makes it). Every file is written through
+safefile, so a link planted below DIR is refused, never followed.
+
+DIR trusts nothing a user owns: it is new (then made 0700), or an empty directory owned by
+root (or by whoever runs this) that nobody else may write to. Another user's directory, or a
+group- or world-writable one, would let that user replace the host key and the admin's hash
+between this command and `nixos-anywhere`'s copy. nixos-anywhere copies DIR's contents with
+their modes and sets the target's root directory to 0755 afterwards.
 """
 
 from __future__ import annotations
@@ -27,8 +33,9 @@ class ExtraFiles:
 
 
 def check_directory(directory: Path) -> None:
-    """DIR may not exist yet, or be an empty directory (not a link to one): nothing in it is
-    ever replaced, and nothing else ends up on the new system."""
+    """DIR may not exist yet, or be an empty directory (not a link to one) that only root (or
+    whoever runs this) may write to: nothing in it is ever replaced, nothing else ends up on
+    the new system, and no other user can change what does."""
     try:
         info = os.lstat(directory)
     except FileNotFoundError:
@@ -39,10 +46,26 @@ def check_directory(directory: Path) -> None:
         raise BlankslateError(f"{directory} is a symlink: give the directory itself")
     if not stat.S_ISDIR(info.st_mode):
         raise BlankslateError(f"{directory} exists and is not a directory")
+    check_trusted(directory, info)
     if any(directory.iterdir()):
         raise BlankslateError(
             f"{directory} is not empty: give a new or empty directory (all of it is copied "
             "onto the new system)"
+        )
+
+
+def check_trusted(directory: Path, info: os.stat_result) -> None:
+    """DIR is root's (or this user's) and nobody else may write to it."""
+    if info.st_uid not in (0, os.geteuid()):
+        raise BlankslateError(
+            f"{directory} is owned by uid {info.st_uid}, who could replace the host keys and "
+            "password hashes in it: give a new directory, or an empty one of root's"
+        )
+    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise BlankslateError(
+            f"{directory} is writable by group or others (mode {stat.S_IMODE(info.st_mode):o}), "
+            "who could replace the host keys and password hashes in it: give a new directory, "
+            "or an empty one only root may write to"
         )
 
 
@@ -81,7 +104,15 @@ def write(
     # Root's files when run as root; else the caller's (the README says to run it as root).
     owner = (0, 0) if os.geteuid() == 0 else None
     uid, gid = owner or (os.geteuid(), os.getegid())
-    safefile.open_directory(directory, make=safefile.fixed(0o755, uid, gid)).close()
+    # DIR itself 0700 when made here; checked again on the directory held, in case it was
+    # made or replaced by someone else since check_directory.
+    held = safefile.open_directory(directory, make=safefile.fixed(0o700, uid, gid))
+    try:
+        check_trusted(directory, os.fstat(held.fd))
+        if not held.created and os.listdir(held.fd):
+            raise BlankslateError(f"{directory} is not empty any more; nothing written")
+    finally:
+        held.close()
     hostkeys.write_keys(result.keys, directory, owner=owner)
     for user in plan.users:
         if user.name in hashes:

@@ -42,8 +42,10 @@ def ssh_fingerprint(public_key: Path) -> list[str]:
 
 
 def ssh_public_of(private_key: Path) -> list[str]:
-    """The public key of a private key file (it must be 0600, or ssh-keygen refuses it)."""
-    return ["ssh-keygen", "-y", "-f", str(private_key)]
+    """The public key of a private key file (it must be 0600, or ssh-keygen refuses it).
+    `-P ""`: an empty passphrase is tried and nothing is ever asked, so a passphrase-protected
+    key fails (as sshd, which has nobody to ask at boot, fails to load it)."""
+    return ["ssh-keygen", "-y", "-P", "", "-f", str(private_key)]
 
 
 def key_type(path: str | Path) -> str:
@@ -178,31 +180,119 @@ def _read_regular(path: Path, what: str) -> bytes:
     return data
 
 
+# The public key types a host key file's name allows (ssh_host_<type>_key). DSA is refused:
+# OpenSSH disabled it by default (7.0) and removed it (9.8); its keys are 1024 bits.
+PUBLIC_TYPES = {
+    "ed25519": ("ssh-ed25519",),
+    "rsa": ("ssh-rsa",),
+    "ecdsa": ("ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521"),
+}
+MIN_RSA_BITS = 2048
+_PEM_ENCRYPTED = (b"Proc-Type: 4,ENCRYPTED", b"-----BEGIN ENCRYPTED PRIVATE KEY-----")
+_OPENSSH_BEGIN = b"-----BEGIN OPENSSH PRIVATE KEY-----"
+_OPENSSH_END = b"-----END OPENSSH PRIVATE KEY-----"
+
+
+def is_encrypted(private: bytes) -> bool:
+    """A private key file protected by a passphrase: PEM's ENCRYPTED headers, or the OpenSSH
+    format (PROTOCOL.key: "openssh-key-v1\\0", then the cipher's name) with a cipher."""
+    if any(marker in private for marker in _PEM_ENCRYPTED):
+        return True
+    start, end = private.find(_OPENSSH_BEGIN), private.find(_OPENSSH_END)
+    if start < 0 or end < start:
+        return False
+    body = b"".join(private[start + len(_OPENSSH_BEGIN) : end].split())
+    try:
+        blob = base64.b64decode(body, validate=True)
+        magic = b"openssh-key-v1\0"
+        if not blob.startswith(magic):
+            return False
+        cipher, _ = _ssh_string(blob, len(magic))
+    except (ValueError, binascii.Error):
+        return False
+    return cipher != b"none"
+
+
+def rsa_bits(public_key_line: str) -> int | None:
+    """The modulus size of an `ssh-rsa` public key line; None for another line."""
+    fields = public_key_line.split()
+    if len(fields) < 2 or fields[0] != "ssh-rsa":
+        return None
+    try:
+        blob = base64.b64decode(fields[1], validate=True)
+        name, offset = _ssh_string(blob, 0)
+        _exponent, offset = _ssh_string(blob, offset)
+        modulus, _ = _ssh_string(blob, offset)
+    except (ValueError, binascii.Error):
+        return None
+    return int.from_bytes(modulus, "big").bit_length() if name == b"ssh-rsa" else None
+
+
+def check_key(name: str, shown: Path, derived: str) -> None:
+    """Refuse a host key sshd would not load or should not trust: a key whose type is not the
+    one its file name says, a DSA key, a short RSA key. (Encryption is checked before.)"""
+    wanted = key_type(name)
+    if wanted == "dsa" or derived.startswith("ssh-dss"):
+        raise BlankslateError(
+            f"--host-keys-from: {shown} is a DSA key: refused (OpenSSH removed DSA; use an "
+            "ed25519 key)"
+        )
+    if wanted not in PUBLIC_TYPES:
+        raise BlankslateError(
+            f"--host-keys-from: {shown}: {wanted!r} is not a host key type "
+            f"({', '.join(PUBLIC_TYPES)})"
+        )
+    kind = derived.split()[0] if derived.split() else "unknown"
+    if kind not in PUBLIC_TYPES[wanted]:
+        raise BlankslateError(
+            f"--host-keys-from: {shown} is a {kind} key, not {wanted} as its name says"
+        )
+    bits = rsa_bits(derived)
+    if bits is not None and bits < MIN_RSA_BITS:
+        raise BlankslateError(
+            f"--host-keys-from: {shown} is a {bits}-bit RSA key: refused (at least "
+            f"{MIN_RSA_BITS} bits)"
+        )
+
+
 def _same_key(a: str, b: str) -> bool:
     return a.split()[:2] == b.split()[:2]
 
 
 def take_keys(plan: Plan, source: Path, work: Path) -> list[HostKey]:
     """The plan's host keys from `source` (a directory such as an old server's /etc/ssh, with
-    the same file names): each private key checked with ssh-keygen, its .pub made from it when
-    missing, refused when the .pub is another key's."""
+    the same file names): each private key checked with ssh-keygen (never asking anything),
+    refused when protected by a passphrase, of DSA, or of another type than its name says
+    (`check_key`); its .pub made from it when missing, refused when the .pub is another key's."""
     if not source.is_dir():
         raise BlankslateError(f"--host-keys-from {source}: not a directory")
     keys = []
     for wanted in plan.ssh_host_keys:
         name = Path(wanted).name
         private = _read_regular(source / name, "--host-keys-from")
+        if is_encrypted(private):
+            raise BlankslateError(
+                f"--host-keys-from: {source / name} is protected by a passphrase, and sshd "
+                "cannot load it at boot (remove the passphrase from a copy: "
+                "ssh-keygen -p -N '' -f COPY)"
+            )
         copy = work / name
         copy.write_bytes(private)
         copy.chmod(0o600)
-        derived = process.probe(ssh_public_of(copy)).stdout.strip()
-        if not derived:
-            raise BlankslateError(f"--host-keys-from: {source / name}: not a private key")
-        if key_type(name) != "ed25519" and not derived.startswith(f"ssh-{key_type(name)}"):
-            raise BlankslateError(
-                f"--host-keys-from: {source / name} is a {derived.split()[0]} key, not "
-                f"{key_type(name)} as its name says"
-            )
+        # Read-only; stdin is an empty pipe, so nothing could be asked even by mistake.
+        result = process.run(
+            ssh_public_of(copy), dry_run=False, check=False, capture=True, input=""
+        )
+        derived = result.stdout.strip()
+        if result.returncode != 0 or not derived:
+            said = process.failure_reason(result) if result.returncode != 0 else "no output"
+            if "passphrase" in said.lower():
+                raise BlankslateError(
+                    f"--host-keys-from: {source / name} is protected by a passphrase, and "
+                    "sshd cannot load it at boot"
+                )
+            raise BlankslateError(f"--host-keys-from: {source / name}: not a private key ({said})")
+        check_key(name, source / name, derived)
         public_path = source / f"{name}.pub"
         if public_path.exists() or public_path.is_symlink():
             public = _read_regular(public_path, "--host-keys-from").decode(errors="replace")

@@ -16,7 +16,9 @@ The ignore file is YAML, edited round-trip so the user's comments and order surv
 from __future__ import annotations
 
 import io
+import os
 import re
+import stat
 import sys
 from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Sequence
@@ -237,15 +239,51 @@ def _yaml() -> YAML:
     return yaml
 
 
+# An ignore file is a few kilobytes; its rules nest 3 levels (mapping, list, mapping).
+MAX_FILE_BYTES = 16 << 20
+MAX_DEPTH = 64  # as the plan loader's cap
+
+
 def _read_text(path: Path) -> str | None:
-    """The ignore file's text; None when there is no file."""
+    """The ignore file's text; None when there is no file. Only a regular file is read (a
+    device, a FIFO or a directory is refused), and at most MAX_FILE_BYTES of it."""
     try:
-        data = path.read_bytes()
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
         return None
     except OSError as error:
         raise BlankslateError(f"cannot read ignore file {path}: {error.strerror}") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise BlankslateError(f"ignore file {path} is not a regular file")
+    with os.fdopen(fd, "rb") as file:
+        try:
+            data = file.read(MAX_FILE_BYTES + 1)
+        except OSError as error:
+            raise BlankslateError(f"cannot read ignore file {path}: {error.strerror}") from None
+    if len(data) > MAX_FILE_BYTES:
+        raise BlankslateError(f"ignore file {path} is larger than {MAX_FILE_BYTES} bytes")
     return decode_utf8(data, f"ignore file {path}")
+
+
+def _check_depth(path: Path, text: str) -> None:
+    """Refuse a document nested deeper than MAX_DEPTH before it is built: ruamel builds
+    nested collections recursively (a RecursionError some 300 levels down), while its parser,
+    which yields the events counted here, keeps its own stack."""
+    from ruamel.yaml.events import CollectionEndEvent, CollectionStartEvent
+
+    depth = 0
+    for event in _yaml().parse(text):
+        if isinstance(event, CollectionStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH:
+                line = event.start_mark.line + 1 if event.start_mark is not None else 0
+                raise BlankslateError(
+                    f"ignore file {path} line {line}: nested too deeply (more than "
+                    f"{MAX_DEPTH} levels)"
+                )
+        elif isinstance(event, CollectionEndEvent):
+            depth -= 1
 
 
 def _load_document(path: Path) -> CommentedMap:
@@ -260,7 +298,10 @@ def _parse_document(path: Path, text: str | None) -> CommentedMap:
     if text is None:
         return CommentedMap()
     try:
+        _check_depth(path, text)
         document = _yaml().load(text)
+    except RecursionError:
+        raise BlankslateError(f"ignore file {path}: nested too deeply") from None
     except MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         where = f" line {mark.line + 1}" if mark is not None else ""
@@ -330,6 +371,7 @@ def add_rule(path: Path, pattern: str, reason: str) -> bool:
         raise BlankslateError(str(error)) from None
     if not reason.strip() or "\n" in reason:
         raise BlankslateError("the reason must be one non-empty line")
+    _check_writable(path)
     from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
     text = _read_text(path)
@@ -355,6 +397,22 @@ def add_rule(path: Path, pattern: str, reason: str) -> bool:
     return True
 
 
+def _check_writable(path: Path) -> None:
+    """The file `ignore` rewrites (renaming a new file over it) is a regular file or missing:
+    a device node, a FIFO, a directory or a symlink named there is refused, never replaced."""
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return
+    except OSError as error:
+        raise BlankslateError(f"cannot use ignore file {path}: {error.strerror}") from None
+    if not stat.S_ISREG(info.st_mode):
+        kind = "a symlink" if stat.S_ISLNK(info.st_mode) else "not a regular file"
+        raise BlankslateError(
+            f"ignore file {path} is {kind}: refusing to replace it (name a regular file)"
+        )
+
+
 def _comments_only(text: str) -> str:
     """`text`, ending with a newline, when it holds only comments, blank lines and a `---`;
     else nothing."""
@@ -368,11 +426,41 @@ def _comments_only(text: str) -> str:
 
 def default_file(host: str, checkout: Path | None = None) -> Path | None:
     """`hosts/<host>/audit.yaml` when `checkout` (default: the working directory) is a flake
-    checkout that has that host, else None."""
+    checkout that has that host, else None. The checkout must be trusted (`check_owner`)."""
     base = checkout if checkout is not None else Path.cwd()
     if (base / "flake.nix").is_file() and (base / "hosts" / host).is_dir():
-        return base / "hosts" / host / "audit.yaml"
+        found = base / "hosts" / host / "audit.yaml"
+        for path in (base, base / "hosts", base / "hosts" / host, found):
+            check_owner(path, base)
+        return found
     return None
+
+
+def trusted_uids() -> set[int]:
+    """Who may supply rules: this user and root, and under sudo the user who ran sudo (as
+    git's safe.directory check allows SUDO_UID)."""
+    uids = {os.geteuid(), 0}
+    sudo = os.environ.get("SUDO_UID", "")
+    if os.geteuid() == 0 and sudo.isdigit():
+        uids.add(int(sudo))
+    return uids
+
+
+def check_owner(path: Path, checkout: Path) -> None:
+    """Refuse a checkout (or its hosts/ directory or ignore file) owned by another user, as
+    git refuses a repository of dubious ownership: its rules would hide what is lost."""
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return
+    except OSError as error:
+        raise BlankslateError(f"cannot check {path}: {error.strerror}") from None
+    if info.st_uid not in trusted_uids():
+        raise BlankslateError(
+            f"{path} is owned by uid {info.st_uid}, not by you or root: the checkout "
+            f"{checkout} does not supply ignore rules (run from your own checkout, or give "
+            "--ignore-file)"
+        )
 
 
 def target_file(host: str, ignore_file: Path | None) -> Path:

@@ -774,4 +774,6 @@ def warn_unfinished(plan: Plan, mountpoint: Path) -> None:
 
 
 def unmount(mountpoint: Path) -> list[str]:
+    require_root("unmounting needs it")
+    mounts.sweep_stale_scratch()  # a killed run's own temporary mount holds the loop device
     return layout.unmount_all(mountpoint)

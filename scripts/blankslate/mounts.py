@@ -145,7 +145,8 @@ def mounted(
     The directory is removed only once nothing is mounted on it.
     """
     probe = "ro" in options
-    directory = Path(tempfile.mkdtemp(prefix="blankslate."))
+    sweep_stale_scratch(dry_run=dry_run)
+    directory = Path(tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{os.getpid()}."))
     made = False
     try:
         try:
@@ -164,6 +165,49 @@ def mounted(
         finally:
             if not os.path.ismount(directory):  # never a recursive delete into a mount
                 shutil.rmtree(directory, ignore_errors=True)
+
+
+SCRATCH_PREFIX = "blankslate."
+
+
+def _owner_alive(name: str) -> bool:
+    """Whether the process that made scratch directory `name` (blankslate.<pid>.XXXX) runs."""
+    fields = name.split(".")
+    if len(fields) < 3 or not fields[1].isdigit():
+        return True  # not ours, or from before the pid was in the name: leave it
+    try:
+        os.kill(int(fields[1]), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def sweep_stale_scratch(*, dry_run: bool = False) -> list[Path]:
+    """Unmount and remove the scratch mounts of blankslate runs that were killed (SIGKILL,
+    power cut of the process) before their own cleanup: blankslate.<pid>.* directories in the
+    temporary directory whose process is gone. Returns what it took down."""
+    if dry_run:
+        return []
+    base = Path(tempfile.gettempdir())
+    swept = []
+    try:
+        names = [name for name in os.listdir(base) if name.startswith(SCRATCH_PREFIX)]
+    except OSError:
+        return []
+    for name in names:
+        directory = base / name
+        if directory.is_symlink() or not os.path.ismount(directory) or _owner_alive(name):
+            continue
+        with contextlib.suppress(BlankslateError, OSError):
+            for _ in range(8):  # a mount stacked on another: one layer at a time
+                if not os.path.ismount(directory):
+                    break
+                _unmount_temporary(directory, dry_run=False)
+            directory.rmdir()
+            swept.append(directory)
+    return swept
 
 
 def _unmount_temporary(directory: Path, *, dry_run: bool) -> None:

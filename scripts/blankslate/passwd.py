@@ -6,7 +6,7 @@ import getpass
 import sys
 from pathlib import Path
 
-from blankslate import mounts, paths, process, safefile
+from blankslate import mounts, passwordfile, paths, process, safefile
 from blankslate.errors import BlankslateError, require_root
 from blankslate.plan import Plan
 
@@ -72,7 +72,9 @@ def hash_password(password: str, method: str) -> str:
     hashed = process.run(
         mkpasswd(method), input=password + "\n", capture=True, dry_run=False
     ).stdout.strip()  # changes nothing: it only hashes
-    if not hashed.startswith(SCHEMES[method]):
+    # The rule doctor and the boot-time guard apply (passwordfile.py): what is written is one
+    # hash NixOS turns into a working /etc/shadow entry, or nothing is written.
+    if not hashed.startswith(SCHEMES[method]) or passwordfile.text_problem(hashed) is not None:
         raise BlankslateError(f"mkpasswd gave no {method} hash; nothing written")
     return hashed
 

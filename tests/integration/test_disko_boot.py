@@ -215,7 +215,8 @@ def test_extra_files_tree_modes(tmp_path: Path) -> None:
         "persist/passwords": 0o700,
         "persist/passwords/admin": 0o600,
     }
-    assert stat.S_IMODE(tree.stat().st_mode) == 0o755
+    # DIR itself is made 0700 (nixos-anywhere sets the target's / to 0755 after its copy).
+    assert stat.S_IMODE(tree.stat().st_mode) == 0o700
     assert all(path.lstat().st_uid == 0 for path in tree.rglob("*"))
     assert (tree / "persist/passwords/admin").read_text() == "$y$j9T$salt$hash\n"
     # The same key from the tree again: same fingerprint.

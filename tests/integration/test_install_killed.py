@@ -12,12 +12,13 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
 SHIM = """#!/bin/bash
-# Only the mounts of the layout below the target root count (not install's own scratch mounts).
+# Only the mounts below $KILL_UNDER count (the layout's, or install's own scratch mounts).
 [[ ${@: -1} == "$KILL_UNDER"* ]] || exec "$REAL_MOUNT" "$@"
 n=$(( $(cat "$KILL_COUNTER" 2>/dev/null || echo 0) + 1 ))
 echo "$n" > "$KILL_COUNTER"
@@ -40,6 +41,21 @@ def blankslate(*args: str, env: dict[str, str] | None = None) -> subprocess.Comp
     )
 
 
+def scratch_mounts(loops: list[str]) -> list[str]:
+    """blankslate's own temporary mounts (blankslate.<pid>.* in the temporary directory) of
+    these loop devices (other tests may run beside this one)."""
+    table = subprocess.run(
+        ["findmnt", "--raw", "--noheadings", "--output", "TARGET,SOURCE"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    prefix = f"{tempfile.gettempdir()}/blankslate."
+    return [
+        target
+        for target, source in (line.split(" ", 1) for line in table.splitlines())
+        if target.startswith(prefix) and any(source.startswith(loop) for loop in loops)
+    ]
+
+
 def attached_loops(image: Path) -> list[str]:
     found = subprocess.run(
         ["losetup", "--noheadings", "--output", "NAME", "--associated", str(image)],
@@ -51,10 +67,18 @@ def attached_loops(image: Path) -> list[str]:
 
 
 @pytest.mark.parametrize(
-    ("when", "at"), [("after", 1), ("after", 3), ("after", 5), ("before", 2)], ids=str
+    ("where", "when", "at"),
+    [
+        ("layout", "after", 1),
+        ("layout", "after", 3),
+        ("layout", "after", 5),
+        ("layout", "before", 2),
+        ("scratch", "after", 1),  # its temporary mount of the top level, to make subvolumes
+    ],
+    ids=str,
 )
 def test_an_install_killed_at_a_mount_leaves_nothing_after_unmount(
-    when: str, at: int, tmp_path: Path, helpers
+    where: str, when: str, at: int, tmp_path: Path, helpers
 ) -> None:  # type: ignore[no-untyped-def]
     real_mount = shutil.which("mount")
     assert real_mount is not None
@@ -70,7 +94,7 @@ def test_an_install_killed_at_a_mount_leaves_nothing_after_unmount(
         "KILL_COUNTER": str(tmp_path / "counter"),
         "KILL_WHEN": when,
         "KILL_AT": str(at),
-        "KILL_UNDER": str(root),
+        "KILL_UNDER": str(root) if where == "layout" else f"{tempfile.gettempdir()}/blankslate.",
     }
     try:
         killed = blankslate(
@@ -79,13 +103,20 @@ def test_an_install_killed_at_a_mount_leaves_nothing_after_unmount(
         )  # fmt: skip
         assert killed.returncode == -signal.SIGKILL, killed.stderr
         made = helpers.mounts_under(root)
-        assert len(made) == (at if when == "after" else at - 1)
+        if where == "layout":
+            assert len(made) == (at if when == "after" else at - 1)
+        else:
+            assert made == [] and scratch_mounts(attached_loops(image)) != []
+        loops = attached_loops(image)
 
         taken_down = blankslate("unmount", "--root", str(root))
         assert taken_down.returncode == 0, taken_down.stderr
         assert helpers.mounts_under(root) == []
+        assert scratch_mounts(loops) == []
         assert attached_loops(image) == []
     finally:
         helpers.unmount_all_under(root)
+        for scratch in scratch_mounts(attached_loops(image)):
+            helpers.unmount(scratch)
         for loop in attached_loops(image):
             subprocess.run(["losetup", "--detach", loop], check=False)

@@ -1,18 +1,23 @@
 """A simulated boot cycle: modules/rollback/btrfs-rollback.bash on a real btrfs filesystem.
 
-The script runs exactly as the initrd unit runs it (`bash script DEVICE root root-blank
-old_roots KEEP_DAYS KEEP_NEWEST`); the only difference is TMPDIR, which points into tmp_path
-so that the temporary mount of a killed run can be found and removed "as a reboot would".
+The script runs as the initrd unit runs it (`bash script DEVICE root root-blank old_roots
+KEEP_DAYS KEEP_NEWEST`), without the unit's --prune-budget unless a test is about it (the
+positional arguments alone reset and prune completely); the only other difference is TMPDIR,
+which points into tmp_path so that the temporary mount of a killed run can be found and removed
+"as a reboot would". --prune-only is the stage-2 unit's run.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
+import fcntl
 import os
 import random
 import re
 import shutil
 import signal
+import struct
 import subprocess
 import time
 from datetime import UTC, datetime, timedelta
@@ -738,6 +743,390 @@ def test_full_filesystem_prunes_then_resets(helpers, tmp_path):
             assert helpers.mounts_under(run_dir) == [] and list(run_dir.iterdir()) == []
 
 
+def fill_filesystem(helpers, top: Path, where: Path) -> None:
+    """What any user can do from /tmp: fill the filesystem, data then metadata."""
+    with contextlib.suppress(OSError), open(where / "fill", "wb") as f:
+        while True:
+            f.write(os.urandom(1 << 20))
+    with contextlib.suppress(OSError):
+        for i in range(100_000):
+            (where / f"f{i}").write_bytes(b"x" * 2000)
+    os.sync()
+    probe = helpers.run(
+        ["btrfs", "subvolume", "snapshot", top / "root-blank", top / "probe"], check=False
+    )
+    assert "No space left on device" in probe.stderr, "the filesystem is not full"
+
+
+@pytest.mark.parametrize("big_old_root", [False, True])
+def test_full_filesystem_with_nothing_expired_still_resets(helpers, tmp_path, big_old_root):
+    """A user fills the filesystem from /tmp; no old root has expired. The reset gives up, in
+    order and logged: the expired old roots (none), the old roots beyond the newest, then
+    keeping this root as an old root; the root is reset whatever the user wrote."""
+    image = tmp_path / f"{helpers.IMAGE_PREFIX}full.img"
+    run_dir = tmp_path / "run"
+    with helpers.loop_device(image, "256MiB") as device:
+        helpers.run(["mkfs.btrfs", "-q", "-f", "--mixed", "-L", "nixos", device])
+        helpers.make_layout(device)
+        with helpers.mount_top_level(device) as top:
+            now = datetime.now(UTC)
+            mksubvol(helpers, top / "old_roots")
+            # two recent old roots (nothing expires at 30 days); the older one may be big
+            older, newest = stamp(now - timedelta(days=2)), stamp(now - timedelta(days=1))
+            mksubvol(helpers, top / "old_roots" / older)
+            mksubvol(helpers, top / "old_roots" / newest)
+            if big_old_root:
+                with open(top / "old_roots" / older / "big", "wb") as f:
+                    f.write(os.urandom(96 << 20))
+            (top / "root" / "tmp").mkdir()
+            mksubvol(helpers, top / "root" / "tmp" / "nested")
+            fill_filesystem(helpers, top, top / "root" / "tmp")
+
+            proc = rollback(device, 30, run_dir, keep_newest=3)
+            assert proc.returncode == 0, proc.stdout + proc.stderr
+            out = proc.stdout.splitlines()
+            err = proc.stderr
+            assert "the filesystem is full" in err
+            assert f"{PREFIX}giving up the expired old roots" in out
+            assert f"{PREFIX}giving up the old roots beyond the newest" in out
+            assert f"{PREFIX}deleted old_roots/{older}" in out
+            assert (top / "old_roots" / newest).is_dir()
+            assert helpers.is_subvolume(top / "root") and os.listdir(top / "root") == []
+            assert helpers.subvolume_info(top / "root")["Flags"] == "-"
+            assert helpers.mounts_under(run_dir) == [] and list(run_dir.iterdir()) == []
+            if big_old_root:
+                # deleting the big old root was enough: this root is kept as an old root
+                assert f"{PREFIX}giving up keeping root as an old root" not in out
+                assert set(os.listdir(top / "old_roots")) == {newest, *old_root_names(top)}
+                (moved,) = old_root_names(top) - {newest}
+                assert (top / "old_roots" / moved / "tmp" / "fill").exists()
+            else:
+                assert f"{PREFIX}giving up keeping root as an old root" in out
+                assert f"{PREFIX}deleted root" in out
+                assert os.listdir(top / "old_roots") == [newest]
+            # the next boot, with space again, is a normal one
+            proc = rollback(device, 30, run_dir, keep_newest=3)
+            assert proc.returncode == 0, proc.stdout + proc.stderr
+            assert "the filesystem is full" not in proc.stderr
+
+
+ENOSPC_SNAPSHOT = """#!/bin/bash
+# btrfs, but `subvolume snapshot` fails with ENOSPC its first {times} times
+if [[ $1 == subvolume && $2 == snapshot ]]; then
+  n=$(cat {count} 2>/dev/null || echo 0)
+  echo $((n + 1)) >{count}
+  if ((n < {times})); then
+    echo "ERROR: cannot snapshot '$3': No space left on device" >&2
+    exit 1
+  fi
+fi
+exec {real} "$@"
+"""
+
+
+def test_full_filesystem_at_the_snapshot_gives_up_in_order(helpers, system, tmp_path):
+    """ENOSPC after the root was moved: the expired old root goes first, then the ones
+    beyond the newest (this boot's root and the one before it are kept), then this boot's
+    old root itself; the newest old root of an earlier boot is never given up before it."""
+    device, top, run_dir, baseline = system
+    # the clock 400 days ahead, so that the old roots made now count as created long ago
+    now = datetime.now(UTC) + timedelta(days=400)
+    bindir = fake_clock(tmp_path, now)
+    mksubvol(helpers, top / "old_roots")
+    expired, older, newest = (stamp(now - timedelta(days=d)) for d in (40, 3, 1))
+    for name in (expired, older, newest):
+        mksubvol(helpers, top / "old_roots" / name)
+    real = shutil.which("btrfs")
+    assert real
+    shim = ENOSPC_SNAPSHOT.format(times=3, count=tmp_path / "count", real=real)
+    (bindir / "btrfs").write_text(shim)
+    (bindir / "btrfs").chmod(0o755)
+    proc = rollback(device, 30, run_dir, keep_newest=0, extra_path=bindir)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = [line.removeprefix(PREFIX) for line in proc.stdout.splitlines()]
+    (moved,) = {line.split("/", 1)[1] for line in out if line.startswith("moved root to ")}
+    steps = [line for line in out if line.startswith(("giving up", "deleted old_roots/", "waited"))]
+    assert steps == [
+        "giving up the expired old roots",
+        f"deleted old_roots/{expired}",
+        "waited for the space of the deleted subvolumes",
+        "giving up the old roots beyond the newest",
+        f"deleted old_roots/{older}",
+        "waited for the space of the deleted subvolumes",
+        "giving up keeping root as an old root",
+        f"deleted old_roots/{moved}",
+        "waited for the space of the deleted subvolumes",
+    ]
+    assert proc.stderr.count("the filesystem is full") == 1
+    assert os.listdir(top / "old_roots") == [newest]
+    assert_fresh_root(helpers, top, baseline)
+    assert_clean_exit(helpers, run_dir, device)
+
+
+# --------------------------------------------------------------------------- the time budget
+
+
+def nested_tree(helpers, base: Path, count: int) -> None:
+    """What any user can do in /tmp: subvolumes, here `count` nested two levels deep."""
+    (base / "tmp").mkdir(exist_ok=True)
+    for i in range(count):
+        mksubvol(helpers, base / "tmp" / f"user-s{i}")
+        if i % 2:
+            mksubvol(helpers, base / "tmp" / f"user-s{i}" / "inner")
+
+
+def prune_only(device: str, run_dir: Path, keep_days: int = 0, keep_newest: int = 0, **kw):
+    """The stage-2 run: the same script, the same rules, no reset."""
+    argv = ["--prune-only", device, "root", "root-blank", "old_roots", str(keep_days)]
+    return rollback(device, keep_days, run_dir, *argv, str(keep_newest), **kw)
+
+
+def test_budget_zero_prunes_nothing_and_the_stage_2_run_finishes(helpers, system):
+    """Budget 0: the initrd resets the root and prunes nothing; the stage-2 run (--prune-only)
+    deletes the expired old roots and every subvolume nested in them, and leaves / alone."""
+    device, top, run_dir, baseline = system
+    now = datetime.now(UTC)
+    mksubvol(helpers, top / "old_roots")
+    plain = stamp(now - timedelta(days=3))
+    mksubvol(helpers, top / "old_roots" / plain)
+    nested_tree(helpers, top / "root", 6)  # 9 nested, plus populate_root's 5
+    script = [device, "root", "root-blank", "old_roots", "0", "0"]
+    proc = rollback(device, 0, run_dir, "--prune-budget", "0", *script)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = proc.stdout.splitlines()
+    assert_fresh_root(helpers, top, baseline)
+    (moved,) = old_root_names(top) - {plain}
+    assert set(os.listdir(top / "old_roots")) == {plain, moved}
+    assert len(helpers.subvolumes_under(top / "old_roots" / moved)) == 14
+    assert f"{PREFIX}pruning stopped: its time budget is used up; 2 expired left for later" in out
+    assert not any("deleted" in line for line in out)
+    assert out[-1] == f"{PREFIX}done (pruning goes on after the boot)"
+    assert_clean_exit(helpers, run_dir, device)
+
+    root_uuid = helpers.subvolume_info(top / "root")["UUID"]
+    (top / "root" / "state").write_text("written after the boot")
+    proc = prune_only(device, run_dir)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = proc.stdout.splitlines()
+    assert os.listdir(top / "old_roots") == []
+    assert f"{PREFIX}deleted old_roots/{plain}" in out
+    assert f"{PREFIX}deleted old_roots/{moved}" in out
+    assert sum("deleted nested subvolume" in line for line in out) == 14
+    assert out[-1] == f"{PREFIX}pruned (2 deleted)"
+    # the running root is not touched
+    assert helpers.subvolume_info(top / "root")["UUID"] == root_uuid
+    assert (top / "root" / "state").read_text() == "written after the boot"
+    assert_clean_exit(helpers, run_dir, device)
+    baseline.check(blank=False)
+
+
+SLOW = """#!/bin/bash
+# btrfs, but each `{verb}` takes 1.5 s: longer than the whole budget
+if [[ "$1 $2" == "{verb}" ]]; then sleep 1.5; fi
+exec {real} "$@"
+"""
+
+
+@pytest.mark.parametrize("verb", ["subvolume delete", "property get"])
+def test_budget_stops_inside_a_tree_and_the_stage_2_run_finishes(helpers, system, tmp_path, verb):
+    """A budget of 1 s where each delete (or each read-only check of the tree's walk) takes
+    1.5 s: the initrd run cannot delete the 14 nested subvolumes of the expired old root (it
+    stops at the budget, in the walk or between deletes, whatever the machine's speed); the
+    stage-2 run, without a budget, deletes what is left."""
+    device, top, run_dir, baseline = system
+    nested_tree(helpers, top / "root", 6)
+    proc = rollback(device, 30, run_dir)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (moved,) = old_root_names(top)
+    bindir = tmp_path / "slow"
+    bindir.mkdir()
+    real = shutil.which("btrfs")
+    assert real
+    (bindir / "btrfs").write_text(SLOW.format(verb=verb, real=real))
+    (bindir / "btrfs").chmod(0o755)
+    script = [device, "root", "root-blank", "old_roots", "0", "1"]
+    proc = rollback(device, 0, run_dir, "--prune-budget", "1", *script, extra_path=bindir)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = proc.stdout.splitlines()
+    assert_fresh_root(helpers, top, baseline)
+    # keep_newest 1 keeps the root just moved; the other one is expired
+    assert moved in os.listdir(top / "old_roots")
+    assert f"{PREFIX}deleted old_roots/{moved}" not in out
+    assert f"{PREFIX}stopped deleting old_roots/{moved}: the time budget is used up" in out
+    assert f"{PREFIX}pruning stopped: its time budget is used up; 1 expired left for later" in out
+    assert sum("deleted nested subvolume" in line for line in out) < 14
+    assert proc.stderr == ""  # a walk cut short is no error
+    assert_clean_exit(helpers, run_dir, device)
+
+    proc = prune_only(device, run_dir, keep_newest=1)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = proc.stdout.splitlines()
+    assert f"{PREFIX}deleted old_roots/{moved}" in out
+    assert len(old_root_names(top)) == 1 and moved not in os.listdir(top / "old_roots")
+    assert_clean_exit(helpers, run_dir, device)
+
+
+def test_prune_only_without_old_roots_does_nothing(helpers, system):
+    device, top, run_dir, baseline = system
+    before = helpers.tree_manifest(top / "root")
+    proc = prune_only(device, run_dir)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "no old roots to prune" in proc.stdout
+    assert helpers.tree_manifest(top / "root") == before
+    assert not (top / "old_roots").exists()
+    assert_clean_exit(helpers, run_dir, device)
+    baseline.check()
+
+
+# --------------------------------------------------------------------------- the root's quota
+
+
+def enable_simple_quotas(top: Path) -> None:
+    """`btrfs quota enable --simple` (btrfs-progs 6.7) by its ioctl, for older btrfs-progs:
+    BTRFS_IOC_QUOTA_CTL, _IOWR(0x94, 40, {__u64 cmd; __u64 status}), cmd 4."""
+    fd = os.open(top, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.ioctl(fd, 0xC0109428, struct.pack("QQ", 4, 0))
+    except OSError as e:
+        pytest.skip(f"no btrfs simple quotas on this kernel ({e.strerror})")
+    finally:
+        os.close(fd)
+
+
+def fill(path: Path, mib: int) -> int:
+    """Writes up to `mib` MiB into a new file at `path`; returns the errno that stopped it."""
+    with pytest.raises(OSError) as caught, open(path, "wb") as f:
+        for _ in range(mib):
+            f.write(os.urandom(1 << 20))
+            f.flush()
+            os.fsync(f.fileno())
+    return caught.value.errno
+
+
+def test_root_quota_enables_quotas_when_off(helpers, system):
+    """Quotas off: the script enables them (simple ones where btrfs-progs and the kernel have
+    them) and limits the new root; the next boot does not enable them again."""
+    device, top, run_dir, baseline = system
+    script = [device, "root", "root-blank", "old_roots", "30", "3"]
+    for boot in range(2):
+        proc = rollback(device, 30, run_dir, "--root-quota", "16M", *script)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        out = proc.stdout.splitlines()
+        enabled = [line for line in out if line.startswith(f"{PREFIX}enabled btrfs")]
+        assert len(enabled) == (boot == 0), out
+        assert any(line.startswith(f"{PREFIX}limited root") for line in out), proc.stderr
+        assert_fresh_root(helpers, top, baseline)
+        assert_clean_exit(helpers, run_dir, device)
+        assert fill(top / "root" / "fill", 64) == errno.EDQUOT
+
+
+@pytest.mark.parametrize("mode", ["full", "simple"])
+def test_root_quota_limits_the_root_not_persist(helpers, system, mode):
+    """--root-quota: the new root gets the limit before it takes the root's name, and a
+    user who fills / gets EDQUOT while /persist still has room. In simple mode the limit is on
+    a level-1 qgroup that a subvolume made inside the root joins: the user cannot escape the
+    quota with one (in full mode they can, and the journal says so)."""
+    device, top, run_dir, baseline = system
+    if mode == "simple":
+        enable_simple_quotas(top)
+    else:
+        helpers.run(["btrfs", "quota", "enable", top])
+    script = [device, "root", "root-blank", "old_roots", "30", "3"]
+    for _boot in range(2):
+        proc = rollback(device, 30, run_dir, "--root-quota", "16M", *script)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        out = proc.stdout.splitlines()
+        assert not any("enabled btrfs" in line for line in out)
+        root_id = helpers.subvolume_info(top / "root")["Subvolume ID"]
+        if mode == "simple":
+            limited = (
+                f"{PREFIX}limited root and the subvolumes made in it to 16M "
+                f"(btrfs simple quota, qgroup 1/{root_id})"
+            )
+            assert limited in out, proc.stderr
+            assert proc.stderr == ""
+        else:
+            assert f"{PREFIX}limited root to 16M (btrfs quota)" in out, proc.stderr
+            assert "a subvolume made inside root is not counted" in proc.stderr
+        assert_fresh_root(helpers, top, baseline)
+        assert_clean_exit(helpers, run_dir, device)
+        os.sync()
+        # a subvolume the user makes in /tmp, to escape the quota
+        (top / "root" / "tmp").mkdir()
+        mksubvol(helpers, top / "root" / "tmp" / "escape")
+        if mode == "simple":
+            assert fill(top / "root" / "tmp" / "escape" / "fill", 64) == errno.EDQUOT
+            assert (top / "root" / "tmp" / "escape" / "fill").stat().st_size <= 16 << 20
+        else:
+            with open(top / "root" / "tmp" / "escape" / "fill", "wb") as f:
+                f.write(os.urandom(32 << 20))
+                os.fsync(f.fileno())
+        assert fill(top / "root" / "fill", 64) == errno.EDQUOT
+        if (top / "root" / "fill").exists():  # in simple mode, the escape took it all
+            assert (top / "root" / "fill").stat().st_size <= 16 << 20
+    # persist is not limited by the root's quota
+    with open(top / "persist" / "big", "wb") as f:
+        f.write(os.urandom(32 << 20))
+        os.fsync(f.fileno())
+    (top / "persist" / "big").unlink()
+
+
+@pytest.mark.parametrize("size", ["0", "16", "1.5G", "16MiB", "-1", "16m", "", "1" * 17])
+def test_root_quota_size_is_checked(helpers, system, size):
+    device, top, run_dir, baseline = system
+    script = [device, "root", "root-blank", "old_roots", "30", "3"]
+    proc = rollback(device, 30, run_dir, "--root-quota", size, *script)
+    if size == "16":
+        assert proc.returncode == 0, proc.stderr
+        return
+    assert proc.returncode == 1 and "SIZE must be" in proc.stderr
+    assert not (top / "old_roots").exists()
+    baseline.check()
+
+
+INCONSISTENT = """#!/bin/bash
+# btrfs, but `qgroup show` warns as btrfs-progs does when quota data is inconsistent, and
+# `quota rescan` is recorded
+if [[ "$1 $2" == "qgroup show" ]]; then
+  {real} "$@" || exit
+  echo "WARNING: qgroup data inconsistent, rescan recommended" >&2
+  exit 0
+fi
+if [[ "$1 $2" == "quota rescan" ]]; then echo "$@" >>{log}; fi
+exec {real} "$@"
+"""
+
+
+@pytest.mark.parametrize("prune_only_run", [False, True])
+def test_root_quota_rescans_inconsistent_quota_data(helpers, system, tmp_path, prune_only_run):
+    """A qgroup limit holds only while the quota data is consistent (btrfs-qgroup(8)):
+    both runs with --root-quota start a rescan when `qgroup show` says it is not."""
+    device, top, run_dir, baseline = system
+    script = [device, "root", "root-blank", "old_roots", "30", "3"]
+    proc = rollback(device, 30, run_dir, "--root-quota", "16M", *script)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "started a rescan" not in proc.stdout
+    bindir = tmp_path / "inconsistent"
+    bindir.mkdir()
+    real = shutil.which("btrfs")
+    assert real
+    log = tmp_path / "rescans"
+    (bindir / "btrfs").write_text(INCONSISTENT.format(real=real, log=log))
+    (bindir / "btrfs").chmod(0o755)
+    first = ["--prune-only"] if prune_only_run else []
+    argv = [*first, "--root-quota", "16M", *script]
+    proc = rollback(device, 30, run_dir, *argv, extra_path=bindir)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    started = (
+        "btrfs quota data was inconsistent (the root's quota does not hold then): started a rescan"
+    )
+    assert f"{PREFIX}{started}" in proc.stdout.splitlines()
+    assert len(log.read_text().splitlines()) == 1
+    assert_clean_exit(helpers, run_dir, device)
+    helpers.run(["btrfs", "quota", "rescan", "-w", top])
+    baseline.check()
+
+
 # --------------------------------------------------------------------------- fault injection
 
 
@@ -874,8 +1263,8 @@ def test_runs_inline_as_the_scripted_initrd_runs_it(helpers, system):
     text = (SCRIPT.parent / "kept.bash").read_text() + "\n" + SCRIPT.read_text()
     run_dir.mkdir(exist_ok=True)
     proc = subprocess.run(
-        ["bash", "-c", text, "btrfs-rollback.bash", device, "root", "root-blank", "old_roots",
-         "30", "3"],
+        ["bash", "-c", text, "btrfs-rollback.bash", "--prune-budget", "5", "--root-quota", "1G",
+         device, "root", "root-blank", "old_roots", "30", "3"],
         env=script_env(run_dir),
         cwd="/",
         capture_output=True,
@@ -884,5 +1273,6 @@ def test_runs_inline_as_the_scripted_initrd_runs_it(helpers, system):
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert len(old_root_names(top)) == 1
+    assert f"{PREFIX}limited root to 1G (btrfs quota)" in proc.stdout.splitlines()
     assert_fresh_root(helpers, top, baseline)
     assert_clean_exit(helpers, run_dir, device)

@@ -20,6 +20,7 @@ HOSTS = sorted(path.name for path in (REPO / "hosts").iterdir() if path.is_dir()
 PLAN = "config.blankslate.plan"
 UNIT = "config.boot.initrd.systemd.services"
 ROLLBACK_UNIT = f"{UNIT}.blankslate-rollback"
+PRUNE_UNIT = "config.systemd.services.blankslate-prune-old-roots"
 
 
 def failed(host_eval: Any, host: str, extra: str = "") -> list[str]:
@@ -415,7 +416,17 @@ def test_btrfs_rollback_unit(host_eval: Any) -> None:
     assert unit["serviceConfig"]["Type"] == "oneshot"
     command = exec_start(unit)
     assert command[1].startswith("/nix/store/") and command[1].endswith("/btrfs-rollback.bash")
-    assert command[2:] == ["/dev/disk/by-label/nixos", "root", "root-blank", "old_roots", "30", "3"]
+    # the initrd prunes within pruneBudget (5 s by default); no quota by default
+    assert command[2:] == [
+        "--prune-budget",
+        "5",
+        "/dev/disk/by-label/nixos",
+        "root",
+        "root-blank",
+        "old_roots",
+        "30",
+        "3",
+    ]
     store_paths = host_eval(
         "example", "map (p: toString p.source) config.boot.initrd.systemd.storePaths"
     )
@@ -438,6 +449,54 @@ def test_btrfs_rollback_waits_for_cryptsetup_and_escapes_the_label(host_eval: An
     assert device in unit["after"]
 
 
+def test_btrfs_rollback_budget_and_root_quota_options(host_eval: Any) -> None:
+    extra = '{ blankslate.btrfs.oldRoots.pruneBudget = 0; blankslate.btrfs.rootQuota = "20G"; }'
+    command = exec_start(host_eval("example", ROLLBACK_UNIT, extra))
+    assert command[2:6] == ["--prune-budget", "0", "--root-quota", "20G"]
+    assert command[6:] == ["/dev/disk/by-label/nixos", "root", "root-blank", "old_roots", "30", "3"]
+    # the stage-2 run has no budget; the quota makes it rescan inconsistent quota data
+    prune = shlex.split(host_eval("example", PRUNE_UNIT, extra)["serviceConfig"]["ExecStart"])
+    assert prune[2:5] == ["--prune-only", "--root-quota", "20G"]
+    assert prune[5:] == command[6:]
+
+
+@pytest.mark.parametrize("quota", ["0", "20GiB", "1.5G", "-1", "20 G", "", "20g"])
+def test_root_quota_rejects_what_the_script_refuses(nix_run: Any, quota: str) -> None:
+    extra = f'{{ blankslate.btrfs.rootQuota = "{quota}"; }}'
+    expr = (
+        'let e = import ./tests/nix/eval.nix { host = "example"; '
+        f"extraModules = [ ({extra}) ]; }}; in e.{ROLLBACK_UNIT}.serviceConfig.ExecStart"
+    )
+    result = nix_run(expr)
+    assert result.returncode != 0
+    assert "blankslate.btrfs.rootQuota' is not of type" in result.stderr
+
+
+def test_btrfs_prune_unit_finishes_what_the_initrd_left(host_eval: Any) -> None:
+    """Stage 2: the same script, --prune-only, the same rules, after time-sync.target, at
+    the lowest CPU and I/O priority, and not a oneshot the end of the boot waits for."""
+    unit = host_eval("example", PRUNE_UNIT)
+    command = shlex.split(unit["serviceConfig"]["ExecStart"])
+    initrd = exec_start(host_eval("example", ROLLBACK_UNIT))
+    assert command[0].endswith("-bash/bin/bash")
+    assert command[1] == initrd[1]  # the very script the initrd runs
+    assert command[2:] == ["--prune-only", *initrd[4:]]
+    assert unit["wantedBy"] == ["multi-user.target"]
+    assert {"time-sync.target", "local-fs.target"} <= set(unit["after"])
+    config = unit["serviceConfig"]
+    assert config["Type"] == "exec"
+    assert config["Nice"] == 19 and config["IOSchedulingClass"] == "idle"
+    assert config["PrivateMounts"] is True
+    tools = {path.split("-", 1)[1] for path in unit["path"]}
+    assert {"coreutils", "util-linux", "btrfs-progs", "findutils"} <= tools
+
+
+@pytest.mark.parametrize("host", ["tmpfs", "zfs", "vpsfree"])
+def test_no_prune_unit_without_the_btrfs_rollback(host_eval: Any, host: str) -> None:
+    names = host_eval(host, "builtins.attrNames config.systemd.services")
+    assert "blankslate-prune-old-roots" not in names
+
+
 def test_scripted_initrd_runs_after_resume(host_eval: Any) -> None:
     extra = "{ boot.initrd.systemd.enable = lib.mkForce false; }"
     commands = host_eval("example", "config.boot.initrd.postResumeCommands", extra)
@@ -451,6 +510,8 @@ def test_scripted_initrd_runs_after_resume(host_eval: Any) -> None:
     )
     assert words[3:] == [
         "btrfs-rollback.bash",
+        "--prune-budget",
+        "5",
         "/dev/disk/by-label/nixos",
         "root",
         "root-blank",

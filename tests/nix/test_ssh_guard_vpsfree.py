@@ -74,6 +74,16 @@ def test_guard_unit_runs_the_script_on_every_password_file(host_eval: Any) -> No
         # Nothing waits on it and nothing requires it: a failure never stops the boot.
         assert unit["before"] == [] and unit["requiredBy"] == []
         assert [p.rsplit("-", 1)[1] for p in unit["path"]] == ["coreutils"]  # stat
+        # The one rule of passwordfile.py, read by the guard from the same data file.
+        rules = unit["environment"]["BLANKSLATE_HASH_RULES"]
+        assert rules.startswith("/nix/store/") and rules.endswith("-password-hashes.txt")
+
+
+def test_guard_rules_are_the_packages_rules_file(nix_eval: Any) -> None:
+    rules = "scripts/blankslate/password-hashes.txt"
+    store_path = nix_eval(f"builtins.toString (builtins.path {{ path = ./{rules}; }})")
+    unit = nix_eval(f'(import ./tests/nix/eval.nix {{ host = "example"; }}).{GUARD}.environment')
+    assert unit["BLANKSLATE_HASH_RULES"].rsplit("-", 1)[0] == store_path.rsplit("-", 1)[0]
 
 
 def test_guard_script_is_the_repository_file(nix_eval: Any) -> None:

@@ -112,7 +112,7 @@ def test_age_recipient_never_tracebacks(line: str) -> None:
 
 
 def test_host_key_builders() -> None:
-    assert hostkeys.ssh_public_of(Path("/k")) == ["ssh-keygen", "-y", "-f", "/k"]
+    assert hostkeys.ssh_public_of(Path("/k")) == ["ssh-keygen", "-y", "-P", "", "-f", "/k"]
     assert hostkeys.ssh_fingerprint(Path("/k.pub")) == ["ssh-keygen", "-l", "-f", "/k.pub"]
     assert hostkeys.key_type("/persist/etc/ssh/ssh_host_rsa_key") == "rsa"
     assert hostkeys.key_type("/persist/etc/ssh/other") == "ed25519"
@@ -132,7 +132,9 @@ def test_take_keys_checks_the_pair(tmp_path: Path, fp: FakeProcess) -> None:
     source = keys_dir(tmp_path, public)
     work = tmp_path / "work"
     work.mkdir()
-    fp.register(["ssh-keygen", "-y", "-f", str(work / "ssh_host_ed25519_key")], stdout=public)
+    fp.register(
+        ["ssh-keygen", "-y", "-P", "", "-f", str(work / "ssh_host_ed25519_key")], stdout=public
+    )
     (key,) = hostkeys.take_keys(example(), source, work)
     assert key.private == b"PRIVATE\n" and key.public == public + "\n"
     assert key.path == "/persist/etc/ssh/ssh_host_ed25519_key"
@@ -143,7 +145,7 @@ def test_take_keys_refuses_a_public_key_of_another_key(tmp_path: Path, fp: FakeP
     source = keys_dir(tmp_path, SSH_TO_AGE_VECTORS[1][0])
     work = tmp_path / "work"
     work.mkdir()
-    fp.register(["ssh-keygen", "-y", "-f", fp.any()], stdout=SSH_TO_AGE_VECTORS[0][0])
+    fp.register(["ssh-keygen", "-y", "-P", "", "-f", fp.any()], stdout=SSH_TO_AGE_VECTORS[0][0])
     with pytest.raises(BlankslateError, match="is not the public key of"):
         hostkeys.take_keys(example(), source, work)
 
@@ -153,7 +155,7 @@ def test_take_keys_makes_a_missing_public_key(tmp_path: Path, fp: FakeProcess) -
     work = tmp_path / "work"
     work.mkdir()
     derived = SSH_TO_AGE_VECTORS[1][0]
-    fp.register(["ssh-keygen", "-y", "-f", fp.any()], stdout=derived)
+    fp.register(["ssh-keygen", "-y", "-P", "", "-f", fp.any()], stdout=derived)
     (key,) = hostkeys.take_keys(example(), source, work)
     assert key.public == derived + " root@example\n"
 

@@ -15,7 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pytest_subprocess import FakeProcess
 
-from blankslate import doctor, plan
+from blankslate import doctor, passwordfile, plan
 from blankslate.errors import BlankslateError
 
 FINDMNT = ["findmnt", "--json", "--list", "--output", "TARGET,SOURCE,FSTYPE,OPTIONS"]
@@ -169,7 +169,7 @@ def test_password_file_with_a_hash_passes(tmp_path: Path) -> None:
         (lambda p: write(p, "!\n"), "locked password"),
         (lambda p: write(p, ""), "is empty"),
         (lambda p: write(p, "not a hash\n"), "does not hold a password hash"),
-        (lambda p: p.write_bytes(b"\xff\xfe\n"), "not UTF-8"),
+        (lambda p: p.write_bytes(b"\xff\xfe\n"), "does not hold a password hash"),
         (lambda p: p.mkdir(), "is not a regular file"),
         (lambda p: p.symlink_to(write(p.with_name("real"), GOOD_HASHES["yescrypt"])), "symlink"),
         (lambda p: os.mkfifo(p, 0o600), "is not a regular file"),
@@ -185,6 +185,46 @@ def test_bad_password_files_fail(
     assert result.status == "fail", result
     assert expected in result.message and "cannot use sudo" in result.message
     assert f"blankslate passwd admin --root {tmp_path}" in result.message
+
+
+# NixOS's users script removes only the final newline (nixpkgs
+# nixos/modules/config/update-users-groups.pl: read_file, chomp) and writes the rest into
+# /etc/shadow: a second line or a NUL breaks the admin's entry there.
+@root_only
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        (GOOD_HASHES["yescrypt"].encode() + b"\n\n", "more than one line"),
+        (GOOD_HASHES["yescrypt"].encode() + b"\nx", "more than one line"),
+        (GOOD_HASHES["sha-512"].encode() + b"\r\n", "does not hold a password hash"),
+        (GOOD_HASHES["yescrypt"].encode() + b"\0\n", "NUL byte"),
+        (b"a" * 5000 + b"\n", "larger than 4096 bytes"),
+    ],
+)
+def test_password_files_nixos_would_break_fail(tmp_path: Path, data: bytes, expected: str) -> None:
+    path = tmp_path / "persist/passwords/admin"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(data)
+    path.chmod(0o600)
+    (result,) = doctor.check_passwords(context(tmp_path))
+    assert result.status == "fail", result
+    assert expected in result.message
+
+
+@root_only
+def test_a_hash_without_its_final_newline_passes(tmp_path: Path) -> None:
+    write(tmp_path / "persist/passwords/admin", GOOD_HASHES["bcrypt"])
+    (result,) = doctor.check_passwords(context(tmp_path))
+    assert result.status == "ok" and "bcrypt" in result.message
+
+
+@given(st.binary(max_size=300))
+def test_the_password_file_validator_takes_any_bytes(data: bytes) -> None:
+    problem = passwordfile.content_problem(data)
+    assert problem is None or len(problem.splitlines()) == 1
+    if problem is None:  # what NixOS writes into /etc/shadow is one field of one line
+        hashed = passwordfile.hash_of(data)
+        assert not set(hashed) & set(b"\n\r\0: ") and hashed.isascii()
 
 
 @root_only

@@ -5,7 +5,7 @@ from __future__ import annotations
 import errno
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -323,7 +323,10 @@ def test_passwd_hashes_via_stdin_and_writes_0600(
     monkeypatch.setattr(os, "geteuid", lambda: 0)
     monkeypatch.setattr(os, "fchown", lambda fd, uid, gid: None)
     monkeypatch.setattr("sys.stdin.readline", lambda: "correct horse\n")
-    fp.register(passwd.mkpasswd("yescrypt"), stdout="$y$j9T$salt$hash\n")
+    fp.register(
+        passwd.mkpasswd("yescrypt"),
+        stdout="$y$j9T$AesRXvEZFH9m11FlIetcd/$vdHXKBQUDpFrS6IftMMy.FlHEnk8I98tromf8rcv2m9\n",
+    )
     (tmp_path / "persist").mkdir()
     rows = [
         {"target": f"{tmp_path}/persist", "source": "/dev/vda3", "fstype": "btrfs", "options": ""}
@@ -335,7 +338,10 @@ def test_passwd_hashes_via_stdin_and_writes_0600(
     target = passwd.target_path(example, "admin", tmp_path, None)
     passwd.set_password(example, "admin", target, method="yescrypt", from_stdin=True)
     assert target == tmp_path / "persist/passwords/admin"
-    assert target.read_text() == "$y$j9T$salt$hash\n"
+    assert (
+        target.read_text()
+        == "$y$j9T$AesRXvEZFH9m11FlIetcd/$vdHXKBQUDpFrS6IftMMy.FlHEnk8I98tromf8rcv2m9\n"
+    )
     assert target.stat().st_mode & 0o777 == 0o600
     assert target.parent.stat().st_mode & 0o777 == 0o700
     assert fp.calls[-1] == passwd.mkpasswd("yescrypt")  # the password is not in argv
@@ -759,3 +765,15 @@ def test_install_dry_run_only_lists_what_it_would_seed(
     )
     assert not (checkout / "mnt").exists()
     assert list(fp.calls)[-1] == install.git_ls_files(checkout, HARDWARE)  # nothing else ran
+
+
+def test_unmount_as_another_user_is_the_one_run_as_root_line(
+    monkeypatch: pytest.MonkeyPatch, run_cli: Callable[..., int], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Not a lock error on /run/blankslate: the same line every root-only command gives."""
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    assert run_cli("unmount", "--root", "/tmp/nowhere") == 1
+    assert (
+        capsys.readouterr().err.strip().splitlines()[-1]
+        == "error: run as root (unmounting needs it)"
+    )

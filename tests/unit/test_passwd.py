@@ -16,7 +16,7 @@ from blankslate import passwd, plan
 from blankslate.errors import BlankslateError
 
 FINDMNT = ["findmnt", "--json", "--list", "--output", "TARGET,SOURCE,FSTYPE,OPTIONS"]
-HASH = "$y$j9T$salt$hash"
+HASH = "$y$j9T$AesRXvEZFH9m11FlIetcd/$vdHXKBQUDpFrS6IftMMy.FlHEnk8I98tromf8rcv2m9"
 
 
 def findmnt_json(*targets: str) -> str:
@@ -48,6 +48,20 @@ def umask_000() -> Iterator[None]:
 
 def stdin(monkeypatch: pytest.MonkeyPatch, data: bytes) -> None:
     monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(data), encoding="utf-8"))
+
+
+@pytest.mark.parametrize(
+    "printed", ["$y$j9T$salt$hash", HASH + "\nx", HASH[:20] + ":" + HASH[21:], HASH + "\0"]
+)
+def test_passwd_writes_only_what_doctor_and_the_guard_accept(
+    fp: FakeProcess, as_root: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, printed: str
+) -> None:
+    monkeypatch.setattr("sys.stdin.readline", lambda: "correct horse\n")
+    fp.register(passwd.mkpasswd("yescrypt"), stdout=printed + "\n")
+    target = tmp_path / "admin"
+    with pytest.raises(BlankslateError, match="mkpasswd gave no yescrypt hash; nothing written"):
+        passwd.set_password(plan.default(), "admin", target, method="yescrypt", from_stdin=True)
+    assert not target.exists()
 
 
 @pytest.mark.root
