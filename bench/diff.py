@@ -151,7 +151,8 @@ def main() -> None:
                 env=env,
             ).stdout
         )
-        print(f"blankslate sees {len(document['entries'])} entries: {document['summary']}")
+        seen = sum(document["summary"].values())  # the listing collapses what is all lost
+        print(f"blankslate sees {seen} entries: {document['summary']}")
 
         runs = {name: blankslate(extra) for name, extra in formats.items()}
         results = timed_together({**runs, "pipeline": pipeline, "floor": floor}, args.repeat)

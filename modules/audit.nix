@@ -75,6 +75,15 @@ in
             );
             StateDirectory = "blankslate";
             StateDirectoryMode = "0700";
+            # Bounded, and out of the way: whatever users put on the root, the audit takes
+            # at most this much memory and time (killed past them, it leaves its metrics
+            # file at blankslate_audit_complete 0), and yields the CPU and the disks to
+            # everything else. Each is a scalar a host may replace.
+            MemoryMax = lib.mkDefault "2G";
+            TimeoutStartSec = lib.mkDefault "1h";
+            Nice = lib.mkDefault 19;
+            CPUSchedulingPolicy = lib.mkDefault "batch";
+            IOSchedulingClass = lib.mkDefault "idle";
           };
         };
         systemd.timers.blankslate-audit = {

@@ -7,6 +7,7 @@
     ./plan.nix
     ./filesystems.nix
     ./persistence.nix
+    ./server-defaults.nix
     ./warnings.nix
     ./hardening.nix
     ./guard/password-files.nix

@@ -19,6 +19,9 @@
   preservation ? null,
   # config.users.users: a users' path without a group takes its user's group
   users,
+  # config.home-manager.users, when Home Manager's NixOS module is imported: today's
+  # impermanence reads each one's home.persistence itself (nixos.nix, allPersistentStoragePaths)
+  homeManagerUsers ? { },
 }:
 let
   blib = import ./lib.nix { inherit lib; };
@@ -41,9 +44,13 @@ let
     map (n: "/" + lib.concatStringsSep "/" (lib.take n parts)) (lib.range 1 (lib.length parts - 1));
 
   groupOf = user: group: if group != null then group else users.${user}.group or "root";
+  # systemd wants /var/lib/private, which holds DynamicUser services' state, root's and 0700
+  # (impermanence #93, #254): a parent made there by whoever gets that mode.
+  privateParent = "/var/lib/private";
   directoryAt = path: perms: {
     directory = path;
-    inherit (perms) user mode;
+    inherit (perms) user;
+    mode = if path == privateParent then "0700" else perms.mode;
     group = groupOf perms.user perms.group;
   };
 
@@ -101,8 +108,12 @@ let
         );
     };
 
+  # Home Manager's home.persistence roots, enabled ones (impermanence's home-manager.nix).
+  homeManagerRoots = lib.filter (r: r.enable) (
+    lib.concatMap (u: lib.attrValues (u.home.persistence or { })) (lib.attrValues homeManagerUsers)
+  );
   roots = lib.filter (r: r.enable) (lib.attrValues persistence);
-  withUsers = roots ++ lib.concatMap (r: lib.attrValues r.users) roots;
+  withUsers = roots ++ lib.concatMap (r: lib.attrValues r.users) roots ++ homeManagerRoots;
 
   # --- preservation ------------------------------------------------------------------------
   preserved =
@@ -172,7 +183,7 @@ let
 in
 {
   roots = lib.sort (a: b: a < b) (
-    lib.unique (map (r: r.persistentStoragePath) (roots ++ preserved))
+    lib.unique (map (r: r.persistentStoragePath) (roots ++ homeManagerRoots ++ preserved))
   );
   directories = uniqueByPath "directory" (
     map directoryOf (lib.concatMap (r: r.directories) withUsers) ++ preservedDirectories

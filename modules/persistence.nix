@@ -7,6 +7,11 @@ let
   # From our own layout, never config.fileSystems: impermanence before September 2025
   # defines fileSystems from the persistence lists, which would close a loop.
   varLogIsOwnFilesystem = blib.isMountpoint "/var/log" (map (m: m.mountPoint) cfg._plan.mounts);
+  # nixos/modules/services/networking/dhcpcd.nix runs dhcpcd (on by default, with
+  # networking.useDHCP) as user dhcpcd with StateDirectory "dhcpcd": its DUID and leases.
+  net = config.networking;
+  dhcpcdRuns =
+    net.dhcpcd.enable && (net.useDHCP || lib.any (i: i.useDHCP == true) (lib.attrValues net.interfaces));
 in
 {
   config = lib.mkIf cfg.enable (
@@ -18,6 +23,13 @@ in
             "/var/lib/systemd"
           ]
           ++ lib.optional (!varLogIsOwnFilesystem) "/var/log"
+          # Owner and mode as systemd makes a StateDirectory (StateDirectoryMode= 0755).
+          ++ lib.optional dhcpcdRuns {
+            directory = "/var/lib/dhcpcd";
+            user = "dhcpcd";
+            group = "dhcpcd";
+            mode = "0755";
+          }
         );
         blankslate.persistence.files = lib.mkAfter [ "/etc/machine-id" ];
       })

@@ -245,6 +245,7 @@ let
       persistence = cfg._persistence;
       preservation = if options ? preservation then config.preservation else null;
       inherit (config.users) users;
+      homeManagerUsers = if options ? home-manager.users then config.home-manager.users else { };
     };
 
     # attrNames is sorted, so users come out sorted by name.

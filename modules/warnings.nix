@@ -45,18 +45,24 @@ let
     map (entry: lib.head (lib.splitString ":" entry)) (
       lib.concatMap (entry: lib.filter (s: s != "") (lib.splitString " " entry)) (lib.toList value)
     );
+  # DynamicUser= services keep their state in /var/lib/private/<name> (/var/lib/<name> is
+  # systemd's link to it); /var/lib/private must stay 0700 (impermanence #93, #254).
+  isDynamicUser = service: lib.elem (service.serviceConfig.DynamicUser or false) [ true "yes" "true" "on" "1" ];
   serviceWarnings = lib.mapAttrsToList (
     name: service:
     let
-      # DynamicUser= services keep their state in /var/lib/private/<name>.
       lost = lib.filter (
         directory: !isKept "/var/lib/${directory}" && !isKept "/var/lib/private/${directory}"
       ) (stateDirectories (service.serviceConfig.StateDirectory or [ ]));
+      dynamic = isDynamicUser service;
+      where = d: if dynamic then "/var/lib/private/${d}" else "/var/lib/${d}";
     in
     lib.optional (service.enable && lost != [ ])
-      "blankslate: service ${name} keeps its state in ${
-        lib.concatMapStringsSep ", " (d: "/var/lib/${d}") lost
-      } (StateDirectory), which nothing persists: the next boot erases it"
+      "blankslate: service ${name} keeps its state in ${lib.concatMapStringsSep ", " where lost} (StateDirectory${
+        lib.optionalString dynamic " with DynamicUser"
+      }), which nothing persists: the next boot erases it${
+        lib.optionalString dynamic "; persist ${lib.concatMapStringsSep ", " where lost} (its parent /var/lib/private stays 0700)"
+      }"
   ) config.systemd.services;
 
   # The example hosts' placeholder key (scripts/blankslate/lockout.py checks the same mark):

@@ -16,6 +16,7 @@ from typer.core import TyperArgument, TyperCommand, TyperOption
 
 from blankslate import commands
 from blankslate import plan as plan_module
+from blankslate.display import printable, quote_path
 
 if TYPE_CHECKING:
     from blankslate.install import InstallOptions, Summary
@@ -173,7 +174,9 @@ def global_flags_first(argv: list[str]) -> list[str]:
 def print_summary(summary: Summary, headline: str) -> None:
     print(headline)
     for mount in summary.mounts:
-        print(f"  {mount.target:<12} {mount.source} ({mount.fstype} {','.join(mount.options)})")
+        options = printable(",".join(mount.options))
+        where, what = quote_path(mount.target), quote_path(mount.source)
+        print(f"  {where:<12} {what} ({printable(mount.fstype)} {options})")
     if summary.fingerprints:
         print("SSH host keys (compare on first login):")
         for fingerprint in summary.fingerprints:
@@ -183,7 +186,7 @@ def print_summary(summary: Summary, headline: str) -> None:
         for recipient in summary.age_recipients:
             print(f"  {recipient}")
     for step in summary.next_steps:
-        print(f"next: {step}")
+        print(f"next: {printable(step)}")
 
 
 def need_target(plan: plan_module.Plan, options: InstallOptions) -> plan_module.Plan:
@@ -323,7 +326,7 @@ def unmount(root: TargetRoot = None, mountpoint: OldMountpoint = None) -> None:
 
     root = target_root(root, mountpoint)
     unmounted = install_module.unmount(root)
-    print(f"unmounted {len(unmounted)} filesystems below {root}")
+    print(f"unmounted {len(unmounted)} filesystems below {quote_path(str(root))}")
 
 
 class HashMethod(StrEnum):
@@ -358,7 +361,7 @@ def passwd(
     passwd_module.set_password(
         plan, user, target, method=method.value, from_stdin=stdin, below=below
     )
-    print(f"wrote {target} ({method.value})")
+    print(f"wrote {quote_path(str(target))} ({method.value})")
 
 
 class Format(StrEnum):
@@ -454,7 +457,8 @@ def ignore(
         host_name = plan_module.load(source, builtin=False).host_name
     path = ignore_rules.target_file(host_name or "", ignore_file)
     added = ignore_rules.add_rule(path, pattern, reason)
-    print(f"{'added' if added else 'already there'}: {pattern} in {path}")
+    shown = f"{quote_path(pattern)} in {quote_path(str(path))}"
+    print(f"{'added' if added else 'already there'}: {shown}")
 
 
 @app.command(cls=Command)
@@ -632,12 +636,18 @@ def recover(
             plan, from_persist, path, to=to, device=device, dry_run=dry_run
         )
         verb = "would recover" if dry_run else "recovered"
-        print(f"{verb} {copied.path} from persist snapshot {copied.snapshot} into {copied.target}")
+        print(
+            f"{verb} {quote_path(copied.path)} from persist snapshot "
+            f"{quote_path(copied.snapshot)} into {quote_path(str(copied.target))}"
+        )
         return
     if dry_run:
         raise typer.BadParameter("--dry-run goes with --from-persist")
     done = oldroots.recover(plan, path, from_root=from_root, to=to, device=device)
-    print(f"recovered {done.path} from old root {done.root} into {done.target}")
+    print(
+        f"recovered {quote_path(done.path)} from old root {quote_path(done.root)} "
+        f"into {quote_path(str(done.target))}"
+    )
 
 
 persist_app = typer.Typer(
@@ -669,7 +679,7 @@ def persist_list(
             print("no persist snapshots yet")
         warning = persist.nested_warning(plan)
         if warning is not None:
-            print(warning, file=sys.stderr)
+            print(printable(warning), file=sys.stderr)
 
 
 class ListFormat(StrEnum):
@@ -796,7 +806,10 @@ def persist_send(
     if dry_run:
         return
     against = f" (changes since {sent.parent})" if sent.parent else ""
-    print(f"sent persist snapshot {sent.snapshot}{against} to {sent.target}")
+    print(
+        f"sent persist snapshot {quote_path(sent.snapshot)}{printable(against)} "
+        f"to {quote_path(str(sent.target))}"
+    )
 
 
 @app.command("new-host", cls=Command)
@@ -870,7 +883,7 @@ def pin(
     pins = pin_module.pin(output, impermanence_rev, source_url, source_rev)
     for written in pins:
         print(f"pinned {written.name}: {written.url}")
-    print(f"wrote {output}")
+    print(f"wrote {quote_path(str(output))}")
 
 
 @app.command("disko", cls=Command)
@@ -891,6 +904,12 @@ def disko_command(
     sys.stdout.write(
         disko.expression(plan_module.load(plan_source(plan_file, host, flake), builtin=False), disk)
     )
+
+
+EXTRA_FILES_NO_TERMINAL = (
+    "add --no-passwords, then write each admin's file with "
+    "`blankslate passwd USER --output FILE --stdin` (extra-files prints each FILE)"
+)
 
 
 @app.command("extra-files", cls=Command)
@@ -915,13 +934,13 @@ def extra_files(
     extrafiles.check_directory(directory)
     lockout.refuse_lockout(plan, "extra-files")
     want_passwords = not no_passwords and bool(plan.users) and not dry_run
-    hashes = install_module.ask_passwords(plan) if want_passwords else {}
+    hashes = install_module.ask_passwords(plan, EXTRA_FILES_NO_TERMINAL) if want_passwords else {}
     made = extrafiles.write(
         plan, directory, host_keys_from=host_keys_from, hashes=hashes, dry_run=dry_run
     )
     verb = "would write" if dry_run else "wrote"
     for path in made.files:
-        print(f"{verb} {path}")
+        print(f"{verb} {quote_path(str(path))}")
     print("SSH host keys (compare on first login):")
     for line in hostkeys.describe(made.keys, made.fingerprints):
         print(f"  {line}")
@@ -929,6 +948,6 @@ def extra_files(
         for user in plan.users:
             output = directory / user.hashed_password_file.lstrip("/")
             command = f"blankslate passwd {user.name} --output {output}"
-            print(f"no password file for {user.name}: `{command}`")
+            print(f"no password file for {user.name}: `{printable(command)}`")
     if dry_run:
         print("Dry run: nothing was written.")

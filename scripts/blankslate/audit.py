@@ -12,10 +12,11 @@ import gc
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, assert_never
+from typing import TYPE_CHECKING, Any, assert_never
 
 from blankslate import beneath, mounts, scan
-from blankslate.classify import Report, add_live_mounts, classify, rules_for
+from blankslate.bounds import Beyond
+from blankslate.classify import Report, add_live_mounts, classify, classify_deeper, rules_for
 from blankslate.errors import BlankslateError
 from blankslate.ignore_rules import Rule
 from blankslate.plan import Plan
@@ -76,12 +77,14 @@ def _classified(
     outputs: Mapping[str, str] | None = None,
     old_root: str | None = None,
     live_mounts: Iterable[str] = (),
+    beyond: Beyond | None = None,
 ) -> Report:
     rules = rules_for(plan, ignore, etc_clean)
     rules.managed.update(outputs or {})
     add_live_mounts(rules, live_mounts)
     raw, problems = scanned
-    return Report(method, classify(raw, rules), problems=problems, old_root=old_root)
+    deeper = classify_deeper(beyond or {}, rules)
+    return Report(method, classify(raw, rules), problems=problems, old_root=old_root, deeper=deeper)
 
 
 def _scan_and_classify(
@@ -99,10 +102,13 @@ def _scan_and_classify(
         case "zfs":
             # The paths `zfs diff` gives are on the root dataset: looked at beneath the mounts,
             # a path a bind mount hides has its own size, not that of what covers it.
-            scanned = _beneath_or(
-                "/", lambda view: scan.scan_zfs(plan, view), lambda: scan.scan_zfs(plan)
+            entries, problems, _beyond = _beneath_or(
+                "/",
+                lambda view: _no_beyond(scan.scan_zfs(plan, view)),
+                lambda: _no_beyond(scan.scan_zfs(plan)),
             )
-            return _classified(plan, ignore, scanned, _read_text("/etc/.clean"), "zfs", outputs)
+            etc_clean = _read_text("/etc/.clean")
+            return _classified(plan, ignore, (entries, problems), etc_clean, "zfs", outputs)
         case "btrfs":
             assert plan.btrfs is not None and plan.btrfs.root_subvolume is not None
             if device is None:
@@ -120,18 +126,30 @@ def _scan_and_classify(
 
 
 Scanned = tuple[list[RawTuple], list[str]]
+# A walk's result with what it counted too deep to list: it comes back from the child that
+# looks beneath the mounts as plain data.
+Walked = tuple[list[RawTuple], list[str], Beyond]
 
 
-def _beneath_or(
-    root: str, work: Callable[[str], Scanned], fallback: Callable[[], Scanned]
-) -> Scanned:
+def _beneath_or(root: str, work: Callable[[str], Walked], fallback: Callable[[], Walked]) -> Walked:
     """`work` on `root` seen beneath its mounts (`beneath.in_view`); for anyone but root, who
     cannot look there, `fallback` on the live tree, with a warning that says what is missed."""
     try:
         return beneath.in_view(root, work)
     except beneath.NotRoot as error:
-        entries, problems = fallback()
-        return entries, [*problems, str(error)]
+        entries, problems, beyond = fallback()
+        return entries, [*problems, str(error)], beyond
+
+
+def _walk(base: str, **options: Any) -> Walked:
+    """`scan.walk` with what it counted too deep to list."""
+    beyond: Beyond = {}
+    entries, problems = scan.walk(base, beyond=beyond, **options)
+    return entries, problems, beyond
+
+
+def _no_beyond(scanned: Scanned) -> Walked:
+    return scanned[0], scanned[1], {}
 
 
 def _walked(plan: Plan, ignore: Sequence[Rule], root: Path, outputs: Mapping[str, str]) -> Report:
@@ -141,13 +159,22 @@ def _walked(plan: Plan, ignore: Sequence[Rule], root: Path, outputs: Mapping[str
     if not os.path.isdir(base):
         raise BlankslateError(f"{base} is not a directory (check --root)")
     targets = scan.mount_targets_below(base)
-    walked = _beneath_or(
+    entries, problems, beyond = _beneath_or(
         base,
-        lambda view: scan.walk(view, one_filesystem=True),
-        lambda: scan.walk(base, skip=targets, one_filesystem=True),
+        lambda view: _walk(view, one_filesystem=True),
+        lambda: _walk(base, skip=targets, one_filesystem=True),
     )
     etc_clean = _read_text(os.path.join(base, "etc/.clean"))
-    return _classified(plan, ignore, walked, etc_clean, "walk", outputs, live_mounts=targets)
+    return _classified(
+        plan,
+        ignore,
+        (entries, problems),
+        etc_clean,
+        "walk",
+        outputs,
+        live_mounts=targets,
+        beyond=beyond,
+    )
 
 
 def _stored_root(
@@ -158,9 +185,10 @@ def _stored_root(
     old_root: str | None = None,
 ) -> Report:
     """A root subvolume on the mounted top level, scanned and classified."""
-    scanned = scan.scan_stored_root(str(stored))
+    beyond: Beyond = {}
+    scanned = scan.scan_stored_root(str(stored), beyond)
     etc_clean = _read_text(str(stored / "etc/.clean"))
-    return _classified(plan, ignore, scanned, etc_clean, "btrfs", outputs, old_root)
+    return _classified(plan, ignore, scanned, etc_clean, "btrfs", outputs, old_root, beyond=beyond)
 
 
 LATEST = "latest"
@@ -216,18 +244,34 @@ def outputs_of(*, report_file: Path | None, metrics_file: Path | None) -> dict[s
     return outputs
 
 
+def write_started(metrics_file: Path | None, *, now: float) -> None:
+    """Before the scan: the textfile says the audit is not complete (yet). An audit that is
+    killed (its unit's MemoryMax= or TimeoutStartSec=) leaves it so, for an alert to see."""
+    from blankslate import render, safefile
+
+    if metrics_file is not None:
+        make = safefile.fixed(0o755, os.geteuid(), os.getegid())
+        safefile.write_file(metrics_file, render.render_started_metrics(now), make=make)
+
+
 def write_outputs(
-    report: Report, *, report_file: Path | None, metrics_file: Path | None, now: float
+    report: Report,
+    *,
+    report_file: Path | None,
+    metrics_file: Path | None,
+    now: float,
+    full: bool = False,
 ) -> None:
-    """The JSON report (0600) and the node-exporter textfile (0644: the exporter runs as its
-    own user), each replaced atomically (a scrape never reads half a file) and never through
-    a symlink planted at its name; a missing directory is made 0755, the caller's (root's for
-    the scheduled audit)."""
+    """The JSON report (0600; collapsed unless `full`, as printed) and the node-exporter
+    textfile (0644: the exporter runs as its own user), each replaced atomically (a scrape
+    never reads half a file) and never through a symlink planted at its name; a missing
+    directory is made 0755, the caller's (root's for the scheduled audit)."""
     from blankslate import render, safefile
 
     make = safefile.fixed(0o755, os.geteuid(), os.getegid())
     if report_file is not None:
         # It names the files of every user: for root only.
-        safefile.write_file(report_file, render.render_json(report), mode=0o600, make=make)
+        text = render.render_json(report, full=full)
+        safefile.write_file(report_file, text, mode=0o600, make=make)
     if metrics_file is not None:
         safefile.write_file(metrics_file, render.render_metrics(report, now), make=make)

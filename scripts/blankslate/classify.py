@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Literal, NamedTuple
@@ -25,9 +25,12 @@ from blankslate.scan import RawTuple
 Status = Literal["lost", "ignored", "managed", "persisted"]
 STATUSES: tuple[Status, ...] = ("lost", "ignored", "managed", "persisted")
 
-# Symlinks pointing here are re-created by NixOS activation at every boot.
-MANAGED_LINK_PREFIXES = ("/nix/store/", "/etc/static/", "/run/current-system/")
-MANAGED_LINK_TARGETS = {"/etc/static", "/run/current-system", "/run/booted-system"}
+# The only symlinks NixOS places by their target: the etc activation (setup-etc.pl in
+# nixpkgs' nixos/modules/system/etc) links /etc/static into the store and every symlink entry
+# of environment.etc, /etc/NAME, to /etc/static/NAME. A symlink anywhere else is managed only
+# when its path is one NixOS places (BUILTIN_MANAGED), whatever it points to: a user's link
+# into /nix/store is the user's, and lost.
+ETC_STATIC = "/etc/static"
 
 # NixOS re-creates these at every boot; the reason says who does.
 BUILTIN_MANAGED: dict[str, str] = {
@@ -38,6 +41,15 @@ BUILTIN_MANAGED: dict[str, str] = {
     "/etc/.clean": "NixOS activation's list of the files it copied into /etc",
     "/etc/NIXOS": "marker written by NixOS activation",
     "/etc/mtab": "symlink to /proc/mounts, created by NixOS activation",
+    "/bin/sh": "created by NixOS activation (binsh)",
+    "/usr/bin/env": "created by NixOS activation (usrbinenv)",
+    # environment.ldso (nixpkgs nixos/modules/config/ldso.nix, the stub-ld by default):
+    # systemd-tmpfiles makes the directory and the loader's link at every boot.
+    "/lib64": "made by systemd-tmpfiles for the ELF loader (environment.ldso)",
+    "/lib64/ld-linux-x86-64.so.2": "linked by systemd-tmpfiles (environment.ldso)",
+    "/lib": "made by systemd-tmpfiles for the ELF loader (environment.ldso32, ldso)",
+    "/lib/ld-linux.so.2": "linked by systemd-tmpfiles (environment.ldso32)",
+    "/lib/ld-linux-aarch64.so.1": "linked by systemd-tmpfiles (environment.ldso)",
     "/etc/passwd": "generated from users.users by NixOS activation",
     "/etc/group": "generated from users.groups by NixOS activation",
     "/etc/shadow": "generated from users.users by NixOS activation",
@@ -89,6 +101,11 @@ class Entry(NamedTuple):
 EntryTuple = tuple[str, str, int, Status, str]
 
 
+# What lies below a listed directory deeper than the scan lists (`bounds.LISTED_PATH_MAX`):
+# (the directory's path, entries, bytes, status, reason), one status for all of them.
+DeeperTuple = tuple[str, int, int, Status, str]
+
+
 @dataclass
 class Report:
     method: str
@@ -96,10 +113,19 @@ class Report:
     summary: dict[str, int] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
     old_root: str | None = None  # the kept old root audited, None for the live root
+    deeper: list[DeeperTuple] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         counts = Counter(map(itemgetter(3), self.entries))
+        for _path, count, _size, status, _reason in self.deeper:
+            counts[status] += count
         self.summary = {status: counts.get(status, 0) for status in STATUSES}
+
+    @property
+    def complete(self) -> bool:
+        """Whether every entry was read: no warning (an unreadable directory, one moved while
+        it was read, a scan that could not look beneath the mounts)."""
+        return not self.problems
 
     @property
     def headline(self) -> str:
@@ -214,8 +240,15 @@ DIRECTORY_OF_KEPT_ENTRIES = "holds only entries that are not lost"
 CLEAN_REASON = "listed in /etc/.clean (copied by NixOS activation)"
 
 
-def _is_managed_link(target: str) -> bool:
-    return target.startswith(MANAGED_LINK_PREFIXES) or target in MANAGED_LINK_TARGETS
+MANAGED_LINK_REASON = "symlink placed by NixOS activation (environment.etc)"
+
+
+def _is_managed_link(path: str, target: str) -> bool:
+    """Whether the symlink at `path` is one the etc activation places: /etc/static into the
+    store, or /etc/NAME to /etc/static/NAME."""
+    if path == ETC_STATIC:
+        return target.startswith("/nix/store/")
+    return path.startswith("/etc/") and target == ETC_STATIC + path[len("/etc") :]
 
 
 def _status_of(path: str, target: str | None, rules: Rules) -> tuple[Status, str]:
@@ -223,8 +256,8 @@ def _status_of(path: str, target: str | None, rules: Rules) -> tuple[Status, str
     reason = rules.managed.get(path)
     if reason is not None:
         return "managed", reason
-    if target is not None and _is_managed_link(target):
-        return "managed", "symlink into the NixOS configuration"
+    if target is not None and _is_managed_link(path, target):
+        return "managed", MANAGED_LINK_REASON
     if path in rules.clean:
         return "managed", CLEAN_REASON
     if path in rules.persisted_parents:
@@ -233,6 +266,30 @@ def _status_of(path: str, target: str | None, rules: Rules) -> tuple[Status, str
     if rule is not None:
         return "ignored", f"{rule.reason} [{rule.pattern}]"
     return "lost", ""
+
+
+def classify_deeper(beyond: Mapping[str, Sequence[int]], rules: Rules) -> list[DeeperTuple]:
+    """A status for what lies below each listed directory too deep to list (`beyond`: the
+    directory's path, "" for /, -> [entries, bytes]): hidden (lost) when a persisted path or
+    mountpoint covers the directory, ignored when a rule matches a name below it, else lost.
+    Nothing that deep is persisted or managed: no plan or NixOS path is that long."""
+    deeper: list[DeeperTuple] = []
+    for cut, (count, size) in sorted(beyond.items()):
+        path = cut or "/"
+        status: Status = "lost"
+        reason = ""
+        cover = next(
+            (head for head in [*reversed(list(_ancestors(cut))), cut] if head in rules.covers),
+            None,
+        )
+        if cover is not None:
+            reason = hidden_reason(rules.covers[cover])
+        else:
+            rule = rules.ignore.match(f"{cut}/\x00")
+            if rule is not None:
+                status, reason = "ignored", f"{rule.reason} [{rule.pattern}]"
+        deeper.append((path, count, size, status, reason))
+    return deeper
 
 
 def classify(raw: Iterable[RawTuple], rules: Rules) -> list[EntryTuple]:

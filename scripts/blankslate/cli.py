@@ -192,8 +192,11 @@ _LINE_BREAKS = str.maketrans(
 
 
 def error_line(message: str) -> str:
-    """`error: MESSAGE` on one line, whatever a name quoted in the message holds."""
-    return "error: " + message.translate(_LINE_BREAKS)
+    """`error: MESSAGE` on one line, whatever a name quoted in the message holds: line breaks,
+    escape sequences and every other character a terminal acts on are escaped."""
+    from blankslate.display import printable
+
+    return "error: " + printable(message.translate(_LINE_BREAKS))
 
 
 def describe_os_error(error: OSError) -> str:

@@ -10,6 +10,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from blankslate.display import printable, quote_path
 from blankslate.errors import BlankslateError
 from blankslate.paths import inside
 from blankslate.plan import Plan, PlanSource
@@ -18,9 +19,19 @@ from blankslate.plan import Plan, PlanSource
 GLOBAL_FLAGS = {"--debug": "debug", "--quiet": "quiet", "-q": "quiet"}
 
 
+class _Printable(logging.Formatter):
+    """Log lines as the terminal should get them: whatever a name in a message holds is
+    escaped (`display.printable`); a traceback under --debug keeps its lines."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        return printable(super().formatMessage(record))
+
+
 def configure_logging(*, debug: bool, quiet: bool) -> None:
     level = logging.DEBUG if debug else logging.WARNING if quiet else logging.INFO
     logging.basicConfig(level=level, format="%(message)s", stream=sys.stderr, force=True)
+    for handler in logging.getLogger().handlers:
+        handler.setFormatter(_Printable("%(message)s"))
 
 
 def diff(
@@ -54,17 +65,20 @@ def diff(
     level = process.echo.level
     debug = logging.getLogger().isEnabledFor(logging.DEBUG)
     process.echo.setLevel(logging.INFO if verbose or debug else logging.WARNING)
+    audit.write_started(metrics_file, now=time.time())
     try:
         report = audit.run_diff(
             plan, device=device, root=root, ignore=rules, old_root=old_root, outputs=outputs
         )
     finally:
         process.echo.setLevel(level)
-    audit.write_outputs(report, report_file=report_file, metrics_file=metrics_file, now=time.time())
+    audit.write_outputs(
+        report, report_file=report_file, metrics_file=metrics_file, now=time.time(), full=full
+    )
     if format == "json":
-        sys.stdout.write(render.render_json(report))
+        sys.stdout.write(render.render_json(report, full=full))
     elif format == "yaml":
-        sys.stdout.write(render.render_yaml(report))
+        sys.stdout.write(render.render_yaml(report, full=full))
     else:
         wanted = render.colour_wanted(sys.stdout, os.environ)
         style = render.COLOURED if wanted else render.PLAIN
@@ -114,7 +128,7 @@ def seed(
     units = seed_module.units_to_stop(users, stop_units=stop_units, live=live)
     if copies and not dry_run and not yes:
         stopping = f" (stopping {', '.join(units)} meanwhile)" if units else ""
-        confirm(f"Copy {len(copies)} paths into {persist}{stopping}?")
+        confirm(f"Copy {len(copies)} paths into {quote_path(str(persist))}{stopping}?")
     with services.stopped(units, dry_run=dry_run):
         if not dry_run:
             seed_module.check_stopped(copies, root, units)
@@ -122,7 +136,7 @@ def seed(
     if dry_run:
         print("Dry run: nothing was changed.")
     else:
-        print(f"copied {len(done)} paths into {persist}")
+        print(f"copied {len(done)} paths into {quote_path(str(persist))}")
     if done:
         print(seed_module.next_step(plan))
     if any(item.needs_attention for item in items):
@@ -178,7 +192,6 @@ def _move_strays(
     confirm: Callable[[str], None],
 ) -> int:
     from blankslate import stray
-    from blankslate.display import quote_path
 
     if move_to is not None and restore is not None:
         raise BlankslateError("give either --move-to or --restore, not both")
@@ -203,7 +216,7 @@ def _move_strays(
     done = moves(dry_run=False)
     for move in done:
         if move.problem is not None:
-            print(f"kept  {quote_path(move.source)}: {move.problem}")
+            print(f"kept  {quote_path(move.source)}: {printable(move.problem)}")
     moved = [move for move in done if move.done]
     print(f"moved {len(moved)} of {len(done)} entries")
     if len(moved) != len(done):
@@ -281,7 +294,7 @@ def new_host(
         time_zone=zone,
     )
     written = newhost.new_host(flake, choices)
-    print(f"wrote {written}")
+    print(f"wrote {quote_path(str(written))}")
     for line in newhost.next_steps(choices):
         print(line)
 
@@ -303,7 +316,7 @@ def _seed_hidden(
         print(line)
     copies = [item for item in items if item.action == "copy"]
     if not items:
-        print(f"nothing hidden beneath the mounts of {root}")
+        print(f"nothing hidden beneath the mounts of {quote_path(str(root))}")
     if copies and not dry_run:
         if not yes:
             confirm(f"Copy {len(copies)} hidden entries into the roots that keep them?")

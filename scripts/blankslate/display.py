@@ -26,6 +26,25 @@ def quote_path(path: str) -> str:
     return "$'" + "".join(out) + "'"
 
 
+def printable(text: str) -> str:
+    """`text` with every character a terminal would act on (escape sequences, carriage
+    returns, newlines, other controls, undecodable bytes) written out as \\xNN or \\n: for a
+    message that may hold a name quoted already, or not."""
+    if text.isprintable():
+        return text
+    out: list[str] = []
+    for char in text:
+        if char.isprintable():
+            out.append(char)
+        elif char in _ESCAPES:
+            out.append(_ESCAPES[char])
+        elif "\udc80" <= char <= "\udcff":
+            out.append(f"\\x{ord(char) - 0xDC00:02x}")
+        else:
+            out.extend(f"\\x{byte:02x}" for byte in char.encode("utf-8", "surrogatepass"))
+    return "".join(out)
+
+
 def format_size(size: int) -> str:
     """Bytes for people, in binary units: 512 -> "512 B", 2048 -> "2.0 KiB"."""
     if size < 1024:

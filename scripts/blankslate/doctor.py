@@ -19,6 +19,9 @@ Checks, by the names `--only` takes:
   warning, never a failure, when some should have been pruned.
 - `free-space`: the filesystem holding persistPath has at least `MIN_FREE_BYTES` and
   `MIN_FREE_FRACTION` of its size available; below either, the check fails.
+- `private-state`: /var/lib/private, where DynamicUser services keep their state, is a
+  directory (not a symlink), root's and 0700, on / and in every persistence root that holds
+  one; systemd refuses the services' state otherwise (impermanence #93, #254).
 - `etc` (running system only): every file in /etc/blankslate is the running configuration's
   (/run/current-system/etc/blankslate), byte for byte; a stale or edited plan.json would
   mislead every command that reads it.
@@ -58,6 +61,7 @@ CHECKS = (
     "etc",
     "persist-nested",
     "admin-keys",
+    "private-state",
 )
 
 # Below 1 GiB or 5% free, btrfs may refuse writes (metadata) and the next boot's snapshot can fail.
@@ -149,6 +153,7 @@ def run(
         "etc": check_etc,
         "persist-nested": check_persist_nested,
         "admin-keys": check_admin_keys,
+        "private-state": check_private_state,
     }
     results: list[Result] = []
     btrfs_results = {r.check: r for r in btrfs_checks(context, only)} if _btrfs_wanted(only) else {}
@@ -620,3 +625,43 @@ def check_admin_keys(context: Context) -> Iterator[Result]:
         return
     count = sum(len(user.authorized_keys or ()) for user in context.plan.users)
     yield Result("admin-keys", "ok", f"{count} SSH keys for {len(context.plan.users)} admins")
+
+
+PRIVATE_STATE = "var/lib/private"
+
+
+def private_state_problem(path: Path) -> str | None:
+    """What is wrong with a /var/lib/private at `path` (not followed if a symlink), or None;
+    None too when it does not exist."""
+    try:
+        info = path.lstat()
+    except FileNotFoundError:
+        return None
+    if stat.S_ISLNK(info.st_mode):
+        return f"{_q(path)} is a symlink (it must be a directory, root's, 0700)"
+    if not stat.S_ISDIR(info.st_mode):
+        return f"{_q(path)} is not a directory"
+    mode = stat.S_IMODE(info.st_mode)
+    if info.st_uid != 0 or mode != 0o700:
+        return (
+            f"{_q(path)} has owner uid {info.st_uid} and mode {mode:o} (want uid 0, mode 700: "
+            f"chmod 700 {_q(path)}; systemd refuses DynamicUser services' state otherwise)"
+        )
+    return None
+
+
+def check_private_state(context: Context) -> Iterator[Result]:
+    """/var/lib/private on / and in each persistence root is root's and 0700, where it exists."""
+    places = [context.root / PRIVATE_STATE] + [
+        context.under(root) / PRIVATE_STATE for root in context.plan.persistence_roots
+    ]
+    found = [path for path in dict.fromkeys(places) if os.path.lexists(path)]
+    problems = [problem for path in found if (problem := private_state_problem(path))]
+    if problems:
+        for problem in problems:
+            yield Result("private-state", "fail", problem)
+    elif found:
+        where = ", ".join(_q(path) for path in found)
+        yield Result("private-state", "ok", f"{where}: root's, 0700")
+    else:
+        yield Result("private-state", "ok", "no /var/lib/private (no DynamicUser state yet)")

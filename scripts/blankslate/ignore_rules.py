@@ -244,16 +244,24 @@ MAX_FILE_BYTES = 16 << 20
 MAX_DEPTH = 64  # as the plan loader's cap
 
 
+NULL_DEVICE = os.makedev(1, 3)  # Linux's /dev/null, character device 1:3
+
+
 def _read_text(path: Path) -> str | None:
     """The ignore file's text; None when there is no file. Only a regular file is read (a
-    device, a FIFO or a directory is refused), and at most MAX_FILE_BYTES of it."""
+    device, a FIFO or a directory is refused; /dev/null reads as empty), and at most
+    MAX_FILE_BYTES of it."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
         return None
     except OSError as error:
         raise BlankslateError(f"cannot read ignore file {path}: {error.strerror}") from None
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
+    info = os.fstat(fd)
+    if stat.S_ISCHR(info.st_mode) and info.st_rdev == NULL_DEVICE:
+        os.close(fd)
+        return ""  # `--ignore-file /dev/null`: no rules
+    if not stat.S_ISREG(info.st_mode):
         os.close(fd)
         raise BlankslateError(f"ignore file {path} is not a regular file")
     with os.fdopen(fd, "rb") as file:

@@ -454,8 +454,11 @@ def check_mountpoint(root: Path) -> None:
         )
 
 
-def ask_passwords(plan: Plan) -> dict[str, str]:
-    """Asked before the first write, so a typo cannot leave a half-made install."""
+def ask_passwords(plan: Plan, no_terminal: str | None = None) -> dict[str, str]:
+    """Asked before the first write, so a typo cannot leave a half-made install. Without a
+    terminal, the error says `no_terminal`: what the caller's user does instead."""
+    if no_terminal is not None and not os.isatty(0):
+        raise BlankslateError(f"no terminal to ask for passwords: {no_terminal}")
     hashes = {}
     for user in plan.users:
         ui.say(f"Password for {user.name}:")

@@ -55,15 +55,20 @@ def read_password(*, from_stdin: bool) -> str:
     return password
 
 
+TRIES = 3  # a typo asks again, as passwd(1) does
+
+
 def _read_password(*, from_stdin: bool) -> str:
     if from_stdin:
         return sys.stdin.readline().rstrip("\n")
     if not sys.stdin.isatty():
         raise BlankslateError("no terminal to ask for the password (use --stdin)")
-    password = getpass.getpass("New password: ")
-    if getpass.getpass("Repeat it: ") != password:
-        raise BlankslateError("the passwords do not match; nothing written")
-    return password
+    for _ in range(TRIES):
+        password = getpass.getpass("New password: ")
+        if getpass.getpass("Repeat it: ") == password:
+            return password
+        print("The passwords do not match; again.", file=sys.stderr)
+    raise BlankslateError(f"the passwords did not match {TRIES} times; nothing written")
 
 
 def hash_password(password: str, method: str) -> str:

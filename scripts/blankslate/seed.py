@@ -112,6 +112,11 @@ def _declared_directories(
         declared[root / parent.directory.lstrip("/")] = safefile.NewDirectory(
             int(parent.mode, 8), uid, gid
         )
+    # DynamicUser services' state: systemd wants /var/lib/private root's and 0700 (impermanence
+    # #93, #254), whatever a plan without its parents or a live copy says.
+    private = root / "var/lib/private"
+    if private in (root / entry.path.lstrip("/")).parents:
+        declared[private] = safefile.NewDirectory(0o700, 0, 0)
     return declared
 
 

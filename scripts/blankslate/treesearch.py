@@ -24,6 +24,9 @@ from collections.abc import Callable, Iterator
 from queue import SimpleQueue
 from typing import TYPE_CHECKING
 
+from blankslate.bounds import Beyond, count_beyond, too_long
+from blankslate.display import quote_path
+
 if TYPE_CHECKING:
     from blankslate.scan import RawTuple
 
@@ -127,31 +130,78 @@ class _Tree:
     INODE_REFs and the entry is complete when its ref arrives. Directories mostly have lower
     inode numbers than what they hold, so the parent's path is usually known by then; the rest
     (directories renamed into later ones) wait in `pending` until the tree is read.
+
+    An entry whose path would be longer than `scan.LISTED_PATH_MAX` bytes is counted into
+    `beyond` under its deepest listed directory (`deep` maps the directories past the cap to
+    it), not listed. A symlink's target is read from the held root (`root_fd`) by a path
+    relative to it, which the cap keeps short; one that is gone by then is left out.
     """
 
-    def __init__(self, prefix: str, root: str, out: list[RawTuple]) -> None:
-        self.directories: dict[int, str] = {FIRST_FREE_OBJECTID: prefix}
+    def __init__(
+        self,
+        prefix: str | None,
+        cut: str,
+        root_fd: int,
+        out: list[RawTuple],
+        beyond: Beyond,
+        problems: list[str],
+    ) -> None:
+        self.directories: dict[int, str] = {}
+        self.deep: dict[int, str] = {}  # directory past the cap -> the listed one above it
+        if prefix is None:
+            self.deep[FIRST_FREE_OBJECTID] = cut
+        else:
+            self.directories[FIRST_FREE_OBJECTID] = prefix
         self.pending: list[tuple[int, int, str, int, int]] = []  # inode, parent, name, mode, size
-        self.root = root
+        self.root_fd = root_fd
         self.out = out
+        self.beyond = beyond
+        self.problems = problems
 
     def add(self, inode: int, parent: int, name: str, mode: int, size: int) -> None:
         head = self.directories.get(parent)
+        kind = KIND_OF_FORMAT.get(stat.S_IFMT(mode), "other")
         if head is None:
-            self.pending.append((inode, parent, name, mode, size))
+            cut = self.deep.get(parent)
+            if cut is None:
+                self.pending.append((inode, parent, name, mode, size))
+            else:
+                self._count_beyond(inode, cut, kind, size)
             return
         path = f"{head}/{name}"
-        kind = KIND_OF_FORMAT.get(stat.S_IFMT(mode), "other")
-        if kind == "file":
+        if too_long(path):
+            self._count_beyond(inode, head, kind, size)
+        elif kind == "file":
             self.out.append((path, kind, size, None))
         elif kind == "dir":
             self.directories[inode] = path
             self.out.append((path, kind, 0, None))
         elif kind == "symlink":
-            target = os.readlink(self.root + path)
+            try:
+                target = os.readlink(path.lstrip("/"), dir_fd=self.root_fd)
+            except OSError as error:
+                if error.errno not in (errno.ENOENT, errno.ENOTDIR):
+                    self.problems.append(f"cannot inspect {quote_path(path)}: {error.strerror}")
+                return  # gone since the tree was read (or unreadable: said so)
             self.out.append((path, kind, len(os.fsencode(target)), target))
         else:
             self.out.append((path, kind, 0, None))
+
+    def _count_beyond(self, inode: int, cut: str, kind: str, size: int) -> None:
+        """An entry too deep to list: counted into `cut` (a symlink's size is the target's
+        length, as the inode item has it)."""
+        if kind == "dir":
+            self.deep[inode] = cut
+        count_beyond(self.beyond, cut, size if kind in ("file", "symlink") else 0)
+
+    def place(self, dirid: int) -> tuple[str | None, str] | None:
+        """Where a nested subvolume hanging off directory `dirid` goes: (its parent's path or
+        None past the cap, the listed directory it counts into); None: off nothing."""
+        head = self.directories.get(dirid)
+        if head is not None:
+            return head, head
+        cut = self.deep.get(dirid)
+        return None if cut is None else (None, cut)
 
     def settle(self) -> None:
         """Place the pending entries whose directories are known by now, until none is left
@@ -323,26 +373,40 @@ def _read_tree(fd: int, tree: int, add: AddRecord) -> None:
         searcher.close()
 
 
-def _scan_tree(fd: int, tree: int, prefix: str, root: str, out: list[RawTuple]) -> None:
-    entries = _Tree(prefix, root, out)
-    _read_tree(fd, tree, entries.add)
-    entries.settle()
-    # Nested subvolumes hang off directories of this tree.
-    for _buf, _objectid, child, _kind, data, _length in _search(
-        fd, ROOT_TREE_OBJECTID, (tree, tree), (ROOT_REF_KEY, ROOT_REF_KEY)
-    ):
-        dirid, _sequence, name_length = ROOT_REF.unpack_from(_buf, data)
-        start = data + ROOT_REF.size
-        head = entries.directories.get(dirid)
-        if head is None:
-            continue
-        path = f"{head}/{_decode(_buf[start : start + name_length])}"
-        out.append((path, "subvolume", 0, None))
-        _scan_tree(fd, child, path, root, out)
+def _scan_trees(
+    fd: int, tree: int, out: list[RawTuple], beyond: Beyond, problems: list[str]
+) -> None:
+    """The tree `tree` and every subvolume nested in it, however deep: a loop over a stack of
+    trees still to read, not a recursion."""
+    stack: list[tuple[int, str | None, str]] = [(tree, "", "")]  # tree, prefix, cut
+    while stack:
+        tree, prefix, cut = stack.pop()
+        entries = _Tree(prefix, cut, fd, out, beyond, problems)
+        _read_tree(fd, tree, entries.add)
+        entries.settle()
+        # Nested subvolumes hang off directories of this tree.
+        for _buf, _objectid, child, _kind, data, _length in _search(
+            fd, ROOT_TREE_OBJECTID, (tree, tree), (ROOT_REF_KEY, ROOT_REF_KEY)
+        ):
+            dirid, _sequence, name_length = ROOT_REF.unpack_from(_buf, data)
+            start = data + ROOT_REF.size
+            placed = entries.place(dirid)
+            if placed is None:
+                continue
+            head, listed = placed
+            path = None if head is None else f"{head}/{_decode(_buf[start : start + name_length])}"
+            if path is None or too_long(path):
+                count_beyond(beyond, listed, 0)
+                stack.append((child, None, listed))
+            else:
+                out.append((path, "subvolume", 0, None))
+                stack.append((child, path, path))
 
 
-def scan(root: str) -> list[RawTuple] | None:
-    """Every entry of the subvolume whose root directory is `root`, or None (not available)."""
+def scan(root: str, beyond: Beyond | None = None) -> tuple[list[RawTuple], list[str]] | None:
+    """Every entry of the subvolume whose root directory is `root`, with problems, or None
+    (not available). What lies deeper than `scan.LISTED_PATH_MAX` bytes is counted into
+    `beyond`."""
     try:
         fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
     except OSError:
@@ -351,8 +415,9 @@ def scan(root: str) -> list[RawTuple] | None:
         if os.fstat(fd).st_ino != FIRST_FREE_OBJECTID:
             return None
         out: list[RawTuple] = []
-        _scan_tree(fd, subvolume_id(fd), "", root.rstrip("/"), out)
-        return out
+        problems: list[str] = []
+        _scan_trees(fd, subvolume_id(fd), out, {} if beyond is None else beyond, problems)
+        return out, problems
     except OSError as error:
         if error.errno in (errno.EPERM, errno.EACCES, errno.ENOTTY, errno.EINVAL, errno.EOPNOTSUPP):
             return None

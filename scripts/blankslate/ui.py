@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from rich.console import Console
 from rich.table import Table
 
+from blankslate.display import printable
 from blankslate.errors import BlankslateError
 
 console = Console(stderr=True, highlight=False)
@@ -19,7 +20,7 @@ Step = tuple[str, Callable[[], None]]
 def run_steps(steps: Sequence[Step]) -> None:
     """Run each step in order, numbered, with its duration; the first failure names its step."""
     for number, (title, action) in enumerate(steps, 1):
-        console.print(f"[{number}/{len(steps)}] {title}", markup=False)
+        console.print(f"[{number}/{len(steps)}] {printable(title)}", markup=False)
         started = time.monotonic()
         try:
             action()
@@ -33,7 +34,7 @@ def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[str]]) -> 
     for column in columns:
         grid.add_column(column)
     for row in rows:
-        grid.add_row(*row)
+        grid.add_row(*(printable(cell) for cell in row))
     console.print(grid)
 
 
@@ -48,8 +49,10 @@ def confirm_by_typing(expected: str, prompt: str) -> None:
 
 
 def say(message: str) -> None:
-    console.print(message, markup=False, soft_wrap=True)
+    """One line to the person; whatever a name in it holds is escaped (`display.printable`),
+    so no escape sequence or line break reaches the terminal."""
+    console.print(printable(message), markup=False, soft_wrap=True)
 
 
 def warn(message: str) -> None:
-    console.print(f"warning: {message}", markup=False, style="yellow", soft_wrap=True)
+    console.print(f"warning: {printable(message)}", markup=False, style="yellow", soft_wrap=True)

@@ -44,6 +44,13 @@ def populate(root: Path, helpers: ModuleType) -> None:
     (root / "var/lib/nixos/uid-map").write_text("{}")  # hidden under a bind mount on a live system
 
 
+def no_rules(directory: Path) -> Path:
+    """An ignore file with no rules (diff reads only a regular file, not /dev/null)."""
+    path = directory / "no-rules.yaml"
+    path.write_text("ignore: []\n")
+    return path
+
+
 def entry(path: str | bytes, kind: str, size: int, status: str, reason: str = "") -> dict[str, Any]:
     raw = os.fsencode(path)
     text = raw.decode("utf-8", "replace")
@@ -57,11 +64,11 @@ EXPECTED = [
     entry("/etc", "dir", 0, "managed", classify.BUILTIN_MANAGED["/etc"]),
     entry("/etc/.clean", "file", 8, "managed", classify.BUILTIN_MANAGED["/etc/.clean"]),
     entry("/etc/empty", "file", 0, "lost"),
-    entry("/etc/hosts", "symlink", 17, "managed", "symlink into the NixOS configuration"),
+    entry("/etc/hosts", "symlink", 17, "managed", classify.MANAGED_LINK_REASON),
     entry("/etc/machine-id", "file", 0, "persisted", "persisted file"),
     entry("/etc/notes", "file", 5, "lost"),
     entry("/etc/own-link", "symlink", 6, "lost"),
-    entry("/etc/static", "symlink", 18, "managed", "symlink into the NixOS configuration"),
+    entry("/etc/static", "symlink", 18, "managed", classify.MANAGED_LINK_REASON),
     entry(
         "/etc/sudoers", "file", 19, "managed", "listed in /etc/.clean (copied by NixOS activation)"
     ),
@@ -135,15 +142,17 @@ def test_diff_json_is_exactly_the_expected_document(
 ) -> None:
     device, plan_file, ignore_file = populated
     args = ["--plan", str(plan_file), "--device", device, "--ignore-file", str(ignore_file)]
-    result = blankslate(tmp_path, "diff", *args, "--format", "json")
+    result = blankslate(tmp_path, "diff", *args, "--format", "json", "--full")
     assert result.returncode == 0, result.stderr
     document = json.loads(result.stdout)
     assert document["entries"] == EXPECTED
     assert document == {
-        "version": 1,
+        "version": 2,
         "method": "btrfs",
+        "complete": True,
         "summary": {"lost": 10, "ignored": 3, "managed": 8, "persisted": 6},
         "entries": EXPECTED,
+        "deeper": [],
     }
     assert helpers.mounts_of(device) == []  # the private top-level mount is gone
 
@@ -187,6 +196,7 @@ def test_diff_finds_the_device_behind_persist_path(
             str(ignore_file),
             "--format",
             "yaml",
+            "--full",
         )
     assert result.returncode == 0, result.stderr
     assert "method: btrfs\n" in result.stdout
@@ -224,10 +234,11 @@ def test_tree_search_and_walk_see_the_same_entries(
         helpers.run(["btrfs", "subvolume", "create", root / "var/lib/machines/deeper"])
         (root / "var/lib/machines/deeper/file").write_text("deep")
         helpers.run(["btrfs", "filesystem", "sync", top])
-        searched = treesearch.scan(str(root))
+        found = treesearch.scan(str(root))
         walked, problems = scan.walk(str(root))
-    assert searched is not None, "the tree search was refused (not root?)"
-    assert problems == []
+    assert found is not None, "the tree search was refused (not root?)"
+    searched, search_problems = found
+    assert problems == [] and search_problems == []
     assert sorted(searched) == sorted(walked)
     assert scan.Raw("/var/lib/machines/deeper", "subvolume", 0, None) in searched
     assert scan.Raw("/srv/later/early/sub/file", "file", 1, None) in searched
@@ -257,7 +268,8 @@ def test_walk_of_a_live_root_keeps_subvolumes_and_leaves_out_mounts(
         with helpers.mounted(layout.device, ("subvol=persist",), target=live / "persist"):
             (live / "persist/data").touch()
             result = blankslate(tmp_path, "diff", "--plan", str(plan_file), "--root", str(live),
-                                "--format", "json", "--ignore-file", "/dev/null")  # fmt: skip
+                                "--format", "json", "--ignore-file", str(no_rules(tmp_path)),
+                                "--full")  # fmt: skip
     assert result.returncode == 0, result.stderr
     document = json.loads(result.stdout)
     assert document["method"] == "walk"
@@ -285,7 +297,8 @@ def test_jq_tells_names_that_are_not_utf8_apart(tmp_path: Path) -> None:
     plan_file = tmp_path / "plan.json"
     plan_file.write_text(json.dumps(data))
     result = blankslate(tmp_path, "diff", "--plan", str(plan_file), "--root", str(live),
-                        "--format", "json", "--ignore-file", "/dev/null")  # fmt: skip
+                        "--format", "json", "--ignore-file", str(no_rules(tmp_path)),
+                        "--full")  # fmt: skip
     assert result.returncode == 0, result.stderr
     program = '[.entries[] | select(.type == "file") | (.pathBytes // (.path | @base64))]'
     jq = subprocess.run(

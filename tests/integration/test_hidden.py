@@ -24,6 +24,13 @@ REPO = Path(__file__).resolve().parents[2]
 VIEW_PREFIX = "blankslate-beneath."
 
 
+def no_rules(directory: Path) -> Path:
+    """An ignore file with no rules (diff reads only a regular file, not /dev/null)."""
+    path = directory / "no-rules.yaml"
+    path.write_text("ignore: []\n")
+    return path
+
+
 def blankslate(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "blankslate", *args],
@@ -92,8 +99,16 @@ def test_diff_reports_what_a_bind_mount_hides_on_a_tmpfs_root(
     live, _persist = tmpfs_root
     plan_path = plan_file(tmp_path, "tmpfs", ["/var/lib/foo"])
     metrics = tmp_path / "metrics/blankslate.prom"
-    args = ["diff", "--plan", str(plan_path), "--root", str(live), "--ignore-file", "/dev/null"]
-    result = blankslate(*args, "--format", "json", "--metrics", str(metrics))
+    args = [
+        "diff",
+        "--plan",
+        str(plan_path),
+        "--root",
+        str(live),
+        "--ignore-file",
+        str(no_rules(tmp_path)),
+    ]
+    result = blankslate(*args, "--format", "json", "--full", "--metrics", str(metrics))
     assert result.returncode == 0, result.stderr
     entries = {entry["path"]: entry for entry in json.loads(result.stdout)["entries"]}
     foo = "hidden under the bind mount of /var/lib/foo"
@@ -264,7 +279,8 @@ def test_diff_and_seed_hidden_on_btrfs(layout: Any, helpers: ModuleType, tmp_pat
         try:
             plan_path = plan_file(tmp_path, "btrfs", ["/var/lib/app"])
             diff = blankslate("diff", "--plan", str(plan_path), "--device", layout.device,
-                              "--format", "json", "--ignore-file", "/dev/null")  # fmt: skip
+                              "--format", "json", "--full",
+                              "--ignore-file", str(no_rules(tmp_path)))  # fmt: skip
             assert diff.returncode == 0, diff.stderr
             entries = {entry["path"]: entry for entry in json.loads(diff.stdout)["entries"]}
             assert entries["/var/lib/app/state.db"] == {

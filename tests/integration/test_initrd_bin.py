@@ -103,11 +103,17 @@ def unit_command(device: str, *, expire_everything: bool) -> list[str]:
         example("boot.initrd.systemd.services.blankslate-rollback.serviceConfig.ExecStart")
     )
     assert command[0] == "/bin/bash" and command[1].endswith("/btrfs-rollback.bash")
-    assert command[2] == "/dev/disk/by-label/nixos"
-    arguments = command[3:]
+    # Options first (--prune-budget SECONDS, --root-quota SIZE), then the positional ones.
+    options: list[str] = []
+    rest = command[2:]
+    while rest[0].startswith("--"):
+        options, rest = [*options, *rest[:2]], rest[2:]
+    assert options[:1] == ["--prune-budget"]
+    assert rest[0] == "/dev/disk/by-label/nixos"
+    arguments = rest[1:]
     if expire_everything:
         arguments = arguments[:3] + ["0"] * len(arguments[3:])
-    return [str(SCRIPT), device, *arguments]
+    return [str(SCRIPT), *options, device, *arguments]
 
 
 def run_in_initrd(

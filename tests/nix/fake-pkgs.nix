@@ -90,6 +90,7 @@ let
                   "pytest-subprocess"
                   "hypothesis"
                   "mypy"
+                  "pyyaml"
                 ] fakePackage
               )
             );

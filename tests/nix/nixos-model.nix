@@ -3,7 +3,7 @@
 # reading the nixpkgs sources (each block names the file it mirrors); no
 # nixpkgs code is copied. There is no freeform catch-all: a misspelled or
 # removed option fails with `_module.check`. Options only impermanence sets
-# (systemd.mounts, system.activationScripts, ...) are
+# (systemd.mounts) are
 # declared with loose types, since none of ours meets them.
 #
 # pkgs is a set of stand-in derivations: names and store paths, no contents.
@@ -90,6 +90,36 @@ let
       };
     };
 
+  # nixos/lib/systemd-unit-options.nix: serviceConfig is
+  # `addCheck (attrsOf unitOption) checkService`, where checkService allows only systemd's
+  # values for Type and Restart. The directives the scheduled audit sets have no per-key type
+  # in nixpkgs; systemd reads them as below, and a value systemd would refuse (or ignore with
+  # a warning) fails here too:
+  #   MemoryMax=        systemd.resource-control(5): bytes with K/M/G/T, a percentage, infinity
+  #   TimeoutStartSec=  systemd.service(5): a time span ("1h", "30min 10s") or seconds, infinity
+  #   Nice=             systemd.exec(5): an integer from -20 to 19
+  #   IOSchedulingClass=   systemd.exec(5): realtime, best-effort or idle (nixpkgs'
+  #   CPUSchedulingPolicy= nix-daemon.nix types its daemonIOSchedClass and daemonCPUSchedPolicy
+  #                     as enums of these names): other, batch, idle, fifo or rr
+  # The check sees each definition as written: a value under mkDefault or mkIf is read
+  # through its wrapper.
+  checkService =
+    definition:
+    let
+      plain = value: if lib.isAttrs value && value ? content then plain value.content else value;
+      settings = lib.mapAttrs (_: plain) definition;
+      oneOf = name: values: !(settings ? ${name}) || lib.elem settings.${name} values;
+      matches =
+        name: re: !(settings ? ${name}) || builtins.match re (toString settings.${name}) != null;
+    in
+    oneOf "Type" [ "exec" "simple" "forking" "oneshot" "dbus" "notify" "notify-reload" "idle" ]
+    && oneOf "Restart" [ "no" "on-success" "on-failure" "on-abnormal" "on-abort" "always" ]
+    && matches "MemoryMax" "([0-9]+[KMGT]?|[0-9]+(\\.[0-9]+)?%|infinity)"
+    && matches "TimeoutStartSec" "([0-9]+|([0-9]+ ?(us|ms|s|sec|min|m|h|hr|d|w|M|y) ?)+|infinity)"
+    && (!(settings ? Nice) || (lib.isInt settings.Nice && settings.Nice >= -20 && settings.Nice <= 19))
+    && oneOf "IOSchedulingClass" [ "realtime" "best-effort" "idle" ]
+    && oneOf "CPUSchedulingPolicy" [ "other" "batch" "idle" "fifo" "rr" ];
+
   # nixos/lib/systemd-unit-options.nix: the unit options our rollback units set.
   serviceModule = {
     options = {
@@ -140,7 +170,7 @@ let
         default = { };
       };
       serviceConfig = mkOption {
-        type = types.attrsOf types.anything;
+        type = types.addCheck (types.attrsOf types.anything) checkService;
         default = { };
       };
       environment = mkOption {
@@ -263,6 +293,28 @@ in
       default = null;
     };
     networking.firewall.enable = mkOption {
+      type = types.bool;
+      default = true;
+    };
+    # nixos/modules/tasks/network-interfaces.nix: DHCP on every interface without a static
+    # address unless turned off, globally or per interface (useDHCP there is nullOr bool).
+    networking.useDHCP = mkOption {
+      type = types.bool;
+      default = true;
+    };
+    networking.interfaces = mkOption {
+      default = { };
+      type = types.attrsOf (
+        types.submodule {
+          options.useDHCP = mkOption {
+            type = types.nullOr types.bool;
+            default = null;
+          };
+        }
+      );
+    };
+    # nixos/modules/services/networking/dhcpcd.nix
+    networking.dhcpcd.enable = mkOption {
       type = types.bool;
       default = true;
     };
@@ -503,6 +555,10 @@ in
                 type = types.bool;
                 default = false;
               };
+              isSystemUser = mkOption {
+                type = types.bool;
+                default = false;
+              };
               extraGroups = mkOption {
                 type = types.listOf types.str;
                 default = [ ];
@@ -665,14 +721,38 @@ in
       type = types.attrsOf (types.submodule timerModule);
       default = { };
     };
-    # Only impermanence sets these (nixos.nix); loosely typed on purpose.
+    # Only impermanence sets this (nixos.nix); loosely typed on purpose.
     systemd.mounts = mkOption {
       type = types.listOf loose;
       default = [ ];
     };
+    # nixos/modules/system/activation/activation-script.nix: a script is a string (no
+    # dependencies) or { deps, text, supportsDryActivation }; deps name the scripts that run
+    # before it, and a list merges with every module's.
     system.activationScripts = mkOption {
-      type = loose;
       default = { };
+      type = types.attrsOf (
+        types.either types.str (
+          types.submodule {
+            options = {
+              deps = mkOption {
+                type = types.listOf types.str;
+                default = [ ];
+              };
+              text = mkOption { type = types.lines; };
+              supportsDryActivation = mkOption {
+                type = types.bool;
+                default = false;
+              };
+            };
+          }
+        )
+      );
+    };
+    # nixos/modules/system/boot/systemd/tmpfiles.nix
+    systemd.tmpfiles.rules = mkOption {
+      type = types.listOf types.str;
+      default = [ ];
     };
 
     # nixos/modules/system/activation/pre-switch-check.nix: shell fragments by name, joined
@@ -706,6 +786,47 @@ in
         uid = 0;
         home = "/root";
         group = "root";
+      };
+    }
+
+    # nixos/modules/services/networking/dhcpcd.nix: with networking.dhcpcd.enable and DHCP on
+    # (networking.useDHCP, or an interface's useDHCP), the dhcpcd service runs as user and
+    # group dhcpcd with StateDirectory "dhcpcd" (its DUID and leases in /var/lib/dhcpcd).
+    (lib.mkIf
+      (
+        config.networking.dhcpcd.enable
+        && (
+          config.networking.useDHCP
+          || lib.any (i: i.useDHCP == true) (lib.attrValues config.networking.interfaces)
+        )
+      )
+      {
+        systemd.services.dhcpcd = {
+          description = "DHCP Client";
+          wantedBy = [ "multi-user.target" ];
+          serviceConfig = {
+            Type = "forking";
+            User = "dhcpcd";
+            Group = "dhcpcd";
+            StateDirectory = "dhcpcd";
+            RuntimeDirectory = "dhcpcd";
+          };
+        };
+        users.users.dhcpcd = {
+          isSystemUser = true;
+          group = "dhcpcd";
+        };
+        users.groups.dhcpcd = { };
+      }
+    )
+
+    # nixos/modules/config/users-groups.nix: the activation script that writes /etc/passwd and
+    # the uid/gid map in /var/lib/nixos (update-users-groups.pl), a dry-activation-capable
+    # script (here its name; the text is nixpkgs').
+    {
+      system.activationScripts.users = {
+        supportsDryActivation = true;
+        text = "# nixpkgs' update-users-groups.pl";
       };
     }
 

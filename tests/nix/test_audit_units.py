@@ -32,6 +32,31 @@ def test_every_host_audits_daily_and_after_boot(host_eval: Any, host: str) -> No
     assert service["wantedBy"] == [] and service["requiredBy"] == [] and service["before"] == []
     assert service["serviceConfig"]["StateDirectory"] == "blankslate"
     assert service["serviceConfig"]["StateDirectoryMode"] == "0700"
+    # Bounded and out of the way (#28): memory, time, CPU and I/O priority.
+    assert {key: service["serviceConfig"][key] for key in BOUNDS} == BOUNDS
+
+
+BOUNDS = {
+    "MemoryMax": "2G",
+    "TimeoutStartSec": "1h",
+    "Nice": 19,
+    "CPUSchedulingPolicy": "batch",
+    "IOSchedulingClass": "idle",
+}
+
+
+def test_a_host_replaces_the_bounds_and_a_bad_value_fails(host_eval: Any, nix_run: Any) -> None:
+    more = '{ systemd.services.blankslate-audit.serviceConfig.MemoryMax = "8G"; }'
+    assert host_eval("example", f"{SERVICE}.serviceConfig.MemoryMax", more) == "8G"
+    for bad in ('MemoryMax = "lots"', "Nice = 20", 'IOSchedulingClass = "lowest"'):
+        expr = (
+            'let inherit (import ./tests/nix/eval.nix { host = "example"; extraModules = '
+            f"[ {{ systemd.services.blankslate-audit.serviceConfig.{bad}; }} ]; }}) config; in "
+            f"{SERVICE}.serviceConfig"
+        )
+        result = nix_run(expr)
+        assert result.returncode != 0, bad
+        assert "is not of type" in result.stderr, result.stderr
 
 
 def test_exec_start_runs_the_package_and_fails_on_lost(host_eval: Any) -> None:

@@ -328,6 +328,7 @@ def test_environment_persistence_comes_from_impermanence(host_eval: Any, nix_pat
             ("/var/lib/blankslate", "0700"),  # the scheduled audit's reports
             ("/var/lib/nixos", "0755"),
             ("/var/lib/systemd", "0755"),
+            ("/var/lib/dhcpcd", "0755"),  # nixpkgs' dhcpcd runs by default (networking.useDHCP)
         )
     ]
     files = host_eval("example", f"map (f: f.filePath) {persistence}.files")
@@ -336,7 +337,7 @@ def test_environment_persistence_comes_from_impermanence(host_eval: Any, nix_pat
 
 def test_impermanence_generates_its_mounts(host_eval: Any) -> None:
     where = host_eval("example", "map (m: m.where) config.systemd.mounts")
-    assert where == ["/var/lib/blankslate", "/var/lib/nixos", "/var/lib/systemd"]
+    assert where == ["/var/lib/blankslate", "/var/lib/nixos", "/var/lib/systemd", "/var/lib/dhcpcd"]
     # /var/lib/nixos is needed for boot: impermanence bind-mounts it in the initrd.
     initrd = host_eval("example", "map (m: m.where) config.boot.initrd.systemd.mounts")
     assert initrd == ["/sysroot/var/lib/nixos"]
@@ -353,6 +354,7 @@ def test_persisted_entries_are_coerced_and_deduplicated(host_eval: Any) -> None:
     assert owners == [
         ("/srv", "root", "root", "0700"),
         ("/var/lib/blankslate", "root", "root", "0700"),
+        ("/var/lib/dhcpcd", "dhcpcd", "dhcpcd", "0755"),
         ("/var/lib/nixos", "root", "root", "0755"),
         ("/var/lib/systemd", "root", "root", "0755"),
     ]

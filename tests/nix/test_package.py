@@ -236,16 +236,18 @@ def test_package_source_holds_what_setuptools_reads(nix_eval: Callable[[str], An
     wanted |= {
         str(path.relative_to(REPO))
         for path in package.iterdir()
-        if path.is_file() and (path.suffix in (".py", ".json", ".bash") or path.name == "py.typed")
+        if path.is_file()
+        and (path.suffix in (".py", ".json", ".bash", ".txt") or path.name == "py.typed")
     }
     assert reached == wanted
     assert {
         "scripts/blankslate/default-plan.json",
         "scripts/blankslate/disko-blank-snapshot.bash",
         "scripts/blankslate/py.typed",
+        "scripts/blankslate/password-hashes.txt",  # the password rule the guard reads too
     } <= reached
     assert PYPROJECT["tool"]["setuptools"]["package-data"] == {
-        "blankslate": ["*.json", "*.bash", "py.typed"]
+        "blankslate": ["*.json", "*.bash", "*.txt", "py.typed"]
     }
 
 

@@ -247,8 +247,9 @@ def test_classify_gives_one_status_each() -> None:
         "/srv/cache": ("ignored", "dir"),
         "/srv/cache/blob": ("ignored", "file"),
         "/usr": ("managed", "dir"),
-        "/usr/share": ("managed", "dir"),
-        "/usr/share/link": ("managed", "symlink"),
+        # a link into the store that NixOS does not place: the next boot erases it (#28)
+        "/usr/share": ("lost", "dir"),
+        "/usr/share/link": ("lost", "symlink"),
         "/var": ("managed", "dir"),
         "/var/lib": ("managed", "dir"),
         "/var/lib/nixos": ("persisted", "dir"),
@@ -361,7 +362,8 @@ def test_text_all_lists_every_status() -> None:
 
 def test_json_round_trips_every_byte() -> None:
     document = json.loads(render.render_json(sample_report()))
-    assert document["version"] == 1
+    assert document["version"] == 2
+    assert document["complete"] is True and document["deeper"] == []
     assert document["method"] == "btrfs"
     assert document["summary"] == {"lost": 2, "ignored": 1, "managed": 1, "persisted": 0}
     assert [
@@ -459,3 +461,282 @@ def test_cli_diff_json_and_fail_on_lost(
     document = json.loads(capsys.readouterr().out)
     assert document["method"] == "walk"
     assert document["summary"]["lost"] == (1 if lost else 0)
+
+
+# --------------------------------------------------------------------------- bounds (#28)
+
+
+def make_chain(base: Path, names: list[str], *, siblings: bool = False) -> list[str]:
+    """Directories nested in the order of `names` below `base`, made from held descriptors
+    (no long path); `siblings`: a file "f" beside each. Returns the paths as on /."""
+    made: list[str] = []
+    logical = ""
+    fd = os.open(base, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for name in names:
+            os.mkdir(name, dir_fd=fd)
+            logical = f"{logical}/{name}"
+            made.append(logical)
+            if siblings:
+                os.close(os.open("f", os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fd))
+                made.append(f"{logical.rpartition('/')[0]}/f")
+            inner = os.open(name, os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+            os.close(fd)
+            fd = inner
+        os.symlink("/nix/store/x", "link", dir_fd=fd)
+        made.append(f"{logical}/link")
+    finally:
+        os.close(fd)
+    return made
+
+
+def remove_chain(base: Path) -> None:
+    """Everything below `base`, however deep, removed from held descriptors."""
+    stack = [os.open(base, os.O_RDONLY | os.O_DIRECTORY)]
+    while stack:
+        fd = stack[-1]
+        names = os.listdir(fd)
+        subdirectory = next(
+            (n for n in names if os.stat(n, dir_fd=fd, follow_symlinks=False).st_mode & 0o40000),
+            None,
+        )
+        if subdirectory is not None:
+            stack.append(os.open(subdirectory, os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd))
+            continue
+        for name in names:
+            os.unlink(name, dir_fd=fd)
+        stack.pop()
+        os.close(fd)
+        if stack:
+            parent = stack[-1]
+            for name in os.listdir(parent):
+                if os.stat(name, dir_fd=parent, follow_symlinks=False).st_mode & 0o40000:
+                    os.rmdir(name, dir_fd=parent)
+                    break
+
+
+def test_walk_reads_past_path_max_and_counts_what_lies_deeper(tmp_path: Path) -> None:
+    """A tree deeper than PATH_MAX: read from held descriptors; what lies past the listed
+    depth is counted under the deepest listed directory, never lost from sight."""
+    made = make_chain(tmp_path, ["n" * 200] * 40)  # 40 x 201 bytes
+    try:
+        beyond: dict[str, list[int]] = {}
+        entries, problems = scan.walk(str(tmp_path), beyond=beyond)
+    finally:
+        remove_chain(tmp_path)
+    assert problems == []
+    listed = [entry[0] for entry in entries]
+    assert listed == made[: len(listed)] and 0 < len(listed) < len(made)
+    assert all(len(path.encode()) <= 4095 for path in listed)
+    assert beyond == {listed[-1]: [len(made) - len(listed), len("/nix/store/x")]}
+
+
+def test_walk_goes_back_up_a_deep_tree_through_dotdot(tmp_path: Path) -> None:
+    """Deeper than the descriptors a walk keeps open: each closed directory is opened again
+    through "..", and every entry is found, in a loop (no recursion limit)."""
+    names = [f"d{level}" for level in range(scan.KEEP_OPEN * 3)]
+    made = make_chain(tmp_path, names, siblings=True)
+    try:
+        entries, problems = scan.walk(str(tmp_path))
+    finally:
+        remove_chain(tmp_path)
+    assert problems == []
+    assert sorted(entry[0] for entry in entries) == sorted(made)
+
+
+def test_walk_gives_up_a_directory_moved_while_it_is_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A closed directory that is not the same when the walk comes back: a warning (the
+    audit is incomplete), never a read of whatever is there now."""
+    names = [f"d{level}" for level in range(scan.KEEP_OPEN + 3)]
+    make_chain(tmp_path, names, siblings=True)
+    real_fstat = os.fstat
+    opened: list[int] = []
+
+    def moved_fstat(fd: int) -> os.stat_result:
+        info = real_fstat(fd)
+        opened.append(fd)
+        if len(opened) > scan.KEEP_OPEN + 6:  # the ".." of a deep directory: someone else's
+            return os.stat_result((info.st_mode, info.st_ino + 1, *tuple(info)[2:]))
+        return info
+
+    monkeypatch.setattr(scan.os, "fstat", moved_fstat)
+    try:
+        entries, problems = scan.walk(str(tmp_path))
+    finally:
+        monkeypatch.undo()
+        remove_chain(tmp_path)
+    assert problems and all("moved while it was read" in p for p in problems)
+    assert report_of(entries, problems).complete is False
+
+
+def report_of(entries: list[Any], problems: list[str]) -> classify.Report:
+    rules = classify.rules_for(plan.default(), [])
+    return classify.Report("walk", classify.classify(entries, rules), problems=problems)
+
+
+def test_only_the_links_nixos_places_are_managed() -> None:
+    """A user's links into /nix/store (a directory of them) are erased at the next boot:
+    lost. The etc activation's links and NixOS's own /bin/sh, /usr/bin/env are managed."""
+    raw = [
+        Raw("/etc", "dir", 0, None),
+        Raw("/etc/static", "symlink", 14, "/nix/store/abc-etc/etc"),
+        Raw("/etc/hosts", "symlink", 17, "/etc/static/hosts"),
+        Raw("/etc/ssh", "dir", 0, None),
+        Raw("/etc/ssh/ssh_config", "symlink", 27, "/etc/static/ssh/ssh_config"),
+        Raw("/etc/planted", "symlink", 12, "/nix/store/x"),
+        Raw("/etc/crossed", "symlink", 17, "/etc/static/hosts"),
+        Raw("/bin", "dir", 0, None),
+        Raw("/bin/sh", "symlink", 30, "/nix/store/abc-bash/bin/sh"),
+        Raw("/usr", "dir", 0, None),
+        Raw("/usr/bin", "dir", 0, None),
+        Raw("/usr/bin/env", "symlink", 30, "/nix/store/abc-coreutils/bin/env"),
+        Raw("/srv", "dir", 0, None),
+        Raw("/srv/links", "dir", 0, None),
+        *(Raw(f"/srv/links/{n}", "symlink", 40, f"/nix/store/abc-{n}") for n in range(3)),
+        Raw("/srv/current", "symlink", 19, "/run/current-system"),
+    ]
+    rules = classify.rules_for(plan.default(), [])
+    statuses = {entry[0]: entry[3] for entry in classify.classify(raw, rules)}
+    assert statuses == {
+        "/bin": "managed",
+        "/bin/sh": "managed",
+        "/etc": "managed",
+        "/etc/crossed": "lost",
+        "/etc/hosts": "managed",
+        "/etc/planted": "lost",
+        "/etc/ssh": "managed",
+        "/etc/ssh/ssh_config": "managed",
+        "/etc/static": "managed",
+        "/srv": "lost",
+        "/srv/current": "lost",
+        "/srv/links": "lost",
+        "/srv/links/0": "lost",
+        "/srv/links/1": "lost",
+        "/srv/links/2": "lost",
+        "/usr": "managed",
+        "/usr/bin": "managed",
+        "/usr/bin/env": "managed",
+    }
+
+
+EVIL = "\x1b[2J\x1b[H\rNothing is lost at the next boot.\n\x1b]0;t\x07"
+
+
+def test_nothing_a_name_holds_reaches_the_terminal_raw() -> None:
+    """Every path and reason of the text, warnings included, is escaped: no escape
+    sequence, carriage return or newline from a name reaches a terminal."""
+    report = classify.Report(
+        "walk",
+        [
+            classify.Entry(f"/srv/{EVIL}", "file", 1, "lost", ""),
+            classify.Entry(f"/tmp/{EVIL}", "file", 1, "ignored", f"scratch [{EVIL}]"),
+            classify.Entry(f"/var/lib/foo/{EVIL}", "file", 1, "lost", f"hidden under {EVIL}"),
+        ],
+        problems=[f"cannot read /srv/{EVIL}: Permission denied"],
+        deeper=[(f"/srv/{EVIL}", 3, 4, "lost", "")],
+    )
+    text = render.render_text(report, all_entries=True)
+    assert "\x1b" not in text and "\r" not in text and "\x07" not in text
+    assert "Nothing is lost" not in text.replace("\\rNothing is lost", "")
+    assert all(line.count(" ") < 40 for line in text.splitlines())  # no name broke a line
+    assert "warning: cannot read /srv/\\x1b[2J" in text
+
+
+def test_the_walks_warnings_name_paths_escaped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / EVIL).mkdir()
+    real_scandir = os.scandir
+
+    def refused(fd: Any) -> Any:
+        if isinstance(fd, int) and fd != root_fd[0]:
+            raise PermissionError(13, "Permission denied")
+        if not isinstance(fd, int) and EVIL in str(fd):
+            raise PermissionError(13, "Permission denied")
+        return real_scandir(fd)
+
+    root_fd: list[int] = []
+    real_open = os.open
+
+    def recording_open(path: Any, flags: int, *args: Any, **kwargs: Any) -> int:
+        fd = real_open(path, flags, *args, **kwargs)
+        if not root_fd:
+            root_fd.append(fd)
+        return fd
+
+    monkeypatch.setattr(scan.os, "scandir", refused)
+    monkeypatch.setattr(scan.os, "open", recording_open)
+    _entries, problems = scan.walk(str(tmp_path))
+    monkeypatch.undo()
+    assert len(problems) == 1 and problems[0].startswith("cannot read $'/\\x1b[2J")
+    assert problems[0].isprintable()
+
+
+def test_json_and_yaml_collapse_what_is_all_lost_unless_full() -> None:
+    entries = [classify.Entry("/srv", "dir", 0, "lost", "")] + [
+        classify.Entry(f"/srv/f{n:04}", "file", 10, "lost", "") for n in range(1000)
+    ]
+    report = classify.Report("walk", entries, deeper=[("/srv", 5, 7, "lost", "")])
+    document = json.loads(render.render_json(report))
+    assert document["version"] == 2
+    assert document["summary"]["lost"] == 1 + 1000 + 5
+    assert document["entries"] == [
+        {"path": "/srv", "type": "dir", "size": 0, "status": "lost", "reason": "",
+         "collapsed": {"entries": 1000, "size": 10000}},
+    ]  # fmt: skip
+    assert document["deeper"] == [
+        {"path": "/srv", "entries": 5, "size": 7, "status": "lost", "reason": ""}
+    ]
+    assert YAML(typ="safe").load(render.render_yaml(report)) == document
+    full = json.loads(render.render_json(report, full=True))
+    assert len(full["entries"]) == 1001 and "collapsed" not in full["entries"][0]
+    assert YAML(typ="safe").load(render.render_yaml(report, full=True)) == full
+    assert len(render.render_json(report)) < 1000
+
+
+def test_an_audit_cut_short_says_so_in_the_metrics(tmp_path: Path) -> None:
+    metrics_file = tmp_path / "blankslate.prom"
+    audit.write_started(metrics_file, now=5.0)  # killed after this: the file stays so
+    started = metrics_file.read_text()
+    assert "blankslate_audit_complete 0\n" in started
+    assert "blankslate_lost_entries" not in started  # not known: no number that looks fine
+    incomplete = classify.Report("walk", [], problems=["cannot read /srv: Permission denied"])
+    assert "blankslate_audit_complete 0\n" in render.render_metrics(incomplete, now=6.0)
+    assert json.loads(render.render_json(incomplete))["complete"] is False
+    assert "blankslate_audit_complete 1\n" in render.render_metrics(
+        classify.Report("walk", []), now=6.0
+    )
+
+
+def test_every_command_escapes_the_paths_it_prints(
+    tmp_path: Path, run_cli: Callable[..., int], capsys: Any
+) -> None:
+    """Not only diff's listing: `ignore` echoes the pattern and the file, an error names a
+    path, a log line names a command's arguments; none of them writes raw to the terminal."""
+    ignore_file = tmp_path / f"audit{EVIL}.yaml"
+    plan_file = tmp_path / "plan.json"
+    plan_file.write_text(plan.default_text())
+    args = ["--plan", str(plan_file), "--ignore-file", str(ignore_file)]
+    pattern = "/srv/\x1bc\rNothing is lost\x07"  # ESC c resets the terminal
+    assert run_cli("ignore", pattern, "--reason", "r", *args) == 0
+    assert run_cli("diff", "--plan", str(plan_file), "--root", str(tmp_path / EVIL)) == 1
+    out, err = capsys.readouterr()
+    assert "added: $'/srv/\\x1bc\\rNothing is lost\\x07' in $'" in out and "error: " in err
+    for stream in (out, err):
+        assert "\x1b" not in stream and "\r" not in stream and "\x07" not in stream
+    assert len([line for line in err.splitlines() if line.startswith("error: ")]) == 1
+    assert not any(line.startswith("Nothing") for line in (out + err).splitlines())
+
+
+def test_log_lines_are_escaped(capsys: Any) -> None:
+    import logging
+
+    from blankslate import commands, process
+
+    commands.configure_logging(debug=False, quiet=False)
+    process.echo.info("$ %s", f"mount /srv/{EVIL}")
+    err = capsys.readouterr().err
+    assert "\x1b" not in err and "\r" not in err and err.count("\n") == 1
+    logging.getLogger().handlers.clear()

@@ -14,7 +14,20 @@ from blankslate.classify import EntryTuple, Rules
 from blankslate.ignore_rules import Rule
 from blankslate.scan import RawTuple
 
-NAMES = ("etc", "var", "lib", "srv", "cache", "nixos", "a", "a-b", "a.b", "x\udcff", "ssh")
+NAMES = (
+    "etc",
+    "static",
+    "var",
+    "lib",
+    "srv",
+    "cache",
+    "nixos",
+    "a",
+    "a-b",
+    "a.b",
+    "x\udcff",
+    "ssh",
+)
 
 
 def reference(raw: list[RawTuple], rules: Rules) -> list[EntryTuple]:
@@ -42,10 +55,13 @@ def reference(raw: list[RawTuple], rules: Rules) -> list[EntryTuple]:
         elif path in rules.managed:
             statuses[path] = ("managed", rules.managed[path])
         elif target is not None and (
-            target.startswith(classify.MANAGED_LINK_PREFIXES)
-            or target in classify.MANAGED_LINK_TARGETS
+            target.startswith("/nix/store/")
+            if path == "/etc/static"
+            else path.startswith("/etc/") and target == "/etc/static/" + path[len("/etc/") :]
         ):
-            statuses[path] = ("managed", "symlink into the NixOS configuration")
+            # Only the links the etc activation places; a link elsewhere into the store is
+            # a user's (#28).
+            statuses[path] = ("managed", classify.MANAGED_LINK_REASON)
         elif path in rules.clean:
             statuses[path] = ("managed", classify.CLEAN_REASON)
         elif path in rules.persisted_parents:
@@ -85,9 +101,9 @@ def random_root(seed: int) -> list[RawTuple]:
         if path in entries:
             continue
         kind = chooser.choice(("file", "dir", "dir", "symlink", "subvolume", "other"))
-        target = (
-            chooser.choice(("/nix/store/x", "/srv", "/etc/static")) if kind == "symlink" else None
-        )
+        placed = "/etc/static" + path.removeprefix("/etc")  # what the etc activation links
+        choices = ("/nix/store/x", "/srv", "/etc/static", placed)
+        target = chooser.choice(choices) if kind == "symlink" else None
         size = chooser.choice((0, len(path))) if kind == "file" else len(path)
         entries[path] = (path, kind, size, target)
         if kind in ("dir", "subvolume"):

@@ -201,7 +201,7 @@ def parse_metrics(text: str) -> dict[str, float]:
     return values
 
 
-def test_metrics_are_five_gauges() -> None:
+def test_metrics_are_six_gauges() -> None:
     text = render.render_metrics(tree_report(), now=1_700_000_000.25)
     assert parse_metrics(text) == {
         "blankslate_lost_entries": 11,
@@ -209,6 +209,7 @@ def test_metrics_are_five_gauges() -> None:
         "blankslate_audit_timestamp_seconds": 1_700_000_000.25,
         "blankslate_hidden_entries": 0,
         "blankslate_hidden_bytes": 0,
+        "blankslate_audit_complete": 1,
     }
     empty = parse_metrics(render.render_metrics(Report("walk", []), now=5))
     assert empty["blankslate_lost_entries"] == 0 and empty["blankslate_lost_bytes"] == 0

@@ -172,12 +172,17 @@ def test_text_with_only_hidden_entries_never_says_nothing_is_lost() -> None:
 
 
 def test_json_and_yaml_mark_hidden_entries() -> None:
-    document = json.loads(render.render_json(hidden_report()))
+    collapsed = json.loads(render.render_json(hidden_report()))["entries"]
+    assert [(e["path"], e.get("collapsed")) for e in collapsed if e.get("hidden")] == [
+        ("/var/lib/foo/db", None),
+        ("/var/lib/foo/sub", {"entries": 2, "size": 3}),  # all below hidden the same way
+    ]
+    document = json.loads(render.render_json(hidden_report(), full=True))
     hidden = [entry["path"] for entry in document["entries"] if entry.get("hidden") is True]
     assert hidden == ["/var/lib/foo/db", "/var/lib/foo/sub", "/var/lib/foo/sub/a",
                       "/var/lib/foo/sub/b"]  # fmt: skip
     assert "hidden" not in document["entries"][0]  # lost, not hidden
-    yaml = render.render_yaml(hidden_report())
+    yaml = render.render_yaml(hidden_report(), full=True)
     assert yaml.count("    hidden: true\n") == 4
     assert (
         '  - path: "/var/lib/foo/db"\n    type: file\n    size: 7\n    status: lost\n'

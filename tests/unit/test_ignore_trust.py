@@ -144,3 +144,13 @@ def test_the_checkout_of_the_user_who_ran_sudo_is_trusted(
 def test_my_own_checkout_supplies_rules(checkout: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(checkout)
     assert ignore_rules.collect([], "web", None)[0].source.endswith("audit.yaml line 2")
+
+
+def test_dev_null_is_an_ignore_file_without_rules(tmp_path: Path) -> None:
+    """`diff --ignore-file /dev/null` means no rules, as it always did; other devices stay
+    refused, and nothing is ever written to /dev/null."""
+    assert ignore_rules.load_file(Path("/dev/null")) == []
+    with pytest.raises(BlankslateError, match="not a regular file"):
+        ignore_rules.load_file(Path("/dev/zero"))
+    with pytest.raises(BlankslateError):
+        ignore_rules.add_rule(Path("/dev/null"), "/srv/x", "a reason")

@@ -348,6 +348,35 @@ def test_passwd_hashes_via_stdin_and_writes_0600(
     assert [p.name for p in target.parent.iterdir()] == ["admin"]  # no temporary file left
 
 
+def test_a_mistyped_password_is_asked_again(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A typo in the repeat asks again, as passwd(1) does, instead of ending the command."""
+    answers = iter(["s3cret", "s3cert", "s3cret", "s3cret"])
+    monkeypatch.setattr("sys.stdin.isatty", lambda: True)
+    monkeypatch.setattr("getpass.getpass", lambda prompt: next(answers))
+    assert passwd.read_password(from_stdin=False) == "s3cret"
+    assert "do not match; again" in capsys.readouterr().err
+
+
+def test_extra_files_without_a_terminal_names_what_it_has(
+    monkeypatch: pytest.MonkeyPatch,
+    run_cli: Callable[..., int],
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    """Not the --stdin extra-files does not have: --no-passwords, then passwd --output."""
+    monkeypatch.setattr(os, "isatty", lambda fd: False)
+    data = json.loads(plan.default_text())
+    data["users"][0]["authorizedKeys"] = ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBQ3 me@laptop"]
+    plan_file = tmp_path / "plan.json"
+    plan_file.write_text(json.dumps(data))
+    assert run_cli("extra-files", str(tmp_path / "tree"), "--plan", str(plan_file)) == 1
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("error: no terminal to ask for passwords: add --no-passwords")
+    assert "passwd USER --output FILE --stdin" in err and not (tmp_path / "tree").exists()
+
+
 def test_passwd_refusals(
     fp: FakeProcess, example: plan.Plan, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -357,10 +386,10 @@ def test_passwd_refusals(
     monkeypatch.setattr("sys.stdin.readline", lambda: "\n")
     with pytest.raises(BlankslateError, match="empty password refused; nothing written"):
         passwd.set_password(example, "admin", tmp_path / "f", method="yescrypt", from_stdin=True)
-    answers = iter(["one", "two"])
+    answers = iter(["one", "two"] * 3)
     monkeypatch.setattr("sys.stdin.isatty", lambda: True)
     monkeypatch.setattr("getpass.getpass", lambda prompt: next(answers))
-    with pytest.raises(BlankslateError, match="do not match; nothing written"):
+    with pytest.raises(BlankslateError, match="did not match 3 times; nothing written"):
         passwd.set_password(example, "admin", tmp_path / "f", method="yescrypt", from_stdin=False)
     assert not (tmp_path / "f").exists()
     monkeypatch.setattr(os, "geteuid", lambda: 1000)
@@ -760,8 +789,8 @@ def test_install_dry_run_only_lists_what_it_would_seed(
     err = capsys.readouterr().err.replace("\n", " ")
     assert (
         f"After nixos-install, would copy into {checkout}/mnt/persist what it wrote under the "
-        "persisted paths (/etc/machine-id, /var/lib/blankslate, /var/lib/nixos, "
-        "/var/lib/systemd)." in err
+        "persisted paths (/etc/machine-id, /var/lib/blankslate, /var/lib/dhcpcd, "
+        "/var/lib/nixos, /var/lib/systemd)." in err
     )
     assert not (checkout / "mnt").exists()
     assert list(fp.calls)[-1] == install.git_ls_files(checkout, HARDWARE)  # nothing else ran

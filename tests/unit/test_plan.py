@@ -30,6 +30,7 @@ def test_default_plan_round_trips_to_the_same_json(good: dict[str, Any]) -> None
     assert loaded.disk is not None and loaded.disk.partitions[0].size_bytes == 1024**3
     assert [entry.path for entry in loaded.persisted] == [
         "/var/lib/blankslate",
+        "/var/lib/dhcpcd",
         "/var/lib/nixos",
         "/var/lib/systemd",
         "/etc/machine-id",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import functools
 import io
 import json
@@ -255,3 +256,70 @@ def test_cli_main_on_any_argv_of_the_plan_command(
     error_lines = [line for line in written(stderr).splitlines() if line]
     if code == 1 and "--debug" not in argv:
         assert error_lines[-1].startswith("error: "), error_lines
+
+
+# --------------------------------------------------------------------------- diff's documents
+
+# A name as the kernel hands it over (any bytes but NUL and "/"), decoded as os.fsdecode does,
+# or any text (astral characters, DEL, controls): the YAML and JSON documents keep each.
+NAME = st.one_of(
+    st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="/\0"), min_size=1),
+    st.binary(min_size=1, max_size=20).filter(lambda raw: b"\0" not in raw and b"/" not in raw)
+    .map(os.fsdecode),
+)  # fmt: skip
+
+
+def _expected_name(path: str) -> str:
+    """What "path" reads back as: the name, or for a name that is not UTF-8, U+FFFD in place
+    of each byte that is not."""
+    try:
+        path.encode("utf-8")
+        return path
+    except UnicodeEncodeError:
+        return path.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+@PROPERTY
+@given(names=st.lists(NAME, min_size=1, max_size=6), reason=st.text(max_size=10))
+@example(names=["caf\u00e9 \U0001f600"], reason="")  # an emoji: a surrogate pair in JSON
+@example(names=["del\x7f"], reason="\x7f\U0001f600")  # DEL: not allowed raw in YAML
+def test_every_name_round_trips_through_ruamel_and_pyyaml(names: list[str], reason: str) -> None:
+    import yaml as pyyaml
+    from ruamel.yaml import YAML
+
+    from blankslate import render
+    from blankslate.classify import Report
+
+    paths = sorted({f"/srv/{name}" for name in names})
+    report = Report("walk", [(path, "file", 1, "ignored", reason) for path in paths])
+    document = render.render_yaml(report)  # files, none lost: nothing to collapse
+    from_json = json.loads(render.render_json(report))
+    from_ruamel = YAML(typ="safe", pure=True).load(document)
+    from_pyyaml = pyyaml.safe_load(document)
+    assert from_ruamel == from_pyyaml == from_json
+    assert [entry["path"] for entry in from_pyyaml["entries"]] == [_expected_name(p) for p in paths]
+    assert all(entry["reason"] == reason for entry in from_pyyaml["entries"])
+    for entry, path in zip(from_pyyaml["entries"], paths, strict=True):
+        if "pathBytes" in entry:
+            assert base64.b64decode(entry["pathBytes"]) == os.fsencode(path)
+
+
+@PROPERTY
+@given(depth=st.integers(min_value=1, max_value=3000), flow=st.booleans())
+@example(depth=3000, flow=True)
+@example(depth=3000, flow=False)
+def test_an_ignore_file_nested_deep_is_one_line(depth: int, flow: bool) -> None:
+    """Nested 3,000 deep, the ignore file ended in a RecursionError traceback (#28)."""
+    if flow:
+        text = "ignore: " + "[" * depth + "]" * depth + "\n"
+    else:
+        text = "ignore:\n" + "".join(" " * level + "-\n" for level in range(2, depth + 2))
+    with tempfile.TemporaryDirectory() as directory:
+        path = Path(directory) / "audit.yaml"
+        path.write_text(text)
+        try:
+            ignore_rules.load_file(path)
+        except BlankslateError as error:
+            one_line(error)
+            if depth + 1 > ignore_rules.MAX_DEPTH:
+                assert "nested too deeply" in str(error)

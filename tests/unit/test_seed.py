@@ -779,3 +779,24 @@ def test_seed_and_the_processes_waiting_for_it_are_not_users(tmp_path: Path) -> 
     assert services.open_files(["/srv"], proc) == [
         services.User(None, f"pid {other} (vim) has /srv/x open")
     ]
+
+
+@pytest.mark.root
+def test_seed_makes_var_lib_private_0700_whatever_the_plan_or_live_copy_says(
+    trees: tuple[Path, Path], fp: FakeProcess
+) -> None:
+    live, persist = trees
+    (live / "var/lib/private/app").mkdir(parents=True)
+    os.chmod(live / "var/lib/private", 0o755)  # a live copy that is wrong already
+    (live / "var/lib/private/app/state").write_text("kept\n")
+    # A plan without the parents (written before plans carried them): the live modes would win.
+    the_plan = rooted_plan(
+        persist, {"directories": [{"directory": "/var/lib/private/app"}], "files": []}
+    )
+    items = seed.plan_seed(the_plan, root=live)
+    assert actions(items) == {"/var/lib/private/app": ("copy", "")}
+    register_cp(fp, live / "var/lib/private/app")
+    seed.apply(items, live_root=live)
+    private = os.lstat(persist / "var/lib/private")
+    assert (private.st_uid, private.st_gid, stat.S_IMODE(private.st_mode)) == (0, 0, 0o700)
+    assert stat.S_IMODE(os.lstat(persist / "var/lib").st_mode) == 0o755
