@@ -482,8 +482,23 @@ def seed(
         bool,
         typer.Option("--hidden", help="Copy what the mounts hide on the root (see diff) instead."),
     ] = False,
+    stop_units: Annotated[
+        bool,
+        typer.Option(
+            "--stop-units",
+            help="Stop the services that use the paths for the copy, start them again after.",
+        ),
+    ] = False,
+    live: Annotated[
+        bool,
+        typer.Option(
+            "--live", help="Copy paths that running services use anyway (torn copy risk)."
+        ),
+    ] = False,
 ) -> None:
     """Copy today's data of newly persisted paths into persistPath."""
+    if stop_units and live:
+        raise typer.BadParameter("give either --stop-units or --live, not both")
 
     def confirm(question: str) -> None:
         typer.confirm(question, abort=True)
@@ -496,6 +511,8 @@ def seed(
         yes=yes,
         confirm=confirm,
         hidden=hidden,
+        stop_units=stop_units,
+        live=live,
     )
 
 

@@ -20,6 +20,10 @@ def subvolume_snapshot(source: Path, target: Path, *, readonly: bool = False) ->
     return [*args, str(source), str(target)]
 
 
+def subvolume_delete(path: Path) -> list[str]:
+    return ["btrfs", "subvolume", "delete", str(path)]
+
+
 def subvolume_show(path: Path) -> list[str]:
     return ["btrfs", "subvolume", "show", str(path)]
 

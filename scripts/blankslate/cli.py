@@ -33,6 +33,7 @@ class Grammar:
     defaults: dict[str, Any]
     positional: str | None = None  # the parameter collecting arguments
     required_one_of: frozenset[str] = field(default_factory=frozenset)
+    exclusive: frozenset[str] = field(default_factory=frozenset)  # at most one of them
 
 
 GRAMMARS = {
@@ -51,12 +52,15 @@ GRAMMARS = {
     ),
     "seed": Grammar(
         options={**PLAN_OPTIONS, "--root": "root"},
-        flags={"--dry-run": "dry_run", "--yes": "yes", "-y": "yes", "--hidden": "hidden"},
+        flags={"--dry-run": "dry_run", "--yes": "yes", "-y": "yes", "--hidden": "hidden",
+               "--stop-units": "stop_units", "--live": "live"},
         path_parameters=frozenset({"plan_file", "root"}),
         defaults={"paths": (), "root": Path("/"),
-                  "dry_run": False, "yes": False, "hidden": False},
+                  "dry_run": False, "yes": False, "hidden": False, "stop_units": False,
+                  "live": False},
         positional="paths",
         required_one_of=frozenset({"dry_run", "yes"}),  # never asks: no prompt to write here
+        exclusive=frozenset({"stop_units", "live"}),  # a usage error: typer's
     ),
 }  # fmt: skip
 
@@ -99,6 +103,8 @@ def parse_plain(argv: list[str]) -> Invocation | None:
         else:
             return None
     if grammar.required_one_of and not grammar.required_one_of & given.keys():
+        return None
+    if len(grammar.exclusive & given.keys()) > 1:
         return None
     plan_file = given.pop("plan_file", None)
     try:  # nixos-rebuild's --flake REF#HOST, as PlanSource.of reads it for typer too

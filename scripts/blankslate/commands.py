@@ -103,13 +103,17 @@ def seed(
     yes: bool,
     confirm: Callable[[str], None],
     hidden: bool = False,
+    stop_units: bool = False,
+    live: bool = False,
 ) -> None:
     """`confirm` asks the question and aborts on no; it is not called with --yes or --dry-run.
     `root` is the target system's root (as nixos-install --root): the live tree is read there
     and the copies go into persistPath under it. `hidden`: copy what the mounts hide there
-    instead (`hidden_seed`)."""
+    instead (`hidden_seed`). A path a running service uses is refused, unless `stop_units`
+    (stopped for the copy, started again) or `live` (copied while in use)."""
     from blankslate import plan as plan_module
     from blankslate import seed as seed_module
+    from blankslate import services
 
     plan = plan_module.load(source, builtin=False)
     if hidden:
@@ -120,9 +124,15 @@ def seed(
         print(line)
     copies = [item for item in items if item.action in ("copy", "fill")]
     persist = inside(root, plan.persist_path)
+    users = seed_module.live_users(copies, root)
+    units = seed_module.units_to_stop(users, stop_units=stop_units, live=live)
     if copies and not dry_run and not yes:
-        confirm(f"Copy {len(copies)} paths into {quote_path(str(persist))}?")
-    done = seed_module.apply(items, live_root=root, dry_run=dry_run)
+        stopping = f" (stopping {', '.join(units)} meanwhile)" if units else ""
+        confirm(f"Copy {len(copies)} paths into {quote_path(str(persist))}{stopping}?")
+    with services.stopped(units, dry_run=dry_run):
+        if not dry_run:
+            seed_module.check_stopped(copies, root, units)
+        done = seed_module.apply(items, live_root=root, dry_run=dry_run)
     if dry_run:
         print("Dry run: nothing was changed.")
     else:

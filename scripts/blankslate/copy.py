@@ -7,6 +7,14 @@ it (or any directory above it) cannot swap it, or plant a link that cp would fol
 our checks and the copy. The final component is ours too: cp creates it inside a staging
 directory we made root-only (`copy_new`), or fills an empty directory we first took from its
 owner (`copy_into_empty`). Only then does the copy move into place, relative to the fds.
+
+The source side is held the same way (`held_source`): every component of its path is opened
+from a held directory fd without following a link (a user's `~/.config -> ../../root` is
+refused), and cp reads the final directory or file through /proc/<pid>/fd/<fd>, so the path
+cannot be swapped for a link between our checks and cp's first look. Below that directory cp
+walks by name: a user who can write a directory inside the tree can still exchange a
+subdirectory and a link while cp runs, which is why seed copies from a read-only snapshot
+where the root is a btrfs subvolume (`seed.reading_root`): nothing in it changes.
 """
 
 from __future__ import annotations
@@ -14,7 +22,9 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
-from pathlib import Path
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
 
 from blankslate import process, safefile
 from blankslate.errors import BlankslateError
@@ -22,11 +32,14 @@ from blankslate.errors import BlankslateError
 PARTIAL_SUFFIX = ".blankslate-partial"
 
 
-def cp_archive(source: Path, target: Path | str) -> list[str]:
-    """Owner, mode, timestamps, ACLs and xattrs kept; extents shared where the filesystem can."""
+def cp_archive(source: Path | str, target: Path | str, *, follow_source: bool = False) -> list[str]:
+    """Owner, mode, timestamps, ACLs and xattrs kept; extents shared where the filesystem can.
+    `follow_source`: -H, the source argument (a /proc/<pid>/fd/<fd> link to a held file) is
+    followed; links inside a copied tree never are."""
     return [
         "cp",
         "--archive",
+        *(["-H"] if follow_source else []),
         "--reflink=auto",
         "--no-target-directory",
         "--",
@@ -35,11 +48,72 @@ def cp_archive(source: Path, target: Path | str) -> list[str]:
     ]
 
 
+@dataclass(frozen=True)
+class Source:
+    """What cp reads: `argument`, a path through a held fd; `named` for messages."""
+
+    argument: str
+    named: Path
+    follow: bool = False  # cp -H: `argument` is the /proc link to a held file
+
+
+_READ_DIRECTORY = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_HOLD_FILE = os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+@contextlib.contextmanager
+def held_source(base: Path, relative: str | PurePosixPath) -> Iterator[Source]:
+    """`base/relative` held open for cp to read, every component below `base` (trusted, as
+    named) opened without following a link. A directory is read through its fd ("/." so cp
+    sees the directory, not the /proc link), a regular file through its O_PATH fd (cp -H), and
+    a symlink or special file as the entry of its held parent (cp copies the entry itself)."""
+    parts = PurePosixPath(str(relative).lstrip("/"))
+    named = base / parts
+    if not parts.parts:
+        raise BlankslateError(f"{named}: nothing to copy")
+    parent = safefile.walk_source(base, parts.parent)
+    fd = -1
+    try:
+        info = parent.entry(parts.name)
+        if info is None:
+            raise BlankslateError(f"{named} does not exist")
+        proc = f"/proc/{os.getpid()}/fd"
+        if stat.S_ISDIR(info.st_mode):
+            fd = _open_source(parts.name, parent.fd, _READ_DIRECTORY, named)
+            if not stat.S_ISDIR(os.fstat(fd).st_mode):
+                raise BlankslateError(f"{named} changed while it was opened: not copied")
+            yield Source(f"{proc}/{fd}/.", named)
+        elif stat.S_ISREG(info.st_mode):
+            fd = _open_source(parts.name, parent.fd, _HOLD_FILE, named)
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise BlankslateError(f"{named} changed while it was opened: not copied")
+            yield Source(f"{proc}/{fd}", named, follow=True)
+        else:
+            yield Source(parent.proc_path(parts.name), named)
+    finally:
+        if fd >= 0:
+            os.close(fd)
+        parent.close()
+
+
+def _open_source(name: str, dir_fd: int, flags: int, named: Path) -> int:
+    try:
+        return os.open(name, flags, dir_fd=dir_fd)
+    except OSError as error:
+        raise BlankslateError(
+            f"{named} changed while it was opened ({error.strerror}): not copied"
+        ) from None
+
+
+def _as_source(source: Path | Source) -> Source:
+    return source if isinstance(source, Source) else Source(str(source), source)
+
+
 def rm_partial_cmd(path: Path | str) -> list[str]:
     return ["rm", "-rf", "--one-file-system", "--", str(path)]
 
 
-def copy_new(source: Path, directory: safefile.Directory, name: str) -> None:
+def copy_new(source: Path | Source, directory: safefile.Directory, name: str) -> None:
     """Copy `source` to the new entry `name` of `directory`, never over anything.
 
     cp writes into `<name>.blankslate-partial/<name>`, a directory made here mode 0700: no
@@ -47,6 +121,7 @@ def copy_new(source: Path, directory: safefile.Directory, name: str) -> None:
     by link(), which fails rather than replace; a directory by rename()); a failed copy is
     removed, so nothing half-written is left behind.
     """
+    read = _as_source(source)
     target = directory.path / name
     stage = name + PARTIAL_SUFFIX
     if directory.entry(stage) is not None:  # left by an interrupted earlier run
@@ -61,7 +136,12 @@ def copy_new(source: Path, directory: safefile.Directory, name: str) -> None:
         if info.st_uid != os.geteuid() or stat.S_IMODE(info.st_mode) & 0o077:
             raise BlankslateError(f"{directory.path / stage} was replaced while it was created")
         process.run(
-            cp_archive(source, Path(f"/proc/{os.getpid()}/fd/{stage_fd}", name)), dry_run=False
+            cp_archive(
+                read.argument,
+                Path(f"/proc/{os.getpid()}/fd/{stage_fd}", name),
+                follow_source=read.follow,
+            ),
+            dry_run=False,
         )
         if directory.entry(name) is not None:
             raise BlankslateError(f"{target} appeared during the copy: left as is")
@@ -76,7 +156,7 @@ def copy_new(source: Path, directory: safefile.Directory, name: str) -> None:
     except BlankslateError as error:
         process.run(rm_partial_cmd(directory.proc_path(stage)), check=False, dry_run=False)
         raise BlankslateError(
-            f"copying {source} failed, its partial copy was removed: {error}"
+            f"copying {read.named} failed, its partial copy was removed: {error}"
         ) from None
     finally:
         os.close(stage_fd)
@@ -85,13 +165,14 @@ def copy_new(source: Path, directory: safefile.Directory, name: str) -> None:
     os.fsync(directory.fd)
 
 
-def copy_into_empty(source: Path, directory: safefile.Directory, name: str) -> None:
+def copy_into_empty(source: Path | Source, directory: safefile.Directory, name: str) -> None:
     """Fill the existing empty directory `name` (impermanence made it; it may be bind-mounted,
     so it must stay the same inode) with a copy of the directory `source`.
 
     While cp runs the directory is root's, mode 0700, so its owner cannot plant a link in it;
     cp gives it the source's owner and mode at the end. On failure its own come back.
     """
+    read = _as_source(source)
     target = directory.path / name
     fd = directory.open_subdirectory(name)
     before = os.fstat(fd)
@@ -103,7 +184,10 @@ def copy_into_empty(source: Path, directory: safefile.Directory, name: str) -> N
                 f"{target} already exists (move it away first; recover never overwrites)"
             )
         # "/." so cp sees the directory the magic link leads to, not the link itself.
-        process.run(cp_archive(source, f"/proc/{os.getpid()}/fd/{fd}/."), dry_run=False)
+        process.run(
+            cp_archive(read.argument, f"/proc/{os.getpid()}/fd/{fd}/.", follow_source=read.follow),
+            dry_run=False,
+        )
     except BaseException as error:
         with contextlib.suppress(OSError):
             os.fchown(fd, before.st_uid, before.st_gid)

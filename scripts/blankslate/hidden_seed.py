@@ -10,7 +10,9 @@ It never overwrites: where persistent storage holds the entry already, the same 
 link target) are `present`, and anything else is a `conflict`, one line naming both copies,
 with both left as they are. Hidden data below a mountpoint that no persisted path keeps (a
 filesystem of the layout, a mount of the live system) is a `problem` line: copy it by hand.
-Writes go through `safefile` and `copy.copy_new`, never through a symlink, as `seed`'s do.
+Writes go through `safefile` and `copy.copy_new`, never through a symlink, as `seed`'s do;
+reads go through `copy.held_source`, every component of the hidden path opened from the view
+without following a link, so a link planted on the way after the listing is refused.
 """
 
 from __future__ import annotations
@@ -188,10 +190,13 @@ def _copy(context: _Context, item: HiddenItem, view: str) -> None:
     declared = seed_module._declared_directories(keeper, persist, holder, users)
     live = safefile.live_maker(Path(view), persist, 0o755)
     relative = PurePosixPath(str(target.parent.relative_to(holder)))
-    with safefile.held(
-        safefile.walk(holder, relative, make=lambda path: declared.get(path) or live(path))
-    ) as parent:
-        copy.copy_new(Path(view, item.path.lstrip("/")), parent, target.name)
+    with (
+        copy.held_source(Path(view), item.path) as source,
+        safefile.held(
+            safefile.walk(holder, relative, make=lambda path: declared.get(path) or live(path))
+        ) as parent,
+    ):
+        copy.copy_new(source, parent, target.name)
 
 
 def _as_data(items: Sequence[HiddenItem]) -> list[tuple[str, str, str, str, str]]:

@@ -340,8 +340,9 @@ def recover(
         kept = list_roots(top, subvolume)
         if not kept:
             raise BlankslateError(f"no old roots: {subvolume!r} is empty")
-        root, source = find_source(kept, path, plan.persist_path, from_root)
-        copy_to(source, target, holder)
+        root, _source = find_source(kept, path, plan.persist_path, from_root)
+        with copy.held_source(root.path, path) as source:
+            copy_to(source, target, holder)
     return Recovery(path, root.name, target)
 
 
@@ -357,7 +358,7 @@ def check_persist_device(persist_path: str, device: str | None) -> mounts.MountE
     return entry
 
 
-def copy_to(source: Path, target: Path, persist: Path | None) -> None:
+def copy_to(source: Path | copy.Source, target: Path, persist: Path | None) -> None:
     """Copy into `target`, its parent reached from `persist` (when given) or opened as named,
     then component by component without following a symlink; missing directories are made
     root's, 0755."""

@@ -329,3 +329,32 @@ def show_parents(base: Path, relative: PurePosixPath, make: DirectoryMaker) -> N
                 wanted.uid,
                 wanted.gid,
             )
+
+
+def walk_source(base: Path, relative: str | PurePosixPath) -> Directory:
+    """For reading: open `base` (trusted: as named) and then each component of `relative`
+    below it without following symlinks. A symlink on the way (a user's `~/.config ->
+    ../../root`) is refused, never followed, as `walk` refuses one on the way to a write."""
+    fd = _open_as_named(base)
+    directory = Directory(fd, base)
+    try:
+        for name in PurePosixPath(str(relative).lstrip("/")).parts:
+            path = directory.path / name
+            try:
+                fd = os.open(name, _NO_LINK_DIRECTORY, dir_fd=directory.fd)
+            except OSError as error:
+                info = _lstat_at(name, directory.fd) if error.errno != errno.ENOENT else None
+                if info is not None and stat.S_ISLNK(info.st_mode):
+                    raise BlankslateError(
+                        f"{path} is a symlink: refusing to read through it"
+                    ) from None
+                if error.errno == errno.ENOTDIR:
+                    raise BlankslateError(f"{path} is not a directory") from None
+                raise BlankslateError(f"cannot open {path}: {error.strerror}") from None
+            directory.close()
+            directory.fd, directory.path = fd, path
+    except BaseException:
+        directory.close()
+        raise
+    directory.path = base / str(relative).lstrip("/")
+    return directory

@@ -12,19 +12,29 @@ the listing (dry run included), and the writes themselves go through directory f
 without following links (`safefile`, `copy.copy_new`), so a link planted after the listing is
 refused too. Missing directories on the way get the owner and mode the plan declares, else
 those of the live directory.
+
+The source side is as safe: users own directories of the live tree too (their homes). Every
+source path is resolved component by component without following a link (a user's
+`~/.config -> ../../root` is a problem, never followed), and cp reads it through held fds
+(`copy.held_source`). Where the root is a btrfs subvolume, the copies are read from a
+read-only snapshot of it taken for the run (`reading_root`), deleted afterwards, also on a
+failure or Ctrl-C: nothing changes under cp, so a user who swaps a directory and a symlink in
+a loop steers nothing, and each path is copied as it was at one instant.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import stat
-from collections.abc import Mapping, Sequence
+import tempfile
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Literal
 
-from blankslate import accounts, copy, mounts, paths, process, safefile
+from blankslate import accounts, btrfs, copy, mounts, paths, process, safefile, services
 from blankslate.display import quote_path
 from blankslate.errors import BlankslateError
 from blankslate.plan import Persisted, Plan
@@ -49,6 +59,8 @@ class SeedItem:
     base: Path = Path("/")  # the mounted filesystem the copy is written into, walked from here
     # Owner and mode of each directory on the way to `target` that the plan declares.
     declared: Mapping[Path, safefile.NewDirectory] = field(default_factory=dict)
+    # The source lies on the root, a btrfs subvolume mounted at --root: a snapshot holds it.
+    snapshot: bool = False
 
     @property
     def root(self) -> Path:
@@ -114,6 +126,7 @@ def _inspect(
     mount_targets: frozenset[str],
     base: Path,
     users: accounts.Accounts,
+    snapshot: bool = False,
 ) -> SeedItem:
     """What seeding does with one path; `base` is the mountpoint holding its root."""
     path, kind = entry.path, entry.kind
@@ -126,12 +139,18 @@ def _inspect(
 
     if str(source) in mount_targets:
         return item("mounted", "already a mount: persisted already")
+    on_the_way = safefile.check_no_links(live_root, PurePosixPath(relative).parent)
+    if on_the_way is not None:
+        return item("problem", f"{on_the_way}: never followed, nothing copied")
     try:
         live = os.lstat(source)
     except FileNotFoundError:
         return item("absent", "not on the live system: nothing to copy")
+    try:
+        link = os.readlink(source) if stat.S_ISLNK(live.st_mode) else ""
+    except OSError as error:  # no longer a link
+        return item("problem", f"{source}: {error.strerror} (it changed while looked at)")
     if stat.S_ISLNK(live.st_mode):
-        link = os.readlink(source)
         # An absolute link means a path of the system under --root, not of this one.
         pointed = paths.inside(live_root, link) if link.startswith("/") else source.parent / link
         if not pointed.exists():
@@ -150,10 +169,13 @@ def _inspect(
         declared = _declared_directories(entry, persist, base, users)
     except BlankslateError as error:
         return item("problem", f"{error}: nothing copied")
+    on_root = snapshot and _nearest_mount(source, mount_targets) == str(live_root)
     try:
         existing = os.lstat(target)
     except FileNotFoundError:
-        return SeedItem(path, kind, "copy", source, target, base=base, declared=declared)
+        return SeedItem(
+            path, kind, "copy", source, target, base=base, declared=declared, snapshot=on_root
+        )
     if (
         kind == "directory"
         and _matches(kind, existing.st_mode)
@@ -161,10 +183,82 @@ def _inspect(
     ):
         # impermanence's activation (nixos-install, a switch) makes the persistent directory
         # before anything is in it: fill it in place, it may be bind-mounted already.
-        return SeedItem(path, kind, "fill", source, target, "empty there: filled in place", base)
+        return SeedItem(
+            path, kind, "fill", source, target, "empty there: filled in place", base,
+            snapshot=on_root,
+        )  # fmt: skip
     if _matches(kind, existing.st_mode):
         return item("present", f"already in {persist}: left as is")
     return item("conflict", f"{target} exists as {_describe_mode(existing.st_mode)}: left as is")
+
+
+def _nearest_mount(path: Path, mount_targets: frozenset[str]) -> str:
+    return max((t for t in mount_targets if paths.is_under(t, str(path))), key=len, default="")
+
+
+def is_btrfs_subvolume(base: Path, mounted: Sequence[mounts.MountEntry]) -> bool:
+    """Whether `base` is a mounted btrfs subvolume (the root of one): a snapshot of it holds
+    every file below it that no other mount or nested subvolume holds."""
+    entries = [entry for entry in mounted if entry.target == str(base)]
+    return bool(entries) and entries[-1].fstype == "btrfs" and btrfs.is_subvolume(base)
+
+
+def _nested_subvolumes(base: Path) -> list[str] | None:
+    """The subvolumes directly below the one mounted at `base`, as paths relative to `base`;
+    None when they cannot be placed (then nothing is read from a snapshot)."""
+    shown = process.output(btrfs.subvolume_show(base)).splitlines()
+    own = shown[0].strip().strip("/") if shown else ""
+    found = btrfs.nested_subvolumes(process.output(btrfs.subvolume_list_below(base)))
+    prefix = f"{own}/" if own and own != "<FS_TREE>" else ""
+    if any(not path.startswith(prefix) for path in found):
+        return None
+    return [path.removeprefix(prefix) for path in found]
+
+
+@contextlib.contextmanager
+def reading_root(
+    base: Path, copies: Sequence[SeedItem], *, dry_run: bool
+) -> Iterator[Callable[[SeedItem], Path]]:
+    """Where each copy is read from: a read-only snapshot of the root subvolume mounted at
+    `base`, taken now in a directory only root can enter and deleted afterwards (also on a
+    failure or Ctrl-C), for the items it holds (`SeedItem.snapshot`, and no nested subvolume
+    at, above or below the path: a snapshot shows those empty); `base` itself for the rest."""
+    wanted = [item for item in copies if item.snapshot]
+    nested = _nested_subvolumes(base) if wanted else []
+    usable = (
+        set()
+        if nested is None
+        else {
+            item.path
+            for item in wanted
+            if not any(paths.nested(inner, item.path.lstrip("/")) for inner in nested)
+        }
+    )
+    if not usable:
+        yield lambda _item: base
+        return
+    if dry_run:
+        place = base / ".blankslate-seed.XXXXXXXX" / "root"
+        process.run(btrfs.subvolume_snapshot(base, place, readonly=True), dry_run=True)
+        yield lambda _item: base
+        return
+    directory = Path(tempfile.mkdtemp(prefix=".blankslate-seed.", dir=base))  # mode 0700
+    snapshot = directory / "root"
+    try:
+        process.run(btrfs.subvolume_snapshot(base, snapshot, readonly=True), dry_run=False)
+        yield lambda item: snapshot if item.path in usable else base
+    finally:  # also when interrupted while the snapshot was being made
+        if os.path.lexists(snapshot):
+            deleted = process.run(btrfs.subvolume_delete(snapshot), dry_run=False, check=False)
+            if deleted.returncode != 0:
+                log.error(
+                    "could not delete the snapshot %s (%s): delete it with "
+                    "`btrfs subvolume delete`",
+                    snapshot,
+                    process.failure_reason(deleted),
+                )
+        with contextlib.suppress(OSError):
+            os.rmdir(directory)
 
 
 def _empty_with_data(target: Path, source: Path) -> bool:
@@ -182,9 +276,11 @@ def plan_seed(
 
     Owners are looked up in the live root's own /etc/passwd and /etc/group: the system whose
     data is copied is the one whose users own it."""
-    mount_targets = frozenset(entry.target for entry in mounts.all_mounts())
+    mounted = mounts.all_mounts()
+    mount_targets = frozenset(entry.target for entry in mounted)
     base = Path(os.path.abspath(root))
     check_persist_mounted(str(paths.inside(base, plan.persist_path)), mount_targets)
+    snapshot = is_btrfs_subvolume(base, mounted)
     wanted = plan.persisted
     if selection:
         unknown = sorted(set(selection) - {entry.path for entry in wanted})
@@ -198,7 +294,10 @@ def plan_seed(
         for persistence_root in dict.fromkeys(entry.root for entry in wanted)
     }
     users = accounts.Accounts.of(base)
-    items = [_inspect(entry, base, mount_targets, holders[entry.root], users) for entry in wanted]
+    items = [
+        _inspect(entry, base, mount_targets, holders[entry.root], users, snapshot)
+        for entry in wanted
+    ]
     return sorted(items, key=lambda item: item.path)
 
 
@@ -209,7 +308,9 @@ def _item_maker(item: SeedItem, live_root: Path) -> safefile.DirectoryMaker:
     return lambda path: item.declared.get(path) or live(path)
 
 
-def copy_into_place(item: SeedItem, live_root: Path, *, dry_run: bool) -> None:
+def copy_into_place(
+    item: SeedItem, live_root: Path, *, dry_run: bool, read_from: Path | None = None
+) -> None:
     """Make the missing parents (as the plan declares them), copy with all metadata to a
     temporary name, then move it into place (`copy.copy_new`). The parent is walked once from
     the filesystem's mountpoint without following a link, and held."""
@@ -220,19 +321,26 @@ def copy_into_place(item: SeedItem, live_root: Path, *, dry_run: bool) -> None:
         partial = item.target.with_name(item.target.name + PARTIAL_SUFFIX)
         process.run(copy.cp_archive(item.source, partial), dry_run=True)
         return
-    with safefile.held(safefile.walk(item.base, relative, make=make)) as parent:
-        copy.copy_new(item.source, parent, item.target.name)
+    with (
+        copy.held_source(read_from or live_root, item.path) as source,
+        safefile.held(safefile.walk(item.base, relative, make=make)) as parent,
+    ):
+        copy.copy_new(source, parent, item.target.name)
 
 
-def fill_in_place(item: SeedItem, *, dry_run: bool) -> None:
+def fill_in_place(item: SeedItem, *, dry_run: bool, read_from: Path | None = None) -> None:
     """Copy the live directory into its empty persistent copy, which keeps its inode (a bind
     mount may show it already); the parent is walked from the mountpoint without links."""
     relative = PurePosixPath(str(item.target.parent.relative_to(item.base)))
     if dry_run:
         process.run(copy.cp_archive(item.source, item.target / "."), dry_run=True)
         return
-    with safefile.held(safefile.walk(item.base, relative)) as parent:
-        copy.copy_into_empty(item.source, parent, item.target.name)
+    live_root = Path(str(item.source).removesuffix(item.path) or "/")
+    with (
+        copy.held_source(read_from or live_root, item.path) as source,
+        safefile.held(safefile.walk(item.base, relative)) as parent,
+    ):
+        copy.copy_into_empty(source, parent, item.target.name)
 
 
 def apply(
@@ -242,18 +350,69 @@ def apply(
     done: list[SeedItem] = []
     base = Path(os.path.abspath(live_root))
     copies = [item for item in items if item.action in ("copy", "fill")]
-    for number, item in enumerate(copies, 1):
-        log.info("[%d/%d] copying %s", number, len(copies), quote_path(item.path))
-        if item.action == "fill":
-            fill_in_place(item, dry_run=dry_run)
+    with reading_root(base, copies, dry_run=dry_run) as source_of:
+        for number, item in enumerate(copies, 1):
+            log.info("[%d/%d] copying %s", number, len(copies), quote_path(item.path))
+            if item.action == "fill":
+                fill_in_place(item, dry_run=dry_run, read_from=source_of(item))
+                done.append(item)
+                continue
+            if os.path.lexists(item.target):
+                log.warning("%s appeared in the meantime: left as is", item.target)
+                continue  # e.g. copied with a persisted parent directory
+            copy_into_place(item, base, dry_run=dry_run, read_from=source_of(item))
             done.append(item)
-            continue
-        if os.path.lexists(item.target):
-            log.warning("%s appeared in the meantime: left as is", item.target)
-            continue  # e.g. copied with a persisted parent directory
-        copy_into_place(item, base, dry_run=dry_run)
-        done.append(item)
     return done
+
+
+def live_users(
+    copies: Sequence[SeedItem], live_root: Path, *, proc_root: Path | None = None
+) -> list[services.User]:
+    """The running units and processes that use a path about to be copied (`services`): units
+    by their directory settings when `live_root` is this system's `/`, processes by their open
+    files under the live paths."""
+    base = Path(os.path.abspath(live_root))
+    sources = [str(item.source) for item in copies]
+    if not sources:
+        return []
+    return services.users_of(sources, system_root=base == Path("/"), proc_root=proc_root)
+
+
+def units_to_stop(users: Sequence[services.User], *, stop_units: bool, live: bool) -> list[str]:
+    """What `seed` stops for the copy: nothing while nothing uses the paths; the units with
+    `stop_units`; nothing with `live` (a warning). Otherwise a one-line refusal."""
+    if not users:
+        return []
+    listed = "; ".join(user.describe() for user in users)
+    if live:
+        log.warning("copying while in use (--live): %s", listed)
+        return []
+    units, outside = services.stoppable(users)
+    if not stop_units:
+        raise BlankslateError(
+            f"in use while seed would copy it: {listed} (stop it first, or give --stop-units "
+            "to stop the units for the copy and start them again, or --live to copy anyway)"
+        )
+    if outside:
+        raise BlankslateError(
+            f"in use outside any service: {'; '.join(user.describe() for user in outside)} "
+            "(end it first, or give --live to copy anyway)"
+        )
+    return units
+
+
+def check_stopped(copies: Sequence[SeedItem], live_root: Path, units: Sequence[str]) -> None:
+    """After stopping `units`: nothing uses the paths any more, else a refusal (the units are
+    started again by the caller)."""
+    base = Path(os.path.abspath(live_root))
+    still = services.open_files([str(item.source) for item in copies]) if units else []
+    if base == Path("/") and units:
+        still += services.unit_directories([item.path for item in copies])
+    if still:
+        raise BlankslateError(
+            f"still in use after stopping {', '.join(units)}: "
+            f"{'; '.join(user.describe() for user in still)} (nothing was copied)"
+        )
 
 
 def describe(items: Sequence[SeedItem]) -> list[str]:

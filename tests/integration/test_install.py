@@ -632,10 +632,21 @@ def test_install_seeds_what_nixos_install_wrote(
     state_file: Path,
     stand_ins: Path,
     capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
     helpers,  # type: ignore[no-untyped-def]
 ) -> None:
     """The uid map fills the empty directory impermanence made, machine-id is copied; the
     root's copies stay (the first boot's reset takes them, not install)."""
+    from blankslate import btrfs
+
+    snapshots: list[list[str]] = []
+    real_snapshot = btrfs.subvolume_snapshot
+
+    def recorded(*args, **kwargs):  # type: ignore[no-untyped-def]
+        snapshots.append(real_snapshot(*args, **kwargs))
+        return snapshots[-1]
+
+    monkeypatch.setattr(btrfs, "subvolume_snapshot", recorded)
     flake = flake_checkout(tmp_path / "flake", helpers)
     with installed_host(tmp_path, helpers) as (image, mountpoint):
         install_host(image, mountpoint, flake)
@@ -649,7 +660,11 @@ def test_install_seeds_what_nixos_install_wrote(
         # On the persist subvolume, not the root one: it survives the reset.
         assert os.stat(uid_map).st_dev == os.stat(persist).st_dev
         assert os.stat(uid_map).st_dev != os.stat(mountpoint / "var/lib/nixos").st_dev
+        assert list(mountpoint.glob(".blankslate-seed.*")) == []  # its snapshot is deleted
     err = capsys.readouterr().err
+    # read from a read-only snapshot of the new root, as `seed` reads
+    seeding = [argv for argv in snapshots if argv[3] == "-r" and argv[4] == str(mountpoint)]
+    assert len(seeding) == 1 and seeding[0][5].startswith(f"{mountpoint}/.blankslate-seed.")
     assert f"fill      directory  {mountpoint}/var/lib/nixos -> {persist}/var/lib/nixos" in err
     assert f"copy      file       {mountpoint}/etc/machine-id -> {persist}/etc/machine-id" in err
 

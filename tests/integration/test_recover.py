@@ -189,3 +189,30 @@ def test_newest_root_is_the_last_created_whatever_its_name(helpers: Any, layout:
             helpers.run(["btrfs", "subvolume", "create", top / "old_roots" / name])
         names = [root.name for root in oldroots.list_roots(top, "old_roots")]
     assert names == ["2026-01-02T00:00:00Z", "2099-01-01T00:00:00Z", "2026-01-01T00:00:00Z"]
+
+
+def test_recover_never_follows_a_users_symlink_in_the_old_root(
+    helpers: ModuleType, layout: Any, tmp_path: Path
+) -> None:
+    """alice's ~/.config -> ../../root in the old root: recovering her .config/vault must not
+    copy root's /root/vault out of it, where she reads it (a link that stays inside the old
+    root was followed)."""
+    with helpers.mount_top_level(layout.device) as top:
+        helpers.run(["btrfs", "subvolume", "create", top / layout.old_roots])
+        old = top / layout.root
+        (old / "root/vault").mkdir(parents=True)
+        os.chmod(old / "root", 0o700)
+        (old / "root/vault/secret").write_text("root's secret\n")
+        (old / "home/alice").mkdir(parents=True)
+        (old / "home/alice/.config").symlink_to("../../root")
+        os.chown(old / "home/alice/.config", 4242, 4242, follow_symlinks=False)
+        boot_cycle(helpers, top, layout, OLDER)
+    out = tmp_path / "out"
+
+    with pytest.raises(BlankslateError, match=r"home/alice/\.config is a symlink"):
+        oldroots.recover(
+            app_plan("/persist"), "/home/alice/.config/vault", to=out, device=layout.device
+        )
+
+    assert not (out / "vault").exists()
+    assert helpers.mounts_of(layout.device) == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -148,7 +149,11 @@ def test_seed_dry_run_changes_nothing(live_and_persist: tuple[Path, Path], tmp_p
     result = blankslate("seed", "--plan", str(plan_file), "--root", str(live), "--dry-run")
     assert result.returncode == 0, result.stderr
     assert "would run: cp --archive" in result.stderr
+    assert f"would run: btrfs subvolume snapshot -r {live} {live}/.blankslate-seed." in (
+        result.stderr
+    )
     assert list(persist.iterdir()) == []
+    assert list(live.glob(".blankslate-seed.*")) == []
 
 
 def test_seed_needs_persist_mounted(tmp_path: Path, live_and_persist: tuple[Path, Path]) -> None:
@@ -216,3 +221,248 @@ def test_seed_fills_an_empty_persistent_directory_in_place(
     assert (empty / "db/data").read_text() == "rows\n"
     assert empty.stat().st_ino == inode
     assert sorted(p.name for p in (persist / "var/lib/kept").iterdir()) == ["old"]
+
+
+# --- the source side: nothing a user plants or swaps in the live tree is followed -----------
+
+ALICE = 4242  # the attacking user (no account needed: a uid the test switches to)
+
+
+def alice_owns(*paths: Path) -> None:
+    for path in paths:
+        os.chown(path, ALICE, ALICE, follow_symlinks=False)
+
+
+NAMES = [f"secret-{number}" for number in range(100)]
+SECRET = "root's secret\n"
+
+
+def root_only_vault(live: Path) -> Path:
+    """live/root/vault: root's files, mode 0700 on the way; alice must never read them. She
+    knows their names and gives her own files the same ones."""
+    vault = live / "root/vault"
+    vault.mkdir(parents=True)
+    os.chmod(live / "root", 0o700)
+    for name in NAMES:
+        (vault / name).write_text(SECRET)
+        os.chmod(vault / name, 0o644)
+    return vault
+
+
+def alices_files(directory: Path) -> None:
+    directory.mkdir(parents=True)
+    for name in NAMES:
+        (directory / name).write_text("alice's\n")
+        alice_owns(directory / name)
+    alice_owns(directory)
+
+
+def leaked(persist: Path) -> list[Path]:
+    """Files in persist that hold root's secret."""
+    return [
+        path
+        for path in persist.rglob("*")
+        if path.is_file() and not path.is_symlink() and path.read_text() == SECRET
+    ]
+
+
+def test_seed_never_follows_a_users_symlink_on_the_way_to_the_source(
+    live_and_persist: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """Attack 1: alice's ~/.config -> ../../root, and /home/alice/.config/vault persisted: seed
+    must not copy root's /root/vault into persist, where alice reads it."""
+    live, persist = live_and_persist
+    root_only_vault(live)
+    home = live / "home/alice"
+    home.mkdir(parents=True)
+    (home / ".config").symlink_to("../../root")
+    alice_owns(home, home / ".config")
+    plan_file = write_plan(tmp_path, persist, ["/home/alice/.config/vault"], [])
+
+    result = blankslate("seed", "--plan", str(plan_file), "--root", str(live), "--yes")
+
+    assert leaked(persist) == [], result.stdout
+    assert result.returncode == 1, result.stderr
+    assert f"{live}/home/alice/.config is a symlink" in result.stdout
+
+
+def swap_loop(directory: Path, pairs: list[tuple[str, str]], seconds: float) -> int:
+    """A child process of uid ALICE exchanging each pair of names (a directory and a symlink)
+    with renameat2(RENAME_EXCHANGE) in a loop, for at most `seconds` and 2 million swaps."""
+    import ctypes
+
+    pid = os.fork()
+    if pid:
+        return pid
+    try:  # pragma: no cover - the child
+        os.chdir(directory)  # before dropping root: the test's temporary directory is 0700
+        os.setgid(ALICE)
+        os.setuid(ALICE)
+        libc = ctypes.CDLL(None, use_errno=True)
+        at_fdcwd, rename_exchange = -100, 2
+        import time
+
+        deadline = time.monotonic() + seconds
+        count = 0
+        while time.monotonic() < deadline and count < 2_000_000:
+            for first, second in pairs:
+                libc.renameat2(at_fdcwd, first.encode(), at_fdcwd, second.encode(), rename_exchange)
+                count += 1
+    finally:
+        os._exit(0)
+
+
+def stop(pid: int) -> None:
+    import signal
+
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+
+
+def test_seed_never_follows_a_directory_swapped_for_a_symlink_during_the_copy(
+    live_and_persist: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """Attack 2: inside her persisted home, alice exchanges directories and symlinks to root's
+    vault while cp walks them; cp must never read the vault."""
+    live, persist = live_and_persist
+    vault = root_only_vault(live)
+    home = live / "home/alice"
+    alices_files(home / "dir")
+    (home / "link").symlink_to(os.path.relpath(vault, home))
+    alice_owns(home, home / "link")
+    # from /home: a process whose working directory is the copied home would make seed refuse
+    pairs = [("alice/dir", "alice/link")]
+    plan_file = write_plan(tmp_path, persist, ["/home/alice"], [])
+
+    results = []
+    for _attempt in range(3):
+        swapper = swap_loop(home.parent, pairs, seconds=60)
+        try:
+            results.append(
+                blankslate("seed", "--plan", str(plan_file), "--root", str(live), "--yes")
+            )
+        finally:
+            stop(swapper)
+        assert leaked(persist) == [], results[-1].stdout
+        subprocess.run(["rm", "-rf", "--one-file-system", str(persist / "home")], check=True)
+    assert any(result.returncode == 0 for result in results), results[-1].stderr
+    # read from a read-only snapshot of the root, deleted afterwards
+    assert f"$ btrfs subvolume snapshot -r {live} {live}/.blankslate-seed." in results[-1].stderr
+    assert list(live.glob(".blankslate-seed.*")) == []
+
+
+def test_seed_never_follows_the_persisted_directory_swapped_for_a_symlink(
+    live_and_persist: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """Attack 2 on the persisted directory itself: /home/alice/app is exchanged with a
+    symlink to root's vault while seed looks at it and copies it."""
+    live, persist = live_and_persist
+    vault = root_only_vault(live)
+    home = live / "home/alice"
+    alices_files(home / "app")
+    (home / "app-link").symlink_to(os.path.relpath(vault, home))
+    alice_owns(home, home / "app-link")
+    plan_file = write_plan(tmp_path, persist, ["/home/alice/app"], [])
+
+    for _attempt in range(10):
+        swapper = swap_loop(home, [("app", "app-link")], seconds=60)
+        try:
+            result = blankslate("seed", "--plan", str(plan_file), "--root", str(live), "--yes")
+        finally:
+            stop(swapper)
+        assert leaked(persist) == [], result.stdout
+        subprocess.run(["rm", "-rf", "--one-file-system", str(persist / "home")], check=True)
+
+
+def test_seed_reads_a_nested_subvolume_live_not_from_the_snapshot(
+    live_and_persist: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """A snapshot shows a nested subvolume as an empty directory: a path holding one (docker's
+    and machinectl's subvolumes below /var/lib) is read from the live tree, so nothing is lost;
+    the other paths still come from the snapshot."""
+    live, persist = live_and_persist
+    (live / "var/lib").mkdir(parents=True)
+    subprocess.run(
+        ["btrfs", "subvolume", "create", str(live / "var/lib/machines")],
+        check=True,
+        capture_output=True,
+    )
+    (live / "var/lib/machines/box").write_text("container\n")
+    (live / "etc").mkdir()
+    (live / "etc/machine-id").write_text("0123\n")
+    plan_file = write_plan(tmp_path, persist, ["/var/lib"], ["/etc/machine-id"])
+    try:
+        result = blankslate("seed", "--plan", str(plan_file), "--root", str(live), "--yes")
+        assert result.returncode == 0, result.stderr
+        assert (persist / "var/lib/machines/box").read_text() == "container\n"
+        assert (persist / "etc/machine-id").read_text() == "0123\n"
+        assert "$ btrfs subvolume snapshot -r" in result.stderr
+        assert list(live.glob(".blankslate-seed.*")) == []
+    finally:
+        subprocess.run(
+            ["btrfs", "subvolume", "delete", str(live / "var/lib/machines")],
+            check=False,
+            capture_output=True,
+        )
+
+
+def test_ctrl_c_during_the_copy_deletes_the_snapshot(
+    live_and_persist: tuple[Path, Path], tmp_path: Path
+) -> None:
+    import signal
+    import time
+
+    live, persist = live_and_persist
+    big = live / "srv/big"
+    big.mkdir(parents=True)
+    for number in range(3000):
+        (big / f"f{number}").write_text("x")
+    plan_file = write_plan(tmp_path, persist, ["/srv/big"], [])
+    seeding = subprocess.Popen(
+        [sys.executable, "-m", "blankslate", "seed", "--plan", str(plan_file), "--root",
+         str(live), "--yes"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while not list(live.glob(".blankslate-seed.*/root")) and time.monotonic() < deadline:
+        time.sleep(0.005)
+    seeding.send_signal(signal.SIGINT)
+    _out, err = seeding.communicate(timeout=120)
+    assert seeding.returncode != 0, err
+    assert list(live.glob(".blankslate-seed.*")) == [], err
+    listing = subprocess.run(
+        ["btrfs", "subvolume", "list", "-o", str(live)], capture_output=True, text=True
+    )
+    assert ".blankslate-seed" not in listing.stdout
+    assert not (persist / "srv/big").exists()
+
+
+def test_seed_refuses_a_path_a_running_process_holds_open(
+    live_and_persist: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """A live database (here a process holding its file open) is not copied while it runs,
+    unless --live; /proc is read for real."""
+    live, persist = live_and_persist
+    (live / "var/lib/db").mkdir(parents=True)
+    (live / "var/lib/db/data").write_text("rows\n")
+    plan_file = write_plan(tmp_path, persist, ["/var/lib/db"], [])
+    with open(live / "var/lib/db/data") as held_open:
+        database = subprocess.Popen(["sleep", "120"], stdin=held_open)
+    try:
+        refused = blankslate("seed", "--plan", str(plan_file), "--root", str(live), "--yes")
+        copied = blankslate(
+            "seed", "--plan", str(plan_file), "--root", str(live), "--yes", "--live"
+        )
+    finally:
+        database.kill()
+        database.wait()
+    assert refused.returncode == 1
+    assert refused.stderr.splitlines()[-1].startswith(
+        f"error: in use while seed would copy it: pid {database.pid} (sleep) has "
+        f"{live}/var/lib/db/data open"
+    )
+    assert copied.returncode == 0, copied.stderr
+    assert (persist / "var/lib/db/data").read_text() == "rows\n"

@@ -430,3 +430,29 @@ def test_covers_that_share_a_prefix_each_hide_their_own() -> None:
     assert reasons["/srv/a.b/in-a.b"] == "hidden under the mount on /srv/a.b"
     assert reasons["/srv/a/x"] == "hidden under the mount on /srv/a"  # the outer one hides
     assert reasons["/srv/a/x/in-x"] == "hidden under the mount on /srv/a"
+
+
+def test_seed_hidden_never_reads_through_a_symlink_planted_after_the_listing(
+    hidden_tree: tuple[Path, Path, plan.Plan], tmp_path: Path, fp: FakeProcess
+) -> None:
+    """Between the listing and the copy, a user swaps a hidden directory on the way for a link
+    to root's files: the copy refuses it, nothing of root's is read."""
+    import os
+    import shutil
+
+    root, view, the_plan = hidden_tree
+    (view / "root/vault").mkdir(parents=True)
+    (view / "root/vault/x").write_text("root's secret")
+    context = hidden_seed._context(the_plan, root, ())
+    target = root / "persist/var/lib/foo/sub/x"
+    item = hidden_seed.HiddenItem("copy", "file", "/var/lib/foo/sub/x", str(target))
+    shutil.rmtree(view / "var/lib/foo/sub")
+    (view / "var/lib/foo/sub").symlink_to("../../../root/vault")
+
+    def cp(process: Any) -> None:  # cp, as it would read what it is given
+        shutil.copy2(os.path.realpath(str(process.args[-2])), str(process.args[-1]))
+
+    fp.register(["cp", fp.any()], callback=cp, occurrences=2)
+    with pytest.raises(BlankslateError, match=r"var/lib/foo/sub is a symlink: refusing to read"):
+        hidden_seed._copy(context, item, str(view))
+    assert not target.exists()

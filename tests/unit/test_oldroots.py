@@ -92,10 +92,16 @@ def expect_copy(fp: FakeProcess) -> Iterator[Callable[[Path, Path], None]]:
     expected: list[tuple[list[str | Any], Path]] = []
 
     def expect(source: Path, target: Path) -> None:
-        # cp is given the copy's place through /proc/<pid>/fd/<held directory>: any name.
-        argv = [*copy.cp_archive(source, target)[:-1], fp.any(min=1, max=1)]
+        # cp reads the source through /proc/<pid>/fd/<held fd> (-H for a file) and is given
+        # the copy's place through /proc/<pid>/fd/<held directory>: any names.
+        follow = not source.is_dir() and not source.is_symlink()
+        argv = [*copy.cp_archive("", target, follow_source=follow)[:-2], fp.any(min=2, max=2)]
 
         def run(process: FakePopen) -> None:
+            read = str(process.args[-2])
+            assert read.startswith(f"/proc/{os.getpid()}/fd/"), read
+            if follow or source.is_dir():
+                assert os.path.realpath(read.removesuffix("/.")) == str(source.resolve())
             place = Path(str(process.args[-1]))
             if source.is_dir():
                 shutil.copytree(source, place, symlinks=True, dirs_exist_ok=True)
@@ -107,7 +113,8 @@ def expect_copy(fp: FakeProcess) -> Iterator[Callable[[Path, Path], None]]:
 
     yield expect
     for argv, target in expected:
-        assert fp.call_count(argv) == 1, f"expected one run of {argv}"
+        runs = sum(1 for other, _ in expected if repr(other) == repr(argv))  # same pattern
+        assert fp.call_count(argv) == runs, f"expected {runs} runs of {argv}"
         assert os.path.lexists(target), f"{target} was not copied into place"
 
 

@@ -8,13 +8,16 @@ import json
 import os
 import shutil
 import stat
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pytest_subprocess import FakeProcess
 
-from blankslate import cli, plan, safefile, seed
+from blankslate import cli, plan, safefile, seed, services
 from blankslate.errors import BlankslateError
 
 CP = ["cp", "--archive", "--reflink=auto", "--no-target-directory", "--"]
@@ -135,12 +138,22 @@ def test_make_parents_refuses_a_file_in_the_way(tmp_path: Path) -> None:
         safefile.make_parents(tmp_path, "etc/ssh/key")
 
 
+def held(argument: str) -> Path:
+    """The path cp reads, /proc/PID/fd/N (a held file) or /proc/PID/fd/N/. (a held
+    directory), resolved to the file or directory the fd holds."""
+    assert argument.startswith(f"/proc/{os.getpid()}/fd/"), argument
+    return Path(os.path.realpath(argument.removesuffix("/.")))
+
+
 def register_cp(fp: FakeProcess, source: Path, before: Any = None) -> list[Path]:
-    """cp of `source` to whatever target the code names; the callback really copies there.
-    Returns the list of targets cp was given, resolved (/proc/PID/fd/N names a held fd)."""
+    """cp of `source`, read through a held fd (-H for a file), to whatever target the code
+    names; the callback really copies there. Returns the list of targets cp was given,
+    resolved (/proc/PID/fd/N names a held fd)."""
     staged: list[Path] = []
+    option = [] if source.is_dir() else ["-H"]
 
     def run(process: Any) -> None:
+        assert held(process.args[-2]) == source.resolve()
         if before is not None:
             before()
         target = Path(process.args[-1])
@@ -151,7 +164,7 @@ def register_cp(fp: FakeProcess, source: Path, before: Any = None) -> list[Path]
             shutil.copy2(source, target)
 
     fp.register(
-        [*CP, str(source), fp.any(min=1, max=1)],
+        [CP[0], CP[1], *option, *CP[2:], fp.any(min=2, max=2)],
         callback=run,
     )
     return staged
@@ -179,7 +192,7 @@ def test_a_failed_copy_is_removed_and_explained(trees: tuple[Path, Path], fp: Fa
     items = seed.plan_seed(make_plan(persist, ["/srv"], []), root=live)
     partial = persist / "srv.blankslate-partial"
     fp.register(
-        [*CP, str(live / "srv"), fp.any(min=1, max=1)],
+        [*CP, fp.any(min=2, max=2)],
         returncode=1,
         stderr="cp: error writing 'x': No space left on device\n",
     )
@@ -434,6 +447,338 @@ def test_a_symlinked_file_into_its_own_root_is_present(trees: tuple[Path, Path])
     assert actions(seed.plan_seed(the_plan, root=live)) == {
         "/etc/token": ("present", f"a symlink into {cache} (/persist/cache/etc/token)")
     }
+
+
+# --- the source side: a user's link on the way to a live path is never followed ------------
+
+
+def test_a_symlink_on_the_way_to_the_source_is_a_problem_and_never_read(
+    trees: tuple[Path, Path], fp: FakeProcess
+) -> None:
+    """alice's ~/.config -> ../../root, with /home/alice/.config/vault persisted: listed as a
+    problem; a copy forced past the listing (the link planted after it) is refused too."""
+    live, persist = trees
+    (live / "root/vault").mkdir(parents=True)
+    (live / "root/vault/secret").write_text("root's\n")
+    (live / "home/alice").mkdir(parents=True)
+    (live / "home/alice/.config").symlink_to("../../root")
+    register_cp(fp, live / "root/vault")
+
+    items = seed.plan_seed(make_plan(persist, ["/home/alice/.config/vault"], []), root=live)
+
+    assert actions(items) == {
+        "/home/alice/.config/vault": (
+            "problem",
+            f"{live}/home/alice/.config is a symlink: never followed, nothing copied",
+        )
+    }
+    forced = [dataclasses.replace(item, action="copy", detail="") for item in items]
+    with pytest.raises(BlankslateError, match=r"\.config is a symlink: refusing to read through"):
+        seed.apply(forced, live_root=live)
+    assert not (persist / "home/alice/.config/vault").exists()
+
+
+# --- live services (#27): what uses a path seed copies -------------------------------------
+
+SHOW = services.show_directories(["postgresql.service", "nginx.service"])
+LIST_UNITS = services.list_running_services()
+
+
+def test_systemctl_builders() -> None:
+    assert LIST_UNITS == [
+        "systemctl", "list-units", "--type=service", "--state=running", "--no-legend",
+        "--plain", "--full", "--no-pager",
+    ]  # fmt: skip
+    assert SHOW == [
+        "systemctl", "show",
+        "--property=Id,StateDirectory,CacheDirectory,LogsDirectory,ConfigurationDirectory",
+        "--", "postgresql.service", "nginx.service",
+    ]  # fmt: skip
+    assert services.stop_units(["a.service"]) == ["systemctl", "stop", "--", "a.service"]
+    assert services.start_units(["a.service"]) == ["systemctl", "start", "--", "a.service"]
+
+
+def test_running_units_whose_directories_are_copied(fp: FakeProcess) -> None:
+    fp.register(
+        LIST_UNITS,
+        stdout="postgresql.service loaded active running PostgreSQL Server\n"
+        "nginx.service loaded active running Nginx\n",
+    )
+    fp.register(
+        SHOW,
+        stdout="Id=postgresql.service\nStateDirectory=postgresql\nCacheDirectory=\n"
+        "LogsDirectory=\nConfigurationDirectory=\n\n"
+        "Id=nginx.service\nStateDirectory=nginx\nCacheDirectory=nginx\nLogsDirectory=nginx\n"
+        "ConfigurationDirectory=\n",
+    )
+    users = services.unit_directories(["/var/lib/postgresql/16", "/srv"])
+    assert users == [services.User("postgresql.service", "its directory /var/lib/postgresql")]
+
+
+def fake_proc(root: Path, pid: int, comm: str, cgroup: str, opened: list[Path]) -> Path:
+    """A /proc/PID of our own: comm, cgroup, cwd and fd/N links to `opened`."""
+    directory = root / str(pid)
+    (directory / "fd").mkdir(parents=True)
+    (directory / "comm").write_text(f"{comm}\n")
+    (directory / "cgroup").write_text(cgroup)
+    (directory / "cwd").symlink_to("/")
+    for number, path in enumerate(opened):
+        (directory / "fd" / str(number)).symlink_to(path)
+    return directory
+
+
+def test_open_files_under_a_copied_path_name_their_process_and_unit(tmp_path: Path) -> None:
+    proc = tmp_path / "proc"
+    fake_proc(proc, 40, "postgres", "0::/system.slice/postgresql.service\n",
+              [Path("/dev/null"), Path("/var/lib/postgresql/16/base/1")])  # fmt: skip
+    fake_proc(proc, 41, "vim", "0::/user.slice/user-1000.slice/session-3.scope\n",
+              [Path("/var/lib/postgresql-notes")])  # fmt: skip
+    fake_proc(proc, 42, "less", "0::/user.slice/user-1000.slice/session-3.scope\n",
+              [Path("/var/lib/app/log (deleted)")])  # fmt: skip
+    (proc / "self").mkdir()  # not a pid
+    users = services.open_files(["/var/lib/postgresql", "/var/lib/app"], proc)
+    assert users == [
+        services.User(
+            "postgresql.service", "pid 40 (postgres) has /var/lib/postgresql/16/base/1 open"
+        ),
+        services.User(None, "pid 42 (less) has /var/lib/app/log open"),
+    ]
+    assert services.stoppable(users) == (["postgresql.service"], [users[1]])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text())
+def test_systemctl_and_cgroup_parsers_never_fail(text: str) -> None:
+    assert all(unit.endswith(".service") for unit in services.parse_unit_list(text))
+    for directories in services.parse_show(text).values():
+        assert all(directory.startswith("/") for directory in directories)
+    unit = services.parse_cgroup(text)
+    assert unit is None or unit.endswith(".service")
+
+
+@pytest.fixture
+def postgres(trees: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A live /var/lib/postgresql that postgresql.service holds open (a /proc of our own)."""
+    live, persist = trees
+    (live / "var/lib/postgresql/16").mkdir(parents=True)
+    (live / "var/lib/postgresql/16/PG_VERSION").write_text("16\n")
+    proc = tmp_path / "proc"
+    proc.mkdir()
+    monkeypatch.setattr(services, "PROC", proc)
+    fake_proc(proc, 40, "postgres", "0::/system.slice/postgresql.service\n",
+              [live / "var/lib/postgresql/16/PG_VERSION"])  # fmt: skip
+    plan_file = persist.parent / "plan.json"
+    plan_file.write_text(json.dumps(make_plan(persist, ["/var/lib/postgresql"], []).to_json()))
+    return plan_file
+
+
+def test_seed_refuses_a_path_a_running_service_uses(
+    trees: tuple[Path, Path],
+    postgres: Path,
+    run_cli: Callable[..., int],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    live, persist = trees
+    code = run_cli("seed", "--plan", str(postgres), "--root", str(live), "--yes")
+    err = capsys.readouterr().err
+    assert code == 1
+    assert err.splitlines()[-1] == (
+        "error: in use while seed would copy it: postgresql.service (pid 40 (postgres) has "
+        f"{live}/var/lib/postgresql/16/PG_VERSION open) (stop it first, or give --stop-units "
+        "to stop the units for the copy and start them again, or --live to copy anyway)"
+    )
+    assert not (persist / "var/lib/postgresql").exists()
+
+
+def test_seed_stop_units_stops_them_for_the_copy_and_starts_them_again(
+    trees: tuple[Path, Path], postgres: Path, fp: FakeProcess, run_cli: Callable[..., int]
+) -> None:
+    live, persist = trees
+    order: list[str] = []
+
+    def stop(_process: Any) -> None:
+        order.append("stop")
+        shutil.rmtree(services.PROC / "40")  # the service ended
+
+    fp.register(services.stop_units(["postgresql.service"]), callback=stop)
+    register_cp(fp, live / "var/lib/postgresql", before=lambda: order.append("cp"))
+    fp.register(
+        services.start_units(["postgresql.service"]),
+        callback=lambda _process: order.append("start"),
+    )
+    code = run_cli("seed", "--plan", str(postgres), "--root", str(live), "--yes", "--stop-units")
+    assert code == 0
+    assert order == ["stop", "cp", "start"]
+    assert (persist / "var/lib/postgresql/16/PG_VERSION").read_text() == "16\n"
+
+
+def test_seed_stop_units_starts_them_again_when_the_copy_fails(
+    trees: tuple[Path, Path],
+    postgres: Path,
+    fp: FakeProcess,
+    run_cli: Callable[..., int],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    live, _persist = trees
+    fp.register(
+        services.stop_units(["postgresql.service"]),
+        callback=lambda _process: shutil.rmtree(services.PROC / "40"),
+    )
+    fp.register([*CP, fp.any(min=2, max=2)], returncode=1, stderr="cp: No space left on device\n")
+    fp.register(["rm", "-rf", "--one-file-system", "--", fp.any(min=1, max=1)])
+    fp.register(services.start_units(["postgresql.service"]))
+    code = run_cli("seed", "--plan", str(postgres), "--root", str(live), "--yes", "--stop-units")
+    assert code == 1
+    assert "No space left on device" in capsys.readouterr().err
+    assert fp.call_count(services.start_units(["postgresql.service"])) == 1
+
+
+def test_seed_stop_units_refuses_what_is_still_in_use_and_starts_them_again(
+    trees: tuple[Path, Path],
+    postgres: Path,
+    fp: FakeProcess,
+    run_cli: Callable[..., int],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    live, persist = trees
+    fp.register(services.stop_units(["postgresql.service"]))  # but pid 40 stays
+    fp.register(services.start_units(["postgresql.service"]))
+    code = run_cli("seed", "--plan", str(postgres), "--root", str(live), "--yes", "--stop-units")
+    assert code == 1
+    assert "still in use after stopping postgresql.service" in capsys.readouterr().err
+    assert fp.call_count(services.start_units(["postgresql.service"])) == 1
+    assert not (persist / "var/lib/postgresql").exists()
+
+
+def test_seed_live_copies_anyway_and_says_so(
+    trees: tuple[Path, Path],
+    postgres: Path,
+    fp: FakeProcess,
+    run_cli: Callable[..., int],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    live, persist = trees
+    register_cp(fp, live / "var/lib/postgresql")
+    code = run_cli("seed", "--plan", str(postgres), "--root", str(live), "--yes", "--live")
+    assert code == 0
+    assert "copying while in use (--live): postgresql.service" in capsys.readouterr().err
+    assert (persist / "var/lib/postgresql/16/PG_VERSION").read_text() == "16\n"
+
+
+def test_seed_stop_units_and_live_together_is_a_usage_error(
+    trees: tuple[Path, Path], postgres: Path, run_cli: Callable[..., int]
+) -> None:
+    live, _persist = trees
+    args = ["seed", "--plan", str(postgres), "--root", str(live), "--yes"]
+    assert run_cli(*args, "--stop-units", "--live") == 2
+
+
+# --- the read-only snapshot the copies are read from (btrfs) -------------------------------
+
+
+def snapshot_commands(fp: FakeProcess, live: Path, nested: str = "") -> list[str]:
+    """Register the probes and the snapshot's life: show, list -o, snapshot -r (a copy of the
+    tree stands in for it), delete. Returns the snapshot path made, once it is."""
+    made: list[str] = []
+    fp.register(["btrfs", "subvolume", "show", str(live)], stdout="root\n\tName: root\n")
+    fp.register(["btrfs", "subvolume", "list", "-o", str(live)], stdout=nested)
+
+    def snapshot(process: Any) -> None:
+        target = str(process.args[-1])
+        made.append(target)
+        shutil.copytree(live, target, symlinks=True, ignore=shutil.ignore_patterns(".blankslate-*"))
+
+    fp.register(
+        ["btrfs", "subvolume", "snapshot", "-r", str(live), fp.any(min=1, max=1)],
+        callback=snapshot,
+    )
+    fp.register(
+        ["btrfs", "subvolume", "delete", fp.any(min=1, max=1)],
+        callback=lambda process: shutil.rmtree(str(process.args[-1])),
+    )
+    return made
+
+
+def test_copies_are_read_from_a_snapshot_deleted_afterwards(
+    trees: tuple[Path, Path], fp: FakeProcess
+) -> None:
+    live, persist = trees
+    (live / "var/lib/app").mkdir(parents=True)
+    (live / "var/lib/app/data").write_text("at the snapshot\n")
+    items = seed.plan_seed(make_plan(persist, ["/var/lib/app"], []), root=live)
+    items = [dataclasses.replace(item, snapshot=True) for item in items]
+    made = snapshot_commands(fp, live)
+    read: list[str] = []
+
+    def cp(process: Any) -> None:
+        source = held(str(process.args[-2]))
+        read.append(str(source))
+        shutil.copytree(source, str(process.args[-1]), symlinks=True)
+
+    fp.register([*CP, fp.any(min=2, max=2)], callback=cp)
+    assert [item.path for item in seed.apply(items, live_root=live)] == ["/var/lib/app"]
+    assert len(made) == 1 and made[0].startswith(f"{live}/.blankslate-seed.")
+    assert read == [f"{made[0]}/var/lib/app"]
+    assert (persist / "var/lib/app/data").read_text() == "at the snapshot\n"
+    assert list(live.glob(".blankslate-seed.*")) == []  # deleted, its directory removed
+
+
+def test_the_snapshot_is_deleted_when_the_copy_fails(
+    trees: tuple[Path, Path], fp: FakeProcess
+) -> None:
+    live, persist = trees
+    (live / "srv").mkdir()
+    items = seed.plan_seed(make_plan(persist, ["/srv"], []), root=live)
+    items = [dataclasses.replace(item, snapshot=True) for item in items]
+    made = snapshot_commands(fp, live)
+    fp.register([*CP, fp.any(min=2, max=2)], returncode=1, stderr="cp: I/O error\n")
+    fp.register(["rm", "-rf", "--one-file-system", "--", fp.any(min=1, max=1)])
+    with pytest.raises(BlankslateError, match="I/O error"):
+        seed.apply(items, live_root=live)
+    assert fp.call_count(["btrfs", "subvolume", "delete", made[0]]) == 1
+    assert list(live.glob(".blankslate-seed.*")) == []
+
+
+def test_a_path_holding_a_nested_subvolume_is_read_live(
+    trees: tuple[Path, Path], fp: FakeProcess
+) -> None:
+    live, persist = trees
+    (live / "var/lib/machines/box").mkdir(parents=True)
+    items = seed.plan_seed(make_plan(persist, ["/var/lib"], []), root=live)
+    items = [dataclasses.replace(item, snapshot=True) for item in items]
+    fp.register(["btrfs", "subvolume", "show", str(live)], stdout="root\n")
+    fp.register(
+        ["btrfs", "subvolume", "list", "-o", str(live)],
+        stdout="ID 300 gen 9 top level 256 path root/var/lib/machines\n",
+    )
+    staged = register_cp(fp, live / "var/lib")  # the live tree, no snapshot taken
+    seed.apply(items, live_root=live)
+    assert staged == [persist / "var/lib.blankslate-partial/lib"]
+
+
+def test_dry_run_says_it_would_snapshot(trees: tuple[Path, Path], fp: FakeProcess) -> None:
+    live, persist = trees
+    (live / "srv").mkdir()
+    items = seed.plan_seed(make_plan(persist, ["/srv"], []), root=live)
+    items = [dataclasses.replace(item, snapshot=True) for item in items]
+    fp.register(["btrfs", "subvolume", "show", str(live)], stdout="root\n")
+    fp.register(["btrfs", "subvolume", "list", "-o", str(live)], stdout="")
+    seed.apply(items, live_root=live, dry_run=True)  # no snapshot, no cp registered
+    assert list(live.glob(".blankslate-seed.*")) == []
+
+
+def test_seed_and_the_processes_waiting_for_it_are_not_users(tmp_path: Path) -> None:
+    """The admin's shell, whose working directory is the path, waits for seed: not a user."""
+    proc = tmp_path / "proc"
+    me, shell, other = os.getpid(), 7001, 7002
+    fake_proc(proc, me, "blankslate", "0::/user.slice/session-1.scope\n", [Path("/srv/x")])
+    (proc / str(me) / "status").write_text(f"Name:\tpython\nPPid:\t{shell}\n")
+    fake_proc(proc, shell, "bash", "0::/user.slice/session-1.scope\n", [Path("/srv/x")])
+    (proc / str(shell) / "status").write_text("Name:\tbash\nPPid:\t1\n")
+    fake_proc(proc, other, "vim", "0::/user.slice/session-2.scope\n", [Path("/srv/x")])
+    assert services.open_files(["/srv"], proc) == [
+        services.User(None, f"pid {other} (vim) has /srv/x open")
+    ]
 
 
 @pytest.mark.root
