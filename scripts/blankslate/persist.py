@@ -22,7 +22,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
-from blankslate import btrfs, mounts, oldroots, process, safefile, ui, zfs
+from blankslate import btrfs, copy, mounts, oldroots, process, safefile, ui, zfs
 from blankslate.display import format_size
 from blankslate.errors import BlankslateError
 from blankslate.paths import is_under, resolves_under
@@ -187,7 +187,10 @@ def recover_from_persist(
                 "leading out of it"
             )
         if not dry_run:
-            oldroots.copy_to(source, target, holder)
+            # Read without following a link on the way, even one that stays inside the
+            # snapshot: a user's ~/.config -> ../../etc/ssh would copy root's files to them.
+            with copy.held_source(snapshot.path, relative) as held:
+                oldroots.copy_to(held, target, holder)
     return Recovered(f"{plan.persist_path}/{relative}", snapshot.name, target)
 
 

@@ -183,3 +183,26 @@ def test_recover_from_persist_refuses_a_planted_symlink(
         persist.recover_from_persist(the_plan, "latest", f"{mounted}/var/lib/app/state.db",
                                      device=device)  # fmt: skip
     assert list(outside.iterdir()) == []
+
+
+def test_recover_from_persist_never_reads_through_a_link_inside_the_snapshot(
+    helpers: ModuleType, filled: Any
+) -> None:
+    """When the snapshot was taken, a user's directory was a link to root's files elsewhere in
+    persistPath (it stays inside the snapshot); it is a directory again now. Recovering a path
+    below it must not copy root's files into that user's directory."""
+    device, mounted, run_dir = filled
+    the_plan = snapshot_plan(mounted)
+    secret = mounted / "etc" / "secretdir"
+    secret.mkdir(parents=True)
+    (secret / "key").write_text("root's\n")
+    users = mounted / "var" / "lib" / "app" / "cfg"
+    users.symlink_to("../../../etc")
+    take_snapshot(helpers, device, run_dir)
+    users.unlink()
+    users.mkdir()
+    with pytest.raises(BlankslateError, match="symlink"):
+        persist.recover_from_persist(
+            the_plan, "latest", f"{mounted}/var/lib/app/cfg/secretdir", device=device
+        )
+    assert list(users.iterdir()) == []
