@@ -11,12 +11,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from pytest_subprocess import FakeProcess
 
 from blankslate import doctor, passwordfile, plan
 from blankslate.errors import BlankslateError
+
+from ..conftest import PARSER_CORPUS
 
 FINDMNT = ["findmnt", "--json", "--list", "--output", "TARGET,SOURCE,FSTYPE,OPTIONS"]
 PLAN = plan.default()
@@ -218,6 +220,7 @@ def test_a_hash_without_its_final_newline_passes(tmp_path: Path) -> None:
     assert result.status == "ok" and "bcrypt" in result.message
 
 
+@settings(max_examples=PARSER_CORPUS, deadline=None)
 @given(st.binary(max_size=300))
 def test_the_password_file_validator_takes_any_bytes(data: bytes) -> None:
     problem = passwordfile.content_problem(data)

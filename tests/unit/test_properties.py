@@ -22,10 +22,13 @@ from blankslate import cli, ignore_rules, plan
 from blankslate.app import app
 from blankslate.errors import BlankslateError
 
+from ..conftest import PARSER_CORPUS
+
 PROPERTY = settings(
     max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 CLI_PROPERTY = settings(PROPERTY, max_examples=100)  # each runs the typer app: a few ms
+PARSER = settings(PROPERTY, max_examples=PARSER_CORPUS)  # the parsers' corpus, full in CI
 
 SCALARS = st.one_of(
     st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.text(max_size=20)
@@ -87,7 +90,7 @@ def check_plan(data: object) -> None:
         one_line(error)
 
 
-@PROPERTY
+@PARSER
 @given(data=JSON)
 @example(data={"\n": None})  # a key quoted in the message: printed on one line all the same
 def test_from_json_on_any_value(data: object) -> None:
@@ -120,7 +123,7 @@ def plan_bytes() -> st.SearchStrategy[bytes]:
     return st.one_of(st.binary(max_size=200), spliced, JSON.map(lambda v: json.dumps(v).encode()))
 
 
-@PROPERTY
+@PARSER
 @given(data=plan_bytes())
 def test_from_file_on_any_bytes(data: bytes) -> None:
     with tempfile.TemporaryDirectory() as directory:
@@ -147,7 +150,7 @@ IGNORE_TEXT = st.one_of(
 )
 
 
-@PROPERTY
+@PARSER
 @given(content=st.one_of(IGNORE_TEXT.map(lambda t: t.encode("utf-8", "surrogatepass")),
                          st.binary(max_size=60)))  # fmt: skip
 @example(content=b"\x1f")  # ruamel's reader error spans two lines
@@ -192,7 +195,7 @@ ARGUMENT = st.one_of(
 ARGV = st.lists(ARGUMENT, max_size=8)
 
 
-@PROPERTY
+@PARSER
 @given(
     argv=st.one_of(ARGV, st.builds(lambda c, a: [c, *a], st.sampled_from(["diff", "seed"]), ARGV))
 )
