@@ -182,6 +182,20 @@ def find_strays(
     moved_to = set()
     if skip is not None and paths.is_under(str(base), str(skip), strictly=True):
         moved_to.add("/" + os.path.relpath(skip, base))
+    # A kept directory is a stray's end, not a way down, even when a kept path lies below it.
+    for parent, path, info in _topmost(base, above - kept):
+        name = os.path.basename(path)
+        if path in kept or path in moved_to or _is_moved(name, info):
+            continue
+        yield Entry(
+            root, paths.normalise(root + path), _kind(info.st_mode), usage_of(parent, name, info)
+        )
+
+
+def _topmost(base: Path, above: set[str]) -> Iterator[tuple[int, str, os.stat_result]]:
+    """(the fd of its directory, its path relative to `base`, its lstat) for every entry below
+    `base` that is not a directory in `above`, whose entries are visited instead. Each
+    directory is opened from its parent's fd without following a link."""
     with safefile.held(safefile.walk(base, "")) as start:
         stack = [("/", os.dup(start.fd))]
         try:
@@ -190,19 +204,12 @@ def find_strays(
                 try:
                     for name, info in sorted(_children(fd)):
                         path = os.path.join(relative, name)
-                        if path in kept or path in moved_to or _is_moved(name, info):
-                            continue
                         if path in above and stat.S_ISDIR(info.st_mode):
                             child = _open_below(name, fd)
                             if child is not None:
                                 stack.append((path, child))
                             continue
-                        yield Entry(
-                            root,
-                            paths.normalise(root + path),
-                            _kind(info.st_mode),
-                            usage_of(fd, name, info),
-                        )
+                        yield fd, path, info
                 finally:
                     os.close(fd)
         finally:
@@ -338,25 +345,8 @@ def restore(plan: Plan, moved: Path, *, target_root: Path = Path("/"), dry_run: 
 def _moved_entries(base: Path, above: set[str]) -> Iterator[str]:
     """The topmost moved entries below `base`: what is not a directory above a kept path,
     relative to `base`."""
-    with safefile.held(safefile.walk(base, "")) as start:
-        stack = [("/", os.dup(start.fd))]
-        try:
-            while stack:
-                relative, fd = stack.pop()
-                try:
-                    for child, info in sorted(_children(fd)):
-                        path = os.path.join(relative, child)
-                        if path in above and stat.S_ISDIR(info.st_mode):
-                            opened = _open_below(child, fd)
-                            if opened is not None:
-                                stack.append((path, opened))
-                            continue
-                        yield path
-                finally:
-                    os.close(fd)
-        finally:
-            for _, fd in stack:
-                os.close(fd)
+    for _, path, _ in _topmost(base, above - kept):
+        yield path
 
 
 def _rename(

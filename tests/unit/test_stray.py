@@ -242,3 +242,16 @@ def test_any_arguments_end_in_a_status_never_a_traceback(
     code = run_cli("persist", "stray", *argv, "--plan", plan, "--root", str(target), "--dry-run")
     assert code in (0, 1, 2)
     assert "Traceback" not in capsys.readouterr().err
+
+
+def test_a_kept_directory_with_a_kept_path_below_it_holds_no_strays(
+    target: Path, host_plan_data: Callable[[str], dict[str, Any]]
+) -> None:
+    """/var/lib/nixos kept whole, and a file below it kept too: nothing in it is a stray."""
+    data = host_plan_data("example")
+    data["persistence"]["files"].append(
+        {"file": "/var/lib/nixos/extra", "root": "/persist", "method": "auto", "parents": []}
+    )
+    write(target / "persist/var/lib/nixos/other", "o")
+    found = stray.strays(plan_module.from_json(data), target_root=target)
+    assert stray_paths(found) == STRAYS
