@@ -345,7 +345,7 @@ def restore(plan: Plan, moved: Path, *, target_root: Path = Path("/"), dry_run: 
 def _moved_entries(base: Path, above: set[str]) -> Iterator[str]:
     """The topmost moved entries below `base`: what is not a directory above a kept path,
     relative to `base`."""
-    for _, path, _ in _topmost(base, above - kept):
+    for _, path, _ in _topmost(base, above):
         yield path
 
 
