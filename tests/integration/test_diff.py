@@ -16,6 +16,8 @@ import pytest
 
 from blankslate import classify, plan, scan
 
+from ..conftest import needs_mounted_root
+
 ODD_NAME = b"odd\xff\nname"
 
 
@@ -250,6 +252,7 @@ def test_tree_search_refuses_what_is_not_a_subvolume_root(tmp_path: Path) -> Non
     assert treesearch.scan(str(tmp_path)) is None
 
 
+@needs_mounted_root
 def test_walk_of_a_live_root_keeps_subvolumes_and_leaves_out_mounts(
     layout: Any, helpers: ModuleType, tmp_path: Path
 ) -> None:
@@ -286,6 +289,7 @@ def test_walk_of_a_live_root_keeps_subvolumes_and_leaves_out_mounts(
 @pytest.mark.skipif(
     shutil.which("jq") is None, reason="needs jq, a JSON parser that is not Python's"
 )
+@needs_mounted_root
 def test_jq_tells_names_that_are_not_utf8_apart(tmp_path: Path) -> None:
     live = tmp_path / "live"
     (live / "srv").mkdir(parents=True)

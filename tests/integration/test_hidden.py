@@ -20,6 +20,10 @@ import pytest
 
 from blankslate import plan
 
+from ..conftest import needs_mounted_root
+
+pytestmark = needs_mounted_root
+
 REPO = Path(__file__).resolve().parents[2]
 VIEW_PREFIX = "blankslate-beneath."
 
