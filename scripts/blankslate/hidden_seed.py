@@ -28,7 +28,6 @@ from typing import Literal
 from blankslate import accounts, beneath, classify, copy, mounts, paths, safefile, scan
 from blankslate import seed as seed_module
 from blankslate.display import quote_path
-from blankslate.errors import BlankslateError
 from blankslate.plan import Persisted, Plan
 
 Action = Literal["copy", "present", "conflict", "problem"]
@@ -89,18 +88,8 @@ def _context(plan: Plan, root: Path, selection: Sequence[str]) -> _Context:
     mount_targets = frozenset(entry.target for entry in mounts.all_mounts())
     base = Path(os.path.abspath(root))
     seed_module.check_persist_mounted(str(paths.inside(base, plan.persist_path)), mount_targets)
-    wanted = plan.persisted
-    if selection:
-        unknown = sorted(set(selection) - {entry.path for entry in wanted})
-        if unknown:
-            raise BlankslateError(f"{unknown[0]} is not a persisted path of the plan")
-        wanted = [entry for entry in wanted if entry.path in selection]
-    holders = {
-        persistence_root: mounts.holding_mount(
-            str(paths.inside(base, persistence_root)), mount_targets, str(base)
-        )
-        for persistence_root in dict.fromkeys(entry.root for entry in wanted)
-    }
+    wanted = seed_module.selected(plan, selection)
+    holders = seed_module.holding_mounts(wanted, base, mount_targets)
     return _Context(plan, base, {entry.path: entry for entry in wanted}, holders, bool(selection))
 
 

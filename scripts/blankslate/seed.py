@@ -269,6 +269,29 @@ def _empty_with_data(target: Path, source: Path) -> bool:
         return False
 
 
+def selected(plan: Plan, selection: Sequence[str]) -> list[Persisted]:
+    """The plan's persisted paths, or those named in `selection` (each must be one of them)."""
+    wanted = plan.persisted
+    if selection:
+        unknown = sorted(set(selection) - {entry.path for entry in wanted})
+        if unknown:
+            raise BlankslateError(f"{unknown[0]} is not a persisted path of the plan")
+        wanted = [entry for entry in wanted if entry.path in selection]
+    return wanted
+
+
+def holding_mounts(
+    wanted: Sequence[Persisted], base: Path, mount_targets: frozenset[str]
+) -> dict[str, Path]:
+    """Each persistence root of `wanted` -> the mountpoint (under `base`) holding it."""
+    return {
+        persistence_root: mounts.holding_mount(
+            str(paths.inside(base, persistence_root)), mount_targets, str(base)
+        )
+        for persistence_root in dict.fromkeys(entry.root for entry in wanted)
+    }
+
+
 def plan_seed(
     plan: Plan, *, root: Path = Path("/"), selection: Sequence[str] = ()
 ) -> list[SeedItem]:
@@ -281,18 +304,8 @@ def plan_seed(
     base = Path(os.path.abspath(root))
     check_persist_mounted(str(paths.inside(base, plan.persist_path)), mount_targets)
     snapshot = is_btrfs_subvolume(base, mounted)
-    wanted = plan.persisted
-    if selection:
-        unknown = sorted(set(selection) - {entry.path for entry in wanted})
-        if unknown:
-            raise BlankslateError(f"{unknown[0]} is not a persisted path of the plan")
-        wanted = [entry for entry in wanted if entry.path in selection]
-    holders = {
-        persistence_root: mounts.holding_mount(
-            str(paths.inside(base, persistence_root)), mount_targets, str(base)
-        )
-        for persistence_root in dict.fromkeys(entry.root for entry in wanted)
-    }
+    wanted = selected(plan, selection)
+    holders = holding_mounts(wanted, base, mount_targets)
     users = accounts.Accounts.of(base)
     items = [
         _inspect(entry, base, mount_targets, holders[entry.root], users, snapshot)
