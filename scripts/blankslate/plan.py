@@ -54,7 +54,7 @@ def json_key(name: str) -> str:
 
 def parse_size(text: str) -> int:
     """A plan size in bytes: "1GiB" -> 1073741824, "512M" -> 536870912, "0" -> 0."""
-    match = _SIZE.match(text)
+    match = _SIZE.match(text)  # rules.json's size: (digits)(unit)
     if not match:
         raise ValueError(f"bad size {text!r} (use e.g. 512MiB, 8GiB, 0)")
     unit = (match.group(2) or "")[:1]

@@ -133,3 +133,54 @@ def test_blankslate_plan_refuses(tmp_path: Path, mutate: Mutation, python_messag
     )
     assert result.returncode == 1
     assert result.stderr.count("\n") == 1 and python_message in result.stderr
+
+
+# The ZFS names the boot scripts check (rules.json): Nix and `blankslate plan` refuse what the
+# scripts refuse, on the zfs host.
+ZFS_RULES: list[tuple[str, str, str, str, str]] = [
+    (
+        "pool without a letter first",
+        'blankslate.zfs.pool = lib.mkForce "_tank";',
+        "pool",
+        "`blankslate.zfs.pool' is not of type `ZFS pool name",
+        "zfs.pool: '_tank' is not a pool name",
+    ),
+    (
+        "blank snapshot with a slash",
+        'blankslate.zfs.blankSnapshot = lib.mkForce "a/b";',
+        "blankSnapshot",
+        "`blankslate.zfs.blankSnapshot' is not of type `ZFS snapshot name",
+        "zfs.blankSnapshot: 'a/b' is not a snapshot name",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("option", "nix_message"),
+    [(row[1], row[3]) for row in ZFS_RULES],
+    ids=[row[0] for row in ZFS_RULES],
+)
+def test_nix_refuses_zfs_names(nix_run: Any, option: str, nix_message: str) -> None:
+    module = f"({{ lib, ... }}: {{ {option} }})"
+    expr = (
+        f'(import ./tests/nix/eval.nix {{ host = "zfs"; extraModules = [ {module} ]; }})'
+        ".config.blankslate.plan"
+    )
+    result = nix_run(expr)
+    assert result.returncode != 0, result.stdout
+    assert nix_message in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "python_message"),
+    [(row[2], row[4].split("'")[1], row[4]) for row in ZFS_RULES],
+    ids=[row[0] for row in ZFS_RULES],
+)
+def test_blankslate_plan_refuses_zfs_names(
+    host_plan_data: Any, key: str, value: str, python_message: str
+) -> None:
+    data = host_plan_data("zfs")
+    data["zfs"][key] = value
+    with pytest.raises(BlankslateError, match=r"^plan: ") as error:
+        plan.from_json(data)
+    assert python_message in str(error.value)
