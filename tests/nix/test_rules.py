@@ -204,7 +204,9 @@ def disagreements(strings: list[str], sides: dict[str, dict[str, list[bool]]]) -
     found = []
     for rule in rules.PATTERNS:
         for index, string in enumerate(strings):
-            said = {side: verdicts[rule][index] for side, verdicts in sides.items() if rule in verdicts}
+            said = {
+                side: verdicts[rule][index] for side, verdicts in sides.items() if rule in verdicts
+            }
             if len(set(said.values())) != 1:
                 found.append(f"{rule} {string!r}: {said}")
     return found
@@ -218,7 +220,7 @@ def nix_ready(nix_paths: Any) -> None:
 def test_the_file_is_the_rules_every_side_reads(nix_ready: None, tmp_path: Path) -> None:
     data = json.loads(RULES_FILE.read_text())
     shared = {name: value for name, value in data.items() if not name.startswith("_")}
-    assert rules.PATTERNS == shared
+    assert shared == rules.PATTERNS
     assert nix_verdicts([], tmp_path)["rules"] == shared
     # what the common subset of the three dialects allows (the file's _comment)
     for name, pattern in shared.items():
@@ -263,7 +265,9 @@ def test_the_file_is_the_rules_every_side_reads(nix_ready: None, tmp_path: Path)
         "0o755",
     ]
 )
-def test_nix_python_and_bash_agree(nix_ready: None, tmp_path_factory: Any, batch: list[str]) -> None:
+def test_nix_python_and_bash_agree(
+    nix_ready: None, tmp_path_factory: Any, batch: list[str]
+) -> None:
     nix = nix_verdicts(batch, tmp_path_factory.mktemp("rules"))
     sides = {
         "nix": nix["follows"],
@@ -290,7 +294,9 @@ def test_a_value_with_nul_follows_no_rule(name: str) -> None:
 def test_a_pool_dataset_is_a_pool_then_a_dataset(name: str) -> None:
     # zfsPoolDataset, which the scripts check full names with, is zfsPool "/" zfsDataset
     pool, slash, dataset = name.partition("/")
-    expected = bool(slash) and rules.matches("zfsPool", pool) and rules.matches("zfsDataset", dataset)
+    expected = (
+        bool(slash) and rules.matches("zfsPool", pool) and rules.matches("zfsDataset", dataset)
+    )
     assert rules.matches("zfsPoolDataset", name) == expected
 
 
@@ -301,11 +307,11 @@ def test_the_units_hand_the_scripts_these_rules(host_eval: Any) -> None:
     }
     initrd = host_eval("zfs", "config.boot.initrd.systemd.services.blankslate-rollback")
     assert initrd["environment"] == expected
-    on = "{ blankslate.persistSnapshots.interval = \"hourly\"; }"
+    on = '{ blankslate.persistSnapshots.interval = "hourly"; }'
     snapshot = host_eval("zfs", "config.systemd.services.blankslate-persist-snapshot", on)
     assert snapshot["environment"] == expected
     # systemd's Environment= (quoted by nixpkgs with toJSON) would expand % and unescape \
-    assert not any(c in value for value in expected.values() for c in "%\\\"$")
+    assert not any(c in value for value in expected.values() for c in '%\\"$')
     scripted = "{ boot.initrd.systemd.enable = lib.mkForce false; }"
     commands = host_eval("zfs", "config.boot.initrd.postResumeCommands", scripted)
     assignments = " ".join(f"{name}='{value}'" for name, value in expected.items())

@@ -155,9 +155,7 @@ def test_bad_names_are_rejected_before_zfs_runs(tmp_path, dataset, snapshot):
 
 
 def test_without_the_rules_in_the_environment_nothing_happens(tmp_path):
-    proc, calls = run_script(
-        tmp_path, "tank/root", "blank", snapshots="tank/root@blank", rules={}
-    )
+    proc, calls = run_script(tmp_path, "tank/root", "blank", snapshots="tank/root@blank", rules={})
     assert proc.returncode == 1
     assert "BLANKSLATE_ZFS_DATASET_RULE and BLANKSLATE_ZFS_SNAPSHOT_RULE" in proc.stderr
     assert calls == []
