@@ -15,7 +15,6 @@ from hypothesis import strategies as st
 
 from blankslate import plan, rules
 
-
 EXAMPLES = 1000 if os.environ.get("CI") == "true" else 200
 
 _BEFORE = {
