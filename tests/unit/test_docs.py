@@ -72,7 +72,7 @@ def snippets(path: Path) -> Iterator[tuple[int, str, bool]]:
 _INVOCATION = re.compile(
     r"(?:(?<![\w./-])|(?<=/))blankslate\s+(?P<rest>.*)"
     r"|nix run \.#(?P<app>[a-z-]+) -- (?P<app_rest>.*)"
-    r"|nix run \S+ -- (?P<run_rest>.*)"
+    r"|nix run (?:\.|\S*/blankslate) -- (?P<run_rest>.*)"
 )
 _STOP = {"&&", "||", "|", ";", ">", "<", "#", "2>", ">>"}
 
@@ -125,7 +125,8 @@ def check_invocation(argv: list[str]) -> str | None:
             break
         if head not in command.commands:
             if command is ROOT:
-                return "" if not re.fullmatch(r"[a-z][a-z-]*", head) else None
+                looks_like_one = re.fullmatch(r"[a-z][a-z-]*", head) is not None
+                return f"{head!r} is not a command" if looks_like_one else None
             return f"{head!r} is not a subcommand"
         command = command.commands[head]
         rest = rest[rest.index(head) + 1 :]
@@ -165,6 +166,7 @@ def test_the_checker_catches_a_wrong_flag_and_command() -> None:
     assert check_invocation(["--version"]) is None
     assert check_invocation(["diff", "--no-such-flag"])
     assert check_invocation(["persist", "sned"])
+    assert check_invocation(["dif", "--root", "/"])
     assert check_invocation(["seed", "--debug", "--stop-units"]) is None
     assert check_invocation(["mount", "--stop-units"])
 
