@@ -269,8 +269,11 @@ def test_the_quick_start_is_two_commands_and_says_how_to_delete_its_image() -> N
     assert commands[1] in ci_run
     image = re.search(r"--image (\S+)", commands[0])
     assert image
-    assert f"rm {image.group(1)}" in quick
-    assert "blankslate unmount --root" in quick
+    root = re.search(r"--root (\S+)", commands[0])
+    assert root
+    last = quick.strip().split("\n\n")[-1]
+    assert f"blankslate unmount --root {root.group(1)}" in last, "it ends with the cleanup"
+    assert f"rm {image.group(1)}" in last, "it ends with the cleanup"
 
 
 def test_the_readme_lists_the_built_in_ignore_rules_as_the_code_defines_them() -> None:
