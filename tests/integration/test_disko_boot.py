@@ -10,7 +10,6 @@ import os
 import shutil
 import stat
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,17 +20,9 @@ from blankslate import disko, extrafiles, hostkeys
 from blankslate import plan as plan_module
 from blankslate.errors import BlankslateError
 
+from ..support.runner import quiet_blankslate as blankslate
+
 REPO = Path(__file__).resolve().parents[2]
-
-
-def blankslate(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "blankslate", "--quiet", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
 
 
 def plan_data(boot: str) -> dict[str, Any]:

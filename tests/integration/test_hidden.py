@@ -21,6 +21,7 @@ import pytest
 from blankslate import plan
 
 from ..conftest import needs_mounted_root
+from ..support.runner import blankslate
 
 pytestmark = needs_mounted_root
 
@@ -33,16 +34,6 @@ def no_rules(directory: Path) -> Path:
     path = directory / "no-rules.yaml"
     path.write_text("ignore: []\n")
     return path
-
-
-def blankslate(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "blankslate", *args],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=300,
-    )
 
 
 def plan_file(tmp_path: Path, kind: str, directories: list[str]) -> Path:

@@ -19,19 +19,10 @@ from blankslate import install as install_module
 from blankslate import layout, plan
 from blankslate.errors import BlankslateError
 
+from ..support.runner import quiet_blankslate as blankslate
+
 PLAN = plan.default()
 assert PLAN.btrfs is not None
-
-
-def blankslate(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "blankslate", "--quiet", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
 
 
 def attached_loops(image: Path) -> list[str]:

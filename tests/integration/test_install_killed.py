@@ -11,11 +11,12 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 import pytest
+
+from ..support.runner import quiet_blankslate as blankslate
 
 SHIM = """#!/bin/bash
 # Only the mounts below $KILL_UNDER count (the layout's, or install's own scratch mounts).
@@ -28,17 +29,6 @@ status=$?
 if [[ $KILL_WHEN == after && $n == "$KILL_AT" ]]; then kill -9 "$PPID"; fi
 exit $status
 """
-
-
-def blankslate(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "blankslate", "--quiet", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-        env=env,
-    )
 
 
 def scratch_mounts(loops: list[str]) -> list[str]:

@@ -18,6 +18,8 @@ import pytest
 
 from blankslate import plan
 
+from ..support.runner import blankslate
+
 
 @pytest.fixture
 def live_and_persist(
@@ -43,16 +45,6 @@ def write_plan(tmp_path: Path, persist: Path, directories: list[str], files: lis
     path = tmp_path / "plan.json"
     path.write_text(json.dumps(data))
     return path
-
-
-def blankslate(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "blankslate", *args],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=300,
-    )
 
 
 def metadata(path: Path) -> tuple[object, ...]:
