@@ -20,6 +20,7 @@ from blankslate import disko, extrafiles, hostkeys
 from blankslate import plan as plan_module
 from blankslate.errors import BlankslateError
 
+from ..support.loops import attached_loops, take_down
 from ..support.runner import quiet_blankslate as blankslate
 
 REPO = Path(__file__).resolve().parents[2]
@@ -51,16 +52,6 @@ def write_plan(tmp_path: Path, boot: str) -> Path:
     path = tmp_path / f"plan-{boot}.json"
     path.write_text(json.dumps(plan_data(boot)))
     return path
-
-
-def attached_loops(image: Path) -> list[str]:
-    found = subprocess.run(
-        ["losetup", "--noheadings", "--output", "NAME", "--associated", str(image)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    return found.stdout.split()
 
 
 def sgdisk_rows(image_or_device: str) -> list[tuple[int, int, str, str]]:
@@ -102,10 +93,7 @@ def cleanup(helpers: Any) -> Iterator[list[tuple[Path, Path]]]:
     made: list[tuple[Path, Path]] = []
     yield made
     for image, mountpoint in made:
-        blankslate("unmount", "--root", str(mountpoint))
-        helpers.unmount_all_under(mountpoint)
-        for loop in attached_loops(image):
-            subprocess.run(["losetup", "--detach", loop], check=False)
+        take_down(image, mountpoint, helpers)
         assert attached_loops(image) == []
 
 

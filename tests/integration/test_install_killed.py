@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from ..support.loops import attached_loops, detach_loops
 from ..support.runner import quiet_blankslate as blankslate
 
 SHIM = """#!/bin/bash
@@ -44,16 +45,6 @@ def scratch_mounts(loops: list[str]) -> list[str]:
         for target, source in (line.split(" ", 1) for line in table.splitlines())
         if target.startswith(prefix) and any(source.startswith(loop) for loop in loops)
     ]
-
-
-def attached_loops(image: Path) -> list[str]:
-    found = subprocess.run(
-        ["losetup", "--noheadings", "--output", "NAME", "--associated", str(image)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    return found.stdout.split()
 
 
 @pytest.mark.parametrize(
@@ -108,5 +99,4 @@ def test_an_install_killed_at_a_mount_leaves_nothing_after_unmount(
         helpers.unmount_all_under(root)
         for scratch in scratch_mounts(attached_loops(image)):
             helpers.unmount(scratch)
-        for loop in attached_loops(image):
-            subprocess.run(["losetup", "--detach", loop], check=False)
+        detach_loops(image)
