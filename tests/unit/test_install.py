@@ -15,7 +15,7 @@ from pytest_subprocess import FakeProcess
 from blankslate import disk, hostkeys, install, layout, passwd, plan, process
 from blankslate.errors import BlankslateError
 
-FINDMNT_ALL = ["findmnt", "--json", "--list", "--output", "TARGET,SOURCE,FSTYPE,OPTIONS"]
+from ..support.mounts import FINDMNT as FINDMNT_ALL
 
 
 @pytest.fixture
@@ -332,7 +332,7 @@ def test_passwd_hashes_via_stdin_and_writes_0600(
         {"target": f"{tmp_path}/persist", "source": "/dev/vda3", "fstype": "btrfs", "options": ""}
     ]
     fp.register(
-        ["findmnt", "--json", "--list", "--output", "TARGET,SOURCE,FSTYPE,OPTIONS"],
+        FINDMNT_ALL,
         stdout=json.dumps({"filesystems": rows}),
     )
     target = passwd.target_path(example, "admin", tmp_path, None)

@@ -15,15 +15,9 @@ from pytest_subprocess import FakeProcess
 from blankslate import passwd, plan
 from blankslate.errors import BlankslateError
 
-FINDMNT = ["findmnt", "--json", "--list", "--output", "TARGET,SOURCE,FSTYPE,OPTIONS"]
+from ..support.mounts import FINDMNT, findmnt_json
+
 HASH = "$y$j9T$AesRXvEZFH9m11FlIetcd/$vdHXKBQUDpFrS6IftMMy.FlHEnk8I98tromf8rcv2m9"
-
-
-def findmnt_json(*targets: str) -> str:
-    rows = [
-        {"target": t, "source": "/dev/vda3", "fstype": "btrfs", "options": "rw"} for t in targets
-    ]
-    return json.dumps({"filesystems": rows})
 
 
 @pytest.fixture
