@@ -21,6 +21,7 @@ import pytest
 from blankslate import plan
 
 from ..conftest import needs_mounted_root
+from ..support.plans import write_plan_json
 from ..support.runner import blankslate
 
 pytestmark = needs_mounted_root
@@ -44,9 +45,7 @@ def plan_file(tmp_path: Path, kind: str, directories: list[str]) -> Path:
         data = json.loads((REPO / "tests/plans" / f"{kind}.json").read_text())
     for directory in directories:
         data["persistence"]["directories"].append({"directory": directory, "root": "/persist"})
-    path = tmp_path / "plan.json"
-    path.write_text(json.dumps(data))
-    return path
+    return write_plan_json(tmp_path, data)
 
 
 def our_views(mountinfo: str) -> list[str]:

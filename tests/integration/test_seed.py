@@ -18,6 +18,7 @@ import pytest
 
 from blankslate import plan
 
+from ..support.plans import write_plan_json
 from ..support.runner import blankslate
 
 
@@ -42,9 +43,7 @@ def write_plan(tmp_path: Path, persist: Path, directories: list[str], files: lis
         "directories": [{"directory": d} for d in directories],
         "files": [{"file": f} for f in files],
     }
-    path = tmp_path / "plan.json"
-    path.write_text(json.dumps(data))
-    return path
+    return write_plan_json(tmp_path, data)
 
 
 def metadata(path: Path) -> tuple[object, ...]:

@@ -21,6 +21,7 @@ from blankslate.errors import BlankslateError
 from ..conftest import PARSER_CORPUS
 from ..support.mounts import FINDMNT
 from ..support.mounts import findmnt_json as findmnt
+from ..support.plans import write_plan_json
 
 PLAN = plan.default()
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -501,9 +502,7 @@ def test_etc_skipped_without_a_running_configuration(
 
 @pytest.fixture
 def plan_file(tmp_path: Path) -> Path:
-    path = tmp_path / "plan.json"
-    path.write_text(json.dumps(PLAN.to_json()))
-    return path
+    return write_plan_json(tmp_path, PLAN)
 
 
 @root_only

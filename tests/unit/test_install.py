@@ -16,6 +16,7 @@ from blankslate import disk, hostkeys, install, layout, passwd, plan, process
 from blankslate.errors import BlankslateError
 
 from ..support.mounts import FINDMNT as FINDMNT_ALL
+from ..support.plans import bios_partition
 
 
 @pytest.fixture
@@ -609,11 +610,7 @@ def boot_plan(boot: str, device: str | None = "/dev/vda") -> plan.Plan:
     data: dict[str, Any] = json.loads(plan.default_text())
     data["disk"].update(boot=boot, device=device)
     if boot != "uefi":
-        bios = {
-            "name": "bios", "type": "ef02", "size": "1MiB", "format": "none", "label": None,
-            "device": "/dev/disk/by-partlabel/bios",
-        }  # fmt: skip
-        data["disk"]["partitions"].insert(0, bios)
+        data["disk"]["partitions"].insert(0, bios_partition())
     return plan.from_json(data)
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import json
 import os
 import stat
 from collections.abc import Callable, Iterator
@@ -16,6 +15,7 @@ from blankslate import passwd, plan
 from blankslate.errors import BlankslateError
 
 from ..support.mounts import FINDMNT, findmnt_json
+from ..support.plans import write_plan_json
 
 HASH = "$y$j9T$AesRXvEZFH9m11FlIetcd/$vdHXKBQUDpFrS6IftMMy.FlHEnk8I98tromf8rcv2m9"
 
@@ -28,9 +28,7 @@ def as_root(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 @pytest.fixture
 def plan_file(tmp_path: Path) -> Path:
-    path = tmp_path / "plan.json"
-    path.write_text(json.dumps(plan.default().to_json()))
-    return path
+    return write_plan_json(tmp_path, plan.default())
 
 
 @pytest.fixture
