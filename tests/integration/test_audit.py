@@ -23,6 +23,7 @@ import pytest
 from blankslate import plan
 
 from ..conftest import needs_mounted_root
+from ..support.runner import blankslate as run_blankslate
 from ..support.runner import blankslate_in
 
 ROLLBACK = Path(__file__).resolve().parents[2] / "modules" / "rollback" / "btrfs-rollback.bash"
@@ -218,15 +219,8 @@ def limited(gigabytes: int) -> Callable[[], None]:
 
 
 def bounded_diff(cwd: Path, *args: str, gigabytes: int = 2) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "blankslate", "diff", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=300,
-        env={**os.environ, "NO_COLOR": "1"},
-        preexec_fn=limited(gigabytes),
+    return run_blankslate(
+        "diff", *args, cwd=cwd, no_color=True, timeout=300, preexec_fn=limited(gigabytes)
     )
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 # How long one command may take before the test fails (a hang, not a slow machine).
@@ -20,10 +20,15 @@ def blankslate(
     cwd: Path | None = None,
     stdin: str | None = None,
     env: Mapping[str, str] | None = None,
+    no_color: bool = False,
     timeout: float = TIMEOUT,
+    preexec_fn: Callable[[], object] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """`blankslate [--quiet] ARGS`: `stdin` is its input (None: none), `env` its whole
-    environment (None: this process's)."""
+    environment (None: this process's); `no_color` adds NO_COLOR=1 to that environment;
+    `preexec_fn` runs in the child before blankslate starts."""
+    if no_color:
+        env = {**(os.environ if env is None else env), "NO_COLOR": "1"}
     return subprocess.run(
         [sys.executable, "-m", "blankslate", *(["--quiet"] if quiet else []), *args],
         input=stdin,
@@ -33,6 +38,7 @@ def blankslate(
         check=False,
         timeout=timeout,
         env=env,
+        preexec_fn=preexec_fn,
     )
 
 
@@ -48,5 +54,4 @@ def blankslate_in(
 ) -> subprocess.CompletedProcess[str]:
     """`blankslate ARGS` run in the directory `cwd`; with `no_color`, NO_COLOR=1 is added to
     this process's environment."""
-    env = {**os.environ, "NO_COLOR": "1"} if no_color else None
-    return blankslate(*args, cwd=cwd, env=env, timeout=TIMEOUT_IN)
+    return blankslate(*args, cwd=cwd, no_color=no_color, timeout=TIMEOUT_IN)
