@@ -686,6 +686,6 @@ def test_seed_on_a_root_without_snapshot_warns_about_entries_that_vanish(
         assert result.returncode == 0, result.stderr
         assert "Traceback" not in result.stderr
         warnings = [line for line in result.stderr.splitlines() if "vanished" in line]
-        pattern = r"warning: .*/srv/churn/[dl]\d+ vanished while it was copied: not copied"
+        pattern = r".*/srv/churn/[dl]\d+ vanished while it was copied: not copied"
         assert all(re.fullmatch(pattern, line) for line in warnings), warnings
         assert len(list((persist / "srv/churn").glob("kept*"))) == 3000
