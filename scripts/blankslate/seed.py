@@ -324,6 +324,18 @@ def _item_maker(item: SeedItem, live_root: Path) -> safefile.DirectoryMaker:
     return lambda path: item.declared.get(path) or live(path)
 
 
+def _show_copy(item: SeedItem, target: Path) -> None:
+    """Dry run: how the copy would be made (cp from the snapshot, else through held fds)."""
+    if item.snapshot:
+        process.run(copy.cp_archive(item.source, target), dry_run=True)
+    else:
+        log.warning(
+            "would copy %s to %s (read through held fds)",
+            quote_path(str(item.source)),
+            quote_path(str(target)),
+        )
+
+
 def copy_into_place(
     item: SeedItem, live_root: Path, *, dry_run: bool, read_from: Path | None = None
 ) -> None:
@@ -336,7 +348,7 @@ def copy_into_place(
     if dry_run:
         safefile.show_parents(item.base, relative, make)
         partial = item.target.with_name(item.target.name + PARTIAL_SUFFIX)
-        process.run(copy.cp_archive(item.source, partial), dry_run=True)
+        _show_copy(item, partial)
         return
     frozen = read_from is not None and read_from != live_root
     with (
@@ -351,7 +363,7 @@ def fill_in_place(item: SeedItem, *, dry_run: bool, read_from: Path | None = Non
     mount may show it already); the parent is walked from the mountpoint without links."""
     relative = PurePosixPath(str(item.target.parent.relative_to(item.base)))
     if dry_run:
-        process.run(copy.cp_archive(item.source, item.target / "."), dry_run=True)
+        _show_copy(item, item.target / ".")
         return
     live_root = Path(str(item.source).removesuffix(item.path) or "/")
     frozen = read_from is not None and read_from != live_root
