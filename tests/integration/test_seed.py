@@ -491,7 +491,9 @@ def tmpfs_live_and_persist(
     assert helpers.mounts_under(tmp_path) == []
 
 
-def write_tmpfs_plan(tmp_path: Path, persist: Path, directories: list[str]) -> Path:
+def write_tmpfs_plan(
+    tmp_path: Path, persist: Path, directories: list[str], files: tuple[str, ...] = ()
+) -> Path:
     """tests/plans/tmpfs.json with `directories` persisted (owners as on the live tree)."""
     data = json.loads(TMPFS_PLAN.read_text())
     persist_path = "/" + persist.name
@@ -500,7 +502,7 @@ def write_tmpfs_plan(tmp_path: Path, persist: Path, directories: list[str]) -> P
     data["sshHostKeys"] = [f"{persist_path}/etc/ssh/ssh_host_ed25519_key"]
     data["persistence"] = {
         "directories": [{"directory": d} for d in directories],
-        "files": [],
+        "files": [{"file": f} for f in files],
         "roots": [persist_path],
     }
     path = tmp_path / "plan.json"
@@ -632,7 +634,13 @@ def test_seed_on_a_root_without_snapshot_keeps_owners_modes_links_and_odd_names(
     (live / "var/lib/filled").mkdir()
     build_odd_tree(live / "var/lib/filled")
     (persist / "var/lib/filled").mkdir(parents=True)  # empty: filled in place
-    plan_file = write_tmpfs_plan(tmp_path, persist, ["/var/lib/app", "/var/lib/filled"])
+    (live / "etc").mkdir()
+    (live / "etc/machine-id").write_text("0123\n")
+    os.chmod(live / "etc/machine-id", 0o444)
+    os.setxattr(live / "etc/machine-id", "user.origin", b"installer")
+    plan_file = write_tmpfs_plan(
+        tmp_path, persist, ["/var/lib/app", "/var/lib/filled"], ("/etc/machine-id",)
+    )
 
     result = blankslate("seed", "--plan", str(plan_file), "--root", str(live), "--yes")
 
@@ -644,6 +652,8 @@ def test_seed_on_a_root_without_snapshot_keeps_owners_modes_links_and_odd_names(
         assert (top.st_mode, top.st_uid, top.st_gid) == (source.st_mode, 1000, 100)
         assert (copy / "sparse").read_bytes()[32 << 20 :][:6] == b"middle"
         assert os.stat(copy / "sparse").st_blocks * 512 < 8 << 20  # holes stay holes
+    assert metadata(persist / "etc/machine-id") == metadata(live / "etc/machine-id")
+    assert (persist / "etc/machine-id").read_text() == "0123\n"
     assert list(persist.glob("**/*.blankslate-partial")) == []
     assert "vanished" not in result.stderr
 
