@@ -1,12 +1,14 @@
-"""Copying with every piece of metadata kept (`cp`); shared by seed, recover and install.
-Nothing here runs in a dry run: a dry run stops before it (`seed.copy_into_place`).
+"""Copying with every piece of metadata kept (`cp`, or `fdcopy` for a live tree); shared by
+seed, recover and install. Nothing here runs in a dry run: a dry run stops before it
+(`seed.copy_into_place`).
 
-The target's directory is held open (`safefile.Directory`) and cp is pointed at the copy's
-place through /proc/<pid>/fd/<fd>: that path is the directory the fd holds, so a user who owns
-it (or any directory above it) cannot swap it, or plant a link that cp would follow, between
-our checks and the copy. The final component is ours too: cp creates it inside a staging
-directory we made root-only (`copy_new`), or fills an empty directory we first took from its
-owner (`copy_into_empty`). Only then does the copy move into place, relative to the fds.
+The target's directory is held open (`safefile.Directory`); cp is pointed at the copy's place
+through /proc/<pid>/fd/<fd>, fdcopy works relative to the fd itself. Either way that is the
+directory the fd holds, so a user who owns it (or any directory above it) cannot swap it, or
+plant a link that the copy would follow, between our checks and the copy. The final component
+is ours too: the copy is made inside a staging directory we made root-only (`copy_new`), or
+fills an empty directory we first took from its owner (`copy_into_empty`). Only then does the
+copy move into place, relative to the fds.
 
 The source side is held the same way (`held_source`): every component of its path is opened
 from a held directory fd without following a link (a user's `~/.config -> ../../root` is
