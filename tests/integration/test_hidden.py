@@ -319,7 +319,7 @@ def test_seed_hidden_never_follows_a_hidden_directory_swapped_for_a_symlink(
     helpers.run(["mount", "-t", "tmpfs", "blankslate-test-root", live])
     swapper = 0
     try:
-        vault = root_only_vault(live)
+        vault = root_only_vault(live, NAMES[:1])
         box = live / "srv/alice/box"
         alices_files(box / "dir", NAMES[:1])
         (box / "link").symlink_to(os.path.relpath(vault, box))
@@ -328,11 +328,11 @@ def test_seed_hidden_never_follows_a_hidden_directory_swapped_for_a_symlink(
         persist.mkdir()
         helpers.run(["mount", "-t", "tmpfs", "blankslate-test-persist", persist])
         (persist / "srv/alice").mkdir(parents=True)
-        swapper = swap_loop(box, [("dir", "link")], seconds=120)
+        swapper = swap_loop(box, [("dir", "link")], seconds=120, pause=0.00005)
         time.sleep(0.2)  # the swapper's working directory is the hidden box
         helpers.run(["mount", "--bind", persist / "srv/alice", live / "srv/alice"])
         plan_path = plan_file(tmp_path, "tmpfs", ["/srv/alice"])
-        for attempt in range(15):
+        for attempt in range(30):
             result = blankslate(
                 "seed", "--hidden", "--plan", str(plan_path), "--root", str(live), "--yes"
             )

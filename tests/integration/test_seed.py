@@ -238,13 +238,13 @@ NAMES = [f"secret-{number}" for number in range(100)]
 SECRET = "root's secret\n"
 
 
-def root_only_vault(live: Path) -> Path:
+def root_only_vault(live: Path, names: list[str] = NAMES) -> Path:
     """live/root/vault: root's files, mode 0700 on the way; alice must never read them. She
     knows their names and gives her own files the same ones."""
     vault = live / "root/vault"
     vault.mkdir(parents=True)
     os.chmod(live / "root", 0o700)
-    for name in NAMES:
+    for name in names:
         (vault / name).write_text(SECRET)
         os.chmod(vault / name, 0o644)
     return vault
@@ -287,9 +287,12 @@ def test_seed_never_follows_a_users_symlink_on_the_way_to_the_source(
     assert f"{live}/home/alice/.config is a symlink" in result.stdout
 
 
-def swap_loop(directory: Path, pairs: list[tuple[str, str]], seconds: float) -> int:
+def swap_loop(
+    directory: Path, pairs: list[tuple[str, str]], seconds: float, pause: float = 0.0
+) -> int:
     """A child process of uid ALICE exchanging each pair of names (a directory and a symlink)
-    with renameat2(RENAME_EXCHANGE) in a loop, for at most `seconds` and 2 million swaps."""
+    with renameat2(RENAME_EXCHANGE) in a loop, for at most `seconds` and 2 million swaps,
+    sleeping `pause` seconds after each."""
     import ctypes
 
     pid = os.fork()
@@ -309,6 +312,8 @@ def swap_loop(directory: Path, pairs: list[tuple[str, str]], seconds: float) -> 
             for first, second in pairs:
                 libc.renameat2(at_fdcwd, first.encode(), at_fdcwd, second.encode(), rename_exchange)
                 count += 1
+                if pause:
+                    time.sleep(pause)
     finally:
         os._exit(0)
 
@@ -515,20 +520,21 @@ def test_seed_on_a_root_without_snapshot_never_follows_a_directory_swapped_for_a
 ) -> None:
     """Attack 2 where no snapshot holds the root (tmpfs): alice exchanges a directory of her
     persisted home and a symlink to root's vault in a loop while seed copies her home. The
-    copy reads through held fds and never follows the link, in any of 20 runs."""
+    copy reads through held fds and never follows the link, in any of 30 runs."""
     live, persist = tmpfs_live_and_persist
-    vault = root_only_vault(live)
+    # one file each: cp refuses a file whose lstat and open disagree, or a name listed in one
+    # directory and looked up in the other, but not one read through the link both times
+    vault = root_only_vault(live, NAMES[:1])
     home = live / "home/alice"
-    # one file: cp refuses a file whose lstat and open disagree, but not one read through
-    # the link both times
     alices_files(home / "dir", NAMES[:1])
     (home / "link").symlink_to(os.path.relpath(vault, home))
     alice_owns(home, home / "link")
     plan_file = write_tmpfs_plan(tmp_path, persist, ["/home/alice"])
 
     results = []
-    for _attempt in range(20):
-        swapper = swap_loop(home.parent, [("alice/dir", "alice/link")], seconds=60)
+    for _attempt in range(30):
+        # a swap every ~0.1 ms: cp notices one in the middle of a file, not one before it
+        swapper = swap_loop(home.parent, [("alice/dir", "alice/link")], seconds=60, pause=0.00005)
         try:
             results.append(
                 blankslate("seed", "--plan", str(plan_file), "--root", str(live), "--yes")
