@@ -1,5 +1,5 @@
 # The plan: every fact the Python tool needs, computed from the options
-# (plan v2, see the README) and installed as /etc/blankslate/plan.json.
+# (plan v2, see docs/plan.md) and installed as /etc/blankslate/plan.json.
 # The derived layout (partitions, mount table) is computed here once and read
 # by filesystems.nix, the rollback units and the Python tool alike; the modules
 # read `_plan`, the plan before its checks, so assertions can list every error.
