@@ -31,14 +31,15 @@ import stat
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from blankslate import ignore_rules
 from blankslate.classify import HIDDEN_PREFIX, EntryTuple
 from blankslate.display import quote_path
-from blankslate.plan import Plan, Unit
+from blankslate.plan import Plan, PlanSource, Unit
 
 GroupBy = Literal["service", "user", "top", "hidden"]
+_T = TypeVar("_T")
 # (uid, gid, st_mode) of an entry, as lstat gives them.
 Observed = tuple[int, int, int]
 
@@ -151,12 +152,23 @@ def _home_of(path: str) -> tuple[str, str, str] | None:
     return None
 
 
+def is_hidden(entry: EntryTuple) -> bool:
+    return entry[3] == "lost" and entry[4].startswith(HIDDEN_PREFIX)
+
+
+def is_plainly_lost(entry: EntryTuple) -> bool:
+    return entry[3] == "lost" and not entry[4].startswith(HIDDEN_PREFIX)
+
+
 def topmost(
-    entries: Iterable[EntryTuple], keep_apart: Iterable[str] = (), split: Iterable[str] = ()
+    entries: Iterable[EntryTuple],
+    wanted: Callable[[EntryTuple], bool] = is_plainly_lost,
+    keep_apart: Iterable[str] = (),
+    split: Iterable[str] = (),
 ) -> list[EntryTuple]:
-    """The topmost lost entries of `entries` (in path order, as a report lists them): a lost
-    directory stands for what lies below it when all of that is lost. A directory with an
-    entry that is kept (or hidden) below it is not taken whole, nor is one above a path of
+    """The topmost `wanted` entries of `entries` (in path order, as a report lists them): a
+    directory stands for what lies below it when all of that is wanted too. A directory with
+    an entry that is not (kept, or hidden) below it is not taken whole, nor is one above a path of
     `keep_apart` (a unit's directory: suggested on its own), nor a path of `split` or one
     above it (a home: what it holds is suggested entry by entry)."""
     listed = entries if isinstance(entries, Sequence) else list(entries)
@@ -168,9 +180,9 @@ def topmost(
                 return
             mixed.add(head)
 
-    for path, _kind, _size, status, reason in listed:
-        if status != "lost" or reason.startswith(HIDDEN_PREFIX):
-            mix_above(path)
+    for entry in listed:
+        if not wanted(entry):
+            mix_above(entry[0])
     for path in keep_apart:
         mix_above(path)
     for path in split:
@@ -179,8 +191,8 @@ def topmost(
     chosen: list[EntryTuple] = []
     taken: set[str] = set()
     for entry in listed:
-        path, _kind, _size, status, _reason = entry
-        if status != "lost" or path in mixed:
+        path = entry[0]
+        if path in mixed or not wanted(entry):
             continue
         if any(head in taken for head in _ancestors(path)):
             continue
@@ -237,13 +249,11 @@ def group(
             homes.add(home[1])
     groups: dict[tuple[GroupBy, str], tuple[str, list[Item]]] = {}
     skipped: list[Skipped] = []
-    hidden = [e for e in listed if e[3] == "lost" and e[4].startswith(HIDDEN_PREFIX)]
-    for path, kind, _size, _status, reason in topmost(hidden):
+    for path, kind, _size, _status, reason in topmost(listed, is_hidden):
         cover = reason.removeprefix(HIDDEN_PREFIX)
         item = Item(path, path, _kind(kind), None, None, None)
         _add(groups, skipped, ("hidden", cover), f"hidden under {cover}", item)
-    plain = (e for e in listed if not (e[3] == "lost" and e[4].startswith(HIDDEN_PREFIX)))
-    for path, kind, _size, _status, _reason in topmost(plain, by_path, homes):
+    for path, kind, _size, _status, _reason in topmost(listed, is_plainly_lost, by_path, homes):
         if kind == "symlink" and path in dynamic_links:
             skipped.append(Skipped(path, f"a symlink systemd makes for {dynamic_links[path]}"))
             continue
@@ -257,7 +267,7 @@ def group(
         if owning is not None:
             _directory, unit, option = owning
             key: tuple[GroupBy, str] = ("service", unit.name)
-            note = f"{option} of {unit.name}.service"
+            note = f"{unit.name}.service: {option}"
             if unit.dynamic_user:
                 # systemd gives the directory the service's user at every start.
                 note += " (DynamicUser: systemd sets its owner at every start)"
@@ -265,7 +275,7 @@ def group(
             cache = _looks_like_cache(path, option == "CacheDirectory")
             name = path
         elif home is not None:
-            key, note, name = ("user", home[0]), f"home of {home[0]} ({home[1]})", home[2]
+            key, note, name = ("user", home[0]), f"the home of {home[0]}, {home[1]}", home[2]
             cache = _looks_like_cache(path, False)
         else:
             top = "/" + path.split("/")[1]
@@ -336,10 +346,13 @@ def _directory(item: Item) -> str:
     )
 
 
+def _escaped(text: str) -> str:
+    """`text` as inside a Nix string: a newline in a name cannot end a comment."""
+    return nix_string(text)[1:-1]
+
+
 def _comment(group: Group) -> str:
-    # The name is written as a Nix string: a newline in it cannot end the comment.
-    what = {"service": "service", "user": "user", "top": "top directory", "hidden": "hidden"}
-    return f"# {what[group.by]} {nix_string(group.name)}: {nix_string(group.note)[1:-1]}"
+    return f"# {_escaped(group.note)}"
 
 
 def render_nix(suggestion: Suggestion) -> str:
@@ -402,7 +415,7 @@ def render_nix(suggestion: Suggestion) -> str:
         lines.append("# root holds under them is erased; copy it with `blankslate seed --hidden`:")
         for grouped in hidden:
             for item in grouped.items:
-                lines.append(f"#   {nix_string(item.path)} ({nix_string(grouped.note)[1:-1]})")
+                lines.append(f"#   {nix_string(item.path)} ({_escaped(grouped.note)})")
     if suggestion.skipped:
         lines.append("# Not suggested:")
         for skipped in suggestion.skipped:
@@ -468,6 +481,24 @@ class Observer:
         os.close(self._base)
 
     def __call__(self, path: str) -> Observed | None:
+        found = self._at(path, lambda fd, name: os.stat(name, dir_fd=fd, follow_symlinks=False))
+        return None if found is None else (found.st_uid, found.st_gid, found.st_mode)
+
+    def read(self, path: str, limit: int) -> str | None:
+        """The text of the regular file at `path` (never through a link), None when it is
+        missing, not a regular file or bigger than `limit`."""
+
+        def read_at(fd: int, name: str) -> str | None:
+            opened = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
+            with os.fdopen(opened, "rb") as file:
+                info = os.fstat(file.fileno())
+                if not stat.S_ISREG(info.st_mode) or info.st_size > limit:
+                    return None
+                return file.read(limit).decode("utf-8", "surrogateescape")
+
+        return self._at(path, read_at)
+
+    def _at(self, path: str, act: Callable[[int, str], _T]) -> _T | None:
         parts = [part for part in path.split("/") if part]
         if not parts:
             return None
@@ -477,7 +508,7 @@ class Observer:
             for part in parts[:-1]:
                 current = os.open(part, _DIRECTORY, dir_fd=current)
                 fds.append(current)
-            info = os.stat(parts[-1], dir_fd=current, follow_symlinks=False)
+            return act(current, parts[-1])
         except OSError as error:
             if error.errno in _GONE or error.errno == errno.EACCES:
                 return None
@@ -485,7 +516,34 @@ class Observer:
         finally:
             for fd in fds:
                 os.close(fd)
-        return info.st_uid, info.st_gid, info.st_mode
+
+
+# /etc/passwd and /etc/group bigger than this are not read (the live system's names then).
+ACCOUNTS_MAX = 4 * 1024 * 1024
+
+
+def parse_accounts(text: str) -> dict[int, str]:
+    """id -> name from the lines of /etc/passwd or /etc/group (NAME:x:ID:...); the first
+    name of an id wins; a malformed line is skipped."""
+    names: dict[int, str] = {}
+    for line in text.splitlines():
+        fields = line.split(":")
+        if len(fields) >= 3 and fields[0] and fields[2].isascii() and fields[2].isdigit():
+            names.setdefault(int(fields[2]), fields[0])
+    return names
+
+
+def _names(observer: Observer, path: str, live: Callable[[int], str]) -> Callable[[int], str]:
+    """Names of ids as the audited root's `path` (etc/passwd, etc/group) gives them, else as
+    the live system does, else the number."""
+    text = observer.read(path, ACCOUNTS_MAX)
+    known = parse_accounts(text) if text is not None else {}
+
+    def name(number: int) -> str:
+        found = known.get(number)
+        return found if found is not None else live(number)
+
+    return name
 
 
 def user_name(uid: int) -> str:
@@ -534,6 +592,36 @@ def run(
     with _base(plan, device, root, old_root) as base:
         observer = Observer(base)
         try:
-            return group(entries, plan, observer, user_name, group_name)
+            users = _names(observer, "/etc/passwd", user_name)
+            groups = _names(observer, "/etc/group", group_name)
+            return group(entries, plan, observer, users, groups)
         finally:
             observer.close()
+
+
+def from_source(
+    source: PlanSource,
+    *,
+    device: str | None = None,
+    root: Path | None = None,
+    old_root: str | None = None,
+    ignore_file: Path | None = None,
+    verbose: bool = False,
+) -> Suggestion:
+    """`diff --suggest`: the audit of `diff` for the plan of `source`, then the suggestion.
+    The temporary mounts are echoed only with `verbose` (or --debug), as for `diff`."""
+    import logging
+
+    from blankslate import audit, process
+    from blankslate import plan as plan_module
+
+    plan = plan_module.load(source, builtin=False)
+    rules = ignore_rules.collect(plan.audit.ignore, source.host or plan.host_name, ignore_file)
+    level = process.echo.level
+    debug = logging.getLogger().isEnabledFor(logging.DEBUG)
+    process.echo.setLevel(logging.INFO if verbose or debug else logging.WARNING)
+    try:
+        report = audit.run_diff(plan, device=device, root=root, ignore=rules, old_root=old_root)
+        return run(plan, report.entries, device=device, root=root, old_root=old_root)
+    finally:
+        process.echo.setLevel(level)
