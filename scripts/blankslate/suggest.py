@@ -201,7 +201,7 @@ def topmost(
     return chosen
 
 
-def _looks_like_cache(path: str, cache_directory: bool) -> bool:
+def looks_like_cache(path: str, cache_directory: bool) -> bool:
     if cache_directory or path == "/var/cache" or path.startswith("/var/cache/"):
         return True
     return any(part.lower() in CACHE_NAMES for part in path.split("/"))
@@ -272,15 +272,15 @@ def group(
                 # systemd gives the directory the service's user at every start.
                 note += " (DynamicUser: systemd sets its owner at every start)"
                 owner = ("root", "root")
-            cache = _looks_like_cache(path, option == "CacheDirectory")
+            cache = looks_like_cache(path, option == "CacheDirectory")
             name = path
         elif home is not None:
             key, note, name = ("user", home[0]), f"the home of {home[0]}, {home[1]}", home[2]
-            cache = _looks_like_cache(path, False)
+            cache = looks_like_cache(path, False)
         else:
             top = "/" + path.split("/")[1]
             key, note, name = ("top", top), f"in {top}", path
-            cache = _looks_like_cache(path, False)
+            cache = looks_like_cache(path, False)
         item_kind = _kind(kind)
         item = Item(
             path,
