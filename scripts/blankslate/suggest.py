@@ -44,6 +44,7 @@ _T = TypeVar("_T")
 Observed = tuple[int, int, int]
 
 CACHE_REASON = "a cache, rebuilt on demand"
+GONE = "gone since the scan, or unreadable"
 # Names of directories that hold caches or scratch files, compared in lower case.
 CACHE_NAMES = frozenset({".cache", "cache", "caches", "tmp", ".tmp", "temp", ".temp"})
 _GLOB = re.compile(r"[*?\[\]]")
@@ -257,9 +258,12 @@ def group(
         if kind == "symlink" and path in dynamic_links:
             skipped.append(Skipped(path, f"a symlink systemd makes for {dynamic_links[path]}"))
             continue
+        if kind not in ("dir", "subvolume", "file", "symlink"):
+            skipped.append(Skipped(path, "not a file or directory (a socket, fifo or device)"))
+            continue
         observed = observe(path)
         if observed is None:
-            skipped.append(Skipped(path, "gone since the scan"))
+            skipped.append(Skipped(path, GONE))
             continue
         owner = (user_name(observed[0]), group_name(observed[1]))
         owning = _owning_unit(path, units)

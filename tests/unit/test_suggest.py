@@ -229,7 +229,13 @@ def test_an_entry_gone_since_the_scan_is_skipped() -> None:
         str,
     )
     assert found.groups == ()
-    assert found.skipped == (suggest.Skipped("/srv", "gone since the scan"),)
+    assert found.skipped == (suggest.Skipped("/srv", suggest.GONE),)
+
+
+def test_a_socket_or_fifo_is_not_suggested() -> None:
+    found = run([lost("/srv"), kept("/srv/kept"), lost("/srv/fifo", "other")])
+    assert found.groups == ()
+    assert [s.why for s in found.skipped] == ["not a file or directory (a socket, fifo or device)"]
 
 
 @pytest.mark.parametrize(
