@@ -7,8 +7,11 @@
 # list. systemd.exec(5): a directory option takes whitespace-separated relative paths, each
 # optionally "path:symlink" (the directory is the part before the colon); DynamicUser= puts
 # them in /var/lib/private (and /var/cache/private, /var/log/private) with a symlink.
-# Only these keys' values are read, so nothing else of a unit is forced.
-{ lib }:
+# Only these keys' values are read, so nothing else of a unit is forced. What the tool would
+# refuse (scripts/blankslate/plan.py, the same rules) is left out rather than break the plan: a
+# directory that is not a relative normalised path, a User=/Group= that is not a plain name
+# (a template's "%i"), a unit whose name systemd would not take.
+{ lib, blib }:
 services:
 let
   # "a b:c" or [ "a" "b" ] -> [ "a" "b" ]; anything else (a bool, a number) -> [ ].
@@ -22,8 +25,12 @@ let
           lib.filter (word: builtins.isString word && word != "") (builtins.split "[[:space:]]+" value)
         else
           [ ];
+      relative = lib.filter (path: path != "" && blib.isNormalPath "/${path}");
     in
-    if builtins.isList value then words else map (word: lib.head (lib.splitString ":" word)) words;
+    if builtins.isList value then
+      words
+    else
+      relative (map (word: lib.head (lib.splitString ":" word)) words);
   # systemd's boolean spellings (systemd.syntax(7)).
   truthy =
     value:
@@ -36,14 +43,11 @@ let
       "t"
       "on"
     ];
-  # A name the plan accepts (what shadow-utils accepts); a specifier such as "%i" of a
-  # template unit is no name yet: null.
-  nameOrNull =
-    value:
-    if builtins.isString value && builtins.match "[A-Za-z0-9_][A-Za-z0-9_.-]*[$]?" value != null then
-      value
-    else
-      null;
+  # A name the plan accepts (rules.json's account: what shadow-utils accepts); a specifier such
+  # as "%i" of a template unit is no name yet: null.
+  nameOrNull = value: if builtins.isString value && blib.follows "account" value then value else null;
+  # systemd.unit(5)'s characters of a unit name, as plan.py's _UNIT_NAME.
+  isUnitName = name: builtins.match "[A-Za-z0-9:_.\\@-]{1,255}" name != null;
   record =
     name: service:
     let
@@ -64,6 +68,6 @@ in
 # attrNames is sorted: the units come out sorted by name.
 lib.filter hasDirectories (
   map (name: record name services.${name}) (
-    lib.filter (name: services.${name}.enable or true) (lib.attrNames services)
+    lib.filter (name: isUnitName name && (services.${name}.enable or true)) (lib.attrNames services)
   )
 )

@@ -264,7 +264,7 @@ let
     audit = { inherit (cfg.audit) ignore; };
 
     # Services whose state systemd keeps in directories it makes (diff --suggest groups by them).
-    units = import ./plan-units.nix { inherit lib; } config.systemd.services;
+    units = import ./plan-units.nix { inherit lib blib; } config.systemd.services;
   };
 in
 {

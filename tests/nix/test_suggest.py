@@ -62,6 +62,23 @@ def test_a_template_units_specifier_is_no_user_name(host_eval: Any) -> None:
     assert unit["user"] is None
 
 
+def test_what_the_tool_would_refuse_is_left_out_and_the_plan_still_loads(host_eval: Any) -> None:
+    """A bad directory or unit name in some module must not make every command fail."""
+    extra = (
+        "{ systemd.services = {"
+        ' "a b".serviceConfig.StateDirectory = "x";'
+        ' u.serviceConfig = { StateDirectory = "../up  good  /abs a/./b";'
+        ' CacheDirectory = [ "" ]; };'
+        " }; }"
+    )
+    evaluated = host_eval("example", PLAN, extra)
+    units = {u["name"]: u for u in evaluated["units"]}
+    assert "a b" not in units
+    assert units["u"]["stateDirectories"] == ["good"]
+    assert units["u"]["cacheDirectories"] == []
+    assert isinstance(plan.from_json(evaluated), plan.Plan)
+
+
 # Characters that need care in a Nix string, and a few that do not.
 POOL = list("\"\\${}$ \n\t\r'`#;*?[]~:=é✓𝄞") + list("abcXYZ019._-")
 
