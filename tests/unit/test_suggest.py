@@ -405,3 +405,33 @@ def test_suggest_refuses_what_does_not_go_with_it(
     code = run_cli("diff", "--plan", str(PLANS / "suggest.json"), "--suggest", *extra)
     assert code == 2
     assert message in capsys.readouterr().err
+
+
+def test_the_readmes_example_is_what_suggest_prints() -> None:
+    """The README's example: a DynamicUser service app, web running as web, alice's home."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    start = readme.index("```nix\n# blankslate diff --suggest") + len("```nix\n")
+    shown = readme[start : readme.index("```\n", start)]
+    web = (990, 991, 0o40750)
+    found = run(
+        [
+            lost("/home"),
+            lost("/home/alice"),
+            lost("/home/alice/.cache"),
+            lost("/home/alice/.cache/thumbs"),
+            lost("/home/alice/src"),
+            lost("/home/alice/src/main.c", "file"),
+            lost("/var/lib/app", "symlink"),
+            lost("/var/lib/private"),
+            lost("/var/lib/private/app"),
+            lost("/var/lib/web"),
+            lost("/var/lib/web/sessions"),
+        ],
+        {
+            "/var/lib/private/app": (61234, 61234, 0o40750),
+            "/var/lib/web": web,
+            "/home/alice/.cache": (1000, 100, 0o40700),
+            "/home/alice/src": (1000, 100, 0o40755),
+        },
+    )
+    assert suggest.render_nix(found) == shown
