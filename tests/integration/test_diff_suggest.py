@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -14,20 +12,10 @@ from typing import Any
 import pytest
 
 from ..conftest import PLANS
+from ..support.runner import blankslate_in as blankslate
 
 ODD = b"/srv/odd\xffname"
 QUOTED = '/srv/we"ird ${x} \\ name'
-
-
-def blankslate(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "blankslate", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-    )
 
 
 def make(root: Path, path: str, *, mode: int = 0o755, owner: tuple[int, int] = (0, 0)) -> Path:
