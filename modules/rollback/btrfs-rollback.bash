@@ -74,16 +74,35 @@ shopt -s nullglob dotglob
 
 readonly prog=blankslate-rollback
 
-# The shared code (naming, pruning, deleting, the top-level mount): ./kept.bash, beside this
-# file, or inlined before this text when run with `bash -c` (the scripted initrd).
-if [[ $(type -t kept_prune) != function ]]; then
+# The shared code (naming, pruning, deleting, the top-level mount; the boot record):
+# ./kept.bash and ./record.bash, beside this file, or inlined before this text when run with
+# `bash -c` (the scripted initrd).
+if [[ $(type -t kept_prune) != function || $(type -t record_write) != function ]]; then
   here=${BASH_SOURCE[0]%/*}
   [[ $here != "${BASH_SOURCE[0]}" ]] || here=.
-  source -- "$here/kept.bash" || { printf '%s: error: cannot load %s\n' "$prog" "$here/kept.bash" >&2; exit 1; }
+  for lib in kept.bash record.bash; do
+    source -- "$here/$lib" || { printf '%s: error: cannot load %s\n' "$prog" "$here/$lib" >&2; exit 1; }
+  done
 fi
 
+# The boot record (./record.bash): every run but --prune-only's records its outcome, `reset`
+# once the new root is in place (whatever fails after that), else `failed` with the error.
+record_kind=btrfs root_created=0
+for arg; do
+  [[ $arg != --prune-only ]] || record_kind=''
+done
+kept_at_exit() {
+  if ((root_created)); then
+    record_write reset ''
+  else
+    record_at_exit "$1"
+  fi
+}
+trap 'kept_at_exit "$?"' EXIT
+
 usage() {
-  printf 'usage: %s [--prune-budget SECONDS] [--prune-only] [--root-quota SIZE] DEVICE ROOT_SUBVOLUME BLANK_SNAPSHOT OLD_ROOTS_SUBVOLUME KEEP_DAYS KEEP_NEWEST\n' "${0##*/}" >&2
+  record_error="usage: bad arguments"
+  printf 'usage: %s [--prune-budget SECONDS] [--prune-only] [--root-quota SIZE] DEVICE ROOT_SUBVOLUME BLANK_SNAPSHOT OLD_ROOTS_SUBVOLUME KEEP_DAYS KEEP_NEWEST [KEEP_MAX]\n' "${0##*/}" >&2
   exit 2
 }
 
@@ -113,8 +132,8 @@ while (($#)) && [[ $1 == --* ]]; do
     *) usage ;;
   esac
 done
-(( $# == 6 )) || usage
-device=$1 root=$2 blank=$3 old_roots=$4 keep_days=$5 keep_newest=$6
+(( $# == 6 || $# == 7 )) || usage
+device=$1 root=$2 blank=$3 old_roots=$4 keep_days=$5 keep_newest=$6 keep_max=${7-}
 
 [[ -b $device ]] || die "DEVICE is not a block device: $(q "$device")"
 check_name ROOT_SUBVOLUME "$root"
@@ -124,6 +143,10 @@ check_count KEEP_DAYS "$keep_days"
 keep_days=$((10#$keep_days))
 check_count KEEP_NEWEST "$keep_newest"
 keep_newest=$((10#$keep_newest))
+if [[ -n $keep_max ]]; then
+  [[ $keep_max =~ ^[0-9]{1,6}$ && $keep_max =~ [1-9] ]] || die "KEEP_MAX must be a positive integer (at most 6 digits): $(q "$keep_max")"
+  keep_max=$((10#$keep_max))
+fi
 names=("$root" "$blank" "$old_roots")
 for a in "${names[@]}"; do
   for b in "${names[@]}"; do
@@ -270,6 +293,7 @@ give_up() {
           give_up_root=''
           if ((try_rc == 0)); then
             prune_deleted=$((prune_deleted + 1))
+            record_old_root=''
             [[ $this_root != "$root" ]] || root_deleted=1
           else
             warn "could not delete $(q "$this_root") (exit $try_rc)"
@@ -380,6 +404,7 @@ if [[ -e $mnt/$root ]]; then
     log "deleted $(q "$root") instead of keeping it (the filesystem is full)"
   else
     this_root=$old_roots/$name
+    record_old_root=$name
     log "moved $(q "$root") to $(q "$old_roots/$name")"
   fi
 else
@@ -389,6 +414,7 @@ fi
 reset_step btrfs subvolume snapshot -- "$mnt/$blank" "$mnt/$tmp_name"
 [[ -z $root_quota ]] || limit_root
 reset_step mv -T -- "$mnt/$tmp_name" "$mnt/$root"
+root_created=1
 log "created $(q "$root") from $(q "$blank")"
 
 if [[ -n $budget ]]; then
@@ -396,6 +422,10 @@ if [[ -n $budget ]]; then
 fi
 prune
 [[ -z $root_quota ]] || rescan_if_inconsistent
+# the record names this boot's old root only while it is there (pruning may delete it)
+if [[ -n $record_old_root && ! -e $mnt/$old_roots/$record_old_root ]]; then
+  record_old_root=''
+fi
 
 sync -f -- "$mnt"
 if (( prune_failed )); then
