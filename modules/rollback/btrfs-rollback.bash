@@ -143,7 +143,7 @@ check_count KEEP_DAYS "$keep_days"
 keep_days=$((10#$keep_days))
 check_count KEEP_NEWEST "$keep_newest"
 keep_newest=$((10#$keep_newest))
-if [[ -n $keep_max ]]; then
+if (($# == 7)); then
   [[ $keep_max =~ ^[0-9]{1,6}$ && $keep_max =~ [1-9] ]] || die "KEEP_MAX must be a positive integer (at most 6 digits): $(q "$keep_max")"
   keep_max=$((10#$keep_max))
 fi
