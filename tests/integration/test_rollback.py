@@ -1557,3 +1557,34 @@ def test_six_arguments_keep_every_old_root_a_wrong_clock_protects(helpers, syste
         proc = rollback(device, 0, run_dir, keep_newest=0, extra_path=clock)
         assert proc.returncode == 0, proc.stderr
     assert len(old_root_names(top)) == 5
+
+
+BUSYBOX_UMOUNT = """#!/bin/bash
+# busybox's umount (the scripted initrd's): -l, no --lazy; the first plain umount is busy
+for arg; do
+  [[ $arg != --lazy ]] || {{ echo "umount: unrecognized option '--lazy'" >&2; exit 1; }}
+done
+if [[ $1 != -l && ! -e {state} ]]; then
+  touch {state}
+  echo "umount: {{$*}}: target is busy" >&2
+  exit 32
+fi
+exec {real} "$@"
+"""
+
+
+def test_a_busy_top_level_is_detached_with_busybox_umount(helpers, system, tmp_path):
+    """The fallback of a busy unmount is `umount -l`, which busybox has (not --lazy)."""
+    device, top, run_dir, baseline = system
+    bindir = tmp_path / "busybox"
+    bindir.mkdir()
+    real = shutil.which("umount")
+    assert real
+    shim = BUSYBOX_UMOUNT.format(state=tmp_path / "busy-once", real=real)
+    (bindir / "umount").write_text(shim)
+    (bindir / "umount").chmod(0o755)
+    proc = rollback(device, 30, run_dir, extra_path=bindir)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "target is busy" in proc.stderr
+    assert_fresh_root(helpers, top, baseline)
+    assert_clean_exit(helpers, run_dir, device)
