@@ -1345,7 +1345,7 @@ def test_record_says_reset_and_names_the_old_root(helpers, system):
 
 
 def test_record_has_no_old_root_when_pruning_deleted_it(helpers, system):
-    device, top, run_dir, baseline = system
+    device, top, run_dir, _baseline = system
     proc = rollback(device, 0, run_dir, keep_newest=0)
     assert proc.returncode == 0, proc.stderr
     assert old_root_names(top) == set()
@@ -1354,7 +1354,7 @@ def test_record_has_no_old_root_when_pruning_deleted_it(helpers, system):
 
 
 def test_record_says_failed_when_the_blank_snapshot_is_missing(helpers, system):
-    device, top, run_dir, baseline = system
+    device, top, run_dir, _baseline = system
     helpers.run(["btrfs", "subvolume", "delete", top / "root-blank"])
     proc = rollback(device, 0, run_dir)
     assert proc.returncode == 1
@@ -1389,7 +1389,7 @@ exec {real} "$@"
 def test_record_says_failed_on_an_injected_fault(
     helpers, system, tmp_path, name, match, message, reason
 ):
-    device, top, run_dir, baseline = system
+    device, top, run_dir, _baseline = system
     bindir = tmp_path / "faults"
     bindir.mkdir()
     real = shutil.which(name)
@@ -1414,12 +1414,13 @@ def test_record_says_failed_on_an_injected_fault(
 
 def test_record_says_failed_when_killed_by_a_signal(helpers, system, tmp_path):
     """SIGTERM (a unit's timeout) in the middle of the run: the EXIT trap still records."""
-    device, top, run_dir, baseline = system
+    device, _top, run_dir, _baseline = system
     bindir = tmp_path / "slow"
     bindir.mkdir()
     real = shutil.which("btrfs")
+    slow = "{ touch " + str(tmp_path / "started") + "; sleep 30; }"
     (bindir / "btrfs").write_text(
-        f'#!/bin/bash\n[[ $2 != snapshot ]] || {{ touch {tmp_path}/started; sleep 30; }}\nexec {real} "$@"\n'
+        f'#!/bin/bash\n[[ $2 != snapshot ]] || {slow}\nexec {real} "$@"\n'
     )
     (bindir / "btrfs").chmod(0o755)
     proc = start_rollback(device, 30, run_dir, extra_path=bindir)
@@ -1439,7 +1440,7 @@ def test_record_says_failed_when_killed_by_a_signal(helpers, system, tmp_path):
 
 
 def test_prune_only_writes_no_record(helpers, system):
-    device, top, run_dir, baseline = system
+    device, top, run_dir, _baseline = system
     mksubvol(helpers, top / "old_roots")
     mksubvol(helpers, top / "old_roots" / stamp(datetime.now(UTC) - timedelta(days=90)))
     proc = prune_only(device, run_dir, keep_days=0)
@@ -1449,7 +1450,7 @@ def test_prune_only_writes_no_record(helpers, system):
 
 
 def test_a_link_planted_at_the_record_is_replaced_not_followed(helpers, system, tmp_path):
-    device, top, run_dir, baseline = system
+    device, _top, run_dir, _baseline = system
     victim = tmp_path / "victim"
     victim.write_text("precious\n")
     directory = record_dir(run_dir)
@@ -1479,7 +1480,7 @@ def test_a_link_planted_at_the_record_directory_is_not_followed(helpers, system,
 
 
 def test_a_record_directory_others_may_write_is_refused(helpers, system):
-    device, top, run_dir, baseline = system
+    device, _top, run_dir, _baseline = system
     directory = record_dir(run_dir)
     directory.mkdir()
     directory.chmod(0o777)
@@ -1531,7 +1532,7 @@ def test_keep_max_bounds_old_roots_with_a_1970_clock(helpers, system, tmp_path):
 
 
 def test_keep_max_applies_in_the_stage_2_prune(helpers, system, tmp_path):
-    device, top, run_dir, baseline = system
+    device, top, run_dir, _baseline = system
     mksubvol(helpers, top / "old_roots")
     now = datetime.now(UTC)
     # created oldest first; the names say the opposite (a clock that went back)
@@ -1550,7 +1551,7 @@ def test_keep_max_applies_in_the_stage_2_prune(helpers, system, tmp_path):
 
 def test_six_arguments_keep_every_old_root_a_wrong_clock_protects(helpers, system, tmp_path):
     """Without KEEP_MAX (the 6-argument form, as before): a 1970 clock prunes nothing."""
-    device, top, run_dir, baseline = system
+    device, top, run_dir, _baseline = system
     assert rollback(device, 30, run_dir).returncode == 0
     clock = fake_clock(tmp_path, datetime(1970, 1, 1, tzinfo=UTC))
     for _ in range(4):
