@@ -2,10 +2,11 @@
 # blankslate: reset a btrfs root subvolume to its blank snapshot (run once per boot).
 #
 #   btrfs-rollback.bash [--prune-budget SECONDS] [--root-quota SIZE]
-#                       DEVICE ROOT_SUBVOLUME BLANK_SNAPSHOT OLD_ROOTS_SUBVOLUME KEEP_DAYS KEEP_NEWEST
-#   btrfs-rollback.bash --prune-only DEVICE ROOT_SUBVOLUME BLANK_SNAPSHOT OLD_ROOTS_SUBVOLUME KEEP_DAYS KEEP_NEWEST
+#                       DEVICE ROOT_SUBVOLUME BLANK_SNAPSHOT OLD_ROOTS_SUBVOLUME KEEP_DAYS KEEP_NEWEST [KEEP_MAX]
+#   btrfs-rollback.bash --prune-only DEVICE ROOT_SUBVOLUME BLANK_SNAPSHOT OLD_ROOTS_SUBVOLUME KEEP_DAYS KEEP_NEWEST [KEEP_MAX]
 #
-# Runs in the systemd initrd as a oneshot unit before sysroot.mount (bash, coreutils,
+# Runs in the systemd initrd as a oneshot unit before sysroot.mount, by the store path of bash
+# (in the initrd's storePaths), with coreutils,
 # util-linux, btrfs-progs, findutils, grep, sed on PATH); the integration tests run this very
 # file against a real btrfs filesystem on a loop device. With --prune-only it resets nothing
 # and only does step 7, with the same rules: a stage-2 unit runs it so, after the boot, to
@@ -26,6 +27,13 @@
 #      --root-quota, start a quota rescan if btrfs says its quota data is inconsistent;
 #   8. syncfs, so the new root is on disk before sysroot.mount.
 #
+# The boot record (./record.bash): every run but --prune-only's writes /run/blankslate/reset
+# (BLANKSLATE_RECORD_DIR overrides the directory): `reset` once step 6 put the new root in
+# place, with old_root the name step 5 gave the old root (empty when there is none or pruning
+# deleted it); else `failed` with the error as the reason, from the EXIT trap, however the
+# run ends (a missing blank snapshot, a failed mount or rename, a signal) but SIGKILL. A
+# record that cannot be written is a warning and never changes the exit status.
+#
 # A full filesystem cannot stop the reset. When a rename or the snapshot of steps 5-6 fails
 # with ENOSPC (a user filled the filesystem from /tmp), the script gives up, one at a time
 # and logged, until the step succeeds: the expired old roots; the old roots beyond the newest
@@ -44,9 +52,12 @@
 #     new subvolume a higher ID than all existing ones, so that order needs no clock;
 #   - the others are deleted when their name is older than KEEP_DAYS days (0: all of them),
 #     unless btrfs's creation time of the subvolume is within those KEEP_DAYS days;
-#   - nothing is pruned when the clock is earlier than the newest name: the clock looks wrong
-#     (a boot at 1970), or an earlier boot's was (at 2099); the warning says which root to
-#     delete by hand if the clock is right.
+#   - nothing is pruned by age when the clock is earlier than the newest name: the clock looks
+#     wrong (a boot at 1970), or an earlier boot's was (at 2099); the warning says which root to
+#     delete by hand if the clock is right;
+#   - with KEEP_MAX (a positive count), at most KEEP_MAX are kept whatever the clock: the
+#     others, lowest subvolume IDs first, are deleted even when the rules above keep them.
+#     Without it (6 arguments) there is no such bound.
 # An old root that cannot be deleted is reported (stderr) and kept; the others are still
 # pruned, and the exit status stays 0: a fresh root is in place. Nothing here depends on a
 # listing of every subvolume of the filesystem, which any user can break (see delete_tree).
