@@ -59,7 +59,9 @@ record_write_file() {
     printf '%q is not a directory (a symbolic link is not followed)' "$dir"
     return 1
   fi
-  read -r owner mode < <(stat -c '%u %a' -- "$dir") || return 1
+  # a command substitution, not `< <(...)`: stat has ended before anything else runs
+  owner=$(stat -c '%u %a' -- "$dir") || return 1
+  mode=${owner#* } owner=${owner%% *}
   if [[ $owner != "$EUID" ]] || (((8#$mode & 8#022) != 0)); then
     printf '%q is owned by uid %s with mode %s (expected uid %s, writable by no one else)' \
       "$dir" "$owner" "$mode" "$EUID"
