@@ -1,5 +1,5 @@
 # The plan: every fact the Python tool needs, computed from the options
-# (plan v2, see the README) and installed as /etc/blankslate/plan.json.
+# (plan v2, see docs/plan.md) and installed as /etc/blankslate/plan.json.
 # The derived layout (partitions, mount table) is computed here once and read
 # by filesystems.nix, the rollback units and the Python tool alike; the modules
 # read `_plan`, the plan before its checks, so assertions can list every error.
@@ -156,7 +156,7 @@ let
     )
     ++ check (!lib.elem "/" (map (d: d.directory) cfg.persistence.directories)) "persistence.directories: \"/\" cannot be persisted whole; persist the subdirectories that hold state"
     ++ lib.concatMap (
-      name: check (builtins.match "[a-z_][a-z0-9_-]*" name != null) "users.${builtins.toJSON name}: not a valid user name"
+      name: check (blib.isUserName name) "users.${builtins.toJSON name}: not a valid user name"
     ) (lib.attrNames cfg.users)
     ++ lib.optionals onBtrfs (
       duplicatesIn "blankslate.btrfs.subvolumes" "mountpoint" (map (s: s.mountpoint) cfg.btrfs.subvolumes)

@@ -1,5 +1,5 @@
-# Server defaults that take more than a persisted path (README, "On the server" and
-# "vpsFree.cz"):
+# Server defaults that take more than a persisted path (docs/persistence.md, "Server defaults",
+# and docs/vpsfree.md):
 #   - with / on tmpfs, Nix builds under /nix, not in /tmp on the root's RAM (NixOS/nix#11477);
 #   - without an initrd (a vpsFree.cz container), a persisted /var/lib/nixos is bound before
 #     NixOS's `users` activation script writes the uid/gid map into it (vpsadminos #81, #86).

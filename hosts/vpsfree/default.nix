@@ -1,4 +1,4 @@
-# A vpsFree.cz VPS (README, "vpsFree.cz"). The platform empties / itself: with
+# A vpsFree.cz VPS (docs/vpsfree.md). The platform empties / itself: with
 # its impermanence feature on, the VPS starts on a fresh temporary dataset, the
 # store sits in a `nix` subdataset and the VPS's own dataset is mounted on
 # /persistent. Two ways to get there:

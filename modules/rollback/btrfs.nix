@@ -1,6 +1,6 @@
 # rollback "btrfs": in the initrd, before / is mounted, move the root subvolume
 # to old_roots/<UTC time> and snapshot a fresh root from the blank snapshot.
-# The work is done by ./btrfs-rollback.bash (contract in the README), the same
+# The work is done by ./btrfs-rollback.bash (contract in docs/internals.md), the same
 # file the integration tests run against a real filesystem.
 {
   config,

@@ -48,6 +48,8 @@ in
         after = [ importUnit ];
         before = [ "sysroot.mount" ];
         unitConfig.DefaultDependencies = "no";
+        # The name rules the script checks DATASET and SNAPSHOT with (rules.json).
+        environment = blib.zfsRuleEnvironment;
         serviceConfig = {
           Type = "oneshot";
           ExecStart = "${bash} ${utils.escapeSystemdExecArgs ([ "${scripts}/zfs-rollback.bash" ] ++ args)}";
@@ -65,7 +67,10 @@ in
         copy_bin_and_libs ${pkgs.bash}/bin/bash
       '';
       postResumeCommands = lib.mkIf (!systemdInitrd) (
-        lib.mkAfter (blib.inlineBashWith [ ./record.bash ] ./zfs-rollback.bash args)
+        lib.mkAfter (
+          blib.shellAssignments blib.zfsRuleEnvironment
+          + blib.inlineBashWith [ ./record.bash ] ./zfs-rollback.bash args
+        )
       );
     };
   };

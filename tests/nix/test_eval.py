@@ -955,9 +955,11 @@ def test_scripted_initrd_records_after_mounting(
 def test_zfs_scripted_initrd_carries_the_record_library(host_eval: Any) -> None:
     extra = "{ boot.initrd.systemd.enable = lib.mkForce false; }"
     words = shlex.split(host_eval("zfs", "config.boot.initrd.postResumeCommands", extra))
-    assert words[2] == (
+    text = (
         (REPO / "modules/rollback/record.bash").read_text()
         + "\n"
         + (REPO / "modules/rollback/zfs-rollback.bash").read_text()
     )
-    assert words[3:] == ["zfs-rollback.bash", "rpool/local/root", "blank"]
+    # after the name rules' assignments (rules.json), ours, whole
+    (i,) = [i for i in range(len(words) - 2) if words[i : i + 3] == ["bash", "-c", text]]
+    assert words[i + 3 :] == ["zfs-rollback.bash", "rpool/local/root", "blank"]

@@ -385,7 +385,7 @@ def test_the_readme_shows_the_refusal_as_printed(host: Host) -> None:
     printed = printed.replace(f" --root {host.root}", "").replace(str(host.root), "")
     printed = printed.replace(str(host.new), "/nix/store/...-nixos-system-myhost")
     assert "blankslate: " + quoted + "\n" == printed
-    assert "| `seedOnSwitch` |" in readme
+    assert "| `seedOnSwitch` |" in (REPO / "docs" / "options.md").read_text()
 
 
 # A path component as a filesystem takes it: no "/" or NUL, not "." or "..", at most 255 bytes.
