@@ -220,7 +220,17 @@ let
           rootSubvolume = if onTmpfs then null else cfg.btrfs.rootSubvolume;
           blankSnapshot = if onTmpfs then null else cfg.btrfs.blankSnapshot;
           oldRoots =
-            if onTmpfs then null else { inherit (cfg.btrfs.oldRoots) subvolume keepDays keepNewest; };
+            if onTmpfs then
+              null
+            else
+              {
+                inherit (cfg.btrfs.oldRoots)
+                  subvolume
+                  keepDays
+                  keepNewest
+                  keepMax
+                  ;
+              };
           subvolumes = subvolumeNames;
         }
       else

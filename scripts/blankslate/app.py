@@ -604,6 +604,9 @@ def roots(
         print(json.dumps([oldroots.root_json(root, lost) for root in kept], indent=2))
     elif kept:
         print(oldroots.format_table(kept, lost=lost))
+        line = oldroots.retention(plan, len(kept))
+        if line:
+            print(line)
     else:
         print("no old roots kept")
 

@@ -117,6 +117,9 @@ class OldRoots:
     subvolume: str
     keep_days: int
     keep_newest: int
+    # at most this many old roots are kept, by creation order, whatever the clock (None: no
+    # bound); a plan written before keepMax existed has no key and no bound
+    keep_max: int | None = None
 
 
 @dataclass(frozen=True)
@@ -610,6 +613,9 @@ def _validate_btrfs(plan: Plan, btrfs: Btrfs) -> None:
             )
         _check_range("btrfs.oldRoots.keepDays", btrfs.old_roots.keep_days)
         _check_range("btrfs.oldRoots.keepNewest", btrfs.old_roots.keep_newest)
+        keep_max = btrfs.old_roots.keep_max
+        if keep_max is not None and not 1 <= keep_max <= MAX_KEEP:
+            raise PlanError("btrfs.oldRoots.keepMax", f"must be null or between 1 and {MAX_KEEP}")
 
 
 def _validate_persist_snapshots(plan: Plan, snapshots: PersistSnapshots) -> None:

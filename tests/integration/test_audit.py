@@ -116,7 +116,11 @@ def test_old_root_latest_lists_what_the_last_boot_erased(
             "30",
             "0",
         ],
-        env={**os.environ, "TMPDIR": str(run_dir)},
+        env={
+            **os.environ,
+            "TMPDIR": str(run_dir),
+            "BLANKSLATE_RECORD_DIR": str(tmp_path / "record"),
+        },
         capture_output=True,
         text=True,
         timeout=120,
@@ -266,8 +270,9 @@ def test_entries_deeper_than_path_max_are_counted_in_the_root_and_old_roots(
     booted = subprocess.run(
         ["bash", str(ROLLBACK), layout.device, layout.root, layout.blank, layout.old_roots,
          "30", "0"],
-        env={**os.environ, "TMPDIR": str(run_dir)}, capture_output=True, text=True,
-        timeout=120, check=False,
+        env={**os.environ, "TMPDIR": str(run_dir),
+             "BLANKSLATE_RECORD_DIR": str(tmp_path / "record")},
+        capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
     assert booted.returncode == 0, booted.stderr
     old = bounded_diff(tmp_path, *args, "--old-root", "latest", "--format", "json")

@@ -598,3 +598,21 @@ def test_recover_into_persist_needs_it_mounted_from_the_device(
         oldroots.recover(the_plan, "/etc/machine-id", device=DEVICE)
     assert complaint.format(persist=persist) in str(raised.value)
     assert list(persist.iterdir()) == []
+
+
+def test_retention_names_keep_max(the_plan: plan.Plan) -> None:
+    assert oldroots.retention(the_plan, 4) == (
+        "4 old roots kept; each boot keeps at most 30 (keepMax), the 3 newest whatever their "
+        "age (keepNewest), the others for 30 days (keepDays)"
+    )
+    assert the_plan.btrfs is not None and the_plan.btrfs.old_roots is not None
+    unbounded = dataclasses.replace(
+        the_plan,
+        btrfs=dataclasses.replace(
+            the_plan.btrfs,
+            old_roots=dataclasses.replace(the_plan.btrfs.old_roots, keep_max=None),
+        ),
+    )
+    line = oldroots.retention(unbounded, 1)
+    assert line is not None and line.startswith("1 old root kept; each boot keeps no bound")
+    assert oldroots.retention(dataclasses.replace(the_plan, btrfs=None), 1) is None
