@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Protocol
 
 import typer
-from typer._click import Context, HelpFormatter
 from typer.core import TyperArgument, TyperCommand, TyperOption
 
 from blankslate import commands
@@ -33,21 +34,38 @@ app = typer.Typer(
 )
 
 
+class HelpFormatter(Protocol):
+    """What `Command` writes help with: click's HelpFormatter, which typer does not export."""
+
+    def section(self, name: str) -> AbstractContextManager[None]: ...
+
+    def write_dl(self, rows: Sequence[tuple[str, str]]) -> None: ...
+
+
+def argument_name(parameter: TyperArgument) -> str:
+    return parameter.metavar if parameter.metavar is not None else parameter.name or ""
+
+
 class Command(TyperCommand):
     """typer's command with help as POSIX tools write it: `USER` and `[PATH]...` in the usage
-    line (not `{user}`), no `<str>` after an argument's name."""
+    line (not `{user}`), no `<str>` after an argument's name.
 
-    def collect_usage_pieces(self, ctx: Context) -> list[str]:
+    Only typer's public names: `ctx` is the context typer documents as `typer.Context` (the
+    object is click's, of which typer.Context is the subclass typer exports)."""
+
+    def collect_usage_pieces(self, ctx: typer.Context) -> list[str]:  # type: ignore[override]
         pieces = [self.options_metavar] if self.options_metavar else []
         for parameter in self.get_params(ctx):
             if isinstance(parameter, TyperArgument):
-                name = parameter.display_name_raw
+                name = argument_name(parameter)
                 pieces.append(name if parameter.required else f"[{name}]...")
         return pieces
 
-    def format_options(self, ctx: Context, formatter: HelpFormatter) -> None:
+    def format_options(  # type: ignore[override]
+        self, ctx: typer.Context, formatter: HelpFormatter
+    ) -> None:
         rows = [
-            (parameter.display_name_raw, parameter.help or "")
+            (argument_name(parameter), parameter.help or "")
             for parameter in self.get_params(ctx)
             if isinstance(parameter, TyperArgument)
         ]
