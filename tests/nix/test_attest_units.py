@@ -105,3 +105,14 @@ def test_metrics_follow_the_audit_directory(host_eval: Any) -> None:
     none = "{ blankslate.audit.metricsDirectory = null; }"
     command = shlex.split(host_eval("example", f"{SERVICE}.serviceConfig.ExecStart", none))
     assert parsed(command)["metrics_file"] is None
+
+
+def test_a_bad_remain_after_exit_fails_evaluation(nix_run: Any) -> None:
+    expr = (
+        'let inherit (import ./tests/nix/eval.nix { host = "example"; extraModules = [ '
+        '{ systemd.services.blankslate-attest.serviceConfig.RemainAfterExit = "maybe"; } ]; }) '
+        f"config; in {SERVICE}.serviceConfig"
+    )
+    result = nix_run(expr)
+    assert result.returncode != 0
+    assert "is not of type" in result.stderr, result.stderr
