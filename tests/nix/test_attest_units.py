@@ -116,3 +116,19 @@ def test_a_bad_remain_after_exit_fails_evaluation(nix_run: Any) -> None:
     result = nix_run(expr)
     assert result.returncode != 0
     assert "is not of type" in result.stderr, result.stderr
+
+
+def test_the_vm_test_node_attests_and_has_an_immutable_admin(nix_eval: Any) -> None:
+    """tests/vm/rollback.nix cannot run here; its node evaluates with the attestation unit,
+    an immutable admin with a key and a password file, and a persisted path in a home."""
+    from .test_eval import VM_NODE
+
+    node = f"({VM_NODE})"
+    assert nix_eval(f"{node}.failedAssertions") == []
+    assert nix_eval(f"{node}.config.systemd.services ? blankslate-attest") is True
+    assert nix_eval(f"{node}.config.users.mutableUsers") is False
+    plan = nix_eval(f"{node}.config.blankslate.plan")
+    assert [u["hashedPasswordFile"] for u in plan["users"]] == ["/persist/passwords/admin"]
+    assert "/home/admin/notes" in [d["directory"] for d in plan["persistence"]["directories"]]
+    unit = nix_eval(f"{node}.config.boot.initrd.systemd.services.blankslate-test-format")
+    assert "/run/format/persist/passwords/admin" in unit["script"]
