@@ -22,7 +22,9 @@ NIXOS_BOUND = REPO / "modules" / "attest-nixos-bound.bash"
 DIRECTORIES = ("/var/lib/nixos", "/var/lib/foo")
 BOUND_FILE = "/etc/adjtime"
 LINKED_FILE = "/etc/machine-id"
-RESET = "kind=btrfs\noutcome=reset\nreason=\nold_root=2026-12-04_10:00:00\ntime=2026-12-04T10:00:00Z\n"
+RESET = (
+    "kind=btrfs\noutcome=reset\nreason=\nold_root=2026-12-04_10:00:00\ntime=2026-12-04T10:00:00Z\n"
+)
 
 
 @dataclass
@@ -96,12 +98,10 @@ def note_nixos_bound(system: System) -> subprocess.CompletedProcess[str]:
 
 
 def attest(system: System) -> subprocess.CompletedProcess[str]:
+    argv = ["attest", "--plan", str(system.plan_file), "--root", str(system.live)]
+    argv += ["--metrics-file", str(system.metrics)]
     result = subprocess.run(
-        [
-            sys.executable, "-m", "blankslate", "--quiet", "attest", "--plan",
-            str(system.plan_file), "--root", str(system.live), "--metrics-file",
-            str(system.metrics),
-        ],  # fmt: skip
+        [sys.executable, "-m", "blankslate", "--quiet", *argv],
         env={**os.environ, "BLANKSLATE_RECORD_DIR": str(system.records)},
         capture_output=True,
         text=True,

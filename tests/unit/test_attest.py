@@ -20,11 +20,16 @@ from blankslate.app import app
 from .test_properties import PARSER
 
 FINDMNT = ["findmnt", "--json", "--list", "--output", "TARGET,SOURCE,FSTYPE,OPTIONS"]
-RESET = b"kind=btrfs\noutcome=reset\nreason=\nold_root=2026-12-04_10:00:00\ntime=2026-12-04T10:00:00Z\n"
+RESET = (
+    b"kind=btrfs\noutcome=reset\nreason=\nold_root=2026-12-04_10:00:00\ntime=2026-12-04T10:00:00Z\n"
+)
 
 
 def findmnt_json(*targets: str) -> str:
-    rows = [{"target": t, "source": "/dev/vda3[/x]", "fstype": "btrfs", "options": "rw"} for t in targets]
+    rows = [
+        {"target": t, "source": "/dev/vda3[/x]", "fstype": "btrfs", "options": "rw"}
+        for t in targets
+    ]
     return json.dumps({"filesystems": rows})
 
 
@@ -163,7 +168,9 @@ def test_the_record_directory_comes_from_the_environment() -> None:
 def one_path_plan(kind: str, path: str) -> plan.Plan:
     base = plan.default()
     persistence = plan.Persistence(
-        directories=(plan.PersistedDirectory(path, root="/persist"),) if kind == "directory" else (),
+        directories=(plan.PersistedDirectory(path, root="/persist"),)
+        if kind == "directory"
+        else (),
         files=(plan.PersistedFile(path, root="/persist"),) if kind == "file" else (),
     )
     return dataclasses.replace(base, persistence=persistence)

@@ -9,8 +9,12 @@ import pytest
 
 from blankslate import doctor, plan
 
-RESET = "kind=btrfs\noutcome=reset\nreason=\nold_root=2026-12-04_10:00:00\ntime=2026-12-04T10:00:00Z\n"
-FAILED = "kind=btrfs\noutcome=failed\nreason=no blank snapshot\nold_root=\ntime=2026-12-04T10:00:00Z\n"
+RESET = (
+    "kind=btrfs\noutcome=reset\nreason=\nold_root=2026-12-04_10:00:00\ntime=2026-12-04T10:00:00Z\n"
+)
+FAILED = (
+    "kind=btrfs\noutcome=failed\nreason=no blank snapshot\nold_root=\ntime=2026-12-04T10:00:00Z\n"
+)
 
 
 def boot(monkeypatch: pytest.MonkeyPatch, records: Path, root: Path = Path("/")) -> doctor.Result:
@@ -28,10 +32,15 @@ def test_a_reset_is_ok(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "reset").write_text(RESET)
     result = boot(monkeypatch, tmp_path)
     assert (result.check, result.status) == ("boot", "ok")
-    assert "reset at 2026-12-04T10:00:00Z" in result.message and "2026-12-04_10:00:00" in result.message
+    assert (
+        "reset at 2026-12-04T10:00:00Z" in result.message
+        and "2026-12-04_10:00:00" in result.message
+    )
 
 
-def test_a_failed_reset_fails_with_its_reason(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failed_reset_fails_with_its_reason(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     (tmp_path / "reset").write_text(FAILED)
     result = boot(monkeypatch, tmp_path)
     assert result.status == "fail" and "no blank snapshot" in result.message
