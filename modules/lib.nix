@@ -1,12 +1,11 @@
 # Pure helpers for the blankslate modules. No config, no pkgs: each
 # function maps its input to its output as in the comment above it.
-# The validation rules here are the ones `blankslate plan` applies
-# (scripts/blankslate/plan.py); tests/nix/test_rules.py feeds both the same
-# bad values.
+# The name, size, mode and account patterns are ../scripts/blankslate/rules.json,
+# the file `blankslate plan` (scripts/blankslate/rules.py) reads too;
+# tests/nix/test_rules.py checks that Nix, Python and bash accept the same strings.
 { lib }:
 let
   inherit (lib)
-    all
     any
     foldl'
     hasPrefix
@@ -40,32 +39,52 @@ rec {
   # GPT name of the BIOS boot partition (EF02, no filesystem: GRUB's core image).
   biosPartitionName = "bios";
 
+  # { size = "[0-9]+..."; label = "..."; ... }: each pattern takes a whole string (POSIX ERE).
+  rules = lib.filterAttrs (name: _: !hasPrefix "_" name) (
+    builtins.fromJSON (builtins.readFile ../scripts/blankslate/rules.json)
+  );
+
+  # "zfsPool" "rpool" -> true ; "zfsPool" "_tank" -> false
+  follows = rule: s: builtins.match rules.${rule} s != null;
+
   # "8GiB" -> true ; "512M" -> true ; "0" -> true ; "8 gigs" -> false
-  isSize = s: builtins.match "[0-9]+([KMGT](i?B)?|B)?" s != null;
+  isSize = follows "size";
 
   # "0" -> true ; "0GiB" -> true ; "8GiB" -> false
   isZeroSize = s: isSize s && builtins.match "0+[^0-9]*" s != null;
 
   # "/var/lib" -> true ; "/" -> true ; "/a/../b" "/a/" "a" "/a//b" "/a/." -> false
-  isNormalPath =
-    p:
-    p == "/"
-    || (
-      builtins.match "(/[^/[:cntrl:]]+)+" p != null
-      && all (c: c != "." && c != "..") (lib.tail (splitString "/" p))
-    );
+  isNormalPath = follows "normalPath";
 
   # "root" -> true ; "safe/persist" -> true ; "/root" "a/../b" "a b" ".." -> false
   # (no component may start with '.', so '.' and '..' never pass)
-  isRelativeName =
-    n:
-    builtins.match "[A-Za-z0-9_@+-][A-Za-z0-9_.@+-]*(/[A-Za-z0-9_@+-][A-Za-z0-9_.@+-]*)*" n != null;
+  isRelativeName = follows "subvolumeName";
 
-  # One path component for a label or pool: "nixos" -> true ; "a/b" -> false
-  isLabel = n: builtins.match "[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}" n != null;
+  # One path component for a label: "nixos" -> true ; "a/b" -> false
+  isLabel = follows "label";
 
-  # ZFS dataset (relative to the pool) and snapshot names, as zfs-rollback.bash checks them.
-  isDatasetName = n: builtins.match "[A-Za-z0-9_][A-Za-z0-9_.:-]*(/[A-Za-z0-9_][A-Za-z0-9_.:-]*)*" n != null;
+  # A ZFS pool begins with a letter (OpenZFS's pool_namecheck): "rpool" -> true ; "_tank" -> false
+  isPoolName = follows "zfsPool";
+
+  # A ZFS dataset relative to the pool: "local/root" -> true ; "a/.x" "a/-x" -> false
+  isDatasetName = follows "zfsDataset";
+
+  # The part after '@': "blank" -> true ; "a/b" -> false
+  isSnapshotName = follows "zfsSnapshot";
+
+  # "root" -> true ; "Root" "1x" -> false (what `blankslate plan` takes as users[].name)
+  isUserName = follows "userName";
+
+  # The environment of the units that run the ZFS boot scripts, which check the names they are
+  # given against these same rules (no % or backslash in them: systemd's Environment= and a
+  # shell's quotes keep them as they are).
+  zfsRuleEnvironment = {
+    BLANKSLATE_ZFS_DATASET_RULE = rules.zfsPoolDataset;
+    BLANKSLATE_ZFS_SNAPSHOT_RULE = rules.zfsSnapshot;
+  };
+
+  # { A = "x y"; } -> "A='x y' ": assignments before a command in a shell script.
+  shellAssignments = env: lib.concatStrings (lib.mapAttrsToList (name: value: "${name}=${lib.escapeShellArg value} ") env);
 
   # The types of the blankslate options: a bad value fails evaluation with the option's name.
   types = {
@@ -73,7 +92,7 @@ rec {
       name = "size";
       description = "size (digits, optionally K, M, G or T with an optional iB or B: 512MiB, 8GiB, 0)";
     };
-    tmpfsSize = lib.types.addCheck lib.types.str (s: isSize s || builtins.match "[1-9][0-9]?%|100%" s != null) // {
+    tmpfsSize = lib.types.addCheck lib.types.str (s: isSize s || follows "tmpfsPercent" s) // {
       name = "tmpfsSize";
       description = "tmpfs size (a size such as 2G, or a percentage of memory such as 25%)";
     };
@@ -87,7 +106,15 @@ rec {
     };
     datasetName = lib.types.addCheck lib.types.str isDatasetName // {
       name = "datasetName";
-      description = "ZFS dataset name relative to the pool (letters, digits, _ . : -; '/' between components)";
+      description = "ZFS dataset name relative to the pool (letters, digits, _ . : -; '/' between components, each starting with a letter, digit or _)";
+    };
+    snapshotName = lib.types.addCheck lib.types.str isSnapshotName // {
+      name = "snapshotName";
+      description = "ZFS snapshot name, the part after '@' (letters, digits, _ . : -; a letter, digit or _ first; no '/')";
+    };
+    poolName = lib.types.addCheck lib.types.str isPoolName // {
+      name = "poolName";
+      description = "ZFS pool name (a letter, then letters, digits, _ . -; at most 32 characters)";
     };
     label = lib.types.addCheck lib.types.str isLabel // {
       name = "label";

@@ -156,7 +156,7 @@ let
     )
     ++ check (!lib.elem "/" (map (d: d.directory) cfg.persistence.directories)) "persistence.directories: \"/\" cannot be persisted whole; persist the subdirectories that hold state"
     ++ lib.concatMap (
-      name: check (builtins.match "[a-z_][a-z0-9_-]*" name != null) "users.${builtins.toJSON name}: not a valid user name"
+      name: check (blib.isUserName name) "users.${builtins.toJSON name}: not a valid user name"
     ) (lib.attrNames cfg.users)
     ++ lib.optionals onBtrfs (
       duplicatesIn "blankslate.btrfs.subvolumes" "mountpoint" (map (s: s.mountpoint) cfg.btrfs.subvolumes)

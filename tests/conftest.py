@@ -16,6 +16,8 @@ from typing import Any, NoReturn
 
 import pytest
 
+from blankslate import rules
+
 PLANS = Path(__file__).parent / "plans"
 DEFAULT_PLAN = Path(__file__).parents[1] / "scripts/blankslate/default-plan.json"
 
@@ -40,6 +42,15 @@ def can_make_root_private() -> bool:
 needs_mounted_root = pytest.mark.skipif(
     not can_make_root_private(), reason="/ cannot be made private here (a chroot, or not root)"
 )
+
+
+def zfs_rule_environment() -> dict[str, str]:
+    """The environment the units give the ZFS boot scripts: their name rules, from rules.json
+    (modules/lib.nix's zfsRuleEnvironment; tests/nix/test_rules.py checks the units carry it)."""
+    return {
+        "BLANKSLATE_ZFS_DATASET_RULE": rules.PATTERNS["zfsPoolDataset"],
+        "BLANKSLATE_ZFS_SNAPSHOT_RULE": rules.PATTERNS["zfsSnapshot"],
+    }
 
 
 def host_plan_json(host: str) -> dict[str, Any]:

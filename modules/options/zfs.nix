@@ -8,7 +8,7 @@ in
 {
   options.blankslate.zfs = {
     pool = mkOption {
-      type = btypes.label;
+      type = btypes.poolName;
       default = if cfg.disk != null then cfg.disk.label else "rpool";
       defaultText = lib.literalExpression ''if disk != null then disk.label else "rpool"'';
     };
@@ -18,7 +18,7 @@ in
       description = "Dataset mounted on /, rolled back at every boot.";
     };
     blankSnapshot = mkOption {
-      type = btypes.datasetName;
+      type = btypes.snapshotName;
       default = "blank";
       description = "Snapshot of the empty root dataset: <pool>/<rootDataset>@<blankSnapshot>.";
     };

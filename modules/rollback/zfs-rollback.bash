@@ -23,11 +23,18 @@ if (( $# != 2 )); then
 fi
 dataset=$1 snapshot=$2
 
-# (names never start with '-', so they cannot be taken for options)
-# pool/a/b: no leading or trailing '/', no empty component, no '@' (that names a snapshot)
-[[ $dataset =~ ^[A-Za-z0-9][A-Za-z0-9_.:-]*(/[A-Za-z0-9_.:-]+)*$ ]] \
+# The name rules are scripts/blankslate/rules.json's zfsPoolDataset and zfsSnapshot, the ones
+# Nix and `blankslate plan` check; the unit (./zfs.nix) passes them in the environment. Names
+# that follow them never start with '-', so they cannot be taken for options.
+# pool/a/b: a letter first, no empty component, no '.' or '-' first in one, no '@'
+dataset_rule=${BLANKSLATE_ZFS_DATASET_RULE-} snapshot_rule=${BLANKSLATE_ZFS_SNAPSHOT_RULE-}
+[[ -n $dataset_rule && -n $snapshot_rule ]] \
+  || die "BLANKSLATE_ZFS_DATASET_RULE and BLANKSLATE_ZFS_SNAPSHOT_RULE must hold the name rules (the unit sets them)"
+# the whole NAME matches the extended regular expression RULE, byte by byte
+follows() { local LC_ALL=C; [[ $2 =~ ^($1)$ ]]; }
+follows "$dataset_rule" "$dataset" \
   || die "DATASET is not a dataset name: $(printf '%q' "$dataset")"
-[[ $snapshot =~ ^[A-Za-z0-9_][A-Za-z0-9_.:-]*$ ]] \
+follows "$snapshot_rule" "$snapshot" \
   || die "SNAPSHOT is not a snapshot name (the part after '@'): $(printf '%q' "$snapshot")"
 
 target=$dataset@$snapshot

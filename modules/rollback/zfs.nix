@@ -41,6 +41,8 @@ in
         after = [ importUnit ];
         before = [ "sysroot.mount" ];
         unitConfig.DefaultDependencies = "no";
+        # The name rules the script checks DATASET and SNAPSHOT with (rules.json).
+        environment = blib.zfsRuleEnvironment;
         serviceConfig = {
           Type = "oneshot";
           ExecStart = "/bin/bash ${utils.escapeSystemdExecArgs ([ "${./zfs-rollback.bash}" ] ++ args)}";
@@ -54,7 +56,7 @@ in
         copy_bin_and_libs ${pkgs.bash}/bin/bash
       '';
       postResumeCommands = lib.mkIf (!systemdInitrd) (
-        lib.mkAfter (blib.inlineBash ./zfs-rollback.bash args)
+        lib.mkAfter (blib.shellAssignments blib.zfsRuleEnvironment + blib.inlineBash ./zfs-rollback.bash args)
       );
     };
   };

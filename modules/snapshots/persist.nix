@@ -87,6 +87,8 @@ in
             ]
         );
       after = [ "local-fs.target" ];
+      # The name rule zfs-persist-snapshot.bash checks the dataset with (rules.json).
+      environment = lib.mkIf onZfs blib.zfsRuleEnvironment;
       serviceConfig = {
         Type = "oneshot";
         ExecStart = "${pkgs.bash}/bin/bash ${utils.escapeSystemdExecArgs command}";

@@ -36,10 +36,14 @@ if (( $# != 2 )); then
 fi
 dataset=$1 keep=$2
 
-# pool/a/b: no leading or trailing '/', no empty component, no '@' (names never start with
-# '-', so they cannot be taken for options)
-[[ $dataset =~ ^[A-Za-z0-9][A-Za-z0-9_.:-]*(/[A-Za-z0-9_.:-]+)*$ ]] \
-  || die "DATASET is not a dataset name: $(q "$dataset")"
+# pool/a/b by scripts/blankslate/rules.json's zfsPoolDataset, the rule Nix and `blankslate plan`
+# check; the unit (./persist.nix) passes it in the environment. A name that follows it never
+# starts with '-', so it cannot be taken for an option.
+dataset_rule=${BLANKSLATE_ZFS_DATASET_RULE-}
+[[ -n $dataset_rule ]] || die "BLANKSLATE_ZFS_DATASET_RULE must hold the dataset name rule (the unit sets it)"
+# the whole NAME matches the extended regular expression RULE, byte by byte
+follows() { local LC_ALL=C; [[ $2 =~ ^($1)$ ]]; }
+follows "$dataset_rule" "$dataset" || die "DATASET is not a dataset name: $(q "$dataset")"
 check_count KEEP "$keep"
 keep=$((10#$keep))
 

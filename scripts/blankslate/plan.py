@@ -19,28 +19,31 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-from blankslate import process
+from blankslate import process, rules
 from blankslate.errors import BlankslateError, decode_utf8
 from blankslate.paths import is_under, nested
 
 RollbackKind = Literal["btrfs", "zfs", "tmpfs", "none"]
 INSTALLED_PLAN = Path("/etc/blankslate/plan.json")
 PLAN_VERSION = 2
-# The same rules as modules/lib.nix (tests/nix/test_rules.py feeds both the same values).
-_SIZE = re.compile(r"^([0-9]+)([KMGT](i?B)?|B)?\Z")
-_TMPFS_PERCENT = re.compile(r"^([1-9][0-9]?|100)%\Z")
-_NORMAL_PATH = re.compile(r"^(/[^/\x00-\x1f\x7f]+)+\Z")
-_COMPONENT = r"[A-Za-z0-9_@+-][A-Za-z0-9_.@+-]*"
-_RELATIVE_NAME = re.compile(rf"^{_COMPONENT}(/{_COMPONENT})*\Z")
-_LABEL = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}\Z")
-_DATASET = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:-]*(/[A-Za-z0-9_][A-Za-z0-9_.:-]*)*\Z")
-_USER = re.compile(r"^[a-z_][a-z0-9_-]*\Z")
+# rules.json, which modules/lib.nix reads too (tests/nix/test_rules.py: both, and bash, agree).
+# Each is anchored: `.match` takes the whole value.
+_SIZE = rules.compiled("size")
+_TMPFS_PERCENT = rules.compiled("tmpfsPercent")
+_NORMAL_PATH = rules.compiled("normalPath")
+_RELATIVE_NAME = rules.compiled("subvolumeName")
+_LABEL = rules.compiled("label")
+_POOL = rules.compiled("zfsPool")
+_DATASET = rules.compiled("zfsDataset")
+_SNAPSHOT = rules.compiled("zfsSnapshot")
+_POOL_DATASET = rules.compiled("zfsPoolDataset")
+_USER = rules.compiled("userName")
 # What shadow-utils accepts in /etc/passwd and /etc/group, where owners are looked up.
-_ACCOUNT = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*\$?\Z")
-_TYPE_CODE = re.compile(r"^[0-9A-Fa-f]{4}\Z")
+_ACCOUNT = rules.compiled("account")
+_TYPE_CODE = rules.compiled("typeCode")
 MAX_KEEP = 999_999  # btrfs-rollback.bash takes at most six digits
 _UNITS = {"": 1, "B": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
-_MODE = re.compile(r"^0?[0-7]{3,4}\Z")
+_MODE = rules.compiled("mode")
 
 
 def json_key(name: str) -> str:
@@ -51,7 +54,7 @@ def json_key(name: str) -> str:
 
 def parse_size(text: str) -> int:
     """A plan size in bytes: "1GiB" -> 1073741824, "512M" -> 536870912, "0" -> 0."""
-    match = _SIZE.match(text)
+    match = _SIZE.match(text)  # rules.json's size: (digits)(unit)
     if not match:
         raise ValueError(f"bad size {text!r} (use e.g. 512MiB, 8GiB, 0)")
     unit = (match.group(2) or "")[:1]
@@ -337,11 +340,7 @@ def _from_json(cls: type, data: object, where: str) -> object:
 
 def is_normal_path(path: str) -> bool:
     """Absolute, no '.', '..' or empty component, no trailing '/': "/a/b" yes, "/a/../b" no."""
-    if path == "/":
-        return True
-    if not _NORMAL_PATH.match(path):
-        return False
-    return all(part not in (".", "..") for part in path.split("/")[1:])
+    return _NORMAL_PATH.match(path) is not None
 
 
 def _check_path(where: str, path: str) -> None:
@@ -574,7 +573,9 @@ def _validate_btrfs(plan: Plan, btrfs: Btrfs) -> None:
 def _validate_persist_snapshots(plan: Plan, snapshots: PersistSnapshots) -> None:
     _check_range("persistSnapshots.keep", snapshots.keep)
     if plan.rollback == "zfs":
-        _check_match("persistSnapshots.persist", snapshots.persist, _DATASET, "a dataset")
+        _check_match(
+            "persistSnapshots.persist", snapshots.persist, _POOL_DATASET, "a pool/dataset name"
+        )
         return
     if plan.btrfs is None or snapshots.subvolume is None:
         raise PlanError("persistSnapshots", "needs a btrfs layout (subvolume) or rollback 'zfs'")
@@ -587,9 +588,9 @@ def _validate_persist_snapshots(plan: Plan, snapshots: PersistSnapshots) -> None
 
 
 def _validate_zfs(plan: Plan, zfs: Zfs) -> None:
-    _check_match("zfs.pool", zfs.pool, _LABEL, "a pool name")
+    _check_match("zfs.pool", zfs.pool, _POOL, "a pool name (a letter first)")
     _check_match("zfs.rootDataset", zfs.root_dataset, _DATASET, "a dataset name")
-    _check_match("zfs.blankSnapshot", zfs.blank_snapshot, _DATASET, "a snapshot name")
+    _check_match("zfs.blankSnapshot", zfs.blank_snapshot, _SNAPSHOT, "a snapshot name")
     for i, dataset in enumerate(zfs.datasets):
         _check_match(f"zfs.datasets[{i}]", dataset, _DATASET, "a dataset name")
     _check_unique("zfs.datasets", list(zfs.datasets), "dataset")

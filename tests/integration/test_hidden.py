@@ -21,6 +21,8 @@ import pytest
 from blankslate import plan
 
 from ..conftest import needs_mounted_root
+from ..support.plans import write_plan_json
+from ..support.runner import blankslate
 
 pytestmark = needs_mounted_root
 
@@ -35,16 +37,6 @@ def no_rules(directory: Path) -> Path:
     return path
 
 
-def blankslate(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "blankslate", *args],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=300,
-    )
-
-
 def plan_file(tmp_path: Path, kind: str, directories: list[str]) -> Path:
     """tests/plans/<kind>.json (or the default btrfs plan) with `directories` persisted."""
     if kind == "btrfs":
@@ -53,9 +45,7 @@ def plan_file(tmp_path: Path, kind: str, directories: list[str]) -> Path:
         data = json.loads((REPO / "tests/plans" / f"{kind}.json").read_text())
     for directory in directories:
         data["persistence"]["directories"].append({"directory": directory, "root": "/persist"})
-    path = tmp_path / "plan.json"
-    path.write_text(json.dumps(data))
-    return path
+    return write_plan_json(tmp_path, data)
 
 
 def our_views(mountinfo: str) -> list[str]:

@@ -18,6 +18,9 @@ import pytest
 
 from blankslate import plan
 
+from ..support.plans import write_plan_json
+from ..support.runner import blankslate
+
 
 @pytest.fixture
 def live_and_persist(
@@ -40,19 +43,7 @@ def write_plan(tmp_path: Path, persist: Path, directories: list[str], files: lis
         "directories": [{"directory": d} for d in directories],
         "files": [{"file": f} for f in files],
     }
-    path = tmp_path / "plan.json"
-    path.write_text(json.dumps(data))
-    return path
-
-
-def blankslate(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "blankslate", *args],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=300,
-    )
+    return write_plan_json(tmp_path, data)
 
 
 def metadata(path: Path) -> tuple[object, ...]:

@@ -245,6 +245,7 @@ def test_package_source_holds_what_setuptools_reads(nix_eval: Callable[[str], An
         "scripts/blankslate/disko-blank-snapshot.bash",
         "scripts/blankslate/py.typed",
         "scripts/blankslate/password-hashes.txt",  # the password rule the guard reads too
+        "scripts/blankslate/rules.json",  # the name rules lib.nix reads too
     } <= reached
     assert PYPROJECT["tool"]["setuptools"]["package-data"] == {
         "blankslate": ["*.json", "*.bash", "*.txt", "py.typed"]

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from ..conftest import zfs_rule_environment
+
 SCRIPT = Path(__file__).resolve().parents[2] / "modules" / "snapshots" / "zfs-persist-snapshot.bash"
 DATASET = "rpool/safe/persist"
 PREFIX = "blankslate-persist-snapshot: "
@@ -69,9 +71,12 @@ class FakeZfs:
         lines = (self.state / "snapshots").read_text().splitlines()
         return [line.split("\t")[2].split("@", 1)[1] for line in lines]
 
-    def run(self, *args: str, fail_destroy: str = "") -> subprocess.CompletedProcess[str]:
+    def run(
+        self, *args: str, fail_destroy: str = "", rules: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
         env = {
             **os.environ,
+            **(zfs_rule_environment() if rules is None else rules),
             "PATH": f"{self.bindir}:{os.environ.get('PATH', '/usr/bin:/bin')}",
             "FAKE_ZFS_STATE": str(self.state),
             "FAKE_ZFS_DATASET": DATASET,
@@ -149,6 +154,12 @@ def test_a_snapshot_that_cannot_be_destroyed_fails_the_unit(tmp_path: Path) -> N
         ((DATASET,), 2, "usage:"),
         (("-rf", "2"), 1, "DATASET is not a dataset name"),
         ((f"{DATASET}@x", "2"), 1, "DATASET is not a dataset name"),
+        # what Nix and `blankslate plan` refuse too (rules.json's zfsPoolDataset)
+        (("_rpool/persist", "2"), 1, "DATASET is not a dataset name"),
+        (("1pool/persist", "2"), 1, "DATASET is not a dataset name"),
+        (("rpool/.x", "2"), 1, "DATASET is not a dataset name"),
+        (("rpool/-x", "2"), 1, "DATASET is not a dataset name"),
+        (("rpool", "2"), 1, "DATASET is not a dataset name"),
         ((DATASET, "x"), 1, "KEEP must be a non-negative integer"),
         (("rpool/other", "2"), 1, "dataset rpool/other not found; nothing changed"),
     ],
@@ -160,4 +171,12 @@ def test_bad_arguments_change_nothing(
     proc = zfs.run(*args)
     assert proc.returncode == code, proc.stderr
     assert message in proc.stderr
+    assert zfs.names() == []
+
+
+def test_without_the_rule_in_the_environment_nothing_happens(tmp_path: Path) -> None:
+    zfs = FakeZfs(tmp_path)
+    proc = zfs.run(DATASET, "2", rules={})
+    assert proc.returncode == 1
+    assert "BLANKSLATE_ZFS_DATASET_RULE must hold the dataset name rule" in proc.stderr
     assert zfs.names() == []

@@ -12,6 +12,12 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from blankslate import rules
+
+from ..conftest import zfs_rule_environment
 
 SCRIPT = Path(__file__).resolve().parents[2] / "modules" / "rollback" / "zfs-rollback.bash"
 
@@ -29,10 +35,18 @@ if [[ $1 == rollback ]]; then exit "${FAKE_ZFS_ROLLBACK_RC:-0}"; fi
 exit 0
 """
 
+IN_CI = os.environ.get("CI") == "true"
+
 pytestmark = pytest.mark.skipif(shutil.which("bash") is None, reason="bash not found")
 
 
-def run_script(tmp_path: Path, *args: str, snapshots: str = "", rollback_rc: int = 0):
+def run_script(
+    tmp_path: Path,
+    *args: str,
+    snapshots: str = "",
+    rollback_rc: int = 0,
+    rules: dict[str, str] | None = None,
+):
     bindir = tmp_path / "bin"
     bindir.mkdir(exist_ok=True)
     fake = bindir / "zfs"
@@ -41,6 +55,7 @@ def run_script(tmp_path: Path, *args: str, snapshots: str = "", rollback_rc: int
     log = tmp_path / "zfs.log"
     env = {
         **os.environ,
+        **(zfs_rule_environment() if rules is None else rules),
         "PATH": f"{bindir}:{os.environ.get('PATH', '/usr/bin:/bin')}",
         "FAKE_ZFS_LOG": str(log),
         "FAKE_ZFS_SNAPSHOTS": snapshots,
@@ -122,6 +137,14 @@ def test_wrong_argument_count_is_usage_error(tmp_path, args):
         ("", "blank"),
         ("tank/ro ot", "blank"),
         ("tank/root", "bl\nank"),
+        # what Nix and `blankslate plan` refuse too (rules.json's zfsPoolDataset, zfsSnapshot)
+        ("_tank/root", "blank"),
+        ("1tank/root", "blank"),
+        ("tank/.x", "blank"),
+        ("tank/-x", "blank"),
+        ("tank", "blank"),
+        ("tank/root", "a/b"),
+        ("tank/root", ".x"),
     ],
 )
 def test_bad_names_are_rejected_before_zfs_runs(tmp_path, dataset, snapshot):
@@ -129,3 +152,24 @@ def test_bad_names_are_rejected_before_zfs_runs(tmp_path, dataset, snapshot):
     assert proc.returncode == 1
     assert "error:" in proc.stderr
     assert calls == []
+
+
+def test_without_the_rules_in_the_environment_nothing_happens(tmp_path):
+    proc, calls = run_script(tmp_path, "tank/root", "blank", snapshots="tank/root@blank", rules={})
+    assert proc.returncode == 1
+    assert "BLANKSLATE_ZFS_DATASET_RULE and BLANKSLATE_ZFS_SNAPSHOT_RULE" in proc.stderr
+    assert calls == []
+
+
+NAME = st.text(st.sampled_from(list("tank/_.-:@ x1\né")), max_size=12)
+
+
+@given(dataset=NAME, snapshot=NAME)
+@settings(max_examples=100 if IN_CI else 25, deadline=None)
+def test_the_script_takes_exactly_the_names_the_plan_takes(tmp_path_factory, dataset, snapshot):
+    # the whole script, as the unit runs it: it reaches zfs only for names both rules take
+    tmp_path = tmp_path_factory.mktemp("names")
+    proc, calls = run_script(tmp_path, dataset, snapshot, snapshots=f"{dataset}@{snapshot}")
+    taken = rules.matches("zfsPoolDataset", dataset) and rules.matches("zfsSnapshot", snapshot)
+    assert (calls != []) == taken, proc.stderr
+    assert proc.returncode == (0 if taken else 1), proc.stderr

@@ -19,8 +19,10 @@ from blankslate import doctor, passwordfile, plan
 from blankslate.errors import BlankslateError
 
 from ..conftest import PARSER_CORPUS
+from ..support.mounts import FINDMNT
+from ..support.mounts import findmnt_json as findmnt
+from ..support.plans import write_plan_json
 
-FINDMNT = ["findmnt", "--json", "--list", "--output", "TARGET,SOURCE,FSTYPE,OPTIONS"]
 PLAN = plan.default()
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 # Real `mkpasswd` output, one per scheme doctor accepts.
@@ -45,16 +47,6 @@ BAD_HASHES = {
     GOOD_HASHES["bcrypt"] + " ": "does not hold a password hash",
 }
 root_only = pytest.mark.skipif(os.geteuid() != 0, reason="files must be root's for an ok")
-
-
-def findmnt(*rows: tuple[str, str, str]) -> str:
-    return json.dumps(
-        {
-            "filesystems": [
-                {"target": t, "source": s, "fstype": f, "options": "rw"} for t, s, f in rows
-            ]
-        }
-    )
 
 
 @pytest.fixture(autouse=True)
@@ -510,9 +502,7 @@ def test_etc_skipped_without_a_running_configuration(
 
 @pytest.fixture
 def plan_file(tmp_path: Path) -> Path:
-    path = tmp_path / "plan.json"
-    path.write_text(json.dumps(PLAN.to_json()))
-    return path
+    return write_plan_json(tmp_path, PLAN)
 
 
 @root_only

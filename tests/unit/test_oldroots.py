@@ -20,6 +20,9 @@ from pytest_subprocess.fake_popen import FakePopen
 from blankslate import copy, mounts, oldroots, plan
 from blankslate.errors import BlankslateError
 
+from ..support.mounts import FINDMNT as FINDMNT_PERSIST
+from ..support.mounts import findmnt_json
+
 DEVICE = "/dev/vda3"
 NEWEST = "2026-11-20T08:00:00Z.1"
 MIDDLE = "2026-11-20T08:00:00Z"
@@ -169,17 +172,13 @@ def test_format_table() -> None:
 def register_findmnt_persist(fp: FakeProcess, persist_path: str) -> None:
     fp.register(
         mounts.findmnt_cmd(target=persist_path),
-        stdout=json.dumps(
-            {
-                "filesystems": [
-                    {
-                        "target": persist_path,
-                        "source": f"{DEVICE}[/persist]",
-                        "fstype": "btrfs",
-                        "options": "rw,noatime,compress=zstd:3,subvol=/persist",
-                    }
-                ]
-            }
+        stdout=findmnt_json(
+            (
+                persist_path,
+                f"{DEVICE}[/persist]",
+                "btrfs",
+                "rw,noatime,compress=zstd:3,subvol=/persist",
+            )
         ),
     )
 
@@ -540,8 +539,6 @@ def test_cli_recover_error_is_one_line(
 
 
 # ------------------------------------------------------------------------------ safe writes
-
-FINDMNT_PERSIST = ["findmnt", "--json", "--list", "--output", "TARGET,SOURCE,FSTYPE,OPTIONS"]
 
 
 def persist_mounted_from(fp: FakeProcess, persist: Path, device: str | None) -> None:

@@ -20,16 +20,9 @@ from pytest_subprocess import FakeProcess
 from blankslate import cli, plan, safefile, seed, services
 from blankslate.errors import BlankslateError
 
+from ..support.mounts import FINDMNT, findmnt_json
+
 CP = ["cp", "--archive", "--reflink=auto", "--no-target-directory", "--"]
-FINDMNT = ["findmnt", "--json", "--list", "--output", "TARGET,SOURCE,FSTYPE,OPTIONS"]
-
-
-def findmnt_json(*targets: str) -> str:
-    rows = [
-        {"target": target, "source": "/dev/vda3", "fstype": "btrfs", "options": "rw"}
-        for target in targets
-    ]
-    return json.dumps({"filesystems": rows})
 
 
 def as_on_live(path: Path) -> str:
