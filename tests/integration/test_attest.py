@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +15,8 @@ from pathlib import Path
 import pytest
 
 from blankslate import plan
+
+from ..support.runner import blankslate
 
 REPO = Path(__file__).resolve().parents[2]
 NIXOS_BOUND = REPO / "modules" / "attest-nixos-bound.bash"
@@ -100,14 +101,8 @@ def note_nixos_bound(system: System) -> subprocess.CompletedProcess[str]:
 def attest(system: System) -> subprocess.CompletedProcess[str]:
     argv = ["attest", "--plan", str(system.plan_file), "--root", str(system.live)]
     argv += ["--metrics-file", str(system.metrics)]
-    result = subprocess.run(
-        [sys.executable, "-m", "blankslate", "--quiet", *argv],
-        env={**os.environ, "BLANKSLATE_RECORD_DIR": str(system.records)},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    env = {**os.environ, "BLANKSLATE_RECORD_DIR": str(system.records)}
+    result = blankslate(*argv, quiet=True, env=env)
     assert "Traceback" not in result.stderr, result.stderr
     return result
 

@@ -17,20 +17,12 @@ from typer.testing import CliRunner
 from blankslate import attest, plan
 from blankslate.app import app
 
+from ..support.mounts import FINDMNT, findmnt_json
 from .test_properties import PARSER
 
-FINDMNT = ["findmnt", "--json", "--list", "--output", "TARGET,SOURCE,FSTYPE,OPTIONS"]
 RESET = (
     b"kind=btrfs\noutcome=reset\nreason=\nold_root=2026-12-04_10:00:00\ntime=2026-12-04T10:00:00Z\n"
 )
-
-
-def findmnt_json(*targets: str) -> str:
-    rows = [
-        {"target": t, "source": "/dev/vda3[/x]", "fstype": "btrfs", "options": "rw"}
-        for t in targets
-    ]
-    return json.dumps({"filesystems": rows})
 
 
 def with_rollback(kind: str) -> plan.Plan:
