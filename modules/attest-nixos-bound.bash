@@ -9,6 +9,9 @@
 # Writes $BLANKSLATE_RECORD_DIR/nixos-bound (default /run/blankslate/nixos-bound):
 #   bound=yes|no
 #   time=<UTC, %Y-%m-%dT%H:%M:%SZ>
+# mountpoint(1) reads /proc/self/mountinfo, or without /proc (the chroot of the systemd
+# initrd's initrd-nixos-activation, before the activation mounts it) compares the device of
+# TARGET with its parent's: persistPath is always another filesystem or btrfs subvolume.
 # Only the first activation of a boot writes it (/run is empty at every boot): a later
 # switch, when everything is long mounted, keeps what the boot saw. The directory is made
 # 0755 when missing and must be a directory (not a symlink) of this user that no one else

@@ -320,6 +320,8 @@ def check_root_mode(root: Path) -> Result:
 def run(plan: Plan, root: Path, directory: Path, *, nixos_bound: bool = True) -> Report:
     if not root.is_dir():
         raise BlankslateError(f"--root {quote_path(str(root))}: not a directory")
+    # The mount table names canonical paths: a --root given through a symlink must match them.
+    root = Path(os.path.realpath(root))
     record = describe_record(plan, directory)
     persisted, unbound = check_persisted(plan, root)
     results = (

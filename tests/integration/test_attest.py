@@ -223,3 +223,14 @@ def test_no_record_on_btrfs_fails(system: System) -> None:
     [line] = failures(result)
     assert "no record" in line and "the rollback did not run" in line
     assert metrics(system)["blankslate_reset_ok"] == "0"
+
+
+def test_a_root_given_through_a_symlink_is_checked_as_its_target(system: System) -> None:
+    """The mount table names canonical paths; --root through a symlink still matches them."""
+    place(system)
+    note_nixos_bound(system)
+    link = system.live.parent / "live-link"
+    link.symlink_to(system.live)
+    system.live = link
+    result = attest(system)
+    assert result.returncode == 0, result.stdout
