@@ -629,13 +629,14 @@ def attest(
 
     plan = plan_module.load(plan_source(plan_file, host, flake), builtin=False)
     report = attest_module.run(plan, root, attest_module.record_dir(), nixos_bound=users_script)
-    if metrics_file is not None:
-        attest_module.write_metrics(report, metrics_file, time.time())
+    # The results first: a metrics file that cannot be written must not hide them.
     if format == DoctorFormat.json:
         print(json.dumps(attest_module.render_json(plan, root, report), indent=2))
     else:
         journal = bool(os.environ.get("JOURNAL_STREAM"))
-        print(attest_module.render_text(report, journal=journal), end="")
+        print(attest_module.render_text(report, journal=journal), end="", flush=True)
+    if metrics_file is not None:
+        attest_module.write_metrics(report, metrics_file, time.time())
     if not report.ok:
         raise typer.Exit(1)
 

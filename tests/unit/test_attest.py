@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 
 from blankslate import attest, plan
 from blankslate.app import app
+from blankslate.errors import BlankslateError
 
 from ..support.mounts import FINDMNT, findmnt_json
 from .test_properties import PARSER
@@ -334,3 +335,25 @@ def test_the_cli_json(tmp_path: Path, fp: FakeProcess, monkeypatch: pytest.Monke
     assert document["resetOk"] is True and document["unbound"] == []
     checks = {c["check"]: c["status"] for c in document["checks"]}
     assert checks["record"] == "ok" and checks["persisted"] == "ok"
+
+
+def test_an_unwritable_metrics_file_is_one_line_after_the_results(
+    tmp_path: Path, fp: FakeProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root, target, _ = tree(tmp_path)
+    target.symlink_to("/persist/etc/machine-id")
+    plan_file = tmp_path / "plan.json"
+    plan_file.write_text(json.dumps(one_path_plan("file", "/etc/machine-id").to_json()))
+    monkeypatch.setenv("BLANKSLATE_RECORD_DIR", str(tmp_path))
+    fp.register(FINDMNT, stdout=findmnt_json("/"))
+    (tmp_path / "blocked").write_text("a file, not a directory\n")
+    metrics = tmp_path / "blocked" / "blankslate-attest.prom"
+    result = CliRunner().invoke(
+        app,
+        ["attest", "--plan", str(plan_file), "--root", str(root), "--metrics-file", str(metrics)],
+    )
+    assert result.exit_code == 1
+    assert "no record" in result.stdout  # the results came first
+    # The entry point (cli.py) prints a BlankslateError as one `error:` line.
+    assert isinstance(result.exception, BlankslateError)
+    assert "Not a directory" in str(result.exception) and "\n" not in str(result.exception)
