@@ -262,6 +262,9 @@ let
     ++ lib.optional cfg.ssh.rsaHostKey "${cfg.persistPath}/etc/ssh/ssh_host_rsa_key";
 
     audit = { inherit (cfg.audit) ignore; };
+
+    # Services whose state systemd keeps in directories it makes (diff --suggest groups by them).
+    units = import ./plan-units.nix { inherit lib blib; } config.systemd.services;
   };
 in
 {

@@ -417,8 +417,34 @@ def diff(
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="Echo the commands run (the mount).")
     ] = False,
+    suggest: Annotated[
+        bool,
+        typer.Option(
+            "--suggest",
+            help="Print what is lost as Nix to paste (--format json: as data), grouped by "
+            "service, user and top directory.",
+        ),
+    ] = False,
 ) -> None:
     """What lives on / that the next boot will erase (or, with --old-root, what a boot erased)."""
+    if suggest:
+        _diff_suggest(
+            source=plan_source(plan_file, host, flake),
+            device=device,
+            root=root,
+            old_root=old_root,
+            ignore_file=ignore_file,
+            format=format,
+            verbose=verbose,
+            others={
+                "--full": full,
+                "--all": all_entries,
+                "--fail-on-lost": fail_on_lost,
+                "--report": report_file is not None,
+                "--metrics": metrics_file is not None,
+            },
+        )
+        return
     code = commands.diff(
         source=plan_source(plan_file, host, flake),
         device=device,
@@ -435,6 +461,34 @@ def diff(
     )
     if code:
         raise typer.Exit(code)
+
+
+def _diff_suggest(
+    *,
+    source: plan_module.PlanSource,
+    device: str | None,
+    root: Path | None,
+    old_root: str | None,
+    ignore_file: Path | None,
+    format: Format,
+    verbose: bool,
+    others: dict[str, bool],
+) -> None:
+    from blankslate import suggest as suggest_module
+
+    given = [flag for flag, on in others.items() if on]
+    if given:
+        raise typer.BadParameter(f"--suggest does not go with {given[0]}", param_hint="--suggest")
+    if format == Format.yaml:
+        raise typer.BadParameter("--suggest prints text (Nix) or json", param_hint="--format")
+    found = suggest_module.from_source(
+        source, device=device, root=root, old_root=old_root, ignore_file=ignore_file,
+        verbose=verbose,
+    )  # fmt: skip
+    if format == Format.json:
+        print(json.dumps(suggest_module.to_json(found), indent=2))
+    else:
+        sys.stdout.write(suggest_module.render_nix(found))
 
 
 @app.command(cls=Command)

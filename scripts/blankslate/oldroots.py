@@ -341,7 +341,7 @@ def recover(
         if not kept:
             raise BlankslateError(f"no old roots: {subvolume!r} is empty")
         root, _source = find_source(kept, path, plan.persist_path, from_root)
-        with copy.held_source(root.path, path) as source:
+        with copy.held_source(root.path, path, frozen=True) as source:
             copy_to(source, target, holder)
     return Recovery(path, root.name, target)
 

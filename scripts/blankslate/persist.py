@@ -189,7 +189,7 @@ def recover_from_persist(
         if not dry_run:
             # Read without following a link on the way, even one that stays inside the
             # snapshot: a user's ~/.config -> ../../etc/ssh would copy root's files to them.
-            with copy.held_source(snapshot.path, relative) as held:
+            with copy.held_source(snapshot.path, relative, frozen=True) as held:
                 oldroots.copy_to(held, target, holder)
     return Recovered(f"{plan.persist_path}/{relative}", snapshot.name, target)
 
