@@ -262,6 +262,15 @@ let
     ++ lib.optional cfg.ssh.rsaHostKey "${cfg.persistPath}/etc/ssh/ssh_host_rsa_key";
 
     audit = { inherit (cfg.audit) ignore; };
+
+    # The layout as disko's `disko.devices` (./disko/devices.nix, the one renderer), with the
+    # disk as configured (null when disk.device is); `blankslate disko` prints it as Nix text
+    # with --disk in its place, blankslate.disko.enable sets it. null without a disk.
+    disko =
+      if cfg.disk == null then
+        null
+      else
+        import ./disko/devices.nix { inherit lib; } plan cfg.disk.device;
   };
 in
 {
