@@ -355,9 +355,9 @@ def _set(path: tuple[str, ...], value: Any) -> Callable[[dict[str, Any]], None]:
     ("change", "message"),
     [
         (_set(("disko",), []), "plan: disko: expected an object"),
-        (_set(("disko", "disk", "main", "device"), "/dev/sdb"), "not the plan's disk.device"),
-        (_set(("disko", "disk"), {}), "disko.disk.main.device: missing"),
-        (_set(("disko", "disk", "main"), "x"), "disko.disk.main.device: missing"),
+        (_set(("disko", "disk"), {}), "plan: disko.disk.main: missing"),
+        (_set(("disko", "disk", "main"), "x"), "plan: disko.disk.main: missing"),
+        (_set(("disko",), {}), "plan: disko.disk.main: missing"),
         (_set(("disko", "zpool"), 1.5), "plan: disko.zpool: expected a string, a 64-bit"),
         (_set(("disko", "nodev"), 2**63), "expected a string, a 64-bit integer"),
         (_set(("disko", "nodev"), ["a\0b"]), "disko.nodev[0]: a string holding NUL"),
@@ -375,12 +375,17 @@ def test_bad_disko_trees_are_one_line_errors(
     assert "\n" not in str(raised.value)
 
 
-def test_a_plan_without_a_disk_has_no_tree() -> None:
+def test_the_device_is_always_the_plans_disk_or_disk() -> None:
+    """Whatever device the tree holds, the printed one is disk.device (what install
+    partitions) or --disk; a plan without a disk has nothing for disko, tree or not."""
+    data = json.loads(plan.default_text())
+    data["disko"]["disk"]["main"]["device"] = "/dev/other"
+    assert disko.devices(plan.from_json(data))["disk"]["main"]["device"] == "/dev/vda"
     data = json.loads((REPO / "tests/plans/vpsfree.json").read_text())
     assert plan.from_json(data).disko is None
     data["disko"] = json.loads(plan.default_text())["disko"]
-    with pytest.raises(BlankslateError, match="a plan without a disk has no disko tree"):
-        plan.from_json(data)
+    with pytest.raises(BlankslateError, match="nothing for disko"):
+        disko.devices(plan.from_json(data))
 
 
 def test_disko_keeps_disk_order_and_disko_key_order() -> None:
