@@ -220,7 +220,17 @@ let
           rootSubvolume = if onTmpfs then null else cfg.btrfs.rootSubvolume;
           blankSnapshot = if onTmpfs then null else cfg.btrfs.blankSnapshot;
           oldRoots =
-            if onTmpfs then null else { inherit (cfg.btrfs.oldRoots) subvolume keepDays keepNewest; };
+            if onTmpfs then
+              null
+            else
+              {
+                inherit (cfg.btrfs.oldRoots)
+                  subvolume
+                  keepDays
+                  keepNewest
+                  keepMax
+                  ;
+              };
           subvolumes = subvolumeNames;
         }
       else
@@ -271,6 +281,9 @@ let
         null
       else
         import ./disko/devices.nix { inherit lib; } plan cfg.disk.device;
+
+    # Services whose state systemd keeps in directories it makes (diff --suggest groups by them).
+    units = import ./plan-units.nix { inherit lib blib; } config.systemd.services;
   };
 in
 {

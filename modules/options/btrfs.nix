@@ -85,6 +85,19 @@ in
         default = 3;
         description = "The newest old roots (by creation time) kept whatever their age or the clock says.";
       };
+      keepMax = mkOption {
+        # btrfs-rollback.bash refuses 0 and more than six digits.
+        type = types.nullOr (types.ints.between 1 999999);
+        default = 30;
+        example = 10;
+        description = ''
+          At most this many old roots are kept: beyond it, the oldest by creation (btrfs
+          subvolume ID) are deleted whatever keepDays, keepNewest or the clock say, at
+          boot and again by blankslate-prune-old-roots.service. This bounds the disk on a
+          machine without a hardware clock, whose initrd believes it is 1970: keepDays
+          then prunes nothing. 30 keeps a month of daily boots; null: no bound.
+        '';
+      };
       pruneBudget = mkOption {
         # btrfs-rollback.bash refuses more than six digits.
         type = types.ints.between 0 999999;
@@ -92,7 +105,8 @@ in
         description = ''
           Seconds the initrd may spend deleting expired old roots (0: none); what is left,
           however many subvolumes a user nested in them, is deleted after the boot by
-          blankslate-prune-old-roots.service, with the same keepDays and keepNewest rules.
+          blankslate-prune-old-roots.service, with the same keepDays, keepNewest and keepMax
+          rules.
           A full filesystem is not bound by it: the reset deletes what it must.
         '';
       };

@@ -2,10 +2,11 @@
 # blankslate: reset a btrfs root subvolume to its blank snapshot (run once per boot).
 #
 #   btrfs-rollback.bash [--prune-budget SECONDS] [--root-quota SIZE]
-#                       DEVICE ROOT_SUBVOLUME BLANK_SNAPSHOT OLD_ROOTS_SUBVOLUME KEEP_DAYS KEEP_NEWEST
-#   btrfs-rollback.bash --prune-only DEVICE ROOT_SUBVOLUME BLANK_SNAPSHOT OLD_ROOTS_SUBVOLUME KEEP_DAYS KEEP_NEWEST
+#                       DEVICE ROOT_SUBVOLUME BLANK_SNAPSHOT OLD_ROOTS_SUBVOLUME KEEP_DAYS KEEP_NEWEST [KEEP_MAX]
+#   btrfs-rollback.bash --prune-only DEVICE ROOT_SUBVOLUME BLANK_SNAPSHOT OLD_ROOTS_SUBVOLUME KEEP_DAYS KEEP_NEWEST [KEEP_MAX]
 #
-# Runs in the systemd initrd as a oneshot unit before sysroot.mount (bash, coreutils,
+# Runs in the systemd initrd as a oneshot unit before sysroot.mount, by the store path of bash
+# (in the initrd's storePaths), with coreutils,
 # util-linux, btrfs-progs, findutils, grep, sed on PATH); the integration tests run this very
 # file against a real btrfs filesystem on a loop device. With --prune-only it resets nothing
 # and only does step 7, with the same rules: a stage-2 unit runs it so, after the boot, to
@@ -26,6 +27,13 @@
 #      --root-quota, start a quota rescan if btrfs says its quota data is inconsistent;
 #   8. syncfs, so the new root is on disk before sysroot.mount.
 #
+# The boot record (./record.bash): every run but --prune-only's writes /run/blankslate/reset
+# (BLANKSLATE_RECORD_DIR overrides the directory): `reset` once step 6 put the new root in
+# place, with old_root the name step 5 gave the old root (empty when there is none or pruning
+# deleted it); else `failed` with the error as the reason, from the EXIT trap, however the
+# run ends (a missing blank snapshot, a failed mount or rename, a signal) but SIGKILL. A
+# record that cannot be written is a warning and never changes the exit status.
+#
 # A full filesystem cannot stop the reset. When a rename or the snapshot of steps 5-6 fails
 # with ENOSPC (a user filled the filesystem from /tmp), the script gives up, one at a time
 # and logged, until the step succeeds: the expired old roots; the old roots beyond the newest
@@ -44,9 +52,12 @@
 #     new subvolume a higher ID than all existing ones, so that order needs no clock;
 #   - the others are deleted when their name is older than KEEP_DAYS days (0: all of them),
 #     unless btrfs's creation time of the subvolume is within those KEEP_DAYS days;
-#   - nothing is pruned when the clock is earlier than the newest name: the clock looks wrong
-#     (a boot at 1970), or an earlier boot's was (at 2099); the warning says which root to
-#     delete by hand if the clock is right.
+#   - nothing is pruned by age when the clock is earlier than the newest name: the clock looks
+#     wrong (a boot at 1970), or an earlier boot's was (at 2099); the warning says which root to
+#     delete by hand if the clock is right;
+#   - with KEEP_MAX (a positive count), at most KEEP_MAX are kept whatever the clock: the
+#     others, lowest subvolume IDs first, are deleted even when the rules above keep them.
+#     Without it (6 arguments) there is no such bound.
 # An old root that cannot be deleted is reported (stderr) and kept; the others are still
 # pruned, and the exit status stays 0: a fresh root is in place. Nothing here depends on a
 # listing of every subvolume of the filesystem, which any user can break (see delete_tree).
@@ -74,16 +85,35 @@ shopt -s nullglob dotglob
 
 readonly prog=blankslate-rollback
 
-# The shared code (naming, pruning, deleting, the top-level mount): ./kept.bash, beside this
-# file, or inlined before this text when run with `bash -c` (the scripted initrd).
-if [[ $(type -t kept_prune) != function ]]; then
+# The shared code (naming, pruning, deleting, the top-level mount; the boot record):
+# ./kept.bash and ./record.bash, beside this file, or inlined before this text when run with
+# `bash -c` (the scripted initrd).
+if [[ $(type -t kept_prune) != function || $(type -t record_write) != function ]]; then
   here=${BASH_SOURCE[0]%/*}
   [[ $here != "${BASH_SOURCE[0]}" ]] || here=.
-  source -- "$here/kept.bash" || { printf '%s: error: cannot load %s\n' "$prog" "$here/kept.bash" >&2; exit 1; }
+  for lib in kept.bash record.bash; do
+    source -- "$here/$lib" || { printf '%s: error: cannot load %s\n' "$prog" "$here/$lib" >&2; exit 1; }
+  done
 fi
 
+# The boot record (./record.bash): every run but --prune-only's records its outcome, `reset`
+# once the new root is in place (whatever fails after that), else `failed` with the error.
+record_kind=btrfs root_created=0
+for arg; do
+  [[ $arg != --prune-only ]] || record_kind=''
+done
+kept_at_exit() {
+  if ((root_created)); then
+    record_write reset ''
+  else
+    record_at_exit "$1"
+  fi
+}
+trap 'kept_at_exit "$?"' EXIT
+
 usage() {
-  printf 'usage: %s [--prune-budget SECONDS] [--prune-only] [--root-quota SIZE] DEVICE ROOT_SUBVOLUME BLANK_SNAPSHOT OLD_ROOTS_SUBVOLUME KEEP_DAYS KEEP_NEWEST\n' "${0##*/}" >&2
+  record_error="usage: bad arguments"
+  printf 'usage: %s [--prune-budget SECONDS] [--prune-only] [--root-quota SIZE] DEVICE ROOT_SUBVOLUME BLANK_SNAPSHOT OLD_ROOTS_SUBVOLUME KEEP_DAYS KEEP_NEWEST [KEEP_MAX]\n' "${0##*/}" >&2
   exit 2
 }
 
@@ -113,8 +143,8 @@ while (($#)) && [[ $1 == --* ]]; do
     *) usage ;;
   esac
 done
-(( $# == 6 )) || usage
-device=$1 root=$2 blank=$3 old_roots=$4 keep_days=$5 keep_newest=$6
+(( $# == 6 || $# == 7 )) || usage
+device=$1 root=$2 blank=$3 old_roots=$4 keep_days=$5 keep_newest=$6 keep_max=${7-}
 
 [[ -b $device ]] || die "DEVICE is not a block device: $(q "$device")"
 check_name ROOT_SUBVOLUME "$root"
@@ -124,6 +154,10 @@ check_count KEEP_DAYS "$keep_days"
 keep_days=$((10#$keep_days))
 check_count KEEP_NEWEST "$keep_newest"
 keep_newest=$((10#$keep_newest))
+if (($# == 7)); then
+  [[ $keep_max =~ ^[0-9]{1,6}$ && $keep_max =~ [1-9] ]] || die "KEEP_MAX must be a positive integer (at most 6 digits): $(q "$keep_max")"
+  keep_max=$((10#$keep_max))
+fi
 names=("$root" "$blank" "$old_roots")
 for a in "${names[@]}"; do
   for b in "${names[@]}"; do
@@ -270,6 +304,7 @@ give_up() {
           give_up_root=''
           if ((try_rc == 0)); then
             prune_deleted=$((prune_deleted + 1))
+            record_old_root=''
             [[ $this_root != "$root" ]] || root_deleted=1
           else
             warn "could not delete $(q "$this_root") (exit $try_rc)"
@@ -380,6 +415,7 @@ if [[ -e $mnt/$root ]]; then
     log "deleted $(q "$root") instead of keeping it (the filesystem is full)"
   else
     this_root=$old_roots/$name
+    record_old_root=$name
     log "moved $(q "$root") to $(q "$old_roots/$name")"
   fi
 else
@@ -389,6 +425,7 @@ fi
 reset_step btrfs subvolume snapshot -- "$mnt/$blank" "$mnt/$tmp_name"
 [[ -z $root_quota ]] || limit_root
 reset_step mv -T -- "$mnt/$tmp_name" "$mnt/$root"
+root_created=1
 log "created $(q "$root") from $(q "$blank")"
 
 if [[ -n $budget ]]; then
@@ -396,6 +433,10 @@ if [[ -n $budget ]]; then
 fi
 prune
 [[ -z $root_quota ]] || rescan_if_inconsistent
+# the record names this boot's old root only while it is there (pruning may delete it)
+if [[ -n $record_old_root && ! -e $mnt/$old_roots/$record_old_root ]]; then
+  record_old_root=''
+fi
 
 sync -f -- "$mnt"
 if (( prune_failed )); then

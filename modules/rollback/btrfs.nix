@@ -25,6 +25,7 @@ let
   scripts = blib.scriptDir ./. [
     "btrfs-rollback.bash"
     "kept.bash"
+    "record.bash"
   ];
   script = "${scripts}/btrfs-rollback.bash";
 
@@ -36,7 +37,13 @@ let
     cfg.btrfs.oldRoots.subvolume
     (toString cfg.btrfs.oldRoots.keepDays)
     (toString cfg.btrfs.oldRoots.keepNewest)
-  ];
+  ]
+  # KEEP_MAX, the 7th: absent when keepMax is null
+  ++ lib.optional (cfg.btrfs.oldRoots.keepMax != null) (toString cfg.btrfs.oldRoots.keepMax);
+  # The store path of bash, not the initrd's /bin/bash: /bin holds bash only while initrdBin
+  # has it (nixpkgs' systemd/initrd.nix adds bashInteractive there, which an initrd without
+  # bash drops); the path is in storePaths below, so the unit never loses its shell.
+  bash = "${pkgs.bash}/bin/bash";
   # With the quota, both runs also start a quota rescan when btrfs's quota data is inconsistent.
   quotaArgs = lib.optionals (cfg.btrfs.rootQuota != null) [
     "--root-quota"
@@ -79,11 +86,15 @@ in
         unitConfig.DefaultDependencies = "no";
         serviceConfig = {
           Type = "oneshot";
-          ExecStart = "/bin/bash ${utils.escapeSystemdExecArgs ([ script ] ++ initrdArgs)}";
+          ExecStart = "${bash} ${utils.escapeSystemdExecArgs ([ script ] ++ initrdArgs)}";
         };
       };
-      # The scripts themselves must be in the initrd, not only the unit that names them.
-      systemd.storePaths = [ "${scripts}" ];
+      # The scripts themselves must be in the initrd, not only the unit that names them, and
+      # so must the bash that runs them.
+      systemd.storePaths = [
+        "${scripts}"
+        bash
+      ];
 
       # Scripted initrd: after the resume attempt, never postDeviceCommands
       # (a resumed image would find its root replaced, impermanence#250).
@@ -92,7 +103,9 @@ in
         copy_bin_and_libs ${pkgs.findutils}/bin/find
       '';
       postResumeCommands = lib.mkIf (!systemdInitrd) (
-        lib.mkAfter (blib.inlineBashWith [ ./kept.bash ] ./btrfs-rollback.bash initrdArgs)
+        lib.mkAfter (
+          blib.inlineBashWith [ ./kept.bash ./record.bash ] ./btrfs-rollback.bash initrdArgs
+        )
       );
     };
 
@@ -116,7 +129,7 @@ in
       ];
       serviceConfig = {
         Type = "exec";
-        ExecStart = "${pkgs.bash}/bin/bash ${
+        ExecStart = "${bash} ${
           utils.escapeSystemdExecArgs ([
             script
             "--prune-only"

@@ -17,6 +17,9 @@
 #   - nothing is pruned when the clock is earlier than the newest name: the clock looks
 #     wrong (a boot at 1970), or an earlier run's was (at 2099); the warning says which
 #     copy to delete by hand if the clock is right.
+# With `keep_max` set (a positive count; empty: no cap), at most that many are kept: the
+# others, oldest by creation order, are deleted whatever their names, their creation times
+# or the clock say (a machine without a hardware clock boots in 1970, behind every name).
 # A copy that cannot be deleted is reported (stderr) and kept, the others are still pruned,
 # and `prune_failed` is set. `prune_deleted` counts the copies deleted.
 #
@@ -25,12 +28,14 @@
 # `kept_prune` then stops, sets `prune_stopped` and says how many expired copies are left.
 # Budget 0 prunes nothing. The budget counts on the boot's uptime, which no clock change moves.
 
-readonly err_trap='rc=$?; printf "%s: error: line %s: \`%s\` failed (exit %s)\n" "$prog" "$LINENO" "$BASH_COMMAND" "$rc" >&2'
+# The ERR trap and die also keep their message in record_error, the reason a rollback's boot
+# record gives (./record.bash).
+readonly err_trap='rc=$?; printf -v record_error "line %s: \`%s\` failed (exit %s)" "$LINENO" "$BASH_COMMAND" "$rc"; printf "%s: error: %s\n" "$prog" "$record_error" >&2'
 trap "$err_trap" ERR
 export TZ=UTC0 LC_ALL=C
 
 log() { printf '%s: %s\n' "$prog" "$*"; }
-die() { printf '%s: error: %s\n' "$prog" "$*" >&2; exit 1; }
+die() { record_error=$*; printf '%s: error: %s\n' "$prog" "$*" >&2; exit 1; }
 warn() { printf '%s: warning: %s\n' "$prog" "$*" >&2; }
 # names may hold spaces or newlines: quote them so one action stays one journal line
 q() { printf '%q' "$1"; }
@@ -133,9 +138,9 @@ within_budget() {
 # Uses keep_newest, keep_days, stamp, cutoff and cutoff_epoch (kept_clock). Never fails.
 # With kept_clock_check=0 (keep_days 0 only), a clock earlier than the newest name does not
 # stop the pruning: the count alone decides, and it needs no clock.
-prune_failed=0 prune_deleted=0 prune_stopped=0 kept_clock_check=1
+prune_failed=0 prune_deleted=0 prune_stopped=0 kept_clock_check=1 keep_max=
 kept_prune() {
-  local list=$1 delete=$2 label=$3 time newest='' line id otime base rank=0 i
+  local list=$1 delete=$2 label=$3 time newest='' line id otime base rank=0 i clock_ok=1
   local -a lines=() doomed=()
   kept_stamps=() kept_text=''
   "$list"
@@ -145,8 +150,12 @@ kept_prune() {
     fi
   done
   if ((kept_clock_check || keep_days > 0)) && [[ $newest > $stamp ]]; then
-    warn "the clock looks wrong: it is $stamp, earlier than the newest of them, $(q "$("$label" "$kept_prefix$newest")"); nothing pruned (if the clock is right, delete that one by hand)"
-    return 0
+    if [[ -z $keep_max ]]; then
+      warn "the clock looks wrong: it is $stamp, earlier than the newest of them, $(q "$("$label" "$kept_prefix$newest")"); nothing pruned (if the clock is right, delete that one by hand)"
+      return 0
+    fi
+    warn "the clock looks wrong: it is $stamp, earlier than the newest of them, $(q "$("$label" "$kept_prefix$newest")"); nothing pruned by age, only beyond the $keep_max newest (if the clock is right, delete that one by hand)"
+    clock_ok=0
   fi
   # newest first: the creation order, then the name
   mapfile -t lines < <(printf '%s' "$kept_text" | sort -k1,1nr -k3,3r)
@@ -154,6 +163,12 @@ kept_prune() {
   for line in "${lines[@]}"; do
     read -r id otime base <<<"$line"
     rank=$((rank + 1))
+    if [[ -n $keep_max ]] && ((rank > keep_max)); then
+      log "$(q "$("$label" "$base")") is beyond the $keep_max newest (KEEP_MAX): deleting it"
+      doomed+=("$base")
+      continue
+    fi
+    ((clock_ok)) || continue
     (( rank > keep_newest )) || continue
     is_kept_name "$base"
     if (( keep_days > 0 )); then
@@ -206,9 +221,14 @@ cleanup() {
   local rc=$?
   trap - ERR
   if [[ -n $mounted ]]; then
-    umount -- "$mnt" || umount --lazy -- "$mnt" || rc=1
+    # -l, not --lazy: the scripted initrd's umount is busybox's, which has only -l
+    umount -- "$mnt" || umount -l -- "$mnt" || rc=1
   fi
   rmdir -- "$mnt" || rc=1
+  # the rollback's boot record (./record.bash), when the caller keeps one
+  if [[ $(type -t kept_at_exit) == function ]]; then
+    kept_at_exit "$rc"
+  fi
   exit "$rc"
 }
 

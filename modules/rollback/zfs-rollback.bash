@@ -7,17 +7,31 @@
 # `zfs rollback -r` is a single atomic operation in ZFS: interrupted, the dataset is either
 # rolled back or not, and the next boot simply runs it again. It destroys the snapshots taken
 # after SNAPSHOT (-r); the dataset's children (e.g. a persist dataset) are not touched.
+#
+# The outcome goes to the boot record (./record.bash, beside this file or inlined before this
+# text in the scripted initrd): `reset` once the rollback is done, else `failed` with the
+# error (an EXIT trap records it however the script ends, but SIGKILL). ZFS's rollback makes
+# no old root: old_root stays empty.
 
 set -o nounset -o errexit -o pipefail -o errtrace
 
 readonly prog=blankslate-rollback
 
-log() { printf '%s: %s\n' "$prog" "$*"; }
-die() { printf '%s: error: %s\n' "$prog" "$*" >&2; exit 1; }
+if [[ $(type -t record_write) != function ]]; then
+  here=${BASH_SOURCE[0]%/*}
+  [[ $here != "${BASH_SOURCE[0]}" ]] || here=.
+  source -- "$here/record.bash" || { printf '%s: error: cannot load %s\n' "$prog" "$here/record.bash" >&2; exit 1; }
+fi
+record_kind=zfs
+trap 'record_at_exit "$?"' EXIT
 
-trap 'rc=$?; printf "%s: error: line %s: \`%s\` failed (exit %s)\n" "$prog" "$LINENO" "$BASH_COMMAND" "$rc" >&2' ERR
+log() { printf '%s: %s\n' "$prog" "$*"; }
+die() { record_error=$*; printf '%s: error: %s\n' "$prog" "$*" >&2; exit 1; }
+
+trap 'rc=$?; printf -v record_error "line %s: \`%s\` failed (exit %s)" "$LINENO" "$BASH_COMMAND" "$rc"; printf "%s: error: %s\n" "$prog" "$record_error" >&2' ERR
 
 if (( $# != 2 )); then
+  record_error="usage: bad arguments"
   printf 'usage: %s DATASET SNAPSHOT\n' "${0##*/}" >&2
   exit 2
 fi
@@ -45,3 +59,4 @@ log "found snapshot $target"
 
 zfs rollback -r "$target"
 log "rolled $dataset back to $target"
+record_write reset ''

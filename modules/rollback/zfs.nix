@@ -16,6 +16,13 @@ let
     "${cfg.zfs.pool}/${cfg.zfs.rootDataset}"
     cfg.zfs.blankSnapshot
   ];
+  # The script and the boot record's library it sources, side by side in one store directory.
+  scripts = blib.scriptDir ./. [
+    "zfs-rollback.bash"
+    "record.bash"
+  ];
+  # The store path of bash, not the initrd's /bin/bash (see ./btrfs.nix).
+  bash = "${pkgs.bash}/bin/bash";
 in
 {
   # Conditions on boot.initrd.systemd.enable sit on the leaves they guard.
@@ -45,18 +52,25 @@ in
         environment = blib.zfsRuleEnvironment;
         serviceConfig = {
           Type = "oneshot";
-          ExecStart = "/bin/bash ${utils.escapeSystemdExecArgs ([ "${./zfs-rollback.bash}" ] ++ args)}";
+          ExecStart = "${bash} ${utils.escapeSystemdExecArgs ([ "${scripts}/zfs-rollback.bash" ] ++ args)}";
         };
       };
-      # The script file itself must be in the initrd, not only the unit that names it.
-      systemd.storePaths = [ "${./zfs-rollback.bash}" ];
+      # The scripts themselves must be in the initrd, not only the unit that names them, and
+      # so must the bash that runs them.
+      systemd.storePaths = [
+        "${scripts}"
+        bash
+      ];
 
       # Scripted initrd: the ZFS module imports the pool in postResumeCommands; run after it.
       extraUtilsCommands = lib.mkIf (!systemdInitrd) ''
         copy_bin_and_libs ${pkgs.bash}/bin/bash
       '';
       postResumeCommands = lib.mkIf (!systemdInitrd) (
-        lib.mkAfter (blib.shellAssignments blib.zfsRuleEnvironment + blib.inlineBash ./zfs-rollback.bash args)
+        lib.mkAfter (
+          blib.shellAssignments blib.zfsRuleEnvironment
+          + blib.inlineBashWith [ ./record.bash ] ./zfs-rollback.bash args
+        )
       );
     };
   };

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Protocol
 
 import typer
-from typer._click import Context, HelpFormatter
 from typer.core import TyperArgument, TyperCommand, TyperOption
 
 from blankslate import commands
@@ -33,21 +34,38 @@ app = typer.Typer(
 )
 
 
+class HelpFormatter(Protocol):
+    """What `Command` writes help with: click's HelpFormatter, which typer does not export."""
+
+    def section(self, name: str) -> AbstractContextManager[None]: ...
+
+    def write_dl(self, rows: Sequence[tuple[str, str]]) -> None: ...
+
+
+def argument_name(parameter: TyperArgument) -> str:
+    return parameter.metavar if parameter.metavar is not None else parameter.name or ""
+
+
 class Command(TyperCommand):
     """typer's command with help as POSIX tools write it: `USER` and `[PATH]...` in the usage
-    line (not `{user}`), no `<str>` after an argument's name."""
+    line (not `{user}`), no `<str>` after an argument's name.
 
-    def collect_usage_pieces(self, ctx: Context) -> list[str]:
+    Only typer's public names: `ctx` is the context typer documents as `typer.Context` (the
+    object is click's, of which typer.Context is the subclass typer exports)."""
+
+    def collect_usage_pieces(self, ctx: typer.Context) -> list[str]:  # type: ignore[override]
         pieces = [self.options_metavar] if self.options_metavar else []
         for parameter in self.get_params(ctx):
             if isinstance(parameter, TyperArgument):
-                name = parameter.display_name_raw
+                name = argument_name(parameter)
                 pieces.append(name if parameter.required else f"[{name}]...")
         return pieces
 
-    def format_options(self, ctx: Context, formatter: HelpFormatter) -> None:
+    def format_options(  # type: ignore[override]
+        self, ctx: typer.Context, formatter: HelpFormatter
+    ) -> None:
         rows = [
-            (parameter.display_name_raw, parameter.help or "")
+            (argument_name(parameter), parameter.help or "")
             for parameter in self.get_params(ctx)
             if isinstance(parameter, TyperArgument)
         ]
@@ -356,10 +374,8 @@ def passwd(
     plan = plan_module.load(plan_source(plan_file, host, flake))
     from blankslate import passwd as passwd_module
 
-    target = passwd_module.target_path(plan, user, root, output)
-    below = None if output is not None else passwd_module.persist_under(plan, root, target)
-    passwd_module.set_password(
-        plan, user, target, method=method.value, from_stdin=stdin, below=below
+    target = passwd_module.write_password_file(
+        plan, user, root=root, output=output, method=method.value, from_stdin=stdin
     )
     print(f"wrote {quote_path(str(target))} ({method.value})")
 
@@ -417,8 +433,34 @@ def diff(
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="Echo the commands run (the mount).")
     ] = False,
+    suggest: Annotated[
+        bool,
+        typer.Option(
+            "--suggest",
+            help="Print what is lost as Nix to paste (--format json: as data), grouped by "
+            "service, user and top directory.",
+        ),
+    ] = False,
 ) -> None:
     """What lives on / that the next boot will erase (or, with --old-root, what a boot erased)."""
+    if suggest:
+        _diff_suggest(
+            source=plan_source(plan_file, host, flake),
+            device=device,
+            root=root,
+            old_root=old_root,
+            ignore_file=ignore_file,
+            format=format,
+            verbose=verbose,
+            others={
+                "--full": full,
+                "--all": all_entries,
+                "--fail-on-lost": fail_on_lost,
+                "--report": report_file is not None,
+                "--metrics": metrics_file is not None,
+            },
+        )
+        return
     code = commands.diff(
         source=plan_source(plan_file, host, flake),
         device=device,
@@ -437,6 +479,34 @@ def diff(
         raise typer.Exit(code)
 
 
+def _diff_suggest(
+    *,
+    source: plan_module.PlanSource,
+    device: str | None,
+    root: Path | None,
+    old_root: str | None,
+    ignore_file: Path | None,
+    format: Format,
+    verbose: bool,
+    others: dict[str, bool],
+) -> None:
+    from blankslate import suggest as suggest_module
+
+    given = [flag for flag, on in others.items() if on]
+    if given:
+        raise typer.BadParameter(f"--suggest does not go with {given[0]}", param_hint="--suggest")
+    if format == Format.yaml:
+        raise typer.BadParameter("--suggest prints text (Nix) or json", param_hint="--format")
+    found = suggest_module.from_source(
+        source, device=device, root=root, old_root=old_root, ignore_file=ignore_file,
+        verbose=verbose,
+    )  # fmt: skip
+    if format == Format.json:
+        print(json.dumps(suggest_module.to_json(found), indent=2))
+    else:
+        sys.stdout.write(suggest_module.render_nix(found))
+
+
 @app.command(cls=Command)
 def ignore(
     pattern: Annotated[
@@ -451,11 +521,7 @@ def ignore(
     """Add an audit ignore rule."""
     from blankslate import ignore_rules
 
-    source = plan_source(plan_file, host, flake)
-    host_name = source.host
-    if ignore_file is None and host_name is None:
-        host_name = plan_module.load(source, builtin=False).host_name
-    path = ignore_rules.target_file(host_name or "", ignore_file)
+    path = ignore_rules.rule_file(plan_source(plan_file, host, flake), ignore_file)
     added = ignore_rules.add_rule(path, pattern, reason)
     shown = f"{quote_path(pattern)} in {quote_path(str(path))}"
     print(f"{'added' if added else 'already there'}: {shown}")
@@ -537,19 +603,18 @@ def roots(
     plan = plan_module.load(source, builtin=False)
     lost: dict[str, int] | None = None
     if audit_roots:
-        from blankslate import audit, ignore_rules
+        from blankslate import audit
 
-        host_name = source.host or plan.host_name
-        rules = ignore_rules.collect(plan.audit.ignore, host_name, ignore_file)
-        audited = audit.audit_old_roots(plan, device, rules)
-        kept = [root for root, _summary in audited]
-        lost = {root.name: summary["lost"] for root, summary in audited}
+        kept, lost = audit.lost_per_old_root(plan, device, ignore_file, host=source.host)
     else:
         kept = oldroots.roots(plan, device)
     if json_output:
         print(json.dumps([oldroots.root_json(root, lost) for root in kept], indent=2))
     elif kept:
         print(oldroots.format_table(kept, lost=lost))
+        line = oldroots.retention(plan, len(kept))
+        if line:
+            print(line)
     else:
         print("no old roots kept")
 
@@ -624,28 +689,25 @@ def recover(
     ] = False,
 ) -> None:
     """Copy a path back out of a kept old root or persist snapshot (never overwrites)."""
-    from blankslate import oldroots
+    from blankslate import persist
 
     plan = plan_module.load(plan_source(plan_file, host, flake), builtin=False)
-    if from_persist is not None:
-        if from_root is not None:
-            raise typer.BadParameter("give either --from or --from-persist, not both")
-        from blankslate import persist
-
-        copied = persist.recover_from_persist(
-            plan, from_persist, path, to=to, device=device, dry_run=dry_run
-        )
-        verb = "would recover" if dry_run else "recovered"
-        print(
-            f"{verb} {quote_path(copied.path)} from persist snapshot "
-            f"{quote_path(copied.snapshot)} into {quote_path(str(copied.target))}"
-        )
-        return
-    if dry_run:
+    if from_persist is not None and from_root is not None:
+        raise typer.BadParameter("give either --from or --from-persist, not both")
+    if dry_run and from_persist is None:
         raise typer.BadParameter("--dry-run goes with --from-persist")
-    done = oldroots.recover(plan, path, from_root=from_root, to=to, device=device)
+    done = persist.recover(
+        plan,
+        path,
+        from_root=from_root,
+        from_persist=from_persist,
+        to=to,
+        device=device,
+        dry_run=dry_run,
+    )
+    verb = "would recover" if dry_run else "recovered"
     print(
-        f"recovered {quote_path(done.path)} from old root {quote_path(done.root)} "
+        f"{verb} {quote_path(done.path)} from {done.kind} {quote_path(done.source)} "
         f"into {quote_path(str(done.target))}"
     )
 
@@ -906,12 +968,6 @@ def disko_command(
     )
 
 
-EXTRA_FILES_NO_TERMINAL = (
-    "add --no-passwords, then write each admin's file with "
-    "`blankslate passwd USER --output FILE --stdin` (extra-files prints each FILE)"
-)
-
-
 @app.command("extra-files", cls=Command)
 def extra_files(
     directory: Annotated[
@@ -927,16 +983,11 @@ def extra_files(
     dry_run: DryRun = False,
 ) -> None:
     """Write the host keys and password files for `nixos-anywhere --extra-files DIR`."""
-    from blankslate import extrafiles, hostkeys, lockout
-    from blankslate import install as install_module
+    from blankslate import extrafiles, hostkeys
 
     plan = plan_module.load(plan_source(plan_file, host, flake), builtin=False)
-    extrafiles.check_directory(directory)
-    lockout.refuse_lockout(plan, "extra-files")
-    want_passwords = not no_passwords and bool(plan.users) and not dry_run
-    hashes = install_module.ask_passwords(plan, EXTRA_FILES_NO_TERMINAL) if want_passwords else {}
-    made = extrafiles.write(
-        plan, directory, host_keys_from=host_keys_from, hashes=hashes, dry_run=dry_run
+    made = extrafiles.extra_files(
+        plan, directory, host_keys_from=host_keys_from, passwords=not no_passwords, dry_run=dry_run
     )
     verb = "would write" if dry_run else "wrote"
     for path in made.files:
@@ -944,10 +995,8 @@ def extra_files(
     print("SSH host keys (compare on first login):")
     for line in hostkeys.describe(made.keys, made.fingerprints):
         print(f"  {line}")
-    if not hashes:
-        for user in plan.users:
-            output = directory / user.hashed_password_file.lstrip("/")
-            command = f"blankslate passwd {user.name} --output {output}"
-            print(f"no password file for {user.name}: `{printable(command)}`")
+    for name, output in made.without_password:
+        command = f"blankslate passwd {name} --output {output}"
+        print(f"no password file for {name}: `{printable(command)}`")
     if dry_run:
         print("Dry run: nothing was written.")

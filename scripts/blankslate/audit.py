@@ -275,3 +275,17 @@ def write_outputs(
         safefile.write_file(report_file, text, mode=0o600, make=make)
     if metrics_file is not None:
         safefile.write_file(metrics_file, render.render_metrics(report, now), make=make)
+
+
+def lost_per_old_root(
+    plan: Plan, device: str | None, ignore_file: Path | None, *, host: str | None
+) -> tuple[list[OldRoot], dict[str, int]]:
+    """`roots --audit`: the kept old roots, newest first, and by root name how many entries
+    its boot erased (lost), under the ignore rules of `host` (else the plan's host)."""
+    from blankslate import ignore_rules
+
+    rules = ignore_rules.collect(plan.audit.ignore, host or plan.host_name, ignore_file)
+    audited = audit_old_roots(plan, device, rules)
+    return [root for root, _summary in audited], {
+        root.name: summary["lost"] for root, summary in audited
+    }

@@ -68,3 +68,24 @@ def send(snapshot: Path, parent: Path | None = None) -> list[str]:
     if parent is not None:
         args += ["-p", str(parent)]
     return [*args, str(snapshot)]
+
+
+def filesystem_du_summary(path: Path) -> list[str]:
+    """The bytes the files below `path` use (subvolumes within included), in one line:
+    "Total Exclusive Set-shared Filename". It reads every file's extents: no quotas needed."""
+    return ["btrfs", "filesystem", "du", "-s", "--raw", str(path)]
+
+
+def parse_du_summary(text: str) -> tuple[int, int, int] | None:
+    """(total, exclusive, set shared) bytes of `btrfs filesystem du -s --raw`'s first data
+    line ("-" counts as 0); None when the output has no such line."""
+    for line in text.splitlines():
+        fields = line.split(maxsplit=3)
+        if len(fields) < 4:
+            continue
+        numbers = [
+            0 if f == "-" else int(f) if f.isascii() and f.isdigit() else -1 for f in fields[:3]
+        ]
+        if min(numbers) >= 0:
+            return numbers[0], numbers[1], numbers[2]
+    return None

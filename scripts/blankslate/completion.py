@@ -10,9 +10,12 @@ elsewhere, redirect the output there yourself.
 
 from __future__ import annotations
 
-# typer.completion uses these without exporting them; these modules define them.
-from typer._completion_classes import completion_init
-from typer._completion_shared import get_completion_script
+import contextlib
+import io
+
+import typer.completion
+import typer.main
+from typer.core import TyperCommand
 
 from blankslate.errors import BlankslateError
 
@@ -31,15 +34,32 @@ fi"""
 
 
 def register() -> None:
-    """Answer completion requests in typer's format (its classes, not click's)."""
-    completion_init()
+    """Answer completion requests in typer's format (its classes, not click's).
+
+    typer registers its classes when it makes an app's completion options (`add_completion=True`:
+    --install-completion and --show-completion); `blankslate` shows neither (nothing edits rc
+    files), so it makes them here and drops them."""
+    typer.main.get_install_completion_arguments()
 
 
 def script(shell: str) -> str:
     """The completion script for `shell` (bash, zsh or fish), ending with a newline."""
     if shell not in SHELLS:
         raise BlankslateError(f"no completion for shell {shell!r} (one of: {', '.join(SHELLS)})")
-    text = get_completion_script(prog_name=PROGRAM, complete_var=COMPLETE_VAR, shell=shell)
+    # What `blankslate --show-completion SHELL` would print, had it typer's option: its
+    # callback, for a program named `blankslate` (the name gives the variable, COMPLETE_VAR).
+    _install, show = typer.main.get_install_completion_arguments()
+    context = typer.Context(TyperCommand(PROGRAM), info_name=PROGRAM)
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        try:
+            typer.completion.show_callback(context, show, shell)
+        except SystemExit as exit_:  # the callback ends the program after printing
+            if exit_.code not in (0, None):
+                raise BlankslateError(f"typer gave no completion script for {shell}") from None
+    text = printed.getvalue().strip()
+    if f"{COMPLETE_VAR}=complete_{shell}" not in text:
+        raise BlankslateError(f"typer's {shell} script does not ask {COMPLETE_VAR}")
     if shell == "zsh":
         function = f"_{PROGRAM}_completion"
         registration = f"compdef {function} {PROGRAM}"

@@ -1,20 +1,22 @@
-"""Copying with every piece of metadata kept (`cp`); shared by seed, recover and install.
-Nothing here runs in a dry run: a dry run stops before it (`seed.copy_into_place`).
+"""Copying with every piece of metadata kept (`cp`, or `fdcopy` for a live tree); shared by
+seed, recover and install. Nothing here runs in a dry run: a dry run stops before it
+(`seed.copy_into_place`).
 
-The target's directory is held open (`safefile.Directory`) and cp is pointed at the copy's
-place through /proc/<pid>/fd/<fd>: that path is the directory the fd holds, so a user who owns
-it (or any directory above it) cannot swap it, or plant a link that cp would follow, between
-our checks and the copy. The final component is ours too: cp creates it inside a staging
-directory we made root-only (`copy_new`), or fills an empty directory we first took from its
-owner (`copy_into_empty`). Only then does the copy move into place, relative to the fds.
+The target's directory is held open (`safefile.Directory`); cp is pointed at the copy's place
+through /proc/<pid>/fd/<fd>, fdcopy works relative to the fd itself. Either way that is the
+directory the fd holds, so a user who owns it (or any directory above it) cannot swap it, or
+plant a link that the copy would follow, between our checks and the copy. The final component
+is ours too: the copy is made inside a staging directory we made root-only (`copy_new`), or
+fills an empty directory we first took from its owner (`copy_into_empty`). Only then does the
+copy move into place, relative to the fds.
 
 The source side is held the same way (`held_source`): every component of its path is opened
 from a held directory fd without following a link (a user's `~/.config -> ../../root` is
-refused), and cp reads the final directory or file through /proc/<pid>/fd/<fd>, so the path
-cannot be swapped for a link between our checks and cp's first look. Below that directory cp
-walks by name: a user who can write a directory inside the tree can still exchange a
-subdirectory and a link while cp runs, which is why seed copies from a read-only snapshot
-where the root is a btrfs subvolume (`seed.reading_root`): nothing in it changes.
+refused). What nothing can change under the copy (`frozen`: a read-only snapshot, an old root
+only root reaches) is read by cp through /proc/<pid>/fd/<fd>. Below that directory cp walks by
+name, so a live tree, where a user who can write a directory inside it can exchange a
+subdirectory and a link while cp runs, is copied by `fdcopy` instead: every entry opened from
+its parent's held fd without following a link, never by name from the top.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from blankslate import process, safefile
+from blankslate import fdcopy, process, safefile
 from blankslate.errors import BlankslateError
 
 PARTIAL_SUFFIX = ".blankslate-partial"
@@ -55,6 +57,13 @@ class Source:
     argument: str
     named: Path
     follow: bool = False  # cp -H: `argument` is the /proc link to a held file
+    # Nothing changes under the copy (a read-only snapshot, an old root): cp reads it. Else
+    # `fdcopy` reads the held `fd` (a directory, or a regular file opened O_PATH), or the
+    # entry `name` of the held directory `parent` (a symlink, a special file).
+    frozen: bool = True
+    fd: int = -1
+    parent: int = -1
+    name: str = ""
 
 
 _READ_DIRECTORY = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -62,11 +71,15 @@ _HOLD_FILE = os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 @contextlib.contextmanager
-def held_source(base: Path, relative: str | PurePosixPath) -> Iterator[Source]:
-    """`base/relative` held open for cp to read, every component below `base` (trusted, as
-    named) opened without following a link. A directory is read through its fd ("/." so cp
+def held_source(
+    base: Path, relative: str | PurePosixPath, *, frozen: bool = False
+) -> Iterator[Source]:
+    """`base/relative` held open for the copy to read, every component below `base` (trusted,
+    as named) opened without following a link. A directory is read through its fd ("/." so cp
     sees the directory, not the /proc link), a regular file through its O_PATH fd (cp -H), and
-    a symlink or special file as the entry of its held parent (cp copies the entry itself)."""
+    a symlink or special file as the entry of its held parent (cp copies the entry itself).
+    `frozen`: nothing below `base` changes while it is read (a read-only snapshot), so cp may
+    walk it by name; otherwise `fdcopy` walks it through fds."""
     parts = PurePosixPath(str(relative).lstrip("/"))
     named = base / parts
     if not parts.parts:
@@ -82,14 +95,17 @@ def held_source(base: Path, relative: str | PurePosixPath) -> Iterator[Source]:
             fd = _open_source(parts.name, parent.fd, _READ_DIRECTORY, named)
             if not stat.S_ISDIR(os.fstat(fd).st_mode):
                 raise BlankslateError(f"{named} changed while it was opened: not copied")
-            yield Source(f"{proc}/{fd}/.", named)
+            yield Source(f"{proc}/{fd}/.", named, frozen=frozen, fd=fd)
         elif stat.S_ISREG(info.st_mode):
             fd = _open_source(parts.name, parent.fd, _HOLD_FILE, named)
             if not stat.S_ISREG(os.fstat(fd).st_mode):
                 raise BlankslateError(f"{named} changed while it was opened: not copied")
-            yield Source(f"{proc}/{fd}", named, follow=True)
+            yield Source(f"{proc}/{fd}", named, follow=True, frozen=frozen, fd=fd)
         else:
-            yield Source(parent.proc_path(parts.name), named)
+            yield Source(
+                parent.proc_path(parts.name), named, frozen=frozen, parent=parent.fd,
+                name=parts.name,
+            )  # fmt: skip
     finally:
         if fd >= 0:
             os.close(fd)
@@ -135,14 +151,17 @@ def copy_new(source: Path | Source, directory: safefile.Directory, name: str) ->
         info = os.fstat(stage_fd)
         if info.st_uid != os.geteuid() or stat.S_IMODE(info.st_mode) & 0o077:
             raise BlankslateError(f"{directory.path / stage} was replaced while it was created")
-        process.run(
-            cp_archive(
-                read.argument,
-                Path(f"/proc/{os.getpid()}/fd/{stage_fd}", name),
-                follow_source=read.follow,
-            ),
-            dry_run=False,
-        )
+        if read.frozen:
+            process.run(
+                cp_archive(
+                    read.argument,
+                    Path(f"/proc/{os.getpid()}/fd/{stage_fd}", name),
+                    follow_source=read.follow,
+                ),
+                dry_run=False,
+            )
+        else:
+            fdcopy.copy_held(read.fd, read.parent, read.name, stage_fd, name, read.named)
         if directory.entry(name) is not None:
             raise BlankslateError(f"{target} appeared during the copy: left as is")
         try:
@@ -183,11 +202,16 @@ def copy_into_empty(source: Path | Source, directory: safefile.Directory, name: 
             raise BlankslateError(
                 f"{target} already exists (move it away first; recover never overwrites)"
             )
-        # "/." so cp sees the directory the magic link leads to, not the link itself.
-        process.run(
-            cp_archive(read.argument, f"/proc/{os.getpid()}/fd/{fd}/.", follow_source=read.follow),
-            dry_run=False,
-        )
+        if not read.frozen:
+            fdcopy.copy_contents(read.fd, fd, read.named)
+        else:
+            # "/." so cp sees the directory the magic link leads to, not the link itself.
+            process.run(
+                cp_archive(
+                    read.argument, f"/proc/{os.getpid()}/fd/{fd}/.", follow_source=read.follow
+                ),
+                dry_run=False,
+            )
     except BaseException as error:
         with contextlib.suppress(OSError):
             os.fchown(fd, before.st_uid, before.st_gid)

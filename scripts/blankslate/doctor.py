@@ -451,6 +451,10 @@ def check_root_age(context: Context) -> Result:
     return Result("root-age", "ok", f"/ was made at this boot ({stamp})")
 
 
+# Old roots holding more than this share of their filesystem get a warning.
+OLD_ROOTS_SHARE = 0.25
+
+
 def check_old_roots(context: Context, top: Path) -> Result:
     assert context.plan.btrfs is not None and context.plan.btrfs.old_roots is not None
     rules = context.plan.btrfs.old_roots
@@ -471,9 +475,10 @@ def check_old_roots(context: Context, top: Path) -> Result:
         if timed
         else ""
     )
-    sized = [root.sizes.exclusive for root in kept if root.sizes is not None]
-    space = f", {format_size(sum(sized))} held only by them" if len(sized) == len(kept) else ""
-    summary = f"{len(kept)} old root{'' if len(kept) == 1 else 's'} kept{ages}{space}"
+    usage = _old_roots_usage(top / rules.subvolume, kept)
+    space = f", {format_size(usage[0])} held only by them ({usage[1]})" if usage else ""
+    bound = "" if rules.keep_max is None else f" (keepMax {rules.keep_max})"
+    summary = f"{len(kept)} old root{'' if len(kept) == 1 else 's'} kept{bound}{ages}{space}"
     limit = context.now - timedelta(days=rules.keep_days + 1)
     overdue = [r for r in kept[rules.keep_newest :] if r.time is not None and r.time < limit]
     if overdue:
@@ -483,7 +488,40 @@ def check_old_roots(context: Context, top: Path) -> Result:
             f"{summary}; {len(overdue)} older than keepDays ({rules.keep_days}) are still "
             "there: the pruning at boot did not remove them (journalctl -b -u blankslate-rollback)",
         )
+    if rules.keep_max is not None and len(kept) > rules.keep_max:
+        return Result(
+            "old-roots",
+            "warn",
+            f"{summary}; more than keepMax: the pruning did not run "
+            "(journalctl -b -u blankslate-rollback -u blankslate-prune-old-roots)",
+        )
+    total = free_space(top)[1]
+    if usage and total > 0 and usage[0] > OLD_ROOTS_SHARE * total:
+        lower = "keepDays, keepNewest" + ("" if rules.keep_max is None else " or keepMax")
+        if rules.keep_max is None:
+            lower += " or set keepMax"
+        return Result(
+            "old-roots",
+            "warn",
+            f"{summary}: {usage[0] / total:.0%} of the filesystem's {format_size(total)}, "
+            f"more than {OLD_ROOTS_SHARE:.0%}; lower {lower} (blankslate.btrfs.oldRoots)",
+        )
     return Result("old-roots", "info", summary)
+
+
+def _old_roots_usage(directory: Path, kept: list[oldroots.OldRoot]) -> tuple[int, str] | None:
+    """(bytes, how they were measured) the old roots alone hold: btrfs's quota data when
+    quotas are on (cheap: the kernel keeps it), else `btrfs filesystem du` of the old roots'
+    directory (it reads their files' extents: exclusive plus shared among them only).
+    None when neither says."""
+    sized = [root.sizes.exclusive for root in kept if root.sizes is not None]
+    if len(sized) == len(kept):
+        return sum(sized), "btrfs quota data"
+    shown = process.probe(btrfs.filesystem_du_summary(directory), check=False)
+    parsed = btrfs.parse_du_summary(shown.stdout) if shown.returncode == 0 else None
+    if parsed is None:
+        return None
+    return parsed[1] + parsed[2], "btrfs filesystem du"
 
 
 def _age(delta: timedelta) -> str:

@@ -19,7 +19,7 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from blankslate import hostkeys, process, safefile
+from blankslate import hostkeys, lockout, passwd, process, safefile
 from blankslate.errors import BlankslateError
 from blankslate.plan import Plan
 
@@ -30,6 +30,37 @@ class ExtraFiles:
     keys: list[hostkeys.HostKey] = field(default_factory=list)
     fingerprints: list[str] = field(default_factory=list)
     files: list[Path] = field(default_factory=list)  # written, or to write under --dry-run
+    # (user, file) of each admin whose password file was not written (not asked for)
+    without_password: list[tuple[str, Path]] = field(default_factory=list)
+
+
+NO_TERMINAL = (
+    "add --no-passwords, then write each admin's file with "
+    "`blankslate passwd USER --output FILE --stdin` (extra-files prints each FILE)"
+)
+
+
+def extra_files(
+    plan: Plan,
+    directory: Path,
+    *,
+    host_keys_from: Path | None,
+    passwords: bool = True,
+    dry_run: bool = False,
+) -> ExtraFiles:
+    """`blankslate extra-files DIR`: DIR and the admins' keys are checked before anything is
+    asked; each admin's password is asked on the terminal (not with `passwords` false, nor in
+    a dry run), then everything is written (`write`)."""
+    check_directory(directory)
+    lockout.refuse_lockout(plan, "extra-files")
+    wanted = passwords and bool(plan.users) and not dry_run
+    hashes = passwd.ask_passwords(plan, NO_TERMINAL) if wanted else {}
+    result = write(plan, directory, host_keys_from=host_keys_from, hashes=hashes, dry_run=dry_run)
+    if not hashes:
+        result.without_password = [
+            (user.name, directory / user.hashed_password_file.lstrip("/")) for user in plan.users
+        ]
+    return result
 
 
 def check_directory(directory: Path) -> None:

@@ -12,7 +12,9 @@ with both left as they are. Hidden data below a mountpoint that no persisted pat
 filesystem of the layout, a mount of the live system) is a `problem` line: copy it by hand.
 Writes go through `safefile` and `copy.copy_new`, never through a symlink, as `seed`'s do;
 reads go through `copy.held_source`, every component of the hidden path opened from the view
-without following a link, so a link planted on the way after the listing is refused.
+without following a link, so a link planted on the way after the listing is refused, and what
+lies below it is copied through held fds (`fdcopy`): a process that was inside the hidden tree
+before the mount can still change it, and no swap of a directory for a link is followed.
 """
 
 from __future__ import annotations

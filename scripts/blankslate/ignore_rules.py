@@ -33,6 +33,8 @@ if TYPE_CHECKING:
     from ruamel.yaml import YAML
     from ruamel.yaml.comments import CommentedMap
 
+    from blankslate.plan import PlanSource
+
 _GLOB_CHARS = re.compile(r"[*?\[]")
 
 # Erased at every boot on any system, by definition.
@@ -481,6 +483,17 @@ def target_file(host: str, ignore_file: Path | None) -> Path:
             f"no ignore file: give --ignore-file, or run from a flake checkout with hosts/{host}/"
         )
     return found
+
+
+def rule_file(source: PlanSource, ignore_file: Path | None) -> Path:
+    """The file `blankslate ignore` adds to: --ignore-file, else hosts/HOST/ of the checkout,
+    HOST being --host, or the plan's host name (the plan is evaluated only then)."""
+    host = source.host
+    if ignore_file is None and host is None:
+        from blankslate import plan as plan_module
+
+        host = plan_module.load(source, builtin=False).host_name
+    return target_file(host or "", ignore_file)
 
 
 INSTALLED_FILE = Path("/etc/blankslate/audit.yaml")

@@ -407,7 +407,7 @@ def install(plan: Plan, options: InstallOptions) -> Summary:
         )
         if not options.assume_yes and not options.dry_run:
             ui.confirm_by_typing(target.device, f"Type {target.device} to erase it and go on: ")
-        hashes = ask_passwords(plan) if want_passwords and not options.dry_run else {}
+        hashes = passwd.ask_passwords(plan) if want_passwords and not options.dry_run else {}
         kept_keys = taken_keys(plan, options.host_keys_from)
         layout.remember(
             options.root, loop=loop_of(target, options.dry_run), swap=None, dry_run=options.dry_run
@@ -452,18 +452,6 @@ def check_mountpoint(root: Path) -> None:
         raise BlankslateError(
             f"{busy[-1].target} is already mounted; run `blankslate unmount --root {root}` first"
         )
-
-
-def ask_passwords(plan: Plan, no_terminal: str | None = None) -> dict[str, str]:
-    """Asked before the first write, so a typo cannot leave a half-made install. Without a
-    terminal, the error says `no_terminal`: what the caller's user does instead."""
-    if no_terminal is not None and not os.isatty(0):
-        raise BlankslateError(f"no terminal to ask for passwords: {no_terminal}")
-    hashes = {}
-    for user in plan.users:
-        ui.say(f"Password for {user.name}:")
-        hashes[user.name] = passwd.hash_password(passwd.read_password(from_stdin=False), "yescrypt")
-    return hashes
 
 
 def install_steps(

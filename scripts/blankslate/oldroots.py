@@ -174,6 +174,24 @@ def _subvolume_id(path: Path) -> int | None:
         os.close(fd)
 
 
+def retention(plan: Plan, count: int) -> str | None:
+    """One line under `blankslate roots`: how many are kept and the rules that prune them
+    (None for a plan without btrfs old roots)."""
+    if plan.btrfs is None or plan.btrfs.old_roots is None:
+        return None
+    rules = plan.btrfs.old_roots
+    bound = (
+        "no bound on their number"
+        if rules.keep_max is None
+        else (f"at most {rules.keep_max} (keepMax)")
+    )
+    return (
+        f"{count} old root{'' if count == 1 else 's'} kept; each boot keeps {bound}, "
+        f"the {rules.keep_newest} newest whatever their age (keepNewest), "
+        f"the others for {rules.keep_days} days (keepDays)"
+    )
+
+
 def roots(plan: Plan, device: str | None = None) -> list[OldRoot]:
     """`blankslate roots`: the kept old roots of the plan's btrfs filesystem, newest first;
     none before the first boot has made their subvolume."""
@@ -341,7 +359,7 @@ def recover(
         if not kept:
             raise BlankslateError(f"no old roots: {subvolume!r} is empty")
         root, _source = find_source(kept, path, plan.persist_path, from_root)
-        with copy.held_source(root.path, path) as source:
+        with copy.held_source(root.path, path, frozen=True) as source:
             copy_to(source, target, holder)
     return Recovery(path, root.name, target)
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import getpass
+import os
 import sys
 from pathlib import Path
 
-from blankslate import mounts, passwordfile, paths, process, safefile
+from blankslate import mounts, passwordfile, paths, process, safefile, ui
 from blankslate.errors import BlankslateError, require_root
 from blankslate.plan import Plan
 
@@ -110,3 +111,26 @@ def set_password(
     password = read_password(from_stdin=from_stdin)
     write_secret(path, hash_password(password, method) + "\n", below=below)
     return path
+
+
+def write_password_file(
+    plan: Plan, user: str, *, root: Path, output: Path | None, method: str, from_stdin: bool
+) -> Path:
+    """`blankslate passwd USER`: ask (or read stdin), hash, and write `user`'s file: --output
+    FILE as given, else the plan's file under `root`, where no symlink below persistPath is
+    followed. Returns the file written."""
+    target = target_path(plan, user, root, output)
+    below = None if output is not None else persist_under(plan, root, target)
+    return set_password(plan, user, target, method=method, from_stdin=from_stdin, below=below)
+
+
+def ask_passwords(plan: Plan, no_terminal: str | None = None) -> dict[str, str]:
+    """Asked before the first write, so a typo cannot leave a half-made install. Without a
+    terminal, the error says `no_terminal`: what the caller's user does instead."""
+    if no_terminal is not None and not os.isatty(0):
+        raise BlankslateError(f"no terminal to ask for passwords: {no_terminal}")
+    hashes = {}
+    for user in plan.users:
+        ui.say(f"Password for {user.name}:")
+        hashes[user.name] = hash_password(read_password(from_stdin=False), "yescrypt")
+    return hashes

@@ -189,7 +189,7 @@ def recover_from_persist(
         if not dry_run:
             # Read without following a link on the way, even one that stays inside the
             # snapshot: a user's ~/.config -> ../../etc/ssh would copy root's files to them.
-            with copy.held_source(snapshot.path, relative) as held:
+            with copy.held_source(snapshot.path, relative, frozen=True) as held:
                 oldroots.copy_to(held, target, holder)
     return Recovered(f"{plan.persist_path}/{relative}", snapshot.name, target)
 
@@ -300,3 +300,39 @@ def _progress(title: str, fd: int) -> Iterator[None]:
             done.set()
             watcher.join()
     ui.say(f"{title}: {format_size(os.fstat(fd).st_size)} in {time.monotonic() - started:.1f}s")
+
+
+@dataclass(frozen=True)
+class Restored:
+    """What `recover` copied (or would copy): `path` from the `kind` ("old root" or "persist
+    snapshot") named `source`, into `target`."""
+
+    path: str
+    kind: str
+    source: str
+    target: Path
+
+
+def recover(
+    plan: Plan,
+    path: str,
+    *,
+    from_root: str | None = None,
+    from_persist: str | None = None,
+    to: Path | None = None,
+    device: str | None = None,
+    dry_run: bool = False,
+) -> Restored:
+    """`blankslate recover`: from the persist snapshot `from_persist` when given (a dry run
+    possible), else from the kept old root `from_root` (default: the newest holding `path`)."""
+    if from_persist is not None:
+        if from_root is not None:
+            raise BlankslateError("give either an old root or a persist snapshot, not both")
+        copied = recover_from_persist(
+            plan, from_persist, path, to=to, device=device, dry_run=dry_run
+        )
+        return Restored(copied.path, "persist snapshot", copied.snapshot, copied.target)
+    if dry_run:
+        raise BlankslateError("a dry run of recover is for a persist snapshot only")
+    done = oldroots.recover(plan, path, from_root=from_root, to=to, device=device)
+    return Restored(done.path, "old root", done.root, done.target)

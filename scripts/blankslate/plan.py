@@ -41,6 +41,9 @@ _USER = rules.compiled("userName")
 # What shadow-utils accepts in /etc/passwd and /etc/group, where owners are looked up.
 _ACCOUNT = rules.compiled("account")
 _TYPE_CODE = rules.compiled("typeCode")
+# systemd.unit(5): unit names are ASCII letters, digits, ":", "-", "_", ".", "\\" and "@"
+# (modules/plan-units.nix leaves out a service whose name is not one).
+_UNIT_NAME = re.compile(r"^[A-Za-z0-9:_.\\@-]{1,255}\Z")
 MAX_KEEP = 999_999  # btrfs-rollback.bash takes at most six digits
 _UNITS = {"": 1, "B": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
 _MODE = rules.compiled("mode")
@@ -114,6 +117,9 @@ class OldRoots:
     subvolume: str
     keep_days: int
     keep_newest: int
+    # at most this many old roots are kept, by creation order, whatever the clock (None: no
+    # bound); a plan written before keepMax existed has no key and no bound
+    keep_max: int | None = None
 
 
 @dataclass(frozen=True)
@@ -210,6 +216,20 @@ class PersistSnapshots:
 
 
 @dataclass(frozen=True)
+class Unit:
+    """A systemd service with directories systemd makes for it (modules/plan-units.nix):
+    each is relative to /var/lib, /var/cache or /var/log (below private/ with DynamicUser)."""
+
+    name: str
+    state_directories: tuple[str, ...] = ()
+    cache_directories: tuple[str, ...] = ()
+    logs_directories: tuple[str, ...] = ()
+    dynamic_user: bool = False
+    user: str | None = None  # User= and Group= of a static user; None: root, or DynamicUser
+    group: str | None = None
+
+
+@dataclass(frozen=True)
 class Plan:
     version: int
     host_name: str
@@ -229,6 +249,8 @@ class Plan:
     # The layout as disko's `disko.devices`, rendered by modules/disko/devices.nix (JSON data,
     # the disk as configured); null without a disk, None too in a plan made before it travelled.
     disko: dict[str, Any] | None = None
+    # Plans written before units travelled have none: diff --suggest groups by path only.
+    units: tuple[Unit, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         encoded = _to_json(self)
@@ -454,6 +476,7 @@ def validate(plan: Plan) -> Plan:
     _check_unique("users", [u.name for u in plan.users], "user")
     for i, key in enumerate(plan.ssh_host_keys):
         _check_inside_persist(plan, f"sshHostKeys[{i}]", key)
+    _validate_units(plan.units)
     return plan
 
 
@@ -464,6 +487,28 @@ def _validate_disko(disko: dict[str, Any]) -> None:
     main = main.get("main") if isinstance(main, dict) else None
     if not isinstance(main, dict):
         raise PlanError("disko.disk.main", "missing: expected the disk's object")
+
+
+def _validate_units(units: tuple[Unit, ...]) -> None:
+    for i, unit in enumerate(units):
+        where = f"units[{i}]"
+        _check_match(f"{where}.name", unit.name, _UNIT_NAME, "a systemd unit name")
+        for key, directories in (
+            ("stateDirectories", unit.state_directories),
+            ("cacheDirectories", unit.cache_directories),
+            ("logsDirectories", unit.logs_directories),
+        ):
+            for j, directory in enumerate(directories):
+                if not directory or not is_normal_path("/" + directory):
+                    raise PlanError(
+                        f"{where}.{key}[{j}]",
+                        f"{directory!r} is not a relative, normalised path "
+                        "(no '.', '..' or empty component, no control character)",
+                    )
+        for key, account in (("user", unit.user), ("group", unit.group)):
+            if account is not None:
+                _check_match(f"{where}.{key}", account, _ACCOUNT, "a user or group name")
+    _check_unique("units", [unit.name for unit in units], "unit")
 
 
 def _validate_persistence(persistence: Persistence) -> None:
@@ -620,6 +665,9 @@ def _validate_btrfs(plan: Plan, btrfs: Btrfs) -> None:
             )
         _check_range("btrfs.oldRoots.keepDays", btrfs.old_roots.keep_days)
         _check_range("btrfs.oldRoots.keepNewest", btrfs.old_roots.keep_newest)
+        keep_max = btrfs.old_roots.keep_max
+        if keep_max is not None and not 1 <= keep_max <= MAX_KEEP:
+            raise PlanError("btrfs.oldRoots.keepMax", f"must be null or between 1 and {MAX_KEEP}")
 
 
 def _validate_persist_snapshots(plan: Plan, snapshots: PersistSnapshots) -> None:

@@ -15,11 +15,14 @@ those of the live directory.
 
 The source side is as safe: users own directories of the live tree too (their homes). Every
 source path is resolved component by component without following a link (a user's
-`~/.config -> ../../root` is a problem, never followed), and cp reads it through held fds
-(`copy.held_source`). Where the root is a btrfs subvolume, the copies are read from a
+`~/.config -> ../../root` is a problem, never followed), and it is read through held fds
+(`copy.held_source`). Where the root is a btrfs subvolume, the copies are read by cp from a
 read-only snapshot of it taken for the run (`reading_root`), deleted afterwards, also on a
 failure or Ctrl-C: nothing changes under cp, so a user who swaps a directory and a symlink in
-a loop steers nothing, and each path is copied as it was at one instant.
+a loop steers nothing, and each path is copied as it was at one instant. Where no snapshot
+holds the source (a tmpfs, ZFS or plain root, a nested subvolume), it is copied by `fdcopy`:
+every entry opened from its parent's held fd without following a link, so the same swap
+copies at worst the link itself, never what it points to.
 """
 
 from __future__ import annotations
@@ -321,21 +324,35 @@ def _item_maker(item: SeedItem, live_root: Path) -> safefile.DirectoryMaker:
     return lambda path: item.declared.get(path) or live(path)
 
 
+def _show_copy(item: SeedItem, target: Path) -> None:
+    """Dry run: how the copy would be made (cp from the snapshot, else through held fds)."""
+    if item.snapshot:
+        process.run(copy.cp_archive(item.source, target), dry_run=True)
+    else:
+        log.warning(
+            "would copy %s to %s (read through held fds)",
+            quote_path(str(item.source)),
+            quote_path(str(target)),
+        )
+
+
 def copy_into_place(
     item: SeedItem, live_root: Path, *, dry_run: bool, read_from: Path | None = None
 ) -> None:
     """Make the missing parents (as the plan declares them), copy with all metadata to a
     temporary name, then move it into place (`copy.copy_new`). The parent is walked once from
-    the filesystem's mountpoint without following a link, and held."""
+    the filesystem's mountpoint without following a link, and held. `read_from`: a read-only
+    snapshot of the live root (cp reads it); the live tree is read through held fds."""
     relative = PurePosixPath(str(item.target.parent.relative_to(item.base)))
     make = _item_maker(item, live_root)
     if dry_run:
         safefile.show_parents(item.base, relative, make)
         partial = item.target.with_name(item.target.name + PARTIAL_SUFFIX)
-        process.run(copy.cp_archive(item.source, partial), dry_run=True)
+        _show_copy(item, partial)
         return
+    frozen = read_from is not None and read_from != live_root
     with (
-        copy.held_source(read_from or live_root, item.path) as source,
+        copy.held_source(read_from or live_root, item.path, frozen=frozen) as source,
         safefile.held(safefile.walk(item.base, relative, make=make)) as parent,
     ):
         copy.copy_new(source, parent, item.target.name)
@@ -346,11 +363,12 @@ def fill_in_place(item: SeedItem, *, dry_run: bool, read_from: Path | None = Non
     mount may show it already); the parent is walked from the mountpoint without links."""
     relative = PurePosixPath(str(item.target.parent.relative_to(item.base)))
     if dry_run:
-        process.run(copy.cp_archive(item.source, item.target / "."), dry_run=True)
+        _show_copy(item, item.target / ".")
         return
     live_root = Path(str(item.source).removesuffix(item.path) or "/")
+    frozen = read_from is not None and read_from != live_root
     with (
-        copy.held_source(read_from or live_root, item.path) as source,
+        copy.held_source(read_from or live_root, item.path, frozen=frozen) as source,
         safefile.held(safefile.walk(item.base, relative)) as parent,
     ):
         copy.copy_into_empty(source, parent, item.target.name)

@@ -5,6 +5,7 @@ simulated boot that runs the real rollback script."""
 from __future__ import annotations
 
 import fcntl
+import functools
 import json
 import os
 import resource
@@ -22,20 +23,11 @@ import pytest
 from blankslate import plan
 
 from ..conftest import needs_mounted_root
+from ..support.runner import blankslate as run_blankslate
+from ..support.runner import blankslate_in
 
 ROLLBACK = Path(__file__).resolve().parents[2] / "modules" / "rollback" / "btrfs-rollback.bash"
-
-
-def blankslate(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "blankslate", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-        env={**os.environ, "NO_COLOR": "1"},
-    )
+blankslate = functools.partial(blankslate_in, no_color=True)
 
 
 def metrics(path: Path) -> dict[str, float]:
@@ -124,7 +116,11 @@ def test_old_root_latest_lists_what_the_last_boot_erased(
             "30",
             "0",
         ],
-        env={**os.environ, "TMPDIR": str(run_dir)},
+        env={
+            **os.environ,
+            "TMPDIR": str(run_dir),
+            "BLANKSLATE_RECORD_DIR": str(tmp_path / "record"),
+        },
         capture_output=True,
         text=True,
         timeout=120,
@@ -227,15 +223,8 @@ def limited(gigabytes: int) -> Callable[[], None]:
 
 
 def bounded_diff(cwd: Path, *args: str, gigabytes: int = 2) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "blankslate", "diff", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=300,
-        env={**os.environ, "NO_COLOR": "1"},
-        preexec_fn=limited(gigabytes),
+    return run_blankslate(
+        "diff", *args, cwd=cwd, no_color=True, timeout=300, preexec_fn=limited(gigabytes)
     )
 
 
@@ -281,8 +270,9 @@ def test_entries_deeper_than_path_max_are_counted_in_the_root_and_old_roots(
     booted = subprocess.run(
         ["bash", str(ROLLBACK), layout.device, layout.root, layout.blank, layout.old_roots,
          "30", "0"],
-        env={**os.environ, "TMPDIR": str(run_dir)}, capture_output=True, text=True,
-        timeout=120, check=False,
+        env={**os.environ, "TMPDIR": str(run_dir),
+             "BLANKSLATE_RECORD_DIR": str(tmp_path / "record")},
+        capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
     assert booted.returncode == 0, booted.stderr
     old = bounded_diff(tmp_path, *args, "--old-root", "latest", "--format", "json")

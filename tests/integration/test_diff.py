@@ -7,7 +7,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -17,6 +16,7 @@ import pytest
 from blankslate import classify, plan, scan
 
 from ..conftest import needs_mounted_root
+from ..support.runner import blankslate_in as blankslate
 
 ODD_NAME = b"odd\xff\nname"
 
@@ -109,17 +109,6 @@ EXPECTED = [
     },
     entry("/var/log", "dir", 0, "persisted", "mountpoint of subvolume 'log'"),
 ]
-
-
-def blankslate(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "blankslate", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-    )
 
 
 @pytest.fixture

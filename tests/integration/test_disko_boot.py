@@ -10,7 +10,6 @@ import os
 import shutil
 import stat
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,55 +20,16 @@ from blankslate import disko, extrafiles, hostkeys
 from blankslate import plan as plan_module
 from blankslate.errors import BlankslateError
 
+from ..support.loops import attached_loops, take_down
+from ..support.plans import boot_plan_data as plan_data
+from ..support.plans import write_plan_json
+from ..support.runner import quiet_blankslate as blankslate
+
 REPO = Path(__file__).resolve().parents[2]
 
 
-def blankslate(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "blankslate", "--quiet", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-
-
-def plan_data(boot: str) -> dict[str, Any]:
-    """The built-in plan in boot mode `boot`, as modules/plan.nix derives it."""
-    data: dict[str, Any] = json.loads(plan_module.default_text())
-    data["disk"]["boot"] = boot
-    parts = data["disk"]["partitions"]
-    if boot != "uefi":
-        parts.insert(
-            0,
-            {
-                "name": "bios",
-                "type": "ef02",
-                "size": "1MiB",
-                "format": "none",
-                "label": None,
-                "device": "/dev/disk/by-partlabel/bios",
-            },
-        )
-    if boot == "bios":
-        parts[1].update(name="boot", type="8300")
-    return data
-
-
 def write_plan(tmp_path: Path, boot: str) -> Path:
-    path = tmp_path / f"plan-{boot}.json"
-    path.write_text(json.dumps(plan_data(boot)))
-    return path
-
-
-def attached_loops(image: Path) -> list[str]:
-    found = subprocess.run(
-        ["losetup", "--noheadings", "--output", "NAME", "--associated", str(image)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    return found.stdout.split()
+    return write_plan_json(tmp_path, plan_data(boot), f"plan-{boot}.json")
 
 
 def sgdisk_rows(image_or_device: str) -> list[tuple[int, int, str, str]]:
@@ -111,10 +71,7 @@ def cleanup(helpers: Any) -> Iterator[list[tuple[Path, Path]]]:
     made: list[tuple[Path, Path]] = []
     yield made
     for image, mountpoint in made:
-        blankslate("unmount", "--root", str(mountpoint))
-        helpers.unmount_all_under(mountpoint)
-        for loop in attached_loops(image):
-            subprocess.run(["losetup", "--detach", loop], check=False)
+        take_down(image, mountpoint, helpers)
         assert attached_loops(image) == []
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,31 +12,13 @@ import pytest
 
 from blankslate import plan
 
+from ..support.loops import attached_loops, take_down
+from ..support.runner import quiet_blankslate as blankslate
+
 PLAN = plan.default()
 OWN_KEY = (
     "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBQ3Yr8QJ5wxBcz0ZNrqGdM1JW6rnWOvK2ykXf6wzM1c me@laptop"
 )
-
-
-def blankslate(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "blankslate", "--quiet", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-
-
-def attached_loops(image: Path) -> list[str]:
-    found = subprocess.run(
-        ["losetup", "--noheadings", "--output", "NAME", "--associated", str(image)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    return found.stdout.split()
 
 
 @pytest.fixture
@@ -63,10 +44,7 @@ def installed(tmp_path: Path, helpers) -> Iterator[tuple[Path, Path]]:  # type: 
         assert result.returncode == 0, result.stderr
         yield mountpoint, plan_file
     finally:
-        blankslate("unmount", "--root", str(mountpoint))
-        helpers.unmount_all_under(mountpoint)
-        for loop in attached_loops(image):
-            subprocess.run(["losetup", "--detach", loop], check=False)
+        take_down(image, mountpoint, helpers)
         assert attached_loops(image) == []
 
 

@@ -21,6 +21,9 @@ import pytest
 from blankslate import plan
 
 from ..conftest import needs_mounted_root
+from ..support.plans import write_plan_json
+from ..support.runner import blankslate
+from .test_seed import NAMES, alice_owns, alices_files, leaked, root_only_vault, stop, swap_loop
 
 pytestmark = needs_mounted_root
 
@@ -35,16 +38,6 @@ def no_rules(directory: Path) -> Path:
     return path
 
 
-def blankslate(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "blankslate", *args],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=300,
-    )
-
-
 def plan_file(tmp_path: Path, kind: str, directories: list[str]) -> Path:
     """tests/plans/<kind>.json (or the default btrfs plan) with `directories` persisted."""
     if kind == "btrfs":
@@ -53,9 +46,7 @@ def plan_file(tmp_path: Path, kind: str, directories: list[str]) -> Path:
         data = json.loads((REPO / "tests/plans" / f"{kind}.json").read_text())
     for directory in directories:
         data["persistence"]["directories"].append({"directory": directory, "root": "/persist"})
-    path = tmp_path / "plan.json"
-    path.write_text(json.dumps(data))
-    return path
+    return write_plan_json(tmp_path, data)
 
 
 def our_views(mountinfo: str) -> list[str]:
@@ -304,3 +295,42 @@ def test_diff_and_seed_hidden_on_btrfs(layout: Any, helpers: ModuleType, tmp_pat
             helpers.unmount(live / "var/lib/app")
     assert our_views(host_mountinfo()) == []
     assert helpers.mounts_of(layout.device) == []
+
+
+def test_seed_hidden_never_follows_a_hidden_directory_swapped_for_a_symlink(
+    tmp_path: Path, helpers: ModuleType
+) -> None:
+    """Attack 2 on what a bind mount hides (a tmpfs root: no snapshot): alice's process,
+    whose working directory was in her /srv/alice before it was bind-mounted from persistPath,
+    exchanges a directory there and a symlink to root's vault in a loop while `seed --hidden`
+    copies it from the root seen beneath its mounts. Root's files never reach persistPath."""
+    live = tmp_path / "live"
+    live.mkdir()
+    helpers.run(["mount", "-t", "tmpfs", "blankslate-test-root", live])
+    swapper = 0
+    try:
+        vault = root_only_vault(live, NAMES[:1])
+        box = live / "srv/alice/box"
+        alices_files(box / "dir", NAMES[:1])
+        (box / "link").symlink_to(os.path.relpath(vault, box))
+        alice_owns(live / "srv/alice", box, box / "link")
+        persist = live / "persist"
+        persist.mkdir()
+        helpers.run(["mount", "-t", "tmpfs", "blankslate-test-persist", persist])
+        (persist / "srv/alice").mkdir(parents=True)
+        swapper = swap_loop(box, [("dir", "link")], seconds=120, pause=0.00005)
+        time.sleep(0.2)  # the swapper's working directory is the hidden box
+        helpers.run(["mount", "--bind", persist / "srv/alice", live / "srv/alice"])
+        plan_path = plan_file(tmp_path, "tmpfs", ["/srv/alice"])
+        for attempt in range(30):
+            result = blankslate(
+                "seed", "--hidden", "--plan", str(plan_path), "--root", str(live), "--yes"
+            )
+            assert leaked(persist) == [], f"run {attempt} leaked: {result.stderr}"
+            assert "Traceback" not in result.stderr
+            helpers.run(["rm", "-rf", "--one-file-system", persist / "srv/alice/box"])
+    finally:
+        if swapper:
+            stop(swapper)
+        helpers.run(["umount", "-R", live])
+    assert result.returncode == 0, result.stdout

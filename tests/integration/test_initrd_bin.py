@@ -102,7 +102,8 @@ def unit_command(device: str, *, expire_everything: bool) -> list[str]:
     command = shlex.split(
         example("boot.initrd.systemd.services.blankslate-rollback.serviceConfig.ExecStart")
     )
-    assert command[0] == "/bin/bash" and command[1].endswith("/btrfs-rollback.bash")
+    # bash by its store path (in the initrd's storePaths); here, the bash of bin_dir
+    assert command[0].endswith("-bash/bin/bash") and command[1].endswith("/btrfs-rollback.bash")
     # Options first (--prune-budget SECONDS, --root-quota SIZE), then the positional ones.
     options: list[str] = []
     rest = command[2:]
@@ -111,8 +112,10 @@ def unit_command(device: str, *, expire_everything: bool) -> list[str]:
     assert options[:1] == ["--prune-budget"]
     assert rest[0] == "/dev/disk/by-label/nixos"
     arguments = rest[1:]
-    if expire_everything:
-        arguments = arguments[:3] + ["0"] * len(arguments[3:])
+    # root, blank, old roots, KEEP_DAYS, KEEP_NEWEST and KEEP_MAX (keepMax is 30 by default)
+    assert len(arguments) == 6
+    if expire_everything:  # KEEP_MAX cannot be 0: left out, as keepMax = null does
+        arguments = [*arguments[:3], "0", "0"]
     return [str(SCRIPT), *options, device, *arguments]
 
 
@@ -122,7 +125,11 @@ def run_in_initrd(
     run_dir.mkdir(exist_ok=True)
     return subprocess.run(
         [str(bin_dir / "bash"), *command],
-        env={"PATH": str(bin_dir), "TMPDIR": str(run_dir)},
+        env={
+            "PATH": str(bin_dir),
+            "TMPDIR": str(run_dir),
+            "BLANKSLATE_RECORD_DIR": str(run_dir.parent / "record"),
+        },
         capture_output=True,
         text=True,
         timeout=120,
@@ -147,6 +154,9 @@ def test_the_rollback_runs_on_the_initrd_bin_alone(
         assert list((top / "root").iterdir()) == []
         (old_root,) = (top / "old_roots").iterdir()
         assert (old_root / "etc/stale").read_text() == "erased at boot\n"
+        # the boot record is written with the initrd's programs too
+        record = (tmp_path / "record" / "reset").read_text().splitlines()
+        assert record[:4] == ["kind=btrfs", "outcome=reset", "reason=", f"old_root={old_root.name}"]
 
         # Everything expired: the old root and its nested subvolumes are deleted.
         second = run_in_initrd(

@@ -19,29 +19,11 @@ from blankslate import install as install_module
 from blankslate import layout, plan
 from blankslate.errors import BlankslateError
 
+from ..support.loops import attached_loops, detach_loops, take_down
+from ..support.runner import quiet_blankslate as blankslate
+
 PLAN = plan.default()
 assert PLAN.btrfs is not None
-
-
-def blankslate(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "blankslate", "--quiet", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-
-
-def attached_loops(image: Path) -> list[str]:
-    found = subprocess.run(
-        ["losetup", "--noheadings", "--output", "NAME", "--associated", str(image)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    return found.stdout.split()
 
 
 def mount_table(mountpoint: Path) -> dict[str, tuple[str, str]]:
@@ -76,10 +58,7 @@ def installed(tmp_path: Path, helpers) -> Iterator[tuple[Path, Path]]:  # type: 
         assert "SSH host keys" in result.stdout
         yield image, mountpoint
     finally:
-        blankslate("unmount", "--root", str(mountpoint))
-        helpers.unmount_all_under(mountpoint)
-        for loop in attached_loops(image):
-            subprocess.run(["losetup", "--detach", loop], check=False)
+        take_down(image, mountpoint, helpers)
         assert attached_loops(image) == []
         assert mount_table(mountpoint) == {}
 
@@ -271,8 +250,7 @@ def image_with_data(tmp_path: Path, helpers) -> Iterator[Path]:  # type: ignore[
     try:
         yield image
     finally:
-        for loop in attached_loops(image):
-            subprocess.run(["losetup", "--detach", loop], check=False)
+        detach_loops(image)
 
 
 def test_dry_run_refuses_an_image_with_data_as_the_real_run_does(
@@ -472,10 +450,7 @@ def test_mount_warns_when_install_did_not_finish(
         assert f"warning: install did not finish: no host key {key}" in result.stderr
         assert "ssh-keygen" in result.stderr and "blankslate install" in result.stderr
     finally:
-        blankslate("unmount", "--root", str(mountpoint))
-        helpers.unmount_all_under(mountpoint)
-        for loop in attached_loops(image):
-            subprocess.run(["losetup", "--detach", loop], check=False)
+        take_down(image, mountpoint, helpers)
 
 
 # --- after nixos-install: the build sees hardware.nix; what it wrote is seeded ----------------
@@ -595,10 +570,7 @@ def installed_host(tmp_path: Path, helpers) -> Iterator[tuple[Path, Path]]:  # t
     try:
         yield image, mountpoint
     finally:
-        blankslate("unmount", "--root", str(mountpoint))
-        helpers.unmount_all_under(mountpoint)
-        for loop in attached_loops(image):
-            subprocess.run(["losetup", "--detach", loop], check=False)
+        take_down(image, mountpoint, helpers)
         assert attached_loops(image) == []
 
 

@@ -11,11 +11,13 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 import pytest
+
+from ..support.loops import attached_loops, detach_loops
+from ..support.runner import quiet_blankslate as blankslate
 
 SHIM = """#!/bin/bash
 # Only the mounts below $KILL_UNDER count (the layout's, or install's own scratch mounts).
@@ -28,17 +30,6 @@ status=$?
 if [[ $KILL_WHEN == after && $n == "$KILL_AT" ]]; then kill -9 "$PPID"; fi
 exit $status
 """
-
-
-def blankslate(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "blankslate", "--quiet", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-        env=env,
-    )
 
 
 def scratch_mounts(loops: list[str]) -> list[str]:
@@ -54,16 +45,6 @@ def scratch_mounts(loops: list[str]) -> list[str]:
         for target, source in (line.split(" ", 1) for line in table.splitlines())
         if target.startswith(prefix) and any(source.startswith(loop) for loop in loops)
     ]
-
-
-def attached_loops(image: Path) -> list[str]:
-    found = subprocess.run(
-        ["losetup", "--noheadings", "--output", "NAME", "--associated", str(image)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    return found.stdout.split()
 
 
 @pytest.mark.parametrize(
@@ -118,5 +99,4 @@ def test_an_install_killed_at_a_mount_leaves_nothing_after_unmount(
         helpers.unmount_all_under(root)
         for scratch in scratch_mounts(attached_loops(image)):
             helpers.unmount(scratch)
-        for loop in attached_loops(image):
-            subprocess.run(["losetup", "--detach", loop], check=False)
+        detach_loops(image)

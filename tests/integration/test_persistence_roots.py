@@ -7,8 +7,6 @@ from __future__ import annotations
 import json
 import os
 import stat
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -16,19 +14,11 @@ from typing import Any
 
 import pytest
 
+from ..support.runner import blankslate
+
 REPO = Path(__file__).resolve().parents[2]
 PLAN = json.loads((REPO / "tests/plans/persistence.json").read_text())
 ALICE, USERS, ACME = 1000, 100, 953
-
-
-def blankslate(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "blankslate", *args],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=300,
-    )
 
 
 def populate(root: Path) -> None:

@@ -42,9 +42,16 @@ def stamp(t: datetime) -> str:
     return t.astimezone(UTC).strftime(STAMP)
 
 
+def record_dir(run_dir: Path) -> Path:
+    """Where the script writes its boot record in the tests (BLANKSLATE_RECORD_DIR), never
+    the machine's own /run/blankslate; beside run_dir, which must be left empty."""
+    return run_dir.parent / "record"
+
+
 def script_env(run_dir: Path, extra_path: Path | None = None) -> dict[str, str]:
     env = dict(os.environ)
     env["TMPDIR"] = str(run_dir)
+    env["BLANKSLATE_RECORD_DIR"] = str(record_dir(run_dir))
     if extra_path is not None:
         env["PATH"] = f"{extra_path}:{env['PATH']}"
     return env
@@ -489,7 +496,12 @@ def test_missing_blank_changes_nothing(helpers, system):
         ((), 2, "usage:"),
         (("root", "root-blank", "old_roots", "0", "0"), 2, "usage:"),
         (("DEV", "root", "root-blank", "old_roots", "0"), 2, "usage:"),
-        (("DEV", "root", "root-blank", "old_roots", "0", "0", "x"), 2, "usage:"),
+        (("DEV", "root", "root-blank", "old_roots", "0", "0", "1", "x"), 2, "usage:"),
+        (("DEV", "root", "root-blank", "old_roots", "0", "0", "x"), 1, "KEEP_MAX"),
+        (("DEV", "root", "root-blank", "old_roots", "0", "0", "0"), 1, "KEEP_MAX"),
+        (("DEV", "root", "root-blank", "old_roots", "0", "0", "-1"), 1, "KEEP_MAX"),
+        (("DEV", "root", "root-blank", "old_roots", "0", "0", "1234567"), 1, "KEEP_MAX"),
+        (("DEV", "root", "root-blank", "old_roots", "0", "0", ""), 1, "KEEP_MAX"),
         (("DEV", "root", "root-blank", "old_roots", "-1", "0"), 1, "KEEP_DAYS"),
         (("DEV", "root", "root-blank", "old_roots", "3.5", "0"), 1, "KEEP_DAYS"),
         (("DEV", "root", "root-blank", "old_roots", "", "0"), 1, "KEEP_DAYS"),
@@ -1258,9 +1270,11 @@ def test_sigkill_at_random_moments_then_rerun(helpers, system):
 
 def test_runs_inline_as_the_scripted_initrd_runs_it(helpers, system):
     """`bash -c '<kept.bash><btrfs-rollback.bash>' btrfs-rollback.bash ARGS`, as
-    lib.nix's inlineBashWith writes it into postResumeCommands: no file to source."""
+    lib.nix's inlineBashWith writes it into postResumeCommands: no file to source. The boot
+    record is written too."""
     device, top, run_dir, baseline = system
-    text = (SCRIPT.parent / "kept.bash").read_text() + "\n" + SCRIPT.read_text()
+    libs = "".join((SCRIPT.parent / n).read_text() + "\n" for n in ("kept.bash", "record.bash"))
+    text = libs + SCRIPT.read_text()
     run_dir.mkdir(exist_ok=True)
     proc = subprocess.run(
         ["bash", "-c", text, "btrfs-rollback.bash", "--prune-budget", "5", "--root-quota", "1G",
@@ -1274,5 +1288,304 @@ def test_runs_inline_as_the_scripted_initrd_runs_it(helpers, system):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert len(old_root_names(top)) == 1
     assert f"{PREFIX}limited root to 1G (btrfs quota)" in proc.stdout.splitlines()
+    (moved,) = old_root_names(top)
+    assert read_record(run_dir)["old_root"] == moved
+    assert_fresh_root(helpers, top, baseline)
+    assert_clean_exit(helpers, run_dir, device)
+
+
+# --------------------------------------------------------------------------- the boot record
+
+RECORD_KEYS = ["kind", "outcome", "reason", "old_root", "time"]
+
+
+def read_record(run_dir: Path) -> dict[str, str]:
+    """The boot record, checked for its exact form: the five keys in order, one line each,
+    the file 0644 in a 0755 directory."""
+    directory = record_dir(run_dir)
+    assert stat_mode(directory) == 0o755
+    path = directory / "reset"
+    assert not path.is_symlink() and stat_mode(path) == 0o644
+    lines = path.read_text(encoding="utf-8").split("\n")
+    assert lines[-1] == "", "the record ends with a newline"
+    pairs = [line.split("=", 1) for line in lines[:-1]]
+    assert [key for key, _ in pairs] == RECORD_KEYS
+    record = dict(pairs)
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", record["time"])
+    assert [p.name for p in directory.iterdir()] == ["reset"], "no temporary file is left"
+    return record
+
+
+def stat_mode(path: Path) -> int:
+    return os.lstat(path).st_mode & 0o7777
+
+
+def test_record_says_reset_and_names_the_old_root(helpers, system):
+    device, top, run_dir, baseline = system
+    t0 = datetime.now(UTC).replace(microsecond=0)
+    proc = rollback(device, 30, run_dir)
+    assert proc.returncode == 0, proc.stderr
+    (moved,) = old_root_names(top)
+    record = read_record(run_dir)
+    assert record == {
+        "kind": "btrfs",
+        "outcome": "reset",
+        "reason": "",
+        "old_root": moved,
+        "time": record["time"],
+    }
+    assert t0 <= datetime.strptime(record["time"], STAMP).replace(tzinfo=UTC)
+    # a second boot replaces the record (rename over it) and names its own old root
+    proc = rollback(device, 30, run_dir)
+    assert proc.returncode == 0, proc.stderr
+    (second,) = old_root_names(top) - {moved}
+    assert read_record(run_dir)["old_root"] == second
+    assert_fresh_root(helpers, top, baseline)
+    assert_clean_exit(helpers, run_dir, device)
+
+
+def test_record_has_no_old_root_when_pruning_deleted_it(helpers, system):
+    device, top, run_dir, _baseline = system
+    proc = rollback(device, 0, run_dir, keep_newest=0)
+    assert proc.returncode == 0, proc.stderr
+    assert old_root_names(top) == set()
+    record = read_record(run_dir)
+    assert (record["outcome"], record["old_root"]) == ("reset", "")
+
+
+def test_record_says_failed_when_the_blank_snapshot_is_missing(helpers, system):
+    device, top, run_dir, _baseline = system
+    helpers.run(["btrfs", "subvolume", "delete", top / "root-blank"])
+    proc = rollback(device, 0, run_dir)
+    assert proc.returncode == 1
+    record = read_record(run_dir)
+    assert record["kind"] == "btrfs" and record["outcome"] == "failed"
+    assert record["reason"] == "blank snapshot root-blank not found on " + device + (
+        "; nothing changed"
+    )
+    assert record["old_root"] == ""
+    assert_clean_exit(helpers, run_dir, device)
+
+
+FAILING = """#!/bin/bash
+# {name}, but `{name} {match}...` fails as a broken kernel or tool would
+if [[ " $* " == *" {match} "* ]]; then
+  echo "{name}: {message}" >&2
+  exit 32
+fi
+exec {real} "$@"
+"""
+
+
+@pytest.mark.parametrize(
+    ("name", "match", "message", "reason"),
+    [
+        # the top level cannot be mounted: the ERR trap's message is the reason
+        ("mount", "subvolid=5", "wrong fs type", "`mount -t btrfs -o subvolid=5 -- "),
+        # the snapshot of the blank fails (not ENOSPC), after the root was moved
+        ("btrfs", "snapshot", "Input/output error", "btrfs failed; root is not reset"),
+    ],
+)
+def test_record_says_failed_on_an_injected_fault(
+    helpers, system, tmp_path, name, match, message, reason
+):
+    device, top, run_dir, _baseline = system
+    bindir = tmp_path / "faults"
+    bindir.mkdir()
+    real = shutil.which(name)
+    assert real
+    (bindir / name).write_text(FAILING.format(name=name, match=match, message=message, real=real))
+    (bindir / name).chmod(0o755)
+    proc = rollback(device, 30, run_dir, extra_path=bindir)
+    assert proc.returncode != 0
+    record = read_record(run_dir)
+    assert record["kind"] == "btrfs" and record["outcome"] == "failed", record
+    assert reason in record["reason"]
+    assert "\n" not in record["reason"]
+    if name == "btrfs":
+        # the root was moved before the failure: the record names it
+        (moved,) = old_root_names(top)
+        assert record["old_root"] == moved
+        assert "root is not reset" in proc.stderr
+    helpers.unmount_all_under(run_dir)
+    for leftover in run_dir.iterdir():
+        os.rmdir(leftover)
+
+
+def test_record_says_failed_when_killed_by_a_signal(helpers, system, tmp_path):
+    """SIGTERM (a unit's timeout) in the middle of the run: the EXIT trap still records."""
+    device, _top, run_dir, _baseline = system
+    bindir = tmp_path / "slow"
+    bindir.mkdir()
+    real = shutil.which("btrfs")
+    slow = "{ touch " + str(tmp_path / "started") + "; sleep 30; }"
+    (bindir / "btrfs").write_text(
+        f'#!/bin/bash\n[[ $2 != snapshot ]] || {slow}\nexec {real} "$@"\n'
+    )
+    (bindir / "btrfs").chmod(0o755)
+    proc = start_rollback(device, 30, run_dir, extra_path=bindir)
+    deadline = time.monotonic() + 60
+    while not (tmp_path / "started").exists():
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.05)
+    # as systemd stops a unit: SIGTERM to every process of it
+    os.killpg(proc.pid, signal.SIGTERM)
+    proc.communicate(timeout=60)
+    assert proc.returncode == 143
+    record = read_record(run_dir)
+    assert record["outcome"] == "failed"
+    helpers.unmount_all_under(run_dir)
+    for leftover in run_dir.iterdir():
+        os.rmdir(leftover)
+
+
+def test_prune_only_writes_no_record(helpers, system):
+    device, top, run_dir, _baseline = system
+    mksubvol(helpers, top / "old_roots")
+    mksubvol(helpers, top / "old_roots" / stamp(datetime.now(UTC) - timedelta(days=90)))
+    proc = prune_only(device, run_dir, keep_days=0)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert old_root_names(top) == set()
+    assert not record_dir(run_dir).exists()
+
+
+def test_a_link_planted_at_the_record_is_replaced_not_followed(helpers, system, tmp_path):
+    device, _top, run_dir, _baseline = system
+    victim = tmp_path / "victim"
+    victim.write_text("precious\n")
+    directory = record_dir(run_dir)
+    directory.mkdir(mode=0o755)
+    directory.chmod(0o755)
+    (directory / "reset").symlink_to(victim)
+    proc = rollback(device, 30, run_dir)
+    assert proc.returncode == 0, proc.stderr
+    assert victim.read_text() == "precious\n"
+    assert read_record(run_dir)["outcome"] == "reset"
+
+
+def test_a_link_planted_at_the_record_directory_is_not_followed(helpers, system, tmp_path):
+    """The directory is a link: nothing is written through it, the reset still succeeds
+    (exit 0) and the journal says the record could not be written."""
+    device, top, run_dir, baseline = system
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir(mode=0o755)
+    record_dir(run_dir).symlink_to(elsewhere)
+    proc = rollback(device, 30, run_dir)
+    assert proc.returncode == 0, proc.stderr
+    assert list(elsewhere.iterdir()) == []
+    assert "warning: could not record the outcome (reset)" in proc.stderr
+    assert "not a directory (a symbolic link is not followed)" in proc.stderr
+    assert_fresh_root(helpers, top, baseline)
+    assert_clean_exit(helpers, run_dir, device)
+
+
+def test_a_record_directory_others_may_write_is_refused(helpers, system):
+    device, _top, run_dir, _baseline = system
+    directory = record_dir(run_dir)
+    directory.mkdir()
+    directory.chmod(0o777)
+    proc = rollback(device, 30, run_dir)
+    assert proc.returncode == 0, proc.stderr
+    assert "writable by no one else" in proc.stderr
+    assert list(directory.iterdir()) == []
+
+
+# --------------------------------------------------------------------------- KEEP_MAX
+
+
+def subvolume_ids(helpers, top: Path) -> dict[str, int]:
+    return {
+        name: int(helpers.subvolume_info(top / "old_roots" / name)["Subvolume ID"])
+        for name in old_root_names(top)
+    }
+
+
+def test_keep_max_bounds_old_roots_with_a_1970_clock(helpers, system, tmp_path):
+    """A machine without a hardware clock boots at 1970 every time: its names never pass
+    the newest, so keepDays prunes nothing; KEEP_MAX=3 keeps the 3 newest by subvolume ID."""
+    device, top, run_dir, baseline = system
+    # an earlier boot with a right clock left a newer name than any 1970 one
+    assert rollback(device, 30, run_dir).returncode == 0
+    clock = fake_clock(tmp_path, datetime(1970, 1, 1, 0, 0, 7, tzinfo=UTC))
+    seen: set[int] = set()  # subvolume IDs: btrfs never reuses one (names are reused)
+    for boot in range(10):
+        (top / "root" / f"boot {boot}").write_text("written during the boot\n")
+        args = (device, "root", "root-blank", "old_roots", "30", "1", "3")
+        proc = rollback(device, 30, run_dir, *args, extra_path=clock)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        if boot == 0:  # the right clock's name is the newest: keepDays prunes nothing
+            assert "the clock looks wrong" in proc.stderr
+        (moved,) = re.findall(r"moved root to old_roots/(\S+)", proc.stdout)
+        assert moved.startswith("1970-01-01T00:00:07Z")
+        ids = subvolume_ids(helpers, top)
+        seen |= set(ids.values())
+        assert len(ids) <= 3, f"boot {boot}: {sorted(ids)}"
+        assert set(ids.values()) == set(sorted(seen)[-3:]), f"boot {boot}"
+        assert read_record(run_dir)["old_root"] == moved
+    assert len(seen) == 11
+    # the kept ones are the last three boots' roots, with what those boots wrote
+    kept = sorted(subvolume_ids(helpers, top).items(), key=lambda kv: kv[1])
+    for (name, _), boot in zip(kept, (7, 8, 9), strict=True):
+        assert (top / "old_roots" / name / f"boot {boot}").exists()
+    assert_fresh_root(helpers, top, baseline)
+    assert_clean_exit(helpers, run_dir, device)
+
+
+def test_keep_max_applies_in_the_stage_2_prune(helpers, system, tmp_path):
+    device, top, run_dir, _baseline = system
+    mksubvol(helpers, top / "old_roots")
+    now = datetime.now(UTC)
+    # created oldest first; the names say the opposite (a clock that went back)
+    names = [stamp(now - timedelta(hours=h)) for h in (1, 2, 3, 4, 5)]
+    for name in names:
+        mksubvol(helpers, top / "old_roots" / name)
+    clock = fake_clock(tmp_path, datetime(1970, 1, 1, tzinfo=UTC))
+    argv = ["--prune-only", device, "root", "root-blank", "old_roots", "30", "0", "2"]
+    proc = rollback(device, 30, run_dir, *argv, extra_path=clock)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert old_root_names(top) == set(names[-2:])
+    assert "beyond the 2 newest (KEEP_MAX)" in proc.stdout
+    assert not record_dir(run_dir).exists()
+    assert_clean_exit(helpers, run_dir, device)
+
+
+def test_six_arguments_keep_every_old_root_a_wrong_clock_protects(helpers, system, tmp_path):
+    """Without KEEP_MAX (the 6-argument form, as before): a 1970 clock prunes nothing."""
+    device, top, run_dir, _baseline = system
+    assert rollback(device, 30, run_dir).returncode == 0
+    clock = fake_clock(tmp_path, datetime(1970, 1, 1, tzinfo=UTC))
+    for _ in range(4):
+        proc = rollback(device, 0, run_dir, keep_newest=0, extra_path=clock)
+        assert proc.returncode == 0, proc.stderr
+    assert len(old_root_names(top)) == 5
+
+
+BUSYBOX_UMOUNT = """#!/bin/bash
+# busybox's umount (the scripted initrd's): -l, no --lazy; the first plain umount is busy
+for arg; do
+  [[ $arg != --lazy ]] || {{ echo "umount: unrecognized option '--lazy'" >&2; exit 1; }}
+done
+if [[ $1 != -l && ! -e {state} ]]; then
+  touch {state}
+  echo "umount: {{$*}}: target is busy" >&2
+  exit 32
+fi
+exec {real} "$@"
+"""
+
+
+def test_a_busy_top_level_is_detached_with_busybox_umount(helpers, system, tmp_path):
+    """The fallback of a busy unmount is `umount -l`, which busybox has (not --lazy)."""
+    device, top, run_dir, baseline = system
+    bindir = tmp_path / "busybox"
+    bindir.mkdir()
+    real = shutil.which("umount")
+    assert real
+    shim = BUSYBOX_UMOUNT.format(state=tmp_path / "busy-once", real=real)
+    (bindir / "umount").write_text(shim)
+    (bindir / "umount").chmod(0o755)
+    proc = rollback(device, 30, run_dir, extra_path=bindir)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "target is busy" in proc.stderr
     assert_fresh_root(helpers, top, baseline)
     assert_clean_exit(helpers, run_dir, device)

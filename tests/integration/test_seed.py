@@ -7,6 +7,7 @@ import json
 import os
 import re
 import shutil
+import stat
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -17,6 +18,9 @@ from typing import Any
 import pytest
 
 from blankslate import plan
+
+from ..support.plans import write_plan_json
+from ..support.runner import blankslate
 
 
 @pytest.fixture
@@ -40,19 +44,7 @@ def write_plan(tmp_path: Path, persist: Path, directories: list[str], files: lis
         "directories": [{"directory": d} for d in directories],
         "files": [{"file": f} for f in files],
     }
-    path = tmp_path / "plan.json"
-    path.write_text(json.dumps(data))
-    return path
-
-
-def blankslate(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "blankslate", *args],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=300,
-    )
+    return write_plan_json(tmp_path, data)
 
 
 def metadata(path: Path) -> tuple[object, ...]:
@@ -237,21 +229,21 @@ NAMES = [f"secret-{number}" for number in range(100)]
 SECRET = "root's secret\n"
 
 
-def root_only_vault(live: Path) -> Path:
+def root_only_vault(live: Path, names: list[str] = NAMES) -> Path:
     """live/root/vault: root's files, mode 0700 on the way; alice must never read them. She
     knows their names and gives her own files the same ones."""
     vault = live / "root/vault"
     vault.mkdir(parents=True)
     os.chmod(live / "root", 0o700)
-    for name in NAMES:
+    for name in names:
         (vault / name).write_text(SECRET)
         os.chmod(vault / name, 0o644)
     return vault
 
 
-def alices_files(directory: Path) -> None:
+def alices_files(directory: Path, names: list[str] = NAMES) -> None:
     directory.mkdir(parents=True)
-    for name in NAMES:
+    for name in names:
         (directory / name).write_text("alice's\n")
         alice_owns(directory / name)
     alice_owns(directory)
@@ -286,9 +278,12 @@ def test_seed_never_follows_a_users_symlink_on_the_way_to_the_source(
     assert f"{live}/home/alice/.config is a symlink" in result.stdout
 
 
-def swap_loop(directory: Path, pairs: list[tuple[str, str]], seconds: float) -> int:
+def swap_loop(
+    directory: Path, pairs: list[tuple[str, str]], seconds: float, pause: float = 0.0
+) -> int:
     """A child process of uid ALICE exchanging each pair of names (a directory and a symlink)
-    with renameat2(RENAME_EXCHANGE) in a loop, for at most `seconds` and 2 million swaps."""
+    with renameat2(RENAME_EXCHANGE) in a loop, for at most `seconds` and 2 million swaps,
+    sleeping `pause` seconds after each."""
     import ctypes
 
     pid = os.fork()
@@ -308,6 +303,8 @@ def swap_loop(directory: Path, pairs: list[tuple[str, str]], seconds: float) -> 
             for first, second in pairs:
                 libc.renameat2(at_fdcwd, first.encode(), at_fdcwd, second.encode(), rename_exchange)
                 count += 1
+                if pause:
+                    time.sleep(pause)
     finally:
         os._exit(0)
 
@@ -466,3 +463,236 @@ def test_seed_refuses_a_path_a_running_process_holds_open(
     )
     assert copied.returncode == 0, copied.stderr
     assert (persist / "var/lib/db/data").read_text() == "rows\n"
+
+
+# --- a root with no snapshot (tmpfs, ZFS, none): the copy reads through held fds ------------
+
+TMPFS_PLAN = Path(__file__).parents[1] / "plans/tmpfs.json"
+
+
+@pytest.fixture
+def tmpfs_live_and_persist(
+    layout: Any, helpers: ModuleType, tmp_path: Path
+) -> Iterator[tuple[Path, Path]]:
+    """A tmpfs on tmp/live as the live root (a plain directory tree, no btrfs subvolume: no
+    snapshot can hold it) and the persist subvolume on live/persist."""
+    live = tmp_path / "live"
+    live.mkdir()
+    with helpers.mounted("tmpfs", ("mode=755", "size=256m"), target=live, fstype="tmpfs"):
+        persist = live / "persist"
+        persist.mkdir()
+        with helpers.mounted(layout.device, ("subvol=persist",), target=persist):
+            yield live, persist
+    assert helpers.mounts_of(layout.device) == []
+    assert helpers.mounts_under(tmp_path) == []
+
+
+def write_tmpfs_plan(
+    tmp_path: Path, persist: Path, directories: list[str], files: tuple[str, ...] = ()
+) -> Path:
+    """tests/plans/tmpfs.json with `directories` persisted (owners as on the live tree)."""
+    data = json.loads(TMPFS_PLAN.read_text())
+    persist_path = "/" + persist.name
+    data["persistPath"] = persist_path
+    data["users"] = [{"name": "admin", "hashedPasswordFile": f"{persist_path}/passwords/admin"}]
+    data["sshHostKeys"] = [f"{persist_path}/etc/ssh/ssh_host_ed25519_key"]
+    data["persistence"] = {
+        "directories": [{"directory": d} for d in directories],
+        "files": [{"file": f} for f in files],
+        "roots": [persist_path],
+    }
+    path = tmp_path / "plan.json"
+    path.write_text(json.dumps(data))
+    return path
+
+
+def test_seed_on_a_root_without_snapshot_never_follows_a_directory_swapped_for_a_symlink(
+    tmpfs_live_and_persist: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """Attack 2 where no snapshot holds the root (tmpfs): alice exchanges a directory of her
+    persisted home and a symlink to root's vault in a loop while seed copies her home. The
+    copy reads through held fds and never follows the link, in any of 30 runs."""
+    live, persist = tmpfs_live_and_persist
+    # one file each: cp refuses a file whose lstat and open disagree, or a name listed in one
+    # directory and looked up in the other, but not one read through the link both times
+    vault = root_only_vault(live, NAMES[:1])
+    home = live / "home/alice"
+    alices_files(home / "dir", NAMES[:1])
+    (home / "link").symlink_to(os.path.relpath(vault, home))
+    alice_owns(home, home / "link")
+    plan_file = write_tmpfs_plan(tmp_path, persist, ["/home/alice"])
+
+    results = []
+    for _attempt in range(30):
+        # a swap every ~0.1 ms: cp notices one in the middle of a file, not one before it
+        swapper = swap_loop(home.parent, [("alice/dir", "alice/link")], seconds=60, pause=0.00005)
+        try:
+            results.append(
+                blankslate("seed", "--plan", str(plan_file), "--root", str(live), "--yes")
+            )
+        finally:
+            stop(swapper)
+        assert leaked(persist) == [], f"run {len(results)} leaked: {results[-1].stderr}"
+        subprocess.run(["rm", "-rf", "--one-file-system", str(persist / "home")], check=True)
+    assert all(result.returncode == 0 for result in results), results[-1].stderr
+    assert "btrfs subvolume snapshot" not in results[-1].stderr
+
+
+def test_seed_on_a_root_without_snapshot_never_follows_a_users_symlink_on_the_way(
+    tmpfs_live_and_persist: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """Attack 1 on tmpfs: ~/.config -> ../../root and /home/alice/.config/vault persisted."""
+    live, persist = tmpfs_live_and_persist
+    root_only_vault(live)
+    home = live / "home/alice"
+    home.mkdir(parents=True)
+    (home / ".config").symlink_to("../../root")
+    alice_owns(home, home / ".config")
+    plan_file = write_tmpfs_plan(tmp_path, persist, ["/home/alice/.config/vault"])
+
+    result = blankslate("seed", "--plan", str(plan_file), "--root", str(live), "--yes")
+
+    assert leaked(persist) == [], result.stdout
+    assert result.returncode == 1, result.stderr
+    assert f"{live}/home/alice/.config is a symlink" in result.stdout
+
+
+ODD_NAMES = ["with space", "new\nline", "tab\there", "-dash", "\udcff\udcfe-not-utf8", "é"]
+
+
+def build_odd_tree(app: Path) -> None:
+    """Owners, modes, times, an ACL, an xattr, symlinks, a hard link, a fifo, a sparse file
+    and names that are hard to copy."""
+    (app / "sub/deeper").mkdir(parents=True)
+    for number, name in enumerate(ODD_NAMES):
+        (app / "sub" / name).write_text(f"{number}\n")
+        os.chown(app / "sub" / name, 1000 + number, 100 + number)
+        os.chmod(app / "sub" / name, 0o600 + number)
+    (app / "sub" / ODD_NAMES[1]).rename(app / "sub/deeper" / ODD_NAMES[1])
+    (app / "secret").write_text("only root\n")
+    os.chmod(app / "secret", 0o400)
+    (app / "setgid-dir").mkdir()
+    os.chmod(app / "setgid-dir", 0o2750)
+    os.chown(app / "setgid-dir", 1000, 100)
+    (app / "tool").write_text("#!/bin/sh\n")
+    os.chown(app / "tool", 1000, 100)
+    os.chmod(app / "tool", 0o4755)
+    (app / "relative-link").symlink_to("sub/with space")
+    (app / "absolute-link").symlink_to("/root/vault")
+    (app / "dangling").symlink_to("nowhere")
+    os.chown(app / "relative-link", 1000, 100, follow_symlinks=False)
+    os.link(app / "secret", app / "sub/hard-link")
+    os.mkfifo(app / "fifo", 0o640)
+    with open(app / "sparse", "wb") as sparse:
+        sparse.truncate(64 << 20)
+        sparse.seek(32 << 20)
+        sparse.write(b"middle")
+    os.setxattr(app / "secret", "user.note", b"kept")
+    if shutil.which("setfacl"):
+        subprocess.run(["setfacl", "-m", "u:4321:r", str(app / "sub/with space")], check=True)
+    os.utime(app / "sub", ns=(1_600_000_000_123_456_789, 1_500_000_000_987_654_321))
+    os.utime(app / "dangling", ns=(1, 1_400_000_000_000_000_000), follow_symlinks=False)
+    os.chown(app, 1000, 100)
+    os.chmod(app, 0o750)
+
+
+def tree_metadata(top: Path) -> dict[bytes, tuple[object, ...]]:
+    """Every entry below `top`: type, mode, owner, mtime, size, link target, xattrs (ACLs
+    included), and which entries are one inode."""
+    found: dict[bytes, tuple[object, ...]] = {}
+    inodes: dict[int, bytes] = {}
+    for directory, names, files in sorted(os.walk(os.fsencode(top))):
+        for name in sorted([*names, *files]):
+            path = os.path.join(directory, name)
+            info = os.lstat(path)
+            relative = os.path.relpath(path, os.fsencode(top))
+            link = os.readlink(path) if stat.S_ISLNK(info.st_mode) else b""
+            xattrs = {
+                key: os.getxattr(path, key, follow_symlinks=False)
+                for key in sorted(os.listxattr(path, follow_symlinks=False))
+            }
+            linked = info.st_nlink > 1 and not stat.S_ISDIR(info.st_mode)
+            same = inodes.setdefault(info.st_ino, relative) if linked else b""
+            size = info.st_size if not stat.S_ISDIR(info.st_mode) else 0
+            found[relative] = (
+                info.st_mode, info.st_uid, info.st_gid, info.st_mtime_ns, size, link, xattrs,
+                same,
+            )  # fmt: skip
+    return found
+
+
+def test_seed_on_a_root_without_snapshot_keeps_owners_modes_links_and_odd_names(
+    tmpfs_live_and_persist: tuple[Path, Path], tmp_path: Path
+) -> None:
+    live, persist = tmpfs_live_and_persist
+    app = live / "var/lib/app"
+    app.mkdir(parents=True)
+    build_odd_tree(app)
+    (live / "var/lib/filled").mkdir()
+    build_odd_tree(live / "var/lib/filled")
+    (persist / "var/lib/filled").mkdir(parents=True)  # empty: filled in place
+    (live / "etc").mkdir()
+    (live / "etc/machine-id").write_text("0123\n")
+    os.chmod(live / "etc/machine-id", 0o444)
+    os.setxattr(live / "etc/machine-id", "user.origin", b"installer")
+    plan_file = write_tmpfs_plan(
+        tmp_path, persist, ["/var/lib/app", "/var/lib/filled"], ("/etc/machine-id",)
+    )
+
+    result = blankslate("seed", "--plan", str(plan_file), "--root", str(live), "--yes")
+
+    assert result.returncode == 0, result.stderr
+    for name in ("app", "filled"):
+        copy, original = persist / "var/lib" / name, live / "var/lib" / name
+        assert tree_metadata(copy) == tree_metadata(original), name
+        top, source = os.lstat(copy), os.lstat(original)
+        assert (top.st_mode, top.st_uid, top.st_gid) == (source.st_mode, 1000, 100)
+        assert (copy / "sparse").read_bytes()[32 << 20 :][:6] == b"middle"
+        assert os.stat(copy / "sparse").st_blocks * 512 < 8 << 20  # holes stay holes
+    assert metadata(persist / "etc/machine-id") == metadata(live / "etc/machine-id")
+    assert (persist / "etc/machine-id").read_text() == "0123\n"
+    assert list(persist.glob("**/*.blankslate-partial")) == []
+    assert "vanished" not in result.stderr
+
+
+def test_seed_on_a_root_without_snapshot_warns_about_entries_that_vanish(
+    tmpfs_live_and_persist: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """Directories and symlinks made and removed in a loop while seed copies: one that
+    vanishes between the listing and its copy is one warning line, never a traceback, and
+    the rest is copied."""
+    live, persist = tmpfs_live_and_persist
+    churn = live / "srv/churn"
+    churn.mkdir(parents=True)
+    for number in range(3000):
+        (churn / f"kept{number}").write_text("x")
+    plan_file = write_tmpfs_plan(tmp_path, persist, ["/srv/churn"])
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child: no open fd under the path, only names
+        try:
+            while True:
+                for number in range(200):
+                    with contextlib.suppress(OSError):
+                        os.mkdir(churn / f"d{number}")
+                        os.symlink("kept0", churn / f"l{number}")
+                for number in range(200):
+                    with contextlib.suppress(OSError):
+                        os.rmdir(churn / f"d{number}")
+                        os.unlink(churn / f"l{number}")
+        finally:
+            os._exit(0)
+    try:
+        results = [
+            blankslate("seed", "--plan", str(plan_file), "--root", str(live), "--yes")
+            for _attempt in range(3)
+            if not subprocess.run(["rm", "-rf", str(persist / "srv")], check=True).returncode
+        ]
+    finally:
+        stop(pid)
+    for result in results:
+        assert result.returncode == 0, result.stderr
+        assert "Traceback" not in result.stderr
+        warnings = [line for line in result.stderr.splitlines() if "vanished" in line]
+        pattern = r".*/srv/churn/[dl]\d+ vanished while it was copied: not copied"
+        assert all(re.fullmatch(pattern, line) for line in warnings), warnings
+        assert len(list((persist / "srv/churn").glob("kept*"))) == 3000

@@ -390,11 +390,14 @@ in
         type = types.attrsOf (types.submodule serviceModule);
         default = { };
       };
+      # nixos/lib/systemd-types.nix: initrdStorePath, a list of single-line strings or
+      # packages, each coerced to { source; } (initrdStorePathModule)
       storePaths = mkOption {
         type = types.listOf (
-          types.coercedTo (types.either types.str types.package) (source: {
-            inherit source;
-          }) (types.submodule storePathModule)
+          types.coercedTo (types.oneOf [
+            types.singleLineStr
+            types.package
+          ]) (source: { inherit source; }) (types.submodule storePathModule)
         );
         default = [ ];
       };
@@ -857,6 +860,9 @@ in
         pkgs.kmod
         pkgs.systemd
       ];
+      # its own storePaths that meet ours: bash's bin directory ("some tools like xfs still
+      # want the sh symlink"), not bash itself by name (the model has no runtimeShell)
+      boot.initrd.systemd.storePaths = [ "${pkgs.bash}/bin" ];
       boot.initrd.systemd.extraBin = {
         less = "${pkgs.less}/bin/less";
         mount = "${pkgs.util-linux}/bin/mount";

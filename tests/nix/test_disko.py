@@ -13,6 +13,7 @@ import pytest
 from blankslate import disko
 from blankslate import plan as plan_module
 
+from ..support.plans import bios_partition
 from .conftest import REPO, lookup_path
 
 HOSTS = sorted(path.name for path in (REPO / "hosts").iterdir() if path.is_dir())
@@ -242,14 +243,7 @@ def test_each_boot_mode_sets_its_loader(
     assert ("ef02" in types) is (boot != "uefi")
     assert ("ef00" in types) is (boot != "bios")
     if boot != "uefi":
-        assert partitions[0] == {
-            "name": "bios",
-            "type": "ef02",
-            "size": "1MiB",
-            "format": "none",
-            "label": None,
-            "device": "/dev/disk/by-partlabel/bios",
-        }
+        assert partitions[0] == bios_partition()
     # Whatever the numbering, /boot and the main filesystem are found by label.
     mounts = host_eval(host, "config.blankslate.plan.mounts", extra)
     assert next(m for m in mounts if m["mountPoint"] == "/boot")["device"] == (

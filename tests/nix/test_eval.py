@@ -106,6 +106,7 @@ def test_plan_shape(host_eval: Any, host: str) -> None:
             "audit",
             "persistSnapshots",
             "disko",
+            "units",
         ]
     )
     assert plan["version"] == 2
@@ -386,11 +387,42 @@ def test_vpsfree_persists_at_least_the_seed_list(host_eval: Any) -> None:
 
 
 def exec_start(unit: dict[str, Any]) -> list[str]:
-    """The unit's command; it runs on the initrd's own /bin, with no PATH of its own."""
+    """The unit's command; it runs on the initrd's own /bin, with no PATH of its own, and
+    bash by its store path: /bin/bash is there only while initrdBin holds bash."""
     assert unit["path"] == [] and unit["script"] == "" and "PATH" not in unit["environment"]
     command = shlex.split(unit["serviceConfig"]["ExecStart"])
-    assert command[0] == "/bin/bash"
+    assert command[0].startswith("/nix/store/") and command[0].endswith("-bash/bin/bash")
     return command
+
+
+INITRD_UNITS = [
+    ("example", "blankslate-rollback"),
+    ("zfs", "blankslate-rollback"),
+    ("tmpfs", "blankslate-record"),
+]
+
+
+@pytest.mark.parametrize(("host", "name"), INITRD_UNITS)
+def test_initrd_units_run_store_paths_the_initrd_holds(
+    host_eval: Any, host: str, name: str
+) -> None:
+    """bash and the script the unit runs are store paths in boot.initrd.systemd.storePaths,
+    so an initrd without bash in /bin (initrdBin) still runs the rollback."""
+    unit = host_eval(host, f"config.boot.initrd.systemd.services.{name}")
+    command = exec_start(unit)
+    store_paths = host_eval(
+        host, "map (p: toString p.source) config.boot.initrd.systemd.storePaths"
+    )
+    assert command[0] in store_paths
+    script_dir = command[1].rsplit("/", 1)[0]
+    assert script_dir in store_paths
+    # without bashInteractive in initrdBin (an initrd with no shell in /bin), the same
+    without = "{ boot.initrd.systemd.initrdBin = lib.mkForce [ ]; }"
+    again = exec_start(host_eval(host, f"config.boot.initrd.systemd.services.{name}", without))
+    assert again == command
+    assert command[0] in host_eval(
+        host, "map (p: toString p.source) config.boot.initrd.systemd.storePaths", without
+    )
 
 
 @pytest.mark.parametrize("host", ["example", "zfs"])
@@ -429,6 +461,7 @@ def test_btrfs_rollback_unit(host_eval: Any) -> None:
         "old_roots",
         "30",
         "3",
+        "30",
     ]
     store_paths = host_eval(
         "example", "map (p: toString p.source) config.boot.initrd.systemd.storePaths"
@@ -456,7 +489,15 @@ def test_btrfs_rollback_budget_and_root_quota_options(host_eval: Any) -> None:
     extra = '{ blankslate.btrfs.oldRoots.pruneBudget = 0; blankslate.btrfs.rootQuota = "20G"; }'
     command = exec_start(host_eval("example", ROLLBACK_UNIT, extra))
     assert command[2:6] == ["--prune-budget", "0", "--root-quota", "20G"]
-    assert command[6:] == ["/dev/disk/by-label/nixos", "root", "root-blank", "old_roots", "30", "3"]
+    assert command[6:] == [
+        "/dev/disk/by-label/nixos",
+        "root",
+        "root-blank",
+        "old_roots",
+        "30",
+        "3",
+        "30",
+    ]
     # the stage-2 run has no budget; the quota makes it rescan inconsistent quota data
     prune = shlex.split(host_eval("example", PRUNE_UNIT, extra)["serviceConfig"]["ExecStart"])
     assert prune[2:5] == ["--prune-only", "--root-quota", "20G"]
@@ -481,7 +522,7 @@ def test_btrfs_prune_unit_finishes_what_the_initrd_left(host_eval: Any) -> None:
     unit = host_eval("example", PRUNE_UNIT)
     command = shlex.split(unit["serviceConfig"]["ExecStart"])
     initrd = exec_start(host_eval("example", ROLLBACK_UNIT))
-    assert command[0].endswith("-bash/bin/bash")
+    assert command[0] == initrd[0]  # the same bash, by its store path
     assert command[1] == initrd[1]  # the very script the initrd runs
     assert command[2:] == ["--prune-only", *initrd[4:]]
     assert unit["wantedBy"] == ["multi-user.target"]
@@ -509,6 +550,8 @@ def test_scripted_initrd_runs_after_resume(host_eval: Any) -> None:
     assert words[2] == (
         (REPO / "modules/rollback/kept.bash").read_text()
         + "\n"
+        + (REPO / "modules/rollback/record.bash").read_text()
+        + "\n"
         + (REPO / "modules/rollback/btrfs-rollback.bash").read_text()
     )
     assert words[3:] == [
@@ -521,6 +564,7 @@ def test_scripted_initrd_runs_after_resume(host_eval: Any) -> None:
         "old_roots",
         "30",
         "3",
+        "30",
     ]
     assert "postDeviceCommands" not in host_eval(
         "example", "builtins.attrNames config.boot.initrd", extra
@@ -820,3 +864,104 @@ def test_vm_test_node_evaluates(nix_eval: Any) -> None:
     unit = nix_eval(f"{node}.config.boot.initrd.systemd.services.blankslate-test-format")
     assert unit["before"] == ["blankslate-rollback.service"]
     assert "btrfs subvolume snapshot -r" in unit["script"]
+
+
+# --- keepMax and the boot record ---------------------------------------------------------
+
+
+def test_keep_max_null_drops_the_seventh_argument(host_eval: Any) -> None:
+    extra = "{ blankslate.btrfs.oldRoots.keepMax = null; }"
+    initrd = exec_start(host_eval("example", ROLLBACK_UNIT, extra))
+    assert initrd[-2:] == ["30", "3"] and len(initrd) == 10
+    prune = shlex.split(host_eval("example", PRUNE_UNIT, extra)["serviceConfig"]["ExecStart"])
+    assert prune[-2:] == ["30", "3"]
+    assert host_eval("example", PLAN, extra)["btrfs"]["oldRoots"]["keepMax"] is None
+
+
+def test_keep_max_reaches_both_runs_and_the_plan(host_eval: Any) -> None:
+    extra = "{ blankslate.btrfs.oldRoots.keepMax = 7; }"
+    initrd = exec_start(host_eval("example", ROLLBACK_UNIT, extra))
+    prune = shlex.split(host_eval("example", PRUNE_UNIT, extra)["serviceConfig"]["ExecStart"])
+    assert initrd[-3:] == prune[-3:] == ["30", "3", "7"]
+    assert host_eval("example", PLAN, extra)["btrfs"]["oldRoots"]["keepMax"] == 7
+
+
+@pytest.mark.parametrize("value", ["0", "1000000", "(-1)", '"3"'])
+def test_keep_max_rejects_what_the_script_refuses(nix_run: Any, value: str) -> None:
+    extra = f"{{ blankslate.btrfs.oldRoots.keepMax = {value}; }}"
+    expr = (
+        'let e = import ./tests/nix/eval.nix { host = "example"; '
+        f"extraModules = [ ({extra}) ]; }}; in e.{ROLLBACK_UNIT}.serviceConfig.ExecStart"
+    )
+    result = nix_run(expr)
+    assert result.returncode != 0
+    assert "blankslate.btrfs.oldRoots.keepMax' is not of type" in result.stderr
+
+
+RECORD_UNIT = f"{UNIT}.blankslate-record"
+NONE_WITH_INITRD = "{ boot.isContainer = lib.mkForce false; }"
+
+
+@pytest.mark.parametrize(("host", "extra", "args"), [
+    ("tmpfs", "", ["tmpfs", "/sysroot"]),
+    ("vpsfree", NONE_WITH_INITRD, ["none"]),
+])  # fmt: skip
+def test_record_unit_runs_once_root_is_mounted(
+    host_eval: Any, host: str, extra: str, args: list[str]
+) -> None:
+    unit = host_eval(host, RECORD_UNIT, extra)
+    assert unit["wantedBy"] == ["initrd.target"]
+    assert unit["after"] == ["sysroot.mount"]
+    assert {"initrd-root-fs.target", "initrd-fs.target"} <= set(unit["before"])
+    assert unit["unitConfig"]["DefaultDependencies"] == "no"
+    assert unit["serviceConfig"]["Type"] == "oneshot"
+    command = exec_start(unit)
+    assert command[1].endswith("/record-root.bash")
+    assert command[2:] == args
+    store_paths = host_eval(
+        host, "map (p: toString p.source) config.boot.initrd.systemd.storePaths", extra
+    )
+    assert command[0] in store_paths and command[1].rsplit("/", 1)[0] in store_paths
+
+
+def test_no_record_step_without_an_initrd(host_eval: Any) -> None:
+    """vpsFree runs as a container, without an initrd: nothing records (the reader takes a
+    missing record on kind none as skipped)."""
+    assert host_eval("vpsfree", "config.boot.initrd.enable") is False
+    names = host_eval("vpsfree", f"builtins.attrNames {UNIT}")
+    assert "blankslate-record" not in names
+    assert "record-root.bash" not in host_eval("vpsfree", "config.boot.initrd.postMountCommands")
+
+
+@pytest.mark.parametrize(("host", "extra", "args"), [
+    ("tmpfs", "", ["tmpfs", "/mnt-root"]),
+    ("vpsfree", NONE_WITH_INITRD, ["none"]),
+])  # fmt: skip
+def test_scripted_initrd_records_after_mounting(
+    host_eval: Any, host: str, extra: str, args: list[str]
+) -> None:
+    scripted = "{ boot.initrd.systemd.enable = lib.mkForce false; }"
+    both = f"lib.mkMerge [ {scripted} {extra or '{ }'} ]"
+    words = shlex.split(host_eval(host, "config.boot.initrd.postMountCommands", both))
+    text = (
+        (REPO / "modules/rollback/record.bash").read_text()
+        + "\n"
+        + (REPO / "modules/rollback/record-root.bash").read_text()
+    )
+    # among the other modules' commands (impermanence's mounts), ours, whole
+    (i,) = [i for i in range(len(words) - 2) if words[i : i + 3] == ["bash", "-c", text]]
+    assert words[i + 3 : i + 4 + len(args)] == ["record-root.bash", *args]
+    assert "bash/bin/bash" in host_eval(host, "config.boot.initrd.extraUtilsCommands", both)
+
+
+def test_zfs_scripted_initrd_carries_the_record_library(host_eval: Any) -> None:
+    extra = "{ boot.initrd.systemd.enable = lib.mkForce false; }"
+    words = shlex.split(host_eval("zfs", "config.boot.initrd.postResumeCommands", extra))
+    text = (
+        (REPO / "modules/rollback/record.bash").read_text()
+        + "\n"
+        + (REPO / "modules/rollback/zfs-rollback.bash").read_text()
+    )
+    # after the name rules' assignments (rules.json), ours, whole
+    (i,) = [i for i in range(len(words) - 2) if words[i : i + 3] == ["bash", "-c", text]]
+    assert words[i + 3 :] == ["zfs-rollback.bash", "rpool/local/root", "blank"]

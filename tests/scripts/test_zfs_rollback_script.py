@@ -7,6 +7,7 @@ success only for the snapshots named in $FAKE_ZFS_SNAPSHOTS.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -60,6 +61,8 @@ def run_script(
         "FAKE_ZFS_LOG": str(log),
         "FAKE_ZFS_SNAPSHOTS": snapshots,
         "FAKE_ZFS_ROLLBACK_RC": str(rollback_rc),
+        # the boot record goes here, never to the machine's /run/blankslate
+        "BLANKSLATE_RECORD_DIR": str(tmp_path / "record"),
     }
     proc = subprocess.run(
         ["bash", str(SCRIPT), *args], env=env, capture_output=True, text=True, timeout=30
@@ -70,6 +73,13 @@ def run_script(
             if record:
                 calls.append(record.rstrip("\0").split("\0"))
     return proc, calls
+
+
+def read_record(tmp_path: Path) -> dict[str, str]:
+    lines = (tmp_path / "record" / "reset").read_text(encoding="utf-8").splitlines()
+    pairs = [line.split("=", 1) for line in lines]
+    assert [key for key, _ in pairs] == ["kind", "outcome", "reason", "old_root", "time"]
+    return dict(pairs)
 
 
 def test_rolls_back_existing_snapshot(tmp_path):
@@ -86,6 +96,16 @@ def test_rolls_back_existing_snapshot(tmp_path):
         "blankslate-rollback: found snapshot rpool/local/root@blank",
         "blankslate-rollback: rolled rpool/local/root back to rpool/local/root@blank",
     ]
+    record = read_record(tmp_path)
+    assert record | {"time": ""} == {
+        "kind": "zfs",
+        "outcome": "reset",
+        "reason": "",
+        "old_root": "",
+        "time": "",
+    }
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", record["time"])
+    assert os.stat(tmp_path / "record" / "reset").st_mode & 0o777 == 0o644
 
 
 def test_missing_snapshot_changes_nothing(tmp_path):
@@ -95,6 +115,9 @@ def test_missing_snapshot_changes_nothing(tmp_path):
     assert proc.returncode == 1
     assert "snapshot rpool/local/root@blank not found; nothing changed" in proc.stderr
     assert [c[0] for c in calls] == ["list"]
+    record = read_record(tmp_path)
+    assert (record["kind"], record["outcome"]) == ("zfs", "failed")
+    assert record["reason"] == "snapshot rpool/local/root@blank not found; nothing changed"
 
 
 def test_failing_rollback_is_reported_with_line(tmp_path):
@@ -106,6 +129,33 @@ def test_failing_rollback_is_reported_with_line(tmp_path):
     assert "failed (exit 3)" in proc.stderr
     assert "line " in proc.stderr
     assert "rolled" not in proc.stdout
+    # the ERR trap's message is the record's reason; the exit status stays zfs's
+    record = read_record(tmp_path)
+    assert record["outcome"] == "failed"
+    assert record["reason"].startswith("line ") and "failed (exit 3)" in record["reason"]
+
+
+def test_runs_inline_with_its_record_library(tmp_path):
+    """As zfs.nix writes it into postResumeCommands: record.bash's text, then the script's."""
+    text = (SCRIPT.parent / "record.bash").read_text() + "\n" + SCRIPT.read_text()
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (bindir / "zfs").write_text(FAKE_ZFS)
+    (bindir / "zfs").chmod(0o755)
+    env = {
+        **os.environ,
+        **zfs_rule_environment(),
+        "PATH": f"{bindir}:{os.environ.get('PATH', '/usr/bin:/bin')}",
+        "FAKE_ZFS_LOG": str(tmp_path / "zfs.log"),
+        "FAKE_ZFS_SNAPSHOTS": "tank/root@blank",
+        "BLANKSLATE_RECORD_DIR": str(tmp_path / "record"),
+    }
+    proc = subprocess.run(
+        ["bash", "-c", text, "zfs-rollback.bash", "tank/root", "blank"],
+        env=env, cwd="/", capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert read_record(tmp_path)["outcome"] == "reset"
 
 
 @pytest.mark.parametrize(

@@ -19,7 +19,7 @@ from blankslate.errors import BlankslateError
 from blankslate.ignore_rules import Rule
 from blankslate.scan import Raw
 
-FINDMNT = ["findmnt", "--json", "--list", "--output", "TARGET,SOURCE,FSTYPE,OPTIONS"]
+from ..support.mounts import FINDMNT, findmnt_json
 
 
 def plan_data(**changes: Any) -> dict[str, Any]:
@@ -56,17 +56,6 @@ def zfs_plan() -> plan.Plan:
     data["zfs"]["datasets"].append("persist")
     data["disk"]["partitions"][-1].update(format="zfs", type="bf00", label="tank")
     return plan.from_json(data)
-
-
-def findmnt_json(*rows: tuple[str, str]) -> str:
-    return json.dumps(
-        {
-            "filesystems": [
-                {"target": target, "source": source, "fstype": "btrfs", "options": "rw"}
-                for target, source in rows
-            ]
-        }
-    )
 
 
 def statuses(entries: list[classify.EntryTuple]) -> dict[str, tuple[str, str]]:

@@ -20,7 +20,7 @@ from blankslate import audit, commands, oldroots, plan, render
 from blankslate.classify import Entry, EntryTuple, Report, Status
 from blankslate.errors import BlankslateError
 
-FINDMNT = ["findmnt", "--json", "--list", "--output", "TARGET,SOURCE,FSTYPE,OPTIONS"]
+from ..support.mounts import FINDMNT
 
 
 def tree_report() -> Report:

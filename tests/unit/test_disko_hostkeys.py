@@ -16,6 +16,8 @@ from pytest_subprocess import FakeProcess
 from blankslate import disko, extrafiles, hostkeys, install, plan
 from blankslate.errors import BlankslateError
 
+from ..support.plans import boot_plan_data as with_boot
+
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_PLAN = REPO / "scripts/blankslate/default-plan.json"
 # ssh-to-age's README: `ssh-to-age -i id_ed25519.pub` prints the first recipient for its
@@ -40,25 +42,6 @@ SSH_TO_AGE_VECTORS = [
 
 def example() -> plan.Plan:
     return plan.default()
-
-
-def with_boot(boot: str) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads(plan.default_text())
-    data["disk"]["boot"] = boot
-    parts = data["disk"]["partitions"]
-    if boot != "uefi":
-        bios = {
-            "name": "bios",
-            "type": "ef02",
-            "size": "1MiB",
-            "format": "none",
-            "label": None,
-            "device": "/dev/disk/by-partlabel/bios",
-        }
-        parts.insert(0, bios)
-    if boot == "bios":
-        parts[1].update(name="boot", type="8300")
-    return data
 
 
 # --- age recipients ---------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 from collections.abc import Callable, Iterator
@@ -15,12 +16,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pytest_subprocess import FakeProcess
 
-from blankslate import doctor, passwordfile, plan
+from blankslate import btrfs, doctor, passwordfile, plan
 from blankslate.errors import BlankslateError
 
 from ..conftest import PARSER_CORPUS
+from ..support.mounts import FINDMNT
+from ..support.mounts import findmnt_json as findmnt
+from ..support.plans import write_plan_json
 
-FINDMNT = ["findmnt", "--json", "--list", "--output", "TARGET,SOURCE,FSTYPE,OPTIONS"]
 PLAN = plan.default()
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 # Real `mkpasswd` output, one per scheme doctor accepts.
@@ -45,16 +48,6 @@ BAD_HASHES = {
     GOOD_HASHES["bcrypt"] + " ": "does not hold a password hash",
 }
 root_only = pytest.mark.skipif(os.geteuid() != 0, reason="files must be root's for an ok")
-
-
-def findmnt(*rows: tuple[str, str, str]) -> str:
-    return json.dumps(
-        {
-            "filesystems": [
-                {"target": t, "source": s, "fstype": f, "options": "rw"} for t, s, f in rows
-            ]
-        }
-    )
 
 
 @pytest.fixture(autouse=True)
@@ -391,8 +384,13 @@ def old_root(top: Path, when: datetime) -> None:
     (top / "old_roots" / when.strftime("%Y-%m-%dT%H:%M:%SZ")).mkdir(parents=True)
 
 
-def no_quotas(fp: FakeProcess, top: Path) -> None:
+DU_HEADER = "     Total   Exclusive  Set shared  Filename\n"
+
+
+def no_quotas(fp: FakeProcess, top: Path, du: str = f"{DU_HEADER}  8192  4096  2048  x\n") -> None:
+    """Quotas off: the old roots' space comes from `btrfs filesystem du` of their directory."""
     fp.register(["btrfs", "qgroup", "show", "--raw", str(top)], returncode=1)
+    fp.register(["btrfs", "filesystem", "du", "-s", "--raw", str(top / "old_roots")], stdout=du)
 
 
 def test_old_roots_are_counted(fp: FakeProcess, top: Path) -> None:
@@ -402,7 +400,8 @@ def test_old_roots_are_counted(fp: FakeProcess, top: Path) -> None:
     (result,) = btrfs_only(top.parent / "root", ("old-roots",))
     assert (result.status, result.message) == (
         "info",
-        "3 old roots kept, newest 1d old, oldest 40d",
+        "3 old roots kept (keepMax 30), newest 1d old, oldest 40d, "
+        "6.0 KiB held only by them (btrfs filesystem du)",
     )
 
 
@@ -410,7 +409,7 @@ def test_one_old_root_is_one_old_root(fp: FakeProcess, top: Path) -> None:
     old_root(top, NOW - timedelta(days=1))
     no_quotas(fp, top)
     (result,) = btrfs_only(top.parent / "root", ("old-roots",))
-    assert result.message.startswith("1 old root kept, ")
+    assert result.message.startswith("1 old root kept (keepMax 30), ")
 
 
 def test_old_roots_past_their_keep_days_warn(fp: FakeProcess, top: Path) -> None:
@@ -428,7 +427,62 @@ def test_old_roots_sizes_with_quotas(fp: FakeProcess, top: Path) -> None:
     listed = f"ID 260 gen 9 top level 5 path old_roots/{when:%Y-%m-%dT%H:%M:%SZ}\n"
     fp.register(["btrfs", "subvolume", "list", str(top)], stdout=listed)
     (result,) = btrfs_only(top.parent / "root", ("old-roots",))
-    assert result.message.endswith("2.0 KiB held only by them")
+    assert result.message.endswith("2.0 KiB held only by them (btrfs quota data)")
+
+
+def with_keep_max(keep_max: int | None) -> plan.Plan:
+    assert PLAN.btrfs is not None and PLAN.btrfs.old_roots is not None
+    rules = dataclasses.replace(PLAN.btrfs.old_roots, keep_max=keep_max)
+    return dataclasses.replace(PLAN, btrfs=dataclasses.replace(PLAN.btrfs, old_roots=rules))
+
+
+def test_old_roots_beyond_keep_max_warn(fp: FakeProcess, top: Path) -> None:
+    for hours in (1, 2, 3, 4):
+        old_root(top, NOW - timedelta(hours=hours))
+    no_quotas(fp, top)
+    result = doctor.check_old_roots(context(top.parent / "root", with_keep_max(3)), top)
+    assert result.status == "warn"
+    assert result.message.startswith("4 old roots kept (keepMax 3), ")
+    assert "more than keepMax: the pruning did not run" in result.message
+
+
+@pytest.mark.parametrize(
+    ("used", "keep_max", "status", "advice"),
+    [
+        (26, 30, "warn", "lower keepDays, keepNewest or keepMax"),
+        (26, None, "warn", "lower keepDays, keepNewest or set keepMax"),
+        (25, 30, "info", ""),
+        (5, None, "info", ""),
+    ],
+)
+def test_old_roots_holding_too_much_of_the_disk_warn(
+    fp: FakeProcess,
+    top: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    used: int,
+    keep_max: int | None,
+    status: str,
+    advice: str,
+) -> None:
+    """More than 25% of the filesystem in old roots: a warning saying how it was measured."""
+    old_root(top, NOW - timedelta(days=1))
+    total = 100 << 30
+    monkeypatch.setattr(doctor, "free_space", lambda path: (0, total))
+    no_quotas(fp, top, f"{DU_HEADER}{used << 30} {(used - 1) << 30} {1 << 30} {top}/old_roots\n")
+    result = doctor.check_old_roots(context(top.parent / "root", with_keep_max(keep_max)), top)
+    assert result.status == status, result.message
+    assert f"{used}.0 GiB held only by them (btrfs filesystem du)" in result.message
+    if status == "warn":
+        assert f"{used}% of the filesystem's 100.0 GiB, more than 25%" in result.message
+        assert advice in result.message
+
+
+def test_old_roots_space_unknown_when_du_fails(fp: FakeProcess, top: Path) -> None:
+    old_root(top, NOW - timedelta(days=1))
+    fp.register(["btrfs", "qgroup", "show", "--raw", str(top)], returncode=1)
+    fp.register(["btrfs", "filesystem", "du", "-s", "--raw", str(top / "old_roots")], returncode=1)
+    result = doctor.check_old_roots(context(top.parent / "root"), top)
+    assert result.status == "info" and "held only" not in result.message
 
 
 def test_no_old_roots_subvolume(top: Path, tmp_path: Path) -> None:
@@ -510,9 +564,7 @@ def test_etc_skipped_without_a_running_configuration(
 
 @pytest.fixture
 def plan_file(tmp_path: Path) -> Path:
-    path = tmp_path / "plan.json"
-    path.write_text(json.dumps(PLAN.to_json()))
-    return path
+    return write_plan_json(tmp_path, PLAN)
 
 
 @root_only
@@ -583,3 +635,28 @@ def test_doctor_needs_root(
     assert capsys.readouterr().err.splitlines()[-1] == (
         "error: run as root (password files and the btrfs top level are root's)"
     )
+
+
+# --- btrfs filesystem du, as check_old_roots reads it ----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "parsed"),
+    [
+        (f"{DU_HEADER}   8388608     8388608           0  m/old\n", (8388608, 8388608, 0)),
+        (f"{DU_HEADER}  100  -  -  with spaces in name\n", (100, 0, 0)),
+        (DU_HEADER, None),
+        ("", None),
+        ("ERROR: cannot check space of 'x': Inappropriate ioctl for device\n", None),
+        (f"{DU_HEADER}  1.00MiB  1.00MiB  0.00B  x\n", None),  # without --raw
+    ],
+)
+def test_parse_du_summary(text: str, parsed: tuple[int, int, int] | None) -> None:
+    assert btrfs.parse_du_summary(text) == parsed
+
+
+@settings(max_examples=300)
+@given(text=st.text())
+def test_parse_du_summary_never_raises(text: str) -> None:
+    parsed = btrfs.parse_du_summary(text)
+    assert parsed is None or (len(parsed) == 3 and min(parsed) >= 0)

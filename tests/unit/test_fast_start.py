@@ -15,7 +15,7 @@ import blankslate
 from blankslate import cli, commands, plan
 from blankslate.app import app, global_flags_first
 
-FINDMNT = ["findmnt", "--json", "--list", "--output", "TARGET,SOURCE,FSTYPE,OPTIONS"]
+from ..support.mounts import FINDMNT
 
 PLAIN = [
     ["diff"],

@@ -18,7 +18,7 @@ from blankslate import audit, beneath, classify, cli, hidden_seed, plan, render,
 from blankslate.classify import Report
 from blankslate.errors import BlankslateError
 
-FINDMNT = ["findmnt", "--json", "--list", "--output", "TARGET,SOURCE,FSTYPE,OPTIONS"]
+from ..support.mounts import FINDMNT
 
 # host -> (its rollback kind, a mountpoint of its layout or persistPath's platform mount, what
 # `diff` says covers it)

@@ -15,7 +15,8 @@ from pytest_subprocess import FakeProcess
 from blankslate import disk, hostkeys, install, layout, passwd, plan, process
 from blankslate.errors import BlankslateError
 
-FINDMNT_ALL = ["findmnt", "--json", "--list", "--output", "TARGET,SOURCE,FSTYPE,OPTIONS"]
+from ..support.mounts import FINDMNT as FINDMNT_ALL
+from ..support.plans import bios_partition
 
 
 @pytest.fixture
@@ -332,7 +333,7 @@ def test_passwd_hashes_via_stdin_and_writes_0600(
         {"target": f"{tmp_path}/persist", "source": "/dev/vda3", "fstype": "btrfs", "options": ""}
     ]
     fp.register(
-        ["findmnt", "--json", "--list", "--output", "TARGET,SOURCE,FSTYPE,OPTIONS"],
+        FINDMNT_ALL,
         stdout=json.dumps({"filesystems": rows}),
     )
     target = passwd.target_path(example, "admin", tmp_path, None)
@@ -609,11 +610,7 @@ def boot_plan(boot: str, device: str | None = "/dev/vda") -> plan.Plan:
     data: dict[str, Any] = json.loads(plan.default_text())
     data["disk"].update(boot=boot, device=device)
     if boot != "uefi":
-        bios = {
-            "name": "bios", "type": "ef02", "size": "1MiB", "format": "none", "label": None,
-            "device": "/dev/disk/by-partlabel/bios",
-        }  # fmt: skip
-        data["disk"]["partitions"].insert(0, bios)
+        data["disk"]["partitions"].insert(0, bios_partition())
     return plan.from_json(data)
 
 

@@ -20,6 +20,9 @@ from pytest_subprocess.fake_popen import FakePopen
 from blankslate import copy, mounts, oldroots, plan
 from blankslate.errors import BlankslateError
 
+from ..support.mounts import FINDMNT as FINDMNT_PERSIST
+from ..support.mounts import findmnt_json
+
 DEVICE = "/dev/vda3"
 NEWEST = "2026-11-20T08:00:00Z.1"
 MIDDLE = "2026-11-20T08:00:00Z"
@@ -169,17 +172,13 @@ def test_format_table() -> None:
 def register_findmnt_persist(fp: FakeProcess, persist_path: str) -> None:
     fp.register(
         mounts.findmnt_cmd(target=persist_path),
-        stdout=json.dumps(
-            {
-                "filesystems": [
-                    {
-                        "target": persist_path,
-                        "source": f"{DEVICE}[/persist]",
-                        "fstype": "btrfs",
-                        "options": "rw,noatime,compress=zstd:3,subvol=/persist",
-                    }
-                ]
-            }
+        stdout=findmnt_json(
+            (
+                persist_path,
+                f"{DEVICE}[/persist]",
+                "btrfs",
+                "rw,noatime,compress=zstd:3,subvol=/persist",
+            )
         ),
     )
 
@@ -541,8 +540,6 @@ def test_cli_recover_error_is_one_line(
 
 # ------------------------------------------------------------------------------ safe writes
 
-FINDMNT_PERSIST = ["findmnt", "--json", "--list", "--output", "TARGET,SOURCE,FSTYPE,OPTIONS"]
-
 
 def persist_mounted_from(fp: FakeProcess, persist: Path, device: str | None) -> None:
     rows = [{"target": "/", "source": "/dev/vda3[/root]", "fstype": "btrfs", "options": "rw"}]
@@ -601,3 +598,21 @@ def test_recover_into_persist_needs_it_mounted_from_the_device(
         oldroots.recover(the_plan, "/etc/machine-id", device=DEVICE)
     assert complaint.format(persist=persist) in str(raised.value)
     assert list(persist.iterdir()) == []
+
+
+def test_retention_names_keep_max(the_plan: plan.Plan) -> None:
+    assert oldroots.retention(the_plan, 4) == (
+        "4 old roots kept; each boot keeps at most 30 (keepMax), the 3 newest whatever their "
+        "age (keepNewest), the others for 30 days (keepDays)"
+    )
+    assert the_plan.btrfs is not None and the_plan.btrfs.old_roots is not None
+    unbounded = dataclasses.replace(
+        the_plan,
+        btrfs=dataclasses.replace(
+            the_plan.btrfs,
+            old_roots=dataclasses.replace(the_plan.btrfs.old_roots, keep_max=None),
+        ),
+    )
+    line = oldroots.retention(unbounded, 1)
+    assert line is not None and line.startswith("1 old root kept; each boot keeps no bound")
+    assert oldroots.retention(dataclasses.replace(the_plan, btrfs=None), 1) is None

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import json
 import os
 import stat
 from collections.abc import Callable, Iterator
@@ -15,15 +14,10 @@ from pytest_subprocess import FakeProcess
 from blankslate import passwd, plan
 from blankslate.errors import BlankslateError
 
-FINDMNT = ["findmnt", "--json", "--list", "--output", "TARGET,SOURCE,FSTYPE,OPTIONS"]
+from ..support.mounts import FINDMNT, findmnt_json
+from ..support.plans import write_plan_json
+
 HASH = "$y$j9T$AesRXvEZFH9m11FlIetcd/$vdHXKBQUDpFrS6IftMMy.FlHEnk8I98tromf8rcv2m9"
-
-
-def findmnt_json(*targets: str) -> str:
-    rows = [
-        {"target": t, "source": "/dev/vda3", "fstype": "btrfs", "options": "rw"} for t in targets
-    ]
-    return json.dumps({"filesystems": rows})
 
 
 @pytest.fixture
@@ -34,9 +28,7 @@ def as_root(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 @pytest.fixture
 def plan_file(tmp_path: Path) -> Path:
-    path = tmp_path / "plan.json"
-    path.write_text(json.dumps(plan.default().to_json()))
-    return path
+    return write_plan_json(tmp_path, plan.default())
 
 
 @pytest.fixture

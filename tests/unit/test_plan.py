@@ -102,6 +102,11 @@ BAD_PLANS = [
     ("missing nested key", _set("mounts.2.device", _DELETE), "plan: mounts[2].device: missing"),
     ("wrong type", _set("btrfs.oldRoots.keepDays", "30"), "keepDays: expected an integer"),
     ("bool is not int", _set("btrfs.oldRoots.keepNewest", True), "keepNewest: expected an integer"),
+    ("keepMax zero", _set("btrfs.oldRoots.keepMax", 0), "keepMax: must be null or between 1"),
+    ("keepMax too big", _set("btrfs.oldRoots.keepMax", 10**6), "keepMax: must be null or between"),
+    ("keepMax negative", _set("btrfs.oldRoots.keepMax", -3), "keepMax: must be null or between"),
+    ("keepMax string", _set("btrfs.oldRoots.keepMax", "30"), "keepMax: expected an integer, got"),
+    ("keepMax bool", _set("btrfs.oldRoots.keepMax", True), "keepMax: expected an integer, got"),
     ("list expected", _set("users", {"name": "x"}), "plan: users: expected a list"),
     ("bad rollback kind", _set("rollback", "ext4"), 'rollback: expected one of "btrfs"'),
     ("bad size", _set("disk.partitions.1.size", "8 gigs"), "disk.partitions[1].size: '8 gigs'"),
@@ -200,6 +205,17 @@ def test_bad_plans_get_one_clear_line(
     assert message in text
     assert text.startswith("plan: ")
     assert "\n" not in text
+
+
+def test_keep_max_is_read_and_may_be_null_or_absent(good: dict[str, Any]) -> None:
+    loaded = plan.from_json(good)
+    assert loaded.btrfs is not None and loaded.btrfs.old_roots is not None
+    assert loaded.btrfs.old_roots.keep_max == 30
+    for value in (None, _DELETE):  # null: no bound; absent: a plan from before keepMax
+        data = copy.deepcopy(good)
+        _set("btrfs.oldRoots.keepMax", value)(data)
+        rules = plan.from_json(data).btrfs.old_roots  # type: ignore[union-attr]
+        assert rules is not None and rules.keep_max is None
 
 
 def test_a_plan_without_roots_keeps_everything_in_persist_path(good: dict[str, Any]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import errno
 import io
 import json
 import os
@@ -17,19 +18,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pytest_subprocess import FakeProcess
 
-from blankslate import cli, plan, safefile, seed, services
+from blankslate import cli, fdcopy, plan, safefile, seed, services
 from blankslate.errors import BlankslateError
 
+from ..support.mounts import FINDMNT, findmnt_json
+
 CP = ["cp", "--archive", "--reflink=auto", "--no-target-directory", "--"]
-FINDMNT = ["findmnt", "--json", "--list", "--output", "TARGET,SOURCE,FSTYPE,OPTIONS"]
-
-
-def findmnt_json(*targets: str) -> str:
-    rows = [
-        {"target": target, "source": "/dev/vda3", "fstype": "btrfs", "options": "rw"}
-        for target in targets
-    ]
-    return json.dumps({"filesystems": rows})
 
 
 def as_on_live(path: Path) -> str:
@@ -145,40 +139,57 @@ def held(argument: str) -> Path:
     return Path(os.path.realpath(argument.removesuffix("/.")))
 
 
-def register_cp(fp: FakeProcess, source: Path, before: Any = None) -> list[Path]:
-    """cp of `source`, read through a held fd (-H for a file), to whatever target the code
-    names; the callback really copies there. Returns the list of targets cp was given,
-    resolved (/proc/PID/fd/N names a held fd)."""
-    staged: list[Path] = []
-    option = [] if source.is_dir() else ["-H"]
+@pytest.fixture
+def copies(monkeypatch: pytest.MonkeyPatch) -> Callable[..., list[Path]]:
+    """Watch the copies of a live tree (`fdcopy`, reading held fds): each reads `source`'s
+    held fd, `before` runs first, and the copy really happens. The register returns the
+    list of places each copy was written to, resolved (/proc/self/fd/N names a held fd)."""
 
-    def run(process: Any) -> None:
-        assert held(process.args[-2]) == source.resolve()
-        if before is not None:
-            before()
-        target = Path(process.args[-1])
-        staged.append(Path(os.path.realpath(target.parent)) / target.name)
-        if source.is_dir():
-            shutil.copytree(source, target, symlinks=True, dirs_exist_ok=True)
-        else:
-            shutil.copy2(source, target)
+    def register(source: Path, before: Any = None) -> list[Path]:
+        staged: list[Path] = []
+        copy_held, copy_contents = fdcopy.copy_held, fdcopy.copy_contents
 
-    fp.register(
-        [CP[0], CP[1], *option, *CP[2:], fp.any(min=2, max=2)],
-        callback=run,
-    )
-    return staged
+        def start(held: int, target: int, name: str) -> None:
+            assert Path(os.readlink(f"/proc/self/fd/{held}")) == source.resolve()
+            if before is not None:
+                before()
+            staged.append(Path(os.readlink(f"/proc/self/fd/{target}"), name))
+
+        def held_copy(
+            held: int, parent: int, name: str, target: int, new: str, named: Path
+        ) -> None:
+            start(held, target, new)
+            copy_held(held, parent, name, target, new, named)
+
+        def contents_copy(held: int, target: int, named: Path) -> None:
+            start(held, target, "")
+            copy_contents(held, target, named)
+
+        monkeypatch.setattr(fdcopy, "copy_held", held_copy)
+        monkeypatch.setattr(fdcopy, "copy_contents", contents_copy)
+        return staged
+
+    return register
+
+
+def no_space(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every file's data fails to copy: the disk is full."""
+
+    def full(*_args: Any) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(fdcopy._Copier, "_data", full)
 
 
 def test_apply_copies_to_a_partial_name_then_renames(
-    trees: tuple[Path, Path], fp: FakeProcess
+    copies: Callable[..., list[Path]], trees: tuple[Path, Path], fp: FakeProcess
 ) -> None:
     live, persist = trees
     (live / "var/lib/app").mkdir(parents=True)
     (live / "var/lib/app/data").write_text("payload")
     items = seed.plan_seed(make_plan(persist, ["/var/lib/app"], []), root=live)
     partial = persist / "var/lib/app.blankslate-partial"
-    staged = register_cp(fp, live / "var/lib/app")
+    staged = copies(live / "var/lib/app")
     done = seed.apply(items, live_root=live)
     assert [item.path for item in done] == ["/var/lib/app"]
     assert staged == [partial / "app"]  # cp wrote inside the 0700 partial directory
@@ -186,16 +197,15 @@ def test_apply_copies_to_a_partial_name_then_renames(
     assert not partial.exists()
 
 
-def test_a_failed_copy_is_removed_and_explained(trees: tuple[Path, Path], fp: FakeProcess) -> None:
+def test_a_failed_copy_is_removed_and_explained(
+    trees: tuple[Path, Path], fp: FakeProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
     live, persist = trees
     (live / "srv").mkdir()
+    (live / "srv/data").write_text("x")
     items = seed.plan_seed(make_plan(persist, ["/srv"], []), root=live)
     partial = persist / "srv.blankslate-partial"
-    fp.register(
-        [*CP, fp.any(min=2, max=2)],
-        returncode=1,
-        stderr="cp: error writing 'x': No space left on device\n",
-    )
+    no_space(monkeypatch)
     removed: list[str] = []
 
     def rm(process: Any) -> None:
@@ -219,6 +229,7 @@ def test_dry_run_changes_nothing(trees: tuple[Path, Path], fp: FakeProcess) -> N
 
 
 def test_cli_seed_lists_asks_and_tells_the_next_step(
+    copies: Callable[..., list[Path]],
     trees: tuple[Path, Path],
     fp: FakeProcess,
     monkeypatch: pytest.MonkeyPatch,
@@ -229,7 +240,7 @@ def test_cli_seed_lists_asks_and_tells_the_next_step(
     (live / "etc/machine-id").write_text("abc\n")
     plan_file = persist.parent / "plan.json"
     plan_file.write_text(json.dumps(make_plan(persist, [], ["/etc/machine-id"]).to_json()))
-    register_cp(fp, live / "etc/machine-id")
+    copies(live / "etc/machine-id")
     monkeypatch.setattr("sys.stdin", io.StringIO("y\n"))
     monkeypatch.setattr(
         "sys.argv", ["blankslate", "seed", "--plan", str(plan_file), "--root", str(live)]
@@ -250,7 +261,7 @@ def test_cli_seed_lists_asks_and_tells_the_next_step(
 
 
 def test_seed_refuses_a_symlinked_parent_planted_in_persist(
-    trees: tuple[Path, Path], tmp_path: Path, fp: FakeProcess
+    copies: Callable[..., list[Path]], trees: tuple[Path, Path], tmp_path: Path, fp: FakeProcess
 ) -> None:
     # alice owns persist/home/alice (seed gave it her owner) and points .ssh at root's.
     live, persist = trees
@@ -261,7 +272,7 @@ def test_seed_refuses_a_symlinked_parent_planted_in_persist(
     (persist / "home/alice").mkdir(parents=True)
     (persist / "home/alice/.ssh").symlink_to(victim)
     the_plan = make_plan(persist, [], ["/home/alice/.ssh/authorized_keys"])
-    register_cp(fp, live / "home/alice/.ssh/authorized_keys")
+    copies(live / "home/alice/.ssh/authorized_keys")
 
     items = seed.plan_seed(the_plan, root=live)
 
@@ -289,7 +300,7 @@ def test_make_parents_refuses_a_symlink(tmp_path: Path) -> None:
 
 
 def test_a_parent_swapped_for_a_symlink_during_the_copy_redirects_nothing(
-    trees: tuple[Path, Path], tmp_path: Path, fp: FakeProcess
+    copies: Callable[..., list[Path]], trees: tuple[Path, Path], tmp_path: Path, fp: FakeProcess
 ) -> None:
     live, persist = trees
     victim = tmp_path / "root-ssh"
@@ -303,7 +314,7 @@ def test_a_parent_swapped_for_a_symlink_during_the_copy_redirects_nothing(
         (persist / "home/alice").rename(persist / "home/alice-moved")
         (persist / "home/alice").symlink_to(victim)
 
-    register_cp(fp, live / "home/alice/.ssh", before=swap)
+    copies(live / "home/alice/.ssh", before=swap)
     seed.apply(items, live_root=live)
 
     assert list(victim.iterdir()) == []
@@ -340,7 +351,7 @@ HOME_PARENTS = [
 
 @pytest.mark.root
 def test_seed_makes_declared_parents_with_their_owner_and_mode(
-    trees: tuple[Path, Path], fp: FakeProcess
+    copies: Callable[..., list[Path]], trees: tuple[Path, Path], fp: FakeProcess
 ) -> None:
     live, persist = trees
     alice_home(live)
@@ -351,7 +362,7 @@ def test_seed_makes_declared_parents_with_their_owner_and_mode(
     )
     items = seed.plan_seed(the_plan, root=live)
     assert actions(items) == {"/home/alice/.ssh": ("copy", "")}
-    register_cp(fp, live / "home/alice/.ssh")
+    copies(live / "home/alice/.ssh")
     seed.apply(items, live_root=live)
     home = os.lstat(persist / "home/alice")
     assert (home.st_uid, home.st_gid, stat.S_IMODE(home.st_mode)) == (1000, 100, 0o700)
@@ -375,7 +386,7 @@ def test_an_owner_the_live_root_does_not_know_is_a_problem(trees: tuple[Path, Pa
 
 @pytest.mark.root
 def test_a_second_root_inside_persist_path_is_made_and_filled(
-    trees: tuple[Path, Path], fp: FakeProcess
+    copies: Callable[..., list[Path]], trees: tuple[Path, Path], fp: FakeProcess
 ) -> None:
     live, persist = trees
     (live / "var/cache/app").mkdir(parents=True)
@@ -390,7 +401,7 @@ def test_a_second_root_inside_persist_path_is_made_and_filled(
     )
     items = seed.plan_seed(the_plan, root=live)
     assert [(item.action, item.target) for item in items] == [("copy", cache / "var/cache/app")]
-    register_cp(fp, live / "var/cache/app")
+    copies(live / "var/cache/app")
     seed.apply(items, live_root=live)
     assert (cache / "var/cache/app").is_dir()
     assert stat.S_IMODE(os.lstat(cache).st_mode) == 0o755
@@ -453,7 +464,7 @@ def test_a_symlinked_file_into_its_own_root_is_present(trees: tuple[Path, Path])
 
 
 def test_a_symlink_on_the_way_to_the_source_is_a_problem_and_never_read(
-    trees: tuple[Path, Path], fp: FakeProcess
+    copies: Callable[..., list[Path]], trees: tuple[Path, Path], fp: FakeProcess
 ) -> None:
     """alice's ~/.config -> ../../root, with /home/alice/.config/vault persisted: listed as a
     problem; a copy forced past the listing (the link planted after it) is refused too."""
@@ -462,7 +473,7 @@ def test_a_symlink_on_the_way_to_the_source_is_a_problem_and_never_read(
     (live / "root/vault/secret").write_text("root's\n")
     (live / "home/alice").mkdir(parents=True)
     (live / "home/alice/.config").symlink_to("../../root")
-    register_cp(fp, live / "root/vault")
+    copies(live / "root/vault")
 
     items = seed.plan_seed(make_plan(persist, ["/home/alice/.config/vault"], []), root=live)
 
@@ -591,7 +602,11 @@ def test_seed_refuses_a_path_a_running_service_uses(
 
 
 def test_seed_stop_units_stops_them_for_the_copy_and_starts_them_again(
-    trees: tuple[Path, Path], postgres: Path, fp: FakeProcess, run_cli: Callable[..., int]
+    copies: Callable[..., list[Path]],
+    trees: tuple[Path, Path],
+    postgres: Path,
+    fp: FakeProcess,
+    run_cli: Callable[..., int],
 ) -> None:
     live, persist = trees
     order: list[str] = []
@@ -601,7 +616,7 @@ def test_seed_stop_units_stops_them_for_the_copy_and_starts_them_again(
         shutil.rmtree(services.PROC / "40")  # the service ended
 
     fp.register(services.stop_units(["postgresql.service"]), callback=stop)
-    register_cp(fp, live / "var/lib/postgresql", before=lambda: order.append("cp"))
+    copies(live / "var/lib/postgresql", before=lambda: order.append("cp"))
     fp.register(
         services.start_units(["postgresql.service"]),
         callback=lambda _process: order.append("start"),
@@ -616,6 +631,7 @@ def test_seed_stop_units_starts_them_again_when_the_copy_fails(
     trees: tuple[Path, Path],
     postgres: Path,
     fp: FakeProcess,
+    monkeypatch: pytest.MonkeyPatch,
     run_cli: Callable[..., int],
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -624,7 +640,7 @@ def test_seed_stop_units_starts_them_again_when_the_copy_fails(
         services.stop_units(["postgresql.service"]),
         callback=lambda _process: shutil.rmtree(services.PROC / "40"),
     )
-    fp.register([*CP, fp.any(min=2, max=2)], returncode=1, stderr="cp: No space left on device\n")
+    no_space(monkeypatch)
     fp.register(["rm", "-rf", "--one-file-system", "--", fp.any(min=1, max=1)])
     fp.register(services.start_units(["postgresql.service"]))
     code = run_cli("seed", "--plan", str(postgres), "--root", str(live), "--yes", "--stop-units")
@@ -651,6 +667,7 @@ def test_seed_stop_units_refuses_what_is_still_in_use_and_starts_them_again(
 
 
 def test_seed_live_copies_anyway_and_says_so(
+    copies: Callable[..., list[Path]],
     trees: tuple[Path, Path],
     postgres: Path,
     fp: FakeProcess,
@@ -658,7 +675,7 @@ def test_seed_live_copies_anyway_and_says_so(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     live, persist = trees
-    register_cp(fp, live / "var/lib/postgresql")
+    copies(live / "var/lib/postgresql")
     code = run_cli("seed", "--plan", str(postgres), "--root", str(live), "--yes", "--live")
     assert code == 0
     assert "copying while in use (--live): postgresql.service" in capsys.readouterr().err
@@ -740,7 +757,7 @@ def test_the_snapshot_is_deleted_when_the_copy_fails(
 
 
 def test_a_path_holding_a_nested_subvolume_is_read_live(
-    trees: tuple[Path, Path], fp: FakeProcess
+    copies: Callable[..., list[Path]], trees: tuple[Path, Path], fp: FakeProcess
 ) -> None:
     live, persist = trees
     (live / "var/lib/machines/box").mkdir(parents=True)
@@ -751,7 +768,7 @@ def test_a_path_holding_a_nested_subvolume_is_read_live(
         ["btrfs", "subvolume", "list", "-o", str(live)],
         stdout="ID 300 gen 9 top level 256 path root/var/lib/machines\n",
     )
-    staged = register_cp(fp, live / "var/lib")  # the live tree, no snapshot taken
+    staged = copies(live / "var/lib")  # the live tree, no snapshot taken
     seed.apply(items, live_root=live)
     assert staged == [persist / "var/lib.blankslate-partial/lib"]
 
@@ -783,7 +800,7 @@ def test_seed_and_the_processes_waiting_for_it_are_not_users(tmp_path: Path) -> 
 
 @pytest.mark.root
 def test_seed_makes_var_lib_private_0700_whatever_the_plan_or_live_copy_says(
-    trees: tuple[Path, Path], fp: FakeProcess
+    copies: Callable[..., list[Path]], trees: tuple[Path, Path], fp: FakeProcess
 ) -> None:
     live, persist = trees
     (live / "var/lib/private/app").mkdir(parents=True)
@@ -795,7 +812,7 @@ def test_seed_makes_var_lib_private_0700_whatever_the_plan_or_live_copy_says(
     )
     items = seed.plan_seed(the_plan, root=live)
     assert actions(items) == {"/var/lib/private/app": ("copy", "")}
-    register_cp(fp, live / "var/lib/private/app")
+    copies(live / "var/lib/private/app")
     seed.apply(items, live_root=live)
     private = os.lstat(persist / "var/lib/private")
     assert (private.st_uid, private.st_gid, stat.S_IMODE(private.st_mode)) == (0, 0, 0o700)

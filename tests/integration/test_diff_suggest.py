@@ -1,0 +1,166 @@
+"""`blankslate diff --suggest` against a real btrfs root subvolume on a loop device, with the
+evaluated plan of tests/nix/suggest-example.nix (tests/plans/suggest.json): its units."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from ..conftest import PLANS
+from ..support.runner import blankslate_in as blankslate
+
+ODD = b"/srv/odd\xffname"
+QUOTED = '/srv/we"ird ${x} \\ name'
+
+
+def make(root: Path, path: str, *, mode: int = 0o755, owner: tuple[int, int] = (0, 0)) -> Path:
+    target = root / path.lstrip("/")
+    target.mkdir(parents=True, exist_ok=True)
+    os.chmod(target, mode)
+    os.chown(target, *owner)
+    return target
+
+
+def write(root: Path, path: str, text: str = "x", *, owner: tuple[int, int] = (0, 0)) -> None:
+    target = root / path.lstrip("/")
+    target.write_text(text)
+    os.chown(target, *owner)
+
+
+def populate(root: Path) -> None:
+    make(root, "/etc")
+    (root / "etc/passwd").write_text(
+        "root:x:0:0::/root:/bin/sh\nweb:x:990:991::/:/bin/false\nalice:x:1000:100::/home/alice:x\n"
+    )
+    write(root, "/etc/group", "root:x:0:\nwww:x:991:\nusers:x:100:\n")
+    # app: DynamicUser, its state in /var/lib/private/app and systemd's link to it.
+    make(root, "/var/lib/private", mode=0o700)
+    make(root, "/var/lib/private/app", mode=0o750, owner=(61234, 61234))
+    write(root, "/var/lib/private/app/db", owner=(61234, 61234))
+    (root / "var/lib/app").symlink_to("private/app")
+    # web: a static user's StateDirectory, a directory below it too.
+    make(root, "/var/lib/web", mode=0o750, owner=(990, 991))
+    make(root, "/var/lib/web/sessions", mode=0o700, owner=(990, 991))
+    write(root, "/var/lib/web/sessions/one", owner=(990, 991))
+    # alice's home on / (the plan has no /home filesystem).
+    make(root, "/home/alice", mode=0o700, owner=(1000, 100))
+    write(root, "/home/alice/.bash_history", owner=(1000, 100))
+    make(root, "/home/alice/src", mode=0o755, owner=(1000, 100))
+    write(root, "/home/alice/src/main.c", owner=(1000, 100))
+    make(root, "/home/alice/.cache", mode=0o700, owner=(1000, 100))
+    make(root, "/home/alice/.cache/thumbs", mode=0o700, owner=(1000, 100))
+    write(root, "/home/alice/.cache/thumbs/a", owner=(1000, 100))
+    # The rest: /srv holds an ignored directory, so its entries are suggested one by one.
+    make(root, "/srv/ignored")
+    make(root, "/srv/data", mode=0o750)
+    write(root, "/srv/data/file")
+    make(root, QUOTED)
+    make(root, "/srv/tmp", mode=0o1777)
+    fd = os.open(os.fsencode(root) + ODD, os.O_CREAT | os.O_WRONLY, 0o644)
+    os.close(fd)
+    # What the bind mount of /var/lib/nixos hides on a live system.
+    make(root, "/var/lib/nixos")
+    write(root, "/var/lib/nixos/uid-map", "{}")
+
+
+@pytest.fixture
+def populated(layout: Any, helpers: ModuleType, tmp_path: Path) -> tuple[str, Path, Path]:
+    with helpers.mount_top_level(layout.device) as top:
+        populate(top / layout.root)
+    ignore_file = tmp_path / "audit.yaml"
+    ignore_file.write_text("ignore:\n  - pattern: /srv/ignored/**\n    reason: test\n")
+    return layout.device, PLANS / "suggest.json", ignore_file
+
+
+def entries_of(group: dict[str, Any]) -> list[tuple[Any, ...]]:
+    return [
+        (e["name"], e["kind"], e["user"], e["group"], e["mode"], e["ignore"])
+        for e in group["entries"]
+    ]
+
+
+def test_suggest_json_groups_by_service_user_and_top_directory(
+    populated: tuple[str, Path, Path], helpers: ModuleType, tmp_path: Path
+) -> None:
+    device, plan_file, ignore_file = populated
+    args = ["--plan", str(plan_file), "--device", device, "--ignore-file", str(ignore_file)]
+    result = blankslate(tmp_path, "diff", *args, "--suggest", "--format", "json")
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    groups = {(g["by"], g["name"]): g for g in document["groups"]}
+    assert list(groups) == [
+        ("service", "app"),
+        ("service", "web"),
+        ("user", "alice"),
+        ("top", "/srv"),
+        ("hidden", "the bind mount of /var/lib/nixos"),
+    ]
+    assert entries_of(groups["service", "app"]) == [
+        ("/var/lib/private/app", "directory", "root", "root", "0750", None)
+    ]
+    assert entries_of(groups["service", "web"]) == [
+        ("/var/lib/web", "directory", "web", "www", "0750", None)
+    ]
+    assert entries_of(groups["user", "alice"]) == [
+        (".bash_history", "file", "alice", "users", "0644", None),
+        (".cache", "directory", "alice", "users", "0700", "/home/alice/.cache/**"),
+        ("src", "directory", "alice", "users", "0755", None),
+    ]
+    assert entries_of(groups["top", "/srv"]) == [
+        ("/srv/data", "directory", "root", "root", "0750", None),
+        ("/srv/tmp", "directory", "root", "root", "1777", "/srv/tmp/**"),
+        (QUOTED, "directory", "root", "root", "0755", None),
+    ]
+    assert [e["path"] for e in groups["hidden", "the bind mount of /var/lib/nixos"]["entries"]] == [
+        "/var/lib/nixos/uid-map"
+    ]
+    assert document["skipped"] == [
+        {"path": "$'/srv/odd\\xffname'", "why": document["skipped"][0]["why"]},
+        {"path": "/var/lib/app", "why": "a symlink systemd makes for app"},
+    ]
+    assert helpers.mounts_of(device) == []
+
+
+def test_suggest_text_is_nix_to_paste(
+    populated: tuple[str, Path, Path], helpers: ModuleType, tmp_path: Path
+) -> None:
+    device, plan_file, ignore_file = populated
+    args = ["--plan", str(plan_file), "--device", device, "--ignore-file", str(ignore_file)]
+    result = blankslate(tmp_path, "diff", *args, "--suggest")
+    assert result.returncode == 0, result.stderr
+    text = result.stdout
+    assert (
+        "  blankslate.persistence.directories = [\n"
+        "    # app.service: StateDirectory (DynamicUser: systemd sets its owner at every start)\n"
+        '    { directory = "/var/lib/private/app"; user = "root"; group = "root"; '
+        'mode = "0750"; }\n'
+        "    # web.service: StateDirectory\n"
+        '    { directory = "/var/lib/web"; user = "web"; group = "www"; mode = "0750"; }\n'
+        "    # in /srv\n"
+        '    { directory = "/srv/data"; user = "root"; group = "root"; mode = "0750"; }\n'
+        '    { directory = "/srv/we\\"ird \\${x} \\\\ name"; user = "root"; group = "root"; '
+        'mode = "0755"; }\n'
+        "  ];\n"
+    ) in text
+    assert (
+        '  environment.persistence."/persist".users.alice = {\n'
+        "    directories = [\n"
+        "      # the home of alice, /home/alice\n"
+        '      { directory = "src"; user = "alice"; group = "users"; mode = "0755"; }\n'
+        "    ];\n"
+        "    files = [\n"
+        "      # the home of alice, /home/alice\n"
+        '      ".bash_history"\n'
+        "    ];\n"
+        "  };\n"
+    ) in text
+    assert '    "/home/alice/.cache/**"\n' in text
+    assert '    "/srv/tmp/**"\n' in text
+    assert "#   $'/srv/odd\\xffname': Nix strings cannot hold" in text
+    assert text.isprintable() or all(line.isprintable() for line in text.splitlines())
+    assert helpers.mounts_of(device) == []
