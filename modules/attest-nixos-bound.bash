@@ -19,6 +19,7 @@
 # is replaced, never followed). A note that cannot be written is a warning on stderr: the
 # activation goes on (exit 0), and attest reports the missing note.
 set -o errexit -o nounset -o pipefail
+shopt -s inherit_errexit
 
 target=${1:-/var/lib/nixos}
 dir=${BLANKSLATE_RECORD_DIR:-/run/blankslate}
