@@ -29,7 +29,8 @@ def test_every_script_that_sets_errexit_inherits_it() -> None:
     lacking = [
         str(path.relative_to(REPO))
         for path in files
-        if ERREXIT.search(text := path.read_text()) and not INHERIT.search(text)
+        if ERREXIT.search(text := path.read_text())
+        and not INHERIT.search(text)
         # kept.bash is a library: its callers' shopt holds for it
         and path.name != "kept.bash"
     ]
