@@ -176,7 +176,7 @@ def test_every_module_is_in_the_code_map() -> None:
     modules = package_modules()
     missing = [
         f"module {module} is not in the code map (docs/design.md, '## Code map'): add the line"
-        f" '- `{module}.py`: its job.' under the lowest layer that holds every module it imports"
+        f" '- `{module}.py`: its job.' under its layer, at or above every module it imports"
         for module in sorted(modules - placed.keys())
     ]
     gone = [
