@@ -379,6 +379,18 @@ def render_started_metrics(now: float) -> str:
     return "\n".join(lines) + "\n"
 
 
+TERMINATED = (
+    "blankslate_audit_terminated",
+    "1 when SIGTERM (the unit's TimeoutStartSec=, or a stop) ended the audit before it finished.",
+)
+
+
+def render_terminated_metrics(started: float) -> str:
+    """The textfile of an audit that SIGTERM ended: its start, complete 0 and terminated 1.
+    The next audit that finishes replaces it (without the terminated gauge)."""
+    return render_started_metrics(started) + "\n".join(_metric(*TERMINATED, "1")) + "\n"
+
+
 def _encode(text: str) -> str:
     """A JSON (and YAML double-quoted) string; undecodable bytes become \\udcXX escapes."""
     return encode_basestring_ascii(text)
