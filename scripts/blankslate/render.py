@@ -15,7 +15,8 @@ from bisect import bisect_left
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from itertools import accumulate, islice
+from heapq import heappop, heappush
+from itertools import islice
 from json.encoder import encode_basestring_ascii
 from operator import itemgetter
 from typing import TextIO
@@ -75,48 +76,67 @@ Collapsed = tuple[int, int, int]  # first, end (indices of what lies below) and 
 
 def collapsed_directories(entries: Sequence[EntryTuple]) -> dict[int, Collapsed]:
     """The lost directories to show as one line: index -> (first, end, size) of what lies
-    below it, all of it lost. Only the outermost such directory of a tree is kept.
+    below it, all of it lost. Only the outermost such directory of a tree is kept."""
+    listed = _Collapser(entries).listed(range(len(entries)))
+    return {index: below for index, below in listed if below is not None}
 
-    `entries` are sorted by path, so what lies below a directory is one slice of them, from
-    its path + "/" to its path + "0" ("0" follows "/"), though not always right after it
-    ("/a.b" sorts between "/a" and "/a/b"). A running count of the entries that are not lost
-    tells in one subtraction whether a slice is all lost. What this keeps besides the result
-    is a few bytes per entry (the running count as machine integers, one byte of mark).
+
+class _Collapser:
+    """Which lost directories of `entries` (sorted by path) are shown as one line, found as
+    the entries are listed rather than all at once beforehand.
+
+    What lies below a directory is one slice of the entries, from its path + "/" to its path
+    + "0" ("0" follows "/"), though not always right after it ("/a.b" sorts between "/a" and
+    "/a/b"). The slice is all lost when no index of `kept` (the entries that are not lost, or
+    lost hidden beneath a mount, which have a section of their own) lies in it: two
+    bisections. What this holds is those indices, whose number does not grow with the lost
+    entries, and the slices of the collapsed directories being listed.
     """
-    # kept_before[i]: how many of entries[:i] are not lost, or lost hidden beneath a mount
-    # (those have a section of their own)
-    kept_before = array(
-        "q", accumulate((entry[3] != "lost" or entry[4] != "" for entry in entries), initial=0)
-    )
-    collapsed: dict[int, Collapsed] = {}
-    hidden = bytearray(len(entries))  # below a collapsed directory
-    for index, entry in enumerate(entries):
-        if entry[3] != "lost" or (entry[1] != "dir" and entry[1] != "subvolume") or hidden[index]:
-            continue
-        path = entry[0]
+
+    def __init__(self, entries: Sequence[EntryTuple]) -> None:
+        self.entries = entries
+        self.kept = array(
+            "q", (index for index, entry in enumerate(entries) if entry[3] != "lost" or entry[4])
+        )
+
+    def below(self, index: int) -> Collapsed | None:
+        """(first, end, size) of what lies below entry `index` when it is a lost directory
+        with entries below it, all of them lost (all hidden by the same mount, for a hidden
+        one); else None. The sizes are summed only for a directory that collapses, and what
+        lies below it is not looked at again, so each entry is summed at most once."""
+        entries = self.entries
+        path, kind, _size, status, reason = entries[index]
+        if status != "lost" or (kind != "dir" and kind != "subvolume"):
+            return None
         first = bisect_left(entries, path + "/", index + 1, key=_path_of)
         end = bisect_left(entries, path + "0", first, key=_path_of)
         if end == first:
-            continue
-        reason = entry[4]
-        below = islice(entries, first, end)
+            return None
         if reason:  # hidden: collapsed when all below is hidden by the same mount
+            below = islice(entries, first, end)
             alike = all(inner[3] == "lost" and inner[4] == reason for inner in below)
         else:
-            alike = kept_before[end] == kept_before[first]
-        if alike:
-            size = sum(inner[2] for inner in islice(entries, first, end))
-            collapsed[index] = (first, end, size)
-            hidden[first:end] = b"\x01" * (end - first)
-    return collapsed
+            kept = self.kept
+            alike = bisect_left(kept, end) == bisect_left(kept, first)
+        if not alike:
+            return None
+        return first, end, sum(inner[2] for inner in islice(entries, first, end))
 
-
-def _marks(size: int, collapsed: Mapping[int, Collapsed]) -> bytearray:
-    """One byte per entry: 1 for what lies below a collapsed directory (not listed)."""
-    hidden = bytearray(size)
-    for first, end, _size in collapsed.values():
-        hidden[first:end] = b"\x01" * (end - first)
-    return hidden
+    def listed(self, indices: Iterable[int]) -> Iterator[tuple[int, Collapsed | None]]:
+        """Of `indices` (increasing), those listed (not below a collapsed directory), each
+        with what it collapses. The slices of the collapsed directories whose ends are not
+        reached yet wait in a heap by their first index: they do not overlap, so an index is
+        below one exactly when it lies in the one on top, once those that ended are gone."""
+        waiting: list[tuple[int, int]] = []
+        for index in indices:
+            while waiting and waiting[0][1] <= index:
+                heappop(waiting)
+            if waiting and waiting[0][0] <= index:
+                continue  # below a collapsed directory
+            below = self.below(index)
+            if below is not None:
+                heappush(waiting, (below[0], below[1]))
+            yield index, below
 
 
 class _Chunks:
@@ -180,8 +200,7 @@ def write_text(
     Unless `full`, a directory whose every entry is lost is one line with their count and
     size, instead of one line per entry."""
     entries = report.entries
-    collapsed = {} if full else collapsed_directories(entries)
-    hidden = _marks(len(entries), collapsed)
+    collapser = _Collapser(entries)
     red, green, reset = style.lost, style.persisted, style.reset
     groups: dict[str, _Group] = {}  # top directory -> its lost entries
     covered: dict[str, _Group] = {}  # what hides them -> the hidden entries
@@ -218,27 +237,30 @@ def write_text(
             return entry[4] == key
         return not entry[4] and _top(entry[0]) == key
 
-    def entry_lines(key: str, group: _Group, by_reason: bool) -> None:
+    def members(key: str, group: _Group, by_reason: bool) -> Iterator[int]:
         for first, end in group.runs:
             for index in range(first, end):
-                if hidden[index]:
-                    continue
-                entry = entries[index]
-                if not is_member(entry, key, by_reason):
-                    continue
-                path, kind, size_of, _status, _reason = entry
-                below = collapsed.get(index)
-                if below is None:
-                    chunks.line(
-                        f"  {kind:<9} {format_size(size_of):>10}  {red}{quote_path(path)}{reset}"
-                    )
-                else:
-                    first_below, end_below, inner = below
-                    chunks.line(
-                        f"  {kind:<9} {format_size(size_of + inner):>10}  "
-                        f"{red}{quote_path(path)}/{reset}  "
-                        f"(all {end_below - first_below + 1} entries lost)"
-                    )
+                if is_member(entries[index], key, by_reason):
+                    yield index
+
+    def entry_lines(key: str, group: _Group, by_reason: bool) -> None:
+        # What lies below a directory has its top directory (or its cover, hidden): the
+        # collapsed directories of a group are found while its own entries are listed.
+        indices = members(key, group, by_reason)
+        listed = ((index, None) for index in indices) if full else collapser.listed(indices)
+        for index, below in listed:
+            path, kind, size_of, _status, _reason = entries[index]
+            if below is None:
+                chunks.line(
+                    f"  {kind:<9} {format_size(size_of):>10}  {red}{quote_path(path)}{reset}"
+                )
+            else:
+                first_below, end_below, inner = below
+                chunks.line(
+                    f"  {kind:<9} {format_size(size_of + inner):>10}  "
+                    f"{red}{quote_path(path)}/{reset}  "
+                    f"(all {end_below - first_below + 1} entries lost)"
+                )
 
     deep_lines: dict[str, list[str]] = {}  # group (top directory, or cover) -> lines
     deep_counts: dict[str, tuple[int, int]] = {}
@@ -268,7 +290,12 @@ def write_text(
             number, size_of = counted(top, group)
             head = f"{quote_path(top)}  ({_entries(number)}, {format_size(size_of)}"
             first = group.runs[0][0] if group.runs else -1
-            if first >= 0 and entries[first][0] == top and first in collapsed:
+            if (
+                not full
+                and first >= 0
+                and entries[first][0] == top
+                and collapser.below(first) is not None
+            ):
                 chunks.line(f"{red}{head}, all lost){reset}")
                 continue
             chunks.line(f"{head})")
@@ -472,13 +499,8 @@ def listed_rows(report: Report, *, full: bool = False) -> Iterator[Row]:
         for entry in entries:
             yield entry, None
         return
-    collapsed = collapsed_directories(entries)
-    hidden = _marks(len(entries), collapsed)
-    for index, entry in enumerate(entries):
-        if hidden[index]:
-            continue
-        below = collapsed.get(index)
-        yield entry, None if below is None else (below[1] - below[0], below[2])
+    for index, below in _Collapser(entries).listed(range(len(entries))):
+        yield entries[index], None if below is None else (below[1] - below[0], below[2])
 
 
 def render_json(report: Report, *, full: bool = False) -> str:
