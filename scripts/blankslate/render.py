@@ -77,7 +77,7 @@ Collapsed = tuple[int, int, int]  # first, end (indices of what lies below) and 
 def collapsed_directories(entries: Sequence[EntryTuple]) -> dict[int, Collapsed]:
     """The lost directories to show as one line: index -> (first, end, size) of what lies
     below it, all of it lost. Only the outermost such directory of a tree is kept."""
-    listed = _Collapser(entries).listed(range(len(entries)))
+    listed = _Collapser(entries).listed_all()
     return {index: below for index, below in listed if below is not None}
 
 
@@ -128,15 +128,39 @@ class _Collapser:
         reached yet wait in a heap by their first index: they do not overlap, so an index is
         below one exactly when it lies in the one on top, once those that ended are gone."""
         waiting: list[tuple[int, int]] = []
+        entries = self.entries
         for index in indices:
             while waiting and waiting[0][1] <= index:
                 heappop(waiting)
             if waiting and waiting[0][0] <= index:
                 continue  # below a collapsed directory
-            below = self.below(index)
-            if below is not None:
-                heappush(waiting, (below[0], below[1]))
+            entry = entries[index]
+            below = None
+            if entry[3] == "lost" and (entry[1] == "dir" or entry[1] == "subvolume"):
+                below = self.below(index)
+                if below is not None:
+                    heappush(waiting, (below[0], below[1]))
             yield index, below
+
+    def listed_all(self) -> Iterator[tuple[int, Collapsed | None]]:
+        """`listed` of every index, jumping over what a collapsed directory holds."""
+        waiting: list[tuple[int, int]] = []
+        entries = self.entries
+        index, count = 0, len(entries)
+        while index < count:
+            while waiting and waiting[0][1] <= index:
+                heappop(waiting)
+            if waiting and waiting[0][0] <= index:
+                index = waiting[0][1]  # past what lies below a collapsed directory
+                continue
+            entry = entries[index]
+            below = None
+            if entry[3] == "lost" and (entry[1] == "dir" or entry[1] == "subvolume"):
+                below = self.below(index)
+                if below is not None:
+                    heappush(waiting, (below[0], below[1]))
+            yield index, below
+            index += 1
 
 
 class _Chunks:
@@ -230,17 +254,19 @@ def write_text(
         else:
             group.runs.append([index, index + 1])
 
-    def is_member(entry: EntryTuple, key: str, by_reason: bool) -> bool:
-        if entry[3] != "lost":
-            return False
-        if by_reason:
-            return entry[4] == key
-        return not entry[4] and _top(entry[0]) == key
-
     def members(key: str, group: _Group, by_reason: bool) -> Iterator[int]:
+        """The indices of the group's entries: lost, and hidden by `key` (`by_reason`) or
+        not hidden and below the top directory `key`."""
+        below_top = key + "/"
         for first, end in group.runs:
             for index in range(first, end):
-                if is_member(entries[index], key, by_reason):
+                path, _kind, _size, status, reason = entries[index]
+                if status != "lost":
+                    continue
+                if by_reason:
+                    if reason == key:
+                        yield index
+                elif not reason and (path == key or path.startswith(below_top)):
                     yield index
 
     def entry_lines(key: str, group: _Group, by_reason: bool) -> None:
@@ -499,7 +525,7 @@ def listed_rows(report: Report, *, full: bool = False) -> Iterator[Row]:
         for entry in entries:
             yield entry, None
         return
-    for index, below in _Collapser(entries).listed(range(len(entries))):
+    for index, below in _Collapser(entries).listed_all():
         yield entries[index], None if below is None else (below[1] - below[0], below[2])
 
 
