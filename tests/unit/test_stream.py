@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import gc
 import json
+import random
 import tracemalloc
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -16,10 +17,10 @@ from typing import TextIO, cast
 import pytest
 from ruamel.yaml import YAML
 
-from blankslate import render
+from blankslate import classify, plan, render
 from blankslate.classify import STATUSES, DeeperTuple, EntryTuple, Report
 
-from .audit_trees import generated_report
+from .audit_trees import CLEAN, IGNORE, generated_raw, generated_report
 
 GOLDEN = Path(__file__).parent / "golden"
 
@@ -176,3 +177,23 @@ def test_the_streamed_json_equals_a_plain_reference_from_the_same_entries(seed: 
     yaml = YAML(typ="safe").load(render.render_yaml(report))
     assert yaml["summary"] == streamed["summary"]
     assert len(yaml["entries"]) == len(listed)
+
+
+def test_lost_entries_yields_the_lost_ones_in_order_one_at_a_time() -> None:
+    report = generated_report(3, 300)
+    lost = report.lost_entries()
+    assert iter(lost) is lost  # a generator, not a list
+    assert list(lost) == [entry for entry in report.entries if entry[3] == "lost"]
+    assert any(entry[4].startswith(classify.HIDDEN_PREFIX) for entry in report.lost_entries())
+
+
+def test_classify_consumes_the_scan_only_when_told() -> None:
+    """The audit hands its scan over (the classified tuples replace the scanned ones in the
+    same list: no entry held twice); any other caller's list is left as it was."""
+    raw = generated_raw(random.Random(5), 200)
+    kept = list(raw)
+    rules = classify.rules_for(plan.default(), IGNORE, CLEAN)
+    entries = classify.classify(raw, rules)
+    assert raw == kept and entries is not raw
+    consumed = classify.classify(raw, rules, consume=True)
+    assert consumed is raw and consumed == entries
