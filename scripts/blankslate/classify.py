@@ -11,7 +11,7 @@ mountpoint itself, an empty placeholder file and impermanence's symlink are kept
 
 from __future__ import annotations
 
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -319,12 +319,20 @@ def classify(raw: Iterable[RawTuple], rules: Rules, *, consume: bool = False) ->
     ordered: list[Any] = raw if consume and isinstance(raw, list) else list(raw)
     ordered.sort(key=_path_of)
     paths = [entry[0] for entry in ordered]
-    # Only a symlink has a target, and classification needs it only for the links.
-    targets = {index: entry[3] for index, entry in enumerate(ordered) if entry[3] is not None}
+    # Only a symlink has a target, and only a link in /etc can be one the etc activation
+    # places (`_is_managed_link`): every other path is looked at for its name alone.
+    targets = {
+        index: entry[3]
+        for index, entry in enumerate(ordered)
+        if entry[3] is not None and entry[0].startswith("/etc/")
+    }
     for index, (path, kind, size, _target) in enumerate(ordered):
         ordered[index] = (path, kind, size, "lost", "")
     entries: list[EntryTuple] = ordered
+    # The indices settled already: the persisted ones, and the slices below a cover (kept as
+    # slices, not one index each: a mount may hide most of a root).
     settled: set[int] = set()
+    hidden: list[tuple[int, int]] = []
     # An outer cover hides the covers below it with all below them: they are skipped.
     covers = set(rules.covers)
     for cover in rules.covers:
@@ -336,9 +344,17 @@ def classify(raw: Iterable[RawTuple], rules: Rules, *, consume: bool = False) ->
         for inner in range(first, end):
             entry = entries[inner]
             entries[inner] = (entry[0], entry[1], entry[2], "lost", reason)
-        settled.update(range(first, end))
+        if end > first:
+            hidden.append((first, end))
+    hidden.sort()  # the slices of outer covers do not overlap
+    starts = [first for first, _end in hidden]
+
+    def is_hidden_index(index: int) -> bool:
+        slice_ = bisect_right(starts, index) - 1
+        return slice_ >= 0 and index < hidden[slice_][1]
+
     for index in sorted(find_sorted(paths, rules.persisted)):
-        if index in settled:
+        if is_hidden_index(index):
             continue
         path, kind, size = entries[index][:3]
         if kind == "file" and size > 0 and path in rules.covers:
@@ -351,6 +367,8 @@ def classify(raw: Iterable[RawTuple], rules: Rules, *, consume: bool = False) ->
     named.update(targets)
     named.update(rules.ignore.candidates(paths))
     for index in named - settled:
+        if is_hidden_index(index):
+            continue
         path, kind, size = entries[index][:3]
         status, reason = _status_of(path, targets.get(index), rules)
         entries[index] = (path, kind, size, status, reason)
