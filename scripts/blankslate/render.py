@@ -167,24 +167,24 @@ class _Chunks:
     """Lines written to `out` a few thousand at a time: one call per line would cost more than
     the line, and the whole document at once would hold it all in memory."""
 
-    __slots__ = ("_lines", "_out")
+    __slots__ = ("_out", "lines")
     SIZE = 4096
 
     def __init__(self, out: TextIO) -> None:
         self._out = out
-        self._lines: list[str] = []
+        self.lines: list[str] = []  # a hot loop appends here itself, and flushes at SIZE
 
     def line(self, text: str) -> None:
-        lines = self._lines
+        lines = self.lines
         lines.append(text)
         if len(lines) >= self.SIZE:
             self.flush()
 
     def flush(self) -> None:
-        if self._lines:
-            self._lines.append("")
-            self._out.write("\n".join(self._lines))
-            self._lines.clear()
+        if self.lines:
+            self.lines.append("")
+            self._out.write("\n".join(self.lines))
+            self.lines.clear()
 
 
 class _Group:
@@ -254,39 +254,47 @@ def write_text(
         else:
             group.runs.append([index, index + 1])
 
-    def members(key: str, group: _Group, by_reason: bool) -> Iterator[int]:
-        """The indices of the group's entries: lost, and hidden by `key` (`by_reason`) or
-        not hidden and below the top directory `key`."""
+    def entry_lines(key: str, group: _Group, by_reason: bool) -> None:
+        """The lines of a group's entries: lost, and hidden by `key` (`by_reason`) or not
+        hidden and below the top directory `key`. What lies below a directory is in its
+        group too, so the collapsed directories of a group are found while its own entries
+        are listed (as `_Collapser.listed` does, written out here: this runs per entry)."""
         below_top = key + "/"
+        lines = chunks.lines
+        waiting: list[tuple[int, int]] = []  # slices of the collapsed directories
         for first, end in group.runs:
             for index in range(first, end):
-                path, _kind, _size, status, reason = entries[index]
+                path, kind, size_of, status, reason = entries[index]
                 if status != "lost":
                     continue
                 if by_reason:
-                    if reason == key:
-                        yield index
-                elif not reason and (path == key or path.startswith(below_top)):
-                    yield index
-
-    def entry_lines(key: str, group: _Group, by_reason: bool) -> None:
-        # What lies below a directory has its top directory (or its cover, hidden): the
-        # collapsed directories of a group are found while its own entries are listed.
-        indices = members(key, group, by_reason)
-        listed = ((index, None) for index in indices) if full else collapser.listed(indices)
-        for index, below in listed:
-            path, kind, size_of, _status, _reason = entries[index]
-            if below is None:
-                chunks.line(
-                    f"  {kind:<9} {format_size(size_of):>10}  {red}{quote_path(path)}{reset}"
-                )
-            else:
-                first_below, end_below, inner = below
-                chunks.line(
-                    f"  {kind:<9} {format_size(size_of + inner):>10}  "
-                    f"{red}{quote_path(path)}/{reset}  "
-                    f"(all {end_below - first_below + 1} entries lost)"
-                )
+                    if reason != key:
+                        continue
+                elif reason or not (path == key or path.startswith(below_top)):
+                    continue
+                below = None
+                if not full:
+                    while waiting and waiting[0][1] <= index:
+                        heappop(waiting)
+                    if waiting and waiting[0][0] <= index:
+                        continue  # below a collapsed directory
+                    if kind == "dir" or kind == "subvolume":
+                        below = collapser.below(index)
+                        if below is not None:
+                            heappush(waiting, (below[0], below[1]))
+                if below is None:
+                    lines.append(
+                        f"  {kind:<9} {format_size(size_of):>10}  {red}{quote_path(path)}{reset}"
+                    )
+                else:
+                    first_below, end_below, inner = below
+                    lines.append(
+                        f"  {kind:<9} {format_size(size_of + inner):>10}  "
+                        f"{red}{quote_path(path)}/{reset}  "
+                        f"(all {end_below - first_below + 1} entries lost)"
+                    )
+                if len(lines) >= _Chunks.SIZE:
+                    chunks.flush()
 
     deep_lines: dict[str, list[str]] = {}  # group (top directory, or cover) -> lines
     deep_counts: dict[str, tuple[int, int]] = {}
@@ -645,18 +653,18 @@ def write_yaml_document(
         if not started:
             line("entries:")
             started = True
-        for text in _yaml_path(path, "  "):
-            line(text)
-        line(f"    type: {kind}")
-        line(f"    size: {size}")
-        line(f"    status: {status}")
-        line(f"    reason: {_yaml_string(reason)}")
-        if status == "lost" and reason:
-            line("    hidden: true")
-        if below is not None:
-            line("    collapsed:")
-            line(f"      entries: {below[0]}")
-            line(f"      size: {below[1]}")
+        # One piece per entry, its lines joined here: the writer's lines are joined alike.
+        line(
+            "\n".join(_yaml_path(path, "  "))
+            + f"\n    type: {kind}\n    size: {size}\n    status: {status}"
+            + f"\n    reason: {_yaml_string(reason)}"
+            + ("\n    hidden: true" if status == "lost" and reason else "")
+            + (
+                ""
+                if below is None
+                else f"\n    collapsed:\n      entries: {below[0]}\n      size: {below[1]}"
+            )
+        )
     if not started:
         line("entries: []")
     started = False
