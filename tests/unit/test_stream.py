@@ -136,7 +136,7 @@ def test_a_document_is_written_while_its_entries_are_made(
         )
         early = [made for made in sink.made_at_writes if made < count]
         assert len(early) >= len(sink.made_at_writes) - 2, sink.made_at_writes[:5]
-        assert len(early) >= 3  # a few thousand entries at a time
+        assert len(early) >= count // 5000  # a few thousand entries at a time
     assert peaks[100_000] < 2 * peaks[10_000], peaks
 
 
