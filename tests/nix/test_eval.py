@@ -95,6 +95,7 @@ def test_plan_shape(host_eval: Any, host: str) -> None:
             "sshHostKeys",
             "audit",
             "persistSnapshots",
+            "disko",
             "units",
         ]
     )
