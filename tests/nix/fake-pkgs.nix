@@ -91,6 +91,7 @@ let
                   "hypothesis"
                   "mypy"
                   "pyyaml"
+                  "types-pyyaml"
                 ] fakePackage
               )
             );
