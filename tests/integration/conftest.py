@@ -43,6 +43,7 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -198,7 +199,7 @@ def mounted(
     """Mount ``device`` with ``-o options`` on ``target`` (a fresh temporary directory when
     None, removed afterwards) and yield the mount point; always unmounted on exit."""
     made = target is None
-    where = Path(tempfile.mkdtemp(prefix="blankslate-mnt-")) if made else Path(target)
+    where = Path(tempfile.mkdtemp(prefix="blankslate-mnt-")) if target is None else Path(target)
     try:
         args = ["mount", "-t", fstype]
         if options:
@@ -445,7 +446,7 @@ def shims(tmp_path: Path) -> Shims:
 
 
 @pytest.fixture
-def helpers():  # type: ignore[no-untyped-def]
+def helpers() -> ModuleType:
     """This module: run, mounted, mount_top_level, make_layout, subvolume_info, ..."""
     return sys.modules[__name__]
 

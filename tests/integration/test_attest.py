@@ -11,6 +11,7 @@ import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -42,7 +43,7 @@ def bind(source: Path, target: Path) -> None:
 
 
 @pytest.fixture
-def system(tmp_path: Path, btrfs_device: str, helpers) -> Iterator[System]:  # type: ignore[no-untyped-def]
+def system(tmp_path: Path, btrfs_device: str, helpers: ModuleType) -> Iterator[System]:
     """The plan's root and persist subvolumes mounted on tmp/live and live/persist, the
     boot record `reset` in tmp/records; nothing persisted is in place yet (`place` does it).
     Everything is unmounted on exit, also on failure."""
@@ -109,7 +110,7 @@ def attest(system: System) -> subprocess.CompletedProcess[str]:
 
 def metrics(system: System) -> dict[str, str]:
     lines = system.metrics.read_text().splitlines()
-    return dict(line.split() for line in lines if not line.startswith("#"))  # type: ignore[misc]
+    return dict(line.split() for line in lines if not line.startswith("#"))
 
 
 def failures(result: subprocess.CompletedProcess[str]) -> list[str]:

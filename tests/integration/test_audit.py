@@ -279,8 +279,8 @@ def test_entries_deeper_than_path_max_are_counted_in_the_root_and_old_roots(
     assert old.returncode == 0, old.stderr
     erased = json.loads(old.stdout)
     assert erased["summary"]["lost"] == 1 + made and erased["deeper"][0]["entries"] > 0
-    listed = blankslate(tmp_path, "roots", *args, "--audit", "--json")
-    assert [r["lostEntries"] for r in json.loads(listed.stdout)] == [1 + made]
+    roots = blankslate(tmp_path, "roots", *args, "--audit", "--json")
+    assert [r["lostEntries"] for r in json.loads(roots.stdout)] == [1 + made]
     assert helpers.mounts_of(layout.device) == []
 
 

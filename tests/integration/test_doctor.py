@@ -7,6 +7,7 @@ import json
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -22,7 +23,7 @@ OWN_KEY = (
 
 
 @pytest.fixture
-def installed(tmp_path: Path, helpers) -> Iterator[tuple[Path, Path]]:  # type: ignore[no-untyped-def]
+def installed(tmp_path: Path, helpers: ModuleType) -> Iterator[tuple[Path, Path]]:
     """The built-in plan installed on a sparse image with the admin's password; yields
     (mountpoint, plan file). Always unmounted and detached."""
     image = tmp_path / "disk.img"
@@ -86,8 +87,8 @@ def main_partition(mountpoint: Path) -> str:
 
 
 def test_healthy_install_passes_then_each_fault_fails_alone(
-    installed: tuple[Path, Path], helpers
-) -> None:  # type: ignore[no-untyped-def]
+    installed: tuple[Path, Path], helpers: ModuleType
+) -> None:
     mountpoint, plan_file = installed
     assert doctor(mountpoint, plan_file) == (0, HEALTHY)
 
@@ -129,7 +130,9 @@ def test_the_placeholder_key_fails_admin_keys(installed: tuple[Path, Path]) -> N
     assert (code, lines["admin-keys"]) == (1, ["fail"])
 
 
-def test_a_subvolume_nested_in_persist_is_named(installed: tuple[Path, Path], helpers) -> None:  # type: ignore[no-untyped-def]
+def test_a_subvolume_nested_in_persist_is_named(
+    installed: tuple[Path, Path], helpers: ModuleType
+) -> None:
     """machined or docker's btrfs driver make subvolumes in persistPath, which a snapshot of it
     does not hold: doctor names them, and warns when persist snapshots are on."""
     mountpoint, plan_file = installed
@@ -153,7 +156,9 @@ def test_a_subvolume_nested_in_persist_is_named(installed: tuple[Path, Path], he
     assert "missing from its snapshots" in result.stdout
 
 
-def test_unmounted_persist_fails_its_line(installed: tuple[Path, Path], helpers) -> None:  # type: ignore[no-untyped-def]
+def test_unmounted_persist_fails_its_line(
+    installed: tuple[Path, Path], helpers: ModuleType
+) -> None:
     mountpoint, plan_file = installed
     helpers.run(["umount", mountpoint / "persist"])
     code, lines = doctor(mountpoint, plan_file)

@@ -10,8 +10,10 @@ import shutil
 import stat
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -45,7 +47,7 @@ def mount_table(mountpoint: Path) -> dict[str, tuple[str, str]]:
 
 
 @pytest.fixture
-def installed(tmp_path: Path, helpers) -> Iterator[tuple[Path, Path]]:  # type: ignore[no-untyped-def]
+def installed(tmp_path: Path, helpers: ModuleType) -> Iterator[tuple[Path, Path]]:
     """The built-in plan installed on a 20 GiB sparse image; always unmounted and detached."""
     image = tmp_path / "disk image.img"
     mountpoint = tmp_path / "target root"
@@ -63,8 +65,10 @@ def installed(tmp_path: Path, helpers) -> Iterator[tuple[Path, Path]]:  # type: 
         assert mount_table(mountpoint) == {}
 
 
-def test_install_lays_out_the_plan(installed: tuple[Path, Path], helpers) -> None:  # type: ignore[no-untyped-def]
+def test_install_lays_out_the_plan(installed: tuple[Path, Path], helpers: ModuleType) -> None:
     image, mountpoint = installed
+    btrfs = PLAN.btrfs
+    assert btrfs is not None and btrfs.blank_snapshot is not None
     (loop,) = attached_loops(image)
     printed = helpers.run(["sgdisk", "--print", loop]).stdout.splitlines()
     rows = [line.split() for line in printed if line.strip()[:1].isdigit()]
@@ -76,10 +80,10 @@ def test_install_lays_out_the_plan(installed: tuple[Path, Path], helpers) -> Non
 
     listed = helpers.run(["btrfs", "subvolume", "list", str(mountpoint)]).stdout.splitlines()
     assert sorted(line.split()[-1] for line in listed) == sorted(
-        [*PLAN.btrfs.subvolumes, PLAN.btrfs.blank_snapshot]
+        [*btrfs.subvolumes, btrfs.blank_snapshot]
     )
     with helpers.mount_top_level(f"{loop}p3") as top:
-        blank = top / PLAN.btrfs.blank_snapshot
+        blank = top / btrfs.blank_snapshot
         assert helpers.run(["btrfs", "property", "get", "-ts", blank, "ro"]).stdout.strip() == (
             "ro=true"
         )
@@ -87,7 +91,7 @@ def test_install_lays_out_the_plan(installed: tuple[Path, Path], helpers) -> Non
 
     mounted = mount_table(mountpoint)
     btrfs_mounts = [m for m in PLAN.mounts if m.fs_type == "btrfs"]
-    assert len(btrfs_mounts) == len(PLAN.btrfs.subvolumes)
+    assert len(btrfs_mounts) == len(btrfs.subvolumes)
     for mount in btrfs_mounts:
         subvolume, options = mounted[mount.mount_point]
         assert f"subvol={subvolume.lstrip('/')}" == mount.options[0]
@@ -188,8 +192,8 @@ def test_install_refuses_a_disk_held_exclusively(loop_image: str, tmp_path: Path
 
 @pytest.mark.image_size("20GiB")
 def test_install_wipe_refuses_a_disk_whose_partition_is_held(
-    loop_image: str, tmp_path: Path, helpers
-) -> None:  # type: ignore[no-untyped-def]
+    loop_image: str, tmp_path: Path, helpers: ModuleType
+) -> None:
     """--wipe erases data, never a partition something else has open exclusively."""
     helpers.run(["sgdisk", "--new=1:0:+64M", "--new=2:0:0", loop_image])
     helpers.run(["partprobe", loop_image])
@@ -220,8 +224,8 @@ def dm_available() -> bool:
 
 @pytest.mark.image_size("20GiB")
 def test_install_refuses_a_disk_under_device_mapper(
-    loop_image: str, tmp_path: Path, helpers
-) -> None:  # type: ignore[no-untyped-def]
+    loop_image: str, tmp_path: Path, helpers: ModuleType
+) -> None:
     if not dm_available():
         pytest.skip("no device-mapper in this kernel (dmsetup version fails)")
     name = f"blankslate-itest-{os.getpid()}-{os.urandom(3).hex()}"
@@ -242,7 +246,7 @@ def test_install_refuses_a_disk_under_device_mapper(
 
 
 @pytest.fixture
-def image_with_data(tmp_path: Path, helpers) -> Iterator[Path]:  # type: ignore[no-untyped-def]
+def image_with_data(tmp_path: Path, helpers: ModuleType) -> Iterator[Path]:
     """A 20 GiB sparse image holding a btrfs filesystem (no partition table)."""
     image = tmp_path / f"{helpers.IMAGE_PREFIX}data.img"
     helpers.run(["truncate", "-s", "20G", image])
@@ -280,7 +284,9 @@ def test_dry_run_refuses_an_image_with_data_as_the_real_run_does(
     assert first_bytes(str(image_with_data), 1 << 17) == before
 
 
-def test_unmount_leaves_a_mount_it_did_not_make(installed: tuple[Path, Path], helpers) -> None:  # type: ignore[no-untyped-def]
+def test_unmount_leaves_a_mount_it_did_not_make(
+    installed: tuple[Path, Path], helpers: ModuleType
+) -> None:
     _, mountpoint = installed
     theirs = mountpoint / "home/theirs"
     theirs.mkdir()
@@ -300,7 +306,9 @@ def test_unmount_leaves_a_mount_it_did_not_make(installed: tuple[Path, Path], he
     assert mount_table(mountpoint) == {}
 
 
-def test_unmount_refuses_a_mountpoint_it_has_no_record_of(tmp_path: Path, helpers) -> None:  # type: ignore[no-untyped-def]
+def test_unmount_refuses_a_mountpoint_it_has_no_record_of(
+    tmp_path: Path, helpers: ModuleType
+) -> None:
     # (`--root /` is refused in the unit tests only: a regression here would try to
     # unmount every filesystem of the machine.)
     elsewhere = tmp_path / "someone else's"
@@ -333,8 +341,8 @@ def install_in_process(image: Path, mountpoint: Path) -> None:
 
 
 def test_a_stale_record_does_not_detach_a_reused_loop_device(
-    tmp_path: Path, state_file: Path, helpers
-) -> None:  # type: ignore[no-untyped-def]
+    tmp_path: Path, state_file: Path, helpers: ModuleType
+) -> None:
     """The layout went away by hand; its loop number now backs an unrelated image."""
     from blankslate import install
 
@@ -358,7 +366,7 @@ def test_a_stale_record_does_not_detach_a_reused_loop_device(
     assert reused is not None
 
 
-def _raise(error: BaseException):  # type: ignore[no-untyped-def]
+def _raise(error: BaseException) -> Callable[..., None]:
     def fail(*args: object, **kwargs: object) -> None:
         raise error
 
@@ -383,7 +391,7 @@ def test_an_interrupted_install_leaves_nothing_behind(
     tmp_path: Path,
     state_file: Path,
     monkeypatch: pytest.MonkeyPatch,
-    helpers,  # type: ignore[no-untyped-def]
+    helpers: ModuleType,
 ) -> None:
     from blankslate import install
 
@@ -396,7 +404,7 @@ def test_an_interrupted_install_leaves_nothing_behind(
         real = getattr(sys.modules[module], name)
         calls = []
 
-        def counted(*args, **kwargs):  # type: ignore[no-untyped-def]
+        def counted(*args: Any, **kwargs: Any) -> Any:
             calls.append(args)
             if len(calls) == nth:
                 raise error
@@ -406,7 +414,7 @@ def test_an_interrupted_install_leaves_nothing_behind(
     targets: list[install.Target] = []
     real_open = install.open_target
 
-    def open_target(*args, **kwargs):  # type: ignore[no-untyped-def]
+    def open_target(*args: Any, **kwargs: Any) -> Any:
         targets.append(real_open(*args, **kwargs))
         return targets[-1]
 
@@ -431,8 +439,8 @@ def test_an_interrupted_install_leaves_nothing_behind(
 
 
 def test_mount_warns_when_install_did_not_finish(
-    tmp_path: Path, state_file: Path, monkeypatch: pytest.MonkeyPatch, helpers
-) -> None:  # type: ignore[no-untyped-def]
+    tmp_path: Path, state_file: Path, monkeypatch: pytest.MonkeyPatch, helpers: ModuleType
+) -> None:
     """An image given by the user is kept; `mount` then says the host keys are missing."""
     from blankslate import install
 
@@ -511,7 +519,7 @@ def stand_ins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return record
 
 
-def flake_checkout(directory: Path, helpers, *, use_git: bool = True) -> Path:  # type: ignore[no-untyped-def]
+def flake_checkout(directory: Path, helpers: ModuleType, *, use_git: bool = True) -> Path:
     """A checkout with hosts/example committed and no hardware.nix, as before a first install."""
     host = directory / "hosts/example"
     host.mkdir(parents=True)
@@ -565,7 +573,7 @@ def test_install_of_a_host_refuses_the_placeholder_key_before_writing(tmp_path: 
 
 
 @contextlib.contextmanager
-def installed_host(tmp_path: Path, helpers) -> Iterator[tuple[Path, Path]]:  # type: ignore[no-untyped-def]
+def installed_host(tmp_path: Path, helpers: ModuleType) -> Iterator[tuple[Path, Path]]:
     image, mountpoint = tmp_path / f"{helpers.IMAGE_PREFIX}host.img", tmp_path / "target"
     try:
         yield image, mountpoint
@@ -581,7 +589,7 @@ def test_the_first_build_sees_the_hardware_configuration(
     state_file: Path,
     stand_ins: Path,
     capsys: pytest.CaptureFixture[str],
-    helpers,  # type: ignore[no-untyped-def]
+    helpers: ModuleType,
 ) -> None:
     flake = flake_checkout(tmp_path / "flake", helpers, use_git=use_git)
     with installed_host(tmp_path, helpers) as (image, mountpoint):
@@ -607,7 +615,7 @@ def test_install_seeds_what_nixos_install_wrote(
     stand_ins: Path,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
-    helpers,  # type: ignore[no-untyped-def]
+    helpers: ModuleType,
 ) -> None:
     """The uid map fills the empty directory impermanence made, machine-id is copied; the
     root's copies stay (the first boot's reset takes them, not install)."""
@@ -616,7 +624,7 @@ def test_install_seeds_what_nixos_install_wrote(
     snapshots: list[list[str]] = []
     real_snapshot = btrfs.subvolume_snapshot
 
-    def recorded(*args, **kwargs):  # type: ignore[no-untyped-def]
+    def recorded(*args: Any, **kwargs: Any) -> Any:
         snapshots.append(real_snapshot(*args, **kwargs))
         return snapshots[-1]
 
@@ -649,7 +657,7 @@ def test_install_seeding_keeps_what_persistent_storage_holds(
     stand_ins: Path,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
-    helpers,  # type: ignore[no-untyped-def]
+    helpers: ModuleType,
 ) -> None:
     """An earlier machine-id in persistPath is kept, and the two copies are named in one line;
     a symlink planted at persist/var/lib/nixos is never written through."""

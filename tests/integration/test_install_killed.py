@@ -13,6 +13,7 @@ import signal
 import subprocess
 import tempfile
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -59,8 +60,8 @@ def scratch_mounts(loops: list[str]) -> list[str]:
     ids=str,
 )
 def test_an_install_killed_at_a_mount_leaves_nothing_after_unmount(
-    where: str, when: str, at: int, tmp_path: Path, helpers
-) -> None:  # type: ignore[no-untyped-def]
+    where: str, when: str, at: int, tmp_path: Path, helpers: ModuleType
+) -> None:
     real_mount = shutil.which("mount")
     assert real_mount is not None
     shims = tmp_path / "shims"

@@ -12,7 +12,10 @@ import os
 import re
 import signal
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -70,21 +73,25 @@ def fill_persist(top: Path) -> None:
     os.setxattr(top / "persist" / "big", "user.kept", b"yes")
 
 
+# (device, top-level mount, run dir): what the `persist` fixture yields
+Persist = tuple[str, Path, Path]
+
+
 @pytest.fixture
-def persist(helpers, layout, tmp_path):
+def persist(helpers: ModuleType, layout: Any, tmp_path: Path) -> Iterator[Persist]:
     """(device, top-level mount, run dir) with data in persist."""
     with helpers.mount_top_level(layout.device) as top:
         fill_persist(top)
         yield layout.device, top, tmp_path / "run"
 
 
-def assert_clean(helpers, run_dir: Path, device: str) -> None:
+def assert_clean(helpers: ModuleType, run_dir: Path, device: str) -> None:
     assert helpers.mounts_under(run_dir) == []
     assert list(run_dir.iterdir()) == []
     assert len(helpers.mounts_of(device)) == 1  # the test's own
 
 
-def test_snapshot_is_a_read_only_copy_of_persist(helpers, persist):
+def test_snapshot_is_a_read_only_copy_of_persist(helpers: ModuleType, persist: Persist) -> None:
     device, top, run_dir = persist
     manifest = helpers.tree_manifest(top / "persist")
     proc = snapshot(device, 3, run_dir)
@@ -104,7 +111,7 @@ def test_snapshot_is_a_read_only_copy_of_persist(helpers, persist):
     assert_clean(helpers, run_dir, device)
 
 
-def test_prune_keeps_the_newest_by_creation(helpers, persist):
+def test_prune_keeps_the_newest_by_creation(helpers: ModuleType, persist: Persist) -> None:
     device, top, run_dir = persist
     for _ in range(5):  # within a second or two: ".N" suffixes
         assert snapshot(device, 3, run_dir).returncode == 0
@@ -124,7 +131,7 @@ def test_prune_keeps_the_newest_by_creation(helpers, persist):
     assert_clean(helpers, run_dir, device)
 
 
-def test_keep_zero_takes_none_and_deletes_every_one(helpers, persist):
+def test_keep_zero_takes_none_and_deletes_every_one(helpers: ModuleType, persist: Persist) -> None:
     device, top, run_dir = persist
     for _ in range(3):
         assert snapshot(device, 5, run_dir).returncode == 0
@@ -137,7 +144,7 @@ def test_keep_zero_takes_none_and_deletes_every_one(helpers, persist):
     assert_clean(helpers, run_dir, device)
 
 
-def test_missing_persist_changes_nothing(helpers, persist):
+def test_missing_persist_changes_nothing(helpers: ModuleType, persist: Persist) -> None:
     device, top, run_dir = persist
     proc = snapshot(device, 3, run_dir, device, "nothere", SNAPSHOTS, "3")
     assert proc.returncode == 1
@@ -158,7 +165,9 @@ def test_missing_persist_changes_nothing(helpers, persist):
         (("/dev/null", "persist", SNAPSHOTS, "3"), 1, "DEVICE is not a block device"),
     ],
 )
-def test_bad_arguments_touch_nothing(helpers, persist, args, code, message):
+def test_bad_arguments_touch_nothing(
+    helpers: ModuleType, persist: Persist, args: tuple[str, ...], code: int, message: str
+) -> None:
     device, top, run_dir = persist
     args = tuple(device if arg == "DEVICE" else arg for arg in args)
     proc = snapshot(device, 3, run_dir, *args)
@@ -168,7 +177,9 @@ def test_bad_arguments_touch_nothing(helpers, persist, args, code, message):
     assert not run_dir.exists() or list(run_dir.iterdir()) == []
 
 
-def test_a_name_in_the_future_stops_pruning(helpers, persist, tmp_path):
+def test_a_name_in_the_future_stops_pruning(
+    helpers: ModuleType, persist: Persist, tmp_path: Path
+) -> None:
     """A snapshot named in the future (an earlier run's clock at 2099) stops pruning, and
     the warning names it; the snapshot just taken is there."""
     device, top, run_dir = persist
@@ -193,7 +204,9 @@ def test_a_name_in_the_future_stops_pruning(helpers, persist, tmp_path):
 # --------------------------------------------------------------------------- fault injection
 
 
-def start_killable(device: str, keep: int, run_dir: Path, shims, kill_at: int, mode: str):
+def start_killable(
+    device: str, keep: int, run_dir: Path, shims: Any, kill_at: int, mode: str
+) -> tuple[int, str, str]:
     run_dir.mkdir(exist_ok=True)
     env = {
         **os.environ,
@@ -213,14 +226,21 @@ def start_killable(device: str, keep: int, run_dir: Path, shims, kill_at: int, m
     return proc.returncode, out, err
 
 
-def reboot_cleanup(helpers, run_dir: Path) -> None:
+def reboot_cleanup(helpers: ModuleType, run_dir: Path) -> None:
     """What the end of the unit's mount namespace does for a killed run."""
     helpers.unmount_all_under(run_dir)
     for leftover in run_dir.iterdir():
         os.rmdir(leftover)  # an empty mount point, never content
 
 
-def check_after_rerun(helpers, top: Path, keep: int, manifest, uuid: str, label: str) -> None:
+def check_after_rerun(
+    helpers: ModuleType,
+    top: Path,
+    keep: int,
+    manifest: dict[str, tuple[object, ...]],
+    uuid: str,
+    label: str,
+) -> None:
     assert helpers.tree_manifest(top / "persist") == manifest, f"{label}: persist changed"
     assert helpers.subvolume_info(top / "persist")["UUID"] == uuid, label
     names = ours(top)
@@ -236,7 +256,9 @@ def check_after_rerun(helpers, top: Path, keep: int, manifest, uuid: str, label:
 
 
 @pytest.mark.parametrize("keep", [2, 0])
-def test_sigkill_at_every_step_then_rerun(helpers, persist, shims, keep):
+def test_sigkill_at_every_step_then_rerun(
+    helpers: ModuleType, persist: Persist, shims: Any, keep: int
+) -> None:
     device, top, run_dir = persist
     manifest = helpers.tree_manifest(top / "persist")
     uuid = helpers.subvolume_info(top / "persist")["UUID"]

@@ -20,8 +20,11 @@ import signal
 import struct
 import subprocess
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -58,8 +61,8 @@ def script_env(run_dir: Path, extra_path: Path | None = None) -> dict[str, str]:
 
 
 def rollback(
-    device: str, keep_days: int | str, run_dir: Path, *args: str, keep_newest: int = 0, **kw
-):
+    device: str, keep_days: int | str, run_dir: Path, *args: str, keep_newest: int = 0, **kw: Any
+) -> subprocess.CompletedProcess[str]:
     """Run the script to completion; returns the CompletedProcess."""
     run_dir.mkdir(exist_ok=True)
     argv = ["bash", str(SCRIPT), device, "root", "root-blank", "old_roots", str(keep_days)]
@@ -81,7 +84,7 @@ def start_rollback(
     run_dir: Path,
     extra_path: Path | None = None,
     extra_env: dict[str, str] | None = None,
-):
+) -> subprocess.Popen[str]:
     """Start the script in its own session/process group (so it can be SIGKILLed whole,
     and a shim's `kill -KILL 0` never reaches pytest)."""
     run_dir.mkdir(exist_ok=True)
@@ -95,7 +98,7 @@ def start_rollback(
     )
 
 
-def reboot_cleanup(helpers, run_dir: Path) -> None:
+def reboot_cleanup(helpers: ModuleType, run_dir: Path) -> None:
     """What a reboot does for a killed run: its temporary mount and directory are gone."""
     helpers.unmount_all_under(run_dir)
     for leftover in run_dir.iterdir():
@@ -103,14 +106,14 @@ def reboot_cleanup(helpers, run_dir: Path) -> None:
         os.rmdir(leftover)
 
 
-def assert_clean_exit(helpers, run_dir: Path, device: str) -> None:
+def assert_clean_exit(helpers: ModuleType, run_dir: Path, device: str) -> None:
     assert helpers.mounts_under(run_dir) == []
     assert list(run_dir.iterdir()) == []
     # only the test's own top-level mount remains
     assert len(helpers.mounts_of(device)) == 1
 
 
-def mksubvol(helpers, path: Path) -> None:
+def mksubvol(helpers: ModuleType, path: Path) -> None:
     helpers.run(["btrfs", "subvolume", "create", path])
 
 
@@ -164,7 +167,7 @@ def make_deep_subvolume(where: Path) -> None:
     assert proc.returncode != 0 and "File name too long" in proc.stderr
 
 
-def delete_tree(helpers, top: Path, rel: str) -> None:
+def delete_tree(helpers: ModuleType, top: Path, rel: str) -> None:
     """Test-side deletion of a subvolume and its nested ones (deepest first)."""
     base = top / rel
     nested = sorted(helpers.subvolumes_under(base), key=lambda p: p.count("/"), reverse=True)
@@ -176,7 +179,7 @@ def delete_tree(helpers, top: Path, rel: str) -> None:
     helpers.run(["btrfs", "subvolume", "delete", base])
 
 
-def populate_root(helpers, root: Path) -> None:
+def populate_root(helpers: ModuleType, root: Path) -> None:
     """State a running system leaves in /: files, empty files and directories, symlinks,
     odd names, nested subvolumes three deep (one read-only), a large sparse file."""
     (root / "etc").mkdir()
@@ -234,7 +237,7 @@ def populate_persistent(top: Path) -> None:
 class Baseline:
     """What must never change: the persistent subvolumes and the blank snapshot."""
 
-    def __init__(self, helpers, top: Path):
+    def __init__(self, helpers: ModuleType, top: Path) -> None:
         self.helpers = helpers
         self.top = top
         self.manifests = {
@@ -270,7 +273,7 @@ class Baseline:
             assert os.listdir(top / "root-blank") == []
 
 
-def assert_fresh_root(helpers, top: Path, baseline: Baseline) -> None:
+def assert_fresh_root(helpers: ModuleType, top: Path, baseline: Baseline) -> None:
     root = top / "root"
     assert helpers.is_subvolume(root)
     assert os.listdir(root) == []
@@ -292,8 +295,12 @@ def old_root_names(top: Path) -> set[str]:
     return {n for n in os.listdir(top / "old_roots") if STAMP_RE.match(n)}
 
 
+# (device, top-level mount, run dir, baseline): what the `system` fixture yields
+System = tuple[str, Path, Path, Baseline]
+
+
 @pytest.fixture
-def system(helpers, layout, tmp_path):
+def system(helpers: ModuleType, layout: Any, tmp_path: Path) -> Iterator[System]:
     """A filesystem as after a few days of uptime: populated root, persist, nix, log.
     Yields (device, top-level mount, run dir, baseline)."""
     with helpers.mount_top_level(layout.device) as top:
@@ -306,7 +313,7 @@ def system(helpers, layout, tmp_path):
 # --------------------------------------------------------------------------- boot cycle
 
 
-def test_boot_cycle_resets_root_and_keeps_old_root(helpers, system):
+def test_boot_cycle_resets_root_and_keeps_old_root(helpers: ModuleType, system: System) -> None:
     device, top, run_dir, baseline = system
     before = helpers.tree_manifest(top / "root")
     root_uuid = helpers.subvolume_info(top / "root")["UUID"]
@@ -351,7 +358,7 @@ def test_boot_cycle_resets_root_and_keeps_old_root(helpers, system):
     assert (top / "old_roots" / second / "etc" / "new").read_text() == "day 2"
 
 
-def test_same_second_gets_a_suffix(helpers, system):
+def test_same_second_gets_a_suffix(helpers: ModuleType, system: System) -> None:
     device, top, run_dir, baseline = system
     # two real runs within one second: start right after a second boundary
     for _attempt in range(5):
@@ -362,7 +369,9 @@ def test_same_second_gets_a_suffix(helpers, system):
         assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
         new = sorted(set(os.listdir(top / "old_roots")) - before)
         assert len(new) == 2
-        bases = {STAMP_RE.match(n).group(1) for n in new}
+        stamps = [STAMP_RE.match(n) for n in new]
+        bases = {stamp.group(1) for stamp in stamps if stamp}
+        assert len(stamps) == 2 and all(stamps)
         if len(bases) == 1:
             (base,) = bases
             assert new == [base, base + ".1"]
@@ -386,7 +395,7 @@ def test_same_second_gets_a_suffix(helpers, system):
     assert_fresh_root(helpers, top, baseline)
 
 
-def test_keep_days_zero_keeps_nothing(helpers, system):
+def test_keep_days_zero_keeps_nothing(helpers: ModuleType, system: System) -> None:
     device, top, run_dir, baseline = system
     # a first boot with a long retention, then more state, then KEEP_DAYS=0
     assert rollback(device, 30, run_dir).returncode == 0
@@ -403,7 +412,7 @@ def test_keep_days_zero_keeps_nothing(helpers, system):
     assert all(line.startswith(PREFIX) for line in proc.stdout.splitlines())
 
 
-def test_pruning_by_name(helpers, system, tmp_path):
+def test_pruning_by_name(helpers: ModuleType, system: System, tmp_path: Path) -> None:
     device, top, run_dir, baseline = system
     # the clock 400 days ahead: the roots made below were all created long "ago", so only
     # their names decide (the creation-time check is test_clock_set_back_...)
@@ -471,7 +480,7 @@ def test_pruning_by_name(helpers, system, tmp_path):
         assert sub.split("/")[0] in kept | {moved, *untouched_dirs}
 
 
-def test_missing_blank_changes_nothing(helpers, system):
+def test_missing_blank_changes_nothing(helpers: ModuleType, system: System) -> None:
     device, top, run_dir, baseline = system
     helpers.run(["btrfs", "subvolume", "delete", top / "root-blank"])
     before = helpers.tree_manifest(top / "root")
@@ -519,7 +528,9 @@ def test_missing_blank_changes_nothing(helpers, system):
         (("/dev/null", "root", "root-blank", "old_roots", "1", "0"), 1, "not a block device"),
     ],
 )
-def test_bad_arguments_touch_nothing(helpers, system, args, code, message):
+def test_bad_arguments_touch_nothing(
+    helpers: ModuleType, system: System, args: tuple[str, ...], code: int, message: str
+) -> None:
     device, top, run_dir, baseline = system
     args = tuple(device if a == "DEV" else a for a in args)
     before = helpers.tree_manifest(top / "root")
@@ -542,7 +553,7 @@ def test_bad_arguments_touch_nothing(helpers, system, args, code, message):
 # --------------------------------------------------------------------------- interrupted states
 
 
-def test_resumes_when_root_was_already_moved(helpers, system):
+def test_resumes_when_root_was_already_moved(helpers: ModuleType, system: System) -> None:
     device, top, run_dir, baseline = system
     mksubvol(helpers, top / "old_roots")
     helpers.run(["mv", "-T", top / "root", top / "old_roots" / "2000-01-01T00:00:00Z"])
@@ -558,7 +569,9 @@ def test_resumes_when_root_was_already_moved(helpers, system):
 
 
 @pytest.mark.parametrize("root_present", [False, True])
-def test_leftover_temporary_snapshot_is_replaced(helpers, system, root_present):
+def test_leftover_temporary_snapshot_is_replaced(
+    helpers: ModuleType, system: System, root_present: bool
+) -> None:
     device, top, run_dir, baseline = system
     helpers.run(["btrfs", "subvolume", "snapshot", top / "root-blank", top / TMP_NAME])
     (top / TMP_NAME / "garbage").write_text("must not survive")
@@ -573,7 +586,7 @@ def test_leftover_temporary_snapshot_is_replaced(helpers, system, root_present):
     assert len(old_root_names(top)) == 1
 
 
-def test_foreign_temporary_name_is_not_deleted(helpers, system):
+def test_foreign_temporary_name_is_not_deleted(helpers: ModuleType, system: System) -> None:
     device, top, run_dir, baseline = system
     (top / TMP_NAME).mkdir()
     (top / TMP_NAME / "data").write_text("not ours")
@@ -589,7 +602,9 @@ def test_foreign_temporary_name_is_not_deleted(helpers, system):
 # --------------------------------------------------------------------------- users, clocks, space
 
 
-def test_deep_subvolume_made_by_a_user_does_not_stop_pruning(helpers, system):
+def test_deep_subvolume_made_by_a_user_does_not_stop_pruning(
+    helpers: ModuleType, system: System
+) -> None:
     device, top, run_dir, baseline = system
     make_deep_subvolume(top / "root")
     proc = rollback(device, 30, run_dir)
@@ -609,7 +624,7 @@ def test_deep_subvolume_made_by_a_user_does_not_stop_pruning(helpers, system):
     assert all(line.startswith(PREFIX) for line in proc.stdout.splitlines())
 
 
-def test_an_old_root_that_cannot_be_deleted_is_skipped(helpers, system):
+def test_an_old_root_that_cannot_be_deleted_is_skipped(helpers: ModuleType, system: System) -> None:
     device, top, run_dir, baseline = system
     now = datetime.now(UTC)
     mksubvol(helpers, top / "old_roots")
@@ -635,7 +650,9 @@ def test_an_old_root_that_cannot_be_deleted_is_skipped(helpers, system):
     )
 
 
-def test_clock_in_the_future_keeps_the_newest_old_roots(helpers, system, tmp_path):
+def test_clock_in_the_future_keeps_the_newest_old_roots(
+    helpers: ModuleType, system: System, tmp_path: Path
+) -> None:
     device, top, run_dir, baseline = system
     real = []
     for _ in range(4):
@@ -662,7 +679,9 @@ def test_clock_in_the_future_keeps_the_newest_old_roots(helpers, system, tmp_pat
     assert_clean_exit(helpers, run_dir, device)
 
 
-def test_clock_set_back_does_not_get_the_newest_old_root_pruned(helpers, system, tmp_path):
+def test_clock_set_back_does_not_get_the_newest_old_root_pruned(
+    helpers: ModuleType, system: System, tmp_path: Path
+) -> None:
     device, top, run_dir, baseline = system
     assert rollback(device, 30, run_dir).returncode == 0
     (first,) = old_root_names(top)
@@ -682,7 +701,7 @@ def test_clock_set_back_does_not_get_the_newest_old_root_pruned(helpers, system,
     assert_fresh_root(helpers, top, baseline)
 
 
-def test_newest_is_by_creation_not_by_name(helpers, system):
+def test_newest_is_by_creation_not_by_name(helpers: ModuleType, system: System) -> None:
     device, top, run_dir, baseline = system
     now = datetime.now(UTC)
     mksubvol(helpers, top / "old_roots")
@@ -699,7 +718,9 @@ def test_newest_is_by_creation_not_by_name(helpers, system):
     assert_fresh_root(helpers, top, baseline)
 
 
-def test_read_only_root_and_old_roots_are_made_writable(helpers, system):
+def test_read_only_root_and_old_roots_are_made_writable(
+    helpers: ModuleType, system: System
+) -> None:
     device, top, run_dir, baseline = system
     mksubvol(helpers, top / "old_roots")
     root_uuid = helpers.subvolume_info(top / "root")["UUID"]
@@ -716,7 +737,7 @@ def test_read_only_root_and_old_roots_are_made_writable(helpers, system):
     assert_clean_exit(helpers, run_dir, device)
 
 
-def test_full_filesystem_prunes_then_resets(helpers, tmp_path):
+def test_full_filesystem_prunes_then_resets(helpers: ModuleType, tmp_path: Path) -> None:
     image = tmp_path / f"{helpers.IMAGE_PREFIX}full.img"
     run_dir = tmp_path / "run"
     with helpers.loop_device(image, "256MiB") as device:
@@ -755,7 +776,7 @@ def test_full_filesystem_prunes_then_resets(helpers, tmp_path):
             assert helpers.mounts_under(run_dir) == [] and list(run_dir.iterdir()) == []
 
 
-def fill_filesystem(helpers, top: Path, where: Path) -> None:
+def fill_filesystem(helpers: ModuleType, top: Path, where: Path) -> None:
     """What any user can do from /tmp: fill the filesystem, data then metadata."""
     with contextlib.suppress(OSError), open(where / "fill", "wb") as f:
         while True:
@@ -771,7 +792,9 @@ def fill_filesystem(helpers, top: Path, where: Path) -> None:
 
 
 @pytest.mark.parametrize("big_old_root", [False, True])
-def test_full_filesystem_with_nothing_expired_still_resets(helpers, tmp_path, big_old_root):
+def test_full_filesystem_with_nothing_expired_still_resets(
+    helpers: ModuleType, tmp_path: Path, big_old_root: bool
+) -> None:
     """A user fills the filesystem from /tmp; no old root has expired. The reset gives up, in
     order and logged: the expired old roots (none), the old roots beyond the newest, then
     keeping this root as an old root; the root is reset whatever the user wrote."""
@@ -836,7 +859,9 @@ exec {real} "$@"
 """
 
 
-def test_full_filesystem_at_the_snapshot_gives_up_in_order(helpers, system, tmp_path):
+def test_full_filesystem_at_the_snapshot_gives_up_in_order(
+    helpers: ModuleType, system: System, tmp_path: Path
+) -> None:
     """ENOSPC after the root was moved: the expired old root goes first, then the ones
     beyond the newest (this boot's root and the one before it are kept), then this boot's
     old root itself; the newest old root of an earlier boot is never given up before it."""
@@ -878,7 +903,7 @@ def test_full_filesystem_at_the_snapshot_gives_up_in_order(helpers, system, tmp_
 # --------------------------------------------------------------------------- the time budget
 
 
-def nested_tree(helpers, base: Path, count: int) -> None:
+def nested_tree(helpers: ModuleType, base: Path, count: int) -> None:
     """What any user can do in /tmp: subvolumes, here `count` nested two levels deep."""
     (base / "tmp").mkdir(exist_ok=True)
     for i in range(count):
@@ -887,13 +912,17 @@ def nested_tree(helpers, base: Path, count: int) -> None:
             mksubvol(helpers, base / "tmp" / f"user-s{i}" / "inner")
 
 
-def prune_only(device: str, run_dir: Path, keep_days: int = 0, keep_newest: int = 0, **kw):
+def prune_only(
+    device: str, run_dir: Path, keep_days: int = 0, keep_newest: int = 0, **kw: Any
+) -> subprocess.CompletedProcess[str]:
     """The stage-2 run: the same script, the same rules, no reset."""
     argv = ["--prune-only", device, "root", "root-blank", "old_roots", str(keep_days)]
     return rollback(device, keep_days, run_dir, *argv, str(keep_newest), **kw)
 
 
-def test_budget_zero_prunes_nothing_and_the_stage_2_run_finishes(helpers, system):
+def test_budget_zero_prunes_nothing_and_the_stage_2_run_finishes(
+    helpers: ModuleType, system: System
+) -> None:
     """Budget 0: the initrd resets the root and prunes nothing; the stage-2 run (--prune-only)
     deletes the expired old roots and every subvolume nested in them, and leaves / alone."""
     device, top, run_dir, baseline = system
@@ -940,7 +969,9 @@ exec {real} "$@"
 
 
 @pytest.mark.parametrize("verb", ["subvolume delete", "property get"])
-def test_budget_stops_inside_a_tree_and_the_stage_2_run_finishes(helpers, system, tmp_path, verb):
+def test_budget_stops_inside_a_tree_and_the_stage_2_run_finishes(
+    helpers: ModuleType, system: System, tmp_path: Path, verb: str
+) -> None:
     """A budget of 1 s where each delete (or each read-only check of the tree's walk) takes
     1.5 s: the initrd run cannot delete the 14 nested subvolumes of the expired old root (it
     stops at the budget, in the walk or between deletes, whatever the machine's speed); the
@@ -978,7 +1009,7 @@ def test_budget_stops_inside_a_tree_and_the_stage_2_run_finishes(helpers, system
     assert_clean_exit(helpers, run_dir, device)
 
 
-def test_prune_only_without_old_roots_does_nothing(helpers, system):
+def test_prune_only_without_old_roots_does_nothing(helpers: ModuleType, system: System) -> None:
     device, top, run_dir, baseline = system
     before = helpers.tree_manifest(top / "root")
     proc = prune_only(device, run_dir)
@@ -1012,10 +1043,11 @@ def fill(path: Path, mib: int) -> int:
             f.write(os.urandom(1 << 20))
             f.flush()
             os.fsync(f.fileno())
+    assert caught.value.errno is not None
     return caught.value.errno
 
 
-def test_root_quota_enables_quotas_when_off(helpers, system):
+def test_root_quota_enables_quotas_when_off(helpers: ModuleType, system: System) -> None:
     """Quotas off: the script enables them (simple ones where btrfs-progs and the kernel have
     them) and limits the new root; the next boot does not enable them again."""
     device, top, run_dir, baseline = system
@@ -1033,7 +1065,9 @@ def test_root_quota_enables_quotas_when_off(helpers, system):
 
 
 @pytest.mark.parametrize("mode", ["full", "simple"])
-def test_root_quota_limits_the_root_not_persist(helpers, system, mode):
+def test_root_quota_limits_the_root_not_persist(
+    helpers: ModuleType, system: System, mode: str
+) -> None:
     """--root-quota: the new root gets the limit before it takes the root's name, and a
     user who fills / gets EDQUOT while /persist still has room. In simple mode the limit is on
     a level-1 qgroup that a subvolume made inside the root joins: the user cannot escape the
@@ -1084,7 +1118,7 @@ def test_root_quota_limits_the_root_not_persist(helpers, system, mode):
 
 
 @pytest.mark.parametrize("size", ["0", "16", "1.5G", "16MiB", "-1", "16m", "", "1" * 17])
-def test_root_quota_size_is_checked(helpers, system, size):
+def test_root_quota_size_is_checked(helpers: ModuleType, system: System, size: str) -> None:
     device, top, run_dir, baseline = system
     script = [device, "root", "root-blank", "old_roots", "30", "3"]
     proc = rollback(device, 30, run_dir, "--root-quota", size, *script)
@@ -1110,7 +1144,9 @@ exec {real} "$@"
 
 
 @pytest.mark.parametrize("prune_only_run", [False, True])
-def test_root_quota_rescans_inconsistent_quota_data(helpers, system, tmp_path, prune_only_run):
+def test_root_quota_rescans_inconsistent_quota_data(
+    helpers: ModuleType, system: System, tmp_path: Path, prune_only_run: bool
+) -> None:
     """A qgroup limit holds only while the quota data is consistent (btrfs-qgroup(8)):
     both runs with --root-quota start a rescan when `qgroup show` says it is not."""
     device, top, run_dir, baseline = system
@@ -1142,7 +1178,9 @@ def test_root_quota_rescans_inconsistent_quota_data(helpers, system, tmp_path, p
 # --------------------------------------------------------------------------- fault injection
 
 
-def run_with_kill(device, keep, run_dir, shims, kill_at: int, mode: str):
+def run_with_kill(
+    device: str, keep: int, run_dir: Path, shims: Any, kill_at: int, mode: str
+) -> tuple[int, str, str, int]:
     """The rollback through the fault-injection shims (conftest's `shims`)."""
     env = shims.arm(kill_at, mode)
     proc = start_rollback(device, keep, run_dir, extra_path=shims.bindir, extra_env=env)
@@ -1154,7 +1192,15 @@ class Cycle:
     """One boot cycle under test: populate the root, interrupt the script, "reboot",
     run it again and check every invariant."""
 
-    def __init__(self, helpers, device, top, run_dir, baseline, first_boot=False):
+    def __init__(
+        self,
+        helpers: ModuleType,
+        device: str,
+        top: Path,
+        run_dir: Path,
+        baseline: Baseline,
+        first_boot: bool = False,
+    ) -> None:
         self.h, self.device, self.top, self.run_dir, self.baseline = (
             helpers,
             device,
@@ -1212,7 +1258,9 @@ class Cycle:
 
 @pytest.mark.parametrize("first_boot", [False, True], ids=["steady", "first-boot"])
 @pytest.mark.parametrize("keep", [30, 0])
-def test_sigkill_at_every_step_then_rerun(helpers, system, shims, keep, first_boot):
+def test_sigkill_at_every_step_then_rerun(
+    helpers: ModuleType, system: System, shims: Any, keep: int, first_boot: bool
+) -> None:
     device, top, run_dir, baseline = system
     cycle = Cycle(helpers, device, top, run_dir, baseline, first_boot)
 
@@ -1241,7 +1289,7 @@ def test_sigkill_at_every_step_then_rerun(helpers, system, shims, keep, first_bo
     assert killed == 2 * total
 
 
-def test_sigkill_at_random_moments_then_rerun(helpers, system):
+def test_sigkill_at_random_moments_then_rerun(helpers: ModuleType, system: System) -> None:
     device, top, run_dir, baseline = system
     cycle = Cycle(helpers, device, top, run_dir, baseline)
     rng = random.Random(20261121)
@@ -1268,7 +1316,7 @@ def test_sigkill_at_random_moments_then_rerun(helpers, system):
     assert outcomes["killed"] >= 12, outcomes
 
 
-def test_runs_inline_as_the_scripted_initrd_runs_it(helpers, system):
+def test_runs_inline_as_the_scripted_initrd_runs_it(helpers: ModuleType, system: System) -> None:
     """`bash -c '<kept.bash><btrfs-rollback.bash>' btrfs-rollback.bash ARGS`, as
     lib.nix's inlineBashWith writes it into postResumeCommands: no file to source. The boot
     record is written too."""
@@ -1320,7 +1368,7 @@ def stat_mode(path: Path) -> int:
     return os.lstat(path).st_mode & 0o7777
 
 
-def test_record_says_reset_and_names_the_old_root(helpers, system):
+def test_record_says_reset_and_names_the_old_root(helpers: ModuleType, system: System) -> None:
     device, top, run_dir, baseline = system
     t0 = datetime.now(UTC).replace(microsecond=0)
     proc = rollback(device, 30, run_dir)
@@ -1344,7 +1392,9 @@ def test_record_says_reset_and_names_the_old_root(helpers, system):
     assert_clean_exit(helpers, run_dir, device)
 
 
-def test_record_has_no_old_root_when_pruning_deleted_it(helpers, system):
+def test_record_has_no_old_root_when_pruning_deleted_it(
+    helpers: ModuleType, system: System
+) -> None:
     device, top, run_dir, _baseline = system
     proc = rollback(device, 0, run_dir, keep_newest=0)
     assert proc.returncode == 0, proc.stderr
@@ -1353,7 +1403,9 @@ def test_record_has_no_old_root_when_pruning_deleted_it(helpers, system):
     assert (record["outcome"], record["old_root"]) == ("reset", "")
 
 
-def test_record_says_failed_when_the_blank_snapshot_is_missing(helpers, system):
+def test_record_says_failed_when_the_blank_snapshot_is_missing(
+    helpers: ModuleType, system: System
+) -> None:
     device, top, run_dir, _baseline = system
     helpers.run(["btrfs", "subvolume", "delete", top / "root-blank"])
     proc = rollback(device, 0, run_dir)
@@ -1387,8 +1439,14 @@ exec {real} "$@"
     ],
 )
 def test_record_says_failed_on_an_injected_fault(
-    helpers, system, tmp_path, name, match, message, reason
-):
+    helpers: ModuleType,
+    system: System,
+    tmp_path: Path,
+    name: str,
+    match: str,
+    message: str,
+    reason: str,
+) -> None:
     device, top, run_dir, _baseline = system
     bindir = tmp_path / "faults"
     bindir.mkdir()
@@ -1412,7 +1470,9 @@ def test_record_says_failed_on_an_injected_fault(
         os.rmdir(leftover)
 
 
-def test_record_says_failed_when_killed_by_a_signal(helpers, system, tmp_path):
+def test_record_says_failed_when_killed_by_a_signal(
+    helpers: ModuleType, system: System, tmp_path: Path
+) -> None:
     """SIGTERM (a unit's timeout) in the middle of the run: the EXIT trap still records."""
     device, _top, run_dir, _baseline = system
     bindir = tmp_path / "slow"
@@ -1439,7 +1499,7 @@ def test_record_says_failed_when_killed_by_a_signal(helpers, system, tmp_path):
         os.rmdir(leftover)
 
 
-def test_prune_only_writes_no_record(helpers, system):
+def test_prune_only_writes_no_record(helpers: ModuleType, system: System) -> None:
     device, top, run_dir, _baseline = system
     mksubvol(helpers, top / "old_roots")
     mksubvol(helpers, top / "old_roots" / stamp(datetime.now(UTC) - timedelta(days=90)))
@@ -1449,7 +1509,9 @@ def test_prune_only_writes_no_record(helpers, system):
     assert not record_dir(run_dir).exists()
 
 
-def test_a_link_planted_at_the_record_is_replaced_not_followed(helpers, system, tmp_path):
+def test_a_link_planted_at_the_record_is_replaced_not_followed(
+    helpers: ModuleType, system: System, tmp_path: Path
+) -> None:
     device, _top, run_dir, _baseline = system
     victim = tmp_path / "victim"
     victim.write_text("precious\n")
@@ -1463,7 +1525,9 @@ def test_a_link_planted_at_the_record_is_replaced_not_followed(helpers, system, 
     assert read_record(run_dir)["outcome"] == "reset"
 
 
-def test_a_link_planted_at_the_record_directory_is_not_followed(helpers, system, tmp_path):
+def test_a_link_planted_at_the_record_directory_is_not_followed(
+    helpers: ModuleType, system: System, tmp_path: Path
+) -> None:
     """The directory is a link: nothing is written through it, the reset still succeeds
     (exit 0) and the journal says the record could not be written."""
     device, top, run_dir, baseline = system
@@ -1479,7 +1543,9 @@ def test_a_link_planted_at_the_record_directory_is_not_followed(helpers, system,
     assert_clean_exit(helpers, run_dir, device)
 
 
-def test_a_record_directory_others_may_write_is_refused(helpers, system):
+def test_a_record_directory_others_may_write_is_refused(
+    helpers: ModuleType, system: System
+) -> None:
     device, _top, run_dir, _baseline = system
     directory = record_dir(run_dir)
     directory.mkdir()
@@ -1493,14 +1559,16 @@ def test_a_record_directory_others_may_write_is_refused(helpers, system):
 # --------------------------------------------------------------------------- KEEP_MAX
 
 
-def subvolume_ids(helpers, top: Path) -> dict[str, int]:
+def subvolume_ids(helpers: ModuleType, top: Path) -> dict[str, int]:
     return {
         name: int(helpers.subvolume_info(top / "old_roots" / name)["Subvolume ID"])
         for name in old_root_names(top)
     }
 
 
-def test_keep_max_bounds_old_roots_with_a_1970_clock(helpers, system, tmp_path):
+def test_keep_max_bounds_old_roots_with_a_1970_clock(
+    helpers: ModuleType, system: System, tmp_path: Path
+) -> None:
     """A machine without a hardware clock boots at 1970 every time: its names never pass
     the newest, so keepDays prunes nothing; KEEP_MAX=3 keeps the 3 newest by subvolume ID."""
     device, top, run_dir, baseline = system
@@ -1531,7 +1599,9 @@ def test_keep_max_bounds_old_roots_with_a_1970_clock(helpers, system, tmp_path):
     assert_clean_exit(helpers, run_dir, device)
 
 
-def test_keep_max_applies_in_the_stage_2_prune(helpers, system, tmp_path):
+def test_keep_max_applies_in_the_stage_2_prune(
+    helpers: ModuleType, system: System, tmp_path: Path
+) -> None:
     device, top, run_dir, _baseline = system
     mksubvol(helpers, top / "old_roots")
     now = datetime.now(UTC)
@@ -1549,7 +1619,9 @@ def test_keep_max_applies_in_the_stage_2_prune(helpers, system, tmp_path):
     assert_clean_exit(helpers, run_dir, device)
 
 
-def test_six_arguments_keep_every_old_root_a_wrong_clock_protects(helpers, system, tmp_path):
+def test_six_arguments_keep_every_old_root_a_wrong_clock_protects(
+    helpers: ModuleType, system: System, tmp_path: Path
+) -> None:
     """Without KEEP_MAX (the 6-argument form, as before): a 1970 clock prunes nothing."""
     device, top, run_dir, _baseline = system
     assert rollback(device, 30, run_dir).returncode == 0
@@ -1574,7 +1646,9 @@ exec {real} "$@"
 """
 
 
-def test_a_busy_top_level_is_detached_with_busybox_umount(helpers, system, tmp_path):
+def test_a_busy_top_level_is_detached_with_busybox_umount(
+    helpers: ModuleType, system: System, tmp_path: Path
+) -> None:
     """The fallback of a busy unmount is `umount -l`, which busybox has (not --lazy)."""
     device, top, run_dir, baseline = system
     bindir = tmp_path / "busybox"

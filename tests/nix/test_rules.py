@@ -32,6 +32,8 @@ from hypothesis import strategies as st
 
 from blankslate import plan, rules
 
+from ..support.strategies import SURROGATES
+
 pytestmark = pytest.mark.nix
 
 REPO = Path(__file__).resolve().parents[2]
@@ -91,7 +93,7 @@ SEEDS = [
 ]
 # the characters that tell the dialects and the rules apart
 TRICKY = list("/_.-:@+$% aZz09KMGTiB\t\n\r\x01\x1f\x7f\x80\u00e9\u00df\u20ac\U0001f600[]()^*\\")
-ANY_CHARACTER = st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00")
+ANY_CHARACTER = st.characters(blacklist_categories=SURROGATES, blacklist_characters="\x00")
 CHARACTER = st.sampled_from(TRICKY) | ANY_CHARACTER
 
 

@@ -20,6 +20,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from ..support.strategies import SURROGATES
+
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "modules" / "guard" / "persist-switch.bash"
 PLAN = json.loads((REPO / "tests" / "plans" / "persistence.json").read_text())
@@ -390,7 +392,7 @@ def test_the_readme_shows_the_refusal_as_printed(host: Host) -> None:
 
 # A path component as a filesystem takes it: no "/" or NUL, not "." or "..", at most 255 bytes.
 component = st.text(
-    st.characters(blacklist_categories=("Cs",), blacklist_characters="/\0"), min_size=1
+    st.characters(blacklist_categories=SURROGATES, blacklist_characters="/\0"), min_size=1
 ).filter(lambda name: name not in (".", "..") and len(name.encode()) <= 255)
 
 

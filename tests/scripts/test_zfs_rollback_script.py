@@ -47,7 +47,7 @@ def run_script(
     snapshots: str = "",
     rollback_rc: int = 0,
     rules: dict[str, str] | None = None,
-):
+) -> tuple[subprocess.CompletedProcess[str], list[list[str]]]:
     bindir = tmp_path / "bin"
     bindir.mkdir(exist_ok=True)
     fake = bindir / "zfs"
@@ -82,7 +82,7 @@ def read_record(tmp_path: Path) -> dict[str, str]:
     return dict(pairs)
 
 
-def test_rolls_back_existing_snapshot(tmp_path):
+def test_rolls_back_existing_snapshot(tmp_path: Path) -> None:
     proc, calls = run_script(
         tmp_path, "rpool/local/root", "blank", snapshots="rpool/local/root@blank"
     )
@@ -108,7 +108,7 @@ def test_rolls_back_existing_snapshot(tmp_path):
     assert os.stat(tmp_path / "record" / "reset").st_mode & 0o777 == 0o644
 
 
-def test_missing_snapshot_changes_nothing(tmp_path):
+def test_missing_snapshot_changes_nothing(tmp_path: Path) -> None:
     proc, calls = run_script(
         tmp_path, "rpool/local/root", "blank", snapshots="rpool/local/root@other"
     )
@@ -120,7 +120,7 @@ def test_missing_snapshot_changes_nothing(tmp_path):
     assert record["reason"] == "snapshot rpool/local/root@blank not found; nothing changed"
 
 
-def test_failing_rollback_is_reported_with_line(tmp_path):
+def test_failing_rollback_is_reported_with_line(tmp_path: Path) -> None:
     proc, calls = run_script(
         tmp_path, "tank/root", "blank", snapshots="tank/root@blank", rollback_rc=3
     )
@@ -135,7 +135,7 @@ def test_failing_rollback_is_reported_with_line(tmp_path):
     assert record["reason"].startswith("line ") and "failed (exit 3)" in record["reason"]
 
 
-def test_runs_inline_with_its_record_library(tmp_path):
+def test_runs_inline_with_its_record_library(tmp_path: Path) -> None:
     """As zfs.nix writes it into postResumeCommands: record.bash's text, then the script's."""
     text = (SCRIPT.parent / "record.bash").read_text() + "\n" + SCRIPT.read_text()
     bindir = tmp_path / "bin"
@@ -166,7 +166,7 @@ def test_runs_inline_with_its_record_library(tmp_path):
         ("tank/root", "blank", "extra"),
     ],
 )
-def test_wrong_argument_count_is_usage_error(tmp_path, args):
+def test_wrong_argument_count_is_usage_error(tmp_path: Path, args: tuple[str, ...]) -> None:
     proc, calls = run_script(tmp_path, *args)
     assert proc.returncode == 2
     assert "usage:" in proc.stderr
@@ -197,14 +197,16 @@ def test_wrong_argument_count_is_usage_error(tmp_path, args):
         ("tank/root", ".x"),
     ],
 )
-def test_bad_names_are_rejected_before_zfs_runs(tmp_path, dataset, snapshot):
+def test_bad_names_are_rejected_before_zfs_runs(
+    tmp_path: Path, dataset: str, snapshot: str
+) -> None:
     proc, calls = run_script(tmp_path, dataset, snapshot, snapshots=f"{dataset}@{snapshot}")
     assert proc.returncode == 1
     assert "error:" in proc.stderr
     assert calls == []
 
 
-def test_without_the_rules_in_the_environment_nothing_happens(tmp_path):
+def test_without_the_rules_in_the_environment_nothing_happens(tmp_path: Path) -> None:
     proc, calls = run_script(tmp_path, "tank/root", "blank", snapshots="tank/root@blank", rules={})
     assert proc.returncode == 1
     assert "BLANKSLATE_ZFS_DATASET_RULE and BLANKSLATE_ZFS_SNAPSHOT_RULE" in proc.stderr
@@ -216,7 +218,9 @@ NAME = st.text(st.sampled_from(list("tank/_.-:@ x1\né")), max_size=12)
 
 @given(dataset=NAME, snapshot=NAME)
 @settings(max_examples=100 if IN_CI else 25, deadline=None)
-def test_the_script_takes_exactly_the_names_the_plan_takes(tmp_path_factory, dataset, snapshot):
+def test_the_script_takes_exactly_the_names_the_plan_takes(
+    tmp_path_factory: pytest.TempPathFactory, dataset: str, snapshot: str
+) -> None:
     # the whole script, as the unit runs it: it reaches zfs only for names both rules take
     tmp_path = tmp_path_factory.mktemp("names")
     proc, calls = run_script(tmp_path, dataset, snapshot, snapshots=f"{dataset}@{snapshot}")

@@ -23,6 +23,7 @@ from blankslate.app import app
 from blankslate.errors import BlankslateError
 
 from ..conftest import PARSER_CORPUS
+from ..support.strategies import SURROGATES
 
 PROPERTY = settings(
     max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
@@ -273,7 +274,7 @@ def test_cli_main_on_any_argv_of_the_plan_command(
 # A name as the kernel hands it over (any bytes but NUL and "/"), decoded as os.fsdecode does,
 # or any text (astral characters, DEL, controls): the YAML and JSON documents keep each.
 NAME = st.one_of(
-    st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="/\0"), min_size=1),
+    st.text(st.characters(blacklist_categories=SURROGATES, blacklist_characters="/\0"), min_size=1),
     st.binary(min_size=1, max_size=20).filter(lambda raw: b"\0" not in raw and b"/" not in raw)
     .map(os.fsdecode),
 )  # fmt: skip

@@ -17,6 +17,7 @@ from blankslate.classify import EntryTuple, hidden_reason
 from blankslate.errors import BlankslateError
 
 from ..conftest import PLANS
+from ..support.strategies import SURROGATES
 from .test_properties import JSON, PARSER, PROPERTY, one_line
 
 SUGGEST_PLAN = json.loads((PLANS / "suggest.json").read_text())
@@ -268,7 +269,7 @@ def test_nothing_lost_says_so_and_is_still_an_attribute_set() -> None:
 
 
 COMPONENT = st.text(
-    st.characters(blacklist_categories=("Cs",), blacklist_characters="/\x00"), min_size=1
+    st.characters(blacklist_categories=SURROGATES, blacklist_characters="/\x00"), min_size=1
 ).filter(lambda name: name not in (".", ".."))
 
 
