@@ -13,8 +13,8 @@ import pytest
 from blankslate import disko
 from blankslate import plan as plan_module
 
-from ..support.plans import bios_partition
-from .conftest import REPO, lookup_path
+from ..support.nixeval import REPO
+from .conftest import lookup_path
 
 HOSTS = sorted(path.name for path in (REPO / "hosts").iterdir() if path.is_dir())
 DISK_HOSTS = [host for host in HOSTS if host != "vpsfree"]
@@ -213,6 +213,18 @@ def test_flake_disko_module(nix_eval: Any, disko_lib: Path) -> None:
 LOADER = "config.boot.loader"
 
 
+# The BIOS boot partition modules/plan.nix puts first on a bios or hybrid disk (as in
+# tests/plans/bios.json and hybrid.json).
+BIOS_PARTITION = {
+    "name": "bios",
+    "type": "ef02",
+    "size": "1MiB",
+    "format": "none",
+    "label": None,
+    "device": "/dev/disk/by-partlabel/bios",
+}
+
+
 @pytest.mark.parametrize("host", DISK_HOSTS)
 @pytest.mark.parametrize(
     ("boot", "expected"),
@@ -243,7 +255,7 @@ def test_each_boot_mode_sets_its_loader(
     assert ("ef02" in types) is (boot != "uefi")
     assert ("ef00" in types) is (boot != "bios")
     if boot != "uefi":
-        assert partitions[0] == bios_partition()
+        assert partitions[0] == BIOS_PARTITION
     # Whatever the numbering, /boot and the main filesystem are found by label.
     mounts = host_eval(host, "config.blankslate.plan.mounts", extra)
     assert next(m for m in mounts if m["mountPoint"] == "/boot")["device"] == (

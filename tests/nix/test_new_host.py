@@ -13,7 +13,7 @@ import pytest
 
 from blankslate import newhost
 
-from .conftest import REPO
+from ..support.nixeval import REPO
 
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBQ3Yr8QJ5wxBcz0ZNrqGdM1JW6rnWOvK2ykXf6wzM1c me@laptop"
 IGNORED = shutil.ignore_patterns(".git", ".venv", "*.img", "__pycache__", ".*_cache", ".hypothesis")

@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 
 from blankslate import nixtext
 
+from ..support.nixeval import REPO
 from ..support.strategies import SURROGATES
-from .conftest import REPO
 
 AWKWARD = [
     "${x}",

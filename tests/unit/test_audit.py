@@ -550,7 +550,7 @@ def test_walk_gives_up_a_directory_moved_while_it_is_read(
             return os.stat_result((info.st_mode, info.st_ino + 1, *tuple(info)[2:]))
         return info
 
-    monkeypatch.setattr(scan.os, "fstat", moved_fstat)
+    monkeypatch.setattr(os, "fstat", moved_fstat)
     try:
         entries, problems = scan.walk(str(tmp_path))
     finally:
@@ -655,8 +655,8 @@ def test_the_walks_warnings_name_paths_escaped(
             root_fd.append(fd)
         return fd
 
-    monkeypatch.setattr(scan.os, "scandir", refused)
-    monkeypatch.setattr(scan.os, "open", recording_open)
+    monkeypatch.setattr(os, "scandir", refused)
+    monkeypatch.setattr(os, "open", recording_open)
     _entries, problems = scan.walk(str(tmp_path))
     monkeypatch.undo()
     assert len(problems) == 1 and problems[0].startswith("cannot read $'/\\x1b[2J")

@@ -12,6 +12,7 @@ import pytest
 from pytest_subprocess import FakeProcess
 
 from blankslate import cli, plan, process
+from blankslate.errors import BlankslateError
 
 DEFAULT_PLAN = Path(plan.__file__).with_name("default-plan.json")
 
@@ -161,7 +162,7 @@ def test_a_command_writing_bytes_that_are_not_utf8(fp: FakeProcess) -> None:
 def test_a_failing_command_writing_bytes_that_are_not_utf8(fp: FakeProcess) -> None:
     script = "printf 'error: caf\\351\\n' >&2; exit 1"
     fp.pass_command(["sh", "-c", script])
-    with pytest.raises(process.BlankslateError, match="failed: error: caf\udce9"):
+    with pytest.raises(BlankslateError, match="failed: error: caf\udce9"):
         process.run(["sh", "-c", script], dry_run=False)
 
 

@@ -10,6 +10,7 @@ import pytest
 from pytest_subprocess import FakeProcess
 
 from blankslate import cli, plan
+from blankslate.errors import BlankslateError
 
 
 def test_plan_prints_the_builtin_default(
@@ -35,7 +36,7 @@ def test_debug_shows_the_traceback(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     monkeypatch.setattr(
         "sys.argv", ["blankslate", "--debug", "plan", "--plan", str(tmp_path / "none.json")]
     )
-    with pytest.raises(plan.BlankslateError, match="cannot read"):
+    with pytest.raises(BlankslateError, match="cannot read"):
         cli.main()
 
 
@@ -153,7 +154,7 @@ def test_a_global_flag_as_an_options_value_stays_a_value() -> None:
 
 
 def test_debug_after_the_command_shows_the_traceback(tmp_path: Path) -> None:
-    with pytest.raises(plan.BlankslateError, match="cannot read"):
+    with pytest.raises(BlankslateError, match="cannot read"):
         cli.main(["plan", "--plan", str(tmp_path / "none.json"), "--debug"])
 
 

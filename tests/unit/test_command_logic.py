@@ -4,13 +4,14 @@ file. The CLI tests run them through the program; these call each one alone."""
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from blankslate import audit, extrafiles, ignore_rules, oldroots, passwd, persist, plan
+from blankslate import audit, extrafiles, ignore_rules, mounts, oldroots, passwd, persist, plan
 from blankslate.errors import BlankslateError
 from blankslate.plan import Plan, PlanSource
 
@@ -231,14 +232,14 @@ def test_extra_files_refuses_a_lockout_before_asking_anything(
 def test_ask_passwords_without_a_terminal_says_what_to_do(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(passwd.os, "isatty", lambda _fd: False)
+    monkeypatch.setattr(os, "isatty", lambda _fd: False)
     with pytest.raises(BlankslateError) as error:
         passwd.ask_passwords(plan.default(), "use --no-passwords")
     assert str(error.value) == "no terminal to ask for passwords: use --no-passwords"
 
 
 def test_ask_passwords_hashes_one_password_per_user(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(passwd.os, "isatty", lambda _fd: True)
+    monkeypatch.setattr(os, "isatty", lambda _fd: True)
     monkeypatch.setattr(passwd, "read_password", lambda *, from_stdin: f"typed {from_stdin}")
     monkeypatch.setattr(passwd, "hash_password", lambda password, method: f"{method}:{password}")
     assert passwd.ask_passwords(plan.default(), "unused") == {"admin": "yescrypt:typed False"}
@@ -255,7 +256,7 @@ def test_passwd_writes_below_persist_without_following_links_unless_output_is_gi
         return path
 
     monkeypatch.setattr(passwd, "set_password", set_password)
-    monkeypatch.setattr(passwd.mounts, "persist_mount", lambda *_args: None)
+    monkeypatch.setattr(mounts, "persist_mount", lambda *_args: None)
     root = tmp_path / "root"
     root.mkdir()
     file = tmp_path / "hash" if output else None

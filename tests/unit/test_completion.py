@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from blankslate import completion
 from blankslate.app import app
+from blankslate.errors import BlankslateError
 
 SHELLS = ["bash", "zsh", "fish"]
 
@@ -55,7 +56,7 @@ def test_unknown_shell_is_a_usage_error() -> None:
     result = CliRunner().invoke(app, ["completion", "tcsh"], prog_name="blankslate")
     assert result.exit_code == 2
     assert "tcsh" in result.output
-    with pytest.raises(completion.BlankslateError, match="tcsh"):
+    with pytest.raises(BlankslateError, match="tcsh"):
         completion.script("tcsh")
 
 

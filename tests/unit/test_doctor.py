@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pytest_subprocess import FakeProcess
 
-from blankslate import btrfs, doctor, passwordfile, plan
+from blankslate import btrfs, doctor, mounts, passwordfile, plan
 from blankslate.errors import BlankslateError
 
 from ..conftest import PARSER_CORPUS
@@ -276,7 +276,7 @@ def top(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fp: FakeProcess) -> Pat
         mounted.append(device)
         yield top
 
-    monkeypatch.setattr(doctor.mounts, "top_level", fake_top_level)
+    monkeypatch.setattr(mounts, "top_level", fake_top_level)
     fp.register(FINDMNT, stdout=findmnt((f"{tmp_path}/root", "/dev/loop7p3[/root]", "btrfs")))
     return top
 

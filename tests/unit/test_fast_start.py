@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -186,7 +187,7 @@ def test_run_leaves_with_the_exit_status_of_main(
         raise Exited(code)
 
     monkeypatch.setattr(cli, "main", main)
-    monkeypatch.setattr(cli.os, "_exit", leave)
+    monkeypatch.setattr(os, "_exit", leave)
     monkeypatch.setattr("sys.argv", ["blankslate", "diff"])
     with pytest.raises(Exited) as exited:
         cli.run()
@@ -201,7 +202,7 @@ def test_only_a_plain_diff_skips_the_interpreters_teardown(monkeypatch: pytest.M
         raise Exited(code)
 
     monkeypatch.setattr(cli, "main", lambda: sys.exit(3))
-    monkeypatch.setattr(cli.os, "_exit", leave)
+    monkeypatch.setattr(os, "_exit", leave)
     for argv in (["plan"], ["seed", "--yes"], ["diff", "--help"]):
         monkeypatch.setattr("sys.argv", ["blankslate", *argv])
         with pytest.raises(SystemExit) as exit_:

@@ -134,7 +134,7 @@ def test_an_entry_that_vanishes_is_one_warning_and_the_rest_is_copied(
     def with_ghosts(path: int | str = ".") -> list[str]:  # listed, then removed by a user
         return [*listdir(path), "ghost"] if isinstance(path, int) else listdir(path)
 
-    monkeypatch.setattr(fdcopy.os, "listdir", with_ghosts)
+    monkeypatch.setattr(os, "listdir", with_ghosts)
     with caplog.at_level(logging.WARNING, logger="blankslate"):
         copy = copy_dir(tmp_path / "live", tmp_path / "out", "live")
     assert (copy / "sub/kept").read_text() == "x"

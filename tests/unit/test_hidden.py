@@ -5,6 +5,7 @@ keeps the path without ever overwriting."""
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from pytest_subprocess import FakeProcess
 from blankslate import audit, beneath, classify, cli, hidden_seed, plan, render, scan
 from blankslate.classify import Report
 from blankslate.errors import BlankslateError
+from blankslate.ignore_rules import Rule
 
 from ..support.mounts import FINDMNT
 
@@ -95,7 +97,7 @@ def test_the_exceptions_are_the_mountpoint_the_empty_placeholder_and_the_symlink
 
 
 def test_hidden_beats_managed_and_ignored() -> None:
-    rules = classify.rules_for(plan.default(), [classify.Rule("/var/lib/nixos/**", "fine", "test")])
+    rules = classify.rules_for(plan.default(), [Rule("/var/lib/nixos/**", "fine", "test")])
     raw: list[scan.RawTuple] = [
         ("/var/lib/nixos", "dir", 0, None),
         ("/var/lib/nixos/cache", "file", 1, None),
@@ -280,7 +282,7 @@ def test_zfs_measures_hidden_paths_beneath_the_mounts(
 
 def test_the_view_is_for_root_only(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.undo()  # the real in_view, not the unit tier's stand-in
-    monkeypatch.setattr(beneath.os, "geteuid", lambda: 1000)
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
     with pytest.raises(beneath.NotRoot, match="not root: what the mounts on / hide"):
         beneath.in_view("/", lambda view: None)
 

@@ -172,7 +172,7 @@ def test_disk_opened_exclusively_is_refused(
         opened.append((path, flags))
         raise OSError(errno.EBUSY, "Device or resource busy", path)
 
-    monkeypatch.setattr(disk.os, "open", fake_open)
+    monkeypatch.setattr(os, "open", fake_open)
     _lsblk(fp, "/dev/vdb", {"path": "/dev/vdb", "type": "disk", "size": 1 << 40})
     with pytest.raises(
         BlankslateError, match=r"^/dev/vdb is in use \(/dev/vdb opened exclusively by another"

@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pytest_subprocess import FakeProcess
 
-from blankslate import newhost
+from blankslate import newhost, process
 from blankslate.errors import BlankslateError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -139,7 +139,7 @@ def test_a_git_checkout_gets_the_host_added(
     flake: Path, fp: FakeProcess, monkeypatch: pytest.MonkeyPatch, run_cli: Callable[..., int]
 ) -> None:
     (flake / ".git").mkdir()
-    monkeypatch.setattr(newhost.process, "which", lambda _program: "/usr/bin/git")
+    monkeypatch.setattr(process, "which", lambda _program: "/usr/bin/git")
     fp.register(["git", "-C", str(flake), "add", "--", "hosts/web1"])
     code = run_cli(
         "new-host", "web1", "--flake", str(flake), "--key", KEY, "--rollback", "btrfs",

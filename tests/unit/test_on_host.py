@@ -14,6 +14,7 @@ import pytest
 from pytest_subprocess import FakeProcess
 
 from blankslate import ignore_rules, plan, scan
+from blankslate.errors import BlankslateError
 
 MISSING_PLAN = "/nonexistent/etc/blankslate/plan.json"
 
@@ -103,7 +104,7 @@ def test_load_takes_the_builtin_default_only_when_allowed(
 ) -> None:
     missing = tmp_path / "plan.json"
     assert plan.load(installed=missing).host_name == "example"
-    with pytest.raises(plan.BlankslateError, match=f"no plan: {missing} does not exist"):
+    with pytest.raises(BlankslateError, match=f"no plan: {missing} does not exist"):
         plan.load(installed=missing, builtin=False)
     missing.write_text(json.dumps(host_plan_data("zfs")))
     assert plan.load(installed=missing, builtin=False).host_name == "zfs"

@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from pytest_subprocess import FakeProcess
 
-from blankslate import cli, disko, ignore_rules, plan
+from blankslate import cli, commands, disko, ignore_rules, plan
 from blankslate.app import app
 from blankslate.errors import BlankslateError
 
@@ -230,7 +230,7 @@ def test_cli_main_parses_any_argv(argv: list[str], monkeypatch: pytest.MonkeyPat
     except SystemExit as exit_:
         code = exit_.code
     finally:
-        cli.commands.configure_logging(debug=False, quiet=False)
+        commands.configure_logging(debug=False, quiet=False)
     assert code in (0, 2, None)
 
 
@@ -262,7 +262,7 @@ def test_cli_main_on_any_argv_of_the_plan_command(
         assert "--debug" in argv
         code = 1
     finally:
-        cli.commands.configure_logging(debug=False, quiet=False)
+        commands.configure_logging(debug=False, quiet=False)
     assert code in (0, 1, 2, None)
     error_lines = [line for line in written(stderr).splitlines() if line]
     if code == 1 and "--debug" not in argv:
