@@ -159,7 +159,7 @@ def nix_verdicts(strings: list[str], tmp: Path) -> dict[str, Any]:
 
 def scripts_follows() -> str:
     """The `follows` function of the ZFS boot scripts: one definition, the same in both."""
-    found = set()
+    found: set[str] = set()
     for script in SCRIPTS:
         lines = re.findall(r"(?m)^follows\(\) \{.*\}$", script.read_text())
         assert len(lines) == 1, f"{script.name}: one `follows() {{ ...; }}` line expected"

@@ -664,8 +664,9 @@ def test_the_walks_warnings_name_paths_escaped(
 
 
 def test_json_and_yaml_collapse_what_is_all_lost_unless_full() -> None:
-    entries = [classify.Entry("/srv", "dir", 0, "lost", "")] + [
-        classify.Entry(f"/srv/f{n:04}", "file", 10, "lost", "") for n in range(1000)
+    entries: list[classify.EntryTuple] = [
+        classify.Entry("/srv", "dir", 0, "lost", ""),
+        *(classify.Entry(f"/srv/f{n:04}", "file", 10, "lost", "") for n in range(1000)),
     ]
     report = classify.Report("walk", entries, deeper=[("/srv", 5, 7, "lost", "")])
     document = json.loads(render.render_json(report))

@@ -167,7 +167,12 @@ def test_mountpoint_is_the_old_name_of_root(
     from blankslate import install
 
     unmounted: list[Path] = []
-    monkeypatch.setattr(install, "unmount", lambda root: unmounted.append(root) or [])
+
+    def unmount(root: Path) -> list[str]:
+        unmounted.append(root)
+        return []
+
+    monkeypatch.setattr(install, "unmount", unmount)
     assert run_cli("unmount", "--mountpoint", "/tmp/old") == 0
     assert run_cli("unmount", "--root", "/tmp/new") == 0
     assert run_cli("unmount") == 0

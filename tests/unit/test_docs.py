@@ -147,7 +147,7 @@ ALL_INVOCATIONS = [
 
 def test_the_manual_shows_command_lines() -> None:
     """The extraction finds the examples (a broken pattern would make the next test vacuous)."""
-    commands = {argv[0] for _, _, argv in (p.values for p in ALL_INVOCATIONS) if argv}
+    commands = {argv[0] for path in MANUAL for _, argv in invocations(path) if argv}
     assert {"install", "diff", "seed", "mount", "passwd", "persist", "pin", "doctor"} <= commands
     assert len(ALL_INVOCATIONS) > 80
 

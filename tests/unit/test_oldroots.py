@@ -98,7 +98,11 @@ def expect_copy(fp: FakeProcess) -> Iterator[Callable[[Path, Path], None]]:
         # cp reads the source through /proc/<pid>/fd/<held fd> (-H for a file) and is given
         # the copy's place through /proc/<pid>/fd/<held directory>: any names.
         follow = not source.is_dir() and not source.is_symlink()
-        argv = [*copy.cp_archive("", target, follow_source=follow)[:-2], fp.any(min=2, max=2)]
+        # a pattern: fp.any() stands for the last two arguments
+        argv: list[Any] = [
+            *copy.cp_archive("", target, follow_source=follow)[:-2],
+            fp.any(min=2, max=2),
+        ]
 
         def run(process: FakePopen) -> None:
             read = str(process.args[-2])
