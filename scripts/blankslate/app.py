@@ -844,11 +844,9 @@ def persist_stray(
         format=format.value,
         fail_on_stray=fail_on_stray,
         metrics_file=metrics_file,
-        move_to=move_to,
-        restore=restore,
-        dry_run=dry_run,
-        yes=yes,
-        confirm=confirm,
+        move=commands.StrayMove(
+            move_to=move_to, restore=restore, dry_run=dry_run, yes=yes, confirm=confirm
+        ),
     )
     if code:
         raise typer.Exit(code)
