@@ -13,7 +13,6 @@ import pytest
 from blankslate import disko
 from blankslate import plan as plan_module
 
-from ..support.plans import bios_partition
 from .conftest import REPO, lookup_path
 
 HOSTS = sorted(path.name for path in (REPO / "hosts").iterdir() if path.is_dir())
@@ -243,7 +242,15 @@ def test_each_boot_mode_sets_its_loader(
     assert ("ef02" in types) is (boot != "uefi")
     assert ("ef00" in types) is (boot != "bios")
     if boot != "uefi":
-        assert partitions[0] == bios_partition()
+        # the BIOS boot partition GRUB embeds itself in: 1 MiB, unformatted, found by partlabel
+        assert partitions[0] == {
+            "name": "bios",
+            "type": "ef02",
+            "size": "1MiB",
+            "format": "none",
+            "label": None,
+            "device": "/dev/disk/by-partlabel/bios",
+        }
     # Whatever the numbering, /boot and the main filesystem are found by label.
     mounts = host_eval(host, "config.blankslate.plan.mounts", extra)
     assert next(m for m in mounts if m["mountPoint"] == "/boot")["device"] == (
