@@ -1,8 +1,9 @@
 """Fast scan of a btrfs subvolume with the tree-search ioctl (BTRFS_IOC_TREE_SEARCH_V2).
 
 One pass over the subvolume's b-tree reads every inode item (mode, size) and inode ref (parent
-directory, name) in large batches: no system call per file. The inode numbers are read as two
-stretches, so that the kernel searches one while Python parses the other. Nested subvolumes
+directory, name) in large batches: no system call per file. The inode numbers are read as four
+stretches, so that the kernel searches some (on two helper threads: a tree not yet cached
+waits on the disk) while Python parses another. Nested subvolumes
 are found through their ROOT_REF items in the root tree and scanned the same way. The result
 is what `scan.walk` reports for the same tree, entry for entry.
 
@@ -49,7 +50,7 @@ BUF_SIZE_FIELD = struct.Struct("<Q")  # follows the key in btrfs_ioctl_search_ar
 NR_ITEMS_OFFSET = 7 * 8 + 2 * 4
 HEADER = struct.Struct("<3Q2I")  # struct btrfs_ioctl_search_header, 32 bytes
 ARGS_SIZE = SEARCH_KEY.size + BUF_SIZE_FIELD.size
-BUFFER_SIZE = 4 << 20
+BUFFER_SIZE = 2 << 20  # of each stretch
 COUNT = struct.Struct("<I")  # btrfs_ioctl_search_key.nr_items
 TYPE_AND_LENGTH = struct.Struct("<II")  # of a search header, at offset 24
 OBJECTID_AND_OFFSET = struct.Struct("<8xQQ")  # of a search header
@@ -65,6 +66,8 @@ REF_NAME_AT = HEADER.size + REF_SIZE  # the inode ref's name, from its search he
 
 LAST_FREE_OBJECTID = 2**64 - 256  # inode numbers stay below it (linux/btrfs_tree.h)
 PROBE_BUFFER_SIZE = 64 << 10  # holds any one item (at most a node)
+STRETCHES = 4  # of inode numbers, read side by side, each with its own buffer
+SEARCH_THREADS = 2  # searching at once: reading a tree not yet cached waits on the disk
 
 Items = Iterator[tuple[bytearray, int, int, int, int, int]]
 Key = tuple[int, int, int]  # (objectid, type, offset): the order of the items in a tree
@@ -237,8 +240,8 @@ class _Stretch:
 
 
 class _Searcher:
-    """Runs the searches of stretches on a helper thread, so that the kernel fills one
-    stretch's buffer while this thread parses another's. The ioctl goes through ctypes, which
+    """Runs the searches of stretches on helper threads, so that the kernel fills some
+    stretches' buffers while this thread parses another's. The ioctl goes through ctypes, which
     lets go of the GIL during the call (the fcntl module keeps it for buffers over 1 KiB)."""
 
     def __init__(self, fd: int) -> None:
@@ -248,8 +251,12 @@ class _Searcher:
         self.ioctl.restype = ctypes.c_int
         self.fd = fd
         self.queue: SimpleQueue[_Stretch | None] = SimpleQueue()
-        self.thread = threading.Thread(target=self._serve, name="tree-search", daemon=True)
-        self.thread.start()
+        self.threads = [
+            threading.Thread(target=self._serve, name="tree-search", daemon=True)
+            for _ in range(SEARCH_THREADS)
+        ]
+        for thread in self.threads:
+            thread.start()
 
     def _serve(self) -> None:
         while (stretch := self.queue.get()) is not None:
@@ -272,8 +279,10 @@ class _Searcher:
             raise error
 
     def close(self) -> None:
-        self.queue.put(None)
-        self.thread.join()
+        for _ in self.threads:
+            self.queue.put(None)
+        for thread in self.threads:
+            thread.join()
 
 
 def _parse_batch(stretch: _Stretch, tree: _Tree) -> bool:
@@ -379,13 +388,17 @@ def _highest_inode(fd: int, tree: int) -> int:
 
 
 def _read_tree(fd: int, tree: int, entries: _Tree) -> None:
-    """Every link of the tree, handed to `entries`, read as two stretches of inode numbers whose
-    searches and parsing overlap: while one stretch's batch is parsed here, the helper thread
-    searches the other's next batch."""
-    middle = (FIRST_FREE_OBJECTID + _highest_inode(fd, tree)) // 2 + 1
+    """Every link of the tree, handed to `entries`, read as `STRETCHES` stretches of inode
+    numbers whose searches and parsing overlap: while one stretch's batch is parsed here, the
+    helper threads search the others' next batches. Batches are parsed in turn, a stretch at a
+    time, so an entry whose directory is in a later stretch waits in `_Tree.pending`."""
+    span = _highest_inode(fd, tree) + 1 - FIRST_FREE_OBJECTID
+    firsts = [FIRST_FREE_OBJECTID + span * number // STRETCHES for number in range(STRETCHES)]
+    lasts = [first - 1 for first in firsts[1:]] + [LAST_FREE_OBJECTID - 1]
     stretches = [
-        _Stretch(tree, FIRST_FREE_OBJECTID, middle - 1),
-        _Stretch(tree, middle, LAST_FREE_OBJECTID - 1),
+        _Stretch(tree, first, last)
+        for first, last in zip(firsts, lasts, strict=True)
+        if first <= last
     ]
     searcher = _Searcher(fd)
     try:
