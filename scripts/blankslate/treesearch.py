@@ -1,8 +1,9 @@
 """Fast scan of a btrfs subvolume with the tree-search ioctl (BTRFS_IOC_TREE_SEARCH_V2).
 
 One pass over the subvolume's b-tree reads every inode item (mode, size) and inode ref (parent
-directory, name) in large batches: no system call per file. The inode numbers are read as two
-stretches, so that the kernel searches one while Python parses the other. Nested subvolumes
+directory, name) in large batches: no system call per file. The inode numbers are read as four
+stretches, so that the kernel searches some (on two helper threads: a tree not yet cached
+waits on the disk) while Python parses another. Nested subvolumes
 are found through their ROOT_REF items in the root tree and scanned the same way. The result
 is what `scan.walk` reports for the same tree, entry for entry.
 
@@ -20,7 +21,7 @@ import os
 import stat
 import struct
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from queue import SimpleQueue
 
 from blankslate.bounds import LISTED_PATH_MAX, Beyond, count_beyond, too_long
@@ -49,22 +50,27 @@ BUF_SIZE_FIELD = struct.Struct("<Q")  # follows the key in btrfs_ioctl_search_ar
 NR_ITEMS_OFFSET = 7 * 8 + 2 * 4
 HEADER = struct.Struct("<3Q2I")  # struct btrfs_ioctl_search_header, 32 bytes
 ARGS_SIZE = SEARCH_KEY.size + BUF_SIZE_FIELD.size
-BUFFER_SIZE = 4 << 20
+BUFFER_SIZE = 2 << 20  # of each stretch
 COUNT = struct.Struct("<I")  # btrfs_ioctl_search_key.nr_items
 TYPE_AND_LENGTH = struct.Struct("<II")  # of a search header, at offset 24
 OBJECTID_AND_OFFSET = struct.Struct("<8xQQ")  # of a search header
-INODE = struct.Struct("<16xQ28xI")  # btrfs_inode_item: size at offset 16, mode at 52
 REF_NAME_LENGTH = struct.Struct("<8xH")  # btrfs_inode_ref: index, name_len, then the name
 REF_SIZE = 10
 EXTREF = struct.Struct("<QQH")  # btrfs_inode_extref: parent, index, name_len, name
 ROOT_REF = struct.Struct("<QQH")  # btrfs_root_ref: dirid, sequence, name_len, name
+# Read from a search header on: its objectid, then the inode item's size and mode after it.
+INODE_AT_HEADER = struct.Struct("<8xQ32xQ28xI")
+# Read from a search header on: objectid and offset (the parent), then the inode ref's name_len.
+REF_AT_HEADER = struct.Struct("<8xQQ16xH")
+REF_NAME_AT = HEADER.size + REF_SIZE  # the inode ref's name, from its search header
 
 LAST_FREE_OBJECTID = 2**64 - 256  # inode numbers stay below it (linux/btrfs_tree.h)
 PROBE_BUFFER_SIZE = 64 << 10  # holds any one item (at most a node)
+STRETCHES = 4  # of inode numbers, read side by side, each with its own buffer
+SEARCH_THREADS = 2  # searching at once: reading a tree not yet cached waits on the disk
 
 Items = Iterator[tuple[bytearray, int, int, int, int, int]]
 Key = tuple[int, int, int]  # (objectid, type, offset): the order of the items in a tree
-AddRecord = Callable[[int, int, str, int, int], None]  # inode, parent, name, mode, size
 
 
 def _pack_search(
@@ -234,8 +240,8 @@ class _Stretch:
 
 
 class _Searcher:
-    """Runs the searches of stretches on a helper thread, so that the kernel fills one
-    stretch's buffer while this thread parses another's. The ioctl goes through ctypes, which
+    """Runs the searches of stretches on helper threads, so that the kernel fills some
+    stretches' buffers while this thread parses another's. The ioctl goes through ctypes, which
     lets go of the GIL during the call (the fcntl module keeps it for buffers over 1 KiB)."""
 
     def __init__(self, fd: int) -> None:
@@ -245,8 +251,12 @@ class _Searcher:
         self.ioctl.restype = ctypes.c_int
         self.fd = fd
         self.queue: SimpleQueue[_Stretch | None] = SimpleQueue()
-        self.thread = threading.Thread(target=self._serve, name="tree-search", daemon=True)
-        self.thread.start()
+        self.threads = [
+            threading.Thread(target=self._serve, name="tree-search", daemon=True)
+            for _ in range(SEARCH_THREADS)
+        ]
+        for thread in self.threads:
+            thread.start()
 
     def _serve(self) -> None:
         while (stretch := self.queue.get()) is not None:
@@ -269,52 +279,78 @@ class _Searcher:
             raise error
 
     def close(self) -> None:
-        self.queue.put(None)
-        self.thread.join()
+        for _ in self.threads:
+            self.queue.put(None)
+        for thread in self.threads:
+            thread.join()
 
 
-def _parse_batch(stretch: _Stretch, add: AddRecord) -> bool:
-    """Hand every (inode, parent, name) link of the batch to `add`, with the inode's mode and
+def _parse_batch(stretch: _Stretch, tree: _Tree) -> bool:
+    """Hand every (inode, parent, name) link of the batch to `tree`, with the inode's mode and
     size; False when the stretch has no more items.
 
     The hot loop of the scan: a batch holds every item of the tree (directory entries and
     extents too, most of them), so only the type and length of each are read until one is
-    wanted, and the header loop is written out here rather than through `_search`.
+    wanted, and the header loop is written out here rather than through `_search`. An inode
+    item is read with its header in one unpack, and so is an inode ref with one name (nearly
+    all of them); a file or directory whose parent is listed and whose path is short is added
+    right here, as `_Tree.add` would add it, and every other link goes through `_Tree.add`.
     """
     args = stretch.args
     count = COUNT.unpack_from(args, NR_ITEMS_OFFSET)[0]
     if count == 0:
         return False
-    kind_and_length, ids = TYPE_AND_LENGTH.unpack_from, OBJECTID_AND_OFFSET.unpack_from
-    inode_item, ref_name_length, extref = (
-        INODE.unpack_from,
+    kind_and_length, ref_name_length, extref = (
+        TYPE_AND_LENGTH.unpack_from,
         REF_NAME_LENGTH.unpack_from,
         EXTREF.unpack_from,
     )
+    inode_at, ref_at = INODE_AT_HEADER.unpack_from, REF_AT_HEADER.unpack_from
+    kind_of_format = KIND_OF_FORMAT.get
+    directories, append, add = tree.directories, tree.append, tree.add
+    short = LISTED_PATH_MAX // 4  # no path of this many characters is too long (`too_long`)
     inode, mode, size = stretch.inode
+    kind = kind_of_format(mode & S_IFMT, "other")
     header_size = HEADER.size
     position = header = ARGS_SIZE
     for _ in range(count):
         header = position
-        kind, length = kind_and_length(args, position + 24)
+        item_type, length = kind_and_length(args, position + 24)
         position += header_size + length
-        if kind > INODE_EXTREF_KEY:
+        if item_type > INODE_EXTREF_KEY:
             continue  # directory entries, extents, xattrs: most items
-        data = header + header_size
-        if kind == INODE_ITEM_KEY:
-            inode = ids(args, header)[0]
-            size, mode = inode_item(args, data)
-        elif kind == INODE_REF_KEY:
-            objectid, parent = ids(args, header)
+        if item_type == INODE_ITEM_KEY:
+            inode, size, mode = inode_at(args, header)
+            kind = kind_of_format(mode & S_IFMT, "other")
+        elif item_type == INODE_REF_KEY:
+            objectid, parent, name_length = ref_at(args, header)
             if objectid == FIRST_FREE_OBJECTID or objectid != inode:
                 continue  # the subvolume root's ".." entry (or a ref without its inode)
+            data = header + REF_NAME_AT
+            if data + name_length == position:  # one name: the common case
+                name = args[data:position].decode("utf-8", "surrogateescape")
+                head = directories.get(parent)
+                if head is not None:
+                    path = f"{head}/{name}"
+                    if len(path) <= short:
+                        if kind == "file":
+                            append((path, "file", size, None))
+                            continue
+                        if kind == "dir":
+                            directories[inode] = path
+                            append((path, "dir", 0, None))
+                            continue
+                add(inode, parent, name, mode, size)
+                continue
+            data = header + header_size
             while data < position:
                 name_length = ref_name_length(args, data)[0]
                 data += REF_SIZE
                 name = args[data : data + name_length].decode("utf-8", "surrogateescape")
                 add(inode, parent, name, mode, size)
                 data += name_length
-        elif kind == INODE_EXTREF_KEY and ids(args, header)[0] == inode:
+        elif item_type == INODE_EXTREF_KEY and inode_at(args, header)[0] == inode:
+            data = header + header_size
             while data < position:
                 parent, _index, name_length = extref(args, data)
                 data += EXTREF.size
@@ -322,8 +358,8 @@ def _parse_batch(stretch: _Stretch, add: AddRecord) -> bool:
                 add(inode, parent, name, mode, size)
                 data += name_length
     stretch.inode = (inode, mode, size)
-    _transid, objectid, offset, kind, _length = HEADER.unpack_from(args, header)
-    stretch.next_key = _key_after(objectid, kind, offset)
+    _transid, objectid, offset, item_type, _length = HEADER.unpack_from(args, header)
+    stretch.next_key = _key_after(objectid, item_type, offset)
     return True
 
 
@@ -351,14 +387,18 @@ def _highest_inode(fd: int, tree: int) -> int:
     return low
 
 
-def _read_tree(fd: int, tree: int, add: AddRecord) -> None:
-    """Every link of the tree, handed to `add`, read as two stretches of inode numbers whose
-    searches and parsing overlap: while one stretch's batch is parsed here, the helper thread
-    searches the other's next batch."""
-    middle = (FIRST_FREE_OBJECTID + _highest_inode(fd, tree)) // 2 + 1
+def _read_tree(fd: int, tree: int, entries: _Tree) -> None:
+    """Every link of the tree, handed to `entries`, read as `STRETCHES` stretches of inode
+    numbers whose searches and parsing overlap: while one stretch's batch is parsed here, the
+    helper threads search the others' next batches. Batches are parsed in turn, a stretch at a
+    time, so an entry whose directory is in a later stretch waits in `_Tree.pending`."""
+    span = _highest_inode(fd, tree) + 1 - FIRST_FREE_OBJECTID
+    firsts = [FIRST_FREE_OBJECTID + span * number // STRETCHES for number in range(STRETCHES)]
+    lasts = [first - 1 for first in firsts[1:]] + [LAST_FREE_OBJECTID - 1]
     stretches = [
-        _Stretch(tree, FIRST_FREE_OBJECTID, middle - 1),
-        _Stretch(tree, middle, LAST_FREE_OBJECTID - 1),
+        _Stretch(tree, first, last)
+        for first, last in zip(firsts, lasts, strict=True)
+        if first <= last
     ]
     searcher = _Searcher(fd)
     try:
@@ -368,7 +408,7 @@ def _read_tree(fd: int, tree: int, add: AddRecord) -> None:
             unfinished = []
             for stretch in stretches:
                 searcher.wait(stretch)
-                if _parse_batch(stretch, add):
+                if _parse_batch(stretch, entries):
                     searcher.start(stretch)
                     unfinished.append(stretch)
             stretches = unfinished
@@ -385,7 +425,7 @@ def _scan_trees(
     while stack:
         tree, prefix, cut = stack.pop()
         entries = _Tree(prefix, cut, fd, out, beyond, problems)
-        _read_tree(fd, tree, entries.add)
+        _read_tree(fd, tree, entries)
         entries.settle()
         # Nested subvolumes hang off directories of this tree.
         for _buf, _objectid, child, _kind, data, _length in _search(

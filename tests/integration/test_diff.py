@@ -235,6 +235,83 @@ def test_tree_search_and_walk_see_the_same_entries(
     assert scan.Raw("/srv/later/early/sub/file", "file", 1, None) in searched
 
 
+@pytest.mark.parametrize(
+    ("stretches", "threads", "buffer_size"),
+    [(1, 1, None), (4, 2, None), (7, 3, 16 << 10)],
+    ids=["one stretch", "default", "many stretches, small batches"],
+)
+def test_tree_search_parses_odd_names_links_and_deep_paths_as_the_walk_sees_them(
+    populated: tuple[str, Path, Path],
+    helpers: ModuleType,
+    monkeypatch: pytest.MonkeyPatch,
+    stretches: int,
+    threads: int,
+    buffer_size: int | None,
+) -> None:
+    """The parse loop's fast path (a file or directory with one name, under a listed
+    directory, on a short path) and `_Tree.add` (every other link) give what the walk gives:
+    names with newlines, non-UTF-8 bytes and multi-byte characters, hard links, directories
+    whose parent lies in a later stretch, paths just under, at and over the length where
+    the fast path stops, and entries too deep to list, counted the same way."""
+    from blankslate import treesearch
+
+    monkeypatch.setattr(treesearch, "STRETCHES", stretches)
+    monkeypatch.setattr(treesearch, "SEARCH_THREADS", threads)
+    if buffer_size is not None:
+        monkeypatch.setattr(treesearch, "BUFFER_SIZE", buffer_size)
+    device, _, _ = populated
+    with helpers.mount_top_level(device) as top:
+        root = top / "root"
+        odd = root / "srv/odd"
+        odd.mkdir()
+        for number in range(300):  # enough items to span stretches and batches
+            name = os.fsencode(f"n\n{number}\u00e9") + bytes([0x80 + number % 64, 0xFF])
+            fd = os.open(os.fsencode(odd) + b"/" + name, os.O_CREAT | os.O_WRONLY, 0o644)
+            os.write(fd, b"x" * (number % 7))
+            os.close(fd)
+        os.link(root / "etc/notes", odd / "second name")
+        # Directories made first and filled later, then moved under directories made last.
+        for number in range(20):
+            (root / f"srv/first{number}/sub").mkdir(parents=True)
+            (root / f"srv/first{number}/sub/file").write_text("x" * number)
+        for number in range(20):
+            (root / f"srv/last{number}").mkdir()
+            os.rename(root / f"srv/first{number}", root / f"srv/last{number}/moved")
+        # Paths of 1,022 to 1,025 characters (as on /), ASCII and multi-byte, and paths
+        # beyond LISTED_PATH_MAX bytes with what lies below them.
+        chain = root / "srv/long" / "/".join(["a" * 200] * 4)
+        chain.mkdir(parents=True)
+        head = len("/srv/long/") + 4 * 201  # the path of `chain`, as on /, with a slash
+        for length in range(1021, 1026):
+            (chain / ("f" * (length - head))).write_text("y")
+            (chain / ("d" * (length - head))).mkdir()
+            (chain / ("d" * (length - head)) / "in").write_text("yy")
+        for filler, width in (("a", 1), ("\u00e9", 2), ("\u20ac", 3)):
+            (root / "srv" / f"deep-{width}").mkdir()
+            directory = os.open(root / "srv" / f"deep-{width}", os.O_DIRECTORY)
+            for level in range(18):  # past PATH_MAX: made from directory descriptors
+                os.mkdir(filler * (250 // width), dir_fd=directory)
+                below = os.open(filler * (250 // width), os.O_DIRECTORY, dir_fd=directory)
+                os.close(directory)
+                directory = below
+                file = os.open(f"f{level}", os.O_CREAT | os.O_WRONLY, 0o644, dir_fd=directory)
+                os.write(file, b"z" * level)
+                os.close(file)
+            os.close(directory)
+        helpers.run(["btrfs", "filesystem", "sync", top])
+        searched_beyond: dict[str, list[int]] = {}
+        walked_beyond: dict[str, list[int]] = {}
+        found = treesearch.scan(str(root), searched_beyond)
+        walked, problems = scan.walk(str(root), beyond=walked_beyond)
+    assert found is not None, "the tree search was refused (not root?)"
+    searched, search_problems = found
+    assert problems == [] and search_problems == []
+    assert sorted(searched) == sorted(walked)
+    assert searched_beyond == walked_beyond and searched_beyond  # something was too deep
+    assert len([raw for raw in searched if raw[0].startswith("/srv/odd/")]) == 301
+    assert scan.Raw("/srv/last7/moved/sub/file", "file", 7, None) in searched
+
+
 def test_tree_search_refuses_what_is_not_a_subvolume_root(tmp_path: Path) -> None:
     from blankslate import treesearch
 

@@ -213,18 +213,6 @@ def test_flake_disko_module(nix_eval: Any, disko_lib: Path) -> None:
 LOADER = "config.boot.loader"
 
 
-# The BIOS boot partition modules/plan.nix puts first on a bios or hybrid disk (as in
-# tests/plans/bios.json and hybrid.json).
-BIOS_PARTITION = {
-    "name": "bios",
-    "type": "ef02",
-    "size": "1MiB",
-    "format": "none",
-    "label": None,
-    "device": "/dev/disk/by-partlabel/bios",
-}
-
-
 @pytest.mark.parametrize("host", DISK_HOSTS)
 @pytest.mark.parametrize(
     ("boot", "expected"),
@@ -255,7 +243,15 @@ def test_each_boot_mode_sets_its_loader(
     assert ("ef02" in types) is (boot != "uefi")
     assert ("ef00" in types) is (boot != "bios")
     if boot != "uefi":
-        assert partitions[0] == BIOS_PARTITION
+        # the BIOS boot partition GRUB embeds itself in: 1 MiB, unformatted, found by partlabel
+        assert partitions[0] == {
+            "name": "bios",
+            "type": "ef02",
+            "size": "1MiB",
+            "format": "none",
+            "label": None,
+            "device": "/dev/disk/by-partlabel/bios",
+        }
     # Whatever the numbering, /boot and the main filesystem are found by label.
     mounts = host_eval(host, "config.blankslate.plan.mounts", extra)
     assert next(m for m in mounts if m["mountPoint"] == "/boot")["device"] == (

@@ -1,4 +1,4 @@
-"""The tree search's helper thread: a failed search is an error here, and the thread ends."""
+"""The tree search's helper threads: a failed search is an error here, and the threads end."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ def test_a_failed_search_raises_and_the_helper_thread_ends() -> None:
         os.close(reading)
         os.close(writing)
     assert error.value.errno in (errno.ENOTTY, errno.EINVAL)
-    assert not searcher.thread.is_alive()
+    assert searcher.threads and not any(thread.is_alive() for thread in searcher.threads)
 
 
 def test_an_error_on_the_helper_thread_reaches_the_waiting_thread() -> None:
@@ -39,4 +39,4 @@ def test_an_error_on_the_helper_thread_reaches_the_waiting_thread() -> None:
     finally:
         os.close(reading)
         os.close(writing)
-    assert not searcher.thread.is_alive()
+    assert searcher.threads and not any(thread.is_alive() for thread in searcher.threads)
