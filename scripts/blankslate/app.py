@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Protocol
 import typer
 from typer.core import TyperArgument, TyperCommand, TyperOption
 
-from blankslate import commands
+from blankslate import commands, plansource
 from blankslate import plan as plan_module
 from blankslate.display import printable, quote_path
 
@@ -147,10 +147,10 @@ IgnoreFile = Annotated[
 ]
 
 
-def plan_source(plan_file: Path | None, host: str | None, flake: str) -> plan_module.PlanSource:
+def plan_source(plan_file: Path | None, host: str | None, flake: str) -> plansource.PlanSource:
     """The three plan options as one value; a conflict is a usage error."""
     try:
-        return plan_module.PlanSource.of(plan_file, host, flake)
+        return plansource.PlanSource.of(plan_file, host, flake)
     except ValueError as error:
         raise typer.BadParameter(str(error)) from None
 
@@ -244,7 +244,7 @@ def main_options(
 @app.command("plan", cls=Command)
 def plan_command(plan_file: PlanFile = None, host: Host = None, flake: Flake = ".") -> None:
     """Print the validated plan as JSON."""
-    plan = plan_module.load(plan_source(plan_file, host, flake))
+    plan = plansource.load(plan_source(plan_file, host, flake))
     print(json.dumps(plan.to_json(), indent=2))
 
 
@@ -307,7 +307,7 @@ def install(
         source=plan_source(plan_file, host, flake),
         host_keys_from=host_keys_from,
     )
-    plan = need_target(plan_module.load(options.source), options)
+    plan = need_target(plansource.load(options.source), options)
     summary = install_module.install(plan, options)
     print_summary(summary, "Dry run: nothing was changed." if dry_run else "Installed.")
 
@@ -332,7 +332,7 @@ def mount(
     options = install_module.InstallOptions(
         disk=disk, image=image, root=target_root(root, mountpoint)
     )
-    plan = need_target(plan_module.load(plan_source(plan_file, host, flake)), options)
+    plan = need_target(plansource.load(plan_source(plan_file, host, flake)), options)
     summary = install_module.mount_existing(plan, options)
     print_summary(summary, f"Mounted {summary.device} on {options.root}.")
 
@@ -371,7 +371,7 @@ def passwd(
     ] = HashMethod.yescrypt,
 ) -> None:
     """Write a user's hashed password file."""
-    plan = plan_module.load(plan_source(plan_file, host, flake))
+    plan = plansource.load(plan_source(plan_file, host, flake))
     from blankslate import passwd as passwd_module
 
     target = passwd_module.write_password_file(
@@ -481,7 +481,7 @@ def diff(
 
 def _diff_suggest(
     *,
-    source: plan_module.PlanSource,
+    source: plansource.PlanSource,
     device: str | None,
     root: Path | None,
     old_root: str | None,
@@ -600,7 +600,7 @@ def roots(
     from blankslate import oldroots
 
     source = plan_source(plan_file, host, flake)
-    plan = plan_module.load(source, builtin=False)
+    plan = plansource.load(source, builtin=False)
     lost: dict[str, int] | None = None
     if audit_roots:
         from blankslate import audit
@@ -647,7 +647,7 @@ def doctor(
     from blankslate import doctor as doctor_module
 
     checks = doctor_module.parse_only(only or [])
-    plan = plan_module.load(plan_source(plan_file, host, flake), builtin=False)
+    plan = plansource.load(plan_source(plan_file, host, flake), builtin=False)
     results = doctor_module.run(plan, root, checks)
     if format == DoctorFormat.json:
         print(json.dumps(doctor_module.render_json(plan, root, results), indent=2))
@@ -691,7 +691,7 @@ def recover(
     """Copy a path back out of a kept old root or persist snapshot (never overwrites)."""
     from blankslate import persist
 
-    plan = plan_module.load(plan_source(plan_file, host, flake), builtin=False)
+    plan = plansource.load(plan_source(plan_file, host, flake), builtin=False)
     if from_persist is not None and from_root is not None:
         raise typer.BadParameter("give either --from or --from-persist, not both")
     if dry_run and from_persist is None:
@@ -731,7 +731,7 @@ def persist_list(
     """List the persist snapshots, newest first."""
     from blankslate import oldroots, persist
 
-    plan = plan_module.load(plan_source(plan_file, host, flake), builtin=False)
+    plan = plansource.load(plan_source(plan_file, host, flake), builtin=False)
     with persist.snapshots(plan, device) as found:
         if json_output:
             print(json.dumps([{"name": s.name, "time": s.to_json()["time"]} for s in found]))
@@ -855,7 +855,7 @@ def persist_send(
     """Write a persist snapshot as a `btrfs send` (ZFS: `zfs send`) stream to a new file."""
     from blankslate import persist
 
-    plan = plan_module.load(plan_source(plan_file, host, flake), builtin=False)
+    plan = plansource.load(plan_source(plan_file, host, flake), builtin=False)
     sent = persist.send(
         plan,
         to,
@@ -964,7 +964,7 @@ def disko_command(
     if disk is not None:
         check_device_name("--disk", disk)
     sys.stdout.write(
-        disko.expression(plan_module.load(plan_source(plan_file, host, flake), builtin=False), disk)
+        disko.expression(plansource.load(plan_source(plan_file, host, flake), builtin=False), disk)
     )
 
 
@@ -985,7 +985,7 @@ def extra_files(
     """Write the host keys and password files for `nixos-anywhere --extra-files DIR`."""
     from blankslate import extrafiles, hostkeys
 
-    plan = plan_module.load(plan_source(plan_file, host, flake), builtin=False)
+    plan = plansource.load(plan_source(plan_file, host, flake), builtin=False)
     made = extrafiles.extra_files(
         plan, directory, host_keys_from=host_keys_from, passwords=not no_passwords, dry_run=dry_run
     )

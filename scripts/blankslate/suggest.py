@@ -36,7 +36,8 @@ from typing import Any, Literal, TypeVar
 from blankslate import ignore_rules
 from blankslate.classify import HIDDEN_PREFIX, EntryTuple
 from blankslate.display import quote_path
-from blankslate.plan import Plan, PlanSource, Unit
+from blankslate.plan import Plan, Unit
+from blankslate.plansource import PlanSource
 
 GroupBy = Literal["service", "user", "top", "hidden"]
 _T = TypeVar("_T")
@@ -616,10 +617,9 @@ def from_source(
     The temporary mounts are echoed only with `verbose` (or --debug), as for `diff`."""
     import logging
 
-    from blankslate import audit, process
-    from blankslate import plan as plan_module
+    from blankslate import audit, plansource, process
 
-    plan = plan_module.load(source, builtin=False)
+    plan = plansource.load(source, builtin=False)
     rules = ignore_rules.collect(plan.audit.ignore, source.host or plan.host_name, ignore_file)
     level = process.echo.level
     debug = logging.getLogger().isEnabledFor(logging.DEBUG)

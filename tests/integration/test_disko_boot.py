@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from blankslate import disko, extrafiles, hostkeys
+from blankslate import disko, extrafiles, hostkeys, plansource
 from blankslate import plan as plan_module
 from blankslate.errors import BlankslateError
 
@@ -156,7 +156,7 @@ def test_host_keys_from_a_directory_without_the_key_writes_nothing(tmp_path: Pat
 
 
 def test_extra_files_tree_modes(tmp_path: Path) -> None:
-    plan = plan_module.default()
+    plan = plansource.default()
     tree = tmp_path / "tree"
     made = extrafiles.write(plan, tree, host_keys_from=None, hashes={"admin": "$y$j9T$salt$hash"})
     modes = {
@@ -184,7 +184,7 @@ def test_extra_files_tree_modes(tmp_path: Path) -> None:
 
 
 def test_extra_files_never_writes_through_a_planted_link(tmp_path: Path) -> None:
-    plan = plan_module.default()
+    plan = plansource.default()
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     tree = tmp_path / "tree"

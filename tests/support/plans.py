@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from blankslate import plan
+from blankslate import plan, plansource
 
 
 def bios_partition() -> dict[str, str | None]:
@@ -27,7 +27,7 @@ def boot_plan_data(boot: str) -> dict[str, Any]:
     """The built-in plan in boot mode `boot` (uefi, bios or hybrid), as modules/plan.nix
     derives it: bios and hybrid start with the BIOS boot partition; bios boots from a plain
     /boot partition instead of an ESP."""
-    data: dict[str, Any] = json.loads(plan.default_text())
+    data: dict[str, Any] = json.loads(plansource.default_text())
     data["disk"]["boot"] = boot
     parts = data["disk"]["partitions"]
     if boot != "uefi":

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from pytest_subprocess import FakeProcess
 
-from blankslate import audit, commands, oldroots, plan, render
+from blankslate import audit, commands, oldroots, plansource, render
 from blankslate.classify import Entry, EntryTuple, Report, Status
 from blankslate.errors import BlankslateError
 
@@ -219,7 +219,7 @@ def test_metrics_are_six_gauges() -> None:
 
 
 def walk_plan(tmp_path: Path) -> Path:
-    data: dict[str, Any] = json.loads(plan.default_text())
+    data: dict[str, Any] = json.loads(plansource.default_text())
     data.update(rollback="none", btrfs=None, disk=None)
     plan_file = tmp_path / "plan.json"
     plan_file.write_text(json.dumps(data))
@@ -319,7 +319,7 @@ def test_the_files_a_run_writes_are_not_lost(tmp_path: Path, fp: FakeProcess) ->
     (root / "textfiles" / "other.prom").write_text("not ours")
     fp.register(FINDMNT, stdout=json.dumps({"filesystems": []}))
     outputs = audit.outputs_of(report_file=None, metrics_file=Path("/textfiles/blankslate.prom"))
-    report = audit.run_diff(plan.default(), root=root, outputs=outputs)
+    report = audit.run_diff(plansource.default(), root=root, outputs=outputs)
     statuses = {entry[0]: (entry[3], entry[4]) for entry in report.entries}
     assert statuses["/textfiles/blankslate.prom"] == (
         "managed",
@@ -333,7 +333,7 @@ def test_verbose_alone_echoes_the_mount(
 ) -> None:
     caplog.set_level("INFO", logger="blankslate")
     parameters: dict[str, Any] = dict(
-        source=plan.PlanSource(walk_plan(tmp_path)),
+        source=plansource.PlanSource(walk_plan(tmp_path)),
         device=None,
         root=live_root,
         format="json",
@@ -377,4 +377,4 @@ def test_pick_old_root_by_name_or_latest() -> None:
 
 def test_old_root_and_root_exclude_each_other(tmp_path: Path) -> None:
     with pytest.raises(BlankslateError, match="either --root or --old-root"):
-        audit.run_diff(plan.default(), root=tmp_path, old_root="latest")
+        audit.run_diff(plansource.default(), root=tmp_path, old_root="latest")

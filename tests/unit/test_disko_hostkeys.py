@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pytest_subprocess import FakeProcess
 
-from blankslate import disko, extrafiles, hostkeys, install, plan
+from blankslate import disko, extrafiles, hostkeys, install, plan, plansource
 from blankslate.errors import BlankslateError
 
 from ..support.plans import boot_plan_data as with_boot
@@ -41,7 +41,7 @@ SSH_TO_AGE_VECTORS = [
 
 
 def example() -> plan.Plan:
-    return plan.default()
+    return plansource.default()
 
 
 # --- age recipients ---------------------------------------------------------------------------
@@ -276,7 +276,7 @@ def test_install_and_disko_make_the_same_sizes() -> None:
 def test_disko_prints_an_expression(
     run_cli: Callable[..., int], capsys: pytest.CaptureFixture[str], monkeypatch: Any
 ) -> None:
-    monkeypatch.setattr(plan, "INSTALLED_PLAN", Path("/nonexistent/plan.json"))
+    monkeypatch.setattr(plansource, "INSTALLED_PLAN", Path("/nonexistent/plan.json"))
     assert run_cli("disko", "--disk", "/dev/sda", "--plan", str(DEFAULT_PLAN)) == 0
     out = capsys.readouterr().out
     assert out.startswith("# disko layout of host example")
@@ -308,7 +308,7 @@ def test_disko_without_a_disk_is_one_error(
 ) -> None:
     assert run_cli("disko", "--plan", str(REPO / "tests/plans/vpsfree.json")) == 1
     assert capsys.readouterr().err.endswith("nothing for disko\n")
-    data = json.loads(plan.default_text())
+    data = json.loads(plansource.default_text())
     data["disk"]["device"] = None
     with pytest.raises(BlankslateError, match="give --disk DEV"):
         disko.devices(plan.from_json(data))
@@ -372,7 +372,7 @@ def test_each_boot_mode_is_a_valid_plan(boot: str) -> None:
 
 
 def test_plans_without_boot_boot_through_uefi() -> None:
-    data = json.loads(plan.default_text())
+    data = json.loads(plansource.default_text())
     del data["disk"]["boot"]
     loaded = plan.from_json(data)
     assert loaded.disk is not None and loaded.disk.boot == "uefi"
@@ -390,7 +390,7 @@ def test_plans_without_boot_boot_through_uefi() -> None:
     ],
 )
 def test_boot_mode_mismatches_are_refused(change: Callable[[Any], None], message: str) -> None:
-    data = json.loads(plan.default_text())
+    data = json.loads(plansource.default_text())
     change(data)
     with pytest.raises(plan.PlanError, match=message):
         plan.from_json(data)
@@ -420,7 +420,7 @@ def test_install_passes_host_keys_from(
         return install.Summary("/dev/loopN")
 
     monkeypatch.setattr(install, "install", fake_install)
-    monkeypatch.setattr(plan, "INSTALLED_PLAN", Path("/nonexistent/plan.json"))
+    monkeypatch.setattr(plansource, "INSTALLED_PLAN", Path("/nonexistent/plan.json"))
     image = str(tmp_path / "i.img")
     args = ["install", "--image", image, "--dry-run", "--host-keys-from", str(tmp_path)]
     assert run_cli(*args) == 0

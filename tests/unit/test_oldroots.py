@@ -17,7 +17,7 @@ import pytest
 from pytest_subprocess import FakeProcess
 from pytest_subprocess.fake_popen import FakePopen
 
-from blankslate import copy, mounts, oldroots, plan
+from blankslate import copy, mounts, oldroots, plan, plansource
 from blankslate.errors import BlankslateError
 
 from ..support.mounts import FINDMNT as FINDMNT_PERSIST
@@ -47,7 +47,7 @@ def persist(tmp_path: Path) -> Path:
 @pytest.fixture
 def the_plan(persist: Path) -> plan.Plan:
     """The built-in plan (old roots in "old_roots"), persisting into a temporary directory."""
-    default = plan.default()
+    default = plansource.default()
     # Each path kept in persistPath, whatever it is.
     kept = default.persistence
     persistence = plan.Persistence(
