@@ -597,7 +597,7 @@ def roots(
     ] = None,
 ) -> None:
     """List the kept old roots, newest first (sizes only when btrfs quotas are on)."""
-    from blankslate import oldroots
+    from blankslate import oldroots, snapshots
 
     source = plan_source(plan_file, host, flake)
     plan = plansource.load(source, builtin=False)
@@ -611,7 +611,7 @@ def roots(
     if json_output:
         print(json.dumps([oldroots.root_json(root, lost) for root in kept], indent=2))
     elif kept:
-        print(oldroots.format_table(kept, lost=lost))
+        print(snapshots.format_table(kept, lost=lost))
         line = oldroots.retention(plan, len(kept))
         if line:
             print(line)
@@ -729,14 +729,14 @@ def persist_list(
     json_output: Annotated[bool, typer.Option("--json", help="JSON list, newest first.")] = False,
 ) -> None:
     """List the persist snapshots, newest first."""
-    from blankslate import oldroots, persist
+    from blankslate import persist, snapshots
 
     plan = plansource.load(plan_source(plan_file, host, flake), builtin=False)
     with persist.snapshots(plan, device) as found:
         if json_output:
             print(json.dumps([{"name": s.name, "time": s.to_json()["time"]} for s in found]))
         elif found:
-            print(oldroots.format_table(found))
+            print(snapshots.format_table(found))
         else:
             print("no persist snapshots yet")
         warning = persist.nested_warning(plan)

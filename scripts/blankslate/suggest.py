@@ -569,14 +569,14 @@ def group_name(gid: int) -> str:
 def _base(plan: Plan, device: str | None, root: Path | None, old_root: str | None) -> Iterator[str]:
     """The directory the audited root is seen in, for the lstat of its entries: --root, the
     old root or the stored root subvolume on the top level (mounted read-only again), else /."""
-    from blankslate import audit, mounts, oldroots
+    from blankslate import mounts, oldroots
 
     if root is not None:
         yield str(root)
     elif old_root is not None:
         subvolume = oldroots.old_roots_subvolume(plan)
         with mounts.top_level(oldroots.default_device(plan, device)) as top:
-            yield str(audit.pick_old_root(oldroots.list_roots(top, subvolume), old_root).path)
+            yield str(oldroots.pick(oldroots.list_roots(top, subvolume), old_root).path)
     elif plan.rollback == "btrfs" and plan.btrfs is not None and plan.btrfs.root_subvolume:
         with mounts.top_level(oldroots.default_device(plan, device)) as top:
             yield str(top / plan.btrfs.root_subvolume)

@@ -10,7 +10,17 @@ from typing import Any
 
 import pytest
 
-from blankslate import audit, extrafiles, ignore_rules, oldroots, passwd, persist, plan, plansource
+from blankslate import (
+    audit,
+    extrafiles,
+    ignore_rules,
+    oldroots,
+    passwd,
+    persist,
+    plan,
+    plansource,
+    snapshots,
+)
 from blankslate.errors import BlankslateError
 from blankslate.plan import Plan
 from blankslate.plansource import PlanSource
@@ -79,8 +89,8 @@ def test_ignore_without_a_host_file_names_the_flag(
 # --- roots --audit ---------------------------------------------------------------------------
 
 
-def old_root(name: str) -> oldroots.OldRoot:
-    return oldroots.OldRoot(name, Path("/top") / name, datetime(2026, 1, 1, tzinfo=UTC), 0)
+def old_root(name: str) -> snapshots.Snapshot:
+    return snapshots.Snapshot(name, Path("/top") / name, datetime(2026, 1, 1, tzinfo=UTC), 0)
 
 
 @pytest.mark.parametrize(("host", "expected"), [(None, "example"), ("web", "web")])
