@@ -35,8 +35,10 @@ in
       default = "/var/lib/prometheus-node-exporter-text-files";
       description = ''
         Where each audit writes blankslate.prom (blankslate_lost_entries,
-        blankslate_lost_bytes, blankslate_audit_timestamp_seconds) for node-exporter's
-        textfile collector: pass it the same directory
+        blankslate_lost_bytes, blankslate_audit_timestamp_seconds), and where the boot
+        attestation writes blankslate-attest.prom (blankslate_reset_ok,
+        blankslate_unbound_paths), for node-exporter's textfile collector: pass it the same
+        directory
         (services.prometheus.exporters.node.extraFlags =
         [ "--collector.textfile.directory=DIR" ]). null: no metrics file.
       '';

@@ -13,6 +13,7 @@
     ./guard/password-files.nix
     ./guard/persist-switch.nix
     ./audit.nix
+    ./attest.nix
     ./assertions.nix
     ./boot.nix
     ./disko

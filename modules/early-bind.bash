@@ -10,6 +10,7 @@
 # or TARGET is made (root's, 0755, as impermanence makes it); a symlink anywhere on either
 # path is refused, never followed.
 set -o errexit -o nounset -o pipefail
+shopt -s inherit_errexit
 
 if (($# != 2)) || [[ $1 != /* || $2 != /* ]]; then
   echo "early-bind: usage: early-bind.bash SOURCE TARGET (absolute paths)" >&2
@@ -28,6 +29,9 @@ for path in "$source" "$target"; do
     exit 1
   fi
 done
+# Missing parents get 0755 too, through this umask.
+umask 022
+# shellcheck disable=SC2174
 mkdir -p -m 0755 -- "$source" "$target"
 mount --bind -- "$source" "$target"
 echo "early-bind: bound $source on $target"

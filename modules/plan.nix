@@ -273,6 +273,15 @@ let
 
     audit = { inherit (cfg.audit) ignore; };
 
+    # The layout as disko's `disko.devices` (./disko/devices.nix, the one renderer), with the
+    # disk as configured (null when disk.device is); `blankslate disko` prints it as Nix text
+    # with --disk in its place, blankslate.disko.enable sets it. null without a disk.
+    disko =
+      if cfg.disk == null then
+        null
+      else
+        import ./disko/devices.nix { inherit lib; } plan cfg.disk.device;
+
     # Services whose state systemd keeps in directories it makes (diff --suggest groups by them).
     units = import ./plan-units.nix { inherit lib blib; } config.systemd.services;
   };

@@ -12,9 +12,8 @@
 let
   cfg = config.blankslate;
   enabled = cfg.enable && cfg.disko.enable;
-  devices = import ./devices.nix { inherit lib; } cfg._plan (
-    if cfg.disk == null then null else cfg.disk.device
-  );
+  # Rendered once, in the plan (./devices.nix via ../plan.nix).
+  devices = cfg._plan.disko;
 in
 {
   options.blankslate.disko.enable = lib.mkEnableOption "disko.devices from the blankslate layout (import disko's nixosModules.disko too)";

@@ -1,15 +1,15 @@
 # The plan's layout as disko's `disko.devices` (github:nix-community/disko).
-# Pure: plan (v2, as modules/plan.nix computes it) -> attribute set. The
-# Python tool renders the same value as Nix text (scripts/blankslate/disko.py,
-# `blankslate disko`); tests/nix/test_disko.py checks the two are equal for
-# every host.
+# Pure: plan (v2, as modules/plan.nix computes it) -> attribute set. The only
+# renderer: modules/plan.nix puts its value in the plan (`disko`), which
+# blankslate.disko.enable sets and the Python tool prints as Nix text
+# (scripts/blankslate/disko.py, `blankslate disko`).
 #
 # Partitions keep the plan's order through `priority` (disko sorts by it),
 # its GPT names through `label`, its filesystem labels through mkfs's
 # arguments, as `blankslate install` makes them; filesystems and swap are
 # still found by label. The btrfs filesystem's postCreateHook makes the
 # read-only blank snapshot of the empty root
-# (scripts/blankslate/disko-blank-snapshot.bash, which the tool reads too); a ZFS
+# (scripts/blankslate/disko-blank-snapshot.bash); a ZFS
 # root dataset's postCreateHook takes its blank snapshot.
 { lib }:
 plan: diskDevice:

@@ -89,6 +89,7 @@ for file in "$@"; do
 done
 
 if ((problems > 0)); then
+  # shellcheck disable=SC2016 # the backquotes are text
   printf '<2>blankslate: %d problem(s) with the password files; fix them now with `blankslate passwd USER` (root login is off)\n' "$problems"
   exit 1
 fi

@@ -29,6 +29,7 @@
 # persistent copy is not a persistent copy), and the live copy is only
 # inspected. Needs bash, coreutils, findutils (find) and jq.
 set -o errexit -o nounset -o pipefail
+shopt -s inherit_errexit
 
 usage() {
   printf 'usage: %s [--root DIR] [--current SYSTEM] [--seed] NEW_SYSTEM [ACTION]\n' "${0##*/}" >&2

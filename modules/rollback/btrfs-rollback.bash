@@ -81,7 +81,7 @@
 # budget.
 
 set -o nounset -o errexit -o pipefail -o errtrace
-shopt -s nullglob dotglob
+shopt -s inherit_errexit nullglob dotglob
 
 readonly prog=blankslate-rollback
 
@@ -91,9 +91,11 @@ readonly prog=blankslate-rollback
 if [[ $(type -t kept_prune) != function || $(type -t record_write) != function ]]; then
   here=${BASH_SOURCE[0]%/*}
   [[ $here != "${BASH_SOURCE[0]}" ]] || here=.
-  for lib in kept.bash record.bash; do
-    source -- "$here/$lib" || { printf '%s: error: cannot load %s\n' "$prog" "$here/$lib" >&2; exit 1; }
-  done
+  cannot_load() { printf '%s: error: cannot load %s\n' "$prog" "$here/$1" >&2; exit 1; }
+  # shellcheck source=kept.bash
+  source -- "$here/kept.bash" || cannot_load kept.bash
+  # shellcheck source=record.bash
+  source -- "$here/record.bash" || cannot_load record.bash
 fi
 
 # The boot record (./record.bash): every run but --prune-only's records its outcome, `reset`

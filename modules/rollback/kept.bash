@@ -1,3 +1,5 @@
+# shellcheck shell=bash disable=SC2034,SC2154
+# (A library: its callers set the variables it reads and read those it sets.)
 # blankslate: what the rollback and the persist snapshots share. Sourced, never run:
 #   btrfs-rollback.bash                     (old roots of /, at boot)
 #   ../snapshots/btrfs-persist-snapshot.bash, ../snapshots/zfs-persist-snapshot.bash
@@ -30,7 +32,9 @@
 
 # The ERR trap and die also keep their message in record_error, the reason a rollback's boot
 # record gives (./record.bash).
+# shellcheck disable=SC2016 # expanded when the trap runs
 readonly err_trap='rc=$?; printf -v record_error "line %s: \`%s\` failed (exit %s)" "$LINENO" "$BASH_COMMAND" "$rc"; printf "%s: error: %s\n" "$prog" "$record_error" >&2'
+# shellcheck disable=SC2064 # the trap's text is $err_trap's, fixed above
 trap "$err_trap" ERR
 export TZ=UTC0 LC_ALL=C
 
@@ -68,8 +72,10 @@ try_rc=0
 try() {
   set +o errexit
   trap - ERR
+  # shellcheck disable=SC2064 # the trap's text is $err_trap's, fixed above
   ( set -o errexit; trap "$err_trap" ERR; "$@" )
   try_rc=$?
+  # shellcheck disable=SC2064 # the trap's text is $err_trap's, fixed above
   trap "$err_trap" ERR
   set -o errexit
 }
@@ -140,7 +146,7 @@ within_budget() {
 # stop the pruning: the count alone decides, and it needs no clock.
 prune_failed=0 prune_deleted=0 prune_stopped=0 kept_clock_check=1 keep_max=
 kept_prune() {
-  local list=$1 delete=$2 label=$3 time newest='' line id otime base rank=0 i clock_ok=1
+  local list=$1 delete=$2 label=$3 time newest='' line otime base rank=0 i clock_ok=1
   local -a lines=() doomed=()
   kept_stamps=() kept_text=''
   "$list"
@@ -161,7 +167,7 @@ kept_prune() {
   mapfile -t lines < <(printf '%s' "$kept_text" | sort -k1,1nr -k3,3r)
   wait "$!"
   for line in "${lines[@]}"; do
-    read -r id otime base <<<"$line"
+    read -r _ otime base <<<"$line"
     rank=$((rank + 1))
     if [[ -n $keep_max ]] && ((rank > keep_max)); then
       log "$(q "$("$label" "$base")") is beyond the $keep_max newest (KEEP_MAX): deleting it"
@@ -262,7 +268,7 @@ is_readonly() {
 # starts only while the budget lasts; once it is used up, this logs how far it got and exits
 # 75 (run it under `try`): what is left is the next run's.
 readonly nested_prefix=.blankslate-nested.
-tmp_name= give_up_root=
+tmp_name='' give_up_root=''
 delete_tree() {
   local top=$1 sub path err rc
   local rel=${top#"$mnt"/}
@@ -278,6 +284,7 @@ delete_tree() {
   log "could not delete $(q "$rel") at once ($(q "${err##*: }")): deleting the subvolumes it holds first"
   delete_moved_up "$top" lenient
   local -a paths=() walk=()
+  # shellcheck disable=SC2016 # the inner bash expands it
   budgeted_walk "$top" -type d -inum 256 -execdir bash -c \
     '[[ $(btrfs property get -ts -- "$1" ro) == ro=true ]] && btrfs property set -ts -- "$1" ro false' \
     bash {} \; -printf '%P\0'
@@ -291,6 +298,7 @@ delete_tree() {
   # On a full filesystem mktemp or mv may fail (ENOSPC) where a delete still works (btrfs
   # deletes from its global reserve): the subvolume is then deleted where it is, which
   # works unless it lies deeper than PATH_MAX.
+  # shellcheck disable=SC2016 # the inner bash expands it
   budgeted_walk "$top" -mindepth 1 -depth -type d -inum 256 -execdir bash -c \
     'if dir=$(mktemp -d -- "$2/$3XXXXXXXX" 2>/dev/null) && mv -T -- "$1" "$dir/s" 2>/dev/null; then
        printf "moved\0"
@@ -364,8 +372,8 @@ delete_moved_up() {
 sub_id=0 sub_otime=-
 subvolume_times() {
   local out
-  local -r id_re=$'\n'[[:space:]]*'Subvolume ID:'[[:space:]]*'([0-9]+)'
-  local -r time_re=$'\n'[[:space:]]*'Creation time:'[[:space:]]*'([0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2} [-+][0-9]{4})'
+  local -r id_re=$'\n''[[:space:]]*Subvolume ID:[[:space:]]*([0-9]+)'
+  local -r time_re=$'\n''[[:space:]]*Creation time:[[:space:]]*([0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2} [-+][0-9]{4})'
   out=$(btrfs subvolume show -- "$1" 2>/dev/null) || true
   sub_id=99999999999999999999 sub_otime=-
   if [[ $out =~ $id_re ]]; then

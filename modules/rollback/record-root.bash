@@ -21,6 +21,7 @@
 # by itself (the stage-2 check reads the record and fails visibly).
 
 set -o nounset -o errexit -o pipefail -o errtrace
+shopt -s inherit_errexit
 
 readonly prog=blankslate-record
 

@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2154 # the caller sets prog (the journal's tag)
 # blankslate: the boot record, what this boot's rollback did. Sourced, never run, by
 #   btrfs-rollback.bash, zfs-rollback.bash   (kind btrfs, zfs)
 #   record-root.bash                         (kind tmpfs, none)

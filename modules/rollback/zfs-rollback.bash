@@ -14,6 +14,7 @@
 # no old root: old_root stays empty.
 
 set -o nounset -o errexit -o pipefail -o errtrace
+shopt -s inherit_errexit
 
 readonly prog=blankslate-rollback
 

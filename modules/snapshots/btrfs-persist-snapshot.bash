@@ -26,7 +26,7 @@
 # in step 4; PERSIST_SUBVOLUME is only ever read.
 
 set -o nounset -o errexit -o pipefail -o errtrace
-shopt -s nullglob dotglob
+shopt -s inherit_errexit nullglob dotglob
 
 readonly prog=blankslate-persist-snapshot
 

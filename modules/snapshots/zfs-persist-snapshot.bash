@@ -21,6 +21,7 @@
 # is due.
 
 set -o nounset -o errexit -o pipefail -o errtrace
+shopt -s inherit_errexit
 
 readonly prog=blankslate-persist-snapshot
 

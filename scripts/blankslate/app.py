@@ -658,6 +658,55 @@ def doctor(
 
 
 @app.command(cls=Command)
+def attest(
+    plan_file: PlanFile = None,
+    host: Host = None,
+    flake: Flake = ".",
+    root: Annotated[
+        Path,
+        typer.Option(metavar="DIR", help="Check the tree at DIR instead of / (the records stay)."),
+    ] = Path("/"),
+    metrics_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--metrics-file",
+            "--metrics",
+            metavar="FILE",
+            help="Also write node-exporter textfile metrics to FILE.",
+        ),
+    ] = None,
+    users_script: Annotated[
+        bool,
+        typer.Option(
+            "--users-script/--no-users-script",
+            help="Whether a `users` activation script ran (not with systemd-sysusers, Userborn).",
+        ),
+    ] = True,
+    format: Annotated[
+        DoctorFormat, typer.Option("--format", metavar="[text|json]", help="Output format.")
+    ] = DoctorFormat.text,
+) -> None:
+    """Check this boot: the reset happened, persisted paths are bound, / is root's 0755."""
+    import os
+    import time
+
+    from blankslate import attest as attest_module
+
+    plan = plansource.load(plan_source(plan_file, host, flake), builtin=False)
+    report = attest_module.run(plan, root, attest_module.record_dir(), nixos_bound=users_script)
+    # The results first: a metrics file that cannot be written must not hide them.
+    if format == DoctorFormat.json:
+        print(json.dumps(attest_module.render_json(plan, root, report), indent=2))
+    else:
+        journal = bool(os.environ.get("JOURNAL_STREAM"))
+        print(attest_module.render_text(report, journal=journal), end="", flush=True)
+    if metrics_file is not None:
+        attest_module.write_metrics(report, metrics_file, time.time())
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@app.command(cls=Command)
 def recover(
     path: Annotated[
         str,

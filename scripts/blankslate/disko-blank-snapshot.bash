@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2154 # disko and the lines before this file set the inputs
 # disko postCreateHook of the btrfs filesystem (modules/disko/devices.nix and
 # `blankslate disko` put it there): the read-only blank snapshot of the still
 # empty root subvolume, as `blankslate install` makes it.
@@ -7,6 +8,7 @@
 # refused, since a blank taken from it would bring its files back at every boot.
 (
   set -o nounset -o errexit -o pipefail
+  shopt -s inherit_errexit
   top=$(mktemp -d)
   mount "$device" "$top" -o subvol=/
   trap 'umount "$top"; rmdir "$top"' EXIT

@@ -22,6 +22,9 @@ Checks, by the names `--only` takes:
 - `private-state`: /var/lib/private, where DynamicUser services keep their state, is a
   directory (not a symlink), root's and 0700, on / and in every persistence root that holds
   one; systemd refuses the services' state otherwise (impermanence #93, #254).
+- `boot` (running system only): what the last boot's rollback did, from its record in
+  /run/blankslate/reset (attest.py, the same reading as `blankslate attest`): `reset`, or
+  `failed` with its reason, or no record (a failure, but on rollback none).
 - `etc` (running system only): every file in /etc/blankslate is the running configuration's
   (/run/current-system/etc/blankslate), byte for byte; a stale or edited plan.json would
   mislead every command that reads it.
@@ -62,6 +65,7 @@ CHECKS = (
     "etc",
     "persist-nested",
     "admin-keys",
+    "boot",
     "private-state",
 )
 
@@ -155,6 +159,7 @@ def run(
         "persist-nested": check_persist_nested,
         "admin-keys": check_admin_keys,
         "private-state": check_private_state,
+        "boot": check_boot,
     }
     results: list[Result] = []
     btrfs_results = {r.check: r for r in btrfs_checks(context, only)} if _btrfs_wanted(only) else {}
@@ -698,3 +703,14 @@ def check_private_state(context: Context) -> Iterator[Result]:
         yield Result("private-state", "ok", f"{where}: root's, 0700")
     else:
         yield Result("private-state", "ok", "no /var/lib/private (no DynamicUser state yet)")
+
+
+def check_boot(context: Context) -> Iterator[Result]:
+    """The last boot's outcome, from the rollback's record (attest.describe_record)."""
+    from blankslate import attest
+
+    if not context.booted:
+        yield Result("boot", "skipped", "--root: the boot record is the running system's")
+        return
+    result = attest.describe_record(context.plan, attest.record_dir())
+    yield Result("boot", result.status, result.message)

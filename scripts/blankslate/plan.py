@@ -242,6 +242,9 @@ class Plan:
     audit: Audit = field(default_factory=Audit)
     # Plans written before persist snapshots existed have no such key: off.
     persist_snapshots: PersistSnapshots | None = None
+    # The layout as disko's `disko.devices`, rendered by modules/disko/devices.nix (JSON data,
+    # the disk as configured); null without a disk, None too in a plan made before it travelled.
+    disko: dict[str, Any] | None = None
     # Plans written before units travelled have none: diff --suggest groups by path only.
     units: tuple[Unit, ...] = ()
 
@@ -324,6 +327,11 @@ def _convert(hint: Any, data: object, where: str) -> object:
         return tuple(_convert(item, value, f"{where}[{i}]") for i, value in enumerate(data))
     if isinstance(hint, type) and dataclasses.is_dataclass(hint):
         return _from_json(hint, data, where)
+    if origin is dict:  # JSON data, checked as such (the disko tree)
+        if not isinstance(data, dict):
+            raise PlanError(where, f"expected an object, got {json.dumps(data)[:40]}")
+        _check_json_data(where, data)
+        return data
     if hint is type(None):
         if data is None:
             return None
@@ -354,6 +362,39 @@ def _from_json(cls: type, data: object, where: str) -> object:
             continue
         values[spec.name] = _convert(hints[spec.name], data[key], path)
     return cls(**values)
+
+
+_INT64 = range(-(2**63), 2**63)
+
+
+def _check_json_data(where: str, data: object) -> None:
+    """Only what Nix holds too: strings without NUL or lone surrogates, 64-bit integers,
+    booleans, null, lists and objects of them (no floats), whatever their depth."""
+    stack: list[tuple[str, object]] = [(where, data)]
+    while stack:
+        at, value = stack.pop()
+        if isinstance(value, dict):
+            for key in value:
+                if not _nix_text(key):
+                    raise PlanError(at, f"key {json.dumps(key)[:40]} holds NUL or a surrogate")
+            stack.extend((f"{at}.{key}", item) for key, item in value.items())
+        elif isinstance(value, list):
+            stack.extend((f"{at}[{i}]", item) for i, item in enumerate(value))
+        elif isinstance(value, str):
+            if not _nix_text(value):
+                raise PlanError(at, "a string holding NUL or a surrogate, which Nix cannot hold")
+        elif isinstance(value, bool) or value is None:
+            continue
+        elif not isinstance(value, int) or value not in _INT64:
+            raise PlanError(
+                at,
+                f"expected a string, a 64-bit integer, a boolean, null, a list "
+                f"or an object, got {json.dumps(value)[:40]}",
+            )
+
+
+def _nix_text(text: str) -> bool:
+    return "\0" not in text and not any("\ud800" <= char <= "\udfff" for char in text)
 
 
 def is_normal_path(path: str) -> bool:
@@ -423,6 +464,8 @@ def validate(plan: Plan) -> Plan:
     if plan.tmpfs is not None and not _TMPFS_PERCENT.match(plan.tmpfs.size):
         _check_size("tmpfs.size", plan.tmpfs.size)
     _validate_persistence(plan.persistence)
+    if plan.disko is not None:
+        _validate_disko(plan.disko)
     for i, user in enumerate(plan.users):
         _check_match(f"users[{i}].name", user.name, _USER, "a user name")
         _check_inside_persist(plan, f"users[{i}].hashedPasswordFile", user.hashed_password_file)
@@ -431,6 +474,15 @@ def validate(plan: Plan) -> Plan:
         _check_inside_persist(plan, f"sshHostKeys[{i}]", key)
     _validate_units(plan.units)
     return plan
+
+
+def _validate_disko(disko: dict[str, Any]) -> None:
+    """Where `blankslate disko` puts the device: the tree's own, disk.main. (That the tree is
+    the layout's is Nix's work: it renders both from the same options.)"""
+    main = disko.get("disk")
+    main = main.get("main") if isinstance(main, dict) else None
+    if not isinstance(main, dict):
+        raise PlanError("disko.disk.main", "missing: expected the disk's object")
 
 
 def _validate_units(units: tuple[Unit, ...]) -> None:

@@ -17,6 +17,7 @@ from blankslate import mounts, process, treesearch
 from blankslate.bounds import Beyond, count_beyond, too_long
 from blankslate.display import quote_path
 from blankslate.plan import Plan
+from blankslate.treesearch import RawTuple as RawTuple
 
 BTRFS_FIRST_FREE_OBJECTID = 256  # the root directory of every btrfs subvolume has this inode
 
@@ -31,8 +32,7 @@ class Raw(NamedTuple):
 
 
 # The hot loops build plain tuples (a NamedTuple's constructor is a Python call per entry);
-# a RawTuple has Raw's fields in Raw's order.
-RawTuple = tuple[str, str, int, str | None]
+# a RawTuple (defined in treesearch, below this module) has Raw's fields in Raw's order.
 
 
 # A walk keeps the directories above it open down to this depth; deeper, a directory is

@@ -22,13 +22,13 @@ import struct
 import threading
 from collections.abc import Callable, Iterator
 from queue import SimpleQueue
-from typing import TYPE_CHECKING
 
 from blankslate.bounds import Beyond, count_beyond, too_long
 from blankslate.display import quote_path
 
-if TYPE_CHECKING:
-    from blankslate.scan import RawTuple
+# One scanned entry as a plain tuple: path, kind, size, symlink target (`scan.Raw`'s fields in
+# its order). It lives here, below `scan`, so that `scan` imports this module and not back.
+RawTuple = tuple[str, str, int, str | None]
 
 # From linux/btrfs.h: _IOWR(0x94, 17, struct btrfs_ioctl_search_args_v2) and
 # _IOWR(0x94, 18, struct btrfs_ioctl_ino_lookup_args).

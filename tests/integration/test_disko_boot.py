@@ -235,6 +235,29 @@ def disko_scripts(devices_file: Path, loop: str, root: Path, boot: str) -> dict[
     return scripts
 
 
+def evaluated_plan(boot: str) -> dict[str, Any]:
+    """The example's plan in boot mode `boot` as Nix evaluates it: the disko tree in it is
+    modules/disko/devices.nix's for that mode."""
+    expression = (
+        'let e = import ./tests/nix/eval.nix { host = "example"; extraModules = [ '
+        f"{{ blankslate.disk.boot = {json.dumps(boot)}; }} ]; }}; in e.config.blankslate.plan"
+    )
+    result = subprocess.run(
+        ["nix-instantiate", "--eval", "--strict", "--json", "--readonly-mode", "-E", expression],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    data: dict[str, Any] = json.loads(result.stdout)
+    # plan_data, which the install tests use, is that plan but for the tree.
+    assert {k: v for k, v in data.items() if k != "disko"} == {
+        k: v for k, v in plan_data(boot).items() if k != "disko"
+    }
+    return data
+
+
 def findmnt_options(root: Path) -> dict[str, set[str]]:
     """target -> mount options without the ones that name one filesystem (subvolid)."""
     out = subprocess.run(
@@ -266,7 +289,7 @@ def test_disko_makes_the_layout_install_makes(
     image, mountpoint, _ = install(tmp_path, boot, cleanup)
     (install_loop,) = attached_loops(image)
     # disko's, from `blankslate disko`, on another image
-    plan = plan_module.from_json(plan_data(boot))
+    plan = plan_module.from_json(evaluated_plan(boot))
     devices_file = tmp_path / "disko.nix"
     disko_image, disko_root = tmp_path / "disko.img", tmp_path / "disko-root"
     disko_root.mkdir()
@@ -318,7 +341,11 @@ PLAN_SUBVOLUMES = {"root", "nix", "persist", "log", "home"}
 def test_blank_hook_refuses_a_root_that_holds_files(tmp_path: Path, helpers: Any) -> None:
     """Run alone as disko runs it ($device set): it keeps an existing blank, and refuses to
     take a blank from a root that is not empty."""
-    hook = disko.blank_hook("root", "root-blank")
+    disko_tree = plansource.default().disko
+    assert disko_tree is not None
+    partitions = disko_tree["disk"]["main"]["content"]["partitions"]
+    hook = partitions["nixos"]["content"]["postCreateHook"]  # as the plan carries it
+    assert hook.startswith("blankslate_root=root\nblankslate_blank=root-blank\n")
     with helpers.loop_device(tmp_path / "hook.img", "2G") as device:
         helpers.run(["mkfs.btrfs", "-q", "-f", device])
         with helpers.mount_top_level(device) as top:

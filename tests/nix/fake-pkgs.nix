@@ -100,6 +100,8 @@ let
       mkShell = args: fakePackage "nix-shell" // args;
 
       writeShellScript = name: text: fakePackage name // { inherit text; };
+      # trivial-builders: a file in the store holding the text (the attest unit's plan).
+      writeText = name: text: fakePackage name // { inherit text; };
       # impermanence's units name scripts it builds; a warning that reads
       # systemd.services forces those names, never their contents.
       # checks.pytest's environment (nativeBuildInputs) stays readable.

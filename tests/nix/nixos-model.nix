@@ -101,6 +101,8 @@ let
   #   IOSchedulingClass=   systemd.exec(5): realtime, best-effort or idle (nixpkgs'
   #   CPUSchedulingPolicy= nix-daemon.nix types its daemonIOSchedClass and daemonCPUSchedPolicy
   #                     as enums of these names): other, batch, idle, fifo or rr
+  #   RemainAfterExit=  systemd.service(5): a boolean (the attestation's oneshot unit sets it;
+  #                     unitOption renders a Nix bool as true/false)
   # The check sees each definition as written: a value under mkDefault or mkIf is read
   # through its wrapper.
   checkService =
@@ -118,7 +120,8 @@ let
     && matches "TimeoutStartSec" "([0-9]+|([0-9]+ ?(us|ms|s|sec|min|m|h|hr|d|w|M|y) ?)+|infinity)"
     && (!(settings ? Nice) || (lib.isInt settings.Nice && settings.Nice >= -20 && settings.Nice <= 19))
     && oneOf "IOSchedulingClass" [ "realtime" "best-effort" "idle" ]
-    && oneOf "CPUSchedulingPolicy" [ "other" "batch" "idle" "fifo" "rr" ];
+    && oneOf "CPUSchedulingPolicy" [ "other" "batch" "idle" "fifo" "rr" ]
+    && (!(settings ? RemainAfterExit) || lib.isBool settings.RemainAfterExit);
 
   # nixos/lib/systemd-unit-options.nix: the unit options our rollback units set.
   serviceModule = {

@@ -105,6 +105,7 @@ def test_plan_shape(host_eval: Any, host: str) -> None:
             "sshHostKeys",
             "audit",
             "persistSnapshots",
+            "disko",
             "units",
         ]
     )

@@ -171,7 +171,8 @@ def test_hosts_with_an_initrd_bind_in_the_initrd(host_eval: Any) -> None:
     for host in ("example", "tmpfs", "zfs"):
         scripts = host_eval(host, "config.system.activationScripts")
         assert "blankslateVarLibNixos" not in scripts, host
-        assert scripts["users"].get("deps", []) == [], host
+        # Only the attestation's note (modules/attest.nix) runs before `users` there.
+        assert scripts["users"].get("deps", []) == ["blankslateNixosBound"], host
 
 
 def test_no_users_script_to_order_under_userborn_or_sysusers(host_eval: Any) -> None:

@@ -248,31 +248,6 @@ def test_extra_files_usage(run_cli: Callable[..., int], tmp_path: Path) -> None:
 # --- disko ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("size", "expected"),
-    [
-        ("1GiB", "1G"),
-        ("8GiB", "8G"),
-        ("512M", "512M"),
-        ("1MiB", "1M"),
-        ("2T", "2T"),
-        ("1536", "1K"),
-        ("4096B", "4K"),
-        ("3KB", "3K"),
-    ],
-)
-def test_sizes_become_sgdisk_sizes(size: str, expected: str) -> None:
-    assert disko.sgdisk_size(size) == expected
-
-
-def test_install_and_disko_make_the_same_sizes() -> None:
-    """install gives sgdisk +<bytes // 1024>K; disko's size in its own unit is the same."""
-    units = {"K": 1, "M": 1024, "G": 1024**2, "T": 1024**3}
-    for size in ("1GiB", "8GiB", "512M", "1MiB", "1536", "3KB"):
-        rendered = disko.sgdisk_size(size)
-        assert int(rendered[:-1]) * units[rendered[-1]] == plan.parse_size(size) // 1024
-
-
 def test_disko_prints_an_expression(
     run_cli: Callable[..., int], capsys: pytest.CaptureFixture[str], monkeypatch: Any
 ) -> None:
@@ -282,6 +257,17 @@ def test_disko_prints_an_expression(
     assert out.startswith("# disko layout of host example")
     assert '          device = "/dev/sda";\n' in out
     assert "postCreateHook = " in out and "blankslate_blank=root-blank\\n" in out
+
+
+def test_disko_prints_the_plans_tree_with_the_disk_replaced() -> None:
+    """The tree is the plan's (Nix rendered it); only the device changes, in a copy."""
+    loaded = example()
+    assert loaded.disko is not None
+    devices = disko.devices(loaded, "/dev/sdb")
+    assert devices["disk"]["main"]["device"] == "/dev/sdb"
+    devices["disk"]["main"]["device"] = "/dev/vda"
+    assert devices == loaded.disko
+    assert disko.devices(loaded) == loaded.disko  # no --disk: the plan's own
 
 
 @pytest.mark.parametrize("disk", ["sda", "/dev/../etc/passwd", "/dev/", "/dev/sda b"])
@@ -310,56 +296,124 @@ def test_disko_without_a_disk_is_one_error(
     assert capsys.readouterr().err.endswith("nothing for disko\n")
     data = json.loads(plansource.default_text())
     data["disk"]["device"] = None
+    data["disko"]["disk"]["main"]["device"] = None
     with pytest.raises(BlankslateError, match="give --disk DEV"):
         disko.devices(plan.from_json(data))
+    assert disko.devices(plan.from_json(data), "/dev/sdc")["disk"]["main"]["device"] == "/dev/sdc"
 
 
-def test_disko_partitions_keep_the_plans_order_and_names() -> None:
-    devices = disko.devices(plan.from_json(with_boot("hybrid")))
-    disk = devices["disk"]
-    assert isinstance(disk, dict)
-    main = disk["main"]
-    assert isinstance(main, dict) and isinstance(main["content"], dict)
-    partitions = main["content"]["partitions"]
-    assert isinstance(partitions, dict)
-    assert [(name, p["priority"], p["type"]) for name, p in partitions.items()] == [  # type: ignore[index]
-        ("bios", 1, "EF02"),
-        ("ESP", 2, "EF00"),
-        ("swap", 3, "8200"),
-        ("nixos", 4, "8300"),
-    ]
-    assert "content" not in partitions["bios"]  # type: ignore[operator]
+def test_a_plan_from_before_the_tree_travelled_says_what_to_do(
+    tmp_path: Path, run_cli: Callable[..., int], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Plan v2 without `disko` still reads (every other command works); disko says how to
+    get a plan that carries it, on one line."""
+    data = json.loads(plansource.default_text())
+    del data["disko"]
+    old = tmp_path / "old-plan.json"
+    old.write_text(json.dumps(data))
+    assert plansource.from_file(old).disko is None
+    assert run_cli("disko", "--plan", str(old)) == 1
+    err = capsys.readouterr().err
+    assert "carries no disko tree" in err and "blankslate plan --host NAME" in err
+    assert err.count("\n") == 1 + err.count("plan: ")
 
 
-def test_blank_hook_quotes_names_as_nix_lib_does() -> None:
-    assert disko.escape_shell_arg("root-blank") == "root-blank"
-    assert disko.escape_shell_arg("a b") == "'a b'"
-    assert disko.escape_shell_arg("it's") == "'it'\\''s'"
-    hook = disko.blank_hook("root", "snap/blank")
-    assert hook.startswith("blankslate_root=root\nblankslate_blank=snap/blank\n")
+def with_disko(change: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(plansource.default_text())
+    change(data)
+    return data
+
+
+def _set(path: tuple[str, ...], value: Any) -> Callable[[dict[str, Any]], None]:
+    def change(data: dict[str, Any]) -> None:
+        target = data
+        for key in path[:-1]:
+            target = target[key]
+        target[path[-1]] = value
+
+    return change
 
 
 @pytest.mark.parametrize(
-    ("text", "expected"),
+    ("change", "message"),
     [
-        ("${x}", '"\\${x}"'),
-        ('a"b', '"a\\"b"'),
-        ("a\\b", '"a\\\\b"'),
-        ("line\nnext\ttab", '"line\\nnext\\ttab"'),
-        ("$", '"\\$"'),
+        (_set(("disko",), []), "plan: disko: expected an object"),
+        (_set(("disko", "disk"), {}), "plan: disko.disk.main: missing"),
+        (_set(("disko", "disk", "main"), "x"), "plan: disko.disk.main: missing"),
+        (_set(("disko",), {}), "plan: disko.disk.main: missing"),
+        (_set(("disko", "zpool"), 1.5), "plan: disko.zpool: expected a string, a 64-bit"),
+        (_set(("disko", "nodev"), 2**63), "expected a string, a 64-bit integer"),
+        (_set(("disko", "nodev"), ["a\0b"]), "disko.nodev[0]: a string holding NUL"),
+        (_set(("disko", "nodev"), {"\ud800": 1}), 'disko.nodev: key "\\ud800" holds'),
+        (_set(("disk",), None), "needs a disk section"),
     ],
 )
-def test_nix_strings_are_escaped(text: str, expected: str) -> None:
-    assert disko.nix_string(text) == expected
+def test_bad_disko_trees_are_one_line_errors(
+    change: Callable[[dict[str, Any]], None], message: str
+) -> None:
+    data = with_disko(change)
+    with pytest.raises(BlankslateError) as raised:
+        plan.from_json(data)
+    assert message in str(raised.value)
+    assert "\n" not in str(raised.value)
 
 
-def test_nix_names() -> None:
-    assert disko.nix_name("ESP") == "ESP"
-    assert disko.nix_name("in") == '"in"'
-    assert disko.nix_name("safe/persist") == '"safe/persist"'
-    assert disko.nix_name("${x}") == '"\\${x}"'
-    with pytest.raises(BlankslateError, match="NUL"):
-        disko.nix_string("a\0b")
+def test_the_device_is_always_the_plans_disk_or_disk() -> None:
+    """Whatever device the tree holds, the printed one is disk.device (what install
+    partitions) or --disk; a plan without a disk has nothing for disko, tree or not."""
+    data = json.loads(plansource.default_text())
+    data["disko"]["disk"]["main"]["device"] = "/dev/other"
+    assert disko.devices(plan.from_json(data))["disk"]["main"]["device"] == "/dev/vda"
+    data = json.loads((REPO / "tests/plans/vpsfree.json").read_text())
+    assert plan.from_json(data).disko is None
+    data["disko"] = json.loads(plansource.default_text())["disko"]
+    with pytest.raises(BlankslateError, match="nothing for disko"):
+        disko.devices(plan.from_json(data))
+
+
+def test_disko_keeps_disk_order_and_disko_key_order() -> None:
+    """Partitions by priority whatever their names sort as; `type` before the rest; options
+    and the names of subvolumes and datasets (data, not disko keys) sorted."""
+    tree: dict[str, Any] = {
+        "nodev": {},
+        "disk": {
+            "main": {
+                "content": {
+                    "type": "gpt",
+                    "partitions": {
+                        "a": {"priority": 3, "type": "8300"},
+                        "Z": {"priority": 1, "type": "EF02"},
+                        "m": {"priority": 2, "type": "EF00"},
+                    },
+                },
+                "device": "/dev/vda",
+                "type": "disk",
+            }
+        },
+    }
+    data = json.loads(plansource.default_text())
+    data["disko"] = tree
+    text = disko.expression(plan.from_json(data))
+    assert text.index("Z = {") < text.index("m = {") < text.index("a = {")
+    assert text.index("disk = {") < text.index("nodev = { };")
+    main = text[text.index("main = {") :]
+    assert main.index('type = "disk"') < main.index("device = ") < main.index("content = {")
+    content = disko.key_order(("options",), {"type": "x", "ashift": "12"})
+    assert list(content) == ["ashift", "type"]
+
+
+def test_disko_tree_of_zfs_has_installs_pool_properties() -> None:
+    """install's `zpool create` properties (zfs.py) are the tree's (modules/disko/devices.nix
+    writes them too)."""
+    from blankslate import zfs
+
+    loaded = plansource.from_file(REPO / "tests/plans/zfs.json")
+    assert loaded.disko is not None and loaded.zfs is not None
+    pool = loaded.disko["zpool"][loaded.zfs.pool]
+    split = [option.partition("=") for option in zfs.POOL_OPTIONS]
+    assert pool["options"] == {name: value for name, _, value in split}
+    split = [option.partition("=") for option in zfs.DATASET_OPTIONS]
+    assert pool["rootFsOptions"] == {name: value for name, _, value in split}
 
 
 # --- boot modes in the plan -----------------------------------------------------------------

@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from pytest_subprocess import FakeProcess
 
-from blankslate import cli, ignore_rules, plan, plansource
+from blankslate import cli, disko, ignore_rules, plan, plansource
 from blankslate.app import app
 from blankslate.errors import BlankslateError
 
@@ -84,8 +84,15 @@ PLACES = paths_of(default_plan())
 
 
 def check_plan(data: object) -> None:
+    """A plan, or one line; a plan that carries a disko tree prints it (`blankslate disko`),
+    or says in one line why not."""
     try:
-        assert isinstance(plan.from_json(data), plan.Plan)
+        loaded = plan.from_json(data)
+        assert isinstance(loaded, plan.Plan)
+        if loaded.disko is not None:
+            text = disko.expression(loaded, "/dev/sda")
+            assert '"/dev/sda"' in text
+            text.encode()  # printable: no lone surrogate reaches stdout
     except BlankslateError as error:
         one_line(error)
 
