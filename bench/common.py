@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,3 +89,25 @@ def default_plan(work: Path) -> dict[str, Any]:
     ).stdout
     plan: dict[str, Any] = json.loads(printed)
     return plan
+
+
+@dataclass(frozen=True)
+class Measured:
+    seconds: float  # wall time
+    peak_mib: float  # the child's peak resident memory (ru_maxrss)
+    status: int
+
+
+def measured(
+    args: Sequence[str], *, cwd: Path, env: dict[str, str] | None = None, stdout: Any = None
+) -> Measured:
+    """Runs `args` once: its wall time and the peak RSS of that one child (from wait4, not
+    RUSAGE_CHILDREN, which keeps the largest child's so far)."""
+    started = time.perf_counter()
+    child = subprocess.Popen(
+        list(args), cwd=cwd, env=env, stdout=subprocess.DEVNULL if stdout is None else stdout
+    )
+    _pid, status, usage = os.wait4(child.pid, 0)
+    elapsed = time.perf_counter() - started
+    child.returncode = os.waitstatus_to_exitcode(status)
+    return Measured(elapsed, usage.ru_maxrss / 1024, child.returncode)

@@ -78,12 +78,18 @@ in
             StateDirectory = "blankslate";
             StateDirectoryMode = "0700";
             # Bounded, and out of the way: whatever users put on the root, the audit takes
-            # at most this much memory and time (killed past them, it leaves its metrics
-            # file at blankslate_audit_complete 0), and yields the CPU and the disks to
-            # everything else. Each is a scalar a host may replace.
+            # at most this much memory and time, and yields the CPU and the disks to
+            # everything else. Past TimeoutStartSec= systemd sends SIGTERM: the audit lets go
+            # of what it mounted, writes blankslate_audit_complete 0 and
+            # blankslate_audit_terminated 1, and exits 2 (the unit fails); killed past
+            # MemoryMax=, it leaves its metrics file at blankslate_audit_complete 0. Nice=
+            # ranks processes only within the unit's own cgroup once the cpu controller is
+            # on; CPUWeight=idle puts the whole unit below every other cgroup. Each is a
+            # scalar a host may replace.
             MemoryMax = lib.mkDefault "2G";
             TimeoutStartSec = lib.mkDefault "1h";
             Nice = lib.mkDefault 19;
+            CPUWeight = lib.mkDefault "idle";
             CPUSchedulingPolicy = lib.mkDefault "batch";
             IOSchedulingClass = lib.mkDefault "idle";
           };

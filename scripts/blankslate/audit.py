@@ -84,7 +84,9 @@ def _classified(
     add_live_mounts(rules, live_mounts)
     raw, problems = scanned
     deeper = classify_deeper(beyond or {}, rules)
-    return Report(method, classify(raw, rules), problems=problems, old_root=old_root, deeper=deeper)
+    # The scan's list becomes the report's, tuple by tuple: no entry is held twice.
+    entries = classify(raw, rules, consume=True)
+    return Report(method, entries, problems=problems, old_root=old_root, deeper=deeper)
 
 
 def _scan_and_classify(
@@ -238,6 +240,45 @@ def write_started(metrics_file: Path | None, *, now: float) -> None:
         safefile.write_file(metrics_file, render.render_started_metrics(now), make=make)
 
 
+class Terminated(BlankslateError):
+    """SIGTERM ended the audit before it finished: systemd sends it when the unit's
+    TimeoutStartSec= runs out (or the unit is stopped)."""
+
+
+TERMINATED_MESSAGE = (
+    "terminated (SIGTERM: the unit's TimeoutStartSec= ran out, or it was stopped) before the "
+    "audit finished"
+)
+
+
+@contextlib.contextmanager
+def ending_on_sigterm() -> Iterator[None]:
+    """Within: SIGTERM raises Terminated where the audit is, so that what it holds is let go
+    on the way out (the top level it mounted is unmounted, a half-written report file is
+    removed), the metrics say so (`write_terminated`) and the command fails (exit 2 with
+    --fail-on-lost, as every audit that could not finish) instead of dying silently."""
+    import signal
+
+    def terminate(_signal: int, _frame: object) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # once is enough: the way out is taken
+        raise Terminated(TERMINATED_MESSAGE)
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def write_terminated(metrics_file: Path | None, *, started: float) -> None:
+    """The textfile of an audit SIGTERM ended: not complete, and terminated."""
+    from blankslate import render, safefile
+
+    if metrics_file is not None:
+        make = safefile.fixed(0o755, os.geteuid(), os.getegid())
+        safefile.write_file(metrics_file, render.render_terminated_metrics(started), make=make)
+
+
 def write_outputs(
     report: Report,
     *,
@@ -254,9 +295,14 @@ def write_outputs(
 
     make = safefile.fixed(0o755, os.geteuid(), os.getegid())
     if report_file is not None:
-        # It names the files of every user: for root only.
-        text = render.render_json(report, full=full)
-        safefile.write_file(report_file, text, mode=0o600, make=make)
+        # It names the files of every user: for root only. Written entry by entry into the
+        # fresh file that then replaces the old one: the document is never held whole.
+        safefile.write_file(
+            report_file,
+            lambda out: render.write_json(report, out, full=full),
+            mode=0o600,
+            make=make,
+        )
     if metrics_file is not None:
         safefile.write_file(metrics_file, render.render_metrics(report, now), make=make)
 

@@ -11,12 +11,12 @@ mountpoint itself, an empty placeholder file and impermanence's symlink are kept
 
 from __future__ import annotations
 
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
-from typing import Literal, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 from blankslate.ignore_rules import Rule, RuleSet, find_sorted
 from blankslate.plan import Mount, Plan
@@ -148,6 +148,14 @@ class Report:
     @property
     def lost(self) -> int:
         return self.summary["lost"]
+
+    def lost_entries(self) -> Iterator[EntryTuple]:
+        """Every lost entry (those hidden beneath a mount too: a reason that starts with
+        HIDDEN_PREFIX), in path order, one at a time; nothing is copied. What lies too deep
+        to list is in `deeper`."""
+        for entry in self.entries:
+            if entry[3] == "lost":
+                yield entry
 
 
 @dataclass
@@ -292,7 +300,7 @@ def classify_deeper(beyond: Mapping[str, Sequence[int]], rules: Rules) -> list[D
     return deeper
 
 
-def classify(raw: Iterable[RawTuple], rules: Rules) -> list[EntryTuple]:
+def classify(raw: Iterable[RawTuple], rules: Rules, *, consume: bool = False) -> list[EntryTuple]:
     """One status per entry, sorted by path.
 
     Order of precedence: hidden (strictly below a persisted path or mountpoint: lost, with
@@ -303,11 +311,28 @@ def classify(raw: Iterable[RawTuple], rules: Rules) -> list[EntryTuple]:
     Most entries of a root are lost, so everything starts lost and only the entries some rule
     names are looked at one by one: the rules' paths are found by bisection in the sorted paths,
     and the entries below a covered path form one slice of them.
+
+    `consume`: `raw` is a list the caller hands over; it is sorted and its tuples replaced by
+    the classified ones in place (and returned), so that a scan's entries are never held
+    twice. Otherwise `raw` is left as it was.
     """
-    ordered = sorted(raw, key=_path_of)
+    ordered: list[Any] = raw if consume and isinstance(raw, list) else list(raw)
+    ordered.sort(key=_path_of)
     paths = [entry[0] for entry in ordered]
-    entries: list[EntryTuple] = [(path, kind, size, "lost", "") for path, kind, size, _ in ordered]
+    # Only a symlink has a target, and only a link in /etc can be one the etc activation
+    # places (`_is_managed_link`): every other path is looked at for its name alone.
+    targets = {
+        index: entry[3]
+        for index, entry in enumerate(ordered)
+        if entry[3] is not None and entry[0].startswith("/etc/")
+    }
+    for index, (path, kind, size, _target) in enumerate(ordered):
+        ordered[index] = (path, kind, size, "lost", "")
+    entries: list[EntryTuple] = ordered
+    # The indices settled already: the persisted ones, and the slices below a cover (kept as
+    # slices, not one index each: a mount may hide most of a root).
     settled: set[int] = set()
+    hidden: list[tuple[int, int]] = []
     # An outer cover hides the covers below it with all below them: they are skipped.
     covers = set(rules.covers)
     for cover in rules.covers:
@@ -317,13 +342,21 @@ def classify(raw: Iterable[RawTuple], rules: Rules) -> list[EntryTuple]:
         end = bisect_left(paths, cover + "0", first)
         reason = hidden_reason(rules.covers[cover])
         for inner in range(first, end):
-            entry = ordered[inner]
+            entry = entries[inner]
             entries[inner] = (entry[0], entry[1], entry[2], "lost", reason)
-        settled.update(range(first, end))
+        if end > first:
+            hidden.append((first, end))
+    hidden.sort()  # the slices of outer covers do not overlap
+    starts = [first for first, _end in hidden]
+
+    def is_hidden_index(index: int) -> bool:
+        slice_ = bisect_right(starts, index) - 1
+        return slice_ >= 0 and index < hidden[slice_][1]
+
     for index in sorted(find_sorted(paths, rules.persisted)):
-        if index in settled:
+        if is_hidden_index(index):
             continue
-        path, kind, size, _target = ordered[index]
+        path, kind, size = entries[index][:3]
         if kind == "file" and size > 0 and path in rules.covers:
             # Data in the placeholder a file is bind-mounted over: hidden by it.
             entries[index] = (path, kind, size, "lost", hidden_reason(rules.covers[path]))
@@ -331,11 +364,13 @@ def classify(raw: Iterable[RawTuple], rules: Rules) -> list[EntryTuple]:
             entries[index] = (path, kind, size, "persisted", rules.persisted[path])
         settled.add(index)
     named = set(find_sorted(paths, [*rules.managed, *rules.clean, *rules.persisted_parents]))
-    named.update(index for index, entry in enumerate(ordered) if entry[3] is not None)
+    named.update(targets)
     named.update(rules.ignore.candidates(paths))
     for index in named - settled:
-        path, kind, size, target = ordered[index]
-        status, reason = _status_of(path, target, rules)
+        if is_hidden_index(index):
+            continue
+        path, kind, size = entries[index][:3]
+        status, reason = _status_of(path, targets.get(index), rules)
         entries[index] = (path, kind, size, status, reason)
     _keep_directories_of_kept_entries(entries, paths)
     return entries

@@ -229,6 +229,8 @@ def run() -> None:
         code: object = 0
     except SystemExit as exit_:
         code = exit_.code
+    except BrokenPipeError:
+        code = 1  # the reader went away while the report streamed out (`diff | head`)
     if isinstance(code, str):
         print(code, file=sys.stderr)
     status = code if isinstance(code, int) else 0 if code is None else 1

@@ -65,26 +65,38 @@ def diff(
     level = process.echo.level
     debug = logging.getLogger().isEnabledFor(logging.DEBUG)
     process.echo.setLevel(logging.INFO if verbose or debug else logging.WARNING)
-    audit.write_started(metrics_file, now=time.time())
+    started = time.time()
+    audit.write_started(metrics_file, now=started)
+    outputs_written = False
     try:
-        report = audit.run_diff(
-            plan, device=device, root=root, ignore=rules, old_root=old_root, outputs=outputs
-        )
-    finally:
-        process.echo.setLevel(level)
-    audit.write_outputs(
-        report, report_file=report_file, metrics_file=metrics_file, now=time.time(), full=full
-    )
-    if format == "json":
-        sys.stdout.write(render.render_json(report, full=full))
-    elif format == "yaml":
-        sys.stdout.write(render.render_yaml(report, full=full))
-    else:
-        wanted = render.colour_wanted(sys.stdout, os.environ)
-        style = render.COLOURED if wanted else render.PLAIN
-        sys.stdout.write(
-            render.render_text(report, full=full, all_entries=all_entries, style=style)
-        )
+        with audit.ending_on_sigterm():
+            try:
+                report = audit.run_diff(
+                    plan, device=device, root=root, ignore=rules, old_root=old_root,
+                    outputs=outputs,
+                )  # fmt: skip
+            finally:
+                process.echo.setLevel(level)
+            audit.write_outputs(
+                report, report_file=report_file, metrics_file=metrics_file, now=time.time(),
+                full=full,
+            )  # fmt: skip
+            outputs_written = True
+            # Each format is written entry by entry: the document is never held whole.
+            if format == "json":
+                render.write_json(report, sys.stdout, full=full)
+            elif format == "yaml":
+                render.write_yaml(report, sys.stdout, full=full)
+            else:
+                wanted = render.colour_wanted(sys.stdout, os.environ)
+                style = render.COLOURED if wanted else render.PLAIN
+                render.write_text(
+                    report, sys.stdout, full=full, all_entries=all_entries, style=style
+                )
+    except audit.Terminated:
+        if not outputs_written:  # say so where monitoring looks, then fail
+            audit.write_terminated(metrics_file, started=started)
+        raise
     return LOST if fail_on_lost and report.lost else 0
 
 

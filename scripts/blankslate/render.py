@@ -8,16 +8,21 @@ renderers escape what is not printable UTF-8.
 from __future__ import annotations
 
 import base64
+import io
 import re
+from array import array
 from bisect import bisect_left
-from collections.abc import Mapping, Sequence
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from itertools import accumulate
+from heapq import heappop, heappush
+from itertools import islice
 from json.encoder import encode_basestring_ascii
+from operator import itemgetter
 from typing import TextIO
 
 from blankslate.bounds import LISTED_PATH_MAX
-from blankslate.classify import STATUSES, DeeperTuple, Entry, EntryTuple, Report, is_hidden
+from blankslate.classify import HIDDEN_PREFIX, STATUSES, DeeperTuple, EntryTuple, Report
 from blankslate.display import format_size, printable, quote_path
 
 
@@ -45,6 +50,10 @@ def colour_wanted(stream: TextIO, environ: Mapping[str, str]) -> bool:
         return False
 
 
+_path_of = itemgetter(0)
+_status_of_entry = itemgetter(3)
+
+
 def _entries(count: int) -> str:
     return f"{count} {'entry' if count == 1 else 'entries'}"
 
@@ -62,166 +71,309 @@ def _deeper_line(path: str, count: int, size: int, red: str, reset: str) -> str:
     )
 
 
-def collapsed_directories(entries: Sequence[EntryTuple]) -> dict[int, tuple[int, int, int]]:
-    """The lost directories to show as one line: index -> (first, end, size) of what lies
-    below it, all of it lost. Only the outermost such directory of a tree is kept.
+Collapsed = tuple[int, int, int]  # first, end (indices of what lies below) and its size
 
-    `entries` are sorted by path, so what lies below a directory is one slice of them, from
-    its path + "/" to its path + "0" ("0" follows "/"), though not always right after it
-    ("/a.b" sorts between "/a" and "/a/b"). A running count of the entries that are not lost
-    tells in one subtraction whether a slice is all lost.
+
+def collapsed_directories(entries: Sequence[EntryTuple]) -> dict[int, Collapsed]:
+    """The lost directories to show as one line: index -> (first, end, size) of what lies
+    below it, all of it lost. Only the outermost such directory of a tree is kept."""
+    listed = _Collapser(entries).listed_all()
+    return {index: below for index, below in listed if below is not None}
+
+
+class _Collapser:
+    """Which lost directories of `entries` (sorted by path) are shown as one line, found as
+    the entries are listed rather than all at once beforehand.
+
+    What lies below a directory is one slice of the entries, from its path + "/" to its path
+    + "0" ("0" follows "/"), though not always right after it ("/a.b" sorts between "/a" and
+    "/a/b"). The slice is all lost when no index of `kept` (the entries that are not lost, or
+    lost hidden beneath a mount, which have a section of their own) lies in it: two
+    bisections. What this holds is those indices, whose number does not grow with the lost
+    entries, and the slices of the collapsed directories being listed.
     """
-    paths = [entry[0] for entry in entries]
-    # kept_before[i]: how many of entries[:i] are not lost, or lost hidden beneath a mount
-    # (those have a section of their own)
-    kept_before = list(
-        accumulate((entry[3] != "lost" or entry[4] != "" for entry in entries), initial=0)
-    )
-    candidates = [
-        index
-        for index, entry in enumerate(entries)
-        if entry[3] == "lost" and (entry[1] == "dir" or entry[1] == "subvolume")
-    ]
-    collapsed: dict[int, tuple[int, int, int]] = {}
-    hidden = bytearray(len(entries))  # below a collapsed directory
-    for index in candidates:
-        if hidden[index]:
-            continue
-        path = paths[index]
-        first = bisect_left(paths, path + "/", index + 1)
-        end = bisect_left(paths, path + "0", first)
-        reason = entries[index][4]
+
+    def __init__(self, entries: Sequence[EntryTuple]) -> None:
+        self.entries = entries
+        self.kept = array(
+            "q", (index for index, entry in enumerate(entries) if entry[3] != "lost" or entry[4])
+        )
+
+    def below(self, index: int) -> Collapsed | None:
+        """(first, end, size) of what lies below entry `index` when it is a lost directory
+        with entries below it, all of them lost (all hidden by the same mount, for a hidden
+        one); else None. The sizes are summed only for a directory that collapses, and what
+        lies below it is not looked at again, so each entry is summed at most once."""
+        entries = self.entries
+        path, kind, _size, status, reason = entries[index]
+        if status != "lost" or (kind != "dir" and kind != "subvolume"):
+            return None
+        first = bisect_left(entries, path + "/", index + 1, key=_path_of)
+        end = bisect_left(entries, path + "0", first, key=_path_of)
+        if end == first:
+            return None
         if reason:  # hidden: collapsed when all below is hidden by the same mount
-            alike = all(entry[3] == "lost" and entry[4] == reason for entry in entries[first:end])
+            below = islice(entries, first, end)
+            alike = all(inner[3] == "lost" and inner[4] == reason for inner in below)
         else:
-            alike = kept_before[end] == kept_before[first]
-        if end > first and alike:
-            collapsed[index] = (first, end, sum(entry[2] for entry in entries[first:end]))
-            hidden[first:end] = b"\x01" * (end - first)
-    return collapsed
+            kept = self.kept
+            alike = bisect_left(kept, end) == bisect_left(kept, first)
+        if not alike:
+            return None
+        return first, end, sum(inner[2] for inner in islice(entries, first, end))
+
+    def listed(self, indices: Iterable[int]) -> Iterator[tuple[int, Collapsed | None]]:
+        """Of `indices` (increasing), those listed (not below a collapsed directory), each
+        with what it collapses. The slices of the collapsed directories whose ends are not
+        reached yet wait in a heap by their first index: they do not overlap, so an index is
+        below one exactly when it lies in the one on top, once those that ended are gone."""
+        waiting: list[tuple[int, int]] = []
+        entries = self.entries
+        for index in indices:
+            while waiting and waiting[0][1] <= index:
+                heappop(waiting)
+            if waiting and waiting[0][0] <= index:
+                continue  # below a collapsed directory
+            entry = entries[index]
+            below = None
+            if entry[3] == "lost" and (entry[1] == "dir" or entry[1] == "subvolume"):
+                below = self.below(index)
+                if below is not None:
+                    heappush(waiting, (below[0], below[1]))
+            yield index, below
+
+    def listed_all(self) -> Iterator[tuple[int, Collapsed | None]]:
+        """`listed` of every index, jumping over what a collapsed directory holds."""
+        waiting: list[tuple[int, int]] = []
+        entries = self.entries
+        index, count = 0, len(entries)
+        while index < count:
+            while waiting and waiting[0][1] <= index:
+                heappop(waiting)
+            if waiting and waiting[0][0] <= index:
+                index = waiting[0][1]  # past what lies below a collapsed directory
+                continue
+            entry = entries[index]
+            below = None
+            if entry[3] == "lost" and (entry[1] == "dir" or entry[1] == "subvolume"):
+                below = self.below(index)
+                if below is not None:
+                    heappush(waiting, (below[0], below[1]))
+            yield index, below
+            index += 1
+
+
+class _Chunks:
+    """Lines written to `out` a few thousand at a time: one call per line would cost more than
+    the line, and the whole document at once would hold it all in memory."""
+
+    __slots__ = ("_out", "lines")
+    SIZE = 4096
+
+    def __init__(self, out: TextIO) -> None:
+        self._out = out
+        self.lines: list[str] = []  # a hot loop appends here itself, and flushes at SIZE
+
+    def line(self, text: str) -> None:
+        lines = self.lines
+        lines.append(text)
+        if len(lines) >= self.SIZE:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.lines:
+            self.lines.append("")
+            self._out.write("\n".join(self.lines))
+            self.lines.clear()
+
+
+class _Group:
+    """The lost entries of one section of the text (a top directory, or what hides them):
+    how many, their size, and the stretches of indices they lie in. A stretch may hold other
+    entries too (a kept one, another section's), which are passed over when it is listed; a
+    new one starts only where another group's entry came in between, so there are few."""
+
+    __slots__ = ("count", "runs", "size")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.size = 0
+        self.runs: list[list[int]] = []
 
 
 def render_text(
     report: Report, *, full: bool = False, all_entries: bool = False, style: Style = PLAIN
 ) -> str:
-    """Lost entries by top directory, then (`all_entries`) the other statuses, then counts.
+    """`write_text` into a string."""
+    out = io.StringIO()
+    write_text(report, out, full=full, all_entries=all_entries, style=style)
+    return out.getvalue()
+
+
+def write_text(
+    report: Report,
+    out: TextIO,
+    *,
+    full: bool = False,
+    all_entries: bool = False,
+    style: Style = PLAIN,
+) -> None:
+    """Lost entries by top directory, then (`all_entries`) the other statuses, then counts,
+    written to `out` as they are read (two passes over the entries, no line kept).
 
     Unless `full`, a directory whose every entry is lost is one line with their count and
     size, instead of one line per entry."""
     entries = report.entries
-    collapsed = {} if full else collapsed_directories(entries)
-    hidden = bytearray(len(entries))
-    for first, end, _size in collapsed.values():
-        hidden[first:end] = b"\x01" * (end - first)
+    collapser = _Collapser(entries)
     red, green, reset = style.lost, style.persisted, style.reset
-    groups: dict[str, list[int]] = {}  # top directory -> indices of its lost entries
-    covered: dict[str, list[int]] = {}  # what hides them -> indices of the hidden entries
+    groups: dict[str, _Group] = {}  # top directory -> its lost entries
+    covered: dict[str, _Group] = {}  # what hides them -> the hidden entries
     total = hidden_total = 0
+    last_top: str | None = None
+    last_cover: str | None = None
     for index, (path, _kind, size, status, reason) in enumerate(entries):
         if status != "lost":
             continue
         if reason:  # only a hidden entry is lost with a reason
             hidden_total += size
-            covered.setdefault(reason, []).append(index)
-            continue
-        total += size
-        end = path.find("/", 1)
-        top = path if end < 0 else path[:end]
-        members = groups.get(top)
-        if members is None:
-            groups[top] = [index]
+            key, sections, last = reason, covered, last_cover
+            last_cover = reason
         else:
-            members.append(index)
+            total += size
+            end = path.find("/", 1)
+            key = path if end < 0 else path[:end]
+            sections, last = groups, last_top
+            last_top = key
+        group = sections.get(key)
+        if group is None:
+            group = sections[key] = _Group()
+        group.count += 1
+        group.size += size
+        if key == last:
+            group.runs[-1][1] = index + 1
+        else:
+            group.runs.append([index, index + 1])
 
-    def entry_lines(members: list[int]) -> list[str]:
-        listed: list[str] = []
-        for index in members:
-            if hidden[index]:
-                continue
-            path, kind, size_of, _status, _reason = entries[index]
-            below = collapsed.get(index)
-            if below is None:
-                listed.append(
-                    f"  {kind:<9} {format_size(size_of):>10}  {red}{quote_path(path)}{reset}"
-                )
-            else:
-                first, end, inner = below
-                listed.append(
-                    f"  {kind:<9} {format_size(size_of + inner):>10}  "
-                    f"{red}{quote_path(path)}/{reset}  (all {end - first + 1} entries lost)"
-                )
-        return listed
+    def entry_lines(key: str, group: _Group, by_reason: bool) -> None:
+        """The lines of a group's entries: lost, and hidden by `key` (`by_reason`) or not
+        hidden and below the top directory `key`. What lies below a directory is in its
+        group too, so the collapsed directories of a group are found while its own entries
+        are listed (as `_Collapser.listed` does, written out here: this runs per entry)."""
+        below_top = key + "/"
+        lines = chunks.lines
+        waiting: list[tuple[int, int]] = []  # slices of the collapsed directories
+        for first, end in group.runs:
+            for index in range(first, end):
+                path, kind, size_of, status, reason = entries[index]
+                if status != "lost":
+                    continue
+                if by_reason:
+                    if reason != key:
+                        continue
+                elif reason or not (path == key or path.startswith(below_top)):
+                    continue
+                below = None
+                if not full:
+                    while waiting and waiting[0][1] <= index:
+                        heappop(waiting)
+                    if waiting and waiting[0][0] <= index:
+                        continue  # below a collapsed directory
+                    if kind == "dir" or kind == "subvolume":
+                        below = collapser.below(index)
+                        if below is not None:
+                            heappush(waiting, (below[0], below[1]))
+                if below is None:
+                    lines.append(
+                        f"  {kind:<9} {format_size(size_of):>10}  {red}{quote_path(path)}{reset}"
+                    )
+                else:
+                    first_below, end_below, inner = below
+                    lines.append(
+                        f"  {kind:<9} {format_size(size_of + inner):>10}  "
+                        f"{red}{quote_path(path)}/{reset}  "
+                        f"(all {end_below - first_below + 1} entries lost)"
+                    )
+                if len(lines) >= _Chunks.SIZE:
+                    chunks.flush()
 
-    lines: list[str] = []
     deep_lines: dict[str, list[str]] = {}  # group (top directory, or cover) -> lines
     deep_counts: dict[str, tuple[int, int]] = {}
     for path, count, size, status, reason in report.deeper:
         if status != "lost":
             continue
-        group = reason or _top(path)
+        key = reason or _top(path)
         if reason:
             hidden_total += size
-            covered.setdefault(reason, [])
+            covered.setdefault(key, _Group())
         else:
             total += size
-            groups.setdefault(group, [])
-        deep_lines.setdefault(group, []).append(_deeper_line(path, count, size, red, reset))
-        before = deep_counts.get(group, (0, 0))
-        deep_counts[group] = (before[0] + count, before[1] + size)
+            groups.setdefault(key, _Group())
+        deep_lines.setdefault(key, []).append(_deeper_line(path, count, size, red, reset))
+        before = deep_counts.get(key, (0, 0))
+        deep_counts[key] = (before[0] + count, before[1] + size)
 
-    def counted(group: str, members: list[int]) -> tuple[int, int]:
-        extra = deep_counts.get(group, (0, 0))
-        return len(members) + extra[0], sum(entries[i][2] for i in members) + extra[1]
+    def counted(key: str, group: _Group) -> tuple[int, int]:
+        extra = deep_counts.get(key, (0, 0))
+        return group.count + extra[0], group.size + extra[1]
 
+    chunks = _Chunks(out)
     if groups:
-        count = sum(counted(top, members)[0] for top, members in groups.items())
-        lines.append(f"{report.headline}: {_entries(count)}, {format_size(total)}")
-        for top, members in groups.items():
-            number, size_of = counted(top, members)
+        count = sum(counted(top, group)[0] for top, group in groups.items())
+        chunks.line(f"{report.headline}: {_entries(count)}, {format_size(total)}")
+        for top, group in groups.items():
+            number, size_of = counted(top, group)
             head = f"{quote_path(top)}  ({_entries(number)}, {format_size(size_of)}"
-            if members and entries[members[0]][0] == top and members[0] in collapsed:
-                lines.append(f"{red}{head}, all lost){reset}")
+            first = group.runs[0][0] if group.runs else -1
+            if (
+                not full
+                and first >= 0
+                and entries[first][0] == top
+                and collapser.below(first) is not None
+            ):
+                chunks.line(f"{red}{head}, all lost){reset}")
                 continue
-            lines.append(f"{head})")
-            lines += entry_lines(members)
-            lines += deep_lines.get(top, [])
+            chunks.line(f"{head})")
+            entry_lines(top, group, False)
+            for line in deep_lines.get(top, []):
+                chunks.line(line)
     if covered:
         if groups:
-            lines.append("")
-        count = sum(counted(reason, members)[0] for reason, members in covered.items())
-        lines.append(f"{report.hidden_headline}: {_entries(count)}, {format_size(hidden_total)}")
-        for reason, members in covered.items():
-            number, size_of = counted(reason, members)
-            lines.append(f"{printable(reason)}  ({_entries(number)}, {format_size(size_of)})")
-            lines += entry_lines(members)
-            lines += deep_lines.get(reason, [])
+            chunks.line("")
+        count = sum(counted(reason, group)[0] for reason, group in covered.items())
+        chunks.line(f"{report.hidden_headline}: {_entries(count)}, {format_size(hidden_total)}")
+        for reason, group in covered.items():
+            number, size_of = counted(reason, group)
+            chunks.line(f"{printable(reason)}  ({_entries(number)}, {format_size(size_of)})")
+            entry_lines(reason, group, True)
+            for line in deep_lines.get(reason, []):
+                chunks.line(line)
     if not groups and not covered:
-        lines.append(f"{report.nothing_lost}.")
+        chunks.line(f"{report.nothing_lost}.")
     if all_entries:
+        counts = Counter(map(_status_of_entry, entries))
         for status in STATUSES[1:]:
-            listed = [Entry(*entry) for entry in entries if entry[3] == status]
-            if listed:
+            if counts[status]:
                 colour, plain = (green, reset) if status == "persisted" else ("", "")
-                lines.append("")
-                lines.append(f"{status.capitalize()} ({len(listed)}):")
-                for entry in listed:
-                    lines.append(
-                        f"  {entry.kind:<9} {colour}{quote_path(entry.path)}{plain}  "
-                        f"({printable(entry.reason)})"
-                    )
+                chunks.line("")
+                chunks.line(f"{status.capitalize()} ({counts[status]}):")
+                for path, kind, _size, entry_status, reason in entries:
+                    if entry_status == status:
+                        chunks.line(
+                            f"  {kind:<9} {colour}{quote_path(path)}{plain}  ({printable(reason)})"
+                        )
             for path, count, size, deep_status, reason in report.deeper:
                 if deep_status == status:
-                    lines.append(
+                    chunks.line(
                         f"  {_entries(count)} ({format_size(size)}) deeper than "
                         f"{LISTED_PATH_MAX} bytes below {quote_path(path)}  ({printable(reason)})"
                     )
     for problem in report.problems:
-        lines.append(f"warning: {printable(problem)}")
+        chunks.line(f"warning: {printable(problem)}")
     if not report.complete:
-        lines.append("warning: the audit is incomplete (see above): more may be lost")
-    lines.append("")
-    lines.append(", ".join(f"{status} {report.summary[status]}" for status in STATUSES))
-    return "\n".join(lines) + "\n"
+        chunks.line("warning: the audit is incomplete (see above): more may be lost")
+    chunks.line("")
+    chunks.line(", ".join(f"{status} {report.summary[status]}" for status in STATUSES))
+    chunks.flush()
 
 
 METRICS = (
@@ -251,23 +403,27 @@ def _metric(name: str, help_text: str, value: str) -> list[str]:
 
 
 def render_metrics(report: Report, now: float) -> str:
-    """The node-exporter textfile (Prometheus text format, version 0.0.4): six gauges."""
-    lost = [entry[2] for entry in report.entries if entry[3] == "lost"]
-    hidden = [entry[2] for entry in report.entries if is_hidden(entry)]
-    for _path, _count, size, status, reason in report.deeper:
+    """The node-exporter textfile (Prometheus text format, version 0.0.4): six gauges,
+    counted in one pass over the entries."""
+    lost_bytes = hidden_count = hidden_bytes = 0
+    for _path, _kind, size, status, reason in report.entries:
         if status == "lost":
-            lost.append(size)
+            lost_bytes += size
+            if reason.startswith(HIDDEN_PREFIX):
+                hidden_count += 1
+                hidden_bytes += size
+    for _path, count, size, status, reason in report.deeper:
+        if status == "lost":
+            lost_bytes += size
             if reason:
-                hidden.append(size)
-    hidden_count = len([e for e in report.entries if is_hidden(e)]) + sum(
-        count for _p, count, _s, status, reason in report.deeper if status == "lost" and reason
-    )
+                hidden_count += count
+                hidden_bytes += size
     values = (
         str(report.lost),
-        str(sum(lost)),
+        str(lost_bytes),
         f"{now:.3f}",
         str(hidden_count),
-        str(sum(hidden)),
+        str(hidden_bytes),
         "1" if report.complete else "0",
     )
     lines: list[str] = []
@@ -282,6 +438,18 @@ def render_started_metrics(now: float) -> str:
     name, help_text = METRICS[-1]
     lines = _metric(METRICS[2][0], METRICS[2][1], f"{now:.3f}") + _metric(name, help_text, "0")
     return "\n".join(lines) + "\n"
+
+
+TERMINATED = (
+    "blankslate_audit_terminated",
+    "1 when SIGTERM (the unit's TimeoutStartSec=, or a stop) ended the audit before it finished.",
+)
+
+
+def render_terminated_metrics(started: float) -> str:
+    """The textfile of an audit that SIGTERM ended: its start, complete 0 and terminated 1.
+    The next audit that finishes replaces it (without the terminated gauge)."""
+    return render_started_metrics(started) + "\n".join(_metric(*TERMINATED, "1")) + "\n"
 
 
 def _encode(text: str) -> str:
@@ -337,59 +505,97 @@ def _json_path(path: str, encoded: str) -> str:
 
 _HIDDEN = ', "hidden": true'
 
+# One listed entry of a document: the entry, and for a collapsed directory (entries, bytes)
+# of what lies below it, not listed.
+Row = tuple[EntryTuple, tuple[int, int] | None]
 
-def _listed(report: Report, full: bool) -> tuple[list[int], dict[int, tuple[int, int, int]]]:
-    """The indices of the entries a document lists, and the collapsed directories among them
-    (index -> first, end, size of what lies below, not listed). `full`: every entry."""
+
+@dataclass(frozen=True)
+class Heading:
+    """What a document says before its entries: known before the first entry is written."""
+
+    method: str
+    old_root: str | None
+    complete: bool
+    summary: Mapping[str, int]
+
+    @classmethod
+    def of(cls, report: Report) -> Heading:
+        return cls(report.method, report.old_root, report.complete, report.summary)
+
+
+def listed_rows(report: Report, *, full: bool = False) -> Iterator[Row]:
+    """The entries a document lists, in path order, one at a time: every entry when `full`;
+    else what lies below a directory whose every entry is lost is left out, and the directory
+    carries its count and size."""
     entries = report.entries
     if full:
-        return list(range(len(entries))), {}
-    collapsed = collapsed_directories(entries)
-    hidden = bytearray(len(entries))
-    for first, end, _size in collapsed.values():
-        hidden[first:end] = b"\x01" * (end - first)
-    return [index for index in range(len(entries)) if not hidden[index]], collapsed
+        for entry in entries:
+            yield entry, None
+        return
+    for index, below in _Collapser(entries).listed_all():
+        yield entries[index], None if below is None else (below[1] - below[0], below[2])
 
 
 def render_json(report: Report, *, full: bool = False) -> str:
-    """The version 2 document, one entry per line; strings are escaped ASCII. A lost entry
-    hidden beneath a mount has `"hidden": true` after its reason. Unless `full`, a directory
-    whose every entry below is lost (hidden by the same mount) is listed alone, with
-    `"collapsed": {"entries": N, "size": BYTES}` for what lies below it.
+    """`write_json` into a string."""
+    out = io.StringIO()
+    write_json(report, out, full=full)
+    return out.getvalue()
+
+
+def write_json(report: Report, out: TextIO, *, full: bool = False) -> None:
+    """The version 2 document (`write_json_document`) of `report`, written to `out` entry by
+    entry. Unless `full`, a directory whose every entry below is lost (hidden by the same
+    mount) is listed alone, with `"collapsed": {"entries": N, "size": BYTES}` for what lies
+    below it."""
+    write_json_document(out, Heading.of(report), listed_rows(report, full=full), report.deeper)
+
+
+def write_json_document(
+    out: TextIO, heading: Heading, rows: Iterable[Row], deeper: Iterable[DeeperTuple]
+) -> None:
+    """The version 2 document, one entry per line, each written as it comes from `rows`
+    (nothing is kept: memory does not grow with the entries); strings are escaped ASCII. A
+    lost entry hidden beneath a mount has `"hidden": true` after its reason.
 
     A name that is not UTF-8 has its bytes in "pathBytes" (base64), and in "path" a U+FFFD
     for each byte that is not UTF-8. Only a name whose escaped form holds a surrogate ("\\ud")
     is looked at twice."""
-    summary = ", ".join(f'"{status}": {report.summary[status]}' for status in STATUSES)
     encode = encode_basestring_ascii  # the C encoder, called directly: this runs per entry
-    entries = report.entries
-    listed, collapsed = _listed(report, full)
-    rows = []
-    for index in listed:
-        path, kind, size, status, reason = entries[index]
+    summary = ", ".join(f'"{status}": {heading.summary[status]}' for status in STATUSES)
+    old_root = "" if heading.old_root is None else f' "oldRoot": {encode(heading.old_root)},'
+    complete = "true" if heading.complete else "false"
+    out.write(
+        f'{{"version": 2, "method": {encode(heading.method)},{old_root} '
+        f'"complete": {complete}, "summary": {{{summary}}},\n'
+        f'"entries": '
+    )
+    parts: list[str] = []
+    separator = "[\n  "
+    for (path, kind, size, status, reason), below in rows:
         p = encode(path)
         if "\\ud" in p:
             p = _json_path(path, p)
-        row = (
-            f'{{"path": {p}, "type": "{kind}", "size": {size}, '
+        parts.append(
+            f'{separator}{{"path": {p}, "type": "{kind}", "size": {size}, '
             f'"status": "{status}", "reason": {encode(reason)}'
             f"{_HIDDEN if reason and status == 'lost' else ''}"
         )
-        below = collapsed.get(index)
         if below is not None:
-            row += f', "collapsed": {{"entries": {below[1] - below[0]}, "size": {below[2]}}}'
-        rows.append(row + "}")
-    body = ",\n  ".join(rows)
-    listing = f"[\n  {body}\n]" if rows else "[]"
-    deeper = ",\n  ".join(_json_deeper(item) for item in report.deeper)
-    old_root = "" if report.old_root is None else f' "oldRoot": {encode(report.old_root)},'
-    complete = "true" if report.complete else "false"
-    return (
-        f'{{"version": 2, "method": {encode(report.method)},{old_root} '
-        f'"complete": {complete}, "summary": {{{summary}}},\n'
-        f'"entries": {listing},\n'
-        f'"deeper": {f"[{chr(10)}  {deeper}{chr(10)}]" if deeper else "[]"}}}\n'
-    )
+            parts.append(f', "collapsed": {{"entries": {below[0]}, "size": {below[1]}}}')
+        parts.append("}")
+        separator = ",\n  "
+        if len(parts) >= _CHUNK:
+            out.write("".join(parts))
+            parts.clear()
+    parts.append("[]" if separator.startswith("[") else "\n]")
+    out.write("".join(parts))
+    listed = ",\n  ".join(_json_deeper(item) for item in deeper)
+    out.write(f',\n"deeper": {f"[{chr(10)}  {listed}{chr(10)}]" if listed else "[]"}}}\n')
+
+
+_CHUNK = 8192  # pieces of a document written at once
 
 
 def _json_deeper(item: DeeperTuple) -> str:
@@ -415,50 +621,65 @@ def _yaml_path(path: str, indent: str) -> list[str]:
 
 
 def render_yaml(report: Report, *, full: bool = False) -> str:
-    """The same document as YAML; strings are double-quoted with escapes every YAML reader
-    reads back exactly (`_yaml_string`)."""
-    lines = ["version: 2", f"method: {report.method}"]
-    if report.old_root is not None:
-        lines.append(f"oldRoot: {_yaml_string(report.old_root)}")
-    lines.append(f"complete: {'true' if report.complete else 'false'}")
-    lines.append("summary:")
-    lines += [f"  {status}: {report.summary[status]}" for status in STATUSES]
-    listed, collapsed = _listed(report, full)
-    if not listed:
-        lines.append("entries: []")
-    else:
-        lines.append("entries:")
-        entries = report.entries
-        for index in listed:
-            path, kind, size, status, reason = entries[index]
-            lines += _yaml_path(path, "  ")
-            lines += [
-                f"    type: {kind}",
-                f"    size: {size}",
-                f"    status: {status}",
-                f"    reason: {_yaml_string(reason)}",
-            ]
-            if status == "lost" and reason:
-                lines.append("    hidden: true")
-            below = collapsed.get(index)
-            if below is not None:
-                lines += [
-                    "    collapsed:",
-                    f"      entries: {below[1] - below[0]}",
-                    f"      size: {below[2]}",
-                ]
-    if not report.deeper:
-        lines.append("deeper: []")
-    else:
-        lines.append("deeper:")
-        for path, count, size, status, reason in report.deeper:
-            lines += _yaml_path(path, "  ")
-            lines += [
-                f"    entries: {count}",
-                f"    size: {size}",
-                f"    status: {status}",
-                f"    reason: {_yaml_string(reason)}",
-            ]
-            if status == "lost" and reason:
-                lines.append("    hidden: true")
-    return "\n".join(lines) + "\n"
+    """`write_yaml` into a string."""
+    out = io.StringIO()
+    write_yaml(report, out, full=full)
+    return out.getvalue()
+
+
+def write_yaml(report: Report, out: TextIO, *, full: bool = False) -> None:
+    """The same document as `write_json`'s, as YAML, written to `out` entry by entry."""
+    write_yaml_document(out, Heading.of(report), listed_rows(report, full=full), report.deeper)
+
+
+def write_yaml_document(
+    out: TextIO, heading: Heading, rows: Iterable[Row], deeper: Iterable[DeeperTuple]
+) -> None:
+    """The same document as `write_json_document`'s, as YAML, each entry written as it comes;
+    strings are double-quoted with escapes every YAML reader reads back exactly
+    (`_yaml_string`)."""
+    chunks = _Chunks(out)
+    chunks.line("version: 2")
+    chunks.line(f"method: {heading.method}")
+    if heading.old_root is not None:
+        chunks.line(f"oldRoot: {_yaml_string(heading.old_root)}")
+    chunks.line(f"complete: {'true' if heading.complete else 'false'}")
+    chunks.line("summary:")
+    for status in STATUSES:
+        chunks.line(f"  {status}: {heading.summary[status]}")
+    line = chunks.line
+    started = False
+    for (path, kind, size, status, reason), below in rows:
+        if not started:
+            line("entries:")
+            started = True
+        # One piece per entry, its lines joined here: the writer's lines are joined alike.
+        line(
+            "\n".join(_yaml_path(path, "  "))
+            + f"\n    type: {kind}\n    size: {size}\n    status: {status}"
+            + f"\n    reason: {_yaml_string(reason)}"
+            + ("\n    hidden: true" if status == "lost" and reason else "")
+            + (
+                ""
+                if below is None
+                else f"\n    collapsed:\n      entries: {below[0]}\n      size: {below[1]}"
+            )
+        )
+    if not started:
+        line("entries: []")
+    started = False
+    for path, count, size, status, reason in deeper:
+        if not started:
+            line("deeper:")
+            started = True
+        for text in _yaml_path(path, "  "):
+            line(text)
+        line(f"    entries: {count}")
+        line(f"    size: {size}")
+        line(f"    status: {status}")
+        line(f"    reason: {_yaml_string(reason)}")
+        if status == "lost" and reason:
+            line("    hidden: true")
+    if not started:
+        line("deeper: []")
+    chunks.flush()

@@ -25,6 +25,7 @@ import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import TextIO
 
 from blankslate.errors import BlankslateError
 from blankslate.paths import is_under
@@ -192,9 +193,13 @@ def held(directory: Directory) -> Iterator[Directory]:
         directory.close()
 
 
+# Writes a document into the open text file it is given, piece by piece.
+Producer = Callable[[TextIO], None]
+
+
 def write_file(
     path: Path,
-    data: bytes | str,
+    data: bytes | str | Producer,
     *,
     mode: int = 0o644,
     owner: tuple[int, int] | None = None,
@@ -206,7 +211,9 @@ def write_file(
 
     `below`: a trusted directory `path` lies under; every component after it is walked without
     following links. Without it the parent directory is opened as named. `make` creates missing
-    parent directories. `keep_mode`: an existing file's mode wins over `mode`.
+    parent directories. `keep_mode`: an existing file's mode wins over `mode`. `data` may be
+    a producer: it writes the content (UTF-8) into the fresh file as it goes, so that a large
+    document is never held whole; it is renamed into place only when the producer is done.
     """
     content = data.encode() if isinstance(data, str) else data
     if below is not None:
@@ -223,7 +230,7 @@ def write_file(
 def _write_at(
     directory: Directory,
     path: Path,
-    content: bytes,
+    content: bytes | Producer,
     mode: int,
     owner: tuple[int, int] | None,
     keep_mode: bool,
@@ -245,9 +252,13 @@ def _write_at(
             if owner is not None:
                 os.fchown(fd, *owner)
             os.fchmod(fd, mode)
-            view = memoryview(content)
-            while view:
-                view = view[os.write(fd, view) :]
+            if callable(content):
+                with open(fd, "w", encoding="utf-8", closefd=False) as stream:
+                    content(stream)
+            else:
+                view = memoryview(content)
+                while view:
+                    view = view[os.write(fd, view) :]
             os.fsync(fd)
         finally:
             os.close(fd)

@@ -23,7 +23,7 @@ import threading
 from collections.abc import Callable, Iterator
 from queue import SimpleQueue
 
-from blankslate.bounds import Beyond, count_beyond, too_long
+from blankslate.bounds import LISTED_PATH_MAX, Beyond, count_beyond, too_long
 from blankslate.display import quote_path
 
 # One scanned entry as a plain tuple: path, kind, size, symlink target (`scan.Raw`'s fields in
@@ -121,6 +121,7 @@ def _decode(raw: bytes | bytearray) -> str:
 
 
 KIND_OF_FORMAT = {stat.S_IFREG: "file", stat.S_IFDIR: "dir", stat.S_IFLNK: "symlink"}
+S_IFMT = 0o170000  # stat.S_IFMT(mode) is mode & S_IFMT
 
 
 class _Tree:
@@ -155,12 +156,14 @@ class _Tree:
         self.pending: list[tuple[int, int, str, int, int]] = []  # inode, parent, name, mode, size
         self.root_fd = root_fd
         self.out = out
+        self.append = out.append
         self.beyond = beyond
         self.problems = problems
 
     def add(self, inode: int, parent: int, name: str, mode: int, size: int) -> None:
+        # Called once per entry: stat.S_IFMT and too_long's first test are written out.
         head = self.directories.get(parent)
-        kind = KIND_OF_FORMAT.get(stat.S_IFMT(mode), "other")
+        kind = KIND_OF_FORMAT.get(mode & S_IFMT, "other")
         if head is None:
             cut = self.deep.get(parent)
             if cut is None:
@@ -169,10 +172,10 @@ class _Tree:
                 self._count_beyond(inode, cut, kind, size)
             return
         path = f"{head}/{name}"
-        if too_long(path):
+        if len(path) * 4 > LISTED_PATH_MAX and too_long(path):
             self._count_beyond(inode, head, kind, size)
         elif kind == "file":
-            self.out.append((path, kind, size, None))
+            self.append((path, kind, size, None))
         elif kind == "dir":
             self.directories[inode] = path
             self.out.append((path, kind, 0, None))

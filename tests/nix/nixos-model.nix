@@ -98,6 +98,8 @@ let
   #   MemoryMax=        systemd.resource-control(5): bytes with K/M/G/T, a percentage, infinity
   #   TimeoutStartSec=  systemd.service(5): a time span ("1h", "30min 10s") or seconds, infinity
   #   Nice=             systemd.exec(5): an integer from -20 to 19
+  #   CPUWeight=        systemd.resource-control(5): a weight from 1 to 10000, or idle (the
+  #                     cgroup's cpu.idle, systemd 250 on)
   #   IOSchedulingClass=   systemd.exec(5): realtime, best-effort or idle (nixpkgs'
   #   CPUSchedulingPolicy= nix-daemon.nix types its daemonIOSchedClass and daemonCPUSchedPolicy
   #                     as enums of these names): other, batch, idle, fifo or rr
@@ -119,6 +121,15 @@ let
     && matches "MemoryMax" "([0-9]+[KMGT]?|[0-9]+(\\.[0-9]+)?%|infinity)"
     && matches "TimeoutStartSec" "([0-9]+|([0-9]+ ?(us|ms|s|sec|min|m|h|hr|d|w|M|y) ?)+|infinity)"
     && (!(settings ? Nice) || (lib.isInt settings.Nice && settings.Nice >= -20 && settings.Nice <= 19))
+    && (
+      !(settings ? CPUWeight)
+      || settings.CPUWeight == "idle"
+      || (
+        builtins.match "[0-9]+" (toString settings.CPUWeight) != null
+        && lib.toInt (toString settings.CPUWeight) >= 1
+        && lib.toInt (toString settings.CPUWeight) <= 10000
+      )
+    )
     && oneOf "IOSchedulingClass" [ "realtime" "best-effort" "idle" ]
     && oneOf "CPUSchedulingPolicy" [ "other" "batch" "idle" "fifo" "rr" ]
     && (!(settings ? RemainAfterExit) || lib.isBool settings.RemainAfterExit);

@@ -32,7 +32,8 @@ def test_every_host_audits_daily_and_after_boot(host_eval: Any, host: str) -> No
     assert service["wantedBy"] == [] and service["requiredBy"] == [] and service["before"] == []
     assert service["serviceConfig"]["StateDirectory"] == "blankslate"
     assert service["serviceConfig"]["StateDirectoryMode"] == "0700"
-    # Bounded and out of the way (#28): memory, time, CPU and I/O priority.
+    # Bounded and out of the way (#28): memory, time, CPU (within the unit and against every
+    # other cgroup) and I/O priority.
     assert {key: service["serviceConfig"][key] for key in BOUNDS} == BOUNDS
 
 
@@ -40,6 +41,7 @@ BOUNDS = {
     "MemoryMax": "2G",
     "TimeoutStartSec": "1h",
     "Nice": 19,
+    "CPUWeight": "idle",
     "CPUSchedulingPolicy": "batch",
     "IOSchedulingClass": "idle",
 }
@@ -48,7 +50,15 @@ BOUNDS = {
 def test_a_host_replaces_the_bounds_and_a_bad_value_fails(host_eval: Any, nix_run: Any) -> None:
     more = '{ systemd.services.blankslate-audit.serviceConfig.MemoryMax = "8G"; }'
     assert host_eval("example", f"{SERVICE}.serviceConfig.MemoryMax", more) == "8G"
-    for bad in ('MemoryMax = "lots"', "Nice = 20", 'IOSchedulingClass = "lowest"'):
+    bad_values = (
+        'MemoryMax = "lots"',
+        "Nice = 20",
+        'IOSchedulingClass = "lowest"',
+        'CPUWeight = "lowest"',
+        "CPUWeight = 0",
+        "CPUWeight = 10001",
+    )
+    for bad in bad_values:
         expr = (
             'let inherit (import ./tests/nix/eval.nix { host = "example"; extraModules = '
             f"[ {{ systemd.services.blankslate-audit.serviceConfig.{bad}; }} ]; }}) config; in "

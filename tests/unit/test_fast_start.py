@@ -167,6 +167,8 @@ class Exited(Exception):
         (SystemExit(2), 2, ""),
         (SystemExit(None), 0, ""),
         (SystemExit("bye"), 1, "bye\n"),
+        # The report streams out: a reader that goes away (`diff | head`) ends it quietly.
+        (BrokenPipeError(32, "Broken pipe"), 1, ""),
     ],
 )
 def test_run_leaves_with_the_exit_status_of_main(

@@ -1,0 +1,149 @@
+#!/usr/bin/env python3
+"""Time and peak memory of `blankslate diff` on a root of 1,000,000 entries, in every output
+format, and its speed against the find-new pipeline on a root of 100,000 files.
+
+Run by hand as root (not a test; the tests assert that the writers' memory does not grow with
+the entries, not times):
+
+    sudo python3 bench/scale.py [--entries 1000000] [--files 100000] [--repeat 3]
+                                [--scripts DIR ...]
+
+On a sparse image attached to a loop device it lays out the subvolumes, fills root with
+--entries entries (files of 0 to 199 bytes, 100 to a directory, a symlink every 1,000, as
+bench/diff.py does), and runs `python3 -m blankslate diff --device DEV` in each format
+(`--format json`, `--format yaml`, text, text `--full`, and json `--full`), --repeat
+times each after one warm-up, printing the median wall time and the largest peak RSS of the
+child (wait4's ru_maxrss of that process alone), against the goal (<= 3 s, <= 200 MiB).
+Then, on a second image with --files files, the median of --repeat rounds of each format and
+of the find-new pipeline of bench/diff.py, taking turns, and their ratio (goal >= 10x).
+
+--scripts (repeatable) names the package directories to run (default: this checkout's), so
+that one run compares an older checkout's numbers with this one's on the same roots.
+The machine's load weighs on every number: run it on an otherwise idle machine.
+Everything it mounts or attaches is removed at the end, whatever happens.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from common import REPO, Image, blankslate_env, btrfs_image, default_plan, measured, sh
+from diff import PIPELINE, populate, timed_together
+
+FORMATS = {
+    "json": ["--format", "json"],
+    "yaml": ["--format", "yaml"],
+    "text": [],
+    "text --full": ["--full"],
+    "json --full": ["--format", "json", "--full"],
+}
+GOAL_SECONDS, GOAL_MIB, GOAL_RATIO = 3.0, 200.0, 10.0
+
+
+def diff_args(image: Image, plan_file: Path, extra: list[str]) -> list[str]:
+    return [
+        sys.executable, "-m", "blankslate", "--quiet", "diff",
+        "--plan", str(plan_file), "--device", image.device, *extra,
+    ]  # fmt: skip
+
+
+def env_for(scripts: Path) -> dict[str, str]:
+    return {**blankslate_env(), "PYTHONPATH": str(scripts)}
+
+
+def filled(image: Image, count: int) -> Path:
+    print(f"populating {count} files ...", file=sys.stderr, flush=True)
+    populate(image.top / "root", count)
+    sh("btrfs", "filesystem", "sync", image.top)
+    plan_file = image.work / "plan.json"
+    plan_file.write_text(json.dumps(default_plan(image.work)))
+    return plan_file
+
+
+def at_scale(image: Image, plan_file: Path, scripts: list[Path], repeat: int) -> None:
+    """Each checkout in each format: median wall time and peak RSS."""
+    for directory in scripts:
+        env = env_for(directory)
+        summary = subprocess.run(
+            diff_args(image, plan_file, ["--format", "json"]),
+            capture_output=True, text=True, check=True, cwd=image.work, env=env,
+        ).stdout  # fmt: skip
+        seen = json.loads(summary)["summary"]
+        print(f"{directory}: blankslate sees {sum(seen.values())} entries: {seen}")
+        for name, extra in FORMATS.items():
+            args = diff_args(image, plan_file, extra)
+            measured(args, cwd=image.work, env=env)  # warm
+            runs = [measured(args, cwd=image.work, env=env) for _ in range(repeat)]
+            if any(run.status != 0 for run in runs):
+                raise SystemExit(f"{name}: exit status {[run.status for run in runs]}")
+            seconds = statistics.median(run.seconds for run in runs)
+            peak = max(run.peak_mib for run in runs)
+            print(
+                f"  {name:<12} {seconds:6.2f} s (goal <= {GOAL_SECONDS:.0f} s)  "
+                f"{peak:7.1f} MiB peak RSS (goal <= {GOAL_MIB:.0f} MiB)"
+            )
+
+
+def against_pipeline(image: Image, plan_file: Path, scripts: list[Path], repeat: int) -> None:
+    """Each checkout in each format, taking turns with the find-new pipeline."""
+    runs: dict[str, Callable[[], None]] = {}
+    for index, directory in enumerate(scripts):
+        env = env_for(directory)
+        for name, extra in FORMATS.items():
+            args = diff_args(image, plan_file, extra)
+
+            def run(args: list[str] = args, env: dict[str, str] = env) -> None:
+                subprocess.run(args, stdout=subprocess.DEVNULL, check=True, cwd=image.work, env=env)
+
+            runs[f"{index}:{name}"] = run
+
+    def pipeline() -> None:
+        subprocess.run(
+            ["bash", "-c", PIPELINE, "pipeline", str(image.top)],
+            stdout=subprocess.DEVNULL,
+            check=True,
+        )
+
+    results = timed_together({**runs, "pipeline": pipeline}, repeat)
+    print(f"  pipeline     {results['pipeline'] * 1000:8.0f} ms")
+    for index, directory in enumerate(scripts):
+        print(f"{directory}:")
+        for name in FORMATS:
+            seconds = results[f"{index}:{name}"]
+            print(
+                f"  {name:<12} {seconds * 1000:8.0f} ms  pipeline / blankslate = "
+                f"{results['pipeline'] / seconds:5.1f}x (goal >= {GOAL_RATIO:.0f}x)"
+            )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--entries", type=int, default=1_000_000)
+    parser.add_argument("--files", type=int, default=100_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--scripts", type=Path, action="append")
+    options = parser.parse_args()
+    if os.geteuid() != 0:
+        raise SystemExit("run as root (loop devices, mount)")
+    scripts = [path.resolve() for path in options.scripts or [REPO / "scripts"]]
+    size = f"{max(4, options.entries // 100_000 * 2)}G"
+    with btrfs_image("scale", size) as image:
+        plan_file = filled(image, options.entries)
+        print(f"== {options.entries} entries: wall time and peak RSS, median of {options.repeat}")
+        at_scale(image, plan_file, scripts, options.repeat)
+    if options.files:
+        with btrfs_image("scale-pipeline", "8G") as image:
+            plan_file = filled(image, options.files)
+            print(f"== {options.files} files: against the find-new pipeline")
+            against_pipeline(image, plan_file, scripts, options.repeat)
+
+
+if __name__ == "__main__":
+    main()
