@@ -16,8 +16,7 @@ from typing import Any
 import pytest
 
 from ..conftest import skip_nix_tier
-
-REPO = Path(__file__).resolve().parents[2]
+from ..support.nixeval import REPO, host_expr, nix_instantiate_eval
 
 
 def _find_file(name: str) -> str | None:
@@ -49,20 +48,6 @@ def lookup_path(name: str) -> Path:
 Eval = Callable[[str], Any]
 
 
-def nix_instantiate_eval(expr: str) -> subprocess.CompletedProcess[str]:
-    """nix-instantiate --eval of EXPR (strictly, to JSON) from the repository root.
-
-    --readonly-mode: store paths of ./x.bash are computed, nothing is written.
-    """
-    return subprocess.run(
-        ["nix-instantiate", "--eval", "--strict", "--json", "--readonly-mode", "-E", expr],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-
-
 @pytest.fixture(scope="session")
 def nix_run(nix_paths: dict[str, Path]) -> Callable[[str], subprocess.CompletedProcess[str]]:
     """The evaluation of EXPR as it ends, failure included (for what must fail)."""
@@ -82,22 +67,12 @@ def nix_eval(nix_paths: dict[str, Path]) -> Eval:
     return evaluate
 
 
-def _host_expr(host: str | None, attr: str, extra: str = "") -> str:
-    """Expression EXPR (e.g. "config.blankslate.plan"; config, options, lib and
-    failedAssertions in scope) over HOST evaluated with tests/nix/eval.nix, plus
-    EXTRA, a module written in Nix (lib and config in scope)."""
-    host_arg = "null" if host is None else json.dumps(host)
-    modules = f"[ ({{ lib, config, ... }}: {extra}) ]" if extra else "[ ]"
-    evaluated = f"import ./tests/nix/eval.nix {{ host = {host_arg}; extraModules = {modules}; }}"
-    return f"let inherit ({evaluated}) config options lib failedAssertions; in {attr}"
-
-
 @pytest.fixture(scope="session")
 def host_eval(nix_eval: Eval) -> Callable[..., Any]:
     """host_eval("example", "config.fileSystems", extra="{ ... }") -> the value as JSON."""
 
     def evaluate(host: str | None, attr: str, extra: str = "") -> Any:
-        return nix_eval(_host_expr(host, attr, extra))
+        return nix_eval(host_expr(host, attr, extra))
 
     return evaluate
 

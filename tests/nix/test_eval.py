@@ -29,17 +29,7 @@ def failed(host_eval: Any, host: str, extra: str = "") -> list[str]:
 
 
 # --- the plan ------------------------------------------------------------------------
-
-
-def test_example_plan_is_the_default_plan(host_eval: Any) -> None:
-    default = json.loads((REPO / "scripts/blankslate/default-plan.json").read_text())
-    assert host_eval("example", PLAN) == default
-
-
-@pytest.mark.parametrize("host", [h for h in HOSTS if h != "example"])
-def test_host_plan_fixtures_are_the_evaluated_plans(host_eval: Any, host: str) -> None:
-    """tests/plans/<host>.json, which the unit and integration tiers use, is what Nix computes."""
-    assert host_eval(host, PLAN) == json.loads((REPO / f"tests/plans/{host}.json").read_text())
+# (each golden plan fixture is its evaluation: test_plan_fixtures.py)
 
 
 def test_non_flake_entry_point_gives_the_same_plan_and_keeps_etc_nixos(

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from .conftest import besides_placeholder, lookup_path
-
-REPO = Path(__file__).resolve().parents[2]
 
 PERSISTENCE = "config.blankslate.plan.persistence"
 WARNINGS = "config.warnings"
@@ -30,12 +26,6 @@ def owner(entry: dict[str, Any]) -> tuple[str, str, str, str]:
 def persistence(host_eval: Any) -> dict[str, Any]:
     evaluated: dict[str, Any] = host_eval("example", PERSISTENCE, EXAMPLE)
     return evaluated
-
-
-def test_the_fixture_plan_is_the_evaluated_plan(host_eval: Any) -> None:
-    """tests/plans/persistence.json, which the integration tier diffs and seeds."""
-    fixture = json.loads((REPO / "tests/plans/persistence.json").read_text())
-    assert host_eval("example", "config.blankslate.plan", EXAMPLE) == fixture
 
 
 def test_every_enabled_root_is_listed(persistence: dict[str, Any]) -> None:

@@ -19,12 +19,6 @@ PLAN = "config.blankslate.plan"
 SUGGEST = "{ imports = [ ./tests/nix/suggest-example.nix ]; }"
 
 
-def test_the_suggest_fixture_is_the_evaluated_plan(host_eval: Any) -> None:
-    """tests/plans/suggest.json, which the integration tier's `diff --suggest` reads."""
-    fixture = json.loads((REPO / "tests/plans/suggest.json").read_text())
-    assert host_eval("example", PLAN, SUGGEST) == fixture
-
-
 def test_units_carry_state_cache_and_logs_directories_and_the_dynamic_user(
     host_eval: Any,
 ) -> None:

@@ -16,7 +16,7 @@ from blankslate import disk, hostkeys, install, layout, nix, passwd, plan, plans
 from blankslate.errors import BlankslateError
 
 from ..support.mounts import FINDMNT as FINDMNT_ALL
-from ..support.plans import bios_partition
+from ..support.plans import boot_plan_data
 
 
 @pytest.fixture
@@ -606,12 +606,30 @@ def test_a_temporary_mount_is_undone_whatever_ends_it(fp: FakeProcess) -> None:
 
 
 def boot_plan(boot: str, device: str | None = "/dev/vda") -> plan.Plan:
-    """The example plan booted by `boot` (a BIOS boot partition first for bios/hybrid)."""
-    data: dict[str, Any] = json.loads(plansource.default_text())
-    data["disk"].update(boot=boot, device=device)
-    if boot != "uefi":
-        data["disk"]["partitions"].insert(0, bios_partition())
+    """The example host's plan booted by `boot`, as Nix evaluates it (tests/plans/bios.json,
+    hybrid.json), on disk `device`."""
+    data = boot_plan_data(boot)
+    data["disk"]["device"] = device
     return plan.from_json(data)
+
+
+@pytest.mark.parametrize(
+    ("boot", "layout"),
+    [
+        ("bios", [("bios", "ef02"), ("boot", "8300"), ("swap", "8200"), ("nixos", "8300")]),
+        ("hybrid", [("bios", "ef02"), ("ESP", "ef00"), ("swap", "8200"), ("nixos", "8300")]),
+    ],
+)
+def test_the_boot_plans_here_are_the_ones_nix_evaluates(
+    boot: str, layout: list[tuple[str, str]]
+) -> None:
+    """A bios disk boots from a plain /boot partition (8300), not an ESP: the plans these tests
+    install are tests/plans/<boot>.json, which tests/nix/test_plan_fixtures.py proves."""
+    planned = boot_plan(boot)
+    assert planned.disk is not None
+    assert [(p.name, p.type) for p in planned.disk.partitions] == layout
+    fixture = Path(__file__).resolve().parents[1] / "plans" / f"{boot}.json"
+    assert planned.to_json() == plan.from_json(json.loads(fixture.read_text())).to_json()
 
 
 @pytest.mark.parametrize("dry_run", [True, False])

@@ -4,17 +4,19 @@ commands print, and no test file writes one of its helpers again."""
 from __future__ import annotations
 
 import ast
+import importlib.util
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pytest_subprocess import FakeProcess
 
-from blankslate import mounts
+from blankslate import mounts, plansource
 
 from ..support.mounts import FINDMNT, findmnt_json
-from ..support.plans import boot_plan_data, write_plan_json
+from ..support.plans import FIXTURES, PLANS, Fixture, boot_plan_data, render, write_plan_json
 
 TESTS = Path(__file__).resolve().parents[1]
 # The helpers tests/support holds, by the names test files used to define them under.
@@ -78,3 +80,91 @@ def test_no_test_file_defines_a_shared_helper_again() -> None:
                 where = f"{path.relative_to(TESTS)}:{node.lineno}"
                 redefined.append(f"{where} writes the findmnt argv (use support.mounts.FINDMNT)")
     assert redefined == []
+
+
+# --- the golden plan fixtures and tests/plans/update.py ------------------------------------
+
+
+def test_each_plan_fixture_is_in_the_layout_update_py_writes() -> None:
+    """So a rewrite by update.py changes only what changed."""
+    for fixture in FIXTURES:
+        text = fixture.path.read_text()
+        assert render(fixture, json.loads(text)) == text, fixture.path
+
+
+def test_boot_plan_data_is_the_nix_proven_plan_of_each_boot_mode() -> None:
+    assert boot_plan_data("uefi") == json.loads(plansource.default_text())
+    for boot in ("bios", "hybrid"):
+        data = boot_plan_data(boot)
+        assert data == json.loads((PLANS / f"{boot}.json").read_text())
+        assert data["disk"]["boot"] == boot
+
+
+def load_update() -> Any:
+    spec = importlib.util.spec_from_file_location("plans_update", PLANS / "update.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_update_py_rewrites_only_the_stale_fixtures_and_check_only_reports(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Evaluation stubbed: same.json equals it, stale.json does not (its keys in its own
+    order), new.json is missing."""
+    update = load_update()
+    same, stale, new = (tmp_path / f"{n}.json" for n in ("same", "stale", "new"))
+    same_text = '{\n  "b": 1,\n  "a": [\n    2\n  ]\n}\n'  # not Nix's (sorted) order: kept
+    same.write_text(same_text)
+    stale.write_text('{\n  "z": 1,\n  "a": 2\n}\n')
+    table = tuple(Fixture(path, "example") for path in (same, stale, new))
+    values = [{"a": [2], "b": 1}, {"a": 3, "m": None, "z": 1}, {"x": True}]
+    monkeypatch.setattr(update, "REPO", tmp_path)
+    monkeypatch.setattr(update, "FIXTURES", table)
+    monkeypatch.setattr(update, "evaluate_fixtures", lambda: values)
+    assert update.main(["--check"]) == 1
+    assert capsys.readouterr().out.splitlines() == [
+        "stale.json: differs from its evaluation: a, m (new)",
+        "new.json: differs from its evaluation: missing",
+        "2 fixture(s) differ: run .venv/bin/python tests/plans/update.py",
+    ]
+    assert not new.exists() and stale.read_text() == '{\n  "z": 1,\n  "a": 2\n}\n'
+    assert update.main([]) == 0
+    assert same.read_text() == same_text
+    assert stale.read_text() == '{\n  "z": 1,\n  "a": 3,\n  "m": null\n}\n'
+    assert json.loads(new.read_text()) == {"x": True}
+    capsys.readouterr()
+    assert update.main(["--check"]) == 0
+    assert capsys.readouterr().out == ""
+
+
+def test_update_py_reports_a_failed_evaluation_in_one_message(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    update = load_update()
+
+    def failing() -> list[Any]:
+        raise RuntimeError("nix evaluation of the plan fixtures failed:\nerror: boom")
+
+    monkeypatch.setattr(update, "evaluate_fixtures", failing)
+    assert update.main(["--check"]) == 1
+    assert capsys.readouterr().err.startswith("update.py: nix evaluation of the plan fixtures")
+
+
+def test_the_compact_layout_keeps_flat_values_on_one_line() -> None:
+    value = {"a": [{"n": 1, "k": ["x"], "p": [{"d": "/"}]}], "e": {}, "f": {"g": []}}
+    assert render(Fixture(Path("x"), "example", compact=True), value) == (
+        "{\n"
+        '  "a": [\n'
+        "    {\n"
+        '      "n": 1, "k": ["x"],\n'
+        '      "p": [\n'
+        '        { "d": "/" }\n'
+        "      ]\n"
+        "    }\n"
+        "  ],\n"
+        '  "e": {},\n'
+        '  "f": { "g": [] }\n'
+        "}\n"
+    )
