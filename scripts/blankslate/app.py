@@ -145,6 +145,24 @@ def target_root(root: Path | None, mountpoint: Path | None) -> Path:
 IgnoreFile = Annotated[
     Path | None, typer.Option("--ignore-file", metavar="FILE", help="YAML ignore rules.")
 ]
+NoPasswords = Annotated[bool, typer.Option("--no-passwords", help="Do not ask for passwords.")]
+JsonList = Annotated[bool, typer.Option("--json", help="JSON list, newest first.")]
+MetricsFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--metrics", metavar="FILE", help="Also write node-exporter textfile metrics to FILE."
+    ),
+]
+
+
+class TextOrJson(StrEnum):
+    text = "text"
+    json = "json"
+
+
+TextOrJsonFormat = Annotated[
+    TextOrJson, typer.Option("--format", metavar="[text|json]", help="Output format.")
+]
 
 
 def plan_source(plan_file: Path | None, host: str | None, flake: str) -> plansource.PlanSource:
@@ -153,6 +171,16 @@ def plan_source(plan_file: Path | None, host: str | None, flake: str) -> plansou
         return plansource.PlanSource.of(plan_file, host, flake)
     except ValueError as error:
         raise typer.BadParameter(str(error)) from None
+
+
+def load_plan(plan_file: Path | None, host: str | None, flake: str) -> plan_module.Plan:
+    """The plan the three plan options name, without the built-in fallback."""
+    return plansource.load(plan_source(plan_file, host, flake), builtin=False)
+
+
+def confirm(question: str) -> None:
+    """Ask a yes/no question; anything but yes aborts."""
+    typer.confirm(question, abort=True)
 
 
 def global_flags_first(argv: list[str]) -> list[str]:
@@ -283,9 +311,7 @@ def install(
     wipe: Annotated[
         bool, typer.Option("--wipe", help="Allow a disk that already has data.")
     ] = False,
-    no_passwords: Annotated[
-        bool, typer.Option("--no-passwords", help="Do not ask for passwords.")
-    ] = False,
+    no_passwords: NoPasswords = False,
     no_nixos_install: Annotated[
         bool, typer.Option("--no-nixos-install", help="Stop before nixos-install.")
     ] = False,
@@ -424,12 +450,7 @@ def diff(
         Path | None,
         typer.Option("--report", metavar="FILE", help="Also write the JSON report to FILE."),
     ] = None,
-    metrics_file: Annotated[
-        Path | None,
-        typer.Option(
-            "--metrics", metavar="FILE", help="Also write node-exporter textfile metrics to FILE."
-        ),
-    ] = None,
+    metrics_file: MetricsFile = None,
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="Echo the commands run (the mount).")
     ] = False,
@@ -566,9 +587,6 @@ def seed(
     if stop_units and live:
         raise typer.BadParameter("give either --stop-units or --live, not both")
 
-    def confirm(question: str) -> None:
-        typer.confirm(question, abort=True)
-
     commands.seed(
         paths=tuple(paths or ()),
         source=plan_source(plan_file, host, flake),
@@ -588,7 +606,7 @@ def roots(
     host: Host = None,
     flake: Flake = ".",
     device: Device = None,
-    json_output: Annotated[bool, typer.Option("--json", help="JSON list, newest first.")] = False,
+    json_output: JsonList = False,
     audit_roots: Annotated[
         bool, typer.Option("--audit", help="Count what each root's boot erased (LOST column).")
     ] = False,
@@ -619,11 +637,6 @@ def roots(
         print("no old roots kept")
 
 
-class DoctorFormat(StrEnum):
-    text = "text"
-    json = "json"
-
-
 @app.command(cls=Command)
 def doctor(
     plan_file: PlanFile = None,
@@ -639,17 +652,15 @@ def doctor(
         list[str] | None,
         typer.Option("--only", metavar="CHECK,...", help="Only these checks (comma-separated)."),
     ] = None,
-    format: Annotated[
-        DoctorFormat, typer.Option("--format", metavar="[text|json]", help="Output format.")
-    ] = DoctorFormat.text,
+    format: TextOrJsonFormat = TextOrJson.text,
 ) -> None:
     """Check the system: persistPath, password files, host keys, the blank, space, /etc."""
     from blankslate import doctor as doctor_module
 
     checks = doctor_module.parse_only(only or [])
-    plan = plansource.load(plan_source(plan_file, host, flake), builtin=False)
+    plan = load_plan(plan_file, host, flake)
     results = doctor_module.run(plan, root, checks)
-    if format == DoctorFormat.json:
+    if format == TextOrJson.json:
         print(json.dumps(doctor_module.render_json(plan, root, results), indent=2))
     else:
         print(doctor_module.render_text(results), end="")
@@ -682,9 +693,7 @@ def attest(
             help="Whether a `users` activation script ran (not with systemd-sysusers, Userborn).",
         ),
     ] = True,
-    format: Annotated[
-        DoctorFormat, typer.Option("--format", metavar="[text|json]", help="Output format.")
-    ] = DoctorFormat.text,
+    format: TextOrJsonFormat = TextOrJson.text,
 ) -> None:
     """Check this boot: the reset happened, persisted paths are bound, / is root's 0755."""
     import os
@@ -692,10 +701,10 @@ def attest(
 
     from blankslate import attest as attest_module
 
-    plan = plansource.load(plan_source(plan_file, host, flake), builtin=False)
+    plan = load_plan(plan_file, host, flake)
     report = attest_module.run(plan, root, attest_module.record_dir(), nixos_bound=users_script)
     # The results first: a metrics file that cannot be written must not hide them.
-    if format == DoctorFormat.json:
+    if format == TextOrJson.json:
         print(json.dumps(attest_module.render_json(plan, root, report), indent=2))
     else:
         journal = bool(os.environ.get("JOURNAL_STREAM"))
@@ -740,7 +749,7 @@ def recover(
     """Copy a path back out of a kept old root or persist snapshot (never overwrites)."""
     from blankslate import persist
 
-    plan = plansource.load(plan_source(plan_file, host, flake), builtin=False)
+    plan = load_plan(plan_file, host, flake)
     if from_persist is not None and from_root is not None:
         raise typer.BadParameter("give either --from or --from-persist, not both")
     if dry_run and from_persist is None:
@@ -775,12 +784,12 @@ def persist_list(
     host: Host = None,
     flake: Flake = ".",
     device: Device = None,
-    json_output: Annotated[bool, typer.Option("--json", help="JSON list, newest first.")] = False,
+    json_output: JsonList = False,
 ) -> None:
     """List the persist snapshots, newest first."""
     from blankslate import persist, snapshots
 
-    plan = plansource.load(plan_source(plan_file, host, flake), builtin=False)
+    plan = load_plan(plan_file, host, flake)
     with persist.snapshots(plan, device) as found:
         if json_output:
             print(json.dumps([{"name": s.name, "time": s.to_json()["time"]} for s in found]))
@@ -791,11 +800,6 @@ def persist_list(
         warning = persist.nested_warning(plan)
         if warning is not None:
             print(printable(warning), file=sys.stderr)
-
-
-class ListFormat(StrEnum):
-    text = "text"
-    json = "json"
 
 
 TargetSystemRoot = Annotated[
@@ -810,18 +814,11 @@ def persist_stray(
     host: Host = None,
     flake: Flake = ".",
     root: TargetSystemRoot = Path("/"),
-    format: Annotated[
-        ListFormat, typer.Option("--format", metavar="[text|json]", help="Output format.")
-    ] = ListFormat.text,
+    format: TextOrJsonFormat = TextOrJson.text,
     fail_on_stray: Annotated[
         bool, typer.Option("--fail-on-stray", help="Exit 1 when there are strays.")
     ] = False,
-    metrics_file: Annotated[
-        Path | None,
-        typer.Option(
-            "--metrics", metavar="FILE", help="Also write node-exporter textfile metrics to FILE."
-        ),
-    ] = None,
+    metrics_file: MetricsFile = None,
     move_to: Annotated[
         Path | None,
         typer.Option(
@@ -841,20 +838,15 @@ def persist_stray(
 ) -> None:
     """What the persistence roots hold that no declaration covers, with size and last change."""
 
-    def confirm(question: str) -> None:
-        typer.confirm(question, abort=True)
-
     code = commands.persist_stray(
         source=plan_source(plan_file, host, flake),
         root=root,
         format=format.value,
         fail_on_stray=fail_on_stray,
         metrics_file=metrics_file,
-        move_to=move_to,
-        restore=restore,
-        dry_run=dry_run,
-        yes=yes,
-        confirm=confirm,
+        move=commands.StrayMove(
+            move_to=move_to, restore=restore, dry_run=dry_run, yes=yes, confirm=confirm
+        ),
     )
     if code:
         raise typer.Exit(code)
@@ -866,9 +858,7 @@ def persist_du(
     host: Host = None,
     flake: Flake = ".",
     root: TargetSystemRoot = Path("/"),
-    format: Annotated[
-        ListFormat, typer.Option("--format", metavar="[text|json]", help="Output format.")
-    ] = ListFormat.text,
+    format: TextOrJsonFormat = TextOrJson.text,
 ) -> None:
     """Bytes per declared path and per persistence root, largest first."""
     commands.persist_du(source=plan_source(plan_file, host, flake), root=root, format=format.value)
@@ -904,7 +894,7 @@ def persist_send(
     """Write a persist snapshot as a `btrfs send` (ZFS: `zfs send`) stream to a new file."""
     from blankslate import persist
 
-    plan = plansource.load(plan_source(plan_file, host, flake), builtin=False)
+    plan = load_plan(plan_file, host, flake)
     sent = persist.send(
         plan,
         to,
@@ -1012,9 +1002,7 @@ def disko_command(
 
     if disk is not None:
         check_device_name("--disk", disk)
-    sys.stdout.write(
-        disko.expression(plansource.load(plan_source(plan_file, host, flake), builtin=False), disk)
-    )
+    sys.stdout.write(disko.expression(load_plan(plan_file, host, flake), disk))
 
 
 @app.command("extra-files", cls=Command)
@@ -1026,15 +1014,13 @@ def extra_files(
     host: Host = None,
     flake: Flake = ".",
     host_keys_from: HostKeysFrom = None,
-    no_passwords: Annotated[
-        bool, typer.Option("--no-passwords", help="Do not ask for passwords.")
-    ] = False,
+    no_passwords: NoPasswords = False,
     dry_run: DryRun = False,
 ) -> None:
     """Write the host keys and password files for `nixos-anywhere --extra-files DIR`."""
     from blankslate import extrafiles, hostkeys
 
-    plan = plansource.load(plan_source(plan_file, host, flake), builtin=False)
+    plan = load_plan(plan_file, host, flake)
     made = extrafiles.extra_files(
         plan, directory, host_keys_from=host_keys_from, passwords=not no_passwords, dry_run=dry_run
     )

@@ -26,7 +26,7 @@ import stat
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Generic, Literal, TypeVar
 
 from blankslate import mounts
 from blankslate.display import quote_path
@@ -34,6 +34,7 @@ from blankslate.errors import BlankslateError
 from blankslate.plan import Plan
 
 Status = Literal["ok", "fail", "skipped"]
+CheckStatus = TypeVar("CheckStatus", bound=str)
 RECORD_DIR_ENV = "BLANKSLATE_RECORD_DIR"
 DEFAULT_RECORD_DIR = Path("/run/blankslate")
 RECORD_NAME = "reset"
@@ -65,13 +66,18 @@ class Record:
 
 
 @dataclass(frozen=True)
-class Result:
+class Check(Generic[CheckStatus]):
+    """One check's outcome, as attest and doctor report it; `to_json` is a stable contract."""
+
     check: str
-    status: Status
+    status: CheckStatus
     message: str
 
     def to_json(self) -> dict[str, str]:
         return {"check": self.check, "status": self.status, "message": self.message}
+
+
+Result = Check[Status]
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from blankslate.display import printable, quote_path
@@ -154,6 +155,17 @@ def seed(
         raise BlankslateError("some paths were skipped (conflict or problem above); see each line")
 
 
+@dataclass(frozen=True)
+class StrayMove:
+    """`persist stray --move-to DIR` or `--restore DIR`, and how to confirm it."""
+
+    move_to: Path | None
+    restore: Path | None
+    dry_run: bool
+    yes: bool
+    confirm: Callable[[str], None]
+
+
 def persist_stray(
     *,
     source: PlanSource,
@@ -161,11 +173,7 @@ def persist_stray(
     format: str,
     fail_on_stray: bool,
     metrics_file: Path | None,
-    move_to: Path | None,
-    restore: Path | None,
-    dry_run: bool,
-    yes: bool,
-    confirm: Callable[[str], None],
+    move: StrayMove,
 ) -> int:
     """Lists the strays (or moves them away, or back); returns the exit status: 1 with
     --fail-on-stray when there are strays, else 0."""
@@ -175,8 +183,8 @@ def persist_stray(
     from blankslate.display import format_size
 
     plan = plansource.load(source, builtin=False)
-    if move_to is not None or restore is not None:
-        return _move_strays(plan, root, move_to, restore, dry_run=dry_run, yes=yes, confirm=confirm)
+    if move.move_to is not None or move.restore is not None:
+        return _move_strays(plan, root, move)
     found = stray.strays(plan, target_root=root)
     if format == "json":
         print(json.dumps([stray.entry_json(entry) for entry in found], indent=1))
@@ -191,18 +199,10 @@ def persist_stray(
     return 1 if fail_on_stray and found else 0
 
 
-def _move_strays(
-    plan: Plan,
-    root: Path,
-    move_to: Path | None,
-    restore: Path | None,
-    *,
-    dry_run: bool,
-    yes: bool,
-    confirm: Callable[[str], None],
-) -> int:
+def _move_strays(plan: Plan, root: Path, request: StrayMove) -> int:
     from blankslate import stray
 
+    move_to, restore = request.move_to, request.restore
     if move_to is not None and restore is not None:
         raise BlankslateError("give either --move-to or --restore, not both")
 
@@ -218,11 +218,11 @@ def _move_strays(
     if not planned:
         print("nothing to move")
         return 0
-    if dry_run:
+    if request.dry_run:
         print("Dry run: nothing was moved.")
         return 0
-    if not yes:
-        confirm(f"Move {len(planned)} entries?")
+    if not request.yes:
+        request.confirm(f"Move {len(planned)} entries?")
     done = moves(dry_run=False)
     for move in done:
         if move.problem is not None:

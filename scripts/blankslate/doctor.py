@@ -46,7 +46,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-from blankslate import btrfs, mounts, passwordfile, process, snapshots
+from blankslate import attest, btrfs, mounts, passwordfile, process, snapshots
 from blankslate.display import format_size, quote_path
 from blankslate.errors import BlankslateError, require_root
 from blankslate.paths import is_under
@@ -82,15 +82,8 @@ CURRENT_ETC_DIR = Path("/run/current-system/etc/blankslate")
 HASH_SCHEMES = passwordfile.schemes()
 
 
-@dataclass(frozen=True)
-class Result:
-    check: str
-    status: Status
-    message: str
-
-    def to_json(self) -> dict[str, str]:
-        """One entry of `doctor --format json`; a stable contract."""
-        return {"check": self.check, "status": self.status, "message": self.message}
+# One entry of `doctor --format json`: attest's check result, with doctor's statuses.
+Result = attest.Check[Status]
 
 
 def parse_only(values: Sequence[str]) -> tuple[str, ...]:
@@ -707,8 +700,6 @@ def check_private_state(context: Context) -> Iterator[Result]:
 
 def check_boot(context: Context) -> Iterator[Result]:
     """The last boot's outcome, from the rollback's record (attest.describe_record)."""
-    from blankslate import attest
-
     if not context.booted:
         yield Result("boot", "skipped", "--root: the boot record is the running system's")
         return

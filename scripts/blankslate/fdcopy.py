@@ -29,7 +29,7 @@ import logging
 import os
 import resource
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -301,14 +301,12 @@ def _run(work: _Copier, first: _Frame | None, named: Path, *, finish_first: bool
         ) from None
 
 
-def copy_entry(parent: int, name: str, target: int, new: str, named: Path) -> None:
-    """Copy the entry `name` of the held directory `parent` (never followed if a link), with
-    everything below it, to the new entry `new` of `target`, a directory only root can enter.
-    The entry itself vanishing or changing type is an error; below it, a warning."""
+def _copy_from(work: _Copier, named: Path, start: Callable[[], _Frame | None]) -> None:
+    """Copy what `start` begins (the top directory it returns, for the walk to fill; None
+    when it copied all): a skip or an error of the top entry itself is an error."""
     _enough_fds()
-    work = _Copier(target)
     try:
-        first = work.entry(parent, name, target, new, new, named)
+        first = start()
     except _Skip as skipped:
         raise BlankslateError(str(skipped)) from None
     except OSError as error:
@@ -321,6 +319,14 @@ def copy_entry(parent: int, name: str, target: int, new: str, named: Path) -> No
             os.close(first.target)
 
 
+def copy_entry(parent: int, name: str, target: int, new: str, named: Path) -> None:
+    """Copy the entry `name` of the held directory `parent` (never followed if a link), with
+    everything below it, to the new entry `new` of `target`, a directory only root can enter.
+    The entry itself vanishing or changing type is an error; below it, a warning."""
+    work = _Copier(target)
+    _copy_from(work, named, lambda: work.entry(parent, name, target, new, new, named))
+
+
 def copy_held(held: int, parent: int, name: str, target: int, new: str, named: Path) -> None:
     """Copy what the fd `held` holds (a directory, or a regular file opened O_PATH), with
     everything below it, to the new entry `new` of `target`, a directory only root can enter.
@@ -328,27 +334,20 @@ def copy_held(held: int, parent: int, name: str, target: int, new: str, named: P
     if held < 0:
         copy_entry(parent, name, target, new, named)
         return
-    _enough_fds()
     work = _Copier(target)
-    try:
+
+    def first() -> _Frame | None:
         if stat.S_ISDIR(os.fstat(held).st_mode):
-            first = work._directory(os.dup(held), target, new, new, named)
-        else:  # the same inode, opened for reading through its magic link (followed)
-            fd = os.open(f"/proc/self/fd/{held}", _FILE & ~os.O_NOFOLLOW)
-            try:
-                work.file(fd, target, new, new, named)
-            finally:
-                os.close(fd)
-            return
-    except _Skip as skipped:
-        raise BlankslateError(str(skipped)) from None
-    except OSError as error:
-        raise BlankslateError(f"copying {quote_path(str(named))}: {error.strerror}") from None
-    try:
-        _run(work, first, named, finish_first=True)
-    finally:
-        os.close(first.source)
-        os.close(first.target)
+            return work._directory(os.dup(held), target, new, new, named)
+        # the same inode, opened for reading through its magic link (followed)
+        fd = os.open(f"/proc/self/fd/{held}", _FILE & ~os.O_NOFOLLOW)
+        try:
+            work.file(fd, target, new, new, named)
+        finally:
+            os.close(fd)
+        return None
+
+    _copy_from(work, named, first)
 
 
 def copy_contents(source: int, target: int, named: Path) -> None:

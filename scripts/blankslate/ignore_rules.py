@@ -407,15 +407,23 @@ def add_rule(path: Path, pattern: str, reason: str) -> bool:
     return True
 
 
+def _lstat(path: Path, failure: str) -> os.stat_result | None:
+    """`path`'s own status (a symlink is not followed), None when it is missing; another error
+    is `failure: <reason>`."""
+    try:
+        return os.lstat(path)
+    except FileNotFoundError:
+        return None
+    except OSError as error:
+        raise BlankslateError(f"{failure}: {error.strerror}") from None
+
+
 def _check_writable(path: Path) -> None:
     """The file `ignore` rewrites (renaming a new file over it) is a regular file or missing:
     a device node, a FIFO, a directory or a symlink named there is refused, never replaced."""
-    try:
-        info = os.lstat(path)
-    except FileNotFoundError:
+    info = _lstat(path, f"cannot use ignore file {path}")
+    if info is None:
         return
-    except OSError as error:
-        raise BlankslateError(f"cannot use ignore file {path}: {error.strerror}") from None
     if not stat.S_ISREG(info.st_mode):
         kind = "a symlink" if stat.S_ISLNK(info.st_mode) else "not a regular file"
         raise BlankslateError(
@@ -459,12 +467,9 @@ def trusted_uids() -> set[int]:
 def check_owner(path: Path, checkout: Path) -> None:
     """Refuse a checkout (or its hosts/ directory or ignore file) owned by another user, as
     git refuses a repository of dubious ownership: its rules would hide what is lost."""
-    try:
-        info = os.lstat(path)
-    except FileNotFoundError:
+    info = _lstat(path, f"cannot check {path}")
+    if info is None:
         return
-    except OSError as error:
-        raise BlankslateError(f"cannot check {path}: {error.strerror}") from None
     if info.st_uid not in trusted_uids():
         raise BlankslateError(
             f"{path} is owned by uid {info.st_uid}, not by you or root: the checkout "

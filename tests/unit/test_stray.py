@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 from collections.abc import Callable
@@ -168,6 +169,26 @@ def test_move_to_and_restore_rename_without_loss(
     assert (persist / "var/lib/old-service/db/data").read_text() == "d" * 1000
     assert (persist / "etc/ssh/ssh_host_rsa_key").read_text() == "a new one"
     assert (moved / "persist/etc/ssh/ssh_host_rsa_key").read_text() == "r" * 10
+
+
+@pytest.mark.root
+def test_move_to_without_yes_asks_and_a_no_moves_nothing(
+    target: Path,
+    tmp_path: Path,
+    host_plan_data: Callable[[str], dict[str, Any]],
+    run_cli: Callable[..., int],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    plan = plan_file(tmp_path, host_plan_data)
+    persist = target / "persist"
+    monkeypatch.setattr("sys.stdin", io.StringIO("n\n"))
+    args = ["persist", "stray", "--plan", plan, "--root", str(target), "--move-to", str(persist)]
+    assert run_cli(*args) == 1  # aborted
+    out = capsys.readouterr().out
+    assert "Move 5 entries?" in out and "moved" not in out
+    assert (persist / "var/lib/old-service/db/data").read_text() == "d" * 1000
+    assert not list(persist.glob("strays-*"))
 
 
 @pytest.mark.root
