@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Protocol
 import typer
 from typer.core import TyperArgument, TyperCommand, TyperOption
 
-from blankslate import commands
+from blankslate import commands, plansource
 from blankslate import plan as plan_module
 from blankslate.display import printable, quote_path
 
@@ -165,17 +165,17 @@ TextOrJsonFormat = Annotated[
 ]
 
 
-def plan_source(plan_file: Path | None, host: str | None, flake: str) -> plan_module.PlanSource:
+def plan_source(plan_file: Path | None, host: str | None, flake: str) -> plansource.PlanSource:
     """The three plan options as one value; a conflict is a usage error."""
     try:
-        return plan_module.PlanSource.of(plan_file, host, flake)
+        return plansource.PlanSource.of(plan_file, host, flake)
     except ValueError as error:
         raise typer.BadParameter(str(error)) from None
 
 
 def load_plan(plan_file: Path | None, host: str | None, flake: str) -> plan_module.Plan:
     """The plan the three plan options name, without the built-in fallback."""
-    return plan_module.load(plan_source(plan_file, host, flake), builtin=False)
+    return plansource.load(plan_source(plan_file, host, flake), builtin=False)
 
 
 def confirm(question: str) -> None:
@@ -272,7 +272,7 @@ def main_options(
 @app.command("plan", cls=Command)
 def plan_command(plan_file: PlanFile = None, host: Host = None, flake: Flake = ".") -> None:
     """Print the validated plan as JSON."""
-    plan = plan_module.load(plan_source(plan_file, host, flake))
+    plan = plansource.load(plan_source(plan_file, host, flake))
     print(json.dumps(plan.to_json(), indent=2))
 
 
@@ -333,7 +333,7 @@ def install(
         source=plan_source(plan_file, host, flake),
         host_keys_from=host_keys_from,
     )
-    plan = need_target(plan_module.load(options.source), options)
+    plan = need_target(plansource.load(options.source), options)
     summary = install_module.install(plan, options)
     print_summary(summary, "Dry run: nothing was changed." if dry_run else "Installed.")
 
@@ -358,7 +358,7 @@ def mount(
     options = install_module.InstallOptions(
         disk=disk, image=image, root=target_root(root, mountpoint)
     )
-    plan = need_target(plan_module.load(plan_source(plan_file, host, flake)), options)
+    plan = need_target(plansource.load(plan_source(plan_file, host, flake)), options)
     summary = install_module.mount_existing(plan, options)
     print_summary(summary, f"Mounted {summary.device} on {options.root}.")
 
@@ -397,7 +397,7 @@ def passwd(
     ] = HashMethod.yescrypt,
 ) -> None:
     """Write a user's hashed password file."""
-    plan = plan_module.load(plan_source(plan_file, host, flake))
+    plan = plansource.load(plan_source(plan_file, host, flake))
     from blankslate import passwd as passwd_module
 
     target = passwd_module.write_password_file(
@@ -502,7 +502,7 @@ def diff(
 
 def _diff_suggest(
     *,
-    source: plan_module.PlanSource,
+    source: plansource.PlanSource,
     device: str | None,
     root: Path | None,
     old_root: str | None,
@@ -615,10 +615,10 @@ def roots(
     ] = None,
 ) -> None:
     """List the kept old roots, newest first (sizes only when btrfs quotas are on)."""
-    from blankslate import oldroots
+    from blankslate import oldroots, snapshots
 
     source = plan_source(plan_file, host, flake)
-    plan = plan_module.load(source, builtin=False)
+    plan = plansource.load(source, builtin=False)
     lost: dict[str, int] | None = None
     if audit_roots:
         from blankslate import audit
@@ -629,7 +629,7 @@ def roots(
     if json_output:
         print(json.dumps([oldroots.root_json(root, lost) for root in kept], indent=2))
     elif kept:
-        print(oldroots.format_table(kept, lost=lost))
+        print(snapshots.format_table(kept, lost=lost))
         line = oldroots.retention(plan, len(kept))
         if line:
             print(line)
@@ -787,14 +787,14 @@ def persist_list(
     json_output: JsonList = False,
 ) -> None:
     """List the persist snapshots, newest first."""
-    from blankslate import oldroots, persist
+    from blankslate import persist, snapshots
 
     plan = load_plan(plan_file, host, flake)
     with persist.snapshots(plan, device) as found:
         if json_output:
             print(json.dumps([{"name": s.name, "time": s.to_json()["time"]} for s in found]))
         elif found:
-            print(oldroots.format_table(found))
+            print(snapshots.format_table(found))
         else:
             print("no persist snapshots yet")
         warning = persist.nested_warning(plan)

@@ -23,7 +23,7 @@ from blankslate.plan import Plan
 from blankslate.scan import RawTuple
 
 if TYPE_CHECKING:
-    from blankslate.oldroots import OldRoot
+    from blankslate.snapshots import Snapshot
 
 # oldroots (and what it imports) is loaded only to audit old roots: diff starts faster.
 
@@ -193,9 +193,6 @@ def _stored_root(
     return _classified(plan, ignore, scanned, etc_clean, "btrfs", outputs, old_root, beyond=beyond)
 
 
-LATEST = "latest"
-
-
 def _audit_old_root(plan: Plan, device: str | None, name: str, ignore: Sequence[Rule]) -> Report:
     """What the boot that moved the old root `name` ("latest": the newest) away threw away."""
     from blankslate import oldroots
@@ -203,26 +200,13 @@ def _audit_old_root(plan: Plan, device: str | None, name: str, ignore: Sequence[
     subvolume = oldroots.old_roots_subvolume(plan)
     with mounts.top_level(oldroots.default_device(plan, device)) as top:
         kept = oldroots.list_roots(top, subvolume)
-        chosen = pick_old_root(kept, name)
+        chosen = oldroots.pick(kept, name)
         return _stored_root(plan, ignore, chosen.path, old_root=chosen.name)
-
-
-def pick_old_root(kept: Sequence[OldRoot], name: str) -> OldRoot:
-    """The old root named `name`, or the newest for "latest"; an error names what there is."""
-    if not kept:
-        raise BlankslateError("no old roots kept yet (the rollback keeps one at every boot)")
-    if name == LATEST:
-        return kept[0]
-    for candidate in kept:
-        if candidate.name == name:
-            return candidate
-    newest = ", ".join(candidate.name for candidate in kept[:5])
-    raise BlankslateError(f"no old root named {name!r} (newest: {newest}; or give 'latest')")
 
 
 def audit_old_roots(
     plan: Plan, device: str | None, ignore: Sequence[Rule]
-) -> list[tuple[OldRoot, dict[str, int]]]:
+) -> list[tuple[Snapshot, dict[str, int]]]:
     """`roots --audit`: every kept old root, newest first, with the summary (entries by
     status) of what its boot threw away."""
     from blankslate import oldroots
@@ -325,7 +309,7 @@ def write_outputs(
 
 def lost_per_old_root(
     plan: Plan, device: str | None, ignore_file: Path | None, *, host: str | None
-) -> tuple[list[OldRoot], dict[str, int]]:
+) -> tuple[list[Snapshot], dict[str, int]]:
     """`roots --audit`: the kept old roots, newest first, and by root name how many entries
     its boot erased (lost), under the ignore rules of `host` (else the plan's host)."""
     from blankslate import ignore_rules

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from blankslate import commands, plan
+from blankslate import commands, plansource
 from blankslate.errors import BlankslateError
 
 GLOBAL_FLAGS = commands.GLOBAL_FLAGS
@@ -108,7 +108,9 @@ def parse_plain(argv: list[str]) -> Invocation | None:
         return None
     plan_file = given.pop("plan_file", None)
     try:  # nixos-rebuild's --flake REF#HOST, as PlanSource.of reads it for typer too
-        source = plan.PlanSource.of(plan_file, given.pop("host", None), given.pop("flake", "."))
+        source = plansource.PlanSource.of(
+            plan_file, given.pop("host", None), given.pop("flake", ".")
+        )
     except ValueError:
         return None  # a usage error: typer's
     if given.get("format", "text") not in FORMATS:

@@ -14,7 +14,8 @@ from pathlib import Path
 from blankslate.display import printable, quote_path
 from blankslate.errors import BlankslateError
 from blankslate.paths import inside
-from blankslate.plan import Plan, PlanSource
+from blankslate.plan import Plan
+from blankslate.plansource import PlanSource
 
 # Flags of the whole program, accepted before or after the command.
 GLOBAL_FLAGS = {"--debug": "debug", "--quiet": "quiet", "-q": "quiet"}
@@ -55,10 +56,9 @@ def diff(
     import os
     import time
 
-    from blankslate import audit, ignore_rules, process, render
-    from blankslate import plan as plan_module
+    from blankslate import audit, ignore_rules, plansource, process, render
 
-    plan = plan_module.load(source, builtin=False)
+    plan = plansource.load(source, builtin=False)
     rules = ignore_rules.collect(plan.audit.ignore, source.host or plan.host_name, ignore_file)
     outputs = audit.outputs_of(report_file=report_file, metrics_file=metrics_file)
     # The temporary mount of the top level is not news, unless asked for (or under --debug,
@@ -124,11 +124,10 @@ def seed(
     and the copies go into persistPath under it. `hidden`: copy what the mounts hide there
     instead (`hidden_seed`). A path a running service uses is refused, unless `stop_units`
     (stopped for the copy, started again) or `live` (copied while in use)."""
-    from blankslate import plan as plan_module
+    from blankslate import plansource, services
     from blankslate import seed as seed_module
-    from blankslate import services
 
-    plan = plan_module.load(source, builtin=False)
+    plan = plansource.load(source, builtin=False)
     if hidden:
         _seed_hidden(plan, paths=paths, root=root, dry_run=dry_run, yes=yes, confirm=confirm)
         return
@@ -180,11 +179,10 @@ def persist_stray(
     --fail-on-stray when there are strays, else 0."""
     import json
 
-    from blankslate import plan as plan_module
-    from blankslate import safefile, stray
+    from blankslate import plansource, safefile, stray
     from blankslate.display import format_size
 
-    plan = plan_module.load(source, builtin=False)
+    plan = plansource.load(source, builtin=False)
     if move.move_to is not None or move.restore is not None:
         return _move_strays(plan, root, move)
     found = stray.strays(plan, target_root=root)
@@ -240,10 +238,9 @@ def persist_du(*, source: PlanSource, root: Path, format: str) -> None:
     """Bytes per declared path and per persistence root, largest first."""
     import json
 
-    from blankslate import plan as plan_module
-    from blankslate import stray
+    from blankslate import plansource, stray
 
-    plan = plan_module.load(source, builtin=False)
+    plan = plansource.load(source, builtin=False)
     declared, roots = stray.disk_usage(plan, target_root=root)
     if format == "json":
         document = {

@@ -46,11 +46,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-from blankslate import attest, btrfs, mounts, oldroots, passwordfile, process
+from blankslate import attest, btrfs, mounts, passwordfile, process, snapshots
 from blankslate.display import format_size, quote_path
 from blankslate.errors import BlankslateError, require_root
 from blankslate.paths import is_under
 from blankslate.plan import Mount, Plan
+from blankslate.snapshots import Snapshot, age
 
 Status = Literal["ok", "fail", "warn", "info", "skipped"]
 CHECKS = (
@@ -464,12 +465,13 @@ def check_old_roots(context: Context, top: Path) -> Result:
         return Result(
             "old-roots", "warn", f"no {rules.subvolume} subvolume: has the rollback run at boot?"
         )
-    kept = oldroots.list_roots(top, rules.subvolume, with_sizes=True)
+    kept = snapshots.listing(top, rules.subvolume, with_sizes=True)
     if not kept:
         return Result("old-roots", "info", "no old roots kept yet")
     timed = [root.time for root in kept if root.time is not None]
     ages = (
-        f", newest {_age(context.now - max(timed))} old, oldest {_age(context.now - min(timed))}"
+        f", newest {age(context.now - max(timed), 'h')} old, "
+        f"oldest {age(context.now - min(timed), 'h')}"
         if timed
         else ""
     )
@@ -507,7 +509,7 @@ def check_old_roots(context: Context, top: Path) -> Result:
     return Result("old-roots", "info", summary)
 
 
-def _old_roots_usage(directory: Path, kept: list[oldroots.OldRoot]) -> tuple[int, str] | None:
+def _old_roots_usage(directory: Path, kept: list[Snapshot]) -> tuple[int, str] | None:
     """(bytes, how they were measured) the old roots alone hold: btrfs's quota data when
     quotas are on (cheap: the kernel keeps it), else `btrfs filesystem du` of the old roots'
     directory (it reads their files' extents: exclusive plus shared among them only).
@@ -520,13 +522,6 @@ def _old_roots_usage(directory: Path, kept: list[oldroots.OldRoot]) -> tuple[int
     if parsed is None:
         return None
     return parsed[1] + parsed[2], "btrfs filesystem du"
-
-
-def _age(delta: timedelta) -> str:
-    seconds = max(int(delta.total_seconds()), 0)
-    if seconds < 86400:
-        return f"{seconds // 3600}h"
-    return f"{seconds // 86400}d"
 
 
 # --- free space and /etc/blankslate --------------------------------------------------------

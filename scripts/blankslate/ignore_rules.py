@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from ruamel.yaml import YAML
     from ruamel.yaml.comments import CommentedMap
 
-    from blankslate.plan import PlanSource
+    from blankslate.plansource import PlanSource
 
 _GLOB_CHARS = re.compile(r"[*?\[]")
 
@@ -495,9 +495,9 @@ def rule_file(source: PlanSource, ignore_file: Path | None) -> Path:
     HOST being --host, or the plan's host name (the plan is evaluated only then)."""
     host = source.host
     if ignore_file is None and host is None:
-        from blankslate import plan as plan_module
+        from blankslate import plansource
 
-        host = plan_module.load(source, builtin=False).host_name
+        host = plansource.load(source, builtin=False).host_name
     return target_file(host or "", ignore_file)
 
 

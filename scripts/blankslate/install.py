@@ -19,8 +19,10 @@ from blankslate import (
     layout,
     lockout,
     mounts,
+    nix,
     passwd,
     paths,
+    plansource,
     process,
     safefile,
     seed,
@@ -58,7 +60,7 @@ class InstallOptions:
     wipe: bool = False
     passwords: bool = True
     nixos_install: bool = True
-    source: plan_module.PlanSource = field(default_factory=plan_module.PlanSource)
+    source: plansource.PlanSource = field(default_factory=plansource.PlanSource)
     host_keys_from: Path | None = None  # reuse these host keys instead of making new ones
 
 
@@ -76,24 +78,6 @@ class Summary:
 
 def truncate(image: Path, size: str) -> list[str]:
     return ["truncate", "--size", size, str(image)]
-
-
-def nixos_generate_config(root: Path) -> list[str]:
-    return [
-        "nixos-generate-config",
-        "--root",
-        str(root),
-        "--no-filesystems",
-        "--show-hardware-config",
-    ]
-
-
-def nixos_install(root: Path, flake: str, host: str, *, bootloader: bool = True) -> list[str]:
-    """`bootloader` False: --no-bootloader, nixos-install's own flag (nixpkgs
-    pkgs/by-name/ni/nixos-install/nixos-install.sh), which skips its `switch-to-configuration
-    boot` step and so every grub-install."""
-    command = ["nixos-install", "--root", str(root), "--flake", f"{flake}#{host}"]
-    return [*command, "--no-root-passwd", *([] if bootloader else ["--no-bootloader"])]
 
 
 def git_toplevel(directory: Path) -> list[str]:
@@ -578,7 +562,7 @@ def finish(plan: Plan, options: InstallOptions, summary: Summary) -> None:
     root, flake, host = options.root, options.source.flake, options.source.host
     bootloader = installs_bootloader(plan, options)
     if host is None:
-        command = nixos_install(root, "<your flake>", "<host>", bootloader=bootloader)
+        command = nix.nixos_install(root, "<your flake>", "<host>", bootloader=bootloader)
         summary.next_steps.append(" ".join(command))
         summary.next_steps.append(f"blankslate seed --root {root}  (after nixos-install)")
         if not bootloader:
@@ -587,7 +571,7 @@ def finish(plan: Plan, options: InstallOptions, summary: Summary) -> None:
     hardware = write_hardware_config(flake, host, root, dry_run=options.dry_run)
     if hardware is not None:
         show_to_flake(Path(flake), hardware, dry_run=options.dry_run)
-    command = nixos_install(root, flake, host, bootloader=bootloader)
+    command = nix.nixos_install(root, flake, host, bootloader=bootloader)
     if not bootloader:
         assert plan.disk is not None
         ui.say(
@@ -623,7 +607,7 @@ def write_hardware_config(flake: str, host: str, root: Path, *, dry_run: bool) -
         return relative
     if process.which("nixos-generate-config") is None:
         return None
-    config = process.run(nixos_generate_config(root), capture=True, dry_run=dry_run).stdout
+    config = process.run(nix.nixos_generate_config(root), capture=True, dry_run=dry_run).stdout
     if not dry_run:
         safefile.write_file(target, config)
         ui.say(f"Wrote {target}.")

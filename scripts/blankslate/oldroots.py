@@ -1,9 +1,10 @@
 """The kept old roots: list them (`blankslate roots`) and copy a path back out (`recover`).
 
 At every boot the rollback moves the previous root to `<oldRoots.subvolume>/<UTC time>` at the
-top level of the btrfs filesystem, named `%Y-%m-%dT%H:%M:%SZ` with a `.N` suffix when the name
-was taken. Both commands mount the top level read-only on a private directory and unmount it
-again; nothing under it is ever changed.
+top level of the btrfs filesystem, named as kept.bash names every kept copy (snapshots.py reads
+them back: the entry type, the naming rule, the listing, the table). Both commands mount the
+top level read-only on a private directory and unmount it again; nothing under it is ever
+changed.
 
 An entry of the old roots directory whose name is not such a timestamp (a snapshot someone made
 by hand, say) is still listed, with an unknown time, after every timestamped one; `--from` can
@@ -18,50 +19,17 @@ from __future__ import annotations
 
 import os
 import posixpath
-import re
 import stat
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from blankslate import btrfs, copy, mounts, process, safefile, treesearch
-from blankslate.display import format_size
+from blankslate import copy, mounts, safefile, snapshots
 from blankslate.errors import BlankslateError
 from blankslate.paths import is_under, normalise, resolves_under
 from blankslate.plan import Persisted, Plan
-
-_ROOT_NAME = re.compile(r"^(?P<time>\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z)(?:\.(?P<sequence>\d+))?$")
-_TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
-
-
-@dataclass(frozen=True)
-class Sizes:
-    """From btrfs quota groups: bytes the root refers to, and bytes only it holds."""
-
-    referenced: int
-    exclusive: int
-
-
-@dataclass(frozen=True)
-class OldRoot:
-    name: str
-    path: Path  # where it is under the mounted top level (only valid while mounted)
-    time: datetime | None  # None: the name is not a rollback timestamp
-    sequence: int  # the ".N" suffix; 0 without one
-    sizes: Sizes | None = None  # None: quotas are off, sizes are not cheap to have
-    # btrfs numbers subvolumes in creation order: no clock or name can fake it. None: unknown.
-    subvolume_id: int | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        """One entry of `roots --json`; a stable contract (keys are never renamed)."""
-        return {
-            "name": self.name,
-            "time": self.time.strftime(_TIME_FORMAT) if self.time else None,
-            "referencedBytes": self.sizes.referenced if self.sizes else None,
-            "exclusiveBytes": self.sizes.exclusive if self.sizes else None,
-        }
+from blankslate.snapshots import Snapshot
 
 
 @dataclass(frozen=True)
@@ -69,31 +37,6 @@ class Recovery:
     path: str
     root: str
     target: Path
-
-
-def parse_root_name(name: str) -> tuple[datetime, int] | None:
-    """ "2026-11-20T08:00:00Z.2" -> (that time in UTC, 2); anything else -> None."""
-    match = _ROOT_NAME.match(name)
-    if match is None:
-        return None
-    try:
-        time = datetime.strptime(match["time"], _TIME_FORMAT).replace(tzinfo=UTC)
-    except ValueError:
-        return None  # shaped like a timestamp, but not a date (month 13)
-    return time, int(match["sequence"] or 0)
-
-
-def newest_first(roots: Sequence[OldRoot]) -> list[OldRoot]:
-    """Newest first: by creation (subvolume ID) when btrfs tells every root's, so a root named
-    by a wrong clock (2099, 1970) takes its true place; otherwise timestamped roots by name
-    (".2" after ".1" is newer), then the others by name."""
-    ids = [root.subvolume_id for root in roots]
-    if roots and None not in ids:
-        return sorted(roots, key=lambda root: root.subvolume_id or 0, reverse=True)
-    stamped = [root for root in roots if root.time is not None]
-    others = [root for root in roots if root.time is None]
-    stamped.sort(key=lambda root: (root.time, root.sequence), reverse=True)
-    return stamped + sorted(others, key=lambda root: root.name)
 
 
 def old_roots_subvolume(plan: Plan) -> str:
@@ -110,68 +53,26 @@ def default_device(plan: Plan, device: str | None) -> str:
     return device if device is not None else mounts.backing_device(plan.persist_path)
 
 
-def qgroup_sizes(top: Path) -> dict[str, Sizes]:
-    """Sizes by subvolume path (relative to the top level); empty when quotas are off.
-
-    Quotas are usually off, and then `btrfs qgroup show` fails at once; walking the trees
-    instead would take minutes on a real root, so sizes are then simply not shown.
-    """
-    shown = process.probe(btrfs.qgroup_show(top), check=False)
-    if shown.returncode != 0:
-        return {}
-    sizes_by_id: dict[str, Sizes] = {}
-    for line in shown.stdout.splitlines():
-        fields = line.split()
-        if len(fields) >= 3 and fields[0].startswith("0/") and fields[1].isdigit():
-            sizes_by_id[fields[0][2:]] = Sizes(int(fields[1]), int(fields[2].rstrip(",")))
-    listed = process.probe(btrfs.subvolume_list(top), check=False)
-    sizes: dict[str, Sizes] = {}
-    for line in listed.stdout.splitlines():
-        # "ID 257 gen 12 top level 5 path old_roots/2026-11-20T08:00:00Z"
-        match = re.match(r"^ID (\d+) .*? path (.*)$", line)
-        if match and match[1] in sizes_by_id:
-            sizes[match[2]] = sizes_by_id[match[1]]
-    return sizes
-
-
-def list_roots(top: Path, subvolume: str, *, with_sizes: bool = False) -> list[OldRoot]:
-    """The old roots under the mounted top level `top`, newest first."""
-    directory = top / subvolume
-    if not directory.is_dir():
+def list_roots(top: Path, subvolume: str, *, with_sizes: bool = False) -> list[Snapshot]:
+    """The old roots under the mounted top level `top`, newest first; an error when their
+    subvolume is missing."""
+    if not (top / subvolume).is_dir():
         raise BlankslateError(
             f"no old roots: there is no {subvolume!r} subvolume at the top level "
             "(has the system booted with the rollback yet?)"
         )
-    sizes = qgroup_sizes(top) if with_sizes else {}
-    roots = []
-    for entry in directory.iterdir():
-        if entry.is_symlink() or not entry.is_dir():
-            continue  # only directories (subvolumes) can be roots
-        parsed = parse_root_name(entry.name)
-        roots.append(
-            OldRoot(
-                name=entry.name,
-                path=entry,
-                time=parsed[0] if parsed else None,
-                sequence=parsed[1] if parsed else 0,
-                sizes=sizes.get(f"{subvolume}/{entry.name}"),
-                subvolume_id=_subvolume_id(entry),
-            )
-        )
-    return newest_first(roots)
+    return snapshots.listing(top, subvolume, with_sizes=with_sizes)
 
 
-def _subvolume_id(path: Path) -> int | None:
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
-    except OSError:
-        return None
-    try:
-        return treesearch.subvolume_id(fd) if os.fstat(fd).st_ino == 256 else None
-    except OSError:
-        return None  # not btrfs
-    finally:
-        os.close(fd)
+def pick(kept: Sequence[Snapshot], name: str) -> Snapshot:
+    """The old root named `name`, or the newest for "latest"; an error names what there is."""
+    return snapshots.pick(
+        kept,
+        name,
+        what="old root",
+        none_yet="no old roots kept yet (the rollback keeps one at every boot)",
+        hint="; or give 'latest'",
+    )
 
 
 def retention(plan: Plan, count: int) -> str | None:
@@ -192,57 +93,20 @@ def retention(plan: Plan, count: int) -> str | None:
     )
 
 
-def roots(plan: Plan, device: str | None = None) -> list[OldRoot]:
+def roots(plan: Plan, device: str | None = None) -> list[Snapshot]:
     """`blankslate roots`: the kept old roots of the plan's btrfs filesystem, newest first;
     none before the first boot has made their subvolume."""
     subvolume = old_roots_subvolume(plan)
     with mounts.top_level(default_device(plan, device)) as top:
-        if not (top / subvolume).is_dir():
-            return []
-        return list_roots(top, subvolume, with_sizes=True)
+        return snapshots.listing(top, subvolume, with_sizes=True)
 
 
-def root_json(root: OldRoot, lost: Mapping[str, int] | None = None) -> dict[str, Any]:
+def root_json(root: Snapshot, lost: Mapping[str, int] | None = None) -> dict[str, Any]:
     """One entry of `roots --json`, with "lostEntries" under `--audit` (`lost`: by name)."""
     data = root.to_json()
     if lost is not None:
         data["lostEntries"] = lost[root.name]
     return data
-
-
-def format_table(
-    roots: Sequence[OldRoot],
-    now: datetime | None = None,
-    lost: Mapping[str, int] | None = None,
-) -> str:
-    """A plain text table, newest first: NAME, TIME (UTC), AGE, REFERENCED, EXCLUSIVE, and
-    LOST (entries its boot erased) when `lost` gives them by name."""
-    now = now or datetime.now(UTC)
-    header = ("NAME", "TIME (UTC)", "AGE", "REFERENCED", "EXCLUSIVE")
-    rows = [header + (("LOST",) if lost is not None else ())]
-    for root in roots:
-        row = (
-            root.name,
-            root.time.strftime("%Y-%m-%d %H:%M:%S") if root.time else "unknown time",
-            _age(now - root.time) if root.time else "-",
-            format_size(root.sizes.referenced) if root.sizes else "-",
-            format_size(root.sizes.exclusive) if root.sizes else "-",
-        )
-        rows.append(row + ((str(lost[root.name]),) if lost is not None else ()))
-    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
-    return "\n".join(
-        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
-        for row in rows
-    )
-
-
-def _age(delta: timedelta) -> str:
-    seconds = max(int(delta.total_seconds()), 0)
-    if seconds < 3600:
-        return f"{seconds // 60}m"
-    if seconds < 86400:
-        return f"{seconds // 3600}h"
-    return f"{seconds // 86400}d"
 
 
 def check_path(path: str) -> str:
@@ -267,8 +131,8 @@ def _stand_in(candidate: Path, persist_path: str) -> bool:
 
 
 def find_source(
-    roots: Sequence[OldRoot], path: str, persist_path: str, name: str | None = None
-) -> tuple[OldRoot, Path]:
+    roots: Sequence[Snapshot], path: str, persist_path: str, name: str | None = None
+) -> tuple[Snapshot, Path]:
     """The old root to copy `path` from and the path to copy: the named root, or the newest
     one that really holds it (impermanence's empty stand-ins are passed over)."""
     if name is not None:

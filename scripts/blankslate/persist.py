@@ -23,13 +23,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from blankslate import btrfs, copy, mounts, oldroots, process, safefile, ui, zfs
+from blankslate import snapshots as kept
 from blankslate.display import format_size
 from blankslate.errors import BlankslateError
 from blankslate.paths import is_under, resolves_under
 from blankslate.plan import PersistSnapshots, Plan
-
-ZFS_PREFIX = "blankslate-"  # zfs-persist-snapshot.bash names them so
-LATEST = "latest"
+from blankslate.snapshots import LATEST, ZFS_PREFIX, Snapshot
 
 
 @dataclass(frozen=True)
@@ -62,42 +61,16 @@ def on_zfs(plan: Plan) -> bool:
 # --------------------------------------------------------------------------- listing
 
 
-def btrfs_snapshots(top: Path, subvolume: str) -> list[oldroots.OldRoot]:
-    """The snapshots in `subvolume` under the mounted top level, newest first."""
-    if not (top / subvolume).is_dir():
-        return []  # no snapshot taken yet
-    return oldroots.list_roots(top, subvolume)
-
-
-def zfs_snapshots(dataset: str, persist_path: str) -> list[oldroots.OldRoot]:
-    """The dataset's snapshots named by blankslate, newest first (by createtxg), with their
-    paths under `<persistPath>/.zfs/snapshot`. Names are shown without the prefix."""
-    listing = process.output(zfs.list_snapshots(dataset))
-    found = []
-    for line in listing.splitlines():
-        txg, _, full = line.partition("\t")
-        snapshot = full.partition("@")[2]
-        if not snapshot.startswith(ZFS_PREFIX) or not txg.isdigit():
-            continue
-        name = snapshot.removeprefix(ZFS_PREFIX)
-        parsed = oldroots.parse_root_name(name)
-        if parsed is None:
-            continue
-        path = Path(persist_path, ".zfs", "snapshot", snapshot)
-        found.append(oldroots.OldRoot(name, path, parsed[0], parsed[1], None, int(txg)))
-    return oldroots.newest_first(found)
-
-
 @contextmanager
-def snapshots(plan: Plan, device: str | None) -> Iterator[list[oldroots.OldRoot]]:
+def snapshots(plan: Plan, device: str | None) -> Iterator[list[Snapshot]]:
     """The snapshots, newest first; their paths are valid inside the block."""
     setting = settings(plan)
     if on_zfs(plan):
-        yield zfs_snapshots(setting.persist, plan.persist_path)
+        yield kept.zfs_listing(setting.persist, plan.persist_path)
         return
     assert setting.subvolume is not None  # plan validation: btrfs has one
     with mounts.top_level(oldroots.default_device(plan, device)) as top:
-        yield btrfs_snapshots(top, setting.subvolume)
+        yield kept.listing(top, setting.subvolume)
 
 
 def nested_warning(plan: Plan) -> str | None:
@@ -115,22 +88,17 @@ def nested_warning(plan: Plan) -> str | None:
     )
 
 
-def pick(found: list[oldroots.OldRoot], name: str) -> oldroots.OldRoot:
+def pick(found: list[Snapshot], name: str) -> Snapshot:
     """The snapshot called `name` (a ZFS name may keep its prefix), or the newest for
     "latest"."""
-    if not found:
-        raise BlankslateError(
-            "no persist snapshots yet (the timer takes them; now: "
-            "systemctl start blankslate-persist-snapshot)"
-        )
-    if name == LATEST:
-        return found[0]
-    wanted = name.removeprefix(ZFS_PREFIX)
-    for snapshot in found:
-        if snapshot.name == wanted:
-            return snapshot
-    known = ", ".join(snapshot.name for snapshot in found[:5])
-    raise BlankslateError(f"no persist snapshot named {name!r} (newest: {known})")
+    return kept.pick(
+        found,
+        name,
+        what="persist snapshot",
+        none_yet="no persist snapshots yet (the timer takes them; now: "
+        "systemctl start blankslate-persist-snapshot)",
+        prefix=ZFS_PREFIX,
+    )
 
 
 # --------------------------------------------------------------------------- recover
@@ -197,9 +165,7 @@ def recover_from_persist(
 # --------------------------------------------------------------------------- send
 
 
-def send_command(
-    plan: Plan, snapshot: oldroots.OldRoot, parent: oldroots.OldRoot | None
-) -> list[str]:
+def send_command(plan: Plan, snapshot: Snapshot, parent: Snapshot | None) -> list[str]:
     if on_zfs(plan):
         dataset = settings(plan).persist
         full = f"{dataset}@{ZFS_PREFIX}{snapshot.name}"

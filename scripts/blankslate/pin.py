@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from blankslate import process, safefile
+from blankslate import nix, process, safefile
 from blankslate.errors import BlankslateError
 
 IMPERMANENCE_REPOSITORY = "https://github.com/nix-community/impermanence"
@@ -45,10 +45,6 @@ class Pin:
 
 def git_ls_remote(repository: str, ref: str) -> list[str]:
     return ["git", "ls-remote", "--", repository, ref]
-
-
-def nix_prefetch_url_unpack(url: str) -> list[str]:
-    return ["nix-prefetch-url", "--unpack", url]
 
 
 def check_revision(revision: str, what: str) -> str:
@@ -136,7 +132,7 @@ def resolve_commit(repository: str, revision: str) -> str:
 
 def prefetch_sha256(url: str) -> str:
     """The sha256 (Nix base32) of the unpacked tarball, which is what fetchTarball checks."""
-    fetched = process.probe(nix_prefetch_url_unpack(url), check=False)
+    fetched = process.probe(nix.prefetch_url_unpack(url), check=False)
     if fetched.returncode != 0:
         raise BlankslateError(f"cannot fetch {url}: {failure_reason(fetched, url)}")
     printed = fetched.stdout.split()

@@ -1,30 +1,26 @@
 """Plan v2: the JSON contract between the Nix configuration and this tool.
 
-Nix computes the plan (`config.blankslate.plan`); this module only reads and validates it. Loading
-order, first match wins: `--plan FILE`, `--host NAME` (via `nix eval`), `/etc/blankslate/plan.json`,
-the built-in default (the layout of `hosts/example`).
+Nix computes the plan (`config.blankslate.plan`); this module only parses and validates it. Where a
+plan comes from (a file, `nix eval` of a host, the installed plan, the built-in default) is
+plansource.py's job.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import logging
 import re
 import sys
 import types
 import typing
 from dataclasses import dataclass, field
-from importlib import resources
-from pathlib import Path
 from typing import Any, Literal
 
-from blankslate import process, rules
-from blankslate.errors import BlankslateError, decode_utf8
+from blankslate import rules
+from blankslate.errors import BlankslateError
 from blankslate.paths import is_under, nested
 
 RollbackKind = Literal["btrfs", "zfs", "tmpfs", "none"]
-INSTALLED_PLAN = Path("/etc/blankslate/plan.json")
 PLAN_VERSION = 2
 # rules.json, which modules/lib.nix reads too (tests/nix/test_rules.py: both, and bash, agree).
 # Each is anchored: `.match` takes the whole value.
@@ -723,7 +719,9 @@ def from_json(data: object) -> Plan:
 _MAX_DEPTH = 64
 
 
-def _parse(text: str, source: str) -> object:
+def parse_text(text: str, source: str) -> object:
+    """The JSON document in `text` (read from `source`, named in the errors), refused with one
+    line when it is not JSON or nests deeper than any plan."""
     try:
         data = json.loads(text)
     except json.JSONDecodeError as error:
@@ -759,101 +757,3 @@ def _depth(data: object) -> int:
                 items = value.values() if isinstance(value, dict) else value
                 stack.extend((item, level + 1) for item in items)
     return deepest
-
-
-def from_file(path: Path) -> Plan:
-    try:
-        data = path.read_bytes()
-    except OSError as error:
-        raise BlankslateError(f"plan: cannot read {path}: {error.strerror}") from None
-    return from_json(_parse(decode_utf8(data, f"plan: {path}"), str(path)))
-
-
-def nix_eval_plan(flake: str, host: str) -> list[str]:
-    return [
-        "nix",
-        "--extra-experimental-features",
-        "nix-command flakes",
-        "eval",
-        "--json",
-        f"{flake}#nixosConfigurations.{host}.config.blankslate.plan",
-    ]
-
-
-def from_host(host: str, flake: str = ".") -> Plan:
-    text = process.output(nix_eval_plan(flake, host))
-    return from_json(_parse(text, f"nix eval of host {host!r}"))
-
-
-def default_text() -> str:
-    return resources.files("blankslate").joinpath("default-plan.json").read_text()
-
-
-def default() -> Plan:
-    return from_json(_parse(default_text(), "built-in default"))
-
-
-def split_flake(flake: str, host: str | None) -> tuple[str, str | None]:
-    """nixos-rebuild's `--flake REF#HOST`: (REF, HOST), split on the last '#'; a ValueError
-    when the fragment is empty or --host names another host."""
-    if "#" not in flake:
-        return flake, host
-    reference, _, fragment = flake.rpartition("#")
-    if not fragment:
-        raise ValueError(f"--flake {flake}: no host after '#' (give REF#HOST)")
-    if host is not None and host != fragment:
-        raise ValueError(f"--flake {flake} names host {fragment!r}, --host {host!r}")
-    return reference or ".", fragment
-
-
-@dataclass(frozen=True)
-class PlanSource:
-    """Where a command's plan comes from: `--plan FILE`, or `--host NAME` from `--flake REF`;
-    neither, the installed plan (or the built-in default). One value, so that no command
-    threads three options through."""
-
-    file: Path | None = None
-    host: str | None = None
-    flake: str = "."
-
-    @classmethod
-    def of(cls, file: Path | None, host: str | None, flake: str = ".") -> PlanSource:
-        """From the three options, `--flake REF#HOST` split as nixos-rebuild does; a ValueError
-        (a usage error) for a conflict."""
-        flake, host = split_flake(flake, host)
-        if file is not None and host is not None:
-            raise ValueError("give either --plan or --host, not both")
-        return cls(file, host, flake)
-
-
-log = logging.getLogger("blankslate")
-
-
-def load(
-    source: PlanSource = PlanSource(),
-    installed: Path | None = None,
-    builtin: bool = True,
-) -> Plan:
-    """The plan from the first source that is given or present (the README's order); which one
-    is said on stderr (a log line, silent under --quiet). `builtin` False: the commands that
-    act on this system's own disk (diff, seed, roots, recover) stop instead of taking the
-    built-in default; so do doctor, ignore, disko and extra-files, which would otherwise
-    silently check or write the example's."""
-    if source.file is not None:
-        plan, said = from_file(source.file), f"from {source.file}"
-    elif source.host is not None:
-        log.info("plan: evaluating host %s of flake %s (nix eval)...", source.host, source.flake)
-        plan, said = from_host(source.host, source.flake), f"from flake {source.flake}"
-    elif (installed := installed or INSTALLED_PLAN).exists():
-        plan, said = from_file(installed), f"from {installed}"
-    elif not builtin:
-        raise BlankslateError(
-            f"no plan: {installed} does not exist (not a system built from the blankslate "
-            "modules?); give --host NAME from a flake checkout, or --plan FILE (`blankslate "
-            "plan > plan.json` writes the built-in example's)"
-        )
-    else:
-        log.info("plan: built-in default (the hosts/example layout)")
-        return default()
-    log.info("plan: host %s %s", plan.host_name, said)
-    return plan

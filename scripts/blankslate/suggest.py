@@ -36,7 +36,8 @@ from typing import Any, Literal, TypeVar
 from blankslate import ignore_rules
 from blankslate.classify import HIDDEN_PREFIX, EntryTuple
 from blankslate.display import quote_path
-from blankslate.plan import Plan, PlanSource, Unit
+from blankslate.plan import Plan, Unit
+from blankslate.plansource import PlanSource
 
 GroupBy = Literal["service", "user", "top", "hidden"]
 _T = TypeVar("_T")
@@ -568,14 +569,14 @@ def group_name(gid: int) -> str:
 def _base(plan: Plan, device: str | None, root: Path | None, old_root: str | None) -> Iterator[str]:
     """The directory the audited root is seen in, for the lstat of its entries: --root, the
     old root or the stored root subvolume on the top level (mounted read-only again), else /."""
-    from blankslate import audit, mounts, oldroots
+    from blankslate import mounts, oldroots
 
     if root is not None:
         yield str(root)
     elif old_root is not None:
         subvolume = oldroots.old_roots_subvolume(plan)
         with mounts.top_level(oldroots.default_device(plan, device)) as top:
-            yield str(audit.pick_old_root(oldroots.list_roots(top, subvolume), old_root).path)
+            yield str(oldroots.pick(oldroots.list_roots(top, subvolume), old_root).path)
     elif plan.rollback == "btrfs" and plan.btrfs is not None and plan.btrfs.root_subvolume:
         with mounts.top_level(oldroots.default_device(plan, device)) as top:
             yield str(top / plan.btrfs.root_subvolume)
@@ -616,10 +617,9 @@ def from_source(
     The temporary mounts are echoed only with `verbose` (or --debug), as for `diff`."""
     import logging
 
-    from blankslate import audit, process
-    from blankslate import plan as plan_module
+    from blankslate import audit, plansource, process
 
-    plan = plan_module.load(source, builtin=False)
+    plan = plansource.load(source, builtin=False)
     rules = ignore_rules.collect(plan.audit.ignore, source.host or plan.host_name, ignore_file)
     level = process.echo.level
     debug = logging.getLogger().isEnabledFor(logging.DEBUG)

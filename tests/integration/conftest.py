@@ -311,9 +311,9 @@ def make_layout(device: str) -> Layout:
     ``root-blank`` of the (empty) root on the btrfs ``device`` with the installer's own code
     (``blankslate.layout.create_volumes`` and the built-in plan)."""
     from blankslate import layout as install_layout
-    from blankslate import plan
+    from blankslate import plansource
 
-    default = plan.default()
+    default = plansource.default()
     assert default.btrfs is not None
     layout = Layout(device=device)
     assert layout.subvolumes == default.btrfs.subvolumes

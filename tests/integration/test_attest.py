@@ -15,7 +15,7 @@ from types import ModuleType
 
 import pytest
 
-from blankslate import plan
+from blankslate import plansource
 
 from ..support.runner import blankslate
 
@@ -48,7 +48,7 @@ def system(tmp_path: Path, btrfs_device: str, helpers: ModuleType) -> Iterator[S
     boot record `reset` in tmp/records; nothing persisted is in place yet (`place` does it).
     Everything is unmounted on exit, also on failure."""
     helpers.make_layout(btrfs_device)
-    data = plan.default().to_json()
+    data = plansource.default().to_json()
     parents = [{"directory": "/var", "user": "root", "group": "root", "mode": "0755"}]
     data["persistence"] = {
         "directories": [

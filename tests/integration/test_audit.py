@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from blankslate import plan
+from blankslate import plansource
 
 from ..conftest import needs_mounted_root
 from ..support.runner import blankslate as run_blankslate
@@ -42,7 +42,7 @@ def test_one_unpersisted_file_fails_until_it_is_ignored(
         (top / layout.root / "etc").mkdir()  # NixOS makes /etc: only the file is lost
         (top / layout.root / "etc" / "app.conf").write_text("state\n")
     plan_file, ignore_file = tmp_path / "plan.json", tmp_path / "audit.yaml"
-    plan_file.write_text(plan.default_text())
+    plan_file.write_text(plansource.default_text())
     ignore_file.write_text("ignore: []\n")
     metrics_file, report_file = tmp_path / "textfiles" / "blankslate.prom", tmp_path / "audit.json"
     args = ["--plan", str(plan_file), "--device", layout.device, "--ignore-file", str(ignore_file)]
@@ -128,7 +128,7 @@ def test_old_root_latest_lists_what_the_last_boot_erased(
     )
     assert booted.returncode == 0, booted.stderr
     plan_file = tmp_path / "plan.json"
-    plan_file.write_text(plan.default_text())
+    plan_file.write_text(plansource.default_text())
     args = ["--plan", str(plan_file), "--device", layout.device]
 
     now = blankslate(tmp_path, "diff", *args, "--fail-on-lost")
@@ -236,7 +236,7 @@ def test_entries_deeper_than_path_max_are_counted_in_the_root_and_old_roots(
         srv.mkdir()
         made = deep_chain(srv, 20)  # 20 x 251 bytes: past PATH_MAX
     plan_file = tmp_path / "plan.json"
-    plan_file.write_text(plan.default_text())
+    plan_file.write_text(plansource.default_text())
     metrics_file, report_file = tmp_path / "blankslate.prom", tmp_path / "audit.json"
     args = ["--plan", str(plan_file), "--device", layout.device]
     outputs = ["--fail-on-lost", "--metrics", str(metrics_file), "--report", str(report_file)]
@@ -295,7 +295,7 @@ def test_a_chain_3000_deep_costs_a_bounded_report(
         home.mkdir()
         made = deep_chain(home, 3000, leaves=False)  # directories only: nothing too long to read
     plan_file = tmp_path / "plan.json"
-    plan_file.write_text(plan.default_text())
+    plan_file.write_text(plansource.default_text())
     report_file = tmp_path / "audit.json"
     args = ["--plan", str(plan_file), "--device", layout.device, "--report", str(report_file)]
     done = bounded_diff(tmp_path, *args, "--format", "yaml")
@@ -330,7 +330,7 @@ def test_1100_nested_subvolumes_are_read_whole(
         srv.mkdir()
         nested_subvolumes(srv, 1100)
     plan_file = tmp_path / "plan.json"
-    plan_file.write_text(plan.default_text())
+    plan_file.write_text(plansource.default_text())
     done = bounded_diff(
         tmp_path, "--plan", str(plan_file), "--device", layout.device, "--format", "json"
     )
@@ -381,7 +381,7 @@ def test_a_name_that_writes_to_the_terminal_is_escaped_in_warnings(tmp_path: Pat
         (tree / "srv" / evil / "x").write_text("x")
         (tree / "srv" / evil).chmod(0o000)
         plan_file = base / "plan.json"
-        plan_file.write_text(plan.default_text())
+        plan_file.write_text(plansource.default_text())
         plan_file.chmod(0o644)
         nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
         if subprocess.run([*nobody, sys.executable, "-c", ""], check=False).returncode:

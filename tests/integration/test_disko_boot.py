@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from blankslate import disko, extrafiles, hostkeys
+from blankslate import disko, extrafiles, hostkeys, plansource
 from blankslate import plan as plan_module
 from blankslate.errors import BlankslateError
 
@@ -156,7 +156,7 @@ def test_host_keys_from_a_directory_without_the_key_writes_nothing(tmp_path: Pat
 
 
 def test_extra_files_tree_modes(tmp_path: Path) -> None:
-    plan = plan_module.default()
+    plan = plansource.default()
     tree = tmp_path / "tree"
     made = extrafiles.write(plan, tree, host_keys_from=None, hashes={"admin": "$y$j9T$salt$hash"})
     modes = {
@@ -184,7 +184,7 @@ def test_extra_files_tree_modes(tmp_path: Path) -> None:
 
 
 def test_extra_files_never_writes_through_a_planted_link(tmp_path: Path) -> None:
-    plan = plan_module.default()
+    plan = plansource.default()
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     tree = tmp_path / "tree"
@@ -318,7 +318,7 @@ PLAN_SUBVOLUMES = {"root", "nix", "persist", "log", "home"}
 def test_blank_hook_refuses_a_root_that_holds_files(tmp_path: Path, helpers: Any) -> None:
     """Run alone as disko runs it ($device set): it keeps an existing blank, and refuses to
     take a blank from a root that is not empty."""
-    disko_tree = plan_module.default().disko
+    disko_tree = plansource.default().disko
     assert disko_tree is not None
     partitions = disko_tree["disk"]["main"]["content"]["partitions"]
     hook = partitions["nixos"]["content"]["postCreateHook"]  # as the plan carries it

@@ -11,12 +11,12 @@ from types import ModuleType
 
 import pytest
 
-from blankslate import plan
+from blankslate import plansource
 
 from ..support.loops import attached_loops, take_down
 from ..support.runner import quiet_blankslate as blankslate
 
-PLAN = plan.default()
+PLAN = plansource.default()
 OWN_KEY = (
     "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBQ3Yr8QJ5wxBcz0ZNrqGdM1JW6rnWOvK2ykXf6wzM1c me@laptop"
 )

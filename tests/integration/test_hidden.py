@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from blankslate import plan
+from blankslate import plansource
 
 from ..conftest import needs_mounted_root
 from ..support.plans import write_plan_json
@@ -41,7 +41,7 @@ def no_rules(directory: Path) -> Path:
 def plan_file(tmp_path: Path, kind: str, directories: list[str]) -> Path:
     """tests/plans/<kind>.json (or the default btrfs plan) with `directories` persisted."""
     if kind == "btrfs":
-        data: dict[str, Any] = json.loads(plan.default_text())
+        data: dict[str, Any] = json.loads(plansource.default_text())
     else:
         data = json.loads((REPO / "tests/plans" / f"{kind}.json").read_text())
     for directory in directories:

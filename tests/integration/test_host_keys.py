@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from blankslate import hostkeys, plan
+from blankslate import hostkeys, plan, plansource
 from blankslate.errors import BlankslateError
 
 pytestmark = pytest.mark.skipif(shutil.which("ssh-keygen") is None, reason="no ssh-keygen")
@@ -32,7 +32,7 @@ def keygen(path: Path, key_type: str, *extra: str, passphrase: str = "") -> Path
 
 
 def the_plan(*names: str) -> plan.Plan:
-    data = json.loads(plan.default_text())
+    data = json.loads(plansource.default_text())
     data["sshHostKeys"] = [f"/persist/etc/ssh/{name}" for name in names]
     return plan.from_json(data)
 

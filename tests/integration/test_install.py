@@ -18,13 +18,13 @@ from typing import Any
 import pytest
 
 from blankslate import install as install_module
-from blankslate import layout, plan
+from blankslate import layout, plan, plansource
 from blankslate.errors import BlankslateError
 
 from ..support.loops import attached_loops, detach_loops, take_down
 from ..support.runner import quiet_blankslate as blankslate
 
-PLAN = plan.default()
+PLAN = plansource.default()
 assert PLAN.btrfs is not None
 
 
@@ -539,7 +539,7 @@ def install_host(image: Path, mountpoint: Path, flake: Path) -> install_module.S
         root=mountpoint,
         assume_yes=True,
         passwords=False,
-        source=plan.PlanSource(host="example", flake=str(flake)),
+        source=plansource.PlanSource(host="example", flake=str(flake)),
     )
     return install_module.install(PLAN_WITH_OWN_KEY, options)
 
@@ -565,7 +565,7 @@ def test_install_of_a_host_refuses_the_placeholder_key_before_writing(tmp_path: 
         root=mountpoint,
         assume_yes=True,
         passwords=False,
-        source=plan.PlanSource(host="example", flake=str(tmp_path)),
+        source=plansource.PlanSource(host="example", flake=str(tmp_path)),
     )
     with pytest.raises(BlankslateError, match="only SSH key is the example's placeholder"):
         install_module.install(PLAN, options)

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from blankslate import persist, plan
+from blankslate import persist, plan, plansource
 from blankslate.errors import BlankslateError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -41,7 +41,7 @@ def take_snapshot(helpers: ModuleType, device: str, run_dir: Path) -> None:
 
 def snapshot_plan(persist_path: Path | str) -> plan.Plan:
     return dataclasses.replace(
-        plan.default(),
+        plansource.default(),
         persist_path=str(persist_path),
         users=(plan.User("admin", f"{persist_path}/passwords/admin"),),
         ssh_host_keys=(f"{persist_path}/etc/ssh/ssh_host_ed25519_key",),

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from blankslate import oldroots, plan
+from blankslate import oldroots, plan, plansource
 from blankslate.errors import BlankslateError
 
 OLDER = "2026-11-19T07:00:00Z"
@@ -69,7 +69,7 @@ def persist_mount(helpers: ModuleType, old_roots: Any) -> Iterator[Path]:
 def app_plan(persist: Path | str) -> plan.Plan:
     persistence = plan.Persistence(directories=(plan.PersistedDirectory("/var/lib/app"),), files=())
     return dataclasses.replace(
-        plan.default(),
+        plansource.default(),
         persist_path=str(persist),
         persistence=persistence,
         users=(plan.User("admin", f"{persist}/passwords/admin"),),

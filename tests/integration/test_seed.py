@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from blankslate import plan
+from blankslate import plansource
 
 from ..support.plans import write_plan_json
 from ..support.runner import blankslate
@@ -34,7 +34,7 @@ def live_and_persist(
 
 
 def write_plan(tmp_path: Path, persist: Path, directories: list[str], files: list[str]) -> Path:
-    data = json.loads(plan.default_text())
+    data = json.loads(plansource.default_text())
     # seed --root: the plan names persistPath as the system under --root sees it
     persist_path = "/" + persist.name
     data["persistPath"] = persist_path

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from blankslate import plan
+from blankslate import plan, plansource
 from blankslate.errors import BlankslateError
 
 pytestmark = pytest.mark.nix
@@ -117,7 +117,7 @@ def test_nix_refuses(nix_run: Any, option: str, nix_message: str) -> None:
     ids=[row[0] for row in RULES],
 )
 def test_blankslate_plan_refuses(tmp_path: Path, mutate: Mutation, python_message: str) -> None:
-    data = json.loads(plan.default_text())
+    data = json.loads(plansource.default_text())
     mutate(data)
     with pytest.raises(BlankslateError, match=r"^plan: ") as error:
         plan.from_json(data)

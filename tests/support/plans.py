@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
-from blankslate import plan
+from blankslate import plan, plansource
 
 from .nixeval import host_expr, nix_instantiate_eval
 
@@ -58,7 +58,7 @@ def boot_plan_data(boot: str) -> dict[str, Any]:
     it: the built-in plan, tests/plans/bios.json or tests/plans/hybrid.json (a new dict each
     call: tests change their plans)."""
     if boot == "uefi":
-        return cast(dict[str, Any], json.loads(plan.default_text()))
+        return cast(dict[str, Any], json.loads(plansource.default_text()))
     return cast(dict[str, Any], json.loads((PLANS / f"{boot}.json").read_text()))
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import random
 
-from blankslate import classify, plan
+from blankslate import classify, plansource
 from blankslate.bounds import Beyond
 from blankslate.ignore_rules import Rule
 from blankslate.scan import RawTuple
@@ -68,7 +68,7 @@ def generated_raw(rng: random.Random, count: int) -> list[RawTuple]:
 def generated_report(seed: int, count: int, *, old_root: str | None = None) -> classify.Report:
     rng = random.Random(seed)
     raw = generated_raw(rng, count)
-    rules = classify.rules_for(plan.default(), IGNORE, CLEAN)
+    rules = classify.rules_for(plansource.default(), IGNORE, CLEAN)
     beyond: Beyond = {"/srv/x1": [3, 120], "/var/log/deep": [2, 10], "/srv/cache1": [1, 1]}
     deeper = classify.classify_deeper(beyond, rules)
     problems = ["cannot read /srv/locked: Permission denied"] if seed % 2 else []

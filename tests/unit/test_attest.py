@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from pytest_subprocess import FakeProcess
 from typer.testing import CliRunner
 
-from blankslate import attest, plan
+from blankslate import attest, plan, plansource
 from blankslate.app import app
 from blankslate.errors import BlankslateError
 
@@ -27,7 +27,7 @@ RESET = (
 
 
 def with_rollback(kind: str) -> plan.Plan:
-    return dataclasses.replace(plan.default(), rollback=kind)  # type: ignore[arg-type]
+    return dataclasses.replace(plansource.default(), rollback=kind)  # type: ignore[arg-type]
 
 
 # --- the record --------------------------------------------------------------------------------
@@ -105,13 +105,13 @@ def test_a_symlink_at_the_record_is_not_followed(tmp_path: Path) -> None:
     real = tmp_path / "real"
     real.write_bytes(RESET)
     (tmp_path / "reset").symlink_to(real)
-    result = attest.describe_record(plan.default(), tmp_path)
+    result = attest.describe_record(plansource.default(), tmp_path)
     assert result.status == "fail" and "is a symlink (not followed)" in result.message
 
 
 def test_a_fifo_at_the_record_is_not_read(tmp_path: Path) -> None:
     os.mkfifo(tmp_path / "reset")
-    result = attest.describe_record(plan.default(), tmp_path)
+    result = attest.describe_record(plansource.default(), tmp_path)
     assert result.status == "fail" and "not a regular file" in result.message
 
 
@@ -119,12 +119,12 @@ def test_the_read_is_bounded(tmp_path: Path) -> None:
     (tmp_path / "reset").write_bytes(b"a" * (10 * attest.MAX_RECORD_BYTES))
     data = attest.read_small(tmp_path / "reset")
     assert data is not None and len(data) == attest.MAX_RECORD_BYTES + 1
-    result = attest.describe_record(plan.default(), tmp_path)
+    result = attest.describe_record(plansource.default(), tmp_path)
     assert result.status == "fail" and "larger than" in result.message
 
 
 def test_no_record_on_btrfs_fails(tmp_path: Path) -> None:
-    result = attest.describe_record(plan.default(), tmp_path)
+    result = attest.describe_record(plansource.default(), tmp_path)
     assert result.status == "fail"
     assert "no record" in result.message and "the rollback did not run" in result.message
 
@@ -159,7 +159,7 @@ def test_the_record_directory_comes_from_the_environment() -> None:
 
 
 def one_path_plan(kind: str, path: str) -> plan.Plan:
-    base = plan.default()
+    base = plansource.default()
     persistence = plan.Persistence(
         directories=(plan.PersistedDirectory(path, root="/persist"),)
         if kind == "directory"
@@ -243,11 +243,13 @@ def test_a_directory_that_is_a_symlink_or_missing_fails(tmp_path: Path, fp: Fake
 def test_the_nixos_bound_note(tmp_path: Path, note: bytes | None, status: str) -> None:
     if note is not None:
         (tmp_path / "nixos-bound").write_bytes(note)
-    assert attest.check_nixos_bound(plan.default(), tmp_path).status == status
+    assert attest.check_nixos_bound(plansource.default(), tmp_path).status == status
 
 
 def test_without_a_users_script_or_a_persisted_var_lib_nixos_it_is_skipped(tmp_path: Path) -> None:
-    assert attest.check_nixos_bound(plan.default(), tmp_path, expected=False).status == "skipped"
+    assert (
+        attest.check_nixos_bound(plansource.default(), tmp_path, expected=False).status == "skipped"
+    )
     other = one_path_plan("directory", "/var/lib/foo")
     assert attest.check_nixos_bound(other, tmp_path).status == "skipped"
 

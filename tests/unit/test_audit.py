@@ -14,7 +14,7 @@ import pytest
 from pytest_subprocess import FakeProcess
 from ruamel.yaml import YAML
 
-from blankslate import audit, classify, display, plan, render, scan
+from blankslate import audit, classify, display, plan, plansource, render, scan
 from blankslate.errors import BlankslateError
 from blankslate.ignore_rules import Rule
 from blankslate.scan import Raw
@@ -23,7 +23,7 @@ from ..support.mounts import FINDMNT, findmnt_json
 
 
 def plan_data(**changes: Any) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads(plan.default_text())
+    data: dict[str, Any] = json.loads(plansource.default_text())
     data.update(changes)
     return data
 
@@ -172,14 +172,14 @@ def test_btrfs_device_defaults_to_the_one_backing_persist(fp: FakeProcess) -> No
     fp.register(["umount", "--", fp.any()])
     # The fake mount leaves its directory empty: the root subvolume is missing.
     with pytest.raises(BlankslateError, match="subvolume 'root' not found on /dev/vda3"):
-        audit.run_diff(plan.default())
+        audit.run_diff(plansource.default())
     assert fp.call_count(["umount", "--", fp.any()]) == 1
 
 
 def test_btrfs_without_persist_mounted_asks_for_device(fp: FakeProcess) -> None:
     fp.register([*FINDMNT, "--mountpoint", "/persist"], returncode=1)
     with pytest.raises(BlankslateError, match=r"/persist is not a mountpoint \(give --device"):
-        audit.run_diff(plan.default())
+        audit.run_diff(plansource.default())
 
 
 # --------------------------------------------------------------------------- classification
@@ -187,7 +187,7 @@ def test_btrfs_without_persist_mounted_asks_for_device(fp: FakeProcess) -> None:
 
 def test_classify_gives_one_status_each() -> None:
     rules = classify.rules_for(
-        plan.default(),
+        plansource.default(),
         [Rule("/srv/cache/**", "rebuilt", "test")],
         etc_clean="sudoers\nssh/ssh_config\n",
     )
@@ -250,7 +250,7 @@ def test_classify_gives_one_status_each() -> None:
 
 
 def test_classify_reasons_say_why() -> None:
-    rules = classify.rules_for(plan.default(), [Rule("/srv/**", "scratch", "test")])
+    rules = classify.rules_for(plansource.default(), [Rule("/srv/**", "scratch", "test")])
     raw = [
         Raw("/var/lib/nixos/x", "file", 0, None),
         Raw("/var/lib/nixos", "dir", 0, None),
@@ -561,7 +561,7 @@ def test_walk_gives_up_a_directory_moved_while_it_is_read(
 
 
 def report_of(entries: list[Any], problems: list[str]) -> classify.Report:
-    rules = classify.rules_for(plan.default(), [])
+    rules = classify.rules_for(plansource.default(), [])
     return classify.Report("walk", classify.classify(entries, rules), problems=problems)
 
 
@@ -586,7 +586,7 @@ def test_only_the_links_nixos_places_are_managed() -> None:
         *(Raw(f"/srv/links/{n}", "symlink", 40, f"/nix/store/abc-{n}") for n in range(3)),
         Raw("/srv/current", "symlink", 19, "/run/current-system"),
     ]
-    rules = classify.rules_for(plan.default(), [])
+    rules = classify.rules_for(plansource.default(), [])
     statuses = {entry[0]: entry[3] for entry in classify.classify(raw, rules)}
     assert statuses == {
         "/bin": "managed",
@@ -707,7 +707,7 @@ def test_every_command_escapes_the_paths_it_prints(
     path, a log line names a command's arguments; none of them writes raw to the terminal."""
     ignore_file = tmp_path / f"audit{EVIL}.yaml"
     plan_file = tmp_path / "plan.json"
-    plan_file.write_text(plan.default_text())
+    plan_file.write_text(plansource.default_text())
     args = ["--plan", str(plan_file), "--ignore-file", str(ignore_file)]
     pattern = "/srv/\x1bc\rNothing is lost\x07"  # ESC c resets the terminal
     assert run_cli("ignore", pattern, "--reason", "r", *args) == 0

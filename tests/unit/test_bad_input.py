@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from pytest_subprocess import FakeProcess
 
-from blankslate import cli, plan, process
+from blankslate import cli, plan, plansource, process
 from blankslate.errors import BlankslateError
 
 DEFAULT_PLAN = Path(plan.__file__).with_name("default-plan.json")
@@ -171,6 +171,6 @@ def test_debug_shows_the_traceback_of_an_os_error(
 ) -> None:
     long_name = str(tmp_path / ("c" * 5000))
     monkeypatch.setattr("sys.argv", ["blankslate", "--debug", "plan", "--plan", str(DEFAULT_PLAN)])
-    monkeypatch.setattr(plan, "from_file", lambda path: Path(long_name).stat())
+    monkeypatch.setattr(plansource, "from_file", lambda path: Path(long_name).stat())
     with pytest.raises(OSError, match="File name too long"):
         cli.main()

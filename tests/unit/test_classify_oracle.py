@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from blankslate import classify, plan
+from blankslate import classify, plan, plansource
 from blankslate.classify import EntryTuple, Rules
 from blankslate.ignore_rules import Rule
 from blankslate.scan import RawTuple
@@ -120,7 +120,7 @@ KINDS = ("btrfs", "zfs", "tmpfs", "none")
 def plan_data(kind: str) -> dict[str, Any]:
     """A plan of each rollback kind: the default (btrfs), or one of tests/plans."""
     if kind == "btrfs":
-        return plan.default().to_json()
+        return plansource.default().to_json()
     name = {"zfs": "zfs", "tmpfs": "tmpfs", "none": "vpsfree"}[kind]
     data: dict[str, Any] = json.loads((PLANS / f"{name}.json").read_text())
     return data

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from pytest_subprocess import FakeProcess
 
-from blankslate import cli, plan
+from blankslate import cli, nix, plansource
 from blankslate.errors import BlankslateError
 
 
@@ -18,9 +18,9 @@ def test_plan_prints_the_builtin_default(
     capsys: pytest.CaptureFixture[str],
     run_cli: Callable[..., int],
 ) -> None:
-    monkeypatch.setattr(plan, "INSTALLED_PLAN", Path("/nonexistent/plan.json"))
+    monkeypatch.setattr(plansource, "INSTALLED_PLAN", Path("/nonexistent/plan.json"))
     assert run_cli("plan") == 0
-    assert json.loads(capsys.readouterr().out) == json.loads(plan.default_text())
+    assert json.loads(capsys.readouterr().out) == json.loads(plansource.default_text())
 
 
 def test_bad_plan_is_one_error_line(
@@ -51,7 +51,7 @@ def test_install_needs_disk_or_image_naming_the_plans_disk(
     run_cli: Callable[..., int],
 ) -> None:
     """The plan's disk.device is never taken silently: a typo away from the wrong disk."""
-    monkeypatch.setattr(plan, "INSTALLED_PLAN", Path("/nonexistent/plan.json"))
+    monkeypatch.setattr(plansource, "INSTALLED_PLAN", Path("/nonexistent/plan.json"))
     for command in ("install", "mount"):
         assert run_cli(command, "--root", "/tmp/target") == 2
         err = capsys.readouterr().err
@@ -66,10 +66,10 @@ def test_flake_with_host_fragment_is_the_host(
     run_cli: Callable[..., int],
 ) -> None:
     """nixos-rebuild's `--flake REF#HOST`: not silently ignored for the built-in plan."""
-    monkeypatch.setattr(plan, "INSTALLED_PLAN", Path("/nonexistent/plan.json"))
-    fp.register(plan.nix_eval_plan("/etc/nixos", "web"), stdout=plan.default_text())
+    monkeypatch.setattr(plansource, "INSTALLED_PLAN", Path("/nonexistent/plan.json"))
+    fp.register(nix.eval_plan("/etc/nixos", "web"), stdout=plansource.default_text())
     assert run_cli("plan", "--flake", "/etc/nixos#web") == 0
-    assert fp.call_count(plan.nix_eval_plan("/etc/nixos", "web")) == 1
+    assert fp.call_count(nix.eval_plan("/etc/nixos", "web")) == 1
     assert capsys.readouterr().err.endswith("\nplan: host example from flake /etc/nixos\n")
 
 
@@ -94,14 +94,14 @@ def test_the_plan_used_is_said_once_unless_quiet(
     capsys: pytest.CaptureFixture[str],
     run_cli: Callable[..., int],
 ) -> None:
-    monkeypatch.setattr(plan, "INSTALLED_PLAN", Path("/nonexistent/plan.json"))
+    monkeypatch.setattr(plansource, "INSTALLED_PLAN", Path("/nonexistent/plan.json"))
     assert run_cli("plan") == 0
     assert capsys.readouterr().err == "plan: built-in default (the hosts/example layout)\n"
     assert run_cli("--quiet", "plan") == 0
     assert capsys.readouterr().err == ""
     installed = tmp_path / "plan.json"
-    installed.write_text(plan.default_text())
-    monkeypatch.setattr(plan, "INSTALLED_PLAN", installed)
+    installed.write_text(plansource.default_text())
+    monkeypatch.setattr(plansource, "INSTALLED_PLAN", installed)
     assert run_cli("plan") == 0
     assert capsys.readouterr().err == f"plan: host example from {installed}\n"
     assert run_cli("plan", "--plan", str(installed)) == 0
@@ -140,7 +140,7 @@ def test_global_flags_after_the_command(
     capsys: pytest.CaptureFixture[str],
     run_cli: Callable[..., int],
 ) -> None:
-    monkeypatch.setattr(plan, "INSTALLED_PLAN", Path("/nonexistent/plan.json"))
+    monkeypatch.setattr(plansource, "INSTALLED_PLAN", Path("/nonexistent/plan.json"))
     assert run_cli("plan", "--quiet") == 0
     assert capsys.readouterr().err == ""  # quiet: the plan's source is not said
 
@@ -186,7 +186,7 @@ def test_mountpoint_is_the_old_name_of_root(
 def test_disk_and_image_together_are_a_usage_error(
     monkeypatch: pytest.MonkeyPatch, run_cli: Callable[..., int]
 ) -> None:
-    monkeypatch.setattr(plan, "INSTALLED_PLAN", Path("/nonexistent/plan.json"))
+    monkeypatch.setattr(plansource, "INSTALLED_PLAN", Path("/nonexistent/plan.json"))
     assert run_cli("install", "--disk", "/dev/vda", "--image", "/tmp/x.img") == 2
 
 

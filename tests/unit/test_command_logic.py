@@ -11,15 +11,27 @@ from typing import Any
 
 import pytest
 
-from blankslate import audit, extrafiles, ignore_rules, mounts, oldroots, passwd, persist, plan
+from blankslate import (
+    audit,
+    extrafiles,
+    ignore_rules,
+    mounts,
+    oldroots,
+    passwd,
+    persist,
+    plan,
+    plansource,
+    snapshots,
+)
 from blankslate.errors import BlankslateError
-from blankslate.plan import Plan, PlanSource
+from blankslate.plan import Plan
+from blankslate.plansource import PlanSource
 
 PUBLIC = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOHz+U0YtjINc54dZiJNclfmEFifF7RXCFlNlTbuZBji a@b"
 
 
 def plan_with_key() -> Plan:
-    data = plan.default().to_json()
+    data = plansource.default().to_json()
     data["users"][0]["authorizedKeys"] = [PUBLIC]
     return plan.from_json(data)
 
@@ -28,7 +40,7 @@ def no_plan_load(monkeypatch: pytest.MonkeyPatch) -> None:
     def load(*_args: Any, **_kwargs: Any) -> Plan:
         raise AssertionError("the plan was evaluated")
 
-    monkeypatch.setattr(plan, "load", load)
+    monkeypatch.setattr(plansource, "load", load)
 
 
 # --- ignore: which file a rule goes to --------------------------------------------------------
@@ -62,7 +74,7 @@ def test_ignore_without_host_takes_the_host_name_of_the_plan(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     flake_checkout(tmp_path, "example")
-    (tmp_path / "plan.json").write_text(plan.default_text())
+    (tmp_path / "plan.json").write_text(plansource.default_text())
     monkeypatch.chdir(tmp_path)
     source = PlanSource.of(tmp_path / "plan.json", None, ".")
     assert ignore_rules.rule_file(source, None) == tmp_path / "hosts/example/audit.yaml"
@@ -79,8 +91,8 @@ def test_ignore_without_a_host_file_names_the_flag(
 # --- roots --audit ---------------------------------------------------------------------------
 
 
-def old_root(name: str) -> oldroots.OldRoot:
-    return oldroots.OldRoot(name, Path("/top") / name, datetime(2026, 1, 1, tzinfo=UTC), 0)
+def old_root(name: str) -> snapshots.Snapshot:
+    return snapshots.Snapshot(name, Path("/top") / name, datetime(2026, 1, 1, tzinfo=UTC), 0)
 
 
 @pytest.mark.parametrize(("host", "expected"), [(None, "example"), ("web", "web")])
@@ -102,7 +114,7 @@ def test_roots_audit_counts_the_lost_per_root_under_the_hosts_rules(
     monkeypatch.setattr(ignore_rules, "collect", collect)
     monkeypatch.setattr(audit, "audit_old_roots", audit_old_roots)
     kept, lost = audit.lost_per_old_root(
-        plan.default(), "/dev/vda2", tmp_path / "rules.yaml", host=host
+        plansource.default(), "/dev/vda2", tmp_path / "rules.yaml", host=host
     )
     assert [root.name for root in kept] == ["2026-01-02T00:00:00Z", "2026-01-01T00:00:00Z"]
     assert lost == {"2026-01-02T00:00:00Z": 3, "2026-01-01T00:00:00Z": 0}
@@ -138,7 +150,7 @@ def test_recover_from_persist_copies_out_of_the_snapshot(
     recorded: list[tuple[str, dict[str, Any]]],
 ) -> None:
     done = persist.recover(
-        plan.default(), "/var/lib/x", from_persist="latest", device="/dev/vda2", dry_run=True
+        plansource.default(), "/var/lib/x", from_persist="latest", device="/dev/vda2", dry_run=True
     )
     assert done == persist.Restored(
         "/var/lib/x", "persist snapshot", "2026-01-02T00:00:00Z", Path("/persist/var/lib/x")
@@ -155,7 +167,7 @@ def test_recover_from_persist_copies_out_of_the_snapshot(
 def test_recover_without_a_snapshot_copies_out_of_an_old_root(
     recorded: list[tuple[str, dict[str, Any]]],
 ) -> None:
-    done = persist.recover(plan.default(), "/etc/x", from_root="r1", to=Path("/back"))
+    done = persist.recover(plansource.default(), "/etc/x", from_root="r1", to=Path("/back"))
     assert done == persist.Restored(
         "/etc/x", "old root", "2026-01-01T00:00:00Z", Path("/back/etc/x")
     )
@@ -168,9 +180,9 @@ def test_recover_from_both_or_a_dry_run_of_an_old_root_is_refused(
     recorded: list[tuple[str, dict[str, Any]]],
 ) -> None:
     with pytest.raises(BlankslateError, match="not both"):
-        persist.recover(plan.default(), "/etc/x", from_root="r1", from_persist="latest")
+        persist.recover(plansource.default(), "/etc/x", from_root="r1", from_persist="latest")
     with pytest.raises(BlankslateError, match="persist snapshot only"):
-        persist.recover(plan.default(), "/etc/x", dry_run=True)
+        persist.recover(plansource.default(), "/etc/x", dry_run=True)
     assert recorded == []
 
 
@@ -220,7 +232,7 @@ def test_extra_files_refuses_a_lockout_before_asking_anything(
     tmp_path: Path, extra_calls: list[tuple[str, Any]]
 ) -> None:
     with pytest.raises(BlankslateError, match="nobody could log in"):
-        extrafiles.extra_files(plan.default(), tmp_path / "new", host_keys_from=None)
+        extrafiles.extra_files(plansource.default(), tmp_path / "new", host_keys_from=None)
     with pytest.raises(BlankslateError, match="does not exist"):
         extrafiles.extra_files(plan_with_key(), tmp_path / "no/new", host_keys_from=None)
     assert extra_calls == []
@@ -234,7 +246,7 @@ def test_ask_passwords_without_a_terminal_says_what_to_do(
 ) -> None:
     monkeypatch.setattr(os, "isatty", lambda _fd: False)
     with pytest.raises(BlankslateError) as error:
-        passwd.ask_passwords(plan.default(), "use --no-passwords")
+        passwd.ask_passwords(plansource.default(), "use --no-passwords")
     assert str(error.value) == "no terminal to ask for passwords: use --no-passwords"
 
 
@@ -242,7 +254,7 @@ def test_ask_passwords_hashes_one_password_per_user(monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(os, "isatty", lambda _fd: True)
     monkeypatch.setattr(passwd, "read_password", lambda *, from_stdin: f"typed {from_stdin}")
     monkeypatch.setattr(passwd, "hash_password", lambda password, method: f"{method}:{password}")
-    assert passwd.ask_passwords(plan.default(), "unused") == {"admin": "yescrypt:typed False"}
+    assert passwd.ask_passwords(plansource.default(), "unused") == {"admin": "yescrypt:typed False"}
 
 
 @pytest.mark.parametrize("output", [True, False])
@@ -261,7 +273,7 @@ def test_passwd_writes_below_persist_without_following_links_unless_output_is_gi
     root.mkdir()
     file = tmp_path / "hash" if output else None
     written = passwd.write_password_file(
-        plan.default(), "admin", root=root, output=file, method="sha-512", from_stdin=True
+        plansource.default(), "admin", root=root, output=file, method="sha-512", from_stdin=True
     )
     expected = file if file is not None else root / "persist/passwords/admin"
     assert written == expected

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from pytest_subprocess import FakeProcess
 
-from blankslate import audit, commands, oldroots, plan, render
+from blankslate import audit, commands, oldroots, plansource, render, snapshots
 from blankslate.classify import Entry, EntryTuple, Report, Status
 from blankslate.errors import BlankslateError
 
@@ -219,7 +219,7 @@ def test_metrics_are_six_gauges() -> None:
 
 
 def walk_plan(tmp_path: Path) -> Path:
-    data: dict[str, Any] = json.loads(plan.default_text())
+    data: dict[str, Any] = json.loads(plansource.default_text())
     data.update(rollback="none", btrfs=None, disk=None)
     plan_file = tmp_path / "plan.json"
     plan_file.write_text(json.dumps(data))
@@ -319,7 +319,7 @@ def test_the_files_a_run_writes_are_not_lost(tmp_path: Path, fp: FakeProcess) ->
     (root / "textfiles" / "other.prom").write_text("not ours")
     fp.register(FINDMNT, stdout=json.dumps({"filesystems": []}))
     outputs = audit.outputs_of(report_file=None, metrics_file=Path("/textfiles/blankslate.prom"))
-    report = audit.run_diff(plan.default(), root=root, outputs=outputs)
+    report = audit.run_diff(plansource.default(), root=root, outputs=outputs)
     statuses = {entry[0]: (entry[3], entry[4]) for entry in report.entries}
     assert statuses["/textfiles/blankslate.prom"] == (
         "managed",
@@ -333,7 +333,7 @@ def test_verbose_alone_echoes_the_mount(
 ) -> None:
     caplog.set_level("INFO", logger="blankslate")
     parameters: dict[str, Any] = dict(
-        source=plan.PlanSource(walk_plan(tmp_path)),
+        source=plansource.PlanSource(walk_plan(tmp_path)),
         device=None,
         root=live_root,
         format="json",
@@ -353,28 +353,28 @@ def test_verbose_alone_echoes_the_mount(
 def test_roots_table_and_json_with_lost_counts() -> None:
     now = datetime(2026, 1, 3, tzinfo=UTC)
     kept = [
-        oldroots.OldRoot("2026-01-02T00:00:00Z", Path("/x"), datetime(2026, 1, 2, tzinfo=UTC), 0),
-        oldroots.OldRoot("by-hand", Path("/y"), None, 0),
+        snapshots.Snapshot("2026-01-02T00:00:00Z", Path("/x"), datetime(2026, 1, 2, tzinfo=UTC), 0),
+        snapshots.Snapshot("by-hand", Path("/y"), None, 0),
     ]
     lost = {"2026-01-02T00:00:00Z": 12, "by-hand": 0}
-    table = oldroots.format_table(kept, now, lost=lost).splitlines()
+    table = snapshots.format_table(kept, now, lost=lost).splitlines()
     assert table[0].split() == ["NAME", "TIME", "(UTC)", "AGE", "REFERENCED", "EXCLUSIVE", "LOST"]
     assert table[1].split()[-1] == "12" and table[2].split()[-1] == "0"
-    assert "LOST" not in oldroots.format_table(kept, now)
+    assert "LOST" not in snapshots.format_table(kept, now)
     assert oldroots.root_json(kept[0], lost)["lostEntries"] == 12
     assert "lostEntries" not in oldroots.root_json(kept[0])
 
 
 def test_pick_old_root_by_name_or_latest() -> None:
-    kept = [oldroots.OldRoot(name, Path("/x"), None, 0) for name in ("new", "old")]
-    assert audit.pick_old_root(kept, "latest").name == "new"
-    assert audit.pick_old_root(kept, "old").name == "old"
+    kept = [snapshots.Snapshot(name, Path("/x"), None, 0) for name in ("new", "old")]
+    assert oldroots.pick(kept, "latest").name == "new"
+    assert oldroots.pick(kept, "old").name == "old"
     with pytest.raises(BlankslateError, match="no old root named 'gone' \\(newest: new, old"):
-        audit.pick_old_root(kept, "gone")
+        oldroots.pick(kept, "gone")
     with pytest.raises(BlankslateError, match="no old roots kept yet"):
-        audit.pick_old_root([], "latest")
+        oldroots.pick([], "latest")
 
 
 def test_old_root_and_root_exclude_each_other(tmp_path: Path) -> None:
     with pytest.raises(BlankslateError, match="either --root or --old-root"):
-        audit.run_diff(plan.default(), root=tmp_path, old_root="latest")
+        audit.run_diff(plansource.default(), root=tmp_path, old_root="latest")

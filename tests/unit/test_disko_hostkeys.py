@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pytest_subprocess import FakeProcess
 
-from blankslate import disko, extrafiles, hostkeys, install, plan
+from blankslate import disko, extrafiles, hostkeys, install, plan, plansource
 from blankslate.errors import BlankslateError
 
 from ..support.plans import boot_plan_data as with_boot
@@ -41,7 +41,7 @@ SSH_TO_AGE_VECTORS = [
 
 
 def example() -> plan.Plan:
-    return plan.default()
+    return plansource.default()
 
 
 # --- age recipients ---------------------------------------------------------------------------
@@ -251,7 +251,7 @@ def test_extra_files_usage(run_cli: Callable[..., int], tmp_path: Path) -> None:
 def test_disko_prints_an_expression(
     run_cli: Callable[..., int], capsys: pytest.CaptureFixture[str], monkeypatch: Any
 ) -> None:
-    monkeypatch.setattr(plan, "INSTALLED_PLAN", Path("/nonexistent/plan.json"))
+    monkeypatch.setattr(plansource, "INSTALLED_PLAN", Path("/nonexistent/plan.json"))
     assert run_cli("disko", "--disk", "/dev/sda", "--plan", str(DEFAULT_PLAN)) == 0
     out = capsys.readouterr().out
     assert out.startswith("# disko layout of host example")
@@ -294,7 +294,7 @@ def test_disko_without_a_disk_is_one_error(
 ) -> None:
     assert run_cli("disko", "--plan", str(REPO / "tests/plans/vpsfree.json")) == 1
     assert capsys.readouterr().err.endswith("nothing for disko\n")
-    data = json.loads(plan.default_text())
+    data = json.loads(plansource.default_text())
     data["disk"]["device"] = None
     data["disko"]["disk"]["main"]["device"] = None
     with pytest.raises(BlankslateError, match="give --disk DEV"):
@@ -307,11 +307,11 @@ def test_a_plan_from_before_the_tree_travelled_says_what_to_do(
 ) -> None:
     """Plan v2 without `disko` still reads (every other command works); disko says how to
     get a plan that carries it, on one line."""
-    data = json.loads(plan.default_text())
+    data = json.loads(plansource.default_text())
     del data["disko"]
     old = tmp_path / "old-plan.json"
     old.write_text(json.dumps(data))
-    assert plan.from_file(old).disko is None
+    assert plansource.from_file(old).disko is None
     assert run_cli("disko", "--plan", str(old)) == 1
     err = capsys.readouterr().err
     assert "carries no disko tree" in err and "blankslate plan --host NAME" in err
@@ -319,7 +319,7 @@ def test_a_plan_from_before_the_tree_travelled_says_what_to_do(
 
 
 def with_disko(change: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads(plan.default_text())
+    data: dict[str, Any] = json.loads(plansource.default_text())
     change(data)
     return data
 
@@ -361,12 +361,12 @@ def test_bad_disko_trees_are_one_line_errors(
 def test_the_device_is_always_the_plans_disk_or_disk() -> None:
     """Whatever device the tree holds, the printed one is disk.device (what install
     partitions) or --disk; a plan without a disk has nothing for disko, tree or not."""
-    data = json.loads(plan.default_text())
+    data = json.loads(plansource.default_text())
     data["disko"]["disk"]["main"]["device"] = "/dev/other"
     assert disko.devices(plan.from_json(data))["disk"]["main"]["device"] == "/dev/vda"
     data = json.loads((REPO / "tests/plans/vpsfree.json").read_text())
     assert plan.from_json(data).disko is None
-    data["disko"] = json.loads(plan.default_text())["disko"]
+    data["disko"] = json.loads(plansource.default_text())["disko"]
     with pytest.raises(BlankslateError, match="nothing for disko"):
         disko.devices(plan.from_json(data))
 
@@ -391,7 +391,7 @@ def test_disko_keeps_disk_order_and_disko_key_order() -> None:
             }
         },
     }
-    data = json.loads(plan.default_text())
+    data = json.loads(plansource.default_text())
     data["disko"] = tree
     text = disko.expression(plan.from_json(data))
     assert text.index("Z = {") < text.index("m = {") < text.index("a = {")
@@ -407,7 +407,7 @@ def test_disko_tree_of_zfs_has_installs_pool_properties() -> None:
     writes them too)."""
     from blankslate import zfs
 
-    loaded = plan.from_file(REPO / "tests/plans/zfs.json")
+    loaded = plansource.from_file(REPO / "tests/plans/zfs.json")
     assert loaded.disko is not None and loaded.zfs is not None
     pool = loaded.disko["zpool"][loaded.zfs.pool]
     split = [option.partition("=") for option in zfs.POOL_OPTIONS]
@@ -426,7 +426,7 @@ def test_each_boot_mode_is_a_valid_plan(boot: str) -> None:
 
 
 def test_plans_without_boot_boot_through_uefi() -> None:
-    data = json.loads(plan.default_text())
+    data = json.loads(plansource.default_text())
     del data["disk"]["boot"]
     loaded = plan.from_json(data)
     assert loaded.disk is not None and loaded.disk.boot == "uefi"
@@ -444,7 +444,7 @@ def test_plans_without_boot_boot_through_uefi() -> None:
     ],
 )
 def test_boot_mode_mismatches_are_refused(change: Callable[[Any], None], message: str) -> None:
-    data = json.loads(plan.default_text())
+    data = json.loads(plansource.default_text())
     change(data)
     with pytest.raises(plan.PlanError, match=message):
         plan.from_json(data)
@@ -474,7 +474,7 @@ def test_install_passes_host_keys_from(
         return install.Summary("/dev/loopN")
 
     monkeypatch.setattr(install, "install", fake_install)
-    monkeypatch.setattr(plan, "INSTALLED_PLAN", Path("/nonexistent/plan.json"))
+    monkeypatch.setattr(plansource, "INSTALLED_PLAN", Path("/nonexistent/plan.json"))
     image = str(tmp_path / "i.img")
     args = ["install", "--image", image, "--dry-run", "--host-keys-from", str(tmp_path)]
     assert run_cli(*args) == 0

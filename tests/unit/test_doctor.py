@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pytest_subprocess import FakeProcess
 
-from blankslate import btrfs, doctor, mounts, passwordfile, plan
+from blankslate import btrfs, doctor, mounts, passwordfile, plan, plansource
 from blankslate.errors import BlankslateError
 
 from ..conftest import PARSER_CORPUS
@@ -24,7 +24,7 @@ from ..support.mounts import FINDMNT
 from ..support.mounts import findmnt_json as findmnt
 from ..support.plans import write_plan_json
 
-PLAN = plan.default()
+PLAN = plansource.default()
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 # Real `mkpasswd` output, one per scheme doctor accepts.
 GOOD_HASHES = {

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from blankslate import doctor, plan
+from blankslate import doctor, plansource
 
 RESET = (
     "kind=btrfs\noutcome=reset\nreason=\nold_root=2026-12-04_10:00:00\ntime=2026-12-04T10:00:00Z\n"
@@ -19,7 +19,7 @@ FAILED = (
 
 def boot(monkeypatch: pytest.MonkeyPatch, records: Path, root: Path = Path("/")) -> doctor.Result:
     monkeypatch.setenv("BLANKSLATE_RECORD_DIR", str(records))
-    [result] = doctor.check_boot(doctor.Context(plan.default(), root))
+    [result] = doctor.check_boot(doctor.Context(plansource.default(), root))
     return result
 
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from blankslate import doctor, plan
+from blankslate import doctor, plansource
 
-PLAN = plan.default()
+PLAN = plansource.default()
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 root_only = pytest.mark.skipif(os.geteuid() != 0, reason="the directory must be root's")
 

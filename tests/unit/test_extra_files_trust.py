@@ -14,7 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pytest_subprocess import FakeProcess
 
-from blankslate import extrafiles, hostkeys, plan
+from blankslate import extrafiles, hostkeys, plan, plansource
 from blankslate.errors import BlankslateError
 
 PUBLIC = (
@@ -35,7 +35,9 @@ def fake_keygen(fp: FakeProcess) -> None:
 
 
 def write_tree(directory: Path) -> extrafiles.ExtraFiles:
-    return extrafiles.write(plan.default(), directory, host_keys_from=None, hashes={"admin": HASH})
+    return extrafiles.write(
+        plansource.default(), directory, host_keys_from=None, hashes={"admin": HASH}
+    )
 
 
 # --- the attacks ------------------------------------------------------------------------------
@@ -122,7 +124,7 @@ def source_with(tmp_path: Path, name: str, private: bytes) -> Path:
 
 
 def key_plan(name: str) -> plan.Plan:
-    data = json.loads(plan.default_text())
+    data = json.loads(plansource.default_text())
     data["sshHostKeys"] = [f"/persist/etc/ssh/{name}"]
     return plan.from_json(data)
 

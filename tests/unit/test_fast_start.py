@@ -13,7 +13,7 @@ import pytest
 from pytest_subprocess import FakeProcess
 
 import blankslate
-from blankslate import cli, commands, plan
+from blankslate import cli, commands, plansource
 from blankslate.app import app, global_flags_first
 
 from ..support.mounts import FINDMNT
@@ -147,7 +147,7 @@ def test_a_plain_diff_run_needs_no_typer(
         monkeypatch.setitem(sys.modules, name, None)  # importing it now fails
         monkeypatch.delattr(blankslate, name.rpartition(".")[2], raising=False)
     importlib.reload(cli)
-    (tmp_path / "plan.json").write_text(plan.default_text())
+    (tmp_path / "plan.json").write_text(plansource.default_text())
     (tmp_path / "root").mkdir()
     monkeypatch.chdir(tmp_path)
     fp.register(FINDMNT, stdout='{"filesystems": []}')

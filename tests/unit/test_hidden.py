@@ -15,7 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pytest_subprocess import FakeProcess
 
-from blankslate import audit, beneath, classify, cli, hidden_seed, plan, render, scan
+from blankslate import audit, beneath, classify, cli, hidden_seed, plan, plansource, render, scan
 from blankslate.classify import Report
 from blankslate.errors import BlankslateError
 from blankslate.ignore_rules import Rule
@@ -90,14 +90,14 @@ def test_hidden_entries_are_lost_for_every_rollback_kind(
 def test_the_exceptions_are_the_mountpoint_the_empty_placeholder_and_the_symlink(
     raw: scan.RawTuple, status: str
 ) -> None:
-    rules = classify.rules_for(plan.default(), [])
+    rules = classify.rules_for(plansource.default(), [])
     [(_path, _kind, _size, found, reason)] = classify.classify([raw], rules)
     assert found == status
     assert classify.is_hidden((*raw[:3], found, reason)) == (status == "lost")
 
 
 def test_hidden_beats_managed_and_ignored() -> None:
-    rules = classify.rules_for(plan.default(), [Rule("/var/lib/nixos/**", "fine", "test")])
+    rules = classify.rules_for(plansource.default(), [Rule("/var/lib/nixos/**", "fine", "test")])
     raw: list[scan.RawTuple] = [
         ("/var/lib/nixos", "dir", 0, None),
         ("/var/lib/nixos/cache", "file", 1, None),
@@ -108,7 +108,7 @@ def test_hidden_beats_managed_and_ignored() -> None:
 
 
 def test_live_mounts_hide_what_lies_below_them() -> None:
-    rules = classify.rules_for(plan.default(), [])
+    rules = classify.rules_for(plansource.default(), [])
     classify.add_live_mounts(rules, ["/", "/srv/data", "/home"])
     raw: list[scan.RawTuple] = [
         ("/srv", "dir", 0, None),
@@ -255,7 +255,7 @@ def test_without_root_the_walk_says_what_it_cannot_see(
     monkeypatch.setattr(beneath, "in_view", not_root)
     fp.register(FINDMNT, stdout='{"filesystems": []}')
     (tmp_path / "srv").mkdir()
-    report = audit.run_diff(plan.default(), root=tmp_path)
+    report = audit.run_diff(plansource.default(), root=tmp_path)
     assert [entry[0] for entry in report.entries] == ["/srv"]
     assert report.problems == [f"not root: what the mounts on {tmp_path} hide is not seen"]
 
@@ -309,7 +309,7 @@ def hidden_tree(
     mounted = {"filesystems": [{"target": str(root / "persist"), "source": "/dev/vda3",
                                 "fstype": "btrfs", "options": "rw"}]}  # fmt: skip
     fp.register(FINDMNT, stdout=json.dumps(mounted), occurrences=10)
-    data = plan.default().to_json()
+    data = plansource.default().to_json()
     data["persistence"]["directories"].append({"directory": "/var/lib/foo", "root": "/persist"})
     return root, view, plan.from_json(data)
 
@@ -418,7 +418,7 @@ def test_seed_hidden_parses_as_typer_would(argv: list[str]) -> None:
 
 def test_covers_that_share_a_prefix_each_hide_their_own() -> None:
     """/srv/a.b sorts between /srv/a and /srv/a/x: it is no cover inside /srv/a."""
-    rules = classify.rules_for(plan.default(), [])
+    rules = classify.rules_for(plansource.default(), [])
     classify.add_live_mounts(rules, ["/srv/a", "/srv/a.b", "/srv/a/x"])
     raw: list[scan.RawTuple] = [
         ("/srv", "dir", 0, None),

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from pytest_subprocess import FakeProcess
 
-from blankslate import disk, hostkeys, install, layout, passwd, plan, process
+from blankslate import disk, hostkeys, install, layout, nix, passwd, plan, plansource, process
 from blankslate.errors import BlankslateError
 
 from ..support.mounts import FINDMNT as FINDMNT_ALL
@@ -21,7 +21,7 @@ from ..support.plans import boot_plan_data
 
 @pytest.fixture
 def example() -> plan.Plan:
-    return plan.default()
+    return plansource.default()
 
 
 @pytest.fixture(autouse=True)
@@ -91,7 +91,7 @@ def test_builders_exact_argv(example: plan.Plan) -> None:
         "ssh-keygen", "-q", "-t", "rsa", "-b", "4096", "-N", "", "-C", "root@example",
         "-f", "/mnt/persist/etc/ssh/ssh_host_rsa_key",
     ]  # fmt: skip
-    assert install.nixos_install(Path("/mnt"), ".", "web") == [
+    assert nix.nixos_install(Path("/mnt"), ".", "web") == [
         "nixos-install", "--root", "/mnt", "--flake", ".#web", "--no-root-passwd"
     ]  # fmt: skip
     assert passwd.mkpasswd("yescrypt") == ["mkpasswd", "--method=yescrypt", "--stdin"]
@@ -368,7 +368,7 @@ def test_extra_files_without_a_terminal_names_what_it_has(
 ) -> None:
     """Not the --stdin extra-files does not have: --no-passwords, then passwd --output."""
     monkeypatch.setattr(os, "isatty", lambda fd: False)
-    data = json.loads(plan.default_text())
+    data = json.loads(plansource.default_text())
     data["users"][0]["authorizedKeys"] = ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBQ3 me@laptop"]
     plan_file = tmp_path / "plan.json"
     plan_file.write_text(json.dumps(data))
@@ -691,7 +691,9 @@ def test_an_image_of_a_bios_plan_gets_no_boot_loader_here(
     options = install.InstallOptions(
         image=tmp_path / "vm.img",
         root=Path("/mnt"),
-        source=plan.PlanSource(host="web", flake=str(tmp_path)),  # no hosts/web: no hardware.nix
+        source=plansource.PlanSource(
+            host="web", flake=str(tmp_path)
+        ),  # no hosts/web: no hardware.nix
     )
     command = [
         "nixos-install", "--root", "/mnt", "--flake", f"{tmp_path}#web", "--no-root-passwd",
@@ -734,7 +736,7 @@ HARDWARE = "hosts/web/hardware.nix"
 def test_an_untracked_hardware_config_is_added_with_intent_to_add(
     dry_run: bool, fp: FakeProcess, checkout: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    fp.register(install.nixos_generate_config(Path("/mnt")), stdout="{ }\n")
+    fp.register(nix.nixos_generate_config(Path("/mnt")), stdout="{ }\n")
     fp.register(install.git_toplevel(checkout), stdout=f"{checkout}\n")
     fp.register(install.git_ls_files(checkout, HARDWARE), stdout="")
     fp.register(install.git_add_intent(checkout, HARDWARE))
@@ -750,7 +752,7 @@ def test_an_untracked_hardware_config_is_added_with_intent_to_add(
         assert list(fp.calls) == ran  # the probes run, the writes do not
         assert not (checkout / HARDWARE).exists()
     else:
-        assert list(fp.calls) == [install.nixos_generate_config(Path("/mnt")), *ran, fp.calls[-1]]
+        assert list(fp.calls) == [nix.nixos_generate_config(Path("/mnt")), *ran, fp.calls[-1]]
         assert fp.calls[-1] == install.git_add_intent(checkout, HARDWARE)
         assert (checkout / HARDWARE).read_text() == "{ }\n"
     assert "Added hosts/web/hardware.nix to git with --intent-to-add" in capsys.readouterr().err
@@ -798,7 +800,7 @@ def test_install_dry_run_only_lists_what_it_would_seed(
         image=checkout / "vm.img",
         root=checkout / "mnt",
         dry_run=True,
-        source=plan.PlanSource(host="web", flake=str(checkout)),
+        source=plansource.PlanSource(host="web", flake=str(checkout)),
     )
     install.finish(example, options, install.Summary(install.DRY_RUN_LOOP))
     err = capsys.readouterr().err.replace("\n", " ")

@@ -17,7 +17,7 @@ import pytest
 from pytest_subprocess import FakeProcess
 from pytest_subprocess.fake_popen import FakePopen
 
-from blankslate import copy, mounts, oldroots, plan
+from blankslate import copy, mounts, oldroots, plan, plansource, snapshots
 from blankslate.errors import BlankslateError
 
 from ..support.mounts import FINDMNT as FINDMNT_PERSIST
@@ -47,7 +47,7 @@ def persist(tmp_path: Path) -> Path:
 @pytest.fixture
 def the_plan(persist: Path) -> plan.Plan:
     """The built-in plan (old roots in "old_roots"), persisting into a temporary directory."""
-    default = plan.default()
+    default = plansource.default()
     # Each path kept in persistPath, whatever it is.
     kept = default.persistence
     persistence = plan.Persistence(
@@ -140,7 +140,7 @@ def expect_copy(fp: FakeProcess) -> Iterator[Callable[[Path, Path], None]]:
     ],
 )
 def test_parse_root_name(name: str, parsed: tuple[datetime, int] | None) -> None:
-    assert oldroots.parse_root_name(name) == parsed
+    assert snapshots.parse_name(name) == parsed
 
 
 def test_list_roots_newest_first_unknown_names_last(top: Path) -> None:
@@ -158,12 +158,12 @@ def test_list_roots_without_the_subvolume(tmp_path: Path) -> None:
 def test_format_table() -> None:
     now = datetime(2026, 11, 22, 8, 0, 0, tzinfo=UTC)
     roots = [
-        oldroots.OldRoot(MIDDLE, Path("x"), datetime(2026, 11, 20, 8, tzinfo=UTC), 0),
-        oldroots.OldRoot(
-            "x", Path("y"), None, 0, oldroots.Sizes(referenced=3 * 1024**3, exclusive=1536)
+        snapshots.Snapshot(MIDDLE, Path("x"), datetime(2026, 11, 20, 8, tzinfo=UTC), 0),
+        snapshots.Snapshot(
+            "x", Path("y"), None, 0, snapshots.Sizes(referenced=3 * 1024**3, exclusive=1536)
         ),
     ]
-    assert oldroots.format_table(roots, now).splitlines() == [
+    assert snapshots.format_table(roots, now).splitlines() == [
         "NAME                  TIME (UTC)           AGE  REFERENCED  EXCLUSIVE",
         "2026-11-20T08:00:00Z  2026-11-20 08:00:00  2d   -           -",
         "x                     unknown time         -    3.0 GiB     1.5 KiB",
@@ -258,8 +258,8 @@ def test_roots_sizes_from_quota_groups(fp: FakeProcess, the_plan: plan.Plan, top
         ),
     )
     by_name = {root.name: root.sizes for root in oldroots.roots(the_plan, DEVICE)}
-    assert by_name[NEWEST] == oldroots.Sizes(123456789, 4096)
-    assert by_name["before-upgrade"] == oldroots.Sizes(8192, 8192)
+    assert by_name[NEWEST] == snapshots.Sizes(123456789, 4096)
+    assert by_name["before-upgrade"] == snapshots.Sizes(8192, 8192)
     assert by_name[MIDDLE] is None
 
 

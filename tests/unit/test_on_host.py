@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from pytest_subprocess import FakeProcess
 
-from blankslate import ignore_rules, plan, scan
+from blankslate import ignore_rules, plansource, scan
 from blankslate.errors import BlankslateError
 
 MISSING_PLAN = "/nonexistent/etc/blankslate/plan.json"
@@ -32,7 +32,7 @@ def etc(
     (directory / "audit.yaml").write_text(
         "ignore:\n  - pattern: /srv/cache/**\n    reason: rebuilt by the app\n"
     )
-    monkeypatch.setattr(plan, "INSTALLED_PLAN", directory / "plan.json")
+    monkeypatch.setattr(plansource, "INSTALLED_PLAN", directory / "plan.json")
     monkeypatch.setattr(ignore_rules, "INSTALLED_FILE", directory / "audit.yaml")
     monkeypatch.chdir(tmp_path)
     return directory
@@ -90,7 +90,7 @@ def test_without_the_installed_plan_the_host_commands_stop_in_one_line(
     capsys: pytest.CaptureFixture[str],
     run_cli: Callable[..., int],
 ) -> None:
-    monkeypatch.setattr(plan, "INSTALLED_PLAN", Path(MISSING_PLAN))
+    monkeypatch.setattr(plansource, "INSTALLED_PLAN", Path(MISSING_PLAN))
     assert run_cli(*argv) == 1
     assert capsys.readouterr().err == (
         f"error: no plan: {MISSING_PLAN} does not exist (not a system built from the blankslate "
@@ -103,8 +103,8 @@ def test_load_takes_the_builtin_default_only_when_allowed(
     tmp_path: Path, host_plan_data: Callable[[str], dict[str, Any]]
 ) -> None:
     missing = tmp_path / "plan.json"
-    assert plan.load(installed=missing).host_name == "example"
+    assert plansource.load(installed=missing).host_name == "example"
     with pytest.raises(BlankslateError, match=f"no plan: {missing} does not exist"):
-        plan.load(installed=missing, builtin=False)
+        plansource.load(installed=missing, builtin=False)
     missing.write_text(json.dumps(host_plan_data("zfs")))
-    assert plan.load(installed=missing, builtin=False).host_name == "zfs"
+    assert plansource.load(installed=missing, builtin=False).host_name == "zfs"

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from pytest_subprocess import FakeProcess
 
-from blankslate import passwd, plan
+from blankslate import passwd, plansource
 from blankslate.errors import BlankslateError
 
 from ..support.mounts import FINDMNT, findmnt_json
@@ -28,7 +28,7 @@ def as_root(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 @pytest.fixture
 def plan_file(tmp_path: Path) -> Path:
-    return write_plan_json(tmp_path, plan.default())
+    return write_plan_json(tmp_path, plansource.default())
 
 
 @pytest.fixture
@@ -52,7 +52,9 @@ def test_passwd_writes_only_what_doctor_and_the_guard_accept(
     fp.register(passwd.mkpasswd("yescrypt"), stdout=printed + "\n")
     target = tmp_path / "admin"
     with pytest.raises(BlankslateError, match="mkpasswd gave no yescrypt hash; nothing written"):
-        passwd.set_password(plan.default(), "admin", target, method="yescrypt", from_stdin=True)
+        passwd.set_password(
+            plansource.default(), "admin", target, method="yescrypt", from_stdin=True
+        )
     assert not target.exists()
 
 
@@ -63,7 +65,7 @@ def test_missing_parents_are_0700_whatever_the_umask(
     monkeypatch.setattr("sys.stdin.readline", lambda: "correct horse\n")
     fp.register(passwd.mkpasswd("yescrypt"), stdout=HASH + "\n")
     target = tmp_path / "out/deeper/admin"
-    passwd.set_password(plan.default(), "admin", target, method="yescrypt", from_stdin=True)
+    passwd.set_password(plansource.default(), "admin", target, method="yescrypt", from_stdin=True)
     assert target.read_text() == HASH + "\n"
     modes = {p: stat.S_IMODE(p.stat().st_mode) for p in (target.parent.parent, target.parent)}
     assert modes == {target.parent.parent: 0o700, target.parent: 0o700}

@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pytest_subprocess import FakeProcess
 
-from blankslate import btrfs, persist, plan, zfs
+from blankslate import btrfs, persist, plan, plansource, snapshots, zfs
 from blankslate.errors import BlankslateError
 
 DATASET = "rpool/safe/persist"
@@ -52,7 +52,7 @@ def test_builders() -> None:
 
 def test_zfs_listing_keeps_ours_newest_first(fp: FakeProcess, tmp_path: Path) -> None:
     register_listing(fp)
-    found = persist.zfs_snapshots(DATASET, str(tmp_path / "persist"))
+    found = snapshots.zfs_listing(DATASET, str(tmp_path / "persist"))
     assert [s.name for s in found] == ["2026-11-21T08:00:00Z", "2026-11-20T08:00:00Z"]
     assert found[0].path == tmp_path / "persist/.zfs/snapshot/blankslate-2026-11-21T08:00:00Z"
 
@@ -121,7 +121,7 @@ def test_cli_errors_are_one_line(
     run_cli: Callable[..., int], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     plan_file = tmp_path / "plan.json"
-    plan_file.write_text(json.dumps(plan.default().to_json()))
+    plan_file.write_text(json.dumps(plansource.default().to_json()))
     assert run_cli("persist", "send", "--plan", str(plan_file), "--to", str(tmp_path / "o")) == 1
     assert capsys.readouterr().err.splitlines()[-1] + "\n" == (
         "error: persist snapshots are off in this plan (set blankslate.persistSnapshots.interval)\n"

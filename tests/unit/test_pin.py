@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from pytest_subprocess import FakeProcess
 
-from blankslate import cli, pin
+from blankslate import cli, nix, pin
 from blankslate.errors import BlankslateError
 
 IMPERMANENCE_HEAD = "4b3e914cdf97a5b536a889e939fb2fd2b043a170"
@@ -56,7 +56,7 @@ def test_builders_argv() -> None:
         "https://example.org/r",
         "main",
     ]
-    assert pin.nix_prefetch_url_unpack("https://x/a.tar.gz") == [
+    assert nix.prefetch_url_unpack("https://x/a.tar.gz") == [
         "nix-prefetch-url",
         "--unpack",
         "https://x/a.tar.gz",

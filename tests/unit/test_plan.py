@@ -11,19 +11,19 @@ from typing import Any
 import pytest
 from pytest_subprocess import FakeProcess
 
-from blankslate import display, plan
+from blankslate import display, nix, plan, plansource
 from blankslate.errors import BlankslateError
 
 
 @pytest.fixture
 def good() -> dict[str, Any]:
-    data = json.loads(plan.default_text())
+    data = json.loads(plansource.default_text())
     assert isinstance(data, dict)
     return data
 
 
 def test_default_plan_round_trips_to_the_same_json(good: dict[str, Any]) -> None:
-    loaded = plan.default()
+    loaded = plansource.default()
     assert loaded.to_json() == good
     assert list(loaded.to_json()) == list(good)  # key order as in the contract
     assert loaded.btrfs is not None and loaded.btrfs.blank_snapshot == "root-blank"
@@ -41,40 +41,42 @@ def test_plan_file_wins_over_host(tmp_path: Path, good: dict[str, Any]) -> None:
     good["hostName"] = "from-file"
     path = tmp_path / "plan.json"
     path.write_text(json.dumps(good))
-    assert plan.load(plan.PlanSource(path, "ignored-host")).host_name == "from-file"
+    assert plansource.load(plansource.PlanSource(path, "ignored-host")).host_name == "from-file"
 
 
 def test_host_is_evaluated_with_nix(fp: FakeProcess, good: dict[str, Any]) -> None:
     good["hostName"] = "web1"
-    fp.register(plan.nix_eval_plan("/src/flake", "web1"), stdout=json.dumps(good))
-    loaded = plan.load(plan.PlanSource(None, "web1", "/src/flake"), installed=Path("/nonexistent"))
+    fp.register(nix.eval_plan("/src/flake", "web1"), stdout=json.dumps(good))
+    loaded = plansource.load(
+        plansource.PlanSource(None, "web1", "/src/flake"), installed=Path("/nonexistent")
+    )
     assert loaded.host_name == "web1"
-    assert plan.nix_eval_plan("/src/flake", "web1")[-1] == (
+    assert nix.eval_plan("/src/flake", "web1")[-1] == (
         "/src/flake#nixosConfigurations.web1.config.blankslate.plan"
     )
 
 
 def test_failing_nix_eval_is_one_error_line(fp: FakeProcess) -> None:
-    fp.register(plan.nix_eval_plan(".", "nope"), returncode=1, stderr="error: no such host\n")
+    fp.register(nix.eval_plan(".", "nope"), returncode=1, stderr="error: no such host\n")
     with pytest.raises(BlankslateError, match="no such host"):
-        plan.load(plan.PlanSource(host="nope"))
+        plansource.load(plansource.PlanSource(host="nope"))
 
 
 def test_installed_plan_before_builtin_default(tmp_path: Path, good: dict[str, Any]) -> None:
     good["hostName"] = "installed"
     installed = tmp_path / "plan.json"
     installed.write_text(json.dumps(good))
-    assert plan.load(installed=installed).host_name == "installed"
-    assert plan.load(installed=tmp_path / "missing.json").host_name == "example"
+    assert plansource.load(installed=installed).host_name == "installed"
+    assert plansource.load(installed=tmp_path / "missing.json").host_name == "example"
 
 
 def test_unreadable_and_malformed_files(tmp_path: Path) -> None:
     with pytest.raises(BlankslateError, match=r"^plan: cannot read .*missing\.json"):
-        plan.from_file(tmp_path / "missing.json")
+        plansource.from_file(tmp_path / "missing.json")
     broken = tmp_path / "broken.json"
     broken.write_text('{"version": 1,\n oops}')
     with pytest.raises(BlankslateError, match=r"not valid JSON \(line 2"):
-        plan.from_file(broken)
+        plansource.from_file(broken)
 
 
 def _set(path: str, value: object) -> Callable[[dict[str, Any]], None]:

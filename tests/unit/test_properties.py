@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from pytest_subprocess import FakeProcess
 
-from blankslate import cli, commands, disko, ignore_rules, plan
+from blankslate import cli, commands, disko, ignore_rules, plan, plansource
 from blankslate.app import app
 from blankslate.errors import BlankslateError
 
@@ -64,7 +64,7 @@ def written(stream: io.TextIOWrapper) -> str:
 
 
 def default_plan() -> dict[str, Any]:
-    loaded = json.loads(plan.default_text())
+    loaded = json.loads(plansource.default_text())
     assert isinstance(loaded, dict)
     return loaded
 
@@ -122,7 +122,7 @@ def test_from_json_on_the_default_plan_with_one_value_replaced(
 
 
 def plan_bytes() -> st.SearchStrategy[bytes]:
-    text = plan.default_text().encode()
+    text = plansource.default_text().encode()
     spliced = st.builds(
         lambda cut, junk: text[:cut] + junk + text[cut:],
         st.integers(0, len(text)),
@@ -138,7 +138,7 @@ def test_from_file_on_any_bytes(data: bytes) -> None:
         path = Path(directory) / "plan.json"
         path.write_bytes(data)
         try:
-            assert isinstance(plan.from_file(path), plan.Plan)
+            assert isinstance(plansource.from_file(path), plan.Plan)
         except BlankslateError as error:
             one_line(error)
 
@@ -246,7 +246,7 @@ def test_cli_main_on_any_argv_of_the_plan_command(
 ) -> None:
     """`plan` reads a file or asks `nix eval` (failing here): nothing else runs or writes."""
     stderr = streams_as_run(monkeypatch)
-    monkeypatch.setattr(plan, "INSTALLED_PLAN", Path("/nonexistent/plan.json"))
+    monkeypatch.setattr(plansource, "INSTALLED_PLAN", Path("/nonexistent/plan.json"))
     fp.register(["nix", fp.any()], returncode=1, stderr="error: no such flake", occurrences=10)
     argv = ["plan", *argv] if "plan" not in argv else argv
     try:

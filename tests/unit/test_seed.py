@@ -18,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pytest_subprocess import FakeProcess
 
-from blankslate import cli, fdcopy, plan, safefile, seed, services
+from blankslate import cli, fdcopy, plan, plansource, safefile, seed, services
 from blankslate.errors import BlankslateError
 
 from ..support.mounts import FINDMNT, findmnt_json
@@ -34,7 +34,7 @@ def as_on_live(path: Path) -> str:
 
 
 def make_plan(persist: Path, directories: list[str], files: list[str]) -> plan.Plan:
-    data: dict[str, Any] = json.loads(plan.default_text())
+    data: dict[str, Any] = json.loads(plansource.default_text())
     persist_path = as_on_live(persist)
     data["persistPath"] = persist_path
     data["users"] = [{"name": "admin", "hashedPasswordFile": f"{persist_path}/passwords/admin"}]

@@ -17,7 +17,7 @@ from typing import TextIO, cast
 import pytest
 from ruamel.yaml import YAML
 
-from blankslate import classify, plan, render
+from blankslate import classify, plansource, render
 from blankslate.classify import STATUSES, DeeperTuple, EntryTuple, Report
 
 from .audit_trees import CLEAN, IGNORE, generated_raw, generated_report
@@ -192,7 +192,7 @@ def test_classify_consumes_the_scan_only_when_told() -> None:
     same list: no entry held twice); any other caller's list is left as it was."""
     raw = generated_raw(random.Random(5), 200)
     kept = list(raw)
-    rules = classify.rules_for(plan.default(), IGNORE, CLEAN)
+    rules = classify.rules_for(plansource.default(), IGNORE, CLEAN)
     entries = classify.classify(raw, rules)
     assert raw == kept and id(entries) != id(raw)
     consumed = classify.classify(raw, rules, consume=True)

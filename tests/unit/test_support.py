@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from pytest_subprocess import FakeProcess
 
-from blankslate import mounts, plan
+from blankslate import mounts, plansource
 
 from ..support.mounts import FINDMNT, findmnt_json
 from ..support.plans import FIXTURES, PLANS, Fixture, boot_plan_data, render, write_plan_json
@@ -93,7 +93,7 @@ def test_each_plan_fixture_is_in_the_layout_update_py_writes() -> None:
 
 
 def test_boot_plan_data_is_the_nix_proven_plan_of_each_boot_mode() -> None:
-    assert boot_plan_data("uefi") == json.loads(plan.default_text())
+    assert boot_plan_data("uefi") == json.loads(plansource.default_text())
     for boot in ("bios", "hybrid"):
         data = boot_plan_data(boot)
         assert data == json.loads((PLANS / f"{boot}.json").read_text())
