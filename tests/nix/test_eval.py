@@ -494,14 +494,17 @@ def test_btrfs_rollback_budget_and_root_quota_options(host_eval: Any) -> None:
     assert prune[5:] == command[6:]
 
 
-@pytest.mark.parametrize("quota", ["0", "20GiB", "1.5G", "-1", "20 G", "", "20g"])
-def test_root_quota_rejects_what_the_script_refuses(nix_run: Any, quota: str) -> None:
-    extra = f'{{ blankslate.btrfs.rootQuota = "{quota}"; }}'
-    expr = (
+def rollback_exec_start_with(extra: str) -> str:
+    """The example host's rollback ExecStart with EXTRA (a Nix module) added."""
+    return (
         'let e = import ./tests/nix/eval.nix { host = "example"; '
         f"extraModules = [ ({extra}) ]; }}; in e.{ROLLBACK_UNIT}.serviceConfig.ExecStart"
     )
-    result = nix_run(expr)
+
+
+@pytest.mark.parametrize("quota", ["0", "20GiB", "1.5G", "-1", "20 G", "", "20g"])
+def test_root_quota_rejects_what_the_script_refuses(nix_run: Any, quota: str) -> None:
+    result = nix_run(rollback_exec_start_with(f'{{ blankslate.btrfs.rootQuota = "{quota}"; }}'))
     assert result.returncode != 0
     assert "blankslate.btrfs.rootQuota' is not of type" in result.stderr
 
@@ -879,11 +882,7 @@ def test_keep_max_reaches_both_runs_and_the_plan(host_eval: Any) -> None:
 @pytest.mark.parametrize("value", ["0", "1000000", "(-1)", '"3"'])
 def test_keep_max_rejects_what_the_script_refuses(nix_run: Any, value: str) -> None:
     extra = f"{{ blankslate.btrfs.oldRoots.keepMax = {value}; }}"
-    expr = (
-        'let e = import ./tests/nix/eval.nix { host = "example"; '
-        f"extraModules = [ ({extra}) ]; }}; in e.{ROLLBACK_UNIT}.serviceConfig.ExecStart"
-    )
-    result = nix_run(expr)
+    result = nix_run(rollback_exec_start_with(extra))
     assert result.returncode != 0
     assert "blankslate.btrfs.oldRoots.keepMax' is not of type" in result.stderr
 
