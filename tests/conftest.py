@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
@@ -17,6 +18,8 @@ from typing import Any, NoReturn
 import pytest
 
 from blankslate import rules
+
+from .support import loops
 
 PLANS = Path(__file__).parent / "plans"
 DEFAULT_PLAN = Path(__file__).parents[1] / "scripts/blankslate/default-plan.json"
@@ -106,3 +109,25 @@ def nix_instantiate() -> str:
     path = shutil.which("nix-instantiate")
     assert path is not None
     return path
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    loops.run_id()  # set before pytest-xdist starts its workers, which inherit it
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail the run when an integration fixture left a loop device (and so any mount of it)
+    behind. Under pytest-xdist only the controller looks, after every worker has ended."""
+    if hasattr(session.config, "workerinput") or os.geteuid() != 0:
+        return
+    if shutil.which("losetup") is None:
+        return
+    leftovers = loops.leftover_loops()
+    if leftovers:
+        message = "integration fixtures left loop devices behind:\n  " + "\n  ".join(leftovers)
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(f"ERROR: {message}", red=True, bold=True)
+        else:
+            print(f"\nERROR: {message}", file=sys.stderr)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

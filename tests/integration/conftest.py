@@ -47,14 +47,14 @@ from types import ModuleType
 
 import pytest
 
+from ..support.loops import image_prefix
+
 REPO = Path(__file__).resolve().parents[2]
 ROLLBACK_SCRIPT = REPO / "modules" / "rollback" / "btrfs-rollback.bash"
 HERE = Path(__file__).resolve().parent
 
 DEFAULT_IMAGE_SIZE = "2GiB"
-# Image files carry this session's pid, so the end-of-session check never blames the loop
-# devices of another pytest session running at the same time.
-IMAGE_PREFIX = f"blankslate-itest-{os.getpid()}-"
+IMAGE_PREFIX = image_prefix()
 
 REQUIRED_TOOLS = ("losetup", "mkfs.btrfs", "btrfs", "mount", "umount")
 
@@ -236,8 +236,6 @@ def mount_top_level(device: str) -> contextlib.AbstractContextManager[Path]:
 
 # --------------------------------------------------------------------------- loop devices
 
-_attached: dict[str, Path] = {}
-
 
 @contextlib.contextmanager
 def loop_device(image: Path, size: str = DEFAULT_IMAGE_SIZE) -> Iterator[str]:
@@ -246,49 +244,14 @@ def loop_device(image: Path, size: str = DEFAULT_IMAGE_SIZE) -> Iterator[str]:
     detach it, delete the file."""
     run(["truncate", "-s", size, image])
     device = run(["losetup", "-fP", "--show", image]).stdout.strip()
-    _attached[device] = image
     try:
         yield device
     finally:
         for target in mounts_of(device):
             unmount(target)
         subprocess.run(["losetup", "-d", device], capture_output=True, check=False)
-        _attached.pop(device, None)
         with contextlib.suppress(OSError):
             image.unlink()
-
-
-def _leftover_loop_devices() -> list[str]:
-    proc = subprocess.run(
-        ["losetup", "-l", "-n", "--raw", "-O", "NAME,BACK-FILE"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    leftovers = []
-    for line in proc.stdout.splitlines():
-        name, _, back = line.partition(" ")
-        if IMAGE_PREFIX in back:
-            leftovers.append(f"{name} ({back})")
-    return leftovers
-
-
-def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    if os.geteuid() != 0 or shutil.which("losetup") is None:
-        return
-    problems = _leftover_loop_devices()
-    for device in list(_attached):
-        problems += [f"{device} still mounted on {t}" for t in mounts_of(device)]
-    if problems:
-        message = "integration fixtures left loop devices or mounts behind:\n  " + "\n  ".join(
-            problems
-        )
-        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
-        if reporter is not None:
-            reporter.write_line(f"ERROR: {message}", red=True, bold=True)
-        else:
-            print(f"\nERROR: {message}", file=sys.stderr)
-        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 # --------------------------------------------------------------------------- layout

@@ -88,6 +88,7 @@ let
                   "ruff"
                   "pytest"
                   "pytest-subprocess"
+                  "pytest-xdist"
                   "hypothesis"
                   "mypy"
                   "pyyaml"

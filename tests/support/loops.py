@@ -10,6 +10,36 @@ from typing import Protocol
 
 from .runner import quiet_blankslate
 
+# The test run's id: the pid of the process pytest started in, passed on to pytest-xdist's
+# workers through the environment (tests/conftest.py sets it before they start).
+RUN_VARIABLE = "BLANKSLATE_TEST_RUN"
+
+
+def run_id() -> str:
+    return os.environ.setdefault(RUN_VARIABLE, str(os.getpid()))
+
+
+def image_prefix() -> str:
+    """What every image file of this run starts with, so that the end-of-run check never blames
+    the loop devices of another pytest run at the same time."""
+    return f"blankslate-itest-{run_id()}-"
+
+
+def leftover_loops() -> list[str]:
+    """The loop devices still attached to an image of this run: "NAME (BACK-FILE)"."""
+    listed = subprocess.run(
+        ["losetup", "-l", "-n", "--raw", "-O", "NAME,BACK-FILE"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    leftovers = []
+    for line in listed.stdout.splitlines():
+        name, _, back = line.partition(" ")
+        if image_prefix() in back:
+            leftovers.append(f"{name} ({back})")
+    return leftovers
+
 
 class Unmounter(Protocol):
     """What the take-down needs of the integration tier's `helpers` (its conftest module)."""

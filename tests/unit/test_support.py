@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import importlib.util
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from pytest_subprocess import FakeProcess
 
 from blankslate import mounts, plansource
 
+from ..support import loops
 from ..support.mounts import FINDMNT, findmnt_json
 from ..support.plans import FIXTURES, PLANS, Fixture, boot_plan_data, render, write_plan_json
 
@@ -168,3 +170,15 @@ def test_the_compact_layout_keeps_flat_values_on_one_line() -> None:
         '  "f": { "g": [] }\n'
         "}\n"
     )
+
+
+def test_the_leftover_check_names_this_runs_images_only(fp: FakeProcess) -> None:
+    """Under pytest-xdist every worker names its images after the run, so the controller's check
+    finds a worker's leftover and never another pytest run's."""
+    ours, theirs = loops.image_prefix(), "blankslate-itest-1-"
+    assert ours != theirs and os.environ[loops.RUN_VARIABLE] == loops.run_id()
+    fp.register(
+        ["losetup", "-l", "-n", "--raw", "-O", "NAME,BACK-FILE"],
+        stdout=f"/dev/loop3 /tmp/x/{ours}a.img (deleted)\n/dev/loop4 /tmp/y/{theirs}b.img\n",
+    )
+    assert loops.leftover_loops() == [f"/dev/loop3 (/tmp/x/{ours}a.img (deleted))"]
