@@ -374,7 +374,6 @@ class _PlanJson:
     units: tuple[Unit, ...] = ()
 
 
-
 def _sections(storage: Storage) -> tuple[Btrfs | None, Zfs | None, Tmpfs | None]:
     """The plan JSON's btrfs, zfs and tmpfs sections of a storage value."""
     match storage:
