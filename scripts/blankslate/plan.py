@@ -608,6 +608,7 @@ def _validate(plan: _PlanJson) -> None:
     for kind in ("btrfs", "zfs", "tmpfs"):
         if plan.rollback == kind and getattr(plan, kind) is None:
             raise PlanError(kind, f"rollback {kind!r} needs a {kind} section")
+    for kind in ("btrfs", "zfs", "tmpfs"):
         if kind not in _SECTIONS[plan.rollback] and getattr(plan, kind) is not None:
             raise PlanError(kind, f"must be null when rollback is {plan.rollback!r}")
     _validate_mounts(plan)
