@@ -19,7 +19,7 @@ from blankslate.bounds import Beyond
 from blankslate.classify import Report, add_live_mounts, classify, classify_deeper, rules_for
 from blankslate.errors import BlankslateError
 from blankslate.ignore_rules import Rule
-from blankslate.plan import Plan
+from blankslate.plan import BtrfsStorage, NoStorage, Plan, TmpfsStorage, ZfsStorage
 from blankslate.scan import RawTuple
 
 if TYPE_CHECKING:
@@ -98,10 +98,11 @@ def _scan_and_classify(
 ) -> Report:
     if root is not None:
         return _walked(plan, ignore, root, outputs)
-    match plan.rollback:
-        case "tmpfs" | "none":
+    storage = plan.storage
+    match storage:
+        case TmpfsStorage() | NoStorage():
             return _walked(plan, ignore, Path("/"), outputs)
-        case "zfs":
+        case ZfsStorage():
             # The paths `zfs diff` gives are on the root dataset: looked at beneath the mounts,
             # a path a bind mount hides has its own size, not that of what covers it.
             entries, problems, _beyond = _beneath_or(
@@ -111,20 +112,19 @@ def _scan_and_classify(
             )
             etc_clean = _read_text("/etc/.clean")
             return _classified(plan, ignore, (entries, problems), etc_clean, "zfs", outputs)
-        case "btrfs":
-            assert plan.btrfs is not None and plan.btrfs.root_subvolume is not None
+        case BtrfsStorage():
             if device is None:
                 device = mounts.backing_device(plan.persist_path)
             with mounts.top_level(device) as top:
-                stored = top / plan.btrfs.root_subvolume
+                stored = top / storage.root_subvolume
                 if not stored.is_dir():
                     raise BlankslateError(
-                        f"subvolume {plan.btrfs.root_subvolume!r} not found on {device} "
+                        f"subvolume {storage.root_subvolume!r} not found on {device} "
                         "(check --device)"
                     )
                 return _stored_root(plan, ignore, stored, outputs)
-        case unknown:
-            assert_never(unknown)
+        case _:
+            assert_never(storage)
 
 
 Scanned = tuple[list[RawTuple], list[str]]

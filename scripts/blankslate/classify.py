@@ -19,7 +19,7 @@ from operator import itemgetter
 from typing import Any, Literal, NamedTuple
 
 from blankslate.ignore_rules import Rule, RuleSet, find_sorted
-from blankslate.plan import Mount, Plan
+from blankslate.plan import Mount, Plan, ZfsStorage
 from blankslate.scan import RawTuple
 
 Status = Literal["lost", "ignored", "managed", "persisted"]
@@ -195,8 +195,8 @@ def _mounted_what(plan: Plan, mount: Mount) -> str:
     subvolume = next((o[len("subvol=") :] for o in mount.options if o.startswith("subvol=")), None)
     if mount.fs_type == "btrfs" and subvolume is not None:
         return f"subvolume {subvolume!r}"
-    if mount.fs_type == "zfs" and plan.zfs is not None:
-        return f"dataset {mount.device.removeprefix(plan.zfs.pool + '/')!r}"
+    if mount.fs_type == "zfs" and isinstance(plan.storage, ZfsStorage):
+        return f"dataset {mount.device.removeprefix(plan.storage.pool + '/')!r}"
     return f"{mount.fs_type} {mount.device}"
 
 

@@ -50,7 +50,7 @@ from blankslate import attest, btrfs, mounts, passwordfile, process, snapshots
 from blankslate.display import format_size, quote_path
 from blankslate.errors import BlankslateError, require_root
 from blankslate.paths import is_under
-from blankslate.plan import Mount, Plan
+from blankslate.plan import BtrfsStorage, Mount, Plan, btrfs_layout
 from blankslate.snapshots import Snapshot, age
 
 Status = Literal["ok", "fail", "warn", "info", "skipped"]
@@ -332,8 +332,8 @@ def btrfs_checks(context: Context, only: Sequence[str]) -> list[Result]:
     """blank, root-age and old-roots, under one read-only mount of the top level."""
     plan = context.plan
     names = [name for name in _BTRFS_CHECKS if name in only]
-    btrfs_plan = plan.btrfs
-    if plan.rollback != "btrfs" or btrfs_plan is None or btrfs_plan.blank_snapshot is None:
+    storage = plan.storage
+    if not isinstance(storage, BtrfsStorage):
         return [
             Result(name, "skipped", f"rollback {plan.rollback}: no btrfs root") for name in names
         ]
@@ -344,9 +344,8 @@ def btrfs_checks(context: Context, only: Sequence[str]) -> list[Result]:
         device = top_level_device(context)
         with mounts.top_level(device) as top:
             if "blank" in names:
-                results["blank"] = _guard(
-                    "blank", lambda: check_blank(top, btrfs_plan.blank_snapshot or "")
-                )
+                blank = storage.blank_snapshot
+                results["blank"] = _guard("blank", lambda: check_blank(top, blank))
             if "old-roots" in names:
                 results["old-roots"] = _guard("old-roots", lambda: check_old_roots(context, top))
     except BlankslateError as error:
@@ -429,8 +428,10 @@ def check_root_age(context: Context) -> Result:
         return Result(
             "root-age", "skipped", "not the running system (--root): no boot to compare with"
         )
-    assert context.plan.btrfs is not None
-    wanted = context.plan.btrfs.root_subvolume
+    storage = context.plan.storage
+    if not isinstance(storage, BtrfsStorage):
+        return Result("root-age", "skipped", f"rollback {storage.kind}: no btrfs root")
+    wanted = storage.root_subvolume
     name, created = parse_subvolume_show(process.output(btrfs.subvolume_show(Path("/"))))
     if name != wanted:
         return Result("root-age", "fail", f"/ is subvolume {name!r}, not the plan's {wanted!r}")
@@ -455,8 +456,10 @@ OLD_ROOTS_SHARE = 0.25
 
 
 def check_old_roots(context: Context, top: Path) -> Result:
-    assert context.plan.btrfs is not None and context.plan.btrfs.old_roots is not None
-    rules = context.plan.btrfs.old_roots
+    storage = context.plan.storage
+    if not isinstance(storage, BtrfsStorage):
+        return Result("old-roots", "skipped", f"rollback {storage.kind}: no btrfs root")
+    rules = storage.old_roots
     if not (top / rules.subvolume).is_dir():
         if not context.booted:
             return Result(
@@ -619,7 +622,7 @@ def nested_in_persist(plan: Plan, root: Path) -> list[str]:
 
 def check_persist_nested(context: Context) -> Iterator[Result]:
     plan = context.plan
-    if plan.rollback == "zfs" or plan.btrfs is None:
+    if btrfs_layout(plan.storage) is None:
         yield Result("persist-nested", "skipped", f"rollback {plan.rollback}: no btrfs persistPath")
         return
     nested = nested_in_persist(plan, context.root)

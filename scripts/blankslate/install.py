@@ -26,6 +26,7 @@ from blankslate import (
     process,
     safefile,
     seed,
+    storage,
     ui,
 )
 from blankslate import plan as plan_module
@@ -100,7 +101,7 @@ def git_add_intent(directory: Path, relative: str) -> list[str]:
 def required_tools(plan: Plan, options: InstallOptions) -> list[str]:
     assert plan.disk is not None
     tools = ["lsblk", "wipefs", "sgdisk", "partprobe", "mkfs.vfat", "mount", "umount", "mkdir"]
-    tools += ["zpool", "zfs"] if plan.zfs is not None else ["mkfs.btrfs", "btrfs"]
+    tools += storage.of(plan.storage).tools
     if plan.disk.formatted("swap") is not None:
         tools.append("mkswap")
     if options.image is not None:
@@ -346,19 +347,18 @@ def abandon(
 def planned_actions(plan: Plan, target: Target, parts: layout.Partitions) -> list[list[str]]:
     names = ", ".join(part.name for part, _ in parts.nodes)
     rows = [["partition table", target.device, f"GPT: {names} (everything on it erased)"]]
+    kind = storage.of(plan.storage)
     for part, node in parts.nodes:
         size = part.size or "rest"
-        if part.format == "zfs" and plan.zfs is not None:
-            how = f"zpool {part.label}: {', '.join(plan.zfs.datasets)}"
-        elif part.format == "btrfs" and plan.btrfs is not None:
-            how = f"btrfs, label {part.label}: {', '.join(plan.btrfs.subvolumes)}"
+        described = kind.describe(part)
+        if described is not None:
+            how = described
         elif part.label is None:
             how = "BIOS boot partition, for GRUB (no filesystem)"
         else:
             how = f"{part.format}, label {part.label}"
         rows.append([f"{part.name} {size}", node, how])
-    if plan.btrfs is not None and plan.btrfs.blank_snapshot:
-        rows.append(["blank snapshot", plan.btrfs.blank_snapshot, "read-only, empty root"])
+    rows += kind.extra_rows()
     return rows
 
 
@@ -482,7 +482,7 @@ def install_steps(
             path = options.root / plan.user(name).hashed_password_file.lstrip("/")
             passwd.write_secret(path, hashed + "\n", dry_run=options.dry_run)
 
-    label = "datasets" if plan.zfs is not None else "subvolumes"
+    label = storage.of(plan.storage).volumes
     dry_run = options.dry_run
     return [
         (f"Partition {target.device}", partition),

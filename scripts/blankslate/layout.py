@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from blankslate import btrfs, disk, mounts, paths, process, safefile, ui, zfs
+from blankslate import btrfs, disk, mounts, paths, process, safefile, storage, ui, zfs
 from blankslate import plan as plan_module
 from blankslate.errors import BlankslateError
 from blankslate.plan import Plan
@@ -89,27 +89,9 @@ def create_filesystems(plan: Plan, parts: Partitions, *, dry_run: bool) -> None:
             process.run(btrfs.mkfs_btrfs(node, label=part.label), dry_run=dry_run)
 
 
-def zfs_datasets(plan: Plan) -> list[str]:
-    assert plan.zfs is not None
-    return [f"{plan.zfs.pool}/{name}" for name in plan.zfs.datasets]
-
-
 def create_volumes(plan: Plan, parts: Partitions, *, dry_run: bool) -> None:
     """Subvolumes (or datasets), then the read-only blank snapshot of the still-empty root."""
-    if plan.zfs is not None:
-        for name in zfs_datasets(plan):
-            process.run(zfs.zfs_create(name), dry_run=dry_run)
-        if plan.rollback == "zfs":
-            process.run(zfs.zfs_snapshot(plan.zfs.root, plan.zfs.blank_snapshot), dry_run=dry_run)
-        return
-    assert plan.btrfs is not None
-    with mounts.top_level(parts.main, readonly=False, dry_run=dry_run) as top:
-        for name in plan.btrfs.subvolumes:
-            process.run(btrfs.subvolume_create(top / name), dry_run=dry_run)
-        root, blank = plan.btrfs.root_subvolume, plan.btrfs.blank_snapshot
-        if root is not None and blank is not None:
-            snapshot = btrfs.subvolume_snapshot(top / root, top / blank, readonly=True)
-            process.run(snapshot, dry_run=dry_run)
+    storage.of(plan.storage).create(parts.main, dry_run=dry_run)
 
 
 # --- checking and mounting ------------------------------------------------------------------
@@ -117,23 +99,7 @@ def create_volumes(plan: Plan, parts: Partitions, *, dry_run: bool) -> None:
 
 def missing_volumes(plan: Plan, parts: Partitions) -> list[str]:
     """Subvolumes/datasets (and the blank) of the plan that the device does not carry."""
-    if plan.zfs is not None:
-        missing = [name for name in zfs_datasets(plan) if not _zfs_exists(name)]
-        blank = f"{plan.zfs.root}@{plan.zfs.blank_snapshot}"
-        if plan.rollback == "zfs" and not _zfs_exists(blank, snapshot=True):
-            missing.append(blank)
-        return missing
-    assert plan.btrfs is not None
-    wanted = list(plan.btrfs.subvolumes)
-    if plan.btrfs.blank_snapshot is not None:
-        wanted.append(plan.btrfs.blank_snapshot)
-    with mounts.top_level(parts.main) as top:
-        return [name for name in wanted if not btrfs.is_subvolume(top / name)]
-
-
-def _zfs_exists(name: str, *, snapshot: bool = False) -> bool:
-    found = process.probe(zfs.zfs_list(name, snapshots=snapshot), check=False)
-    return found.returncode == 0
+    return storage.of(plan.storage).missing(parts.main)
 
 
 def kernel_filesystems() -> set[str]:

@@ -28,7 +28,7 @@ from typing import Any
 from blankslate import copy, mounts, safefile, snapshots
 from blankslate.errors import BlankslateError
 from blankslate.paths import is_under, normalise, resolves_under
-from blankslate.plan import Persisted, Plan
+from blankslate.plan import BtrfsStorage, Persisted, Plan, btrfs_layout
 from blankslate.snapshots import Snapshot
 
 
@@ -41,12 +41,12 @@ class Recovery:
 
 def old_roots_subvolume(plan: Plan) -> str:
     """The name of the old roots subvolume; the plan must roll back a btrfs root."""
-    if plan.rollback != "btrfs" or plan.btrfs is None or plan.btrfs.old_roots is None:
+    if not isinstance(plan.storage, BtrfsStorage):
         raise BlankslateError(
             f"old roots are kept only with rollback 'btrfs' (this plan's rollback is "
             f"{plan.rollback!r})"
         )
-    return plan.btrfs.old_roots.subvolume
+    return plan.storage.old_roots.subvolume
 
 
 def default_device(plan: Plan, device: str | None) -> str:
@@ -78,9 +78,10 @@ def pick(kept: Sequence[Snapshot], name: str) -> Snapshot:
 def retention(plan: Plan, count: int) -> str | None:
     """One line under `blankslate roots`: how many are kept and the rules that prune them
     (None for a plan without btrfs old roots)."""
-    if plan.btrfs is None or plan.btrfs.old_roots is None:
+    layout = btrfs_layout(plan.storage)
+    if layout is None or layout.old_roots is None:
         return None
-    rules = plan.btrfs.old_roots
+    rules = layout.old_roots
     bound = (
         "no bound on their number"
         if rules.keep_max is None

@@ -226,16 +226,79 @@ class Unit:
 
 
 @dataclass(frozen=True)
+class BtrfsStorage:
+    """rollback "btrfs": the root subvolume is reset from the blank snapshot at every boot."""
+
+    root_subvolume: str
+    blank_snapshot: str
+    old_roots: OldRoots
+    subvolumes: tuple[str, ...]
+    kind: Literal["btrfs"] = field(default="btrfs", init=False)
+
+
+@dataclass(frozen=True)
+class ZfsStorage:
+    """rollback "zfs": the root dataset is rolled back to its blank snapshot at every boot."""
+
+    pool: str
+    root_dataset: str
+    blank_snapshot: str
+    datasets: tuple[str, ...]
+    kind: Literal["zfs"] = field(default="zfs", init=False)
+
+    @property
+    def root(self) -> str:
+        return f"{self.pool}/{self.root_dataset}"
+
+
+@dataclass(frozen=True)
+class TmpfsStorage:
+    """rollback "tmpfs": / is a tmpfs; `layout` holds /nix and the persisted subvolumes on btrfs
+    (None without a disk, where the platform mounts them)."""
+
+    size: str
+    layout: Btrfs | None
+    kind: Literal["tmpfs"] = field(default="tmpfs", init=False)
+
+
+@dataclass(frozen=True)
+class NoStorage:
+    """rollback "none": the platform resets / (or nothing does); no storage of ours."""
+
+    kind: Literal["none"] = field(default="none", init=False)
+
+
+# The storage kind, tagged: `match plan.storage` narrows it, and an exhaustive match ends in
+# `assert_never`, so a new kind is a type error wherever it is not handled.
+Storage = BtrfsStorage | ZfsStorage | TmpfsStorage | NoStorage
+
+
+def btrfs_layout(storage: Storage) -> Btrfs | None:
+    """The btrfs subvolume layout of a storage kind that has one (btrfs, tmpfs with a disk)."""
+    match storage:
+        case BtrfsStorage():
+            return Btrfs(
+                storage.root_subvolume,
+                storage.blank_snapshot,
+                storage.old_roots,
+                storage.subvolumes,
+            )
+        case TmpfsStorage():
+            return storage.layout
+        case ZfsStorage() | NoStorage():
+            return None
+        case _:
+            typing.assert_never(storage)
+
+
+@dataclass(frozen=True)
 class Plan:
     version: int
     host_name: str
-    rollback: RollbackKind
+    storage: Storage
     persist_path: str
     disk: Disk | None
     mounts: tuple[Mount, ...]
-    btrfs: Btrfs | None
-    zfs: Zfs | None
-    tmpfs: Tmpfs | None
     persistence: Persistence
     users: tuple[User, ...]
     ssh_host_keys: tuple[str, ...]
@@ -248,8 +311,13 @@ class Plan:
     # Plans written before units travelled have none: diff --suggest groups by path only.
     units: tuple[Unit, ...] = ()
 
+    @property
+    def rollback(self) -> RollbackKind:
+        """The storage kind's name, as the plan's `rollback` key has it."""
+        return self.storage.kind
+
     def to_json(self) -> dict[str, Any]:
-        encoded = _to_json(self)
+        encoded = _to_json(_as_json(self))
         assert isinstance(encoded, dict)
         return encoded
 
@@ -277,6 +345,79 @@ class Plan:
         roots = [self.persist_path, *self.persistence.roots]
         roots += [entry.root for entry in self.persisted]
         return list(dict.fromkeys(roots))
+
+
+@dataclass(frozen=True)
+class _PlanJson:
+    """The plan as its JSON has it: the rollback kind and a section per storage kind, each
+    null unless the kind uses it. Plan holds the same as one tagged storage value."""
+
+    version: int
+    host_name: str
+    rollback: RollbackKind
+    persist_path: str
+    disk: Disk | None
+    mounts: tuple[Mount, ...]
+    btrfs: Btrfs | None
+    zfs: Zfs | None
+    tmpfs: Tmpfs | None
+    persistence: Persistence
+    users: tuple[User, ...]
+    ssh_host_keys: tuple[str, ...]
+    audit: Audit = field(default_factory=Audit)
+    # Plans written before persist snapshots existed have no such key: off.
+    persist_snapshots: PersistSnapshots | None = None
+    # The layout as disko's `disko.devices`, rendered by modules/disko/devices.nix (JSON data,
+    # the disk as configured); null without a disk, None too in a plan made before it travelled.
+    disko: dict[str, Any] | None = None
+    # Plans written before units travelled have none: diff --suggest groups by path only.
+    units: tuple[Unit, ...] = ()
+
+
+def _sections(storage: Storage) -> tuple[Btrfs | None, Zfs | None, Tmpfs | None]:
+    """The plan JSON's btrfs, zfs and tmpfs sections of a storage value."""
+    match storage:
+        case BtrfsStorage():
+            return btrfs_layout(storage), None, None
+        case ZfsStorage():
+            zfs = Zfs(storage.pool, storage.root_dataset, storage.blank_snapshot, storage.datasets)
+            return None, zfs, None
+        case TmpfsStorage():
+            return storage.layout, None, Tmpfs(storage.size)
+        case NoStorage():
+            return None, None, None
+        case _:
+            typing.assert_never(storage)
+
+
+def _as_json(plan: Plan) -> _PlanJson:
+    btrfs, zfs, tmpfs = _sections(plan.storage)
+    fields = {f.name: getattr(plan, f.name) for f in dataclasses.fields(plan)}
+    del fields["storage"]
+    return _PlanJson(rollback=plan.storage.kind, btrfs=btrfs, zfs=zfs, tmpfs=tmpfs, **fields)
+
+
+def _storage(plan: _PlanJson) -> Storage:
+    """The tagged storage value of a plan whose sections `_validate_sections` checked."""
+    btrfs, zfs, tmpfs = plan.btrfs, plan.zfs, plan.tmpfs
+    if plan.rollback == "btrfs" and btrfs is not None:
+        root, blank, old = btrfs.root_subvolume, btrfs.blank_snapshot, btrfs.old_roots
+        if root is not None and blank is not None and old is not None:
+            return BtrfsStorage(root, blank, old, btrfs.subvolumes)
+    elif plan.rollback == "zfs" and zfs is not None:
+        return ZfsStorage(zfs.pool, zfs.root_dataset, zfs.blank_snapshot, zfs.datasets)
+    elif plan.rollback == "tmpfs" and tmpfs is not None:
+        return TmpfsStorage(tmpfs.size, btrfs)
+    elif plan.rollback == "none":
+        return NoStorage()
+    raise PlanError("rollback", f"{plan.rollback!r} lacks its section")  # checked before
+
+
+def _from_plan_json(plan: _PlanJson) -> Plan:
+    fields = {f.name: getattr(plan, f.name) for f in dataclasses.fields(plan)}
+    for key in ("rollback", "btrfs", "zfs", "tmpfs"):
+        del fields[key]
+    return Plan(storage=_storage(plan), **fields)
 
 
 class PlanError(BlankslateError):
@@ -444,6 +585,19 @@ def _check_unique(where: str, values: list[str], what: str) -> None:
 
 def validate(plan: Plan) -> Plan:
     """Semantic checks beyond the types (modules/plan.nix makes the same); returns the plan."""
+    _validate(_as_json(plan))
+    return plan
+
+
+_SECTIONS: dict[RollbackKind, tuple[str, ...]] = {
+    "btrfs": ("btrfs",),
+    "zfs": ("zfs",),
+    "tmpfs": ("tmpfs", "btrfs"),  # tmpfs keeps btrfs for /nix and persistPath with a disk
+    "none": (),
+}
+
+
+def _validate(plan: _PlanJson) -> None:
     _check_path("persistPath", plan.persist_path)
     if plan.persist_path == "/":
         raise PlanError("persistPath", "cannot be / (it is erased at every boot)")
@@ -454,6 +608,9 @@ def validate(plan: Plan) -> Plan:
     for kind in ("btrfs", "zfs", "tmpfs"):
         if plan.rollback == kind and getattr(plan, kind) is None:
             raise PlanError(kind, f"rollback {kind!r} needs a {kind} section")
+    for kind in ("btrfs", "zfs", "tmpfs"):
+        if kind not in _SECTIONS[plan.rollback] and getattr(plan, kind) is not None:
+            raise PlanError(kind, f"must be null when rollback is {plan.rollback!r}")
     _validate_mounts(plan)
     if plan.btrfs is not None:
         _validate_btrfs(plan, plan.btrfs)
@@ -473,7 +630,6 @@ def validate(plan: Plan) -> Plan:
     for i, key in enumerate(plan.ssh_host_keys):
         _check_inside_persist(plan, f"sshHostKeys[{i}]", key)
     _validate_units(plan.units)
-    return plan
 
 
 def _validate_disko(disko: dict[str, Any]) -> None:
@@ -557,7 +713,7 @@ def _check_placement(
         above = parent.directory
 
 
-def _check_inside_persist(plan: Plan, where: str, path: str) -> None:
+def _check_inside_persist(plan: _PlanJson, where: str, path: str) -> None:
     _check_path(where, path)
     if path == plan.persist_path or not is_under(plan.persist_path, path):
         raise PlanError(where, f"{path!r} is not inside persistPath {plan.persist_path!r}")
@@ -612,7 +768,7 @@ def _check_boot(disk: Disk) -> None:
             )
 
 
-def _validate_mounts(plan: Plan) -> None:
+def _validate_mounts(plan: _PlanJson) -> None:
     seen: list[str] = []
     for i, mount in enumerate(plan.mounts):
         where = f"mounts[{i}]"
@@ -635,7 +791,7 @@ def _validate_mounts(plan: Plan) -> None:
         )
 
 
-def _validate_btrfs(plan: Plan, btrfs: Btrfs) -> None:
+def _validate_btrfs(plan: _PlanJson, btrfs: Btrfs) -> None:
     for i, name in enumerate(btrfs.subvolumes):
         _check_name(f"btrfs.subvolumes[{i}]", name)
     _check_unique("btrfs.subvolumes", list(btrfs.subvolumes), "subvolume")
@@ -666,7 +822,7 @@ def _validate_btrfs(plan: Plan, btrfs: Btrfs) -> None:
             raise PlanError("btrfs.oldRoots.keepMax", f"must be null or between 1 and {MAX_KEEP}")
 
 
-def _validate_persist_snapshots(plan: Plan, snapshots: PersistSnapshots) -> None:
+def _validate_persist_snapshots(plan: _PlanJson, snapshots: PersistSnapshots) -> None:
     _check_range("persistSnapshots.keep", snapshots.keep)
     if plan.rollback == "zfs":
         _check_match(
@@ -683,7 +839,7 @@ def _validate_persist_snapshots(plan: Plan, snapshots: PersistSnapshots) -> None
         raise PlanError("persistSnapshots.subvolume", "is, or nests with, one of the subvolumes")
 
 
-def _validate_zfs(plan: Plan, zfs: Zfs) -> None:
+def _validate_zfs(plan: _PlanJson, zfs: Zfs) -> None:
     _check_match("zfs.pool", zfs.pool, _POOL, "a pool name (a letter first)")
     _check_match("zfs.rootDataset", zfs.root_dataset, _DATASET, "a dataset name")
     _check_match("zfs.blankSnapshot", zfs.blank_snapshot, _SNAPSHOT, "a snapshot name")
@@ -710,9 +866,10 @@ def from_json(data: object) -> Plan:
             f"unsupported plan version {json.dumps(data['version'])[:20]} "
             f"(this tool reads {PLAN_VERSION})",
         )
-    plan = _from_json(Plan, data, "")
-    assert isinstance(plan, Plan)
-    return validate(plan)
+    plan = _from_json(_PlanJson, data, "")
+    assert isinstance(plan, _PlanJson)
+    _validate(plan)
+    return _from_plan_json(plan)
 
 
 # Deeper than any plan (it nests 5 levels), shallow enough for every recursive function.

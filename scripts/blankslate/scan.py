@@ -16,7 +16,8 @@ from typing import NamedTuple
 from blankslate import mounts, process, treesearch
 from blankslate.bounds import Beyond, count_beyond, too_long
 from blankslate.display import quote_path
-from blankslate.plan import Plan
+from blankslate.errors import BlankslateError
+from blankslate.plan import Plan, ZfsStorage
 from blankslate.treesearch import RawTuple as RawTuple
 
 BTRFS_FIRST_FREE_OBJECTID = 256  # the root directory of every btrfs subvolume has this inode
@@ -257,8 +258,10 @@ def parse_zfs_diff(output: str, mountpoint: str = "/") -> list[tuple[str, str]]:
 def scan_zfs(plan: Plan, live_root: str = "/") -> tuple[list[RawTuple], list[str]]:
     """The entries `zfs diff` finds on the root dataset, looked at under `live_root` (the
     root seen beneath its mounts, or / itself)."""
-    assert plan.zfs is not None
-    output = process.output(zfs_diff_cmd(plan.zfs.root, plan.zfs.blank_snapshot))
+    storage = plan.storage
+    if not isinstance(storage, ZfsStorage):
+        raise BlankslateError(f"rollback {storage.kind!r} has no zfs root dataset to diff")
+    output = process.output(zfs_diff_cmd(storage.root, storage.blank_snapshot))
     entries: list[RawTuple] = []
     problems: list[str] = []
     for path, kind in parse_zfs_diff(output):

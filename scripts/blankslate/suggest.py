@@ -36,7 +36,7 @@ from typing import Any, Literal, TypeVar
 from blankslate import ignore_rules
 from blankslate.classify import HIDDEN_PREFIX, EntryTuple
 from blankslate.display import quote_path
-from blankslate.plan import Plan, Unit
+from blankslate.plan import BtrfsStorage, Plan, Unit
 from blankslate.plansource import PlanSource
 
 GroupBy = Literal["service", "user", "top", "hidden"]
@@ -577,9 +577,9 @@ def _base(plan: Plan, device: str | None, root: Path | None, old_root: str | Non
         subvolume = oldroots.old_roots_subvolume(plan)
         with mounts.top_level(oldroots.default_device(plan, device)) as top:
             yield str(oldroots.pick(oldroots.list_roots(top, subvolume), old_root).path)
-    elif plan.rollback == "btrfs" and plan.btrfs is not None and plan.btrfs.root_subvolume:
+    elif isinstance(plan.storage, BtrfsStorage):
         with mounts.top_level(oldroots.default_device(plan, device)) as top:
-            yield str(top / plan.btrfs.root_subvolume)
+            yield str(top / plan.storage.root_subvolume)
     else:
         yield "/"
 

@@ -276,14 +276,13 @@ def make_layout(device: str) -> Layout:
     from blankslate import layout as install_layout
     from blankslate import plansource
 
+    from ..support.plans import btrfs_storage
+
     default = plansource.default()
-    assert default.btrfs is not None
+    storage = btrfs_storage(default)
     layout = Layout(device=device)
-    assert layout.subvolumes == default.btrfs.subvolumes
-    assert (layout.root, layout.blank) == (
-        default.btrfs.root_subvolume,
-        default.btrfs.blank_snapshot,
-    )
+    assert layout.subvolumes == storage.subvolumes
+    assert (layout.root, layout.blank) == (storage.root_subvolume, storage.blank_snapshot)
     assert default.disk is not None
     parts = install_layout.Partitions(((default.disk.main, device),))
     install_layout.create_volumes(default, parts, dry_run=False)

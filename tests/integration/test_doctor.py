@@ -14,6 +14,7 @@ import pytest
 from blankslate import plansource
 
 from ..support.loops import attached_loops, take_down
+from ..support.plans import btrfs_storage
 from ..support.runner import quiet_blankslate as blankslate
 
 PLAN = plansource.default()
@@ -110,7 +111,7 @@ def test_healthy_install_passes_then_each_fault_fails_alone(
 
     # A writable blank: only its line fails.
     with helpers.mounted(main_partition(mountpoint), ("subvolid=5",)) as top:
-        blank = top / PLAN.btrfs.blank_snapshot  # type: ignore[union-attr]
+        blank = top / btrfs_storage(PLAN).blank_snapshot
         helpers.run(["btrfs", "property", "set", "-ts", blank, "ro", "false"])
         try:
             assert doctor(mountpoint, plan_file) == (1, {**HEALTHY, "blank": ["fail"]})

@@ -22,10 +22,10 @@ from blankslate import layout, plan, plansource
 from blankslate.errors import BlankslateError
 
 from ..support.loops import attached_loops, detach_loops, take_down
+from ..support.plans import btrfs_storage
 from ..support.runner import quiet_blankslate as blankslate
 
 PLAN = plansource.default()
-assert PLAN.btrfs is not None
 
 
 def mount_table(mountpoint: Path) -> dict[str, tuple[str, str]]:
@@ -67,8 +67,7 @@ def installed(tmp_path: Path, helpers: ModuleType) -> Iterator[tuple[Path, Path]
 
 def test_install_lays_out_the_plan(installed: tuple[Path, Path], helpers: ModuleType) -> None:
     image, mountpoint = installed
-    btrfs = PLAN.btrfs
-    assert btrfs is not None and btrfs.blank_snapshot is not None
+    btrfs = btrfs_storage(PLAN)
     (loop,) = attached_loops(image)
     printed = helpers.run(["sgdisk", "--print", loop]).stdout.splitlines()
     rows = [line.split() for line in printed if line.strip()[:1].isdigit()]

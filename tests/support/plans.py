@@ -4,6 +4,7 @@ reads it."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -162,3 +163,32 @@ def differences(new: Any, old: Any, where: str = "") -> list[str]:
         pairs = enumerate(zip(new, old, strict=True))
         return [d for i, (n, o) in pairs for d in differences(n, o, f"{where}[{i}]")]
     return [] if new == old else [where or "(whole file)"]
+
+
+def btrfs_storage(the_plan: plan.Plan) -> plan.BtrfsStorage:
+    """The storage of a plan with rollback "btrfs" (a test fails on any other)."""
+    storage = the_plan.storage
+    assert isinstance(storage, plan.BtrfsStorage), storage.kind
+    return storage
+
+
+def zfs_storage(the_plan: plan.Plan) -> plan.ZfsStorage:
+    """The storage of a plan with rollback "zfs" (a test fails on any other)."""
+    storage = the_plan.storage
+    assert isinstance(storage, plan.ZfsStorage), storage.kind
+    return storage
+
+
+def with_kind(the_plan: plan.Plan, kind: plan.RollbackKind) -> plan.Plan:
+    """`the_plan` with a storage value of rollback `kind`, for tests that read the kind: tmpfs
+    keeps the plan's btrfs layout, zfs gets a one-dataset pool."""
+    storage: plan.Storage
+    if kind == "btrfs":
+        storage = btrfs_storage(the_plan)
+    elif kind == "zfs":
+        storage = plan.ZfsStorage("rpool", "local/root", "blank", ("local/root",))
+    elif kind == "tmpfs":
+        storage = plan.TmpfsStorage("2G", plan.btrfs_layout(the_plan.storage))
+    else:
+        storage = plan.NoStorage()
+    return dataclasses.replace(the_plan, storage=storage)

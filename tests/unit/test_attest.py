@@ -19,6 +19,7 @@ from blankslate.app import app
 from blankslate.errors import BlankslateError
 
 from ..support.mounts import FINDMNT, findmnt_json
+from ..support.plans import with_kind
 from .test_properties import PARSER
 
 RESET = (
@@ -26,8 +27,8 @@ RESET = (
 )
 
 
-def with_rollback(kind: str) -> plan.Plan:
-    return dataclasses.replace(plansource.default(), rollback=kind)  # type: ignore[arg-type]
+def with_rollback(kind: plan.RollbackKind) -> plan.Plan:
+    return with_kind(plansource.default(), kind)
 
 
 # --- the record --------------------------------------------------------------------------------
@@ -145,7 +146,9 @@ def test_no_record_on_none_is_skipped(tmp_path: Path) -> None:
         (b"kind=tmpfs\noutcome=reset\nreason=\nold_root=\ntime=\n", "tmpfs", "ok"),
     ],
 )
-def test_the_record_against_the_plan(tmp_path: Path, record: bytes, kind: str, status: str) -> None:
+def test_the_record_against_the_plan(
+    tmp_path: Path, record: bytes, kind: plan.RollbackKind, status: str
+) -> None:
     (tmp_path / "reset").write_bytes(record)
     assert attest.describe_record(with_rollback(kind), tmp_path).status == status
 

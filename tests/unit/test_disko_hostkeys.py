@@ -17,6 +17,7 @@ from blankslate import disko, extrafiles, hostkeys, install, plan, plansource
 from blankslate.errors import BlankslateError
 
 from ..support.plans import boot_plan_data as with_boot
+from ..support.plans import zfs_storage
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_PLAN = REPO / "scripts/blankslate/default-plan.json"
@@ -408,8 +409,8 @@ def test_disko_tree_of_zfs_has_installs_pool_properties() -> None:
     from blankslate import zfs
 
     loaded = plansource.from_file(REPO / "tests/plans/zfs.json")
-    assert loaded.disko is not None and loaded.zfs is not None
-    pool = loaded.disko["zpool"][loaded.zfs.pool]
+    assert loaded.disko is not None
+    pool = loaded.disko["zpool"][zfs_storage(loaded).pool]
     split = [option.partition("=") for option in zfs.POOL_OPTIONS]
     assert pool["options"] == {name: value for name, _, value in split}
     split = [option.partition("=") for option in zfs.DATASET_OPTIONS]

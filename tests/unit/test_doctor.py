@@ -22,7 +22,7 @@ from blankslate.errors import BlankslateError
 from ..conftest import PARSER_CORPUS
 from ..support.mounts import FINDMNT
 from ..support.mounts import findmnt_json as findmnt
-from ..support.plans import write_plan_json
+from ..support.plans import btrfs_storage, write_plan_json
 
 PLAN = plansource.default()
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -431,9 +431,9 @@ def test_old_roots_sizes_with_quotas(fp: FakeProcess, top: Path) -> None:
 
 
 def with_keep_max(keep_max: int | None) -> plan.Plan:
-    assert PLAN.btrfs is not None and PLAN.btrfs.old_roots is not None
-    rules = dataclasses.replace(PLAN.btrfs.old_roots, keep_max=keep_max)
-    return dataclasses.replace(PLAN, btrfs=dataclasses.replace(PLAN.btrfs, old_roots=rules))
+    storage = btrfs_storage(PLAN)
+    rules = dataclasses.replace(storage.old_roots, keep_max=keep_max)
+    return dataclasses.replace(PLAN, storage=dataclasses.replace(storage, old_roots=rules))
 
 
 def test_old_roots_beyond_keep_max_warn(fp: FakeProcess, top: Path) -> None:

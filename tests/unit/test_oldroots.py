@@ -22,6 +22,7 @@ from blankslate.errors import BlankslateError
 
 from ..support.mounts import FINDMNT as FINDMNT_PERSIST
 from ..support.mounts import findmnt_json
+from ..support.plans import btrfs_storage, with_kind
 
 DEVICE = "/dev/vda3"
 NEWEST = "2026-11-20T08:00:00Z.1"
@@ -264,7 +265,7 @@ def test_roots_sizes_from_quota_groups(fp: FakeProcess, the_plan: plan.Plan, top
 
 
 def test_roots_needs_a_btrfs_rollback(fp: FakeProcess, the_plan: plan.Plan) -> None:
-    tmpfs_plan = dataclasses.replace(the_plan, rollback="tmpfs")
+    tmpfs_plan = with_kind(the_plan, "tmpfs")
     with pytest.raises(
         BlankslateError, match=r"rollback 'btrfs' \(this plan's rollback is 'tmpfs'"
     ):
@@ -495,7 +496,7 @@ def test_recover_with_no_old_roots(fp: FakeProcess, the_plan: plan.Plan, top: Pa
 
 def test_recover_needs_a_btrfs_rollback(fp: FakeProcess, the_plan: plan.Plan) -> None:
     with pytest.raises(BlankslateError, match="rollback 'btrfs'"):
-        oldroots.recover(dataclasses.replace(the_plan, rollback="none"), "/etc/x", to=Path("/x"))
+        oldroots.recover(with_kind(the_plan, "none"), "/etc/x", to=Path("/x"))
 
 
 # ------------------------------------------------------------------------------ CLI
@@ -609,14 +610,13 @@ def test_retention_names_keep_max(the_plan: plan.Plan) -> None:
         "4 old roots kept; each boot keeps at most 30 (keepMax), the 3 newest whatever their "
         "age (keepNewest), the others for 30 days (keepDays)"
     )
-    assert the_plan.btrfs is not None and the_plan.btrfs.old_roots is not None
+    storage = btrfs_storage(the_plan)
     unbounded = dataclasses.replace(
         the_plan,
-        btrfs=dataclasses.replace(
-            the_plan.btrfs,
-            old_roots=dataclasses.replace(the_plan.btrfs.old_roots, keep_max=None),
+        storage=dataclasses.replace(
+            storage, old_roots=dataclasses.replace(storage.old_roots, keep_max=None)
         ),
     )
     line = oldroots.retention(unbounded, 1)
     assert line is not None and line.startswith("1 old root kept; each boot keeps no bound")
-    assert oldroots.retention(dataclasses.replace(the_plan, btrfs=None), 1) is None
+    assert oldroots.retention(with_kind(the_plan, "zfs"), 1) is None

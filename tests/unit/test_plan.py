@@ -14,6 +14,8 @@ from pytest_subprocess import FakeProcess
 from blankslate import display, nix, plan, plansource
 from blankslate.errors import BlankslateError
 
+from ..support.plans import btrfs_storage
+
 
 @pytest.fixture
 def good() -> dict[str, Any]:
@@ -26,7 +28,7 @@ def test_default_plan_round_trips_to_the_same_json(good: dict[str, Any]) -> None
     loaded = plansource.default()
     assert loaded.to_json() == good
     assert list(loaded.to_json()) == list(good)  # key order as in the contract
-    assert loaded.btrfs is not None and loaded.btrfs.blank_snapshot == "root-blank"
+    assert btrfs_storage(loaded).blank_snapshot == "root-blank"
     assert loaded.disk is not None and loaded.disk.partitions[0].size_bytes == 1024**3
     assert [entry.path for entry in loaded.persisted] == [
         "/var/lib/blankslate",
@@ -211,13 +213,11 @@ def test_bad_plans_get_one_clear_line(
 
 def test_keep_max_is_read_and_may_be_null_or_absent(good: dict[str, Any]) -> None:
     loaded = plan.from_json(good)
-    assert loaded.btrfs is not None and loaded.btrfs.old_roots is not None
-    assert loaded.btrfs.old_roots.keep_max == 30
+    assert btrfs_storage(loaded).old_roots.keep_max == 30
     for value in (None, _DELETE):  # null: no bound; absent: a plan from before keepMax
         data = copy.deepcopy(good)
         _set("btrfs.oldRoots.keepMax", value)(data)
-        rules = plan.from_json(data).btrfs.old_roots  # type: ignore[union-attr]
-        assert rules is not None and rules.keep_max is None
+        assert btrfs_storage(plan.from_json(data)).old_roots.keep_max is None
 
 
 def test_a_plan_without_roots_keeps_everything_in_persist_path(good: dict[str, Any]) -> None:
@@ -257,8 +257,9 @@ def test_tmpfs_plan_on_btrfs(host_plan_data: Callable[[str], dict[str, Any]]) ->
     data = host_plan_data("tmpfs")
     data["tmpfs"] = {"size": "25%"}
     loaded = plan.from_json(data)
-    assert loaded.tmpfs is not None and loaded.tmpfs.size == "25%"
-    assert loaded.btrfs is not None and loaded.btrfs.root_subvolume is None
+    storage = loaded.storage
+    assert isinstance(storage, plan.TmpfsStorage) and storage.size == "25%"
+    assert storage.layout is not None and storage.layout.root_subvolume is None
 
 
 def test_user_lookup(good: dict[str, Any]) -> None:
