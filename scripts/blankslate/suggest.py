@@ -21,6 +21,7 @@ each entry from held directory fds.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import errno
 import grp
@@ -28,7 +29,8 @@ import os
 import pwd
 import re
 import stat
-from collections.abc import Callable, Iterable, Iterator, Sequence
+import sys
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -45,6 +47,10 @@ _T = TypeVar("_T")
 Observed = tuple[int, int, int]
 
 CACHE_REASON = "a cache, rebuilt on demand"
+# Entries a group shows, and skipped entries listed: the rest are counted. Memory stays
+# bounded whatever a local user puts below a lost directory.
+SHOWN = 500
+SKIPPED_SHOWN = 500
 GONE = "gone since the scan, or unreadable"
 # Names of directories that hold caches or scratch files, compared in lower case.
 CACHE_NAMES = frozenset({".cache", "cache", "caches", "tmp", ".tmp", "temp", ".temp"})
@@ -77,7 +83,8 @@ class Group:
     by: GroupBy
     name: str  # the unit, the user, the top directory, or what hides the entries
     note: str
-    items: tuple[Item, ...]
+    items: tuple[Item, ...]  # the first SHOWN, in path order
+    more: int = 0  # entries of the group beyond them: counted, not observed nor shown
 
 
 @dataclass(frozen=True)
@@ -90,7 +97,8 @@ class Skipped:
 class Suggestion:
     persist_path: str
     groups: tuple[Group, ...]
-    skipped: tuple[Skipped, ...] = ()
+    skipped: tuple[Skipped, ...] = ()  # the first SKIPPED_SHOWN
+    skipped_more: int = 0  # skipped beyond them
 
 
 # --------------------------------------------------------------------------- Nix text
@@ -162,45 +170,159 @@ def is_plainly_lost(entry: EntryTuple) -> bool:
     return entry[3] == "lost" and not entry[4].startswith(HIDDEN_PREFIX)
 
 
+class _Frame:
+    """An entry whose subtree the stream may still be in (until a path from `end` on)."""
+
+    __slots__ = ("end", "entry", "extra", "held", "mixed", "parent", "path", "room", "wanted")
+
+    def __init__(self, entry: EntryTuple, wanted: bool, mixed: bool, parent: _Frame | None) -> None:
+        self.entry = entry
+        self.path = entry[0]
+        self.end = entry[0] + "0"  # "0" follows "/": every path below sorts before it
+        self.wanted = wanted
+        self.mixed = mixed
+        self.parent = parent
+        # Pending (wanted, not mixed yet): the topmost candidates below it, which stand in
+        # its place if it turns mixed; how many more of each kind it may hold (shared with
+        # the pending frames above it); and by category how many it counted but did not hold.
+        self.held: list[EntryTuple] = []
+        self.room: list[int] = [0, 0]
+        self.extra: dict[Category, int] = {}
+
+
+# A candidate's category, for what a pending directory holds: a skip reason (str) or the
+# key of the group it goes to.
+Category = str | tuple[GroupBy, str]
+
+
+class Topmost:
+    """The topmost `wanted` entries of a stream in path order, handed to `emit` as soon as
+    they are known: in path order, but where a name extends another ("/a.b" comes out before
+    "/a", known only once the stream is past "/a/"). A directory stands for what lies below
+    it when all of that is wanted too. A directory with an entry that is not wanted below it
+    is not taken whole, nor is one above a path of `keep_apart` (a unit's directory:
+    suggested on its own), nor a path of `split` or one above it (a home: what it holds is
+    suggested entry by entry), nor the directory `split_at` names for an entry below it.
+
+    Memory stays bounded whatever the stream holds: only the entries whose path is a prefix
+    of the current one are held (no more than a path has characters), and what such a
+    directory would hand out if it turned mixed is held up to `room` (candidates whose
+    `category` is a group, and those it is a skip reason of), the rest only counted and
+    handed to `spill` by category. The pending directories of one chain share `room`: all
+    they hold goes to one group."""
+
+    def __init__(
+        self,
+        wanted: Callable[[EntryTuple], bool],
+        emit: Callable[[EntryTuple], None],
+        *,
+        keep_apart: Iterable[str] = (),
+        split: Iterable[str] = (),
+        split_at: Callable[[str], str | None] | None = None,
+        category: Callable[[EntryTuple], Category] = lambda _entry: "",
+        spill: Callable[[Category, int], None] = lambda _category, _count: None,
+        room: tuple[int, int] = (sys.maxsize, sys.maxsize),
+    ) -> None:
+        self._wanted = wanted
+        self._emit = emit
+        self._split_at = split_at
+        self._category = category
+        self._spill = spill
+        self._room = room
+        self._mixed: set[str] = set()
+        for path in keep_apart:
+            self._mixed.update(_ancestors(path))
+        for path in split:
+            self._mixed.update(_ancestors(path))
+            self._mixed.add(path)
+        self._stack: list[_Frame] = []
+        self._last = ""
+
+    def feed(self, entry: EntryTuple) -> None:
+        path = entry[0]
+        if path <= self._last:
+            if path == self._last:
+                return  # listed twice: once is enough
+            raise ValueError(f"entries out of path order: {path!r} after {self._last!r}")
+        self._last = path
+        stack = self._stack
+        while stack and path >= stack[-1].end:
+            self._close(stack.pop())
+        # Every frame left is a prefix of `path`: its own subtree's, or a name it extends
+        # ("/a" under "/a.b"), which is not above it.
+        parent = None
+        for frame in reversed(stack):
+            if path[len(frame.path)] == "/":
+                parent = frame
+                break
+        wanted = self._wanted(entry)
+        if not wanted:
+            self._mix(parent)
+        if self._split_at is not None:
+            at = self._split_at(path)
+            if at is not None:
+                above = parent
+                while above is not None and len(above.path) > len(at):
+                    above = above.parent
+                self._mix(above)
+        frame = _Frame(entry, wanted, not wanted or path in self._mixed, parent)
+        if not frame.mixed:
+            if parent is None or parent.mixed:
+                frame.room[:] = self._room
+            else:
+                frame.room[:] = parent.room
+        stack.append(frame)
+
+    def close(self) -> None:
+        """The end of the stream: what is still open is complete."""
+        while self._stack:
+            self._close(self._stack.pop())
+
+    def _close(self, frame: _Frame) -> None:
+        if not (frame.wanted and not frame.mixed):
+            return
+        parent = frame.parent
+        if parent is None or parent.mixed:
+            self._emit(frame.entry)
+            return
+        category = self._category(frame.entry)
+        kind = 1 if isinstance(category, str) else 0
+        if parent.room[kind] > 0:
+            parent.room[kind] -= 1
+            parent.held.append(frame.entry)
+        else:
+            parent.extra[category] = parent.extra.get(category, 0) + 1
+
+    def _mix(self, frame: _Frame | None) -> None:
+        """`frame` and every frame above it are mixed: what the pending ones held is handed
+        out, the outermost's first (its entries come first in path order)."""
+        chain: list[_Frame] = []
+        while frame is not None and not frame.mixed:
+            chain.append(frame)
+            frame = frame.parent
+        for pending in reversed(chain):
+            pending.mixed = True
+            for entry in pending.held:
+                self._emit(entry)
+            for category, count in pending.extra.items():
+                self._spill(category, count)
+            pending.held, pending.extra = [], {}
+
+
 def topmost(
     entries: Iterable[EntryTuple],
     wanted: Callable[[EntryTuple], bool] = is_plainly_lost,
     keep_apart: Iterable[str] = (),
     split: Iterable[str] = (),
 ) -> list[EntryTuple]:
-    """The topmost `wanted` entries of `entries` (in path order, as a report lists them): a
-    directory stands for what lies below it when all of that is wanted too. A directory with
-    an entry that is not (kept, or hidden) below it is not taken whole, nor is one above a path of
-    `keep_apart` (a unit's directory: suggested on its own), nor a path of `split` or one
-    above it (a home: what it holds is suggested entry by entry)."""
-    listed = entries if isinstance(entries, Sequence) else list(entries)
-    mixed: set[str] = set()
-
-    def mix_above(path: str) -> None:
-        for head in _ancestors(path):
-            if head in mixed:
-                return
-            mixed.add(head)
-
-    for entry in listed:
-        if not wanted(entry):
-            mix_above(entry[0])
-    for path in keep_apart:
-        mix_above(path)
-    for path in split:
-        mix_above(path)
-        mixed.add(path)
+    """The topmost `wanted` entries of `entries` (in path order), as `Topmost` finds them,
+    all of them."""
     chosen: list[EntryTuple] = []
-    taken: set[str] = set()
-    for entry in listed:
-        path = entry[0]
-        if path in mixed or not wanted(entry):
-            continue
-        if any(head in taken for head in _ancestors(path)):
-            continue
-        taken.add(path)
-        chosen.append(entry)
-    return chosen
+    finder = Topmost(wanted, chosen.append, keep_apart=keep_apart, split=split)
+    for entry in entries:
+        finder.feed(entry)
+    finder.close()
+    return sorted(chosen)
 
 
 def looks_like_cache(path: str, cache_directory: bool) -> bool:
@@ -226,6 +348,194 @@ def _mode(observed: Observed) -> str:
     return f"{stat.S_IMODE(observed[2]):04o}"
 
 
+NIX_UNSAFE = (
+    "Nix strings cannot hold this name printably (bytes that are not UTF-8, or a control character)"
+)
+SOCKET = "not a file or directory (a socket, fifo or device)"
+
+
+class _Shown:
+    """The first `limit` items by path of those added (in any order), and how many more
+    there were."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.paths: list[str] = []
+        self.items: list[Any] = []
+        self.more = 0
+
+    def admits(self, path: str) -> bool:
+        return len(self.paths) < self.limit or path < self.paths[-1]
+
+    def add(self, path: str, item: Any) -> None:
+        if not self.admits(path):
+            self.more += 1
+            return
+        index = bisect.bisect_right(self.paths, path)
+        self.paths.insert(index, path)
+        self.items.insert(index, item)
+        if len(self.paths) > self.limit:
+            self.paths.pop()
+            self.items.pop()
+            self.more += 1
+
+
+class _Grouping:
+    """The groups a stream of topmost entries makes: the first SHOWN entries of each group
+    observed and kept, the rest counted (not observed)."""
+
+    def __init__(
+        self,
+        plan: Plan,
+        observe: Callable[[str], Observed | None],
+        user_name: Callable[[int], str],
+        group_name: Callable[[int], str],
+    ) -> None:
+        self.units = unit_directories(plan)
+        self.observe = observe
+        self.user_name = user_name
+        self.group_name = group_name
+        # The symlinks systemd makes next to a DynamicUser's private directories.
+        self.dynamic_links = {
+            directory.replace("/private/", "/", 1): unit.name
+            for directory, unit, _option in self.units
+            if unit.dynamic_user
+        }
+        self.groups: dict[tuple[GroupBy, str], tuple[str, _Shown]] = {}
+        self.notes: dict[tuple[GroupBy, str], str] = {}
+        # Skipped in the hidden pass, then in the rest: as the passes list them.
+        self.skipped = (_Shown(SKIPPED_SHOWN), _Shown(SKIPPED_SHOWN))
+
+    def _group(self, key: tuple[GroupBy, str], note: str) -> _Shown:
+        return self.groups.setdefault(key, (note, _Shown(SHOWN)))[1]
+
+    def _skip(self, hidden: bool, path: str, why: str) -> None:
+        self.skipped[0 if hidden else 1].add(path, Skipped(path, why))
+
+    # ---- the hidden entries: grouped by what hides them, never observed
+
+    def _hidden_key(self, entry: EntryTuple) -> tuple[GroupBy, str]:
+        return ("hidden", entry[4].removeprefix(HIDDEN_PREFIX))
+
+    def hidden_category(self, entry: EntryTuple) -> Category:
+        key = self._hidden_key(entry)
+        if not (nix_safe(entry[0]) and nix_safe(key[1])):
+            return NIX_UNSAFE
+        self.notes[key] = f"hidden under {key[1]}"
+        return key
+
+    def hidden(self, entry: EntryTuple) -> None:
+        path, kind = entry[0], entry[1]
+        key = self._hidden_key(entry)
+        if not (nix_safe(path) and nix_safe(key[1])):
+            self._skip(True, path, NIX_UNSAFE)
+            return
+        self._group(key, f"hidden under {key[1]}").add(
+            path, Item(path, path, _kind(kind), None, None, None)
+        )
+
+    def spill_hidden(self, category: Category, count: int) -> None:
+        self._spill(True, category, count)
+
+    # ---- the rest: by service, user, top directory
+
+    def _static_skip(self, entry: EntryTuple) -> str | None:
+        path, kind = entry[0], entry[1]
+        if kind == "symlink" and path in self.dynamic_links:
+            return f"a symlink systemd makes for {self.dynamic_links[path]}"
+        if kind not in ("dir", "subvolume", "file", "symlink"):
+            return SOCKET
+        return None
+
+    def _where(self, path: str) -> tuple[tuple[GroupBy, str], str, str, str | None, bool]:
+        """(group key, its note, the name to give, the unit's option, DynamicUser) of a path."""
+        owning = _owning_unit(path, self.units)
+        if owning is not None:
+            _directory, unit, option = owning
+            note = f"{unit.name}.service: {option}"
+            if unit.dynamic_user:
+                # systemd gives the directory the service's user at every start.
+                note += " (DynamicUser: systemd sets its owner at every start)"
+            return ("service", unit.name), note, path, option, unit.dynamic_user
+        home = _home_of(path)
+        if home is not None:
+            return ("user", home[0]), f"the home of {home[0]}, {home[1]}", home[2], None, False
+        top = "/" + path.split("/")[1]
+        return ("top", top), f"in {top}", path, None, False
+
+    def plain_category(self, entry: EntryTuple) -> Category:
+        why = self._static_skip(entry)
+        if why is not None:
+            return why
+        key, note, _name, _option, _dynamic = self._where(entry[0])
+        if not (nix_safe(entry[0]) and nix_safe(key[1])):
+            return NIX_UNSAFE
+        self.notes[key] = note  # for a count spilled into the group
+        return key
+
+    def plain(self, entry: EntryTuple) -> None:
+        path, kind = entry[0], entry[1]
+        why = self._static_skip(entry)
+        if why is not None:
+            self._skip(False, path, why)
+            return
+        key, note, name, option, dynamic = self._where(path)
+        safe = nix_safe(path) and nix_safe(key[1])
+        shown = self.groups[key][1] if key in self.groups else None
+        if safe and shown is not None and not shown.admits(path):
+            shown.more += 1  # not observed: it is not shown
+            return
+        observed = self.observe(path)
+        if observed is None:
+            self._skip(False, path, GONE)
+            return
+        if not safe:
+            self._skip(False, path, NIX_UNSAFE)
+            return
+        owner = (self.user_name(observed[0]), self.group_name(observed[1]))
+        if dynamic:
+            owner = ("root", "root")
+        cache = looks_like_cache(path, option == "CacheDirectory")
+        item_kind = _kind(kind)
+        self._group(key, note).add(
+            path,
+            Item(
+                path,
+                name,
+                item_kind,
+                owner[0],
+                owner[1],
+                _mode(observed),
+                cache,
+                ignore_pattern(path, item_kind) if cache else None,
+            ),
+        )
+
+    def spill_plain(self, category: Category, count: int) -> None:
+        self._spill(False, category, count)
+
+    def _spill(self, hidden: bool, category: Category, count: int) -> None:
+        if isinstance(category, str):
+            self.skipped[0 if hidden else 1].more += count
+        else:
+            self._group(category, self.notes[category]).more += count
+
+    def suggestion(self, persist_path: str) -> Suggestion:
+        order: dict[GroupBy, int] = {"service": 0, "user": 1, "top": 2, "hidden": 3}
+        ordered = sorted(self.groups.items(), key=lambda pair: (order[pair[0][0]], pair[0][1]))
+        skipped = [*self.skipped[0].items, *self.skipped[1].items]
+        more = self.skipped[0].more + self.skipped[1].more + max(0, len(skipped) - SKIPPED_SHOWN)
+        return Suggestion(
+            persist_path,
+            tuple(
+                Group(by, name, note, tuple(shown.items), shown.more)
+                for (by, name), (note, shown) in ordered
+            ),
+            tuple(skipped[:SKIPPED_SHOWN]),
+            more,
+        )
+
+
 def group(
     entries: Iterable[EntryTuple],
     plan: Plan,
@@ -233,78 +543,40 @@ def group(
     user_name: Callable[[int], str],
     group_name: Callable[[int], str],
 ) -> Suggestion:
-    """Groups of what `entries` (a report's, in path order) has lost, with the owner and
-    mode `observe` gives for each path (None: it is gone since)."""
-    listed = entries if isinstance(entries, Sequence) else list(entries)
-    units = unit_directories(plan)
-    by_path = {directory: (unit, option) for directory, unit, option in units}
-    # The symlinks systemd makes next to a DynamicUser's private directories.
-    dynamic_links = {
-        directory.replace("/private/", "/", 1): unit.name
-        for directory, unit, _option in units
-        if unit.dynamic_user
-    }
-    homes = {"/root"}
-    for path, *_rest in listed:
-        home = _home_of(path)
-        if home is not None:
-            homes.add(home[1])
-    groups: dict[tuple[GroupBy, str], tuple[str, list[Item]]] = {}
-    skipped: list[Skipped] = []
-    for path, kind, _size, _status, reason in topmost(listed, is_hidden):
-        cover = reason.removeprefix(HIDDEN_PREFIX)
-        item = Item(path, path, _kind(kind), None, None, None)
-        _add(groups, skipped, ("hidden", cover), f"hidden under {cover}", item)
-    for path, kind, _size, _status, _reason in topmost(listed, is_plainly_lost, by_path, homes):
-        if kind == "symlink" and path in dynamic_links:
-            skipped.append(Skipped(path, f"a symlink systemd makes for {dynamic_links[path]}"))
-            continue
-        if kind not in ("dir", "subvolume", "file", "symlink"):
-            skipped.append(Skipped(path, "not a file or directory (a socket, fifo or device)"))
-            continue
-        observed = observe(path)
-        if observed is None:
-            skipped.append(Skipped(path, GONE))
-            continue
-        owner = (user_name(observed[0]), group_name(observed[1]))
-        owning = _owning_unit(path, units)
-        home = _home_of(path)
-        if owning is not None:
-            _directory, unit, option = owning
-            key: tuple[GroupBy, str] = ("service", unit.name)
-            note = f"{unit.name}.service: {option}"
-            if unit.dynamic_user:
-                # systemd gives the directory the service's user at every start.
-                note += " (DynamicUser: systemd sets its owner at every start)"
-                owner = ("root", "root")
-            cache = looks_like_cache(path, option == "CacheDirectory")
-            name = path
-        elif home is not None:
-            key, note, name = ("user", home[0]), f"the home of {home[0]}, {home[1]}", home[2]
-            cache = looks_like_cache(path, False)
-        else:
-            top = "/" + path.split("/")[1]
-            key, note, name = ("top", top), f"in {top}", path
-            cache = looks_like_cache(path, False)
-        item_kind = _kind(kind)
-        item = Item(
-            path,
-            name,
-            item_kind,
-            owner[0],
-            owner[1],
-            _mode(observed),
-            cache,
-            ignore_pattern(path, item_kind) if cache else None,
-        )
-        _add(groups, skipped, key, note, item)
-    order: dict[GroupBy, int] = {"service": 0, "user": 1, "top": 2, "hidden": 3}
-    ordered = sorted(groups.items(), key=lambda pair: (order[pair[0][0]], pair[0][1]))
-    return Suggestion(
-        plan.persist_path,
-        tuple(Group(by, name, note, tuple(items)) for (by, name), (note, items) in ordered),
-        tuple(skipped),
+    """Groups of what `entries` (a report's, in path order, read once) has lost, with the
+    owner and mode `observe` gives for each path shown (None: it is gone since). Each group
+    shows its first SHOWN entries and counts the rest; memory does not grow with the
+    number of entries."""
+    grouping = _Grouping(plan, observe, user_name, group_name)
+    hidden = Topmost(
+        is_hidden,
+        grouping.hidden,
+        category=grouping.hidden_category,
+        spill=grouping.spill_hidden,
+        room=(SHOWN, SKIPPED_SHOWN),
     )
+    plain = Topmost(
+        is_plainly_lost,
+        grouping.plain,
+        keep_apart=[directory for directory, _unit, _option in grouping.units],
+        split=("/root",),
+        split_at=_home_directory,
+        category=grouping.plain_category,
+        spill=grouping.spill_plain,
+        room=(SHOWN, SKIPPED_SHOWN),
+    )
+    for entry in entries:
+        hidden.feed(entry)
+        plain.feed(entry)
+    hidden.close()
+    plain.close()
+    return grouping.suggestion(plan.persist_path)
+
+
+def _home_directory(path: str) -> str | None:
+    """The home a path lies strictly inside: it is suggested entry by entry."""
+    home = _home_of(path)
+    return None if home is None else home[1]
 
 
 def _kind(kind: str) -> Literal["directory", "file"]:
@@ -320,25 +592,6 @@ def _owning_unit(path: str, units: list[tuple[str, Unit, str]]) -> tuple[str, Un
         ):
             best = (directory, unit, option)
     return best
-
-
-def _add(
-    groups: dict[tuple[GroupBy, str], tuple[str, list[Item]]],
-    skipped: list[Skipped],
-    key: tuple[GroupBy, str],
-    note: str,
-    item: Item,
-) -> None:
-    if not (nix_safe(item.path) and nix_safe(key[1])):
-        skipped.append(
-            Skipped(
-                item.path,
-                "Nix strings cannot hold this name printably (bytes that are not UTF-8, or a "
-                "control character)",
-            )
-        )
-        return
-    groups.setdefault(key, (note, []))[1].append(item)
 
 
 # --------------------------------------------------------------------------- rendering
@@ -421,11 +674,19 @@ def render_nix(suggestion: Suggestion) -> str:
         for grouped in hidden:
             for item in grouped.items:
                 lines.append(f"#   {nix_string(item.path)} ({_escaped(grouped.note)})")
-    if suggestion.skipped:
+    if suggestion.skipped or suggestion.skipped_more:
         lines.append("# Not suggested:")
         for skipped in suggestion.skipped:
             lines.append(f"#   {quote_path(skipped.path)}: {skipped.why}")
-    if not any(g.items for g in suggestion.groups):
+        if suggestion.skipped_more:
+            lines.append(f"#   and {suggestion.skipped_more} more")
+    more = [g for g in suggestion.groups if g.more]
+    if more:
+        lines.append(f"# Not shown: each group shows its first {SHOWN} entries; the rest of")
+        lines.append("# them (`blankslate diff --full` lists all):")
+        for grouped in more:
+            lines.append(f"#   {grouped.more} more: {_escaped(grouped.note)}")
+    if not any(g.items or g.more for g in suggestion.groups):
         lines.insert(2, "# Nothing is lost at the next boot: nothing to add.")
     return "\n".join(lines) + "\n"
 
@@ -439,8 +700,10 @@ def _list(lines: list[str], name: str, values: list[str], indent: str) -> None:
 
 
 def to_json(suggestion: Suggestion) -> dict[str, Any]:
-    """The suggestion as data: the groups in order, each with its entries."""
-    return {
+    """The suggestion as data: the groups in order, each with its entries (the first SHOWN;
+    "more": how many it does not list, only when some); "skippedMore": the skipped entries
+    "skipped" does not list, only when some."""
+    document = {
         "version": 1,
         "persistPath": suggestion.persist_path,
         "groups": [
@@ -448,6 +711,7 @@ def to_json(suggestion: Suggestion) -> dict[str, Any]:
                 "by": grouped.by,
                 "name": grouped.name,
                 "note": grouped.note,
+                **({"more": grouped.more} if grouped.more else {}),
                 "entries": [
                     {
                         "path": item.path,
@@ -466,6 +730,9 @@ def to_json(suggestion: Suggestion) -> dict[str, Any]:
         ],
         "skipped": [{"path": quote_path(s.path), "why": s.why} for s in suggestion.skipped],
     }
+    if suggestion.skipped_more:
+        document["skippedMore"] = suggestion.skipped_more
+    return document
 
 
 # --------------------------------------------------------------------------- I/O
@@ -586,14 +853,14 @@ def _base(plan: Plan, device: str | None, root: Path | None, old_root: str | Non
 
 def run(
     plan: Plan,
-    entries: Sequence[EntryTuple],
+    entries: Iterable[EntryTuple],
     *,
     device: str | None = None,
     root: Path | None = None,
     old_root: str | None = None,
 ) -> Suggestion:
-    """The suggestion for a report's entries, observing owners and modes on the root the
-    report was made from."""
+    """The suggestion for a report's entries (read once, in path order), observing owners
+    and modes on the root the report was made from."""
     with _base(plan, device, root, old_root) as base:
         observer = Observer(base)
         try:
