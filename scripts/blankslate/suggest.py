@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+import dataclasses
 import errno
 import grp
 import os
@@ -37,7 +38,7 @@ from typing import Any, Literal, TypeVar
 
 from blankslate import ignore_rules
 from blankslate.classify import HIDDEN_PREFIX, EntryTuple
-from blankslate.display import quote_path
+from blankslate.display import printable, quote_path
 from blankslate.plan import Plan, Unit
 from blankslate.plansource import PlanSource
 
@@ -99,6 +100,8 @@ class Suggestion:
     groups: tuple[Group, ...]
     skipped: tuple[Skipped, ...] = ()  # the first SKIPPED_SHOWN
     skipped_more: int = 0  # skipped beyond them
+    # What the audit could not read (the report's warnings): more may be lost than shown.
+    problems: tuple[str, ...] = ()
 
 
 # --------------------------------------------------------------------------- Nix text
@@ -686,6 +689,10 @@ def render_nix(suggestion: Suggestion) -> str:
         lines.append("# them (`blankslate diff --full` lists all):")
         for grouped in more:
             lines.append(f"#   {grouped.more} more: {_escaped(grouped.note)}")
+    for problem in suggestion.problems:
+        lines.append(f"# warning: {printable(problem)}")
+    if suggestion.problems:
+        lines.append("# warning: the audit is incomplete (see above): more may be lost")
     if not any(g.items or g.more for g in suggestion.groups):
         lines.insert(2, "# Nothing is lost at the next boot: nothing to add.")
     return "\n".join(lines) + "\n"
@@ -702,7 +709,8 @@ def _list(lines: list[str], name: str, values: list[str], indent: str) -> None:
 def to_json(suggestion: Suggestion) -> dict[str, Any]:
     """The suggestion as data: the groups in order, each with its entries (the first SHOWN;
     "more": how many it does not list, only when some); "skippedMore": the skipped entries
-    "skipped" does not list, only when some."""
+    "skipped" does not list, only when some; "problems": what the audit could not read, only
+    when something."""
     document = {
         "version": 1,
         "persistPath": suggestion.persist_path,
@@ -732,6 +740,8 @@ def to_json(suggestion: Suggestion) -> dict[str, Any]:
     }
     if suggestion.skipped_more:
         document["skippedMore"] = suggestion.skipped_more
+    if suggestion.problems:
+        document["problems"] = [printable(problem) for problem in suggestion.problems]
     return document
 
 
@@ -893,6 +903,7 @@ def from_source(
     process.echo.setLevel(logging.INFO if verbose or debug else logging.WARNING)
     try:
         report = audit.run_diff(plan, device=device, root=root, ignore=rules, old_root=old_root)
-        return run(plan, report.entries, device=device, root=root, old_root=old_root)
+        found = run(plan, report.entries, device=device, root=root, old_root=old_root)
+        return dataclasses.replace(found, problems=tuple(report.problems))
     finally:
         process.echo.setLevel(level)
