@@ -173,10 +173,37 @@ def is_plainly_lost(entry: EntryTuple) -> bool:
     return entry[3] == "lost" and not entry[4].startswith(HIDDEN_PREFIX)
 
 
+class _Sorted:
+    """The first `limit` (by path) of what is added, in any order."""
+
+    __slots__ = ("limit", "paths", "values")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.paths: list[str] = []
+        self.values: list[tuple[EntryTuple, Category]] = []
+
+    def add(self, path: str, value: tuple[EntryTuple, Category]) -> None:
+        if len(self.paths) >= self.limit and path >= self.paths[-1]:
+            return
+        index = bisect.bisect_right(self.paths, path)
+        self.paths.insert(index, path)
+        self.values.insert(index, value)
+        if len(self.paths) > self.limit:
+            self.paths.pop()
+            self.values.pop()
+
+    def drop(self, low: str, high: str) -> None:
+        """Forget what lies in [low, high)."""
+        first = bisect.bisect_left(self.paths, low)
+        end = bisect.bisect_left(self.paths, high, first)
+        del self.paths[first:end], self.values[first:end]
+
+
 class _Frame:
     """An entry whose subtree the stream may still be in (until a path from `end` on)."""
 
-    __slots__ = ("end", "entry", "extra", "held", "mixed", "parent", "path", "room", "wanted")
+    __slots__ = ("counts", "end", "entry", "mixed", "parent", "path", "store", "top", "wanted")
 
     def __init__(self, entry: EntryTuple, wanted: bool, mixed: bool, parent: _Frame | None) -> None:
         self.entry = entry
@@ -185,12 +212,14 @@ class _Frame:
         self.wanted = wanted
         self.mixed = mixed
         self.parent = parent
-        # Pending (wanted, not mixed yet): the topmost candidates below it, which stand in
-        # its place if it turns mixed; how many more of each kind it may hold (shared with
-        # the pending frames above it); and by category how many it counted but did not hold.
-        self.held: list[EntryTuple] = []
-        self.room: list[int] = [0, 0]
-        self.extra: dict[Category, int] = {}
+        # A pending frame (wanted, not mixed yet): `counts`, by category, of its closed
+        # children, each whole (wanted, not mixed); they stand in its place if it turns
+        # mixed. `top`: the outermost pending frame above it (or itself), whose `store`
+        # holds the first of the candidates of all of them, by path. (Made only when needed:
+        # most frames are of files, closed at once.)
+        self.counts: dict[Category, int] | None = None
+        self.top: _Frame | None = None
+        self.store: tuple[_Sorted, _Sorted] | None = None
 
 
 # A candidate's category, for what a pending directory holds: a skip reason (str) or the
@@ -208,11 +237,10 @@ class Topmost:
     suggested entry by entry), nor the directory `split_at` names for an entry below it.
 
     Memory stays bounded whatever the stream holds: only the entries whose path is a prefix
-    of the current one are held (no more than a path has characters), and what such a
-    directory would hand out if it turned mixed is held up to `room` (candidates whose
-    `category` is a group, and those it is a skip reason of), the rest only counted and
-    handed to `spill` by category. The pending directories of one chain share `room`: all
-    they hold goes to one group."""
+    of the current one are held (no more than a path has characters). What the pending
+    directories among them would hand out if they turned mixed all goes to one group: its
+    first `room` by path are held (candidates whose `category` is a group, and those it is
+    a skip reason of), the rest only counted and handed to `spill` by category."""
 
     def __init__(
         self,
@@ -270,16 +298,22 @@ class Topmost:
                 self._mix(above)
         frame = _Frame(entry, wanted, not wanted or path in self._mixed, parent)
         if not frame.mixed:
-            if parent is None or parent.mixed:
-                frame.room[:] = self._room
-            else:
-                frame.room[:] = parent.room
+            self._pend(frame)
         stack.append(frame)
 
     def close(self) -> None:
         """The end of the stream: what is still open is complete."""
         while self._stack:
             self._close(self._stack.pop())
+
+    def _pend(self, frame: _Frame) -> None:
+        parent = frame.parent
+        frame.counts = {}
+        if parent is not None and not parent.mixed:
+            frame.top = parent.top
+        else:
+            frame.top = frame
+            frame.store = (_Sorted(self._room[0]), _Sorted(self._room[1]))
 
     def _close(self, frame: _Frame) -> None:
         if not (frame.wanted and not frame.mixed):
@@ -288,28 +322,47 @@ class Topmost:
         if parent is None or parent.mixed:
             self._emit(frame.entry)
             return
+        # Both pending, under one top: the frame stands for its children.
+        assert parent.counts is not None and frame.top is not None
+        assert frame.top.store is not None
         category = self._category(frame.entry)
-        kind = 1 if isinstance(category, str) else 0
-        if parent.room[kind] > 0:
-            parent.room[kind] -= 1
-            parent.held.append(frame.entry)
-        else:
-            parent.extra[category] = parent.extra.get(category, 0) + 1
+        parent.counts[category] = parent.counts.get(category, 0) + 1
+        for held in frame.top.store:
+            held.drop(frame.path + "/", frame.end)
+        frame.top.store[1 if isinstance(category, str) else 0].add(
+            frame.path, (frame.entry, category)
+        )
 
     def _mix(self, frame: _Frame | None) -> None:
-        """`frame` and every frame above it are mixed: what the pending ones held is handed
-        out, the outermost's first (its entries come first in path order)."""
+        """`frame` and every frame above it are mixed: what the pending ones stand for is
+        handed out (the first held, the rest counted)."""
         chain: list[_Frame] = []
         while frame is not None and not frame.mixed:
             chain.append(frame)
             frame = frame.parent
-        for pending in reversed(chain):
+        if not chain:
+            return
+        top = chain[-1]
+        assert top.store is not None
+        totals: dict[Category, int] = {}
+        for pending in chain:
             pending.mixed = True
-            for entry in pending.held:
+            for category, count in (pending.counts or {}).items():
+                totals[category] = totals.get(category, 0) + count
+            pending.counts = None
+        for held in top.store:
+            for entry, category in held.values:
                 self._emit(entry)
-            for category, count in pending.extra.items():
+                totals[category] -= 1
+        for category, count in totals.items():
+            if count:
                 self._spill(category, count)
-            pending.held, pending.extra = [], {}
+        top.store = None
+        # A pending frame below the chain (one whose name the current path extends) has
+        # no closed child yet: it starts a chain of its own.
+        for frame in self._stack:
+            if not frame.mixed and frame.top is not None and frame.top.mixed:
+                self._pend(frame)
 
 
 def topmost(
