@@ -34,7 +34,7 @@ import sys
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 from blankslate import ignore_rules
 from blankslate.classify import HIDDEN_PREFIX, EntryTuple
@@ -173,25 +173,29 @@ def is_plainly_lost(entry: EntryTuple) -> bool:
     return entry[3] == "lost" and not entry[4].startswith(HIDDEN_PREFIX)
 
 
-class _Sorted:
-    """The first `limit` (by path) of what is added, in any order."""
-
-    __slots__ = ("limit", "paths", "values")
+class _Sorted(Generic[_T]):
+    """The first `limit` (by path) of the values added, in any order."""
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self.paths: list[str] = []
-        self.values: list[tuple[EntryTuple, Category]] = []
+        self.values: list[_T] = []
 
-    def add(self, path: str, value: tuple[EntryTuple, Category]) -> None:
-        if len(self.paths) >= self.limit and path >= self.paths[-1]:
-            return
+    def admits(self, path: str) -> bool:
+        return len(self.paths) < self.limit or path < self.paths[-1]
+
+    def add(self, path: str, value: _T) -> bool:
+        """False when one value (this one, or the last so far) falls off."""
+        if not self.admits(path):
+            return False
         index = bisect.bisect_right(self.paths, path)
         self.paths.insert(index, path)
         self.values.insert(index, value)
         if len(self.paths) > self.limit:
             self.paths.pop()
             self.values.pop()
+            return False
+        return True
 
     def drop(self, low: str, high: str) -> None:
         """Forget what lies in [low, high)."""
@@ -219,12 +223,13 @@ class _Frame:
         # most frames are of files, closed at once.)
         self.counts: dict[Category, int] | None = None
         self.top: _Frame | None = None
-        self.store: tuple[_Sorted, _Sorted] | None = None
+        self.store: tuple[_Held, _Held] | None = None
 
 
 # A candidate's category, for what a pending directory holds: a skip reason (str) or the
 # key of the group it goes to.
 Category = str | tuple[GroupBy, str]
+_Held = _Sorted[tuple[EntryTuple, Category]]
 
 
 class Topmost:
@@ -410,30 +415,23 @@ NIX_UNSAFE = (
 SOCKET = "not a file or directory (a socket, fifo or device)"
 
 
-class _Shown:
+class _Shown(_Sorted[Any]):
     """The first `limit` items by path of those added (in any order), and how many more
     there were."""
 
     def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.paths: list[str] = []
-        self.items: list[Any] = []
+        super().__init__(limit)
         self.more = 0
 
-    def admits(self, path: str) -> bool:
-        return len(self.paths) < self.limit or path < self.paths[-1]
+    @property
+    def items(self) -> list[Any]:
+        return self.values
 
-    def add(self, path: str, item: Any) -> None:
-        if not self.admits(path):
-            self.more += 1
-            return
-        index = bisect.bisect_right(self.paths, path)
-        self.paths.insert(index, path)
-        self.items.insert(index, item)
-        if len(self.paths) > self.limit:
-            self.paths.pop()
-            self.items.pop()
-            self.more += 1
+    def add(self, path: str, value: Any) -> bool:
+        if super().add(path, value):
+            return True
+        self.more += 1
+        return False
 
 
 class _Grouping:
