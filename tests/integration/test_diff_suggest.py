@@ -15,6 +15,8 @@ from typing import Any
 
 import pytest
 
+from blankslate import suggest
+
 from ..conftest import PLANS, needs_mounted_root
 from ..support.plans import write_plan_json
 from ..support.runner import blankslate_in as blankslate
@@ -274,3 +276,56 @@ def test_suggest_on_a_tmpfs_root_and_one_never_rolled_back(
         text.stdout
     )
     assert all(line.isprintable() for line in text.stdout.splitlines())
+
+
+def test_suggest_attacked_by_names_and_links_in_a_home_stays_paste_ready(
+    layout: Any, helpers: ModuleType, tmp_path: Path
+) -> None:
+    """alice's home holds links (to /etc, to root's home), names with a newline, `${`, spaces
+    and bytes that are not UTF-8, and more entries than a group shows; a service's state
+    directory is a link into her home. Each link is observed as the link (never followed),
+    every line stays one printable line, and the group shows its first entries only."""
+    alice = (1000, 100)
+    many = suggest.SHOWN + 20
+    with helpers.mount_top_level(layout.device) as top:
+        root = top / layout.root
+        make(root, "/etc")
+        (root / "etc/passwd").write_text("root:x:0:0::/root:x\nalice:x:1000:100::/home/alice:x\n")
+        write(root, "/etc/group", "root:x:0:\nusers:x:100:\n")
+        home = make(root, "/home/alice", mode=0o700, owner=alice)
+        for link, target in ((".mozilla", "/etc"), ("escape", "/root"), ("loop", "loop")):
+            (home / link).symlink_to(target)
+            os.lchown(home / link, *alice)
+        make(root, "/home/alice/We ird ${x}\nline", owner=alice)
+        fd = os.open(os.fsencode(home) + b"/odd\xffname", os.O_CREAT | os.O_WRONLY, 0o600)
+        os.close(fd)
+        for index in range(many):
+            write(root, f"/home/alice/f{index:04d}", owner=alice)
+        make(root, "/var/lib")
+        (root / "var/lib/web").symlink_to("/home/alice")
+    args = ["--plan", str(PLANS / "suggest.json"), "--device", layout.device]
+    result = blankslate(tmp_path, "diff", *args, "--suggest", "--format", "json")
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    groups = {(g["by"], g["name"]): g for g in document["groups"]}
+    home_group = groups["user", "alice"]
+    shown = {e["name"]: e for e in home_group["entries"]}
+    assert len(shown) == suggest.SHOWN
+    assert home_group["more"] == many + 4 - suggest.SHOWN  # 3 links, 1 odd directory
+    link = shown[".mozilla"]
+    assert (link["kind"], link["user"], link["mode"]) == (
+        "file",
+        "alice",
+        "0777",  # the link's own mode: /etc is not looked at
+    )
+    assert shown["We ird ${x}\nline"]["kind"] == "directory"
+    (web,) = groups["service", "web"]["entries"]
+    assert (web["path"], web["kind"], web["user"]) == ("/var/lib/web", "file", "root")
+    assert document["skipped"][0]["path"] == "$'/home/alice/odd\\xffname'"
+    text = blankslate(tmp_path, "diff", *args, "--suggest")
+    assert text.returncode == 0, text.stderr
+    assert all(line.isprintable() for line in text.stdout.splitlines())
+    assert '      "We ird \\${x}\\nline"\n' not in text.stdout  # a directory, with its owner:
+    assert '{ directory = "We ird \\${x}\\nline"; user = "alice"; group = "users";' in text.stdout
+    assert f"#   {many + 4 - suggest.SHOWN} more: the home of alice, /home/alice\n" in text.stdout
+    assert helpers.mounts_of(layout.device) == []
