@@ -118,6 +118,8 @@ def nix_string(text: str) -> str:
 def nix_safe(text: str) -> bool:
     """Whether `text` can be written by `nix_string` as printable Nix: valid UTF-8 (no
     surrogateescape byte) and no control character but newline, tab and carriage return."""
+    if text.isprintable():  # (a surrogate is not)
+        return True
     return all(char.isprintable() or char in "\n\t\r" for char in text) and not any(
         "\udc80" <= char <= "\udcff" for char in text
     )
@@ -226,9 +228,10 @@ class _Frame:
         self.store: tuple[_Held, _Held] | None = None
 
 
-# A candidate's category, for what a pending directory holds: a skip reason (str) or the
-# key of the group it goes to.
-Category = str | tuple[GroupBy, str]
+# A candidate's category, for what a pending directory holds: the reason it is skipped, or
+# None for an entry of the group (one for all the candidates a chain of pending directories
+# holds: that of the outermost).
+Category = str | None
 _Held = _Sorted[tuple[EntryTuple, Category]]
 
 
@@ -244,8 +247,12 @@ class Topmost:
     Memory stays bounded whatever the stream holds: only the entries whose path is a prefix
     of the current one are held (no more than a path has characters). What the pending
     directories among them would hand out if they turned mixed all goes to one group: its
-    first `room` by path are held (candidates whose `category` is a group, and those it is
-    a skip reason of), the rest only counted and handed to `spill` by category."""
+    first `room` by path are held (candidates whose `category` is None, and those it is a
+    skip reason of), the rest only counted and handed to `spill` by category, with the
+    outermost pending directory (whose group they are in).
+
+    Only pending directories are held at all: an entry that is not wanted, or is mixed from
+    the start, has every directory above it mixed, so it is no different from none."""
 
     def __init__(
         self,
@@ -255,8 +262,8 @@ class Topmost:
         keep_apart: Iterable[str] = (),
         split: Iterable[str] = (),
         split_at: Callable[[str], str | None] | None = None,
-        category: Callable[[EntryTuple], Category] = lambda _entry: "",
-        spill: Callable[[Category, int], None] = lambda _category, _count: None,
+        category: Callable[[EntryTuple], Category] = lambda _entry: None,
+        spill: Callable[[Category, int, EntryTuple], None] = lambda _c, _n, _top: None,
         room: tuple[int, int] = (sys.maxsize, sys.maxsize),
     ) -> None:
         self._wanted = wanted
@@ -301,10 +308,10 @@ class Topmost:
                 while above is not None and len(above.path) > len(at):
                     above = above.parent
                 self._mix(above)
-        frame = _Frame(entry, wanted, not wanted or path in self._mixed, parent)
-        if not frame.mixed:
+        if wanted and path not in self._mixed:
+            frame = _Frame(entry, wanted, False, parent)
             self._pend(frame)
-        stack.append(frame)
+            stack.append(frame)
 
     def close(self) -> None:
         """The end of the stream: what is still open is complete."""
@@ -332,11 +339,10 @@ class Topmost:
         assert frame.top.store is not None
         category = self._category(frame.entry)
         parent.counts[category] = parent.counts.get(category, 0) + 1
-        for held in frame.top.store:
-            held.drop(frame.path + "/", frame.end)
-        frame.top.store[1 if isinstance(category, str) else 0].add(
-            frame.path, (frame.entry, category)
-        )
+        if frame.counts:  # what it held of its children is forgotten: it stands for them
+            for held in frame.top.store:
+                held.drop(frame.path + "/", frame.end)
+        frame.top.store[0 if category is None else 1].add(frame.path, (frame.entry, category))
 
     def _mix(self, frame: _Frame | None) -> None:
         """`frame` and every frame above it are mixed: what the pending ones stand for is
@@ -361,7 +367,7 @@ class Topmost:
                 totals[category] -= 1
         for category, count in totals.items():
             if count:
-                self._spill(category, count)
+                self._spill(category, count, top.entry)
         top.store = None
         # A pending frame below the chain (one whose name the current path extends) has
         # no closed child yet: it starts a chain of its own.
@@ -456,7 +462,6 @@ class _Grouping:
             if unit.dynamic_user
         }
         self.groups: dict[tuple[GroupBy, str], tuple[str, _Shown]] = {}
-        self.notes: dict[tuple[GroupBy, str], str] = {}
         # Skipped in the hidden pass, then in the rest: as the passes list them.
         self.skipped = (_Shown(SKIPPED_SHOWN), _Shown(SKIPPED_SHOWN))
 
@@ -472,11 +477,7 @@ class _Grouping:
         return ("hidden", entry[4].removeprefix(HIDDEN_PREFIX))
 
     def hidden_category(self, entry: EntryTuple) -> Category:
-        key = self._hidden_key(entry)
-        if not (nix_safe(entry[0]) and nix_safe(key[1])):
-            return NIX_UNSAFE
-        self.notes[key] = f"hidden under {key[1]}"
-        return key
+        return None if nix_safe(entry[0]) else NIX_UNSAFE
 
     def hidden(self, entry: EntryTuple) -> None:
         path, kind = entry[0], entry[1]
@@ -488,8 +489,9 @@ class _Grouping:
             path, Item(path, path, _kind(kind), None, None, None)
         )
 
-    def spill_hidden(self, category: Category, count: int) -> None:
-        self._spill(True, category, count)
+    def spill_hidden(self, category: Category, count: int, top: EntryTuple) -> None:
+        key = self._hidden_key(top)
+        self._spill(True, category, count, key, f"hidden under {key[1]}")
 
     # ---- the rest: by service, user, top directory
 
@@ -521,11 +523,7 @@ class _Grouping:
         why = self._static_skip(entry)
         if why is not None:
             return why
-        key, note, _name, _option, _dynamic = self._where(entry[0])
-        if not (nix_safe(entry[0]) and nix_safe(key[1])):
-            return NIX_UNSAFE
-        self.notes[key] = note  # for a count spilled into the group
-        return key
+        return None if nix_safe(entry[0]) else NIX_UNSAFE
 
     def plain(self, entry: EntryTuple) -> None:
         path, kind = entry[0], entry[1]
@@ -565,14 +563,17 @@ class _Grouping:
             ),
         )
 
-    def spill_plain(self, category: Category, count: int) -> None:
-        self._spill(False, category, count)
+    def spill_plain(self, category: Category, count: int, top: EntryTuple) -> None:
+        key, note, _name, _option, _dynamic = self._where(top[0])
+        self._spill(False, category, count, key, note)
 
-    def _spill(self, hidden: bool, category: Category, count: int) -> None:
-        if isinstance(category, str):
-            self.skipped[0 if hidden else 1].more += count
+    def _spill(
+        self, hidden: bool, category: Category, count: int, key: tuple[GroupBy, str], note: str
+    ) -> None:
+        if category is None and nix_safe(key[1]):
+            self._group(key, note).more += count
         else:
-            self._group(category, self.notes[category]).more += count
+            self.skipped[0 if hidden else 1].more += count
 
     def suggestion(self, persist_path: str) -> Suggestion:
         order: dict[GroupBy, int] = {"service": 0, "user": 1, "top": 2, "hidden": 3}
