@@ -207,18 +207,18 @@ class _Sorted(Generic[_T]):
 
 
 class _Frame:
-    """An entry whose subtree the stream may still be in (until a path from `end` on)."""
+    """A wanted entry whose subtree the stream may still be in (until a path from `end`
+    on), pending until something below it is not wanted (then `mixed`)."""
 
-    __slots__ = ("counts", "end", "entry", "mixed", "parent", "path", "store", "top", "wanted")
+    __slots__ = ("counts", "end", "entry", "mixed", "parent", "path", "store", "top")
 
-    def __init__(self, entry: EntryTuple, wanted: bool, mixed: bool, parent: _Frame | None) -> None:
+    def __init__(self, entry: EntryTuple, parent: _Frame | None) -> None:
         self.entry = entry
         self.path = entry[0]
         self.end = entry[0] + "0"  # "0" follows "/": every path below sorts before it
-        self.wanted = wanted
-        self.mixed = mixed
+        self.mixed = False
         self.parent = parent
-        # A pending frame (wanted, not mixed yet): `counts`, by category, of its closed
+        # A pending frame (not mixed yet): `counts`, by category, of its closed
         # children, each whole (wanted, not mixed); they stand in its place if it turns
         # mixed. `top`: the outermost pending frame above it (or itself), whose `store`
         # holds the first of the candidates of all of them, by path. (Made only when needed:
@@ -309,7 +309,7 @@ class Topmost:
                     above = above.parent
                 self._mix(above)
         if wanted and path not in self._mixed:
-            frame = _Frame(entry, wanted, False, parent)
+            frame = _Frame(entry, parent)
             self._pend(frame)
             stack.append(frame)
 
@@ -328,7 +328,7 @@ class Topmost:
             frame.store = (_Sorted(self._room[0]), _Sorted(self._room[1]))
 
     def _close(self, frame: _Frame) -> None:
-        if not (frame.wanted and not frame.mixed):
+        if frame.mixed:
             return
         parent = frame.parent
         if parent is None or parent.mixed:
@@ -364,9 +364,9 @@ class Topmost:
         for held in top.store:
             for entry, category in held.values:
                 self._emit(entry)
-                totals[category] -= 1
+                totals[category] = totals.get(category, 0) - 1
         for category, count in totals.items():
-            if count:
+            if count > 0:
                 self._spill(category, count, top.entry)
         top.store = None
         # A pending frame below the chain (one whose name the current path extends) has
