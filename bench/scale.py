@@ -11,9 +11,11 @@ the entries, not times):
 On a sparse image attached to a loop device it lays out the subvolumes, fills root with
 --entries entries (files of 0 to 199 bytes, 100 to a directory, a symlink every 1,000, as
 bench/diff.py does), and runs `python3 -m blankslate diff --device DEV` in each format
-(`--format json`, `--format yaml`, text, text `--full`, and json `--full`), --repeat
-times each after one warm-up, printing the median wall time and the largest peak RSS of the
-child (wait4's ru_maxrss of that process alone), against the goal (<= 3 s, <= 200 MiB).
+(`--format json`, `--format yaml`, text, text `--full`, and json `--full`), then
+`diff --suggest` (text and json, with the symlinks ignored so that about a tenth of the files
+are suggested one by one; --only-suggest: these alone), --repeat times each after one
+warm-up, printing the median wall time and the largest peak RSS of the child (wait4's
+ru_maxrss of that process alone), against the goal (<= 3 s, <= 200 MiB).
 Then, on a second image with --files files, the median of --repeat rounds of each format and
 of the find-new pipeline of bench/diff.py, taking turns, and their ratio (goal >= 10x).
 
@@ -44,6 +46,14 @@ FORMATS = {
     "text --full": ["--full"],
     "json --full": ["--format", "json", "--full"],
 }
+# `diff --suggest` on the same root, with the symlinks ignored (`**/link *`): one directory
+# in ten then holds an entry that is not lost, so its 100 files are suggested one by one
+# (about 100,000 at 1,000,000 entries; a group shows its first 500 and counts the rest).
+SUGGEST = {
+    "suggest": ["--suggest"],
+    "suggest json": ["--suggest", "--format", "json"],
+}
+SUGGEST_IGNORE = "ignore:\n  - pattern: '**/link *'\n    reason: bench\n"
 GOAL_SECONDS, GOAL_MIB, GOAL_RATIO = 3.0, 200.0, 10.0
 
 
@@ -67,8 +77,14 @@ def filled(image: Image, count: int) -> Path:
     return plan_file
 
 
-def at_scale(image: Image, plan_file: Path, scripts: list[Path], repeat: int) -> None:
-    """Each checkout in each format: median wall time and peak RSS."""
+def at_scale(
+    image: Image, plan_file: Path, scripts: list[Path], repeat: int, only_suggest: bool = False
+) -> None:
+    """Each checkout in each format (and `diff --suggest`): median wall time and peak RSS."""
+    ignore_file = image.work / "suggest-ignore.yaml"
+    ignore_file.write_text(SUGGEST_IGNORE)
+    suggest = {name: [*extra, "--ignore-file", str(ignore_file)] for name, extra in SUGGEST.items()}
+    formats = suggest if only_suggest else {**FORMATS, **suggest}
     for directory in scripts:
         env = env_for(directory)
         summary = subprocess.run(
@@ -77,7 +93,7 @@ def at_scale(image: Image, plan_file: Path, scripts: list[Path], repeat: int) ->
         ).stdout  # fmt: skip
         seen = json.loads(summary)["summary"]
         print(f"{directory}: blankslate sees {sum(seen.values())} entries: {seen}")
-        for name, extra in FORMATS.items():
+        for name, extra in formats.items():
             args = diff_args(image, plan_file, extra)
             measured(args, cwd=image.work, env=env)  # warm
             runs = [measured(args, cwd=image.work, env=env) for _ in range(repeat)]
@@ -129,6 +145,9 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--scripts", type=Path, action="append")
+    parser.add_argument(
+        "--only-suggest", action="store_true", help="at scale, time `diff --suggest` only"
+    )
     options = parser.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("run as root (loop devices, mount)")
@@ -137,7 +156,7 @@ def main() -> None:
     with btrfs_image("scale", size) as image:
         plan_file = filled(image, options.entries)
         print(f"== {options.entries} entries: wall time and peak RSS, median of {options.repeat}")
-        at_scale(image, plan_file, scripts, options.repeat)
+        at_scale(image, plan_file, scripts, options.repeat, options.only_suggest)
     if options.files:
         with btrfs_image("scale-pipeline", "8G") as image:
             plan_file = filled(image, options.files)

@@ -181,7 +181,8 @@ class RuleSet:
         prefixes = tuple(_literal_prefix(rule.pattern) for rule in globs)
         self._prefixes = None if "" in prefixes else prefixes
         joined = "|".join(f"(?P<r{i}>{translate(rule.pattern)})" for i, rule in enumerate(globs))
-        self._regex = re.compile(joined) if globs else None
+        # DOTALL: a name may hold a newline, which "**" matches as any other character.
+        self._regex = re.compile(joined, re.DOTALL) if globs else None
 
     def candidates(self, paths: list[str]) -> Iterator[int]:
         """Indices of the sorted `paths` that a rule may match: a superset, `match` decides."""

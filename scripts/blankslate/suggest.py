@@ -21,21 +21,24 @@ each entry from held directory fds.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
+import dataclasses
 import errno
 import grp
 import os
 import pwd
 import re
 import stat
-from collections.abc import Callable, Iterable, Iterator, Sequence
+import sys
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 from blankslate import ignore_rules
 from blankslate.classify import HIDDEN_PREFIX, EntryTuple
-from blankslate.display import quote_path
+from blankslate.display import printable, quote_path
 from blankslate.plan import BtrfsStorage, Plan, Unit
 from blankslate.plansource import PlanSource
 
@@ -45,6 +48,10 @@ _T = TypeVar("_T")
 Observed = tuple[int, int, int]
 
 CACHE_REASON = "a cache, rebuilt on demand"
+# Entries a group shows, and skipped entries listed: the rest are counted. Memory stays
+# bounded whatever a local user puts below a lost directory.
+SHOWN = 500
+SKIPPED_SHOWN = 500
 GONE = "gone since the scan, or unreadable"
 # Names of directories that hold caches or scratch files, compared in lower case.
 CACHE_NAMES = frozenset({".cache", "cache", "caches", "tmp", ".tmp", "temp", ".temp"})
@@ -77,7 +84,8 @@ class Group:
     by: GroupBy
     name: str  # the unit, the user, the top directory, or what hides the entries
     note: str
-    items: tuple[Item, ...]
+    items: tuple[Item, ...]  # the first SHOWN, in path order
+    more: int = 0  # entries of the group beyond them: counted, not observed nor shown
 
 
 @dataclass(frozen=True)
@@ -90,7 +98,10 @@ class Skipped:
 class Suggestion:
     persist_path: str
     groups: tuple[Group, ...]
-    skipped: tuple[Skipped, ...] = ()
+    skipped: tuple[Skipped, ...] = ()  # the first SKIPPED_SHOWN
+    skipped_more: int = 0  # skipped beyond them
+    # What the audit could not read (the report's warnings): more may be lost than shown.
+    problems: tuple[str, ...] = ()
 
 
 # --------------------------------------------------------------------------- Nix text
@@ -107,6 +118,8 @@ def nix_string(text: str) -> str:
 def nix_safe(text: str) -> bool:
     """Whether `text` can be written by `nix_string` as printable Nix: valid UTF-8 (no
     surrogateescape byte) and no control character but newline, tab and carriage return."""
+    if text.isprintable():  # (a surrogate is not)
+        return True
     return all(char.isprintable() or char in "\n\t\r" for char in text) and not any(
         "\udc80" <= char <= "\udcff" for char in text
     )
@@ -162,45 +175,221 @@ def is_plainly_lost(entry: EntryTuple) -> bool:
     return entry[3] == "lost" and not entry[4].startswith(HIDDEN_PREFIX)
 
 
+class _Sorted(Generic[_T]):
+    """The first `limit` (by path) of the values added, in any order."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.paths: list[str] = []
+        self.values: list[_T] = []
+
+    def admits(self, path: str) -> bool:
+        return len(self.paths) < self.limit or path < self.paths[-1]
+
+    def add(self, path: str, value: _T) -> bool:
+        """False when one value (this one, or the last so far) falls off."""
+        if not self.admits(path):
+            return False
+        index = bisect.bisect_right(self.paths, path)
+        self.paths.insert(index, path)
+        self.values.insert(index, value)
+        if len(self.paths) > self.limit:
+            self.paths.pop()
+            self.values.pop()
+            return False
+        return True
+
+    def drop(self, low: str, high: str) -> None:
+        """Forget what lies in [low, high)."""
+        first = bisect.bisect_left(self.paths, low)
+        end = bisect.bisect_left(self.paths, high, first)
+        del self.paths[first:end], self.values[first:end]
+
+
+class _Frame:
+    """A wanted entry whose subtree the stream may still be in (until a path from `end`
+    on), pending until something below it is not wanted (then `mixed`)."""
+
+    __slots__ = ("counts", "end", "entry", "mixed", "parent", "path", "store", "top")
+
+    def __init__(self, entry: EntryTuple, parent: _Frame | None) -> None:
+        self.entry = entry
+        self.path = entry[0]
+        self.end = entry[0] + "0"  # "0" follows "/": every path below sorts before it
+        self.mixed = False
+        self.parent = parent
+        # A pending frame (not mixed yet): `counts`, by category, of its closed
+        # children, each whole (wanted, not mixed); they stand in its place if it turns
+        # mixed. `top`: the outermost pending frame above it (or itself), whose `store`
+        # holds the first of the candidates of all of them, by path. (Made only when needed:
+        # most frames are of files, closed at once.)
+        self.counts: dict[Category, int] | None = None
+        self.top: _Frame | None = None
+        self.store: tuple[_Held, _Held] | None = None
+
+
+# A candidate's category, for what a pending directory holds: the reason it is skipped, or
+# None for an entry of the group (one for all the candidates a chain of pending directories
+# holds: that of the outermost).
+Category = str | None
+_Held = _Sorted[tuple[EntryTuple, Category]]
+
+
+class Topmost:
+    """The topmost `wanted` entries of a stream in path order, handed to `emit` as soon as
+    they are known: in path order, but where a name extends another ("/a.b" comes out before
+    "/a", known only once the stream is past "/a/"). A directory stands for what lies below
+    it when all of that is wanted too. A directory with an entry that is not wanted below it
+    is not taken whole, nor is one above a path of `keep_apart` (a unit's directory:
+    suggested on its own), nor a path of `split` or one above it (a home: what it holds is
+    suggested entry by entry), nor the directory `split_at` names for an entry below it.
+
+    Memory stays bounded whatever the stream holds: only the entries whose path is a prefix
+    of the current one are held (no more than a path has characters). What the pending
+    directories among them would hand out if they turned mixed all goes to one group: its
+    first `room` by path are held (candidates whose `category` is None, and those it is a
+    skip reason of), the rest only counted and handed to `spill` by category, with the
+    outermost pending directory (whose group they are in).
+
+    Only pending directories are held at all: an entry that is not wanted, or is mixed from
+    the start, has every directory above it mixed, so it is no different from none."""
+
+    def __init__(
+        self,
+        wanted: Callable[[EntryTuple], bool],
+        emit: Callable[[EntryTuple], None],
+        *,
+        keep_apart: Iterable[str] = (),
+        split: Iterable[str] = (),
+        split_at: Callable[[str], str | None] | None = None,
+        category: Callable[[EntryTuple], Category] = lambda _entry: None,
+        spill: Callable[[Category, int, EntryTuple], None] = lambda _c, _n, _top: None,
+        room: tuple[int, int] = (sys.maxsize, sys.maxsize),
+    ) -> None:
+        self._wanted = wanted
+        self._emit = emit
+        self._split_at = split_at
+        self._category = category
+        self._spill = spill
+        self._room = room
+        self._mixed: set[str] = set()
+        for path in keep_apart:
+            self._mixed.update(_ancestors(path))
+        for path in split:
+            self._mixed.update(_ancestors(path))
+            self._mixed.add(path)
+        self._stack: list[_Frame] = []
+        self._last = ""
+
+    def feed(self, entry: EntryTuple) -> None:
+        path = entry[0]
+        if path <= self._last:
+            if path == self._last:
+                return  # listed twice: once is enough
+            raise ValueError(f"entries out of path order: {path!r} after {self._last!r}")
+        self._last = path
+        stack = self._stack
+        while stack and path >= stack[-1].end:
+            self._close(stack.pop())
+        # Every frame left is a prefix of `path`: its own subtree's, or a name it extends
+        # ("/a" under "/a.b"), which is not above it.
+        parent = None
+        for frame in reversed(stack):
+            if path[len(frame.path)] == "/":
+                parent = frame
+                break
+        wanted = self._wanted(entry)
+        if not wanted:
+            self._mix(parent)
+        if self._split_at is not None:
+            at = self._split_at(path)
+            if at is not None:
+                above = parent
+                while above is not None and len(above.path) > len(at):
+                    above = above.parent
+                self._mix(above)
+        if wanted and path not in self._mixed:
+            frame = _Frame(entry, parent)
+            self._pend(frame)
+            stack.append(frame)
+
+    def close(self) -> None:
+        """The end of the stream: what is still open is complete."""
+        while self._stack:
+            self._close(self._stack.pop())
+
+    def _pend(self, frame: _Frame) -> None:
+        parent = frame.parent
+        frame.counts = {}
+        if parent is not None and not parent.mixed:
+            frame.top = parent.top
+        else:
+            frame.top = frame
+            frame.store = (_Sorted(self._room[0]), _Sorted(self._room[1]))
+
+    def _close(self, frame: _Frame) -> None:
+        if frame.mixed:
+            return
+        parent = frame.parent
+        if parent is None or parent.mixed:
+            self._emit(frame.entry)
+            return
+        # Both pending, under one top: the frame stands for its children.
+        assert parent.counts is not None and frame.top is not None
+        assert frame.top.store is not None
+        category = self._category(frame.entry)
+        parent.counts[category] = parent.counts.get(category, 0) + 1
+        if frame.counts:  # what it held of its children is forgotten: it stands for them
+            for held in frame.top.store:
+                held.drop(frame.path + "/", frame.end)
+        frame.top.store[0 if category is None else 1].add(frame.path, (frame.entry, category))
+
+    def _mix(self, frame: _Frame | None) -> None:
+        """`frame` and every frame above it are mixed: what the pending ones stand for is
+        handed out (the first held, the rest counted)."""
+        chain: list[_Frame] = []
+        while frame is not None and not frame.mixed:
+            chain.append(frame)
+            frame = frame.parent
+        if not chain:
+            return
+        top = chain[-1]
+        assert top.store is not None
+        totals: dict[Category, int] = {}
+        for pending in chain:
+            pending.mixed = True
+            for category, count in (pending.counts or {}).items():
+                totals[category] = totals.get(category, 0) + count
+            pending.counts = None
+        for held in top.store:
+            for entry, category in held.values:
+                self._emit(entry)
+                totals[category] = totals.get(category, 0) - 1
+        for category, count in totals.items():
+            if count > 0:
+                self._spill(category, count, top.entry)
+        top.store = None
+        # A pending frame below the chain (one whose name the current path extends) has
+        # no closed child yet: it starts a chain of its own.
+        for frame in self._stack:
+            if not frame.mixed and frame.top is not None and frame.top.mixed:
+                self._pend(frame)
+
+
 def topmost(
     entries: Iterable[EntryTuple],
     wanted: Callable[[EntryTuple], bool] = is_plainly_lost,
     keep_apart: Iterable[str] = (),
     split: Iterable[str] = (),
 ) -> list[EntryTuple]:
-    """The topmost `wanted` entries of `entries` (in path order, as a report lists them): a
-    directory stands for what lies below it when all of that is wanted too. A directory with
-    an entry that is not (kept, or hidden) below it is not taken whole, nor is one above a path of
-    `keep_apart` (a unit's directory: suggested on its own), nor a path of `split` or one
-    above it (a home: what it holds is suggested entry by entry)."""
-    listed = entries if isinstance(entries, Sequence) else list(entries)
-    mixed: set[str] = set()
-
-    def mix_above(path: str) -> None:
-        for head in _ancestors(path):
-            if head in mixed:
-                return
-            mixed.add(head)
-
-    for entry in listed:
-        if not wanted(entry):
-            mix_above(entry[0])
-    for path in keep_apart:
-        mix_above(path)
-    for path in split:
-        mix_above(path)
-        mixed.add(path)
+    """The topmost `wanted` entries of `entries` (in path order), as `Topmost` finds them,
+    all of them."""
     chosen: list[EntryTuple] = []
-    taken: set[str] = set()
-    for entry in listed:
-        path = entry[0]
-        if path in mixed or not wanted(entry):
-            continue
-        if any(head in taken for head in _ancestors(path)):
-            continue
-        taken.add(path)
-        chosen.append(entry)
-    return chosen
+    finder = Topmost(wanted, chosen.append, keep_apart=keep_apart, split=split)
+    for entry in entries:
+        finder.feed(entry)
+    finder.close()
+    return sorted(chosen)
 
 
 def looks_like_cache(path: str, cache_directory: bool) -> bool:
@@ -226,6 +415,182 @@ def _mode(observed: Observed) -> str:
     return f"{stat.S_IMODE(observed[2]):04o}"
 
 
+NIX_UNSAFE = (
+    "Nix strings cannot hold this name printably (bytes that are not UTF-8, or a control character)"
+)
+SOCKET = "not a file or directory (a socket, fifo or device)"
+
+
+class _Shown(_Sorted[Any]):
+    """The first `limit` items by path of those added (in any order), and how many more
+    there were."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(limit)
+        self.more = 0
+
+    @property
+    def items(self) -> list[Any]:
+        return self.values
+
+    def add(self, path: str, value: Any) -> bool:
+        if super().add(path, value):
+            return True
+        self.more += 1
+        return False
+
+
+class _Grouping:
+    """The groups a stream of topmost entries makes: the first SHOWN entries of each group
+    observed and kept, the rest counted (not observed)."""
+
+    def __init__(
+        self,
+        plan: Plan,
+        observe: Callable[[str], Observed | None],
+        user_name: Callable[[int], str],
+        group_name: Callable[[int], str],
+    ) -> None:
+        self.units = unit_directories(plan)
+        self.observe = observe
+        self.user_name = user_name
+        self.group_name = group_name
+        # The symlinks systemd makes next to a DynamicUser's private directories.
+        self.dynamic_links = {
+            directory.replace("/private/", "/", 1): unit.name
+            for directory, unit, _option in self.units
+            if unit.dynamic_user
+        }
+        self.groups: dict[tuple[GroupBy, str], tuple[str, _Shown]] = {}
+        # Skipped in the hidden pass, then in the rest: as the passes list them.
+        self.skipped = (_Shown(SKIPPED_SHOWN), _Shown(SKIPPED_SHOWN))
+
+    def _group(self, key: tuple[GroupBy, str], note: str) -> _Shown:
+        return self.groups.setdefault(key, (note, _Shown(SHOWN)))[1]
+
+    def _skip(self, hidden: bool, path: str, why: str) -> None:
+        self.skipped[0 if hidden else 1].add(path, Skipped(path, why))
+
+    # ---- the hidden entries: grouped by what hides them, never observed
+
+    def _hidden_key(self, entry: EntryTuple) -> tuple[GroupBy, str]:
+        return ("hidden", entry[4].removeprefix(HIDDEN_PREFIX))
+
+    def hidden_category(self, entry: EntryTuple) -> Category:
+        return None if nix_safe(entry[0]) else NIX_UNSAFE
+
+    def hidden(self, entry: EntryTuple) -> None:
+        path, kind = entry[0], entry[1]
+        key = self._hidden_key(entry)
+        if not (nix_safe(path) and nix_safe(key[1])):
+            self._skip(True, path, NIX_UNSAFE)
+            return
+        self._group(key, f"hidden under {key[1]}").add(
+            path, Item(path, path, _kind(kind), None, None, None)
+        )
+
+    def spill_hidden(self, category: Category, count: int, top: EntryTuple) -> None:
+        key = self._hidden_key(top)
+        self._spill(True, category, count, key, f"hidden under {key[1]}")
+
+    # ---- the rest: by service, user, top directory
+
+    def _static_skip(self, entry: EntryTuple) -> str | None:
+        path, kind = entry[0], entry[1]
+        if kind == "symlink" and path in self.dynamic_links:
+            return f"a symlink systemd makes for {self.dynamic_links[path]}"
+        if kind not in ("dir", "subvolume", "file", "symlink"):
+            return SOCKET
+        return None
+
+    def _where(self, path: str) -> tuple[tuple[GroupBy, str], str, str, str | None, bool]:
+        """(group key, its note, the name to give, the unit's option, DynamicUser) of a path."""
+        owning = _owning_unit(path, self.units)
+        if owning is not None:
+            _directory, unit, option = owning
+            note = f"{unit.name}.service: {option}"
+            if unit.dynamic_user:
+                # systemd gives the directory the service's user at every start.
+                note += " (DynamicUser: systemd sets its owner at every start)"
+            return ("service", unit.name), note, path, option, unit.dynamic_user
+        home = _home_of(path)
+        if home is not None:
+            return ("user", home[0]), f"the home of {home[0]}, {home[1]}", home[2], None, False
+        top = "/" + path.split("/")[1]
+        return ("top", top), f"in {top}", path, None, False
+
+    def plain_category(self, entry: EntryTuple) -> Category:
+        why = self._static_skip(entry)
+        if why is not None:
+            return why
+        return None if nix_safe(entry[0]) else NIX_UNSAFE
+
+    def plain(self, entry: EntryTuple) -> None:
+        path, kind = entry[0], entry[1]
+        why = self._static_skip(entry)
+        if why is not None:
+            self._skip(False, path, why)
+            return
+        key, note, name, option, dynamic = self._where(path)
+        safe = nix_safe(path) and nix_safe(key[1])
+        shown = self.groups[key][1] if key in self.groups else None
+        if safe and shown is not None and not shown.admits(path):
+            shown.more += 1  # not observed: it is not shown
+            return
+        observed = self.observe(path)
+        if observed is None:
+            self._skip(False, path, GONE)
+            return
+        if not safe:
+            self._skip(False, path, NIX_UNSAFE)
+            return
+        owner = (self.user_name(observed[0]), self.group_name(observed[1]))
+        if dynamic:
+            owner = ("root", "root")
+        cache = looks_like_cache(path, option == "CacheDirectory")
+        item_kind = _kind(kind)
+        self._group(key, note).add(
+            path,
+            Item(
+                path,
+                name,
+                item_kind,
+                owner[0],
+                owner[1],
+                _mode(observed),
+                cache,
+                ignore_pattern(path, item_kind) if cache else None,
+            ),
+        )
+
+    def spill_plain(self, category: Category, count: int, top: EntryTuple) -> None:
+        key, note, _name, _option, _dynamic = self._where(top[0])
+        self._spill(False, category, count, key, note)
+
+    def _spill(
+        self, hidden: bool, category: Category, count: int, key: tuple[GroupBy, str], note: str
+    ) -> None:
+        if category is None and nix_safe(key[1]):
+            self._group(key, note).more += count
+        else:
+            self.skipped[0 if hidden else 1].more += count
+
+    def suggestion(self, persist_path: str) -> Suggestion:
+        order: dict[GroupBy, int] = {"service": 0, "user": 1, "top": 2, "hidden": 3}
+        ordered = sorted(self.groups.items(), key=lambda pair: (order[pair[0][0]], pair[0][1]))
+        skipped = [*self.skipped[0].items, *self.skipped[1].items]
+        more = self.skipped[0].more + self.skipped[1].more + max(0, len(skipped) - SKIPPED_SHOWN)
+        return Suggestion(
+            persist_path,
+            tuple(
+                Group(by, name, note, tuple(shown.items), shown.more)
+                for (by, name), (note, shown) in ordered
+            ),
+            tuple(skipped[:SKIPPED_SHOWN]),
+            more,
+        )
+
+
 def group(
     entries: Iterable[EntryTuple],
     plan: Plan,
@@ -233,78 +598,40 @@ def group(
     user_name: Callable[[int], str],
     group_name: Callable[[int], str],
 ) -> Suggestion:
-    """Groups of what `entries` (a report's, in path order) has lost, with the owner and
-    mode `observe` gives for each path (None: it is gone since)."""
-    listed = entries if isinstance(entries, Sequence) else list(entries)
-    units = unit_directories(plan)
-    by_path = {directory: (unit, option) for directory, unit, option in units}
-    # The symlinks systemd makes next to a DynamicUser's private directories.
-    dynamic_links = {
-        directory.replace("/private/", "/", 1): unit.name
-        for directory, unit, _option in units
-        if unit.dynamic_user
-    }
-    homes = {"/root"}
-    for path, *_rest in listed:
-        home = _home_of(path)
-        if home is not None:
-            homes.add(home[1])
-    groups: dict[tuple[GroupBy, str], tuple[str, list[Item]]] = {}
-    skipped: list[Skipped] = []
-    for path, kind, _size, _status, reason in topmost(listed, is_hidden):
-        cover = reason.removeprefix(HIDDEN_PREFIX)
-        item = Item(path, path, _kind(kind), None, None, None)
-        _add(groups, skipped, ("hidden", cover), f"hidden under {cover}", item)
-    for path, kind, _size, _status, _reason in topmost(listed, is_plainly_lost, by_path, homes):
-        if kind == "symlink" and path in dynamic_links:
-            skipped.append(Skipped(path, f"a symlink systemd makes for {dynamic_links[path]}"))
-            continue
-        if kind not in ("dir", "subvolume", "file", "symlink"):
-            skipped.append(Skipped(path, "not a file or directory (a socket, fifo or device)"))
-            continue
-        observed = observe(path)
-        if observed is None:
-            skipped.append(Skipped(path, GONE))
-            continue
-        owner = (user_name(observed[0]), group_name(observed[1]))
-        owning = _owning_unit(path, units)
-        home = _home_of(path)
-        if owning is not None:
-            _directory, unit, option = owning
-            key: tuple[GroupBy, str] = ("service", unit.name)
-            note = f"{unit.name}.service: {option}"
-            if unit.dynamic_user:
-                # systemd gives the directory the service's user at every start.
-                note += " (DynamicUser: systemd sets its owner at every start)"
-                owner = ("root", "root")
-            cache = looks_like_cache(path, option == "CacheDirectory")
-            name = path
-        elif home is not None:
-            key, note, name = ("user", home[0]), f"the home of {home[0]}, {home[1]}", home[2]
-            cache = looks_like_cache(path, False)
-        else:
-            top = "/" + path.split("/")[1]
-            key, note, name = ("top", top), f"in {top}", path
-            cache = looks_like_cache(path, False)
-        item_kind = _kind(kind)
-        item = Item(
-            path,
-            name,
-            item_kind,
-            owner[0],
-            owner[1],
-            _mode(observed),
-            cache,
-            ignore_pattern(path, item_kind) if cache else None,
-        )
-        _add(groups, skipped, key, note, item)
-    order: dict[GroupBy, int] = {"service": 0, "user": 1, "top": 2, "hidden": 3}
-    ordered = sorted(groups.items(), key=lambda pair: (order[pair[0][0]], pair[0][1]))
-    return Suggestion(
-        plan.persist_path,
-        tuple(Group(by, name, note, tuple(items)) for (by, name), (note, items) in ordered),
-        tuple(skipped),
+    """Groups of what `entries` (a report's, in path order, read once) has lost, with the
+    owner and mode `observe` gives for each path shown (None: it is gone since). Each group
+    shows its first SHOWN entries and counts the rest; memory does not grow with the
+    number of entries."""
+    grouping = _Grouping(plan, observe, user_name, group_name)
+    hidden = Topmost(
+        is_hidden,
+        grouping.hidden,
+        category=grouping.hidden_category,
+        spill=grouping.spill_hidden,
+        room=(SHOWN, SKIPPED_SHOWN),
     )
+    plain = Topmost(
+        is_plainly_lost,
+        grouping.plain,
+        keep_apart=[directory for directory, _unit, _option in grouping.units],
+        split=("/root",),
+        split_at=_home_directory,
+        category=grouping.plain_category,
+        spill=grouping.spill_plain,
+        room=(SHOWN, SKIPPED_SHOWN),
+    )
+    for entry in entries:
+        hidden.feed(entry)
+        plain.feed(entry)
+    hidden.close()
+    plain.close()
+    return grouping.suggestion(plan.persist_path)
+
+
+def _home_directory(path: str) -> str | None:
+    """The home a path lies strictly inside: it is suggested entry by entry."""
+    home = _home_of(path)
+    return None if home is None else home[1]
 
 
 def _kind(kind: str) -> Literal["directory", "file"]:
@@ -320,25 +647,6 @@ def _owning_unit(path: str, units: list[tuple[str, Unit, str]]) -> tuple[str, Un
         ):
             best = (directory, unit, option)
     return best
-
-
-def _add(
-    groups: dict[tuple[GroupBy, str], tuple[str, list[Item]]],
-    skipped: list[Skipped],
-    key: tuple[GroupBy, str],
-    note: str,
-    item: Item,
-) -> None:
-    if not (nix_safe(item.path) and nix_safe(key[1])):
-        skipped.append(
-            Skipped(
-                item.path,
-                "Nix strings cannot hold this name printably (bytes that are not UTF-8, or a "
-                "control character)",
-            )
-        )
-        return
-    groups.setdefault(key, (note, []))[1].append(item)
 
 
 # --------------------------------------------------------------------------- rendering
@@ -421,11 +729,23 @@ def render_nix(suggestion: Suggestion) -> str:
         for grouped in hidden:
             for item in grouped.items:
                 lines.append(f"#   {nix_string(item.path)} ({_escaped(grouped.note)})")
-    if suggestion.skipped:
+    if suggestion.skipped or suggestion.skipped_more:
         lines.append("# Not suggested:")
         for skipped in suggestion.skipped:
             lines.append(f"#   {quote_path(skipped.path)}: {skipped.why}")
-    if not any(g.items for g in suggestion.groups):
+        if suggestion.skipped_more:
+            lines.append(f"#   and {suggestion.skipped_more} more")
+    more = [g for g in suggestion.groups if g.more]
+    if more:
+        lines.append(f"# Not shown: each group shows its first {SHOWN} entries; the rest of")
+        lines.append("# them (`blankslate diff --full` lists all):")
+        for grouped in more:
+            lines.append(f"#   {grouped.more} more: {_escaped(grouped.note)}")
+    for problem in suggestion.problems:
+        lines.append(f"# warning: {printable(problem)}")
+    if suggestion.problems:
+        lines.append("# warning: the audit is incomplete (see above): more may be lost")
+    if not any(g.items or g.more for g in suggestion.groups):
         lines.insert(2, "# Nothing is lost at the next boot: nothing to add.")
     return "\n".join(lines) + "\n"
 
@@ -439,8 +759,11 @@ def _list(lines: list[str], name: str, values: list[str], indent: str) -> None:
 
 
 def to_json(suggestion: Suggestion) -> dict[str, Any]:
-    """The suggestion as data: the groups in order, each with its entries."""
-    return {
+    """The suggestion as data: the groups in order, each with its entries (the first SHOWN;
+    "more": how many it does not list, only when some); "skippedMore": the skipped entries
+    "skipped" does not list, only when some; "problems": what the audit could not read, only
+    when something."""
+    document = {
         "version": 1,
         "persistPath": suggestion.persist_path,
         "groups": [
@@ -448,6 +771,7 @@ def to_json(suggestion: Suggestion) -> dict[str, Any]:
                 "by": grouped.by,
                 "name": grouped.name,
                 "note": grouped.note,
+                **({"more": grouped.more} if grouped.more else {}),
                 "entries": [
                     {
                         "path": item.path,
@@ -466,6 +790,11 @@ def to_json(suggestion: Suggestion) -> dict[str, Any]:
         ],
         "skipped": [{"path": quote_path(s.path), "why": s.why} for s in suggestion.skipped],
     }
+    if suggestion.skipped_more:
+        document["skippedMore"] = suggestion.skipped_more
+    if suggestion.problems:
+        document["problems"] = [printable(problem) for problem in suggestion.problems]
+    return document
 
 
 # --------------------------------------------------------------------------- I/O
@@ -586,14 +915,14 @@ def _base(plan: Plan, device: str | None, root: Path | None, old_root: str | Non
 
 def run(
     plan: Plan,
-    entries: Sequence[EntryTuple],
+    entries: Iterable[EntryTuple],
     *,
     device: str | None = None,
     root: Path | None = None,
     old_root: str | None = None,
 ) -> Suggestion:
-    """The suggestion for a report's entries, observing owners and modes on the root the
-    report was made from."""
+    """The suggestion for a report's entries (read once, in path order), observing owners
+    and modes on the root the report was made from."""
     with _base(plan, device, root, old_root) as base:
         observer = Observer(base)
         try:
@@ -626,6 +955,7 @@ def from_source(
     process.echo.setLevel(logging.INFO if verbose or debug else logging.WARNING)
     try:
         report = audit.run_diff(plan, device=device, root=root, ignore=rules, old_root=old_root)
-        return run(plan, report.entries, device=device, root=root, old_root=old_root)
+        found = run(plan, report.entries, device=device, root=root, old_root=old_root)
+        return dataclasses.replace(found, problems=tuple(report.problems))
     finally:
         process.echo.setLevel(level)

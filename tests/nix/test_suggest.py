@@ -3,6 +3,7 @@ prints parses and evaluates back to the very names it was made from."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 import subprocess
@@ -128,3 +129,40 @@ def test_the_suggested_nix_parses_and_evaluates_to_the_same_names(
     assert set(patterns) <= {
         i.ignore for g in found.groups for i in g.items if i.ignore is not None
     }
+
+
+@pytest.mark.nix
+def test_a_cut_suggestion_with_warnings_still_parses_to_the_names_it_shows(
+    nix_instantiate: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Groups that show their first entries only, skipped entries beyond those listed, and
+    the audit's warnings (names with newlines and `${` in them): comments, one line each."""
+    monkeypatch.setattr(suggest, "SHOWN", 20)
+    monkeypatch.setattr(suggest, "SKIPPED_SHOWN", 3)
+    names = sample_names(80, seed=26)
+    entries: list[EntryTuple] = [("/srv/kept", "dir", 0, "persisted", "x")]
+    entries += [(f"/srv/{name}", "dir", 0, "lost", "") for name in names]
+    entries += [(f"/srv/{name}-fifo", "other", 0, "lost", "") for name in names[:10]]
+    entries += [(f"/home/a\n${{b}}/{name}", "file", 0, "lost", "") for name in names]
+    the_plan = plan.from_json(json.loads((REPO / "tests/plans/suggest.json").read_text()))
+    found = suggest.group(sorted(entries), the_plan, lambda _: (0, 0, 0o40755), str, str)
+    found = dataclasses.replace(found, problems=("cannot read /srv/x\n${y}: Permission denied",))
+    text = suggest.render_nix(found)
+    assert "# Not shown: each group shows its first 20 entries" in text
+    assert "#   and 7 more\n" in text
+    assert "# warning: cannot read /srv/x\\n${y}: Permission denied\n" in text
+    source = tmp_path / "suggested.nix"
+    source.write_text(text)
+    evaluated = subprocess.run(
+        [nix_instantiate, "--eval", "--strict", "--json", str(source)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert evaluated.returncode == 0, evaluated.stderr
+    value = json.loads(evaluated.stdout)
+    shown = {i.name for g in found.groups for i in g.items if not i.cache}
+    directories = {d["directory"] for d in value["blankslate"]["persistence"]["directories"]}
+    users = value["environment"]["persistence"]["/persist"]["users"]
+    assert directories | set(users["a\n${b}"]["files"]) == shown
+    assert len(directories) <= 20 and len(users["a\n${b}"]["files"]) <= 20

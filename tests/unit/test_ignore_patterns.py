@@ -138,3 +138,20 @@ def test_any_string_is_a_pattern_or_refused(pattern: str, path: str) -> None:
     ruleset.match("/" + path)
     ruleset.match(path)
     list(ruleset.candidates(sorted(["/", "/" + path, path])))
+
+
+@pytest.mark.parametrize(
+    ("pattern", "path"),
+    [
+        ("/tmp/**", "/tmp/a/x\ny"),
+        ("/tmp/**", "/tmp/\n"),
+        ("**/.cache/**", "/home/alice/.cache/new\nline"),
+        ("/srv/*.log", "/srv/a\nb.log"),
+        ("/srv/?", "/srv/\n"),
+    ],
+)
+def test_a_name_with_a_newline_is_matched_as_any_other(pattern: str, path: str) -> None:
+    """A local user's name with a newline in /tmp is not lost for it (diff --suggest #25)."""
+    rules = RuleSet([Rule(pattern, "r", "test")])
+    assert rules.match(path) is not None
+    assert list(rules.candidates([path])) == [0]

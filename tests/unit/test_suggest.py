@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import copy
 import json
+import os
+import stat
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -11,10 +13,12 @@ from typing import Any
 import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
+from pytest_subprocess import FakeProcess
 
-from blankslate import plan, suggest
+from blankslate import audit, beneath, plan, suggest
 from blankslate.classify import EntryTuple, hidden_reason
 from blankslate.errors import BlankslateError
+from blankslate.plansource import PlanSource
 
 from ..conftest import PLANS
 from ..support.strategies import SURROGATES
@@ -443,3 +447,75 @@ def test_the_readmes_example_is_what_suggest_prints() -> None:
         },
     )
     assert suggest.render_nix(found) == shown
+
+
+# --------------------------------------------------------------------------- other roots
+
+
+def plan_of(kind: str, tmp_path: Path) -> Path:
+    """tests/plans/<kind>.json with the units of the suggest plan."""
+    data = json.loads((PLANS / f"{kind}.json").read_text())
+    data["units"] = SUGGEST_PLAN["units"]
+    path = tmp_path / f"{kind}.json"
+    path.write_text(json.dumps(data))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("kind", "rollback"), [("zfs", "zfs"), ("tmpfs", "tmpfs"), ("vpsfree", "none")]
+)
+def test_a_root_no_subvolume_stores_is_observed_where_it_lives(
+    kind: str, rollback: str, tmp_path: Path
+) -> None:
+    """zfs, tmpfs and no rollback: the owners and modes are those on / (or --root)."""
+    the = plan.from_json(json.loads(plan_of(kind, tmp_path).read_text()))
+    assert the.rollback == rollback
+    with suggest._base(the, None, None, None) as base:
+        assert base == "/"
+    with suggest._base(the, None, tmp_path, None) as base:
+        assert base == str(tmp_path)
+
+
+LIVE = "/etc/hostname"  # on every Linux this runs on; lost on a NixOS root (no rule keeps it)
+
+
+@pytest.mark.skipif(not os.path.isfile(LIVE), reason=f"{LIVE} is missing here")
+def test_suggest_on_zfs_lists_zfs_diffs_entries_observed_on_the_live_root(
+    fp: FakeProcess, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """`diff --suggest` on a zfs root: `zfs diff` against the blank snapshot finds the
+    entries, / gives their owner and mode, and what the audit could not see is said. A
+    local user's name with a newline in /tmp is ignored as /tmp's other names are."""
+    weird = Path(os.path.realpath(tmp_path)) / "we ird\n${x}"
+    weird.mkdir()
+    escaped = str(weird).replace(" ", "\\0040").replace("\n", "\\0012")  # as zfs writes it
+    fp.register(
+        ["zfs", "diff", "-H", "-F", "rpool/local/root@blank"],
+        stdout=f"+\tF\t{LIVE}\n+\t/\t{escaped}\n+\tF\t/srv-blankslate-gone-since\n",
+    )
+
+    def not_root(root: str, work: object) -> object:
+        raise beneath.NotRoot(f"not root: what the mounts on {root} hide is not seen")
+
+    monkeypatch.setattr(beneath, "in_view", not_root)
+    monkeypatch.setattr(audit, "_read_text", lambda path: None)
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("ignore: []\n")
+    found = suggest.from_source(PlanSource(plan_of("zfs", tmp_path)), ignore_file=rules)
+    info = os.lstat(LIVE)
+    assert [(g.by, g.name) for g in found.groups] == [("top", "/etc")]
+    (item,) = found.groups[0].items
+    assert (item.path, item.kind, item.user, item.group, item.mode) == (
+        LIVE,
+        "file",
+        suggest.user_name(info.st_uid),
+        suggest.group_name(info.st_gid),
+        f"{stat.S_IMODE(info.st_mode):04o}",
+    )
+    assert found.skipped == ()  # the gone entry is dropped by the scan; /tmp is ignored
+    assert found.problems == ("not root: what the mounts on / hide is not seen",)
+    text = suggest.render_nix(found)
+    assert "# warning: not root: what the mounts on / hide is not seen\n" in text
+    assert "# warning: the audit is incomplete (see above): more may be lost\n" in text
+    assert all(line.isprintable() for line in text.splitlines())
+    assert suggest.to_json(found)["problems"] == [found.problems[0]]
