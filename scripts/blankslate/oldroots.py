@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from blankslate import copy, mounts, safefile, snapshots
+from blankslate import copy, mounts, paths, safefile, snapshots
 from blankslate.errors import BlankslateError
 from blankslate.paths import is_under, normalise, resolves_under
 from blankslate.plan import BtrfsStorage, Persisted, Plan, btrfs_layout
@@ -183,7 +183,7 @@ def destination(path: str, to: Path | None, entry: Persisted | None, persist_pat
             f"{path} is not persisted, so it has no place in {persist_path} "
             "(give --to DIR to copy it into DIR)"
         )
-    return Path(entry.root) / path.lstrip("/")
+    return paths.inside(Path(entry.root), path)
 
 
 def check_target_free(target: Path) -> None:
