@@ -147,12 +147,8 @@ IgnoreFile = Annotated[
 ]
 NoPasswords = Annotated[bool, typer.Option("--no-passwords", help="Do not ask for passwords.")]
 JsonList = Annotated[bool, typer.Option("--json", help="JSON list, newest first.")]
-MetricsFile = Annotated[
-    Path | None,
-    typer.Option(
-        "--metrics", metavar="FILE", help="Also write node-exporter textfile metrics to FILE."
-    ),
-]
+METRICS_HELP = "Also write node-exporter textfile metrics to FILE."
+MetricsFile = Annotated[Path | None, typer.Option("--metrics", metavar="FILE", help=METRICS_HELP)]
 
 
 class TextOrJson(StrEnum):
@@ -683,7 +679,7 @@ def attest(
             "--metrics-file",
             "--metrics",
             metavar="FILE",
-            help="Also write node-exporter textfile metrics to FILE.",
+            help=METRICS_HELP,
         ),
     ] = None,
     users_script: Annotated[

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, Literal, TypeVar
 
-from blankslate import mounts
+from blankslate import mounts, paths
 from blankslate.display import quote_path
 from blankslate.errors import BlankslateError
 from blankslate.plan import Plan
@@ -255,8 +255,8 @@ def check_persisted(plan: Plan, root: Path) -> tuple[list[Result], list[str]]:
     problems: list[tuple[str, str]] = []
     for entry in plan.persisted:
         declared = os.path.join(entry.root, entry.path.lstrip("/"))
-        target = root / entry.path.lstrip("/")
-        source = root / declared.lstrip("/")
+        target = paths.inside(root, entry.path)
+        source = paths.inside(root, declared)
         problem = persisted_problem(entry.kind, target, source, declared, mounted)
         if problem is not None:
             problems.append((entry.path, problem))

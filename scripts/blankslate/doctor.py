@@ -46,7 +46,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-from blankslate import attest, btrfs, mounts, passwordfile, process, snapshots
+from blankslate import attest, btrfs, mounts, passwordfile, paths, process, snapshots
 from blankslate.display import format_size, quote_path
 from blankslate.errors import BlankslateError, require_root
 from blankslate.paths import is_under
@@ -125,7 +125,7 @@ class Context:
         return os.path.realpath(self.root) == "/"
 
     def under(self, path: str) -> Path:
-        return self.root / path.lstrip("/")
+        return paths.inside(self.root, path)
 
     def mounted(self) -> dict[str, mounts.MountEntry]:
         """What is mounted, by mountpoint (one findmnt per run)."""
@@ -614,7 +614,7 @@ def render_json(plan: Plan, root: Path, results: Sequence[Result]) -> dict[str, 
 def nested_in_persist(plan: Plan, root: Path) -> list[str]:
     """The subvolumes directly below persistPath's subvolume (machined, portables, docker's
     btrfs driver make them): a snapshot of persistPath holds none of their files."""
-    persist = root / plan.persist_path.lstrip("/")
+    persist = paths.inside(root, plan.persist_path)
     if not btrfs.is_subvolume(persist):
         return []
     return btrfs.nested_subvolumes(process.output(btrfs.subvolume_list_below(persist)))

@@ -19,7 +19,7 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from blankslate import hostkeys, lockout, passwd, process, safefile
+from blankslate import hostkeys, lockout, passwd, paths, process, safefile
 from blankslate.errors import BlankslateError
 from blankslate.plan import Plan
 
@@ -58,7 +58,7 @@ def extra_files(
     result = write(plan, directory, host_keys_from=host_keys_from, hashes=hashes, dry_run=dry_run)
     if not hashes:
         result.without_password = [
-            (user.name, directory / user.hashed_password_file.lstrip("/")) for user in plan.users
+            (user.name, paths.inside(directory, user.hashed_password_file)) for user in plan.users
         ]
     return result
 
@@ -103,9 +103,9 @@ def check_trusted(directory: Path, info: os.stat_result) -> None:
 def planned_files(plan: Plan, directory: Path, *, passwords: bool) -> list[Path]:
     files = []
     for key in plan.ssh_host_keys:
-        files += [directory / key.lstrip("/"), directory / f"{key}.pub".lstrip("/")]
+        files += [paths.inside(directory, key), paths.inside(directory, f"{key}.pub")]
     if passwords:
-        files += [directory / user.hashed_password_file.lstrip("/") for user in plan.users]
+        files += [paths.inside(directory, user.hashed_password_file) for user in plan.users]
     return files
 
 
@@ -147,7 +147,7 @@ def write(
     hostkeys.write_keys(result.keys, directory, owner=owner)
     for user in plan.users:
         if user.name in hashes:
-            path = directory / user.hashed_password_file.lstrip("/")
+            path = paths.inside(directory, user.hashed_password_file)
             safefile.write_file(
                 path,
                 hashes[user.name] + "\n",

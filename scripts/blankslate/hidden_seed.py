@@ -125,7 +125,7 @@ def plan_hidden(context: _Context, view: str) -> list[HiddenItem]:
             settled.add(path)
             continue
         persist = paths.inside(context.base, keeper.root)
-        target = persist / path.lstrip("/")
+        target = paths.inside(persist, path)
         hidden = os.path.join(view, path.lstrip("/"))
         holder = context.holders[keeper.root]
         refusal = safefile.check_no_links(holder, str(target.relative_to(holder)))

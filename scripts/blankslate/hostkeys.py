@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from blankslate import process, safefile
+from blankslate import paths, process, safefile
 from blankslate.errors import BlankslateError
 from blankslate.plan import Plan
 
@@ -330,7 +330,7 @@ def write_keys(
             (key.path, key.private, 0o600),
             (key.public_path, key.public.encode(), 0o644),
         ):
-            target = root / relative.lstrip("/")
+            target = paths.inside(root, relative)
             make = safefile.fixed(0o755, uid, gid)
             safefile.write_file(target, data, mode=mode, owner=owner, below=root, make=make)
             written.append(target)

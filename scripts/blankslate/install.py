@@ -479,7 +479,7 @@ def install_steps(
             summary.fingerprints = place_host_keys(kept_keys, options.root, dry_run=options.dry_run)
         summary.age_recipients = age_recipients(plan, options.root, dry_run=options.dry_run)
         for name, hashed in hashes.items():
-            path = options.root / plan.user(name).hashed_password_file.lstrip("/")
+            path = paths.inside(options.root, plan.user(name).hashed_password_file)
             passwd.write_secret(path, hashed + "\n", dry_run=options.dry_run)
 
     label = storage.of(plan.storage).volumes
@@ -536,7 +536,7 @@ def age_recipients(plan: Plan, root: Path, *, dry_run: bool) -> list[str]:
         return []
     lines = []
     for key in plan.ssh_host_keys:
-        public = (root / f"{key}.pub".lstrip("/")).read_text()
+        public = paths.inside(root, f"{key}.pub").read_text()
         recipient = hostkeys.age_recipient(public)
         if recipient is not None:
             lines.append(f"{recipient}  {key}")
@@ -547,7 +547,7 @@ def make_host_keys(plan: Plan, root: Path, *, dry_run: bool) -> list[str]:
     """Host keys made before the first boot, so their fingerprints can be checked on first login."""
     fingerprints = []
     for key in plan.ssh_host_keys:
-        path = root / key.lstrip("/")
+        path = paths.inside(root, key)
         if not path.exists():
             safefile.make_parents(root, key, dry_run=dry_run)  # as `blankslate seed` makes them
             process.run(hostkeys.host_key_command(plan, path), dry_run=dry_run)
@@ -732,7 +732,7 @@ def warn_unfinished(plan: Plan, mountpoint: Path) -> None:
     """A layout whose persistPath lacks what install's last step makes: say so loudly."""
     persist = f"Seed {plan.persist_path}"
     for key in plan.ssh_host_keys:
-        path = mountpoint / key.lstrip("/")
+        path = paths.inside(mountpoint, key)
         if not path.exists():
             command = hostkeys.host_key_command(plan, path)
             ui.warn(
@@ -741,7 +741,7 @@ def warn_unfinished(plan: Plan, mountpoint: Path) -> None:
                 "start over with `blankslate install --wipe`"
             )
     for user in plan.users:
-        if not (mountpoint / user.hashed_password_file.lstrip("/")).exists():
+        if not paths.inside(mountpoint, user.hashed_password_file).exists():
             ui.warn(
                 f"no password file for {user.name}: run `blankslate passwd {user.name} "
                 f"--root {mountpoint}`"

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import os
 import re
 import secrets
@@ -18,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from blankslate import lockout, process, safefile
+from blankslate import lockout, nixtext, process, safefile
 from blankslate.disk import check_device_name
 from blankslate.errors import BlankslateError
 
@@ -137,11 +136,6 @@ def disk_candidates(by_id: Path = Path("/dev/disk/by-id")) -> list[str]:
     ]
 
 
-def _nix_string(text: str) -> str:
-    """A Nix string literal: JSON's escapes, plus `${` kept literal."""
-    return json.dumps(text).replace("${", "\\${")
-
-
 def _replace_once(text: str, pattern: str, replacement: str, template: Path) -> str:
     new, count = re.subn(pattern, lambda _match: replacement, text, count=1, flags=re.MULTILINE)
     if count != 1:
@@ -157,10 +151,10 @@ def render(template_text: str, template: Path, choices: HostChoices) -> str:
     text = _replace_once(
         text,
         r'^  networking\.hostName = "[^"]*";$',
-        f"  networking.hostName = {_nix_string(choices.name)};",
+        f"  networking.hostName = {nixtext.string(choices.name)};",
         template,
     )
-    keys = "\n".join(f"      {_nix_string(key)}" for key in choices.keys)
+    keys = "\n".join(f"      {nixtext.string(key)}" for key in choices.keys)
     text = _replace_once(
         text,
         r"^    users\.admin\.authorizedKeys = \[\n(      .*\n)+?    \];$",
@@ -169,11 +163,11 @@ def render(template_text: str, template: Path, choices: HostChoices) -> str:
     )
     if choices.rollback != "none":
         assert choices.disk is not None
-        boot = "" if choices.boot == "uefi" else f"\n      boot = {_nix_string(choices.boot)};"
+        boot = "" if choices.boot == "uefi" else f"\n      boot = {nixtext.string(choices.boot)};"
         text = _replace_once(
             text,
             r'^      device = "[^"]*";$',
-            f"      device = {_nix_string(choices.disk)};{boot}",
+            f"      device = {nixtext.string(choices.disk)};{boot}",
             template,
         )
     if choices.rollback == "zfs":
@@ -187,7 +181,7 @@ def render(template_text: str, template: Path, choices: HostChoices) -> str:
         text = _replace_once(
             text,
             r"^  nixpkgs\.hostPlatform = ",
-            f"  time.timeZone = {_nix_string(choices.time_zone)};\n  nixpkgs.hostPlatform = ",
+            f"  time.timeZone = {nixtext.string(choices.time_zone)};\n  nixpkgs.hostPlatform = ",
             template,
         )
     return text

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from blankslate import copy, mounts, safefile, snapshots
+from blankslate import copy, mounts, paths, safefile, snapshots
 from blankslate.errors import BlankslateError
 from blankslate.paths import is_under, normalise, resolves_under
 from blankslate.plan import BtrfsStorage, Persisted, Plan, btrfs_layout
@@ -33,9 +33,13 @@ from blankslate.snapshots import Snapshot
 
 
 @dataclass(frozen=True)
-class Recovery:
+class Recovered:
+    """What `recover` copied (or would copy): `path` from the `kind` ("old root" or "persist
+    snapshot") named `source`, into `target`."""
+
     path: str
-    root: str
+    kind: str
+    source: str
     target: Path
 
 
@@ -183,7 +187,7 @@ def destination(path: str, to: Path | None, entry: Persisted | None, persist_pat
             f"{path} is not persisted, so it has no place in {persist_path} "
             "(give --to DIR to copy it into DIR)"
         )
-    return Path(entry.root) / path.lstrip("/")
+    return paths.inside(Path(entry.root), path)
 
 
 def check_target_free(target: Path) -> None:
@@ -203,7 +207,7 @@ def recover(
     from_root: str | None = None,
     to: Path | None = None,
     device: str | None = None,
-) -> Recovery:
+) -> Recovered:
     """`blankslate recover`: copy `path` out of a kept old root, every piece of metadata kept."""
     path = check_path(path)
     subvolume = old_roots_subvolume(plan)
@@ -226,7 +230,7 @@ def recover(
         root, _source = find_source(kept, path, plan.persist_path, from_root)
         with copy.held_source(root.path, path, frozen=True) as source:
             copy_to(source, target, holder)
-    return Recovery(path, root.name, target)
+    return Recovered(path, "old root", root.name, target)
 
 
 def check_persist_device(persist_path: str, device: str | None) -> mounts.MountEntry:

@@ -29,7 +29,7 @@ def target_path(plan: Plan, user: str, root: Path, output: Path | None) -> Path:
         return output
     if not root.is_dir():
         raise BlankslateError(f"--root {root}: not a directory")
-    path = root / plan.user(user).hashed_password_file.lstrip("/")
+    path = paths.inside(root, plan.user(user).hashed_password_file)
     persist = persist_under(plan, root, path)
     if persist is not None:
         mounts.persist_mount(

@@ -26,6 +26,7 @@ from blankslate import btrfs, copy, mounts, oldroots, process, safefile, ui, zfs
 from blankslate import snapshots as kept
 from blankslate.display import format_size
 from blankslate.errors import BlankslateError
+from blankslate.oldroots import Recovered
 from blankslate.paths import is_under, resolves_under
 from blankslate.plan import PersistSnapshots, Plan
 from blankslate.snapshots import LATEST, ZFS_PREFIX, Snapshot
@@ -37,13 +38,6 @@ class Sent:
     parent: str | None
     target: Path
     size: int
-
-
-@dataclass(frozen=True)
-class Recovered:
-    path: str
-    snapshot: str
-    target: Path
 
 
 def settings(plan: Plan) -> PersistSnapshots:
@@ -159,7 +153,7 @@ def recover_from_persist(
             # snapshot: a user's ~/.config -> ../../etc/ssh would copy root's files to them.
             with copy.held_source(snapshot.path, relative, frozen=True) as held:
                 oldroots.copy_to(held, target, holder)
-    return Recovered(f"{plan.persist_path}/{relative}", snapshot.name, target)
+    return Recovered(f"{plan.persist_path}/{relative}", "persist snapshot", snapshot.name, target)
 
 
 # --------------------------------------------------------------------------- send
@@ -268,17 +262,6 @@ def _progress(title: str, fd: int) -> Iterator[None]:
     ui.say(f"{title}: {format_size(os.fstat(fd).st_size)} in {time.monotonic() - started:.1f}s")
 
 
-@dataclass(frozen=True)
-class Restored:
-    """What `recover` copied (or would copy): `path` from the `kind` ("old root" or "persist
-    snapshot") named `source`, into `target`."""
-
-    path: str
-    kind: str
-    source: str
-    target: Path
-
-
 def recover(
     plan: Plan,
     path: str,
@@ -288,17 +271,13 @@ def recover(
     to: Path | None = None,
     device: str | None = None,
     dry_run: bool = False,
-) -> Restored:
+) -> Recovered:
     """`blankslate recover`: from the persist snapshot `from_persist` when given (a dry run
     possible), else from the kept old root `from_root` (default: the newest holding `path`)."""
     if from_persist is not None:
         if from_root is not None:
             raise BlankslateError("give either an old root or a persist snapshot, not both")
-        copied = recover_from_persist(
-            plan, from_persist, path, to=to, device=device, dry_run=dry_run
-        )
-        return Restored(copied.path, "persist snapshot", copied.snapshot, copied.target)
+        return recover_from_persist(plan, from_persist, path, to=to, device=device, dry_run=dry_run)
     if dry_run:
         raise BlankslateError("a dry run of recover is for a persist snapshot only")
-    done = oldroots.recover(plan, path, from_root=from_root, to=to, device=device)
-    return Restored(done.path, "old root", done.root, done.target)
+    return oldroots.recover(plan, path, from_root=from_root, to=to, device=device)

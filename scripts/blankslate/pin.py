@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from blankslate import nix, process, safefile
+from blankslate import nix, nixtext, process, safefile
 from blankslate.errors import BlankslateError
 
 IMPERMANENCE_REPOSITORY = "https://github.com/nix-community/impermanence"
@@ -156,11 +156,6 @@ def _resolve(name: str, repository: str, revision: str, output: Path) -> str:
         raise BlankslateError(f"{name}: {error} ({output} left unchanged)") from None
 
 
-def nix_string(text: str) -> str:
-    escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("${", "\\${")
-    return f'"{escaped}"'
-
-
 def render(pins: Sequence[Pin], command: str) -> str:
     """The pins file: a header naming the command, then one fetchTarball per pin."""
     lines = [f"# Written by `{command}`; rerun it to update, do not edit by hand."]
@@ -169,8 +164,8 @@ def render(pins: Sequence[Pin], command: str) -> str:
     for pin in pins:
         lines += [
             f"  {pin.name} = builtins.fetchTarball {{",
-            f"    url = {nix_string(pin.url)};",
-            f"    sha256 = {nix_string(pin.sha256)};",
+            f"    url = {nixtext.string(pin.url)};",
+            f"    sha256 = {nixtext.string(pin.sha256)};",
             "  };",
         ]
     lines.append("}")

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TextIO
 
+from blankslate import paths
 from blankslate.errors import BlankslateError
 from blankslate.paths import is_under
 
@@ -152,7 +153,7 @@ def walk(
     except BaseException:
         directory.close()
         raise
-    directory.path = base / str(relative).lstrip("/")
+    directory.path = paths.inside(base, str(relative))
     return directory
 
 
@@ -180,7 +181,7 @@ def check_no_links(base: Path, relative: str | PurePosixPath) -> str | None:
             return f"{current}: {error.strerror}"
         if stat.S_ISLNK(info.st_mode):
             return f"{current} is a symlink"
-        if not stat.S_ISDIR(info.st_mode) and current != base / str(relative).lstrip("/"):
+        if not stat.S_ISDIR(info.st_mode) and current != paths.inside(base, str(relative)):
             return f"{current} is not a directory"
     return None
 
@@ -367,5 +368,5 @@ def walk_source(base: Path, relative: str | PurePosixPath) -> Directory:
     except BaseException:
         directory.close()
         raise
-    directory.path = base / str(relative).lstrip("/")
+    directory.path = paths.inside(base, str(relative))
     return directory

@@ -112,13 +112,13 @@ def _declared_directories(
             declared[directory] = safefile.NewDirectory(0o755)
     for parent in entry.parents:
         uid, gid = users.uid(parent.user), users.gid(parent.group)
-        declared[root / parent.directory.lstrip("/")] = safefile.NewDirectory(
+        declared[paths.inside(root, parent.directory)] = safefile.NewDirectory(
             int(parent.mode, 8), uid, gid
         )
     # DynamicUser services' state: systemd wants /var/lib/private root's and 0700 (impermanence
     # #93, #254), whatever a plan without its parents or a live copy says.
     private = root / "var/lib/private"
-    if private in (root / entry.path.lstrip("/")).parents:
+    if private in paths.inside(root, entry.path).parents:
         declared[private] = safefile.NewDirectory(0o700, 0, 0)
     return declared
 

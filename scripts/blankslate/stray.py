@@ -328,7 +328,7 @@ def restore(plan: Plan, moved: Path, *, target_root: Path = Path("/"), dry_run: 
         raise BlankslateError(f"{moved} is no directory of moved strays ({MOVED_PREFIX}<time>)")
     moves: list[Move] = []
     for root, kept in declared(plan).items():
-        held_root = moved / root.lstrip("/")
+        held_root = paths.inside(moved, root)
         if not os.path.isdir(held_root):
             continue
         base = paths.inside(target_root, root)

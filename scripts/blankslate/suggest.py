@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, Literal, TypeVar
 
-from blankslate import ignore_rules
+from blankslate import ignore_rules, nixtext
 from blankslate.classify import HIDDEN_PREFIX, EntryTuple
 from blankslate.display import printable, quote_path
 from blankslate.plan import BtrfsStorage, Plan, Unit
@@ -56,7 +56,6 @@ GONE = "gone since the scan, or unreadable"
 # Names of directories that hold caches or scratch files, compared in lower case.
 CACHE_NAMES = frozenset({".cache", "cache", "caches", "tmp", ".tmp", "temp", ".temp"})
 _GLOB = re.compile(r"[*?\[\]]")
-_NIX_ESCAPES = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
 _NIX_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_'-]*\Z")
 _NIX_KEYWORDS = frozenset(
     {"assert", "else", "if", "in", "inherit", "let", "or", "rec", "then", "with"}
@@ -108,11 +107,9 @@ class Suggestion:
 
 
 def nix_string(text: str) -> str:
-    """`text` as a Nix string literal, on one line: `"`, `\\` and `${` escaped, and the three
-    control characters Nix has escapes for. Other control characters and undecodable bytes
-    are refused (`nix_safe`)."""
-    out = "".join(_NIX_ESCAPES.get(char, char) for char in text)
-    return '"' + out.replace("${", "\\${") + '"'
+    """`text` as a Nix string literal, on one line (nixtext.string). Other control characters
+    and undecodable bytes are refused before (`nix_safe`)."""
+    return nixtext.string(text)
 
 
 def nix_safe(text: str) -> bool:

@@ -108,7 +108,7 @@ def test_recover_to_a_directory_keeps_metadata(
         app_plan("/persist"), f"/{STATE}", to=tmp_path / "out", device=old_roots.device
     )
 
-    assert done == oldroots.Recovery(f"/{STATE}", OLDER, tmp_path / "out" / "state.db")
+    assert done == oldroots.Recovered(f"/{STATE}", "old root", OLDER, tmp_path / "out" / "state.db")
     assert_same_metadata(done.target)
     assert helpers.mounts_of(old_roots.device) == []
 
@@ -121,7 +121,7 @@ def test_recover_persisted_directory_into_persist(
 
     done = oldroots.recover(app_plan(persist_mount), "/var/lib/app", device=old_roots.device)
 
-    assert (done.root, done.target) == (OLDER, persist_mount / "var/lib/app")
+    assert (done.source, done.target) == (OLDER, persist_mount / "var/lib/app")
     assert_same_metadata(persist_mount / STATE)
     directory = (persist_mount / "var/lib/app").lstat()
     assert (stat.S_IMODE(directory.st_mode), directory.st_uid) == (0o750, 1234)

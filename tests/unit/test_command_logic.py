@@ -133,13 +133,17 @@ def test_roots_audit_counts_the_lost_per_root_under_the_hosts_rules(
 def recorded(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, dict[str, Any]]]:
     calls: list[tuple[str, dict[str, Any]]] = []
 
-    def from_persist(_plan: Plan, name: str, path: str, **options: Any) -> persist.Recovered:
+    def from_persist(_plan: Plan, name: str, path: str, **options: Any) -> oldroots.Recovered:
         calls.append(("persist", {"name": name, "path": path, **options}))
-        return persist.Recovered(path, "2026-01-02T00:00:00Z", Path("/persist") / path[1:])
+        return oldroots.Recovered(
+            path, "persist snapshot", "2026-01-02T00:00:00Z", Path("/persist") / path[1:]
+        )
 
-    def from_root(_plan: Plan, path: str, **options: Any) -> oldroots.Recovery:
+    def from_root(_plan: Plan, path: str, **options: Any) -> oldroots.Recovered:
         calls.append(("root", {"path": path, **options}))
-        return oldroots.Recovery(path, "2026-01-01T00:00:00Z", Path("/back") / path[1:])
+        return oldroots.Recovered(
+            path, "old root", "2026-01-01T00:00:00Z", Path("/back") / path[1:]
+        )
 
     monkeypatch.setattr(persist, "recover_from_persist", from_persist)
     monkeypatch.setattr(oldroots, "recover", from_root)
@@ -152,7 +156,7 @@ def test_recover_from_persist_copies_out_of_the_snapshot(
     done = persist.recover(
         plansource.default(), "/var/lib/x", from_persist="latest", device="/dev/vda2", dry_run=True
     )
-    assert done == persist.Restored(
+    assert done == oldroots.Recovered(
         "/var/lib/x", "persist snapshot", "2026-01-02T00:00:00Z", Path("/persist/var/lib/x")
     )
     assert recorded == [
@@ -168,7 +172,7 @@ def test_recover_without_a_snapshot_copies_out_of_an_old_root(
     recorded: list[tuple[str, dict[str, Any]]],
 ) -> None:
     done = persist.recover(plansource.default(), "/etc/x", from_root="r1", to=Path("/back"))
-    assert done == persist.Restored(
+    assert done == oldroots.Recovered(
         "/etc/x", "old root", "2026-01-01T00:00:00Z", Path("/back/etc/x")
     )
     assert recorded == [

@@ -303,7 +303,7 @@ def test_recover_takes_the_newest_root_holding_the_path(
 
     done = oldroots.recover(the_plan, "/root/notes.txt", to=target.parent, device=DEVICE)
 
-    assert done == oldroots.Recovery("/root/notes.txt", MIDDLE, target)
+    assert done == oldroots.Recovered("/root/notes.txt", "old root", MIDDLE, target)
     assert target.parent.is_dir()  # missing parents were created for cp
 
 
@@ -322,7 +322,7 @@ def test_recover_from_a_named_root(
         the_plan, "/etc//app.conf", from_root=OLDEST, to=tmp_path, device=DEVICE
     )
 
-    assert (done.root, done.path) == (OLDEST, "/etc/app.conf")
+    assert (done.source, done.path) == (OLDEST, "/etc/app.conf")
 
 
 def test_recover_reaches_hand_made_snapshots_last(
@@ -335,7 +335,7 @@ def test_recover_reaches_hand_made_snapshots_last(
     source = write(top / "old_roots" / "before-upgrade" / "srv/data", "x\n")
     expect_copy(source, tmp_path / "data")
     done = oldroots.recover(the_plan, "/srv/data", to=tmp_path, device=DEVICE)
-    assert done.root == "before-upgrade"
+    assert done.source == "before-upgrade"
 
 
 @pytest.mark.root
@@ -356,7 +356,7 @@ def test_recover_persisted_path_goes_back_to_persist(
 
     done = oldroots.recover(the_plan, "/var/lib/nixos", device=DEVICE)
 
-    assert (done.root, done.target) == (MIDDLE, persist / "var/lib/nixos")
+    assert (done.source, done.target) == (MIDDLE, persist / "var/lib/nixos")
 
 
 @pytest.mark.root
@@ -420,7 +420,7 @@ def test_recover_skips_symlink_into_persist(
     (top / "old_roots" / NEWEST / "etc/machine-id").symlink_to(f"{persist}/etc/machine-id")
     source = write(top / "old_roots" / OLDEST / "etc/machine-id", "abc\n")
     expect_copy(source, persist / "etc/machine-id")
-    assert oldroots.recover(the_plan, "/etc/machine-id", device=DEVICE).root == OLDEST
+    assert oldroots.recover(the_plan, "/etc/machine-id", device=DEVICE).source == OLDEST
 
 
 def test_recover_not_persisted_needs_to(fp: FakeProcess, the_plan: plan.Plan, top: Path) -> None:

@@ -310,8 +310,10 @@ def test_missing_output_directory_is_an_error(fp: FakeProcess, tmp_path: Path) -
         pin.pin(tmp_path / "missing" / "pins.nix")
 
 
-def test_nix_string_escapes_interpolation() -> None:
-    assert pin.nix_string('a"b\\c${d}') == '"a\\"b\\\\c\\${d}"'
+def test_pins_file_escapes_interpolation_and_carriage_return() -> None:
+    """The pins file writes its strings with nixtext.string (tests/nix reads them back)."""
+    entry = pin.Pin("x", 'a"b\\c${d}\r', "sha", "main")
+    assert '    url = "a\\"b\\\\c\\${d}\\r";' in pin.render([entry], "blankslate pin").splitlines()
 
 
 def test_cli_usage_error_when_only_one_source_option(

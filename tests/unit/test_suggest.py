@@ -250,8 +250,8 @@ def test_a_socket_or_fifo_is_not_suggested() -> None:
         ('a"b', '"a\\"b"'),
         ("a\\b", '"a\\\\b"'),
         ("${x}", '"\\${x}"'),
-        ("$${x}", '"$\\${x}"'),
-        ("$x {y}", '"$x {y}"'),
+        ("$${x}", '"\\$\\${x}"'),
+        ("$x {y}", '"\\$x {y}"'),
         ("new\nline\ttab\rcr", '"new\\nline\\ttab\\rcr"'),
     ],
 )
