@@ -127,23 +127,24 @@ class Report:
         it was read, a scan that could not look beneath the mounts)."""
         return not self.problems
 
+    def _when(self, next_boot: str, old_root: str) -> str:
+        """`next_boot` for the live root; `old_root` with the old root's name appended."""
+        return next_boot if self.old_root is None else f"{old_root} {self.old_root}"
+
     @property
     def headline(self) -> str:
-        if self.old_root is None:
-            return "Lost at the next boot"
-        return f"Thrown away with old root {self.old_root}"
+        return self._when("Lost at the next boot", "Thrown away with old root")
 
     @property
     def hidden_headline(self) -> str:
-        if self.old_root is None:
-            return "Hidden beneath mounts, lost at the next boot"
-        return f"Hidden beneath mounts, thrown away with old root {self.old_root}"
+        return self._when(
+            "Hidden beneath mounts, lost at the next boot",
+            "Hidden beneath mounts, thrown away with old root",
+        )
 
     @property
     def nothing_lost(self) -> str:
-        if self.old_root is None:
-            return "Nothing is lost at the next boot"
-        return f"Nothing was lost with old root {self.old_root}"
+        return self._when("Nothing is lost at the next boot", "Nothing was lost with old root")
 
     @property
     def lost(self) -> int:

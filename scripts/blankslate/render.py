@@ -128,39 +128,36 @@ class _Collapser:
         reached yet wait in a heap by their first index: they do not overlap, so an index is
         below one exactly when it lies in the one on top, once those that ended are gone."""
         waiting: list[tuple[int, int]] = []
-        entries = self.entries
         for index in indices:
             while waiting and waiting[0][1] <= index:
                 heappop(waiting)
             if waiting and waiting[0][0] <= index:
                 continue  # below a collapsed directory
-            entry = entries[index]
-            below = None
-            if entry[3] == "lost" and (entry[1] == "dir" or entry[1] == "subvolume"):
-                below = self.below(index)
-                if below is not None:
-                    heappush(waiting, (below[0], below[1]))
-            yield index, below
+            yield index, self._collapsing(index, waiting)
 
     def listed_all(self) -> Iterator[tuple[int, Collapsed | None]]:
         """`listed` of every index, jumping over what a collapsed directory holds."""
         waiting: list[tuple[int, int]] = []
-        entries = self.entries
-        index, count = 0, len(entries)
+        index, count = 0, len(self.entries)
         while index < count:
             while waiting and waiting[0][1] <= index:
                 heappop(waiting)
             if waiting and waiting[0][0] <= index:
                 index = waiting[0][1]  # past what lies below a collapsed directory
                 continue
-            entry = entries[index]
-            below = None
-            if entry[3] == "lost" and (entry[1] == "dir" or entry[1] == "subvolume"):
-                below = self.below(index)
-                if below is not None:
-                    heappush(waiting, (below[0], below[1]))
-            yield index, below
+            yield index, self._collapsing(index, waiting)
             index += 1
+
+    def _collapsing(self, index: int, waiting: list[tuple[int, int]]) -> Collapsed | None:
+        """What the listed entry at `index` collapses (a lost directory whose whole content is
+        alike), its slice put on `waiting`; None for any other entry."""
+        entry = self.entries[index]
+        if entry[3] != "lost" or (entry[1] != "dir" and entry[1] != "subvolume"):
+            return None
+        below = self.below(index)
+        if below is not None:
+            heappush(waiting, (below[0], below[1]))
+        return below
 
 
 class _Chunks:
