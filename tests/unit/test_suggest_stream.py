@@ -206,8 +206,11 @@ def peak_of(count: int) -> tuple[int, suggest.Suggestion]:
 
 
 def test_memory_does_not_grow_with_the_lost_entries() -> None:
-    small, _found = peak_of(20_000)
-    peak, found = peak_of(200_000)
+    # One CI run (pytest-xdist) measured 18 MB here where a run alone measures under 1 MiB;
+    # tracemalloc counts what any thread of the process allocates, so each size takes the
+    # least of two runs.
+    small = min(peak_of(20_000)[0] for _ in range(2))
+    peak, found = min((peak_of(200_000) for _ in range(2)), key=lambda measured: measured[0])
     by_name = {(g.by, g.name): g for g in found.groups}
     quarter = 200_000 // 4
     alice, srv = by_name["user", "alice"], by_name["top", "/srv"]
