@@ -325,6 +325,14 @@ class Topmost:
             frame.store = (_Sorted(self._room[0]), _Sorted(self._room[1]))
 
     def _close(self, frame: _Frame) -> None:
+        try:
+            self._closing(frame)
+        finally:
+            # a chain's top frame is its own top: a cycle only the cyclic collector frees,
+            # which a scan pauses (audit._collector_paused)
+            frame.top = None
+
+    def _closing(self, frame: _Frame) -> None:
         if frame.mixed:
             return
         parent = frame.parent
