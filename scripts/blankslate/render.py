@@ -13,13 +13,13 @@ import re
 from array import array
 from bisect import bisect_left
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from heapq import heappop, heappush
-from itertools import islice
+from itertools import chain, compress, repeat
 from json.encoder import encode_basestring_ascii
-from operator import itemgetter
-from typing import TextIO
+from operator import eq, itemgetter, ne
+from typing import Any, TextIO
 
 from blankslate.bounds import LISTED_PATH_MAX
 from blankslate.classify import HIDDEN_PREFIX, STATUSES, DeeperTuple, EntryTuple, Report
@@ -51,7 +51,19 @@ def colour_wanted(stream: TextIO, environ: Mapping[str, str]) -> bool:
 
 
 _path_of = itemgetter(0)
+_kind_of_entry = itemgetter(1)
+_size_of_entry = itemgetter(2)
 _status_of_entry = itemgetter(3)
+_status_and_reason = itemgetter(3, 4)
+_PLAIN_LOST = ("lost", "")
+
+
+def kept_indices(entries: Sequence[EntryTuple]) -> array[int]:
+    """The indices of the entries that are not lost, or lost hidden beneath a mount (with a
+    reason), in order: everything else is lost and not hidden. Found without a Python-level
+    step per entry (itemgetter, `!=` and compress run in C): most entries are lost."""
+    differs = map(ne, map(_status_and_reason, entries), repeat(_PLAIN_LOST))
+    return array("q", compress(range(len(entries)), differs))
 
 
 def _entries(count: int) -> str:
@@ -95,9 +107,7 @@ class _Collapser:
 
     def __init__(self, entries: Sequence[EntryTuple]) -> None:
         self.entries = entries
-        self.kept = array(
-            "q", (index for index, entry in enumerate(entries) if entry[3] != "lost" or entry[4])
-        )
+        self.kept = kept_indices(entries)
 
     def below(self, index: int) -> Collapsed | None:
         """(first, end, size) of what lies below entry `index` when it is a lost directory
@@ -112,15 +122,16 @@ class _Collapser:
         end = bisect_left(entries, path + "0", first, key=_path_of)
         if end == first:
             return None
+        # A slice, not islice: that would walk every entry before `first` again.
         if reason:  # hidden: collapsed when all below is hidden by the same mount
-            below = islice(entries, first, end)
-            alike = all(inner[3] == "lost" and inner[4] == reason for inner in below)
+            hidden_alike = ("lost", reason)
+            alike = all(map(eq, map(_status_and_reason, entries[first:end]), repeat(hidden_alike)))
         else:
             kept = self.kept
             alike = bisect_left(kept, end) == bisect_left(kept, first)
         if not alike:
             return None
-        return first, end, sum(inner[2] for inner in islice(entries, first, end))
+        return first, end, sum(map(_size_of_entry, entries[first:end]))
 
     def listed(self, indices: Iterable[int]) -> Iterator[tuple[int, Collapsed | None]]:
         """Of `indices` (increasing), those listed (not below a collapsed directory), each
@@ -198,6 +209,58 @@ class _Group:
         self.runs: list[list[int]] = []
 
 
+def _between(kept: array[int], first: int, end: int) -> list[tuple[int, int]]:
+    """The stretches of [first, end) that hold no index of `kept`."""
+    stretches = []
+    for index in kept[bisect_left(kept, first) : bisect_left(kept, end)]:
+        if index > first:
+            stretches.append((first, index))
+        first = index + 1
+    if end > first:
+        stretches.append((first, end))
+    return stretches
+
+
+class _Column(dict[Any, str]):
+    """A column of the text, each value formatted once and kept when `keep` says so."""
+
+    def __init__(self, format_value: Callable[[Any], str], keep: Callable[[Any], bool]) -> None:
+        super().__init__()
+        self.format_value = format_value
+        self.keep = keep
+
+    def __missing__(self, value: Any) -> str:
+        text = self.format_value(value)
+        if self.keep(value):
+            self[value] = text
+        return text
+
+
+class _LineFormat:
+    """The line of a lost entry that is listed alone: `  KIND  SIZE  PATH`."""
+
+    def __init__(self, red: str, reset: str) -> None:
+        self.kinds = _Column(lambda kind: f"  {kind:<9} ", lambda _kind: True)
+        # Sizes below 1 KiB (most files of a root) are kept; a larger one is formatted anew.
+        self.sizes = _Column(lambda size: f"{format_size(size):>10}  ", lambda size: size < 1024)
+        self.red, self.reset = red, reset
+        braces = str.maketrans({"{": "{{", "}": "}}"})
+        self.template = "{}{}" + red.translate(braces) + "{}" + reset.translate(braces)
+
+    def one(self, path: str, kind: str, size: int) -> str:
+        return f"{self.kinds[kind]}{self.sizes[size]}{self.red}{quote_path(path)}{self.reset}"
+
+    def plain(self, entries: Sequence[EntryTuple]) -> Iterator[str]:
+        """The lines of `entries`, made in C a column at a time (itemgetter, the columns'
+        lookups, str.format): each name is quoted only when one of them is not printable."""
+        paths = list(map(_path_of, entries))
+        if not "".join(paths).isprintable():
+            paths = list(map(quote_path, paths))
+        kinds = map(self.kinds.__getitem__, map(_kind_of_entry, entries))
+        sizes = map(self.sizes.__getitem__, map(_size_of_entry, entries))
+        return map(self.template.format, kinds, sizes, paths)
+
+
 def render_text(
     report: Report, *, full: bool = False, all_entries: bool = False, style: Style = PLAIN
 ) -> str:
@@ -222,76 +285,106 @@ def write_text(
     size, instead of one line per entry."""
     entries = report.entries
     collapser = _Collapser(entries)
+    kept = collapser.kept
     red, green, reset = style.lost, style.persisted, style.reset
     groups: dict[str, _Group] = {}  # top directory -> its lost entries
     covered: dict[str, _Group] = {}  # what hides them -> the hidden entries
     total = hidden_total = 0
     last_top: str | None = None
     last_cover: str | None = None
-    for index, (path, _kind, size, status, reason) in enumerate(entries):
+    start = 0
+    # Between two kept indices every entry is lost and not hidden: those are grouped a top
+    # directory at a time (its entries are one slice, found by bisection), not one by one.
+    for stop in chain(kept, (len(entries),)):
+        index = start
+        while index < stop:
+            path = entries[index][0]
+            slash = path.find("/", 1)
+            top = path if slash < 0 else path[:slash]
+            end = index + 1
+            if slash >= 0 or (end < stop and entries[end][0].startswith(top + "/")):
+                end = bisect_left(entries, top + "0", end, stop, key=_path_of)
+            size = sum(map(_size_of_entry, entries[index:end]))
+            total += size
+            group = groups.get(top)
+            if group is None:
+                group = groups[top] = _Group()
+            group.count += end - index
+            group.size += size
+            if top == last_top:
+                group.runs[-1][1] = end
+            else:
+                group.runs.append([index, end])
+            last_top = top
+            index = end
+        start = stop + 1
+        if stop == len(entries):
+            break
+        _path, _kind, size, status, reason = entries[stop]
         if status != "lost":
             continue
-        if reason:  # only a hidden entry is lost with a reason
-            hidden_total += size
-            key, sections, last = reason, covered, last_cover
-            last_cover = reason
-        else:
-            total += size
-            end = path.find("/", 1)
-            key = path if end < 0 else path[:end]
-            sections, last = groups, last_top
-            last_top = key
-        group = sections.get(key)
+        hidden_total += size  # only a hidden entry is lost with a reason
+        group = covered.get(reason)
         if group is None:
-            group = sections[key] = _Group()
+            group = covered[reason] = _Group()
         group.count += 1
         group.size += size
-        if key == last:
-            group.runs[-1][1] = index + 1
+        if reason == last_cover:
+            group.runs[-1][1] = stop + 1
         else:
-            group.runs.append([index, index + 1])
+            group.runs.append([stop, stop + 1])
+        last_cover = reason
+
+    line_of = _LineFormat(red, reset)
 
     def entry_lines(key: str, group: _Group, by_reason: bool) -> None:
         """The lines of a group's entries: lost, and hidden by `key` (`by_reason`) or not
         hidden and below the top directory `key`. What lies below a directory is in its
         group too, so the collapsed directories of a group are found while its own entries
         are listed (as `_Collapser.listed` does, written out here: this runs per entry)."""
-        below_top = key + "/"
         lines = chunks.lines
         waiting: list[tuple[int, int]] = []  # slices of the collapsed directories
         for first, end in group.runs:
-            for index in range(first, end):
-                path, kind, size_of, status, reason = entries[index]
-                if status != "lost":
+            # A top directory's run is its lost entries, with kept or hidden ones between
+            # them (at kept indices); a cover's run is its hidden entries, with others between.
+            stretches = [(first, end)] if by_reason else _between(kept, first, end)
+            for stretch_first, stretch_end in stretches:
+                if full and not by_reason:
+                    for chunk_first in range(stretch_first, stretch_end, _Chunks.SIZE):
+                        chunk_end = min(chunk_first + _Chunks.SIZE, stretch_end)
+                        lines.extend(line_of.plain(entries[chunk_first:chunk_end]))
+                        if len(lines) >= _Chunks.SIZE:
+                            chunks.flush()
                     continue
-                if by_reason:
-                    if reason != key:
+                index = stretch_first
+                while index < stretch_end:
+                    path, kind, size_of, status, reason = entries[index]
+                    if by_reason and (status != "lost" or reason != key):
+                        index += 1
                         continue
-                elif reason or not (path == key or path.startswith(below_top)):
-                    continue
-                below = None
-                if not full:
-                    while waiting and waiting[0][1] <= index:
-                        heappop(waiting)
-                    if waiting and waiting[0][0] <= index:
-                        continue  # below a collapsed directory
-                    if kind == "dir" or kind == "subvolume":
-                        below = collapser.below(index)
-                        if below is not None:
-                            heappush(waiting, (below[0], below[1]))
-                if below is None:
-                    lines.append(
-                        f"  {kind:<9} {format_size(size_of):>10}  {red}{quote_path(path)}{reset}"
-                    )
-                else:
-                    first_below, end_below, inner = below
-                    lines.append(
-                        f"  {kind:<9} {format_size(size_of + inner):>10}  "
-                        f"{red}{quote_path(path)}/{reset}  "
-                        f"(all {end_below - first_below + 1} entries lost)"
-                    )
-                if len(lines) >= _Chunks.SIZE:
-                    chunks.flush()
+                    below = None
+                    if not full:
+                        while waiting and waiting[0][1] <= index:
+                            heappop(waiting)
+                        if waiting and waiting[0][0] <= index:
+                            index = waiting[0][1]  # past what lies below a collapsed directory
+                            continue
+                        if kind == "dir" or kind == "subvolume":
+                            below = collapser.below(index)
+                            if below is not None:
+                                heappush(waiting, (below[0], below[1]))
+                    if below is None:
+                        lines.append(line_of.one(path, kind, size_of))
+                    else:
+                        first_below, end_below, inner = below
+                        lines.append(
+                            f"  {kind:<9} {format_size(size_of + inner):>10}  "
+                            f"{red}{quote_path(path)}/{reset}  "
+                            f"(all {end_below - first_below + 1} entries lost)"
+                        )
+                    if len(lines) >= _Chunks.SIZE:
+                        chunks.flush()
+                    index += 1
 
     deep_lines: dict[str, list[str]] = {}  # group (top directory, or cover) -> lines
     deep_counts: dict[str, tuple[int, int]] = {}
@@ -347,13 +440,14 @@ def write_text(
     if not groups and not covered:
         chunks.line(f"{report.nothing_lost}.")
     if all_entries:
-        counts = Counter(map(_status_of_entry, entries))
+        # Every entry that is not lost has a kept index: the lost ones are not looked at.
+        counts = Counter(map(_status_of_entry, map(entries.__getitem__, kept)))
         for status in STATUSES[1:]:
             if counts[status]:
                 colour, plain = (green, reset) if status == "persisted" else ("", "")
                 chunks.line("")
                 chunks.line(f"{status.capitalize()} ({counts[status]}):")
-                for path, kind, _size, entry_status, reason in entries:
+                for path, kind, _size, entry_status, reason in map(entries.__getitem__, kept):
                     if entry_status == status:
                         chunks.line(
                             f"  {kind:<9} {colour}{quote_path(path)}{plain}  ({printable(reason)})"
@@ -402,13 +496,16 @@ def _metric(name: str, help_text: str, value: str) -> list[str]:
 def render_metrics(report: Report, now: float) -> str:
     """The node-exporter textfile (Prometheus text format, version 0.0.4): six gauges,
     counted in one pass over the entries."""
-    lost_bytes = hidden_count = hidden_bytes = 0
-    for _path, _kind, size, status, reason in report.entries:
-        if status == "lost":
-            lost_bytes += size
-            if reason.startswith(HIDDEN_PREFIX):
-                hidden_count += 1
-                hidden_bytes += size
+    entries = report.entries
+    # Every entry counts as lost but those at kept indices, which are looked at one by one.
+    lost_bytes = sum(map(_size_of_entry, entries))
+    hidden_count = hidden_bytes = 0
+    for _path, _kind, size, status, reason in map(entries.__getitem__, kept_indices(entries)):
+        if status != "lost":
+            lost_bytes -= size
+        elif reason.startswith(HIDDEN_PREFIX):
+            hidden_count += 1
+            hidden_bytes += size
     for _path, count, size, status, reason in report.deeper:
         if status == "lost":
             lost_bytes += size
@@ -645,16 +742,24 @@ def write_yaml_document(
     for status in STATUSES:
         chunks.line(f"  {status}: {heading.summary[status]}")
     line = chunks.line
+    encode = encode_basestring_ascii  # the C encoder, called directly: this runs per entry
     started = False
     for (path, kind, size, status, reason), below in rows:
         if not started:
             line("entries:")
             started = True
+        # As JSON escapes them, unless a name holds what `_yaml_string` and `_yaml_path`
+        # write otherwise: a surrogate ("\\ud": not UTF-8, or beyond U+FFFF) or DEL.
+        head = f"  - path: {encode(path)}"
+        if "\\ud" in head or "\x7f" in head:
+            head = "\n".join(_yaml_path(path, "  "))
+        said = encode(reason)
+        if "\\ud" in said or "\x7f" in said:
+            said = _yaml_string(reason)
         # One piece per entry, its lines joined here: the writer's lines are joined alike.
         line(
-            "\n".join(_yaml_path(path, "  "))
-            + f"\n    type: {kind}\n    size: {size}\n    status: {status}"
-            + f"\n    reason: {_yaml_string(reason)}"
+            f"{head}\n    type: {kind}\n    size: {size}\n    status: {status}"
+            f"\n    reason: {said}"
             + ("\n    hidden: true" if status == "lost" and reason else "")
             + (
                 ""

@@ -12,7 +12,7 @@ import random
 import tracemalloc
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import TextIO, cast
+from typing import SupportsIndex, TextIO, cast, overload
 
 import pytest
 from ruamel.yaml import YAML
@@ -197,3 +197,52 @@ def test_classify_consumes_the_scan_only_when_told() -> None:
     assert raw == kept and id(entries) != id(raw)
     consumed = classify.classify(raw, rules, consume=True)
     assert id(consumed) == id(raw) and consumed == entries
+
+
+class CountedEntries(list[EntryTuple]):
+    """Entries that count how many of them are read, one at a time, by a slice or by
+    iterating over them."""
+
+    reads = 0
+
+    def __iter__(self) -> Iterator[EntryTuple]:
+        for entry in super().__iter__():
+            self.reads += 1
+            yield entry
+
+    @overload
+    def __getitem__(self, key: SupportsIndex) -> EntryTuple: ...
+    @overload
+    def __getitem__(self, key: slice) -> list[EntryTuple]: ...
+    def __getitem__(self, key: SupportsIndex | slice) -> EntryTuple | list[EntryTuple]:
+        self.reads += len(range(*key.indices(len(self)))) if isinstance(key, slice) else 1
+        return super().__getitem__(key)
+
+
+def many_collapsed_directories(count: int) -> Report:
+    """`count` directories of ten lost files under /srv; every other one holds an ignored
+    entry too, so /srv does not collapse and half of the directories do, one by one."""
+    entries = CountedEntries([("/srv", "dir", 0, "lost", "")])
+    for number in range(count):
+        directory = f"/srv/d{number:06d}"
+        entries.append((directory, "dir", 0, "lost", ""))
+        if number % 2 == 0:
+            entries.append((f"{directory}/a.tmp", "file", 1, "ignored", "scratch [**/*.tmp]"))
+        entries.extend((f"{directory}/f{file}", "file", file, "lost", "") for file in range(10))
+    return Report("btrfs", entries)
+
+
+@pytest.mark.parametrize("name", list(WRITERS))
+def test_a_writer_reads_each_entry_a_bounded_number_of_times(name: str) -> None:
+    """Not a timed test: what a collapsed directory holds is read where it lies, not by
+    walking the entries before it again (as a slice of an iterator would), so the entries a
+    writer reads grow with the report, not with its square: on old main 2,000 directories
+    read 11,617,285 entries of 23,001."""
+    report = many_collapsed_directories(2_000)
+    entries = report.entries
+    assert isinstance(entries, CountedEntries)
+    entries.reads = 0
+    sink = Sink()
+    WRITERS[name](report, sink)
+    assert sink.size > 0
+    assert entries.reads < 10 * len(entries), (entries.reads, len(entries))
