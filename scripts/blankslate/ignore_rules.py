@@ -23,7 +23,8 @@ import sys
 from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from itertools import compress
+from itertools import compress, repeat
+from operator import contains
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -156,6 +157,17 @@ def _literal_prefix(pattern: str) -> str:
     return literal.rstrip("/") if literal.endswith("/") else literal
 
 
+def _required_text(pattern: str) -> str:
+    """The longest plain text of one component of a glob, before any `[`: every path the glob
+    matches holds it. "**/link *" -> "link "; "" when the glob has none ("**/*")."""
+    longest = ""
+    for component in pattern.split("/"):
+        for piece in re.split(r"[*?]", component.split("[", 1)[0]):
+            if len(piece) > len(longest):
+                longest = piece
+    return longest
+
+
 def find_sorted(paths: list[str], wanted: Iterable[str]) -> Iterator[int]:
     """Where each of `wanted` sits in the sorted `paths`, for those present."""
     for path in wanted:
@@ -180,6 +192,14 @@ class RuleSet:
         # Most globs start with a literal directory: a C-level prefix test skips the regex.
         prefixes = tuple(_literal_prefix(rule.pattern) for rule in globs)
         self._prefixes = None if "" in prefixes else prefixes
+        self._narrowed = {prefix for prefix in prefixes if prefix}
+        # The others ("**/name *") mostly hold a plain text that every match contains.
+        texts = [
+            _required_text(rule.pattern)
+            for rule, prefix in zip(globs, prefixes, strict=True)
+            if not prefix
+        ]
+        self._texts = None if "" in texts else set(texts)
         joined = "|".join(f"(?P<r{i}>{translate(rule.pattern)})" for i, rule in enumerate(globs))
         # DOTALL: a name may hold a newline, which "**" matches as any other character.
         self._regex = re.compile(joined, re.DOTALL) if globs else None
@@ -189,10 +209,12 @@ class RuleSet:
         yield from find_sorted(paths, self._exact)
         if self._regex is None:
             return
-        if self._prefixes is None:
+        if self._texts is None:  # a glob with no literal at all: each path is tried
             yield from compress(range(len(paths)), map(self._regex.fullmatch, paths))
             return
-        for prefix in set(self._prefixes):
+        for text in self._texts:  # C-level substring tests, not the regex on every path
+            yield from compress(range(len(paths)), map(contains, paths, repeat(text)))
+        for prefix in self._narrowed:
             start = bisect_left(paths, prefix)
             if ord(prefix[-1]) == sys.maxunicode:
                 yield from range(start, len(paths))

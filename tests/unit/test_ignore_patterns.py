@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from blankslate import ignore_rules
@@ -155,3 +155,45 @@ def test_a_name_with_a_newline_is_matched_as_any_other(pattern: str, path: str) 
     rules = RuleSet([Rule(pattern, "r", "test")])
     assert rules.match(path) is not None
     assert list(rules.candidates([path])) == [0]
+
+
+GLOBS_WITH_CLASSES = st.builds(
+    lambda head, parts: head + "/".join(parts),
+    st.sampled_from(["/", "**/"]),
+    st.lists(
+        st.one_of(st.just("**"), st.text("ab*?", min_size=1, max_size=5), st.just("[ab]a")),
+        min_size=1,
+        max_size=5,
+    ),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    patterns=st.lists(GLOBS_WITH_CLASSES, min_size=1, max_size=3),
+    paths=st.lists(PATHS, min_size=1, max_size=12),
+)
+@example(patterns=["/a*", "**/b"], paths=["/a"])  # a prefixed glob beside one with none
+def test_every_path_a_rule_matches_is_a_candidate(patterns: list[str], paths: list[str]) -> None:
+    """`candidates` narrows the paths a rule is tried on (a literal prefix, or a plain text
+    every match holds), and never leaves out one it matches."""
+    ruleset = RuleSet([Rule(pattern, "r", "test") for pattern in patterns])
+    ordered = sorted(set(paths))
+    candidates = set(ruleset.candidates(ordered))
+    for index, path in enumerate(ordered):
+        if ruleset.match(path) is not None:
+            assert index in candidates, (path, patterns)
+
+
+@pytest.mark.parametrize(
+    ("pattern", "text"),
+    [
+        ("**/link *", "link "),
+        ("**/*", ""),
+        ("**/a?bc/*d", "bc"),
+        ("**/x[ab]yyyy", "x"),
+        ("/a/b", "a"),
+    ],
+)
+def test_the_text_every_match_holds(pattern: str, text: str) -> None:
+    assert ignore_rules._required_text(pattern) == text
