@@ -15,8 +15,9 @@ from bisect import bisect_left, bisect_right
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from operator import itemgetter
-from typing import Any, Literal, NamedTuple
+from itertools import compress, repeat
+from operator import add, eq, itemgetter
+from typing import Any, Literal, NamedTuple, overload
 
 from blankslate.ignore_rules import Rule, RuleSet, find_sorted
 from blankslate.plan import Mount, Plan, ZfsStorage
@@ -245,6 +246,39 @@ def rules_for(plan: Plan, ignore: Sequence[Rule], etc_clean: str | None = None) 
 
 
 _path_of = itemgetter(0)
+_kind_of = itemgetter(1)
+_FIRST_THREE = itemgetter(slice(0, 3))
+_AS_LOST = ("lost", "")
+_CHUNK = 4096
+
+
+class _Paths(Sequence[str]):
+    """The paths of entries sorted by path, read from the entries themselves rather than held
+    as a second list (a reference per entry). Iterating runs in C; indexing, which bisection
+    does a few times per rule, in Python."""
+
+    __slots__ = ("entries",)
+
+    def __init__(self, entries: Sequence[tuple[Any, ...]]) -> None:
+        self.entries = entries
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    @overload
+    def __getitem__(self, index: int) -> str: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[str]: ...
+    def __getitem__(self, index: int | slice) -> str | list[str]:
+        if isinstance(index, slice):
+            return list(map(_path_of, self.entries[index]))
+        path: str = self.entries[index][0]
+        return path
+
+    def __iter__(self) -> Iterator[str]:
+        return map(_path_of, self.entries)
+
+
 DIRECTORY_OF_KEPT_ENTRIES = "holds only entries that are not lost"
 CLEAN_REASON = "listed in /etc/.clean (copied by NixOS activation)"
 
@@ -319,16 +353,21 @@ def classify(raw: Iterable[RawTuple], rules: Rules, *, consume: bool = False) ->
     """
     ordered: list[Any] = raw if consume and isinstance(raw, list) else list(raw)
     ordered.sort(key=_path_of)
-    paths = [entry[0] for entry in ordered]
+    paths = _Paths(ordered)
     # Only a symlink has a target, and only a link in /etc can be one the etc activation
     # places (`_is_managed_link`): every other path is looked at for its name alone.
+    etc_first = bisect_left(ordered, "/etc/", key=_path_of)
+    etc_end = bisect_left(ordered, "/etc0", etc_first, key=_path_of)
     targets = {
-        index: entry[3]
-        for index, entry in enumerate(ordered)
-        if entry[3] is not None and entry[0].startswith("/etc/")
+        index: ordered[index][3]
+        for index in range(etc_first, etc_end)
+        if ordered[index][3] is not None
     }
-    for index, (path, kind, size, _target) in enumerate(ordered):
-        ordered[index] = (path, kind, size, "lost", "")
+    # Every entry starts lost: a chunk at a time, each tuple made in C (no Python-level step
+    # per entry), the scan's tuple dropped as its replacement takes its place.
+    for first in range(0, len(ordered), _CHUNK):
+        chunk = ordered[first : first + _CHUNK]
+        ordered[first : first + _CHUNK] = map(add, map(_FIRST_THREE, chunk), repeat(_AS_LOST))
     entries: list[EntryTuple] = ordered
     # The indices settled already: the persisted ones, and the slices below a cover (kept as
     # slices, not one index each: a mount may hide most of a root).
@@ -373,43 +412,47 @@ def classify(raw: Iterable[RawTuple], rules: Rules, *, consume: bool = False) ->
         path, kind, size = entries[index][:3]
         status, reason = _status_of(path, targets.get(index), rules)
         entries[index] = (path, kind, size, status, reason)
-    _keep_directories_of_kept_entries(entries, paths)
+    _keep_directories_of_kept_entries(entries)
     return entries
 
 
-def _keep_directories_of_kept_entries(entries: list[EntryTuple], paths: list[str]) -> None:
+def _keep_directories_of_kept_entries(entries: list[EntryTuple]) -> None:
     """A lost directory that holds entries, none of them lost, becomes managed.
 
     Only directories change, and children sort after their parent: walking the lost
     directories backwards sees every child directory before its parent. A directory's
     children are read until the first lost one, which in a real root comes at once.
     """
-    lost_directories = [
-        index for index, entry in enumerate(entries) if entry[1] == "dir" and entry[3] == "lost"
-    ]
+    # The directories found in C (an itemgetter and `==` on interned kinds), their status
+    # looked at in Python: a root holds far fewer directories than files.
+    directories = compress(range(len(entries)), map(eq, map(_kind_of, entries), repeat("dir")))
+    lost_directories = [index for index in directories if entries[index][3] == "lost"]
+    end = len(entries)
     for index in reversed(lost_directories):
         path, kind, size, _status, _reason = entries[index]
         prefix = path + "/"
-        child = bisect_left(paths, prefix, index + 1)
-        if child == len(paths) or not paths[child].startswith(prefix):
+        child = index + 1  # where what lies below it starts, unless "/a.b" sorts first
+        if child < end and not entries[child][0].startswith(prefix):
+            child = bisect_left(entries, prefix, child, key=_path_of)
+        if child == end or not entries[child][0].startswith(prefix):
             continue  # empty: lost
-        if not _has_lost_child(entries, paths, prefix, child):
+        if not _has_lost_child(entries, prefix, child):
             entries[index] = (path, kind, size, "managed", DIRECTORY_OF_KEPT_ENTRIES)
 
 
-def _has_lost_child(entries: list[EntryTuple], paths: list[str], prefix: str, first: int) -> bool:
+def _has_lost_child(entries: list[EntryTuple], prefix: str, first: int) -> bool:
     """Whether a direct child of the directory `prefix` (with its "/") is lost; `first` is
-    where what lies below the directory starts in the sorted paths."""
-    index, end = first, len(paths)
+    where what lies below the directory starts in the entries, sorted by path."""
+    index, end = first, len(entries)
     while index < end:
-        path = paths[index]
+        path, _kind, _size, status, _reason = entries[index]
         if not path.startswith(prefix):
             return False
         slash = path.find("/", len(prefix))
         if slash >= 0:  # below a child directory: skip what lies below it
-            index = bisect_left(paths, path[:slash] + "0", index)
+            index = bisect_left(entries, path[:slash] + "0", index, key=_path_of)
             continue
-        if entries[index][3] == "lost":
+        if status == "lost":
             return True
         index += 1
     return False

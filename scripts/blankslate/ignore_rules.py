@@ -168,7 +168,7 @@ def _required_text(pattern: str) -> str:
     return longest
 
 
-def find_sorted(paths: list[str], wanted: Iterable[str]) -> Iterator[int]:
+def find_sorted(paths: Sequence[str], wanted: Iterable[str]) -> Iterator[int]:
     """Where each of `wanted` sits in the sorted `paths`, for those present."""
     for path in wanted:
         index = bisect_left(paths, path)
@@ -204,7 +204,7 @@ class RuleSet:
         # DOTALL: a name may hold a newline, which "**" matches as any other character.
         self._regex = re.compile(joined, re.DOTALL) if globs else None
 
-    def candidates(self, paths: list[str]) -> Iterator[int]:
+    def candidates(self, paths: Sequence[str]) -> Iterator[int]:
         """Indices of the sorted `paths` that a rule may match: a superset, `match` decides."""
         yield from find_sorted(paths, self._exact)
         if self._regex is None:
