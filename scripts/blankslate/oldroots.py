@@ -25,10 +25,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from blankslate import copy, mounts, paths, safefile, snapshots
+from blankslate import copy, mounts, paths, safefile, snapshots, storage
 from blankslate.errors import BlankslateError
 from blankslate.paths import is_under, normalise, resolves_under
-from blankslate.plan import BtrfsStorage, Persisted, Plan, btrfs_layout
+from blankslate.plan import Persisted, Plan, btrfs_layout
 from blankslate.snapshots import Snapshot
 
 
@@ -44,13 +44,14 @@ class Recovered:
 
 
 def old_roots_subvolume(plan: Plan) -> str:
-    """The name of the old roots subvolume; the plan must roll back a btrfs root."""
-    if not isinstance(plan.storage, BtrfsStorage):
+    """The name of the old roots subvolume; the plan's storage kind must have a btrfs root."""
+    root = storage.of(plan.storage).btrfs_root()
+    if isinstance(root, str):
         raise BlankslateError(
             f"old roots are kept only with rollback 'btrfs' (this plan's rollback is "
             f"{plan.rollback!r})"
         )
-    return plan.storage.old_roots.subvolume
+    return root.old_roots.subvolume
 
 
 def default_device(plan: Plan, device: str | None) -> str:
