@@ -189,7 +189,9 @@ def describe_record(plan: Plan, directory: Path) -> Result:
     platform = storage.of(plan.storage).platform_resets
     if record is None:
         if platform:
-            return Result("record", "skipped", "no record on rollback none: the platform resets /")
+            return Result(
+                "record", "skipped", f"no record on rollback {plan.rollback}: the platform resets /"
+            )
         return Result("record", "fail", f"no record ({where}): the rollback did not run")
     if record.kind != plan.rollback:
         return Result(
@@ -202,7 +204,7 @@ def describe_record(plan: Plan, directory: Path) -> Result:
     if record.outcome == "reset":
         return Result("record", "ok", f"{record.kind}: reset{when}{old}")
     if record.outcome == "skipped" and platform:
-        return Result("record", "skipped", f"none: skipped{when} (the platform resets /)")
+        return Result("record", "skipped", f"{record.kind}: skipped{when} (the platform resets /)")
     reason = f": {record.reason}" if record.reason else ""
     return Result(
         "record",

@@ -210,7 +210,9 @@ def check_persist(context: Context) -> Iterator[Result]:
     platform = storage.of(plan.storage).platform_resets
     if mount is None:
         if platform:
-            yield Result("persist", "ok", f"{where}; the platform mounts it (rollback none)")
+            yield Result(
+                "persist", "ok", f"{where}; the platform mounts it (rollback {plan.rollback})"
+            )
         else:
             yield Result("persist", "fail", f"{where}, but no mount of the plan holds it")
     elif mount.mount_point == "/" and not platform:
