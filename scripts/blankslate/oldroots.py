@@ -28,7 +28,7 @@ from typing import Any
 from blankslate import copy, mounts, paths, safefile, snapshots, storage
 from blankslate.errors import BlankslateError
 from blankslate.paths import is_under, normalise, resolves_under
-from blankslate.plan import Persisted, Plan, btrfs_layout
+from blankslate.plan import Persisted, Plan
 from blankslate.snapshots import Snapshot
 
 
@@ -83,10 +83,10 @@ def pick(kept: Sequence[Snapshot], name: str) -> Snapshot:
 def retention(plan: Plan, count: int) -> str | None:
     """One line under `blankslate roots`: how many are kept and the rules that prune them
     (None for a plan without btrfs old roots)."""
-    layout = btrfs_layout(plan.storage)
-    if layout is None or layout.old_roots is None:
+    root = storage.of(plan.storage).btrfs_root()
+    if isinstance(root, str):
         return None
-    rules = layout.old_roots
+    rules = root.old_roots
     bound = (
         "no bound on their number"
         if rules.keep_max is None
