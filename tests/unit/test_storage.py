@@ -1,5 +1,7 @@
-"""The storage kind is one tagged value, each kind has its module behind `storage.Kind`, and a
-`match` that misses a kind is a type error (mypy, run in-process on a snippet)."""
+"""The storage kind is one tagged value, each kind has its module behind `storage_kind.Kind`
+(install, diff's scan, the kept copies, doctor's checks), a `match` that misses a kind or a
+module that misses an answer is a type error (mypy, run in-process on a snippet), and no module
+but plan.py and storage*.py tells the kinds apart."""
 
 from __future__ import annotations
 
@@ -12,19 +14,14 @@ from pathlib import Path
 import mypy.api
 import pytest
 
-from blankslate import (
-    plan,
-    storage,
-    storage_btrfs,
-    storage_kind,
-    storage_none,
-    storage_tmpfs,
-    storage_zfs,
-)
+from blankslate import plan, storage, storage_btrfs, storage_none, storage_tmpfs, storage_zfs
 from blankslate.errors import BlankslateError
 from blankslate.snapshots import Snapshot
 
 from ..support.plans import FIXTURES, PLANS
+
+if typing.TYPE_CHECKING:
+    from blankslate.storage_kind import Kind
 
 KIND_CLASSES = {
     "btrfs": (plan.BtrfsStorage, storage_btrfs.BtrfsKind),
@@ -318,7 +315,7 @@ class _Recorded:
         return ("stored_root", subvolume)
 
 
-def _kind(kind: str) -> storage_kind.Kind:
+def _kind(kind: str) -> Kind:
     return storage.of(plan.from_json(_data(kind)).storage)
 
 
