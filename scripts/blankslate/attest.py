@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, Literal, TypeVar
 
-from blankslate import mounts, paths
+from blankslate import mounts, paths, storage
 from blankslate.display import quote_path
 from blankslate.errors import BlankslateError
 from blankslate.plan import Plan
@@ -186,9 +186,12 @@ def describe_record(plan: Plan, directory: Path) -> Result:
         record = read_record(directory)
     except RecordError as error:
         return Result("record", "fail", f"{where}: {error}")
+    platform = storage.of(plan.storage).platform_resets
     if record is None:
-        if plan.rollback == "none":
-            return Result("record", "skipped", "no record on rollback none: the platform resets /")
+        if platform:
+            return Result(
+                "record", "skipped", f"no record on rollback {plan.rollback}: the platform resets /"
+            )
         return Result("record", "fail", f"no record ({where}): the rollback did not run")
     if record.kind != plan.rollback:
         return Result(
@@ -200,8 +203,8 @@ def describe_record(plan: Plan, directory: Path) -> Result:
     when = f" at {record.time}" if record.time else ""
     if record.outcome == "reset":
         return Result("record", "ok", f"{record.kind}: reset{when}{old}")
-    if record.outcome == "skipped" and plan.rollback == "none":
-        return Result("record", "skipped", f"none: skipped{when} (the platform resets /)")
+    if record.outcome == "skipped" and platform:
+        return Result("record", "skipped", f"{record.kind}: skipped{when} (the platform resets /)")
     reason = f": {record.reason}" if record.reason else ""
     return Result(
         "record",

@@ -19,8 +19,9 @@ from itertools import compress, repeat
 from operator import add, eq, itemgetter
 from typing import Any, Literal, NamedTuple, overload
 
+from blankslate import storage
 from blankslate.ignore_rules import Rule, RuleSet, find_sorted
-from blankslate.plan import Mount, Plan, ZfsStorage
+from blankslate.plan import Mount, Plan
 from blankslate.scan import RawTuple
 
 Status = Literal["lost", "ignored", "managed", "persisted"]
@@ -197,9 +198,8 @@ def _mounted_what(plan: Plan, mount: Mount) -> str:
     subvolume = next((o[len("subvol=") :] for o in mount.options if o.startswith("subvol=")), None)
     if mount.fs_type == "btrfs" and subvolume is not None:
         return f"subvolume {subvolume!r}"
-    if mount.fs_type == "zfs" and isinstance(plan.storage, ZfsStorage):
-        return f"dataset {mount.device.removeprefix(plan.storage.pool + '/')!r}"
-    return f"{mount.fs_type} {mount.device}"
+    named = storage.of(plan.storage).describe_mount(mount)
+    return named if named is not None else f"{mount.fs_type} {mount.device}"
 
 
 def rules_for(plan: Plan, ignore: Sequence[Rule], etc_clean: str | None = None) -> Rules:

@@ -46,11 +46,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-from blankslate import attest, btrfs, mounts, passwordfile, paths, process, snapshots
+from blankslate import attest, btrfs, mounts, passwordfile, paths, process, snapshots, storage
 from blankslate.display import format_size, quote_path
 from blankslate.errors import BlankslateError, require_root
 from blankslate.paths import is_under
-from blankslate.plan import BtrfsStorage, Mount, Plan, btrfs_layout
+from blankslate.plan import Mount, Plan
 from blankslate.snapshots import Snapshot, age
 
 Status = Literal["ok", "fail", "warn", "info", "skipped"]
@@ -207,12 +207,15 @@ def check_persist(context: Context) -> Iterator[Result]:
         return
     mount = holding_mount(plan, plan.persist_path)
     where = f"{_q(target)} is mounted from {_q(entry.source)}"
+    platform = storage.of(plan.storage).platform_resets
     if mount is None:
-        if plan.rollback == "none":
-            yield Result("persist", "ok", f"{where}; the platform mounts it (rollback none)")
+        if platform:
+            yield Result(
+                "persist", "ok", f"{where}; the platform mounts it (rollback {plan.rollback})"
+            )
         else:
             yield Result("persist", "fail", f"{where}, but no mount of the plan holds it")
-    elif mount.mount_point == "/" and plan.rollback != "none":
+    elif mount.mount_point == "/" and not platform:
         yield Result(
             "persist",
             "fail",
@@ -332,11 +335,9 @@ def btrfs_checks(context: Context, only: Sequence[str]) -> list[Result]:
     """blank, root-age and old-roots, under one read-only mount of the top level."""
     plan = context.plan
     names = [name for name in _BTRFS_CHECKS if name in only]
-    storage = plan.storage
-    if not isinstance(storage, BtrfsStorage):
-        return [
-            Result(name, "skipped", f"rollback {plan.rollback}: no btrfs root") for name in names
-        ]
+    root = storage.of(plan.storage).btrfs_root()
+    if isinstance(root, str):
+        return [Result(name, "skipped", root) for name in names]
     results: dict[str, Result] = {}
     if "root-age" in names:
         results["root-age"] = _guard("root-age", lambda: check_root_age(context))
@@ -344,7 +345,7 @@ def btrfs_checks(context: Context, only: Sequence[str]) -> list[Result]:
         device = top_level_device(context)
         with mounts.top_level(device) as top:
             if "blank" in names:
-                blank = storage.blank_snapshot
+                blank = root.blank_snapshot
                 results["blank"] = _guard("blank", lambda: check_blank(top, blank))
             if "old-roots" in names:
                 results["old-roots"] = _guard("old-roots", lambda: check_old_roots(context, top))
@@ -428,10 +429,10 @@ def check_root_age(context: Context) -> Result:
         return Result(
             "root-age", "skipped", "not the running system (--root): no boot to compare with"
         )
-    storage = context.plan.storage
-    if not isinstance(storage, BtrfsStorage):
-        return Result("root-age", "skipped", f"rollback {storage.kind}: no btrfs root")
-    wanted = storage.root_subvolume
+    root = storage.of(context.plan.storage).btrfs_root()
+    if isinstance(root, str):
+        return Result("root-age", "skipped", root)
+    wanted = root.root_subvolume
     name, created = parse_subvolume_show(process.output(btrfs.subvolume_show(Path("/"))))
     if name != wanted:
         return Result("root-age", "fail", f"/ is subvolume {name!r}, not the plan's {wanted!r}")
@@ -456,10 +457,10 @@ OLD_ROOTS_SHARE = 0.25
 
 
 def check_old_roots(context: Context, top: Path) -> Result:
-    storage = context.plan.storage
-    if not isinstance(storage, BtrfsStorage):
-        return Result("old-roots", "skipped", f"rollback {storage.kind}: no btrfs root")
-    rules = storage.old_roots
+    root = storage.of(context.plan.storage).btrfs_root()
+    if isinstance(root, str):
+        return Result("old-roots", "skipped", root)
+    rules = root.old_roots
     if not (top / rules.subvolume).is_dir():
         if not context.booted:
             return Result(
@@ -622,8 +623,9 @@ def nested_in_persist(plan: Plan, root: Path) -> list[str]:
 
 def check_persist_nested(context: Context) -> Iterator[Result]:
     plan = context.plan
-    if btrfs_layout(plan.storage) is None:
-        yield Result("persist-nested", "skipped", f"rollback {plan.rollback}: no btrfs persistPath")
+    skipped = storage.of(plan.storage).btrfs_persist()
+    if skipped is not None:
+        yield Result("persist-nested", "skipped", skipped)
         return
     nested = nested_in_persist(plan, context.root)
     if not nested:

@@ -25,10 +25,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from blankslate import copy, mounts, paths, safefile, snapshots
+from blankslate import copy, mounts, paths, safefile, snapshots, storage
 from blankslate.errors import BlankslateError
 from blankslate.paths import is_under, normalise, resolves_under
-from blankslate.plan import BtrfsStorage, Persisted, Plan, btrfs_layout
+from blankslate.plan import Persisted, Plan
 from blankslate.snapshots import Snapshot
 
 
@@ -44,13 +44,14 @@ class Recovered:
 
 
 def old_roots_subvolume(plan: Plan) -> str:
-    """The name of the old roots subvolume; the plan must roll back a btrfs root."""
-    if not isinstance(plan.storage, BtrfsStorage):
+    """The name of the old roots subvolume; the plan's storage kind must have a btrfs root."""
+    root = storage.of(plan.storage).btrfs_root()
+    if isinstance(root, str):
         raise BlankslateError(
             f"old roots are kept only with rollback 'btrfs' (this plan's rollback is "
             f"{plan.rollback!r})"
         )
-    return plan.storage.old_roots.subvolume
+    return root.old_roots.subvolume
 
 
 def default_device(plan: Plan, device: str | None) -> str:
@@ -82,10 +83,10 @@ def pick(kept: Sequence[Snapshot], name: str) -> Snapshot:
 def retention(plan: Plan, count: int) -> str | None:
     """One line under `blankslate roots`: how many are kept and the rules that prune them
     (None for a plan without btrfs old roots)."""
-    layout = btrfs_layout(plan.storage)
-    if layout is None or layout.old_roots is None:
+    root = storage.of(plan.storage).btrfs_root()
+    if isinstance(root, str):
         return None
-    rules = layout.old_roots
+    rules = root.old_roots
     bound = (
         "no bound on their number"
         if rules.keep_max is None

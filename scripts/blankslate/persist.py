@@ -22,7 +22,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
-from blankslate import btrfs, copy, mounts, oldroots, process, safefile, ui, zfs
+from blankslate import copy, oldroots, process, safefile, storage, ui
 from blankslate import snapshots as kept
 from blankslate.display import format_size
 from blankslate.errors import BlankslateError
@@ -48,10 +48,6 @@ def settings(plan: Plan) -> PersistSnapshots:
     return plan.persist_snapshots
 
 
-def on_zfs(plan: Plan) -> bool:
-    return plan.rollback == "zfs"
-
-
 # --------------------------------------------------------------------------- listing
 
 
@@ -59,20 +55,16 @@ def on_zfs(plan: Plan) -> bool:
 def snapshots(plan: Plan, device: str | None) -> Iterator[list[Snapshot]]:
     """The snapshots, newest first; their paths are valid inside the block."""
     setting = settings(plan)
-    if on_zfs(plan):
-        yield kept.zfs_listing(setting.persist, plan.persist_path)
-        return
-    assert setting.subvolume is not None  # plan validation: btrfs has one
-    with mounts.top_level(oldroots.default_device(plan, device)) as top:
-        yield kept.listing(top, setting.subvolume)
+    with storage.of(plan.storage).persist_snapshots(setting, plan.persist_path, device) as found:
+        yield found
 
 
 def nested_warning(plan: Plan) -> str | None:
     """What `persist list` says when subvolumes nested in persistPath are not in its snapshots."""
     from blankslate import doctor
 
-    if on_zfs(plan):
-        return None
+    if storage.of(plan.storage).btrfs_persist() is not None:
+        return None  # not a btrfs subvolume: nothing nests in it
     nested = doctor.nested_in_persist(plan, Path("/"))
     if not nested:
         return None
@@ -160,11 +152,7 @@ def recover_from_persist(
 
 
 def send_command(plan: Plan, snapshot: Snapshot, parent: Snapshot | None) -> list[str]:
-    if on_zfs(plan):
-        dataset = settings(plan).persist
-        full = f"{dataset}@{ZFS_PREFIX}{snapshot.name}"
-        return zfs.send(full, None if parent is None else f"@{ZFS_PREFIX}{parent.name}")
-    return btrfs.send(snapshot.path, None if parent is None else parent.path)
+    return storage.of(plan.storage).send_command(settings(plan), snapshot, parent)
 
 
 def send(

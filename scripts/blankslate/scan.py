@@ -16,8 +16,6 @@ from typing import NamedTuple
 from blankslate import mounts, process, treesearch
 from blankslate.bounds import Beyond, count_beyond, too_long
 from blankslate.display import quote_path
-from blankslate.errors import BlankslateError
-from blankslate.plan import Plan, ZfsStorage
 from blankslate.treesearch import RawTuple as RawTuple
 
 BTRFS_FIRST_FREE_OBJECTID = 256  # the root directory of every btrfs subvolume has this inode
@@ -255,13 +253,11 @@ def parse_zfs_diff(output: str, mountpoint: str = "/") -> list[tuple[str, str]]:
     return found
 
 
-def scan_zfs(plan: Plan, live_root: str = "/") -> tuple[list[RawTuple], list[str]]:
-    """The entries `zfs diff` finds on the root dataset, looked at under `live_root` (the
-    root seen beneath its mounts, or / itself)."""
-    storage = plan.storage
-    if not isinstance(storage, ZfsStorage):
-        raise BlankslateError(f"rollback {storage.kind!r} has no zfs root dataset to diff")
-    output = process.output(zfs_diff_cmd(storage.root, storage.blank_snapshot))
+def scan_zfs(dataset: str, snapshot: str, live_root: str = "/") -> tuple[list[RawTuple], list[str]]:
+    """The entries `zfs diff` finds on the root dataset `dataset` against its blank `snapshot`
+    (the zfs kind's scan, storage_zfs), looked at under `live_root` (the root seen beneath its
+    mounts, or / itself)."""
+    output = process.output(zfs_diff_cmd(dataset, snapshot))
     entries: list[RawTuple] = []
     problems: list[str] = []
     for path, kind in parse_zfs_diff(output):

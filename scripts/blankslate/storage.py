@@ -1,46 +1,21 @@
 """The storage kinds behind `rollback`: one module each (storage_btrfs, storage_zfs,
-storage_tmpfs, storage_none, as modules/rollback/*.nix), each implementing `Kind`.
+storage_tmpfs, storage_none, as modules/rollback/*.nix), each implementing `Kind`
+(storage_kind.py: install, diff's scan, the kept copies, doctor's checks).
 
 `of` is the one dispatch on the plan's tagged storage value: an exhaustive `match` ending in
-`assert_never`, so a new kind that is not handled here is a type error.
+`assert_never`, so a new kind that is not handled here is a type error, and so is a kind module
+that lacks one of `Kind`'s answers.
 """
 
 from __future__ import annotations
 
-from typing import Protocol, assert_never
+from typing import TYPE_CHECKING, assert_never
 
 from blankslate import storage_btrfs, storage_none, storage_tmpfs, storage_zfs
-from blankslate.plan import BtrfsStorage, NoStorage, Partition, Storage, TmpfsStorage, ZfsStorage
+from blankslate.plan import BtrfsStorage, NoStorage, Storage, TmpfsStorage, ZfsStorage
 
-
-class Kind(Protocol):
-    """What the tool does with one storage kind on a disk it installs."""
-
-    @property
-    def tools(self) -> tuple[str, ...]:
-        """The programs `install` needs to make the kind's filesystem and volumes."""
-        ...
-
-    @property
-    def volumes(self) -> str:
-        """What its volumes are called: "subvolumes" or "datasets"."""
-        ...
-
-    def describe(self, part: Partition) -> str | None:
-        """How `install` describes `part` when the kind makes it; None: not the kind's."""
-        ...
-
-    def extra_rows(self) -> list[list[str]]:
-        """`install`'s planned actions after the partitions (the blank snapshot)."""
-        ...
-
-    def create(self, main: str, *, dry_run: bool) -> None:
-        """The volumes on the main partition's node `main`, then the blank snapshot."""
-        ...
-
-    def missing(self, main: str) -> list[str]:
-        """The volumes (and the blank snapshot) that `main` does not carry."""
-        ...
+if TYPE_CHECKING:
+    from blankslate.storage_kind import Kind
 
 
 def of(storage: Storage) -> Kind:

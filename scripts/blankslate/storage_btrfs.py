@@ -1,12 +1,20 @@
 """rollback "btrfs" (modules/rollback/btrfs.nix): subvolumes on one btrfs partition and the
-read-only blank snapshot the root is reset from. The subvolume helpers serve tmpfs too."""
+read-only blank snapshot the root is reset from, the previous root kept as an old root. The
+subvolume helpers (and those of the persist snapshots) serve tmpfs too."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from blankslate import btrfs, mounts, process
-from blankslate.plan import BtrfsStorage, Partition
+from blankslate.plan import BtrfsStorage, Mount, Partition, PersistSnapshots
+
+if TYPE_CHECKING:
+    from blankslate.snapshots import Snapshot
+    from blankslate.storage_kind import Scans, T
 
 TOOLS = ("mkfs.btrfs", "btrfs")
 
@@ -36,6 +44,23 @@ def missing_subvolumes(main: str, wanted: list[str]) -> list[str]:
         return [name for name in wanted if not btrfs.is_subvolume(top / name)]
 
 
+@contextmanager
+def subvolume_snapshots(
+    setting: PersistSnapshots, persist_path: str, device: str | None
+) -> Iterator[list[Snapshot]]:
+    """The persist snapshots in their subvolume at the top level of the btrfs filesystem
+    (`device`, else the one holding persistPath), mounted read-only while the block runs."""
+    from blankslate import snapshots  # loaded to read kept copies only: diff starts faster
+
+    assert setting.subvolume is not None  # plan validation: btrfs has one
+    with mounts.top_level(mounts.backing_device(persist_path) if device is None else device) as top:
+        yield snapshots.listing(top, setting.subvolume)
+
+
+def send_subvolume(snapshot: Snapshot, parent: Snapshot | None) -> list[str]:
+    return btrfs.send(snapshot.path, None if parent is None else parent.path)
+
+
 @dataclass(frozen=True)
 class BtrfsKind:
     storage: BtrfsStorage
@@ -55,3 +80,31 @@ class BtrfsKind:
     def missing(self, main: str) -> list[str]:
         wanted = [*self.storage.subvolumes, self.storage.blank_snapshot]
         return missing_subvolumes(main, wanted)
+
+    def scan(self, scans: Scans[T]) -> T:
+        return scans.stored_root(self.storage.root_subvolume)
+
+    def describe_mount(self, mount: Mount) -> str | None:
+        del mount
+        return None
+
+    def btrfs_root(self) -> BtrfsStorage | str:
+        return self.storage
+
+    def persist_snapshots(
+        self, setting: PersistSnapshots, persist_path: str, device: str | None
+    ) -> AbstractContextManager[list[Snapshot]]:
+        return subvolume_snapshots(setting, persist_path, device)
+
+    def send_command(
+        self, setting: PersistSnapshots, snapshot: Snapshot, parent: Snapshot | None
+    ) -> list[str]:
+        del setting
+        return send_subvolume(snapshot, parent)
+
+    def btrfs_persist(self) -> str | None:
+        return None
+
+    @property
+    def platform_resets(self) -> bool:
+        return False

@@ -3,11 +3,17 @@ makes no storage."""
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from blankslate import storage_btrfs
 from blankslate.errors import BlankslateError
-from blankslate.plan import NoStorage, Partition
+from blankslate.plan import BtrfsStorage, Mount, NoStorage, Partition, PersistSnapshots
+
+if TYPE_CHECKING:
+    from blankslate.snapshots import Snapshot
+    from blankslate.storage_kind import Scans, T
 
 
 @dataclass(frozen=True)
@@ -30,3 +36,33 @@ class NoKind:
     def missing(self, main: str) -> list[str]:
         del main
         raise BlankslateError("rollback 'none' has no subvolumes or datasets to check")
+
+    def scan(self, scans: Scans[T]) -> T:
+        return scans.live()
+
+    def describe_mount(self, mount: Mount) -> str | None:
+        del mount
+        return None
+
+    def btrfs_root(self) -> BtrfsStorage | str:
+        return "rollback none: no btrfs root"
+
+    # A plan with persist snapshots has a btrfs layout or rollback zfs (plan validation): the
+    # two below are never reached, and do what `persist` has always done.
+    def persist_snapshots(
+        self, setting: PersistSnapshots, persist_path: str, device: str | None
+    ) -> AbstractContextManager[list[Snapshot]]:
+        return storage_btrfs.subvolume_snapshots(setting, persist_path, device)
+
+    def send_command(
+        self, setting: PersistSnapshots, snapshot: Snapshot, parent: Snapshot | None
+    ) -> list[str]:
+        del setting
+        return storage_btrfs.send_subvolume(snapshot, parent)
+
+    def btrfs_persist(self) -> str | None:
+        return "rollback none: no btrfs persistPath"
+
+    @property
+    def platform_resets(self) -> bool:
+        return True  # no rollback record, and persistPath may be the platform's mount

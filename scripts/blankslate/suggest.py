@@ -36,10 +36,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, Literal, TypeVar
 
-from blankslate import ignore_rules, nixtext
+from blankslate import ignore_rules, nixtext, storage
 from blankslate.classify import HIDDEN_PREFIX, EntryTuple
 from blankslate.display import printable, quote_path
-from blankslate.plan import BtrfsStorage, Plan, Unit
+from blankslate.plan import Plan, Unit
 from blankslate.plansource import PlanSource
 
 GroupBy = Literal["service", "user", "top", "hidden"]
@@ -911,11 +911,32 @@ def _base(plan: Plan, device: str | None, root: Path | None, old_root: str | Non
         subvolume = oldroots.old_roots_subvolume(plan)
         with mounts.top_level(oldroots.default_device(plan, device)) as top:
             yield str(oldroots.pick(oldroots.list_roots(top, subvolume), old_root).path)
-    elif isinstance(plan.storage, BtrfsStorage):
-        with mounts.top_level(oldroots.default_device(plan, device)) as top:
-            yield str(top / plan.storage.root_subvolume)
     else:
-        yield "/"
+        with storage.of(plan.storage).scan(_Seen(plan, device)) as base:
+            yield base
+
+
+class _Seen:
+    """Where the root `diff` read on a running system is seen (`storage_kind.Scans`): / for
+    a walk and for `zfs diff`'s paths, the stored root subvolume on the top level for btrfs."""
+
+    def __init__(self, plan: Plan, device: str | None) -> None:
+        self.plan = plan
+        self.device = device
+
+    def live(self) -> contextlib.AbstractContextManager[str]:
+        return contextlib.nullcontext("/")
+
+    def zfs_diff(self, dataset: str, snapshot: str) -> contextlib.AbstractContextManager[str]:
+        del dataset, snapshot
+        return contextlib.nullcontext("/")
+
+    @contextlib.contextmanager
+    def stored_root(self, subvolume: str) -> Iterator[str]:
+        from blankslate import mounts, oldroots
+
+        with mounts.top_level(oldroots.default_device(self.plan, self.device)) as top:
+            yield str(top / subvolume)
 
 
 def run(

@@ -143,7 +143,7 @@ def test_scan_zfs_runs_zfs_diff_and_measures_the_live_paths(
     (tmp_path / "etc" / "new file").write_text("abc")
     (tmp_path / "srv").mkdir()
     (tmp_path / "srv" / "link").symlink_to("/nix/store/x")
-    entries, problems = scan.scan_zfs(zfs_plan(), str(tmp_path))
+    entries, problems = scan.scan_zfs("tank/root", "blank", str(tmp_path))
     assert entries == [
         Raw("/etc/new file", "file", 3, None),
         Raw("/srv", "dir", 0, None),

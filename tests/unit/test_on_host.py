@@ -55,7 +55,9 @@ def test_diff_without_arguments_reads_plan_and_ignore_file_from_etc(
     (live / "srv" / "cache" / "index").write_text("rebuilt")
     (live / "srv" / "notes").write_text("lost")
     scan_zfs = scan.scan_zfs
-    monkeypatch.setattr(scan, "scan_zfs", lambda plan, _view="/": scan_zfs(plan, str(live)))
+    monkeypatch.setattr(
+        scan, "scan_zfs", lambda dataset, blank, _view="/": scan_zfs(dataset, blank, str(live))
+    )
     assert run_cli("diff", "--format", "json") == 0
     assert fp.call_count(diff) == 1
     captured = capsys.readouterr()
