@@ -20,7 +20,8 @@ Then, on a second image with --files files, the median of --repeat rounds of eac
 of the find-new pipeline of bench/diff.py, taking turns, and their ratio (goal >= 10x).
 
 --scripts (repeatable) names the package directories to run (default: this checkout's), so
-that one run compares an older checkout's numbers with this one's on the same roots.
+that one run compares an older checkout's numbers with this one's on the same roots. Their
+bytecode is compiled first, as an installed package's is.
 The machine's load weighs on every number: run it on an otherwise idle machine.
 Everything it mounts or attaches is removed at the end, whatever happens.
 """
@@ -66,6 +67,12 @@ def diff_args(image: Image, plan_file: Path, extra: list[str]) -> list[str]:
 
 def env_for(scripts: Path) -> dict[str, str]:
     return {**blankslate_env(), "PYTHONPATH": str(scripts)}
+
+
+def compiled(scripts: Path) -> None:
+    """Bytecode for every module, as an installed package has it: otherwise each run under
+    PYTHONDONTWRITEBYTECODE (or with a read-only checkout) compiles what changed again."""
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(scripts)], check=True)
 
 
 def filled(image: Image, count: int) -> Path:
@@ -152,6 +159,8 @@ def main() -> None:
     if os.geteuid() != 0:
         raise SystemExit("run as root (loop devices, mount)")
     scripts = [path.resolve() for path in options.scripts or [REPO / "scripts"]]
+    for directory in scripts:
+        compiled(directory)
     size = f"{max(4, options.entries // 100_000 * 2)}G"
     with btrfs_image("scale", size) as image:
         plan_file = filled(image, options.entries)
