@@ -199,6 +199,18 @@ def test_classify_consumes_the_scan_only_when_told() -> None:
     assert id(consumed) == id(raw) and consumed == entries
 
 
+def test_one_path_twice_is_sorted_by_the_path_alone() -> None:
+    """The scan's tuples are sorted as they are (no list of keys); were a path there twice
+    with a target beside None, which tuples cannot compare, the path alone sorts them."""
+    raw: list[tuple[str, str, int, str | None]] = [
+        ("/srv/b", "file", 1, None),
+        ("/srv/a", "symlink", 4, "/x"),
+        ("/srv/a", "symlink", 4, None),
+    ]
+    entries = classify.classify(raw, classify.Rules(), consume=True)
+    assert [entry[0] for entry in entries] == ["/srv/a", "/srv/a", "/srv/b"]
+
+
 class CountedEntries(list[EntryTuple]):
     """Entries that count how many of them are read, one at a time, by a slice or by
     iterating over them."""
