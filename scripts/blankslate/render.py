@@ -19,7 +19,7 @@ from heapq import heappop, heappush
 from itertools import chain, compress, repeat
 from json.encoder import encode_basestring_ascii
 from operator import eq, itemgetter, ne
-from typing import Any, TextIO
+from typing import Any, NamedTuple, TextIO
 
 from blankslate.bounds import LISTED_PATH_MAX
 from blankslate.classify import HIDDEN_PREFIX, STATUSES, DeeperTuple, EntryTuple, Report
@@ -604,6 +604,23 @@ _HIDDEN = ', "hidden": true'
 Row = tuple[EntryTuple, tuple[int, int] | None]
 
 
+class PlainRun(NamedTuple):
+    """Entries a full document lists one by one that are all lost and not hidden, so that
+    their lines differ only in path, type and size: a writer makes them a run at a time."""
+
+    entries: Sequence[EntryTuple]
+
+
+def _each_row(rows: Iterable[Row | PlainRun]) -> Iterator[Row]:
+    """`rows` one entry at a time, a plain run's entries as rows of their own."""
+    for row in rows:
+        if isinstance(row, PlainRun):
+            for entry in row.entries:
+                yield entry, None
+        else:
+            yield row
+
+
 @dataclass(frozen=True)
 class Heading:
     """What a document says before its entries: known before the first entry is written."""
@@ -618,14 +635,20 @@ class Heading:
         return cls(report.method, report.old_root, report.complete, report.summary)
 
 
-def listed_rows(report: Report, *, full: bool = False) -> Iterator[Row]:
-    """The entries a document lists, in path order, one at a time: every entry when `full`;
-    else what lies below a directory whose every entry is lost is left out, and the directory
-    carries its count and size."""
+def listed_rows(report: Report, *, full: bool = False) -> Iterator[Row | PlainRun]:
+    """The entries a document lists, in path order, one at a time: every entry when `full`
+    (the plainly lost ones as runs of at most `_Chunks.SIZE`); else what lies below a
+    directory whose every entry is lost is left out, and the directory carries its count and
+    size."""
     entries = report.entries
     if full:
-        for entry in entries:
-            yield entry, None
+        start = 0
+        for stop in chain(kept_indices(entries), (len(entries),)):
+            for first in range(start, stop, _Chunks.SIZE):
+                yield PlainRun(entries[first : min(first + _Chunks.SIZE, stop)])
+            if stop < len(entries):
+                yield entries[stop], None
+            start = stop + 1
         return
     for index, below in _Collapser(entries).listed_all():
         yield entries[index], None if below is None else (below[1] - below[0], below[2])
@@ -647,7 +670,7 @@ def write_json(report: Report, out: TextIO, *, full: bool = False) -> None:
 
 
 def write_json_document(
-    out: TextIO, heading: Heading, rows: Iterable[Row], deeper: Iterable[DeeperTuple]
+    out: TextIO, heading: Heading, rows: Iterable[Row | PlainRun], deeper: Iterable[DeeperTuple]
 ) -> None:
     """The version 2 document, one entry per line, each written as it comes from `rows`
     (nothing is kept: memory does not grow with the entries); strings are escaped ASCII. A
@@ -667,22 +690,33 @@ def write_json_document(
     )
     parts: list[str] = []
     separator = "[\n  "
-    for (path, kind, size, status, reason), below in rows:
-        p = encode(path)
-        if "\\ud" in p:
-            p = _json_path(path, p)
-        parts.append(
-            f'{separator}{{"path": {p}, "type": "{kind}", "size": {size}, '
-            f'"status": "{status}", "reason": {encode(reason)}'
-            f"{_HIDDEN if reason and status == 'lost' else ''}"
-        )
-        if below is not None:
-            parts.append(f', "collapsed": {{"entries": {below[0]}, "size": {below[1]}}}')
-        parts.append("}")
-        separator = ",\n  "
-        if len(parts) >= _CHUNK:
-            out.write("".join(parts))
-            parts.clear()
+    for row in rows:
+        if isinstance(row, PlainRun):
+            if not row.entries:
+                continue
+            plain = _json_plain(row.entries)
+            if plain is not None:
+                parts.append(separator + plain)
+                separator = ",\n  "
+                out.write("".join(parts))
+                parts.clear()
+                continue
+        for (path, kind, size, status, reason), below in _each_row((row,)):
+            p = encode(path)
+            if "\\ud" in p:
+                p = _json_path(path, p)
+            parts.append(
+                f'{separator}{{"path": {p}, "type": "{kind}", "size": {size}, '
+                f'"status": "{status}", "reason": {encode(reason)}'
+                f"{_HIDDEN if reason and status == 'lost' else ''}"
+            )
+            if below is not None:
+                parts.append(f', "collapsed": {{"entries": {below[0]}, "size": {below[1]}}}')
+            parts.append("}")
+            separator = ",\n  "
+            if len(parts) >= _CHUNK:
+                out.write("".join(parts))
+                parts.clear()
     parts.append("[]" if separator.startswith("[") else "\n]")
     out.write("".join(parts))
     listed = ",\n  ".join(_json_deeper(item) for item in deeper)
@@ -690,6 +724,19 @@ def write_json_document(
 
 
 _CHUNK = 8192  # pieces of a document written at once
+# The line of an entry that is lost and not hidden, but for its path, type and size.
+_PLAIN_JSON = '{{"path": {}, "type": "{}", "size": {}, "status": "lost", "reason": ""}}'
+
+
+def _json_plain(entries: Sequence[EntryTuple]) -> str | None:
+    """The lines of a plain run, joined, made in C a column at a time; None when a name in it
+    is not UTF-8 or beyond U+FFFF (its escaped form holds "\\ud"): those go one by one."""
+    paths = list(map(encode_basestring_ascii, map(_path_of, entries)))
+    if "\\ud" in "".join(paths):
+        return None
+    kinds = map(_kind_of_entry, entries)
+    sizes = map(_size_of_entry, entries)
+    return ",\n  ".join(map(_PLAIN_JSON.format, paths, kinds, sizes))
 
 
 def _json_deeper(item: DeeperTuple) -> str:
@@ -727,7 +774,7 @@ def write_yaml(report: Report, out: TextIO, *, full: bool = False) -> None:
 
 
 def write_yaml_document(
-    out: TextIO, heading: Heading, rows: Iterable[Row], deeper: Iterable[DeeperTuple]
+    out: TextIO, heading: Heading, rows: Iterable[Row | PlainRun], deeper: Iterable[DeeperTuple]
 ) -> None:
     """The same document as `write_json_document`'s, as YAML, each entry written as it comes;
     strings are double-quoted with escapes every YAML reader reads back exactly
@@ -744,7 +791,7 @@ def write_yaml_document(
     line = chunks.line
     encode = encode_basestring_ascii  # the C encoder, called directly: this runs per entry
     started = False
-    for (path, kind, size, status, reason), below in rows:
+    for (path, kind, size, status, reason), below in _each_row(rows):
         if not started:
             line("entries:")
             started = True

@@ -9,14 +9,17 @@ which); tests/nix/test_rules.py checks that the three accept the same strings.
 from __future__ import annotations
 
 import json
+import os
 import re
-from importlib import resources
 
 RULES_FILE = "rules.json"
 
 
 def _load() -> dict[str, str]:
-    text = resources.files("blankslate").joinpath(RULES_FILE).read_text(encoding="utf-8")
+    # Beside this module, read as a plain file: importlib.resources alone took 3.5 ms of
+    # `diff`'s start.
+    with open(os.path.join(os.path.dirname(__file__), RULES_FILE), encoding="utf-8") as file:
+        text = file.read()
     data = json.loads(text)
     return {name: pattern for name, pattern in data.items() if not name.startswith("_")}
 

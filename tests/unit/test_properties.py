@@ -316,6 +316,32 @@ def test_every_name_round_trips_through_ruamel_and_pyyaml(names: list[str], reas
 
 
 @PROPERTY
+@given(names=st.lists(NAME, min_size=1, max_size=8), statuses=st.lists(st.booleans(), min_size=8))
+@example(names=["caf\u00e9 \U0001f600", "plain"], statuses=[True] * 8)
+def test_a_full_document_made_a_run_at_a_time_equals_one_made_entry_by_entry(
+    names: list[str], statuses: list[bool]
+) -> None:
+    """`--full` makes the lines of plainly lost entries a run at a time (render.PlainRun);
+    the document is the one the entry-by-entry writer makes, whatever the names hold."""
+    from blankslate import render
+    from blankslate.classify import EntryTuple, Report
+
+    paths = sorted({f"/srv/{name}" for name in names})
+    entries: list[EntryTuple] = [
+        (path, "file", index, "lost" if lost else "ignored", "" if lost else "r")
+        for index, (path, lost) in enumerate(zip(paths, statuses, strict=False))
+    ]
+    report = Report("walk", entries)
+    heading = render.Heading.of(report)
+    one_by_one: list[render.Row] = [(entry, None) for entry in entries]
+    for write in (render.write_json_document, render.write_yaml_document):
+        runs, rows = io.StringIO(), io.StringIO()
+        write(runs, heading, render.listed_rows(report, full=True), [])
+        write(rows, heading, one_by_one, [])
+        assert runs.getvalue() == rows.getvalue()
+
+
+@PROPERTY
 @given(depth=st.integers(min_value=1, max_value=3000), flow=st.booleans())
 @example(depth=3000, flow=True)
 @example(depth=3000, flow=False)
