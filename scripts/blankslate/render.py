@@ -244,21 +244,20 @@ class _LineFormat:
         # Sizes below 1 KiB (most files of a root) are kept; a larger one is formatted anew.
         self.sizes = _Column(lambda size: f"{format_size(size):>10}  ", lambda size: size < 1024)
         self.red, self.reset = red, reset
-        braces = str.maketrans({"{": "{{", "}": "}}"})
-        self.template = "{}{}" + red.translate(braces) + "{}" + reset.translate(braces)
 
     def one(self, path: str, kind: str, size: int) -> str:
         return f"{self.kinds[kind]}{self.sizes[size]}{self.red}{quote_path(path)}{self.reset}"
 
-    def plain(self, entries: Sequence[EntryTuple]) -> Iterator[str]:
-        """The lines of `entries`, made in C a column at a time (itemgetter, the columns'
-        lookups, str.format): each name is quoted only when one of them is not printable."""
-        paths = list(map(_path_of, entries))
-        if not "".join(paths).isprintable():
-            paths = list(map(quote_path, paths))
-        kinds = map(self.kinds.__getitem__, map(_kind_of_entry, entries))
-        sizes = map(self.sizes.__getitem__, map(_size_of_entry, entries))
-        return map(self.template.format, kinds, sizes, paths)
+    def plain(self, entries: Sequence[EntryTuple]) -> list[str]:
+        """The lines of `entries` (a comprehension of f-strings, the columns looked up): each
+        name is quoted only when one of them is not printable."""
+        kinds, sizes, red, reset = self.kinds, self.sizes, self.red, self.reset
+        if "".join(map(_path_of, entries)).isprintable():
+            return [
+                f"{kinds[kind]}{sizes[size]}{red}{path}{reset}"
+                for path, kind, size, _status, _reason in entries
+            ]
+        return [self.one(path, kind, size) for path, kind, size, _status, _reason in entries]
 
 
 def render_text(
@@ -724,19 +723,21 @@ def write_json_document(
 
 
 _CHUNK = 8192  # pieces of a document written at once
-# The line of an entry that is lost and not hidden, but for its path, type and size.
-_PLAIN_JSON = '{{"path": {}, "type": "{}", "size": {}, "status": "lost", "reason": ""}}'
 
 
 def _json_plain(entries: Sequence[EntryTuple]) -> str | None:
-    """The lines of a plain run, joined, made in C a column at a time; None when a name in it
-    is not UTF-8 or beyond U+FFFF (its escaped form holds "\\ud"): those go one by one."""
-    paths = list(map(encode_basestring_ascii, map(_path_of, entries)))
-    if "\\ud" in "".join(paths):
-        return None
-    kinds = map(_kind_of_entry, entries)
-    sizes = map(_size_of_entry, entries)
-    return ",\n  ".join(map(_PLAIN_JSON.format, paths, kinds, sizes))
+    """The lines of a plain run, joined (a comprehension of f-strings: faster than
+    str.format or a loop); None when a name in it is not UTF-8 or beyond U+FFFF (its escaped
+    form holds "\\ud"): those go one by one."""
+    encode = encode_basestring_ascii
+    text = ",\n  ".join(
+        [
+            f'{{"path": {encode(path)}, "type": "{kind}", "size": {size}, '
+            '"status": "lost", "reason": ""}'
+            for path, kind, size, _status, _reason in entries
+        ]
+    )
+    return None if "\\ud" in text else text
 
 
 def _json_deeper(item: DeeperTuple) -> str:
