@@ -61,8 +61,29 @@ def send_subvolume(snapshot: Snapshot, parent: Snapshot | None) -> list[str]:
     return btrfs.send(snapshot.path, None if parent is None else parent.path)
 
 
+class PersistOnSubvolumes:
+    """What the kinds whose persistPath is a btrfs subvolume share (btrfs, tmpfs; none in
+    name only: plan validation gives its plans no persist snapshots): the persist snapshots
+    are read-only subvolumes, sent with `btrfs send`, and a mount is said as any mount is."""
+
+    def describe_mount(self, mount: Mount) -> str | None:
+        del mount
+        return None
+
+    def persist_snapshots(
+        self, setting: PersistSnapshots, persist_path: str, device: str | None
+    ) -> AbstractContextManager[list[Snapshot]]:
+        return subvolume_snapshots(setting, persist_path, device)
+
+    def send_command(
+        self, setting: PersistSnapshots, snapshot: Snapshot, parent: Snapshot | None
+    ) -> list[str]:
+        del setting
+        return send_subvolume(snapshot, parent)
+
+
 @dataclass(frozen=True)
-class BtrfsKind:
+class BtrfsKind(PersistOnSubvolumes):
     storage: BtrfsStorage
     tools: tuple[str, ...] = TOOLS
     volumes: str = "subvolumes"
@@ -84,23 +105,8 @@ class BtrfsKind:
     def scan(self, scans: Scans[T]) -> T:
         return scans.stored_root(self.storage.root_subvolume)
 
-    def describe_mount(self, mount: Mount) -> str | None:
-        del mount
-        return None
-
     def btrfs_root(self) -> BtrfsStorage | str:
         return self.storage
-
-    def persist_snapshots(
-        self, setting: PersistSnapshots, persist_path: str, device: str | None
-    ) -> AbstractContextManager[list[Snapshot]]:
-        return subvolume_snapshots(setting, persist_path, device)
-
-    def send_command(
-        self, setting: PersistSnapshots, snapshot: Snapshot, parent: Snapshot | None
-    ) -> list[str]:
-        del setting
-        return send_subvolume(snapshot, parent)
 
     def btrfs_persist(self) -> str | None:
         return None

@@ -3,21 +3,19 @@ makes no storage."""
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from blankslate import storage_btrfs
 from blankslate.errors import BlankslateError
-from blankslate.plan import BtrfsStorage, Mount, NoStorage, Partition, PersistSnapshots
+from blankslate.plan import BtrfsStorage, NoStorage, Partition
 
 if TYPE_CHECKING:
-    from blankslate.snapshots import Snapshot
     from blankslate.storage_kind import Scans, T
 
 
 @dataclass(frozen=True)
-class NoKind:
+class NoKind(storage_btrfs.PersistOnSubvolumes):
     storage: NoStorage
     tools: tuple[str, ...] = storage_btrfs.TOOLS  # what install has always asked for
     volumes: str = "subvolumes"
@@ -40,25 +38,8 @@ class NoKind:
     def scan(self, scans: Scans[T]) -> T:
         return scans.live()
 
-    def describe_mount(self, mount: Mount) -> str | None:
-        del mount
-        return None
-
     def btrfs_root(self) -> BtrfsStorage | str:
         return "rollback none: no btrfs root"
-
-    # A plan with persist snapshots has a btrfs layout or rollback zfs (plan validation): the
-    # two below are never reached, and do what `persist` has always done.
-    def persist_snapshots(
-        self, setting: PersistSnapshots, persist_path: str, device: str | None
-    ) -> AbstractContextManager[list[Snapshot]]:
-        return storage_btrfs.subvolume_snapshots(setting, persist_path, device)
-
-    def send_command(
-        self, setting: PersistSnapshots, snapshot: Snapshot, parent: Snapshot | None
-    ) -> list[str]:
-        del setting
-        return storage_btrfs.send_subvolume(snapshot, parent)
 
     def btrfs_persist(self) -> str | None:
         return "rollback none: no btrfs persistPath"

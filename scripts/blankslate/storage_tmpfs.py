@@ -3,21 +3,19 @@ persisted subvolumes are on btrfs, without a root or a blank snapshot."""
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from blankslate import storage_btrfs
 from blankslate.errors import BlankslateError
-from blankslate.plan import Btrfs, BtrfsStorage, Mount, Partition, PersistSnapshots, TmpfsStorage
+from blankslate.plan import Btrfs, BtrfsStorage, Partition, TmpfsStorage
 
 if TYPE_CHECKING:
-    from blankslate.snapshots import Snapshot
     from blankslate.storage_kind import Scans, T
 
 
 @dataclass(frozen=True)
-class TmpfsKind:
+class TmpfsKind(storage_btrfs.PersistOnSubvolumes):
     storage: TmpfsStorage
     tools: tuple[str, ...] = storage_btrfs.TOOLS
     volumes: str = "subvolumes"
@@ -55,23 +53,8 @@ class TmpfsKind:
     def scan(self, scans: Scans[T]) -> T:
         return scans.live()  # nothing stores the root: it is the live tmpfs
 
-    def describe_mount(self, mount: Mount) -> str | None:
-        del mount
-        return None
-
     def btrfs_root(self) -> BtrfsStorage | str:
         return "rollback tmpfs: no btrfs root"
-
-    def persist_snapshots(
-        self, setting: PersistSnapshots, persist_path: str, device: str | None
-    ) -> AbstractContextManager[list[Snapshot]]:
-        return storage_btrfs.subvolume_snapshots(setting, persist_path, device)
-
-    def send_command(
-        self, setting: PersistSnapshots, snapshot: Snapshot, parent: Snapshot | None
-    ) -> list[str]:
-        del setting
-        return storage_btrfs.send_subvolume(snapshot, parent)
 
     def btrfs_persist(self) -> str | None:
         return None if self.storage.layout is not None else "rollback tmpfs: no btrfs persistPath"

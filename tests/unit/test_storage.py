@@ -144,14 +144,24 @@ def _protocol_members() -> list[str]:
 
 
 def _without(source: str, cls: str, member: str) -> str:
-    """The class `cls` of `source`, renamed `cls_without_member`, lacking `member`."""
+    """The class `cls` of `source`, renamed `cls_without_member`, lacking `member`; what it
+    inherits from a class of the same module is copied into it (the copy has no base)."""
     lines = source.splitlines()
     module = ast.parse(source)
-    node = next(n for n in module.body if isinstance(n, ast.ClassDef) and n.name == cls)
+    classes = {n.name: n for n in module.body if isinstance(n, ast.ClassDef)}
+    node = classes[cls]
+    inherited = [
+        item
+        for base in node.bases
+        if isinstance(base, ast.Name) and base.id in classes
+        for item in classes[base.id].body
+        if isinstance(item, ast.FunctionDef)
+    ]
+    whole = [*node.body, *inherited]
     # dataclass fields (tools, volumes) are members too: a field or a method.
     body = [
         n
-        for n in node.body
+        for n in whole
         if not (isinstance(n, ast.FunctionDef) and n.name == member)
         and not (
             isinstance(n, ast.AnnAssign)
@@ -159,7 +169,7 @@ def _without(source: str, cls: str, member: str) -> str:
             and n.target.id == member
         )
     ]
-    assert len(body) == len(node.body) - 1, f"{cls} has no {member}"
+    assert len(body) == len(whole) - 1, f"{cls} has no {member}"
     kept = [
         "\n".join(lines[min([b.lineno for b in n.decorator_list] + [n.lineno]) - 1 : n.end_lineno])
         if isinstance(n, ast.FunctionDef)
@@ -170,7 +180,7 @@ def _without(source: str, cls: str, member: str) -> str:
     start = min([d.lineno for d in node.decorator_list] + [node.lineno])
     header = "\n".join(lines[start - 1 : node.lineno])
     return (
-        header.replace(f"class {cls}:", f"class {cls}_without_{member}:")
+        re.sub(rf"class {cls}(\(.*\))?:", f"class {cls}_without_{member}:", header)
         + "\n"
         + "\n\n".join(kept)
         + "\n"
