@@ -58,6 +58,20 @@ _status_and_reason = itemgetter(3, 4)
 _PLAIN_LOST = ("lost", "")
 
 
+_PIECE = 1 << 16  # entries copied at once to be read in C: 512 KiB of references
+
+
+def _pieces(entries: Sequence[EntryTuple], first: int, end: int) -> Iterator[Sequence[EntryTuple]]:
+    """entries[first:end] as slices of at most `_PIECE`: read in C without copying a whole
+    root's references at once, nor walking the entries before `first` as an islice would."""
+    for start in range(first, end, _PIECE):
+        yield entries[start : min(start + _PIECE, end)]
+
+
+def _size_of_slice(entries: Sequence[EntryTuple], first: int, end: int) -> int:
+    return sum(sum(map(_size_of_entry, piece)) for piece in _pieces(entries, first, end))
+
+
 def kept_indices(entries: Sequence[EntryTuple]) -> array[int]:
     """The indices of the entries that are not lost, or lost hidden beneath a mount (with a
     reason), in order: everything else is lost and not hidden. Found without a Python-level
@@ -122,16 +136,19 @@ class _Collapser:
         end = bisect_left(entries, path + "0", first, key=_path_of)
         if end == first:
             return None
-        # A slice, not islice: that would walk every entry before `first` again.
+        # Slices, not islice: that would walk every entry before `first` again.
         if reason:  # hidden: collapsed when all below is hidden by the same mount
             hidden_alike = ("lost", reason)
-            alike = all(map(eq, map(_status_and_reason, entries[first:end]), repeat(hidden_alike)))
+            alike = all(
+                all(map(eq, map(_status_and_reason, piece), repeat(hidden_alike)))
+                for piece in _pieces(entries, first, end)
+            )
         else:
             kept = self.kept
             alike = bisect_left(kept, end) == bisect_left(kept, first)
         if not alike:
             return None
-        return first, end, sum(map(_size_of_entry, entries[first:end]))
+        return first, end, _size_of_slice(entries, first, end)
 
     def listed(self, indices: Iterable[int]) -> Iterator[tuple[int, Collapsed | None]]:
         """Of `indices` (increasing), those listed (not below a collapsed directory), each
@@ -303,7 +320,7 @@ def write_text(
             end = index + 1
             if slash >= 0 or (end < stop and entries[end][0].startswith(top + "/")):
                 end = bisect_left(entries, top + "0", end, stop, key=_path_of)
-            size = sum(map(_size_of_entry, entries[index:end]))
+            size = _size_of_slice(entries, index, end)
             total += size
             group = groups.get(top)
             if group is None:
