@@ -15,7 +15,7 @@ bench/diff.py does), and runs `python3 -m blankslate diff --device DEV` in each 
 `diff --suggest` (text and json, with the symlinks ignored so that about a tenth of the files
 are suggested one by one; --only-suggest: these alone), --repeat times each after one
 warm-up, printing the median wall time and the largest peak RSS of the child (wait4's
-ru_maxrss of that process alone), against the goal (<= 3 s, <= 200 MiB).
+ru_maxrss of that process alone), against the goal (<= 3 s, <= 200 MB).
 Then, on a second image with --files files, the median of --repeat rounds of each format and
 of the find-new pipeline of bench/diff.py, taking turns, and their ratio (goal >= 10x).
 
@@ -55,7 +55,8 @@ SUGGEST = {
     "suggest json": ["--suggest", "--format", "json"],
 }
 SUGGEST_IGNORE = "ignore:\n  - pattern: '**/link *'\n    reason: bench\n"
-GOAL_SECONDS, GOAL_MIB, GOAL_RATIO = 3.0, 200.0, 10.0
+# The issue's goals: 3 s, 200 MB (decimal: 190.7 MiB), 10 times the pipeline's speed.
+GOAL_SECONDS, GOAL_MB, GOAL_RATIO = 3.0, 200.0, 10.0
 
 
 def diff_args(image: Image, plan_file: Path, extra: list[str]) -> list[str]:
@@ -110,7 +111,8 @@ def at_scale(
             peak = max(run.peak_mib for run in runs)
             print(
                 f"  {name:<12} {seconds:6.2f} s (goal <= {GOAL_SECONDS:.0f} s)  "
-                f"{peak:7.1f} MiB peak RSS (goal <= {GOAL_MIB:.0f} MiB)"
+                f"{peak:7.1f} MiB = {peak * 2**20 / 1e6:5.1f} MB peak RSS "
+                f"(goal <= {GOAL_MB:.0f} MB)"
             )
 
 
