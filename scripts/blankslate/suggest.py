@@ -31,8 +31,10 @@ import pwd
 import re
 import stat
 import sys
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from itertools import compress, repeat
+from operator import itemgetter, ne
 from pathlib import Path
 from typing import Any, Generic, Literal, TypeVar
 
@@ -44,6 +46,7 @@ from blankslate.plansource import PlanSource
 
 GroupBy = Literal["service", "user", "top", "hidden"]
 _T = TypeVar("_T")
+_path_of = itemgetter(0)
 # (uid, gid, st_mode) of an entry, as lstat gives them.
 Observed = tuple[int, int, int]
 
@@ -249,7 +252,11 @@ class Topmost:
     outermost pending directory (whose group they are in).
 
     Only pending directories are held at all: an entry that is not wanted, or is mixed from
-    the start, has every directory above it mixed, so it is no different from none."""
+    the start, has every directory above it mixed, so it is no different from none.
+
+    `splits_below(path)`: whether `split_at` may name that directory, or one above it, for an
+    entry below it (its default, True, says nothing). A wanted run (`feed_wanted`) takes a
+    directory whole without reading below it only where it does not."""
 
     def __init__(
         self,
@@ -262,10 +269,12 @@ class Topmost:
         category: Callable[[EntryTuple], Category] = lambda _entry: None,
         spill: Callable[[Category, int, EntryTuple], None] = lambda _c, _n, _top: None,
         room: tuple[int, int] = (sys.maxsize, sys.maxsize),
+        splits_below: Callable[[str], bool] = lambda _path: True,
     ) -> None:
         self._wanted = wanted
         self._emit = emit
         self._split_at = split_at
+        self._splits_below = splits_below
         self._category = category
         self._spill = spill
         self._room = room
@@ -309,6 +318,96 @@ class Topmost:
             frame = _Frame(entry, parent)
             self._pend(frame)
             stack.append(frame)
+
+    def skip(self, entries: Sequence[EntryTuple], low: int, high: int) -> None:
+        """`feed` of each of entries[low:high] (in path order), none of them wanted. Once
+        every frame held is mixed, the rest are nothing to it: an entry that is not wanted
+        mixes what is above it, mixed already, and the mixed frames it would close do
+        nothing when closed (the next entry fed closes them)."""
+        stack = self._stack
+        while low < high and any(not frame.mixed for frame in stack):
+            self.feed(entries[low])
+            low += 1
+        if low < high:
+            self._last = max(self._last, entries[high - 1][0])
+
+    def feed_wanted(self, entries: Sequence[EntryTuple], low: int, high: int) -> None:
+        """`feed` of each of entries[low:high], every one of them wanted, where `entries` is
+        the whole stream, a list in path order, and nothing else is fed between. What
+        follows an entry tells what lies below it without reading further:
+
+        - a leaf (the next entry is not below it, nor a name that extends it) is closed at
+          once, without a frame: the next `feed` would close it first thing;
+        - a directory whose whole subtree lies in the slice, and that `split_at` does not
+          split below it, is whole: it is closed at once too, and what lies below it is
+          skipped. Closed, a whole directory stands for its subtree: the candidates its
+          entries would have held are dropped when it closes (they come after all that is
+          held, so they push nothing out), and nothing below it is mixed or emitted."""
+        stack = self._stack
+        mixed_paths = self._mixed
+        split_at = self._split_at
+        splits_below = self._splits_below
+        size = len(entries)
+        last = self._last
+        index = low
+        try:
+            while index < high:
+                entry = entries[index]
+                path = entry[0]
+                index += 1
+                if path <= last:
+                    if path == last:
+                        continue  # listed twice: once is enough
+                    raise ValueError(f"entries out of path order: {path!r} after {last!r}")
+                last = path
+                while stack and path >= stack[-1].end:
+                    self._close(stack.pop())
+                parent = None
+                for frame in reversed(stack):
+                    if path[len(frame.path)] == "/":
+                        parent = frame
+                        break
+                at = None if split_at is None else split_at(path)
+                if at is not None:
+                    above = parent
+                    while above is not None and len(above.path) > len(at):
+                        above = above.parent
+                    self._mix(above)
+                if path in mixed_paths:
+                    continue
+                if index < size:
+                    following = entries[index][0]
+                    if following.startswith(path):
+                        if following[len(path) : len(path) + 1] != "/" or (
+                            split_at is not None and at is None and splits_below(path)
+                        ):
+                            frame = _Frame(entry, parent)
+                            self._pend(frame)
+                            stack.append(frame)
+                            continue
+                        end = bisect.bisect_left(
+                            entries, path + "0", index, min(high + 1, size), key=_path_of
+                        )
+                        if end > high:  # the subtree goes on past the slice
+                            frame = _Frame(entry, parent)
+                            self._pend(frame)
+                            stack.append(frame)
+                            continue
+                        index = end
+                self._closed(entry, parent)
+        finally:
+            self._last = last
+
+    def _closed(self, entry: EntryTuple, parent: _Frame | None) -> None:
+        """`_closing` of a frame for `entry` made and closed at once: it holds nothing."""
+        if parent is None or parent.mixed:
+            self._emit(entry)
+            return
+        assert parent.counts is not None and parent.top is not None
+        assert parent.top.store is not None
+        category = self._category(entry)
+        parent.counts[category] = parent.counts.get(category, 0) + 1
+        parent.top.store[0 if category is None else 1].add(entry[0], (entry, category))
 
     def close(self) -> None:
         """The end of the stream: what is still open is complete."""
@@ -624,13 +723,49 @@ def group(
         category=grouping.plain_category,
         spill=grouping.spill_plain,
         room=(SHOWN, SKIPPED_SHOWN),
+        splits_below=_splits_homes,
     )
-    for entry in entries:
-        hidden.feed(entry)
-        plain.feed(entry)
+    if isinstance(entries, list):
+        # Most entries are plainly lost: each run of them between two that are not is one
+        # step of each pass (the hidden pass wants none of them, the plain one all).
+        low = 0
+        for index in _not_plainly_lost(entries):
+            if low < index:
+                hidden.skip(entries, low, index)
+                plain.feed_wanted(entries, low, index)
+            entry = entries[index]
+            hidden.feed(entry)
+            plain.feed(entry)
+            low = index + 1
+        if low < len(entries):
+            hidden.skip(entries, low, len(entries))
+            plain.feed_wanted(entries, low, len(entries))
+    else:
+        for entry in entries:
+            hidden.feed(entry)
+            plain.feed(entry)
     hidden.close()
     plain.close()
     return grouping.suggestion(plan.persist_path)
+
+
+_PLAINLY_LOST = ("lost", "")
+_status_and_reason = itemgetter(3, 4)
+
+
+def _not_plainly_lost(entries: list[EntryTuple]) -> Iterator[int]:
+    """The indices of the entries not lost, or lost with a reason (hidden beneath a mount), in
+    order, as `render.kept_indices` finds them (in C), one at a time: every other entry is
+    plainly lost."""
+    return compress(
+        range(len(entries)), map(ne, map(_status_and_reason, entries), repeat(_PLAINLY_LOST))
+    )
+
+
+def _splits_homes(path: str) -> bool:
+    """Whether `_home_directory` may name `path`, or a directory above it, for an entry below
+    it: /root, /home and a home in it."""
+    return path in ("/root", "/home") or (path.startswith("/home/") and path.find("/", 6) < 0)
 
 
 def _home_directory(path: str) -> str | None:
