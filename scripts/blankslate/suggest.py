@@ -188,9 +188,15 @@ class _Sorted(Generic[_T]):
 
     def add(self, path: str, value: _T) -> bool:
         """False when one value (this one, or the last so far) falls off."""
-        if not self.admits(path):
+        paths = self.paths
+        if len(paths) < self.limit:
+            if not paths or path >= paths[-1]:  # (most come in path order)
+                paths.append(path)
+                self.values.append(value)
+                return True
+        elif path >= paths[-1]:
             return False
-        index = bisect.bisect_right(self.paths, path)
+        index = bisect.bisect_right(paths, path)
         self.paths.insert(index, path)
         self.values.insert(index, value)
         if len(self.paths) > self.limit:
@@ -519,6 +525,7 @@ def _mode(observed: Observed) -> str:
     return f"{stat.S_IMODE(observed[2]):04o}"
 
 
+_SUGGESTED_KINDS = frozenset({"dir", "subvolume", "file", "symlink"})
 NIX_UNSAFE = (
     "Nix strings cannot hold this name printably (bytes that are not UTF-8, or a control character)"
 )
@@ -566,6 +573,8 @@ class _Grouping:
             if unit.dynamic_user
         }
         self.groups: dict[tuple[GroupBy, str], tuple[str, _Shown]] = {}
+        self.unit_paths = frozenset(directory for directory, _unit, _option in self.units)
+        self.unit_prefixes = tuple(f"{directory}/" for directory in sorted(self.unit_paths))
         # Skipped in the hidden pass, then in the rest: as the passes list them.
         self.skipped = (_Shown(SKIPPED_SHOWN), _Shown(SKIPPED_SHOWN))
 
@@ -603,9 +612,20 @@ class _Grouping:
         path, kind = entry[0], entry[1]
         if kind == "symlink" and path in self.dynamic_links:
             return f"a symlink systemd makes for {self.dynamic_links[path]}"
-        if kind not in ("dir", "subvolume", "file", "symlink"):
+        if kind not in _SUGGESTED_KINDS:
             return SOCKET
         return None
+
+    def _key(self, path: str) -> tuple[GroupBy, str] | None:
+        """The group key `_where` gives `path`, found faster; None where a unit may own it."""
+        if path in self.unit_paths or path.startswith(self.unit_prefixes):
+            return None
+        if path.startswith(("/root/", "/home/")):
+            home = _home_of(path)
+            if home is not None:
+                return ("user", home[0])
+        end = path.find("/", 1)
+        return ("top", path if end < 0 else path[:end])
 
     def _where(self, path: str) -> tuple[tuple[GroupBy, str], str, str, str | None, bool]:
         """(group key, its note, the name to give, the unit's option, DynamicUser) of a path."""
@@ -624,17 +644,28 @@ class _Grouping:
         return ("top", top), f"in {top}", path, None, False
 
     def plain_category(self, entry: EntryTuple) -> Category:
-        why = self._static_skip(entry)
-        if why is not None:
-            return why
-        return None if nix_safe(entry[0]) else NIX_UNSAFE
+        path, kind = entry[0], entry[1]
+        if kind in _SUGGESTED_KINDS and (kind != "symlink" or path not in self.dynamic_links):
+            return None if path.isprintable() or nix_safe(path) else NIX_UNSAFE
+        return self._static_skip(entry)
 
     def plain(self, entry: EntryTuple) -> None:
         path, kind = entry[0], entry[1]
-        why = self._static_skip(entry)
-        if why is not None:
-            self._skip(False, path, why)
+        if kind not in _SUGGESTED_KINDS or (kind == "symlink" and path in self.dynamic_links):
+            self._skip(False, path, self._static_skip(entry) or SOCKET)
             return
+        # Most entries of a big group are past what it shows: counted, not observed.
+        quick = self._key(path)
+        if quick is not None and quick in self.groups:
+            full = self.groups[quick][1]
+            if (
+                len(full.paths) >= full.limit
+                and path >= full.paths[-1]
+                and nix_safe(path)
+                and nix_safe(quick[1])
+            ):
+                full.more += 1  # not observed: it is not shown
+                return
         key, note, name, option, dynamic = self._where(path)
         safe = nix_safe(path) and nix_safe(key[1])
         shown = self.groups[key][1] if key in self.groups else None
@@ -770,6 +801,8 @@ def _splits_homes(path: str) -> bool:
 
 def _home_directory(path: str) -> str | None:
     """The home a path lies strictly inside: it is suggested entry by entry."""
+    if not path.startswith(("/root/", "/home/")):
+        return None
     home = _home_of(path)
     return None if home is None else home[1]
 
