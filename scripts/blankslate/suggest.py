@@ -33,7 +33,7 @@ import stat
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from itertools import compress, repeat
+from itertools import chain, compress
 from operator import itemgetter, ne
 from pathlib import Path
 from typing import Any, Generic, Literal, TypeVar
@@ -757,20 +757,17 @@ def group(
         splits_below=_splits_homes,
     )
     if isinstance(entries, list):
-        # Most entries are plainly lost: each run of them between two that are not is one
-        # step of each pass (the hidden pass wants none of them, the plain one all).
+        # A run of entries of one status and reason (most are plainly lost: one run between
+        # two that are not) is one step of each pass, which wants all of them or none. The
+        # passes share nothing: one may read a run before the other.
         low = 0
-        for index in _not_plainly_lost(entries):
-            if low < index:
-                hidden.skip(entries, low, index)
-                plain.feed_wanted(entries, low, index)
-            entry = entries[index]
-            hidden.feed(entry)
-            plain.feed(entry)
-            low = index + 1
-        if low < len(entries):
-            hidden.skip(entries, low, len(entries))
-            plain.feed_wanted(entries, low, len(entries))
+        for high in _run_ends(entries):
+            for finder, wanted in ((hidden, is_hidden), (plain, is_plainly_lost)):
+                if wanted(entries[low]):
+                    finder.feed_wanted(entries, low, high)
+                else:
+                    finder.skip(entries, low, high)
+            low = high
     else:
         for entry in entries:
             hidden.feed(entry)
@@ -780,17 +777,19 @@ def group(
     return grouping.suggestion(plan.persist_path)
 
 
-_PLAINLY_LOST = ("lost", "")
 _status_and_reason = itemgetter(3, 4)
 
 
-def _not_plainly_lost(entries: list[EntryTuple]) -> Iterator[int]:
-    """The indices of the entries not lost, or lost with a reason (hidden beneath a mount), in
-    order, as `render.kept_indices` finds them (in C), one at a time: every other entry is
-    plainly lost."""
-    return compress(
-        range(len(entries)), map(ne, map(_status_and_reason, entries), repeat(_PLAINLY_LOST))
-    )
+def _run_ends(entries: list[EntryTuple]) -> Iterator[int]:
+    """The end of each run of entries of one status and reason (what `is_hidden` and
+    `is_plainly_lost` read), in order, found in C one at a time, as `render.kept_indices`
+    finds the entries that are not plainly lost."""
+    if not entries:
+        return iter(())
+    following = map(_status_and_reason, entries)
+    next(following)
+    changes = map(ne, following, map(_status_and_reason, entries))
+    return chain(compress(range(1, len(entries)), changes), (len(entries),))
 
 
 def _splits_homes(path: str) -> bool:
