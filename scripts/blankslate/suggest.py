@@ -353,6 +353,8 @@ class Topmost:
         mixed_paths = self._mixed
         split_at = self._split_at
         splits_below = self._splits_below
+        emit = self._emit
+        category_of = self._category
         size = len(entries)
         last = self._last
         index = low
@@ -400,20 +402,17 @@ class Topmost:
                             stack.append(frame)
                             continue
                         index = end
-                self._closed(entry, parent)
+                # `_closing` of a frame made and closed at once: it holds nothing.
+                if parent is None or parent.mixed:
+                    emit(entry)
+                    continue
+                assert parent.counts is not None and parent.top is not None
+                assert parent.top.store is not None
+                category = category_of(entry)
+                parent.counts[category] = parent.counts.get(category, 0) + 1
+                parent.top.store[category is not None].add(path, (entry, category))
         finally:
             self._last = last
-
-    def _closed(self, entry: EntryTuple, parent: _Frame | None) -> None:
-        """`_closing` of a frame for `entry` made and closed at once: it holds nothing."""
-        if parent is None or parent.mixed:
-            self._emit(entry)
-            return
-        assert parent.counts is not None and parent.top is not None
-        assert parent.top.store is not None
-        category = self._category(entry)
-        parent.counts[category] = parent.counts.get(category, 0) + 1
-        parent.top.store[0 if category is None else 1].add(entry[0], (entry, category))
 
     def close(self) -> None:
         """The end of the stream: what is still open is complete."""
@@ -471,10 +470,15 @@ class Topmost:
             for category, count in (pending.counts or {}).items():
                 totals[category] = totals.get(category, 0) + count
             pending.counts = None
-        for held in top.store:
-            for entry, category in held.values:
-                self._emit(entry)
-                totals[category] = totals.get(category, 0) - 1
+        emit = self._emit
+        entries, skipped = top.store
+        for entry, _category in entries.values:  # (all of the category None)
+            emit(entry)
+        if entries.values:
+            totals[None] = totals.get(None, 0) - len(entries.values)
+        for entry, category in skipped.values:
+            emit(entry)
+            totals[category] = totals.get(category, 0) - 1
         for category, count in totals.items():
             if count > 0:
                 self._spill(category, count, top.entry)
