@@ -326,12 +326,21 @@ class Topmost:
             stack.append(frame)
 
     def skip(self, entries: Sequence[EntryTuple], low: int, high: int) -> None:
-        """`feed` of each of entries[low:high] (in path order), none of them wanted. Once
-        every frame held is mixed, the rest are nothing to it: an entry that is not wanted
-        mixes what is above it, mixed already, and the mixed frames it would close do
-        nothing when closed (the next entry fed closes them)."""
+        """`feed` of each of entries[low:high], none of them wanted, where `entries` is a
+        list in path order: only those that can change something are fed. An entry that is
+        not wanted, with no pending frame above it, is nothing to it: it mixes what is above
+        it, mixed already, and the frames it would close are mixed too, which do nothing when
+        closed (the next entry fed closes them). The first entry below a pending frame mixes
+        it (and what is above it); one past its end closes it: each entry fed leaves one
+        pending frame fewer, and with none left, the rest are nothing."""
         stack = self._stack
-        while low < high and any(not frame.mixed for frame in stack):
+        while low < high:
+            below = [frame.path + "/" for frame in stack if not frame.mixed]
+            if not below:
+                break
+            low = bisect.bisect_left(entries, min(below), low, high, key=_path_of)
+            if low == high:
+                break
             self.feed(entries[low])
             low += 1
         if low < high:

@@ -194,6 +194,19 @@ def observed_grouping(
     ],
     shown=1,
 )
+@example(
+    # a hidden directory, pending while the names that extend it go by, then below it
+    entries=[
+        ("/srv", "dir", 0, "lost", ""),
+        ("/srv/a", "dir", 0, "lost", COVER),
+        ("/srv/a b", "dir", 0, "lost", ""),
+        ("/srv/a b/x", "file", 0, "lost", ""),
+        ("/srv/a.c", "file", 0, "lost", ""),
+        ("/srv/a/y", "file", 0, "lost", COVER),
+        ("/srv/a/z", "file", 0, "persisted", "x"),
+    ],
+    shown=1,
+)
 def test_a_list_is_grouped_as_the_same_entries_streamed(
     entries: list[EntryTuple], shown: int
 ) -> None:
