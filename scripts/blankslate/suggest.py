@@ -588,6 +588,9 @@ class _Grouping:
         self.groups: dict[tuple[GroupBy, str], tuple[str, _Shown]] = {}
         self.unit_paths = frozenset(directory for directory, _unit, _option in self.units)
         self.unit_prefixes = tuple(f"{directory}/" for directory in sorted(self.unit_paths))
+        # The group of the entries below the last directory `plain` found one for (nix_safe).
+        self._last_directory: str | None = None
+        self._last_held: _Shown | None = None
         # Skipped in the hidden pass, then in the rest: as the passes list them.
         self.skipped = (_Shown(SKIPPED_SHOWN), _Shown(SKIPPED_SHOWN))
 
@@ -630,7 +633,8 @@ class _Grouping:
         return None
 
     def _key(self, path: str) -> tuple[GroupBy, str] | None:
-        """The group key `_where` gives `path`, found faster; None where a unit may own it."""
+        """The group key `_where` gives `path`, found faster; None where a unit may own it.
+        Below a directory (not /), it is the same for every path but a unit's directory."""
         if path in self.unit_paths or path.startswith(self.unit_prefixes):
             return None
         if path.startswith(("/root/", "/home/")):
@@ -667,18 +671,26 @@ class _Grouping:
         if kind not in _SUGGESTED_KINDS or (kind == "symlink" and path in self.dynamic_links):
             self._skip(False, path, self._static_skip(entry) or SOCKET)
             return
-        # Most entries of a big group are past what it shows: counted, not observed.
-        quick = self._key(path)
-        if quick is not None and quick in self.groups:
-            full = self.groups[quick][1]
-            if (
-                len(full.paths) >= full.limit
-                and path >= full.paths[-1]
-                and nix_safe(path)
-                and nix_safe(quick[1])
-            ):
-                full.more += 1  # not observed: it is not shown
-                return
+        # Most entries of a big group are past what it shows: counted, not observed. Below
+        # one directory, what is not a unit's own directory is in one group (`_key`).
+        directory = path[: path.rfind("/")]
+        if directory == self._last_directory and path not in self.unit_paths:
+            held: _Shown | None = self._last_held
+        else:
+            held = None
+            quick = self._key(path)
+            if quick is not None and quick in self.groups and nix_safe(quick[1]):
+                held = self.groups[quick][1]
+                if directory:
+                    self._last_directory, self._last_held = directory, held
+        if (
+            held is not None
+            and len(held.paths) >= held.limit
+            and path >= held.paths[-1]
+            and (path.isprintable() or nix_safe(path))
+        ):
+            held.more += 1  # not observed: it is not shown
+            return
         key, note, name, option, dynamic = self._where(path)
         safe = nix_safe(path) and nix_safe(key[1])
         shown = self.groups[key][1] if key in self.groups else None
