@@ -761,7 +761,8 @@ def group(
     """Groups of what `entries` (a report's, in path order, read once) has lost, with the
     owner and mode `observe` gives for each path shown (None: it is gone since). Each group
     shows its first SHOWN entries and counts the rest; memory does not grow with the
-    number of entries."""
+    number of entries. A list (the report's) gives the same groups as its entries one by one,
+    read a run at a time: what a run holds below a directory it holds whole is not read."""
     grouping = _Grouping(plan, observe, user_name, group_name)
     hidden = Topmost(
         is_hidden,
