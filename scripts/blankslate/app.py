@@ -461,14 +461,8 @@ def diff(
 ) -> None:
     """What lives on / that the next boot will erase (or, with --old-root, what a boot erased)."""
     if suggest:
-        _diff_suggest(
-            source=plan_source(plan_file, host, flake),
-            device=device,
-            root=root,
-            old_root=old_root,
-            ignore_file=ignore_file,
+        _check_suggest(
             format=format,
-            verbose=verbose,
             others={
                 "--full": full,
                 "--all": all_entries,
@@ -477,7 +471,6 @@ def diff(
                 "--metrics": metrics_file is not None,
             },
         )
-        return
     code = commands.diff(
         source=plan_source(plan_file, host, flake),
         device=device,
@@ -491,37 +484,19 @@ def diff(
         report_file=report_file,
         metrics_file=metrics_file,
         old_root=old_root,
+        suggest=suggest,
     )
     if code:
         raise typer.Exit(code)
 
 
-def _diff_suggest(
-    *,
-    source: plansource.PlanSource,
-    device: str | None,
-    root: Path | None,
-    old_root: str | None,
-    ignore_file: Path | None,
-    format: Format,
-    verbose: bool,
-    others: dict[str, bool],
-) -> None:
-    from blankslate import suggest as suggest_module
-
+def _check_suggest(*, format: Format, others: dict[str, bool]) -> None:
+    """The usage errors of `diff --suggest` (the fast start leaves them to typer)."""
     given = [flag for flag, on in others.items() if on]
     if given:
         raise typer.BadParameter(f"--suggest does not go with {given[0]}", param_hint="--suggest")
     if format == Format.yaml:
         raise typer.BadParameter("--suggest prints text (Nix) or json", param_hint="--format")
-    found = suggest_module.from_source(
-        source, device=device, root=root, old_root=old_root, ignore_file=ignore_file,
-        verbose=verbose,
-    )  # fmt: skip
-    if format == Format.json:
-        print(json.dumps(suggest_module.to_json(found), indent=2))
-    else:
-        sys.stdout.write(suggest_module.render_nix(found))
 
 
 @app.command(cls=Command)

@@ -21,6 +21,8 @@ from blankslate.errors import BlankslateError
 GLOBAL_FLAGS = commands.GLOBAL_FLAGS
 PLAN_OPTIONS = {"--plan": "plan_file", "--host": "host", "--flake": "flake"}  # one PlanSource
 FORMATS = ("text", "json", "yaml")
+# What `diff --suggest` does not go with (nor --format yaml).
+SUGGEST_ALONE = frozenset({"full", "all_entries", "fail_on_lost", "report_file", "metrics_file"})
 
 
 @dataclass(frozen=True)
@@ -42,13 +44,13 @@ GRAMMARS = {
                  "--ignore-file": "ignore_file", "--report": "report_file",
                  "--metrics": "metrics_file", "--old-root": "old_root"},
         flags={"--all": "all_entries", "--fail-on-lost": "fail_on_lost", "--full": "full",
-               "--verbose": "verbose", "-v": "verbose"},
+               "--verbose": "verbose", "-v": "verbose", "--suggest": "suggest"},
         path_parameters=frozenset({"plan_file", "root", "ignore_file", "report_file",
                                    "metrics_file"}),
         defaults={"device": None, "root": None,
                   "format": "text", "all_entries": False, "ignore_file": None,
                   "fail_on_lost": False, "full": False, "verbose": False, "report_file": None,
-                  "metrics_file": None, "old_root": None},
+                  "metrics_file": None, "old_root": None, "suggest": False},
     ),
     "seed": Grammar(
         options={**PLAN_OPTIONS, "--root": "root"},
@@ -115,6 +117,8 @@ def parse_plain(argv: list[str]) -> Invocation | None:
         return None  # a usage error: typer's
     if given.get("format", "text") not in FORMATS:
         return None
+    if given.get("suggest") and (SUGGEST_ALONE & given.keys() or given.get("format") == "yaml"):
+        return None  # a usage error: typer's
     if plan_file is not None and os.path.isdir(plan_file):
         return None  # typer says "is a directory"
     if grammar.positional is not None:

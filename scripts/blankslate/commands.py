@@ -50,14 +50,19 @@ def diff(
     report_file: Path | None = None,
     metrics_file: Path | None = None,
     old_root: str | None = None,
+    suggest: bool = False,
 ) -> int:
     """Prints the report, writes the report and metrics files when asked; returns the exit
-    code (1 for something lost with `fail_on_lost`; a failure raises)."""
+    code (1 for something lost with `fail_on_lost`; a failure raises). `suggest`: prints what
+    is lost as Nix to paste, or as JSON, instead (the options it does not go with are refused
+    before, as usage errors)."""
     import os
     import time
 
     from blankslate import audit, ignore_rules, plansource, process, render
 
+    if suggest:
+        return _suggest(source, device, root, old_root, ignore_file, format, verbose)
     plan = plansource.load(source, builtin=False)
     rules = ignore_rules.collect(plan.audit.ignore, source.host or plan.host_name, ignore_file)
     outputs = audit.outputs_of(report_file=report_file, metrics_file=metrics_file)
@@ -99,6 +104,30 @@ def diff(
             audit.write_terminated(metrics_file, started=started)
         raise
     return LOST if fail_on_lost and report.lost else 0
+
+
+def _suggest(
+    source: PlanSource,
+    device: str | None,
+    root: Path | None,
+    old_root: str | None,
+    ignore_file: Path | None,
+    format: str,
+    verbose: bool,
+) -> int:
+    import json
+
+    from blankslate import suggest
+
+    found = suggest.from_source(
+        source, device=device, root=root, old_root=old_root, ignore_file=ignore_file,
+        verbose=verbose,
+    )  # fmt: skip
+    if format == "json":
+        print(json.dumps(suggest.to_json(found), indent=2))
+    else:
+        sys.stdout.write(suggest.render_nix(found))
+    return 0
 
 
 # `diff --fail-on-lost`: 1 when something would be lost; 2 when the audit itself failed (an

@@ -31,8 +31,10 @@ import pwd
 import re
 import stat
 import sys
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from itertools import chain, compress
+from operator import itemgetter, ne
 from pathlib import Path
 from typing import Any, Generic, Literal, TypeVar
 
@@ -44,6 +46,7 @@ from blankslate.plansource import PlanSource
 
 GroupBy = Literal["service", "user", "top", "hidden"]
 _T = TypeVar("_T")
+_path_of = itemgetter(0)
 # (uid, gid, st_mode) of an entry, as lstat gives them.
 Observed = tuple[int, int, int]
 
@@ -185,9 +188,15 @@ class _Sorted(Generic[_T]):
 
     def add(self, path: str, value: _T) -> bool:
         """False when one value (this one, or the last so far) falls off."""
-        if not self.admits(path):
+        paths = self.paths
+        if len(paths) < self.limit:
+            if not paths or path >= paths[-1]:  # (most come in path order)
+                paths.append(path)
+                self.values.append(value)
+                return True
+        elif path >= paths[-1]:
             return False
-        index = bisect.bisect_right(self.paths, path)
+        index = bisect.bisect_right(paths, path)
         self.paths.insert(index, path)
         self.values.insert(index, value)
         if len(self.paths) > self.limit:
@@ -249,7 +258,11 @@ class Topmost:
     outermost pending directory (whose group they are in).
 
     Only pending directories are held at all: an entry that is not wanted, or is mixed from
-    the start, has every directory above it mixed, so it is no different from none."""
+    the start, has every directory above it mixed, so it is no different from none.
+
+    `splits_below(path)`: whether `split_at` may name that directory, or one above it, for an
+    entry below it (its default, True, says nothing). A wanted run (`feed_wanted`) takes a
+    directory whole without reading below it only where it does not."""
 
     def __init__(
         self,
@@ -262,10 +275,12 @@ class Topmost:
         category: Callable[[EntryTuple], Category] = lambda _entry: None,
         spill: Callable[[Category, int, EntryTuple], None] = lambda _c, _n, _top: None,
         room: tuple[int, int] = (sys.maxsize, sys.maxsize),
+        splits_below: Callable[[str], bool] = lambda _path: True,
     ) -> None:
         self._wanted = wanted
         self._emit = emit
         self._split_at = split_at
+        self._splits_below = splits_below
         self._category = category
         self._spill = spill
         self._room = room
@@ -309,6 +324,104 @@ class Topmost:
             frame = _Frame(entry, parent)
             self._pend(frame)
             stack.append(frame)
+
+    def skip(self, entries: Sequence[EntryTuple], low: int, high: int) -> None:
+        """`feed` of each of entries[low:high], none of them wanted, where `entries` is a
+        list in path order: only those that can change something are fed. An entry that is
+        not wanted, with no pending frame above it, is nothing to it: it mixes what is above
+        it, mixed already, and the frames it would close are mixed too, which do nothing when
+        closed (the next entry fed closes them). The first entry below a pending frame mixes
+        it (and what is above it); one past its end closes it: each entry fed leaves one
+        pending frame fewer, and with none left, the rest are nothing."""
+        stack = self._stack
+        while low < high:
+            below = [frame.path + "/" for frame in stack if not frame.mixed]
+            if not below:
+                break
+            low = bisect.bisect_left(entries, min(below), low, high, key=_path_of)
+            if low == high:
+                break
+            self.feed(entries[low])
+            low += 1
+        if low < high:
+            self._last = max(self._last, entries[high - 1][0])
+
+    def feed_wanted(self, entries: Sequence[EntryTuple], low: int, high: int) -> None:
+        """`feed` of each of entries[low:high], every one of them wanted, where `entries` is
+        the whole stream, a list in path order, and nothing else is fed between. What
+        follows an entry tells what lies below it without reading further:
+
+        - a leaf (the next entry is not below it, nor a name that extends it) is closed at
+          once, without a frame: the next `feed` would close it first thing;
+        - a directory whose whole subtree lies in the slice, and that `split_at` does not
+          split below it, is whole: it is closed at once too, and what lies below it is
+          skipped. Closed, a whole directory stands for its subtree: the candidates its
+          entries would have held are dropped when it closes (they come after all that is
+          held, so they push nothing out), and nothing below it is mixed or emitted."""
+        stack = self._stack
+        mixed_paths = self._mixed
+        split_at = self._split_at
+        splits_below = self._splits_below
+        emit = self._emit
+        category_of = self._category
+        size = len(entries)
+        last = self._last
+        index = low
+        try:
+            while index < high:
+                entry = entries[index]
+                path = entry[0]
+                index += 1
+                if path <= last:
+                    if path == last:
+                        continue  # listed twice: once is enough
+                    raise ValueError(f"entries out of path order: {path!r} after {last!r}")
+                last = path
+                while stack and path >= stack[-1].end:
+                    self._close(stack.pop())
+                parent = None
+                for frame in reversed(stack):
+                    if path[len(frame.path)] == "/":
+                        parent = frame
+                        break
+                at = None if split_at is None else split_at(path)
+                if at is not None:
+                    above = parent
+                    while above is not None and len(above.path) > len(at):
+                        above = above.parent
+                    self._mix(above)
+                if path in mixed_paths:
+                    continue
+                if index < size:
+                    following = entries[index][0]
+                    if following.startswith(path):
+                        if following[len(path) : len(path) + 1] != "/" or (
+                            split_at is not None and at is None and splits_below(path)
+                        ):
+                            frame = _Frame(entry, parent)
+                            self._pend(frame)
+                            stack.append(frame)
+                            continue
+                        end = bisect.bisect_left(
+                            entries, path + "0", index, min(high + 1, size), key=_path_of
+                        )
+                        if end > high:  # the subtree goes on past the slice
+                            frame = _Frame(entry, parent)
+                            self._pend(frame)
+                            stack.append(frame)
+                            continue
+                        index = end
+                # `_closing` of a frame made and closed at once: it holds nothing.
+                if parent is None or parent.mixed:
+                    emit(entry)
+                    continue
+                assert parent.counts is not None and parent.top is not None
+                assert parent.top.store is not None
+                category = category_of(entry)
+                parent.counts[category] = parent.counts.get(category, 0) + 1
+                parent.top.store[category is not None].add(path, (entry, category))
+        finally:
+            self._last = last
 
     def close(self) -> None:
         """The end of the stream: what is still open is complete."""
@@ -366,10 +479,15 @@ class Topmost:
             for category, count in (pending.counts or {}).items():
                 totals[category] = totals.get(category, 0) + count
             pending.counts = None
-        for held in top.store:
-            for entry, category in held.values:
-                self._emit(entry)
-                totals[category] = totals.get(category, 0) - 1
+        emit = self._emit
+        entries, skipped = top.store
+        for entry, _category in entries.values:  # (all of the category None)
+            emit(entry)
+        if entries.values:
+            totals[None] = totals.get(None, 0) - len(entries.values)
+        for entry, category in skipped.values:
+            emit(entry)
+            totals[category] = totals.get(category, 0) - 1
         for category, count in totals.items():
             if count > 0:
                 self._spill(category, count, top.entry)
@@ -420,6 +538,7 @@ def _mode(observed: Observed) -> str:
     return f"{stat.S_IMODE(observed[2]):04o}"
 
 
+_SUGGESTED_KINDS = frozenset({"dir", "subvolume", "file", "symlink"})
 NIX_UNSAFE = (
     "Nix strings cannot hold this name printably (bytes that are not UTF-8, or a control character)"
 )
@@ -467,6 +586,11 @@ class _Grouping:
             if unit.dynamic_user
         }
         self.groups: dict[tuple[GroupBy, str], tuple[str, _Shown]] = {}
+        self.unit_paths = frozenset(directory for directory, _unit, _option in self.units)
+        self.unit_prefixes = tuple(f"{directory}/" for directory in sorted(self.unit_paths))
+        # The group of the entries below the last directory `plain` found one for (nix_safe).
+        self._last_directory: str | None = None
+        self._last_held: _Shown | None = None
         # Skipped in the hidden pass, then in the rest: as the passes list them.
         self.skipped = (_Shown(SKIPPED_SHOWN), _Shown(SKIPPED_SHOWN))
 
@@ -504,9 +628,21 @@ class _Grouping:
         path, kind = entry[0], entry[1]
         if kind == "symlink" and path in self.dynamic_links:
             return f"a symlink systemd makes for {self.dynamic_links[path]}"
-        if kind not in ("dir", "subvolume", "file", "symlink"):
+        if kind not in _SUGGESTED_KINDS:
             return SOCKET
         return None
+
+    def _key(self, path: str) -> tuple[GroupBy, str] | None:
+        """The group key `_where` gives `path`, found faster; None where a unit may own it.
+        Below a directory (not /), it is the same for every path but a unit's directory."""
+        if path in self.unit_paths or path.startswith(self.unit_prefixes):
+            return None
+        if path.startswith(("/root/", "/home/")):
+            home = _home_of(path)
+            if home is not None:
+                return ("user", home[0])
+        end = path.find("/", 1)
+        return ("top", path if end < 0 else path[:end])
 
     def _where(self, path: str) -> tuple[tuple[GroupBy, str], str, str, str | None, bool]:
         """(group key, its note, the name to give, the unit's option, DynamicUser) of a path."""
@@ -525,16 +661,35 @@ class _Grouping:
         return ("top", top), f"in {top}", path, None, False
 
     def plain_category(self, entry: EntryTuple) -> Category:
-        why = self._static_skip(entry)
-        if why is not None:
-            return why
-        return None if nix_safe(entry[0]) else NIX_UNSAFE
+        path, kind = entry[0], entry[1]
+        if kind in _SUGGESTED_KINDS and (kind != "symlink" or path not in self.dynamic_links):
+            return None if path.isprintable() or nix_safe(path) else NIX_UNSAFE
+        return self._static_skip(entry)
 
     def plain(self, entry: EntryTuple) -> None:
         path, kind = entry[0], entry[1]
-        why = self._static_skip(entry)
-        if why is not None:
-            self._skip(False, path, why)
+        if kind not in _SUGGESTED_KINDS or (kind == "symlink" and path in self.dynamic_links):
+            self._skip(False, path, self._static_skip(entry) or SOCKET)
+            return
+        # Most entries of a big group are past what it shows: counted, not observed. Below
+        # one directory, what is not a unit's own directory is in one group (`_key`).
+        directory = path[: path.rfind("/")]
+        if directory == self._last_directory and path not in self.unit_paths:
+            held: _Shown | None = self._last_held
+        else:
+            held = None
+            quick = self._key(path)
+            if quick is not None and quick in self.groups and nix_safe(quick[1]):
+                held = self.groups[quick][1]
+                if directory:
+                    self._last_directory, self._last_held = directory, held
+        if (
+            held is not None
+            and len(held.paths) >= held.limit
+            and path >= held.paths[-1]
+            and (path.isprintable() or nix_safe(path))
+        ):
+            held.more += 1  # not observed: it is not shown
             return
         key, note, name, option, dynamic = self._where(path)
         safe = nix_safe(path) and nix_safe(key[1])
@@ -606,7 +761,8 @@ def group(
     """Groups of what `entries` (a report's, in path order, read once) has lost, with the
     owner and mode `observe` gives for each path shown (None: it is gone since). Each group
     shows its first SHOWN entries and counts the rest; memory does not grow with the
-    number of entries."""
+    number of entries. A list (the report's) gives the same groups as its entries one by one,
+    read a run at a time: what a run holds below a directory it holds whole is not read."""
     grouping = _Grouping(plan, observe, user_name, group_name)
     hidden = Topmost(
         is_hidden,
@@ -624,17 +780,54 @@ def group(
         category=grouping.plain_category,
         spill=grouping.spill_plain,
         room=(SHOWN, SKIPPED_SHOWN),
+        splits_below=_splits_homes,
     )
-    for entry in entries:
-        hidden.feed(entry)
-        plain.feed(entry)
+    if isinstance(entries, list):
+        # A run of entries of one status and reason (most are plainly lost: one run between
+        # two that are not) is one step of each pass, which wants all of them or none. The
+        # passes share nothing: one may read a run before the other.
+        low = 0
+        for high in _run_ends(entries):
+            for finder, wanted in ((hidden, is_hidden), (plain, is_plainly_lost)):
+                if wanted(entries[low]):
+                    finder.feed_wanted(entries, low, high)
+                else:
+                    finder.skip(entries, low, high)
+            low = high
+    else:
+        for entry in entries:
+            hidden.feed(entry)
+            plain.feed(entry)
     hidden.close()
     plain.close()
     return grouping.suggestion(plan.persist_path)
 
 
+_status_and_reason = itemgetter(3, 4)
+
+
+def _run_ends(entries: list[EntryTuple]) -> Iterator[int]:
+    """The end of each run of entries of one status and reason (what `is_hidden` and
+    `is_plainly_lost` read), in order, found in C one at a time, as `render.kept_indices`
+    finds the entries that are not plainly lost."""
+    if not entries:
+        return iter(())
+    following = map(_status_and_reason, entries)
+    next(following)
+    changes = map(ne, following, map(_status_and_reason, entries))
+    return chain(compress(range(1, len(entries)), changes), (len(entries),))
+
+
+def _splits_homes(path: str) -> bool:
+    """Whether `_home_directory` may name `path`, or a directory above it, for an entry below
+    it: /root, /home and a home in it."""
+    return path in ("/root", "/home") or (path.startswith("/home/") and path.find("/", 6) < 0)
+
+
 def _home_directory(path: str) -> str | None:
     """The home a path lies strictly inside: it is suggested entry by entry."""
+    if not path.startswith(("/root/", "/home/")):
+        return None
     home = _home_of(path)
     return None if home is None else home[1]
 

@@ -155,6 +155,67 @@ def test_a_group_shows_its_first_entries_and_counts_the_rest(
         assert all("more" in g for g in suggest.to_json(cut)["groups"] if g.get("more"))
 
 
+def observed_grouping(
+    entries: Iterable[EntryTuple], shown: int
+) -> tuple[suggest.Suggestion, list[str]]:
+    """The suggestion with groups of `shown` entries, and the paths observed, in order."""
+    observed: list[str] = []
+
+    def observe(path: str) -> tuple[int, int, int] | None:
+        observed.append(path)
+        return None if len(path) % 7 == 0 else (0, 0, 0o40755)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(suggest, "SHOWN", shown)
+        patch.setattr(suggest, "SKIPPED_SHOWN", shown)
+        found = suggest.group(entries, SUGGEST_PLAN, observe, str, str)
+    return found, observed
+
+
+@PROPERTY
+@given(entries=trees(), shown=st.integers(1, 4))
+@example(
+    # a whole directory between a name that extends it and one that is not lost; a home whose
+    # entries are each suggested; one listed twice
+    entries=[
+        ("/home/alice", "dir", 0, "lost", ""),
+        ("/home/alice/a", "dir", 0, "lost", ""),
+        ("/home/alice/a/b", "file", 0, "lost", ""),
+        ("/srv", "dir", 0, "lost", ""),
+        ("/srv/a", "dir", 0, "lost", ""),
+        ("/srv/a.b", "dir", 0, "lost", ""),
+        ("/srv/a.b/x", "file", 0, "lost", ""),
+        ("/srv/a/b", "dir", 0, "lost", ""),
+        ("/srv/a/b/c", "file", 0, "lost", ""),
+        ("/srv/a/b/c", "file", 0, "lost", ""),
+        ("/srv/a/c", "file", 0, "persisted", "x"),
+        ("/srv/b", "dir", 0, "lost", ""),
+        ("/srv/b/c", "file", 0, "lost", ""),
+    ],
+    shown=1,
+)
+@example(
+    # a hidden directory, pending while the names that extend it go by, then below it
+    entries=[
+        ("/srv", "dir", 0, "lost", ""),
+        ("/srv/a", "dir", 0, "lost", COVER),
+        ("/srv/a b", "dir", 0, "lost", ""),
+        ("/srv/a b/x", "file", 0, "lost", ""),
+        ("/srv/a.c", "file", 0, "lost", ""),
+        ("/srv/a/y", "file", 0, "lost", COVER),
+        ("/srv/a/z", "file", 0, "persisted", "x"),
+    ],
+    shown=1,
+)
+def test_a_list_is_grouped_as_the_same_entries_streamed(
+    entries: list[EntryTuple], shown: int
+) -> None:
+    """A list is read run by run (the plainly lost entries between two that are not at once,
+    a whole directory without what lies below it): the same suggestion as the entries read
+    one by one, with the same paths observed in the same order."""
+    assert observed_grouping(entries, shown) == observed_grouping(iter(entries), shown)
+
+
 # --------------------------------------------------------------------------- memory
 
 
