@@ -300,30 +300,37 @@ class Topmost:
                 return  # listed twice: once is enough
             raise ValueError(f"entries out of path order: {path!r} after {self._last!r}")
         self._last = path
+        parent = self._arrive(path)
+        wanted = self._wanted(entry)
+        if not wanted:
+            self._mix(parent)
+        self._split(path, parent)
+        if wanted and path not in self._mixed:
+            frame = _Frame(entry, parent)
+            self._pend(frame)
+            self._stack.append(frame)
+
+    def _arrive(self, path: str) -> _Frame | None:
+        """The frames `path` lies past are closed; the frame of its parent, if pending."""
         stack = self._stack
         while stack and path >= stack[-1].end:
             self._close(stack.pop())
         # Every frame left is a prefix of `path`: its own subtree's, or a name it extends
         # ("/a" under "/a.b"), which is not above it.
-        parent = None
         for frame in reversed(stack):
             if path[len(frame.path)] == "/":
-                parent = frame
-                break
-        wanted = self._wanted(entry)
-        if not wanted:
-            self._mix(parent)
-        if self._split_at is not None:
-            at = self._split_at(path)
-            if at is not None:
-                above = parent
-                while above is not None and len(above.path) > len(at):
-                    above = above.parent
-                self._mix(above)
-        if wanted and path not in self._mixed:
-            frame = _Frame(entry, parent)
-            self._pend(frame)
-            stack.append(frame)
+                return frame
+        return None
+
+    def _split(self, path: str, parent: _Frame | None) -> str | None:
+        """Where `split_at` splits `path` (a home), with the frames from there up mixed."""
+        at = None if self._split_at is None else self._split_at(path)
+        if at is not None:
+            above = parent
+            while above is not None and len(above.path) > len(at):
+                above = above.parent
+            self._mix(above)
+        return at
 
     def skip(self, entries: Sequence[EntryTuple], low: int, high: int) -> None:
         """`feed` of each of entries[low:high], none of them wanted, where `entries` is a
@@ -377,19 +384,8 @@ class Topmost:
                         continue  # listed twice: once is enough
                     raise ValueError(f"entries out of path order: {path!r} after {last!r}")
                 last = path
-                while stack and path >= stack[-1].end:
-                    self._close(stack.pop())
-                parent = None
-                for frame in reversed(stack):
-                    if path[len(frame.path)] == "/":
-                        parent = frame
-                        break
-                at = None if split_at is None else split_at(path)
-                if at is not None:
-                    above = parent
-                    while above is not None and len(above.path) > len(at):
-                        above = above.parent
-                    self._mix(above)
+                parent = self._arrive(path)
+                at = self._split(path, parent)
                 if path in mixed_paths:
                     continue
                 if index < size:
