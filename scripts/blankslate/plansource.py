@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
 from blankslate import nix, plan, process
@@ -30,7 +29,9 @@ def from_host(host: str, flake: str = ".") -> plan.Plan:
 
 
 def default_text() -> str:
-    return resources.files("blankslate").joinpath("default-plan.json").read_text()
+    # Beside this module, read as a plain file (as rules.json): importlib.resources cost
+    # `diff` 3.5 ms of its start.
+    return (Path(__file__).parent / "default-plan.json").read_text(encoding="utf-8")
 
 
 def default() -> plan.Plan:
