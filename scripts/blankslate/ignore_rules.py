@@ -20,6 +20,7 @@ import os
 import re
 import stat
 import sys
+import warnings
 from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -326,13 +327,23 @@ def _load_document(path: Path) -> CommentedMap:
 def _parse_document(path: Path, text: str | None) -> CommentedMap:
     """The ignore file's `text` parsed (None: no file, an empty document)."""
     from ruamel.yaml.comments import CommentedMap
-    from ruamel.yaml.error import MarkedYAMLError, YAMLError
+    from ruamel.yaml.error import MarkedYAMLError, ReusedAnchorWarning, YAMLError
 
     if text is None:
         return CommentedMap()
     try:
         _check_depth(path, text)
-        document = _yaml().load(text)
+        with warnings.catch_warnings():
+            # ruamel only warns, on stderr, over many lines; the later anchor wins unseen.
+            warnings.simplefilter("error", ReusedAnchorWarning)
+            document = _yaml().load(text)
+    except ReusedAnchorWarning as warning:
+        said = str(warning).strip().splitlines()
+        lines = re.findall(r"line (\d+)", str(warning))
+        where = f" line {lines[-1]}" if lines else ""
+        raise BlankslateError(
+            f"ignore file {path}{where}: {said[0] if said else warning}"
+        ) from None
     except RecursionError:
         raise BlankslateError(f"ignore file {path}: nested too deeply") from None
     except MarkedYAMLError as error:

@@ -127,6 +127,8 @@ def test_a_new_file_is_created(tmp_path: Path) -> None:
         ("rules: []\n", "line 1: unknown key 'rules'"),
         ("ignore: /a\n", "line 1: 'ignore' must be a list"),
         ("- /a\n", "line 1: expected a mapping"),
+        # ruamel only warned, over many lines of stderr, and the later anchor won unseen.
+        ("ignore:\n  - pattern: &a /x\n    reason: &a y\n", "line 3: found duplicate anchor 'a'"),
     ],
 )
 def test_a_malformed_file_names_the_line(tmp_path: Path, text: str, message: str) -> None:
