@@ -510,8 +510,8 @@ def _metric(name: str, help_text: str, value: str) -> list[str]:
 
 
 def render_metrics(report: Report, now: float) -> str:
-    """The node-exporter textfile (Prometheus text format, version 0.0.4): six gauges,
-    counted in one pass over the entries."""
+    """The node-exporter textfile (Prometheus text format, version 0.0.4): six gauges, from
+    the sum of every size and a look at each entry that is not plainly lost."""
     entries = report.entries
     # Every entry counts as lost but those at kept indices, which are looked at one by one.
     lost_bytes = sum(map(_size_of_entry, entries))
