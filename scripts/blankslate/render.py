@@ -265,6 +265,13 @@ class _LineFormat:
     def one(self, path: str, kind: str, size: int) -> str:
         return f"{self.kinds[kind]}{self.sizes[size]}{self.red}{quote_path(path)}{self.reset}"
 
+    def collapsed(self, path: str, kind: str, size: int, count: int) -> str:
+        """A lost directory listed with the `count` entries, of `size` bytes, it holds."""
+        return (
+            f"{self.kinds[kind]}{self.sizes[size]}{self.red}{quote_path(path)}/{self.reset}  "
+            f"(all {count} entries lost)"
+        )
+
     def plain(self, entries: Sequence[EntryTuple]) -> list[str]:
         """The lines of `entries` (a comprehension of f-strings, the columns looked up): each
         name is quoted only when one of them is not printable."""
@@ -393,11 +400,8 @@ def write_text(
                         lines.append(line_of.one(path, kind, size_of))
                     else:
                         first_below, end_below, inner = below
-                        lines.append(
-                            f"  {kind:<9} {format_size(size_of + inner):>10}  "
-                            f"{red}{quote_path(path)}/{reset}  "
-                            f"(all {end_below - first_below + 1} entries lost)"
-                        )
+                        count = end_below - first_below + 1
+                        lines.append(line_of.collapsed(path, kind, size_of + inner, count))
                     if len(lines) >= _Chunks.SIZE:
                         chunks.flush()
                     index += 1
